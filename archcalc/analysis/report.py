@@ -1,0 +1,147 @@
+"""Analysis results: one row per leaf layer, totals, and the stable JSON form."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from archcalc.analysis.rf import GLOBAL, RF
+
+#: Bytes per element of the dtypes memory figures can be given for.
+DTYPE_BYTES = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "float8": 1, "int8": 1}
+JSON_VERSION = 1
+
+
+def _prod(shape):
+    out = 1
+    for n in shape:
+        out *= n
+    return out
+
+
+@dataclass(slots=True)
+class LayerResult:
+    name: str
+    kind: str
+    inputs: tuple
+    output_shape: tuple
+    trainable_params: int
+    non_trainable_params: int
+    macs: int  # for the whole batch
+    rf: object  # RF, GLOBAL or None
+    activation_bytes: int  # output of this layer, whole batch
+    block: str | None = None
+
+    @property
+    def params(self):
+        return self.trainable_params + self.non_trainable_params
+
+    @property
+    def flops(self):
+        return 2 * self.macs
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name, "kind": self.kind, "from": list(self.inputs),
+            "output_shape": list(self.output_shape),
+            "params": self.params, "trainable_params": self.trainable_params,
+            "non_trainable_params": self.non_trainable_params,
+            "macs": self.macs, "flops": self.flops,
+            "rf": rf_json(self.rf), "activation_bytes": self.activation_bytes,
+        }
+
+
+def rf_json(rf):
+    if rf is None or rf == GLOBAL:
+        return rf
+    return rf.to_json()
+
+
+@dataclass
+class Totals:
+    params: int = 0
+    trainable_params: int = 0
+    non_trainable_params: int = 0
+    macs: int = 0
+    param_bytes: int = 0
+    activation_bytes: int = 0
+    input_bytes: int = 0
+
+    @property
+    def flops(self):
+        return 2 * self.macs
+
+
+@dataclass
+class Report:
+    name: str
+    input_shape: tuple
+    batch: int
+    dtype: str
+    layers: list[LayerResult]
+    output_shape: tuple
+    totals: Totals = field(default_factory=Totals)
+
+    def layer(self, name: str) -> LayerResult:
+        for row in self.layers:
+            if row.name == name:
+                return row
+        raise KeyError(name)
+
+    def folded(self, depth: int) -> list[LayerResult]:
+        """Rows with names cut to `depth` dotted parts; parts of one group are summed and the
+        group shows the shape and receptive field of its last layer."""
+        rows: list[LayerResult] = []
+        index: dict[str, LayerResult] = {}
+        for row in self.layers:
+            parts = row.name.split(".")
+            if len(parts) <= depth:
+                rows.append(row)
+                continue
+            key = ".".join(parts[:depth])
+            group = index.get(key)
+            if group is None or rows[-1] is not group:
+                group = LayerResult(key, row.block or "block", row.inputs, row.output_shape, 0, 0, 0, None, 0)
+                index[key] = group
+                rows.append(group)
+            group.output_shape, group.rf = row.output_shape, row.rf
+            group.trainable_params += row.trainable_params
+            group.non_trainable_params += row.non_trainable_params
+            group.macs += row.macs
+            group.activation_bytes += row.activation_bytes
+        return rows
+
+    def to_json(self, depth: int | None = None) -> dict:
+        t = self.totals
+        out = {
+            "version": JSON_VERSION,
+            "name": self.name,
+            "input": list(self.input_shape),
+            "batch": self.batch,
+            "dtype": self.dtype,
+            "layers": [row.to_json() for row in self.layers],
+            "totals": {
+                "params": t.params, "trainable_params": t.trainable_params,
+                "non_trainable_params": t.non_trainable_params, "macs": t.macs, "flops": t.flops,
+                "output_shape": list(self.output_shape), "param_bytes": t.param_bytes,
+                "activation_bytes": t.activation_bytes, "input_bytes": t.input_bytes,
+            },
+        }
+        if depth is not None:
+            out["folded"] = [row.to_json() for row in self.folded(depth)]
+        return out
+
+
+def make_totals(layers, input_shape, batch, dtype) -> Totals:
+    size = DTYPE_BYTES[dtype]
+    t = Totals()
+    for row in layers:
+        t.trainable_params += row.trainable_params
+        t.non_trainable_params += row.non_trainable_params
+        t.macs += row.macs
+        t.activation_bytes += row.activation_bytes
+    t.params = t.trainable_params + t.non_trainable_params
+    t.param_bytes = t.params * size
+    t.input_bytes = _prod(input_shape) * batch * size
+    return t
+
+
+__all__ = ["DTYPE_BYTES", "LayerResult", "Report", "RF", "Totals", "make_totals", "rf_json"]

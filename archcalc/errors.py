@@ -1,0 +1,50 @@
+"""Errors a user can cause, with the place in their file that caused them."""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Loc:
+    """A place in a spec file; line and column count from 1."""
+
+    file: str
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+class SpecError(Exception):
+    """A mistake in a spec (or in a command-line value), reported as `FILE:LINE:COL: error: ...`."""
+
+    def __init__(self, message: str, loc: Loc | None = None, layer: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.loc = loc
+        self.layer = layer
+
+    def __str__(self) -> str:
+        where = f"{self.loc}: " if self.loc else ""
+        who = f"layer '{self.layer}': " if self.layer else ""
+        return f"{where}error: {who}{self.message}"
+
+
+class LayerError(Exception):
+    """Raised by a layer kind's rules; the graph walk adds the layer's name and location.
+
+    `arg` names the argument at fault, so the message can point at its line.
+    """
+
+    def __init__(self, message: str, arg: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.arg = arg
+
+
+def did_you_mean(word: str, choices) -> str:
+    """' (did you mean 'x'?)' for the closest choice, or ''."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""

@@ -1,0 +1,43 @@
+"""Sliding-window geometry shared by convolution and pooling kinds (PyTorch's formulas)."""
+from __future__ import annotations
+
+from archcalc.errors import LayerError
+
+
+def is_num(x) -> bool:
+    return isinstance(x, int)
+
+
+def resolve_padding(padding, kernel, dilation, stride, axes, arg="padding"):
+    """Per-axis (left, right) padding. 'same' pads d(k-1) in total, the odd one on the right,
+    as PyTorch does; it needs stride 1. 'valid' is no padding."""
+    if padding == "valid":
+        return (0,) * axes, (0,) * axes
+    if padding == "same":
+        if any(s != 1 for s in stride):
+            raise LayerError("padding 'same' needs stride 1 (PyTorch does not support it for strided "
+                             "convolutions); give the padding as a number", arg)
+        total = tuple(d * (k - 1) for k, d in zip(kernel, dilation))
+        left = tuple(t // 2 for t in total)
+        return left, tuple(t - lo for t, lo in zip(total, left))
+    pad = padding if isinstance(padding, tuple) else (padding,) * axes
+    return pad, pad
+
+
+def window_output(size, kernel, stride, pad_left, pad_right, dilation, axis, ceil_mode=False):
+    """Output length of a window op along one axis:
+    floor((N + P_left + P_right - D(K-1) - 1) / S) + 1   (ceil instead of floor with ceil_mode)."""
+    span = dilation * (kernel - 1) + 1
+    room = size + pad_left + pad_right - span
+    if is_num(room) and room < 0:
+        eff = f" (dilated to {span})" if dilation != 1 else ""
+        raise LayerError(f"kernel {kernel}{eff} is larger than the padded input along spatial axis "
+                         f"{axis}: input {size} + padding {pad_left + pad_right} = {size + pad_left + pad_right}; "
+                         f"expected kernel <= {size + pad_left + pad_right}", "kernel")
+    if not ceil_mode:
+        return room // stride + 1
+    out = -(-room // stride) + 1
+    # PyTorch: the last window must start inside the input or the left padding.
+    if is_num(out) and (out - 1) * stride >= size + pad_left:
+        out -= 1
+    return out

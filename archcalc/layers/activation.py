@@ -1,0 +1,78 @@
+"""Activation kinds and other elementwise layers without parameters.
+
+Each is one line in the table below: kind, PyTorch class, arguments, summary. Shapes, parameters
+(none), MACs (none) and receptive fields (unchanged) are the elementwise defaults of `Layer`.
+"""
+from __future__ import annotations
+
+from archcalc.analysis.rf import GLOBAL
+from archcalc.layers.base import Arg, Layer, dim_index, register
+
+
+class Elementwise(Layer):
+    torch_class = ""
+    formulas = {"output": "same as input", "params": "0", "macs": "0 (not a multiply-accumulate)",
+                "rf": "unchanged"}
+
+    def torch_module(self, a, shapes):
+        from torch import nn
+
+        return getattr(nn, self.torch_class)(**a)
+
+
+def _elementwise(kind, torch_class, summary, args=(), primary=None):
+    cls = type(kind.title().replace("_", ""), (Elementwise,), {
+        "kind": kind, "torch_class": torch_class, "summary": summary, "args": args, "primary": primary,
+        "__module__": __name__})
+    register(cls)
+    return cls
+
+
+_elementwise("relu", "ReLU", "max(0, x)")
+_elementwise("relu6", "ReLU6", "min(max(0, x), 6)")
+_elementwise("leaky_relu", "LeakyReLU", "x if x > 0 else negative_slope * x",
+             (Arg("negative_slope", "float", 0.01),), "negative_slope")
+_elementwise("elu", "ELU", "x if x > 0 else alpha (exp(x) - 1)", (Arg("alpha", "float", 1.0),), "alpha")
+_elementwise("gelu", "GELU", "x * Phi(x); approximate 'tanh' for the tanh form",
+             (Arg("approximate", "choice", "none", choices=("none", "tanh")),), "approximate")
+_elementwise("silu", "SiLU", "x * sigmoid(x) (swish)")
+_elementwise("sigmoid", "Sigmoid", "1 / (1 + exp(-x))")
+_elementwise("tanh", "Tanh", "hyperbolic tangent")
+_elementwise("hardswish", "Hardswish", "x * relu6(x + 3) / 6")
+_elementwise("hardsigmoid", "Hardsigmoid", "relu6(x + 3) / 6")
+_elementwise("identity", "Identity", "passes its input through")
+
+
+class SoftmaxLike(Elementwise):
+    primary = "dim"
+    args = (Arg("dim", "int", 0, doc="dimension without the batch; 0 is channels (nn.Softmax(dim=1))"),)
+    formulas = {"output": "same as input", "params": "0", "macs": "0",
+                "rf": "unchanged along channels (dim 0); global when taken over a spatial axis"}
+
+    def output_shape(self, a, shapes):
+        dim_index(a["dim"], len(shapes[0]))
+        return shapes[0]
+
+    def rf(self, a, rfs, shapes, out):
+        if rfs[0] is None or dim_index(a["dim"], len(shapes[0])) == 0:
+            return rfs[0]
+        return GLOBAL
+
+    def torch_module(self, a, shapes):
+        from torch import nn
+
+        return getattr(nn, self.torch_class)(dim=dim_index(a["dim"], len(shapes[0])) + 1)
+
+
+@register
+class Softmax(SoftmaxLike):
+    kind = "softmax"
+    torch_class = "Softmax"
+    summary = "exp(x) / sum(exp(x)) along dim"
+
+
+@register
+class LogSoftmax(SoftmaxLike):
+    kind = "log_softmax"
+    torch_class = "LogSoftmax"
+    summary = "log of softmax along dim"

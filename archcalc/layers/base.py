@@ -1,0 +1,115 @@
+"""What every layer kind provides, and the argument schema its spec entry is checked against.
+
+A kind is one small class holding all of its rules: arguments, output shape, parameters, MACs,
+receptive-field step and its PyTorch module. Shapes exclude the batch dimension; sizes may be
+ints (or, later, sympy expressions), so formulas use plain operators.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from archcalc.errors import LayerError
+
+REQUIRED = object()
+
+# Argument types (Arg.type):
+#   int      an integer (a number or an expression)
+#   float    a number
+#   bool     true/false
+#   ints     an integer or a list of integers (one per spatial axis)
+#   intlist  a list of integers (a single integer means a list of one)
+#   floats   a number or a list of numbers (one per spatial axis)
+#   padding  like ints, or "same" / "valid"
+#   choice   one of Arg.choices
+ARG_TYPES = {"int", "float", "bool", "ints", "intlist", "floats", "padding", "choice"}
+
+
+@dataclass(frozen=True)
+class Arg:
+    name: str
+    type: str
+    default: Any = REQUIRED
+    min: float | None = None  # smallest allowed value (for numbers and each list element)
+    max: float | None = None
+    choices: tuple = ()
+    doc: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+class Layer:
+    """Base class of layer kinds. Subclasses set the class attributes and override the rules."""
+
+    kind: ClassVar[str]
+    args: ClassVar[tuple[Arg, ...]] = ()
+    primary: ClassVar[str | None] = None  # argument set by a scalar: `linear: 10` is `out: 10`
+    arity: ClassVar[int | None] = 1  # inputs taken; None means two or more (merges)
+    summary: ClassVar[str] = ""
+    formulas: ClassVar[dict[str, str]] = {}  # figure -> formula, shown in docs
+
+    # --- rules -----------------------------------------------------------------------------
+    def output_shape(self, a: dict, shapes: list[tuple]) -> tuple:
+        return shapes[0]
+
+    def params(self, a: dict, shapes: list[tuple]) -> tuple:
+        """(trainable, non-trainable) parameter counts."""
+        return 0, 0
+
+    def macs(self, a: dict, shapes: list[tuple], out: tuple):
+        """Multiply-accumulates for one example."""
+        return 0
+
+    def rf(self, a: dict, rfs: list, shapes: list[tuple], out: tuple):
+        """Receptive field of the output (see archcalc.analysis.rf); elementwise by default."""
+        return rfs[0]
+
+    def torch_module(self, a: dict, shapes: list[tuple]):
+        raise NotImplementedError(f"{self.kind} has no PyTorch module")
+
+    # --- helpers for subclasses ---------------------------------------------------------------
+    @staticmethod
+    def per_axis(value, axes: int, arg: str) -> tuple:
+        """Expand an int-or-list argument to one value per spatial axis."""
+        if isinstance(value, (list, tuple)):
+            if len(value) != axes:
+                raise LayerError(f"'{arg}' has {len(value)} values but the input has {axes} spatial "
+                                 f"axes; expected one value or a list of {axes}", arg)
+            return tuple(value)
+        return (value,) * axes
+
+    @staticmethod
+    def spatial_axes(shape: tuple, kind: str, ranks=(1, 2, 3)) -> int:
+        axes = len(shape) - 1
+        if axes not in ranks:
+            want = " or ".join(f"[C{', L' if r == 1 else ', H, W' if r == 2 else ', D, H, W'}]" for r in ranks)
+            raise LayerError(f"{kind} needs an input shaped {want}, got {list(shape)}")
+        return axes
+
+
+def dim_index(dim: int, rank: int, arg: str = "dim") -> int:
+    """Normalise a (possibly negative) dimension index of a batch-less shape."""
+    if not -rank <= dim < rank:
+        raise LayerError(f"'{arg}' is {dim} but the input has {rank} dimensions "
+                         f"(batch excluded); expected {-rank}..{rank - 1}", arg)
+    return dim % rank
+
+
+def prod(values, start=1):
+    for v in values:
+        start = start * v
+    return start
+
+
+KINDS: dict[str, Layer] = {}
+
+
+def register(cls):
+    """Class decorator: add one instance of the kind to the registry."""
+    instance = cls()
+    if cls.kind in KINDS:
+        raise RuntimeError(f"layer kind {cls.kind!r} registered twice")
+    KINDS[cls.kind] = instance
+    return cls

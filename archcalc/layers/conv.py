@@ -1,0 +1,78 @@
+"""conv: 1d/2d/3d convolution (torch.nn.Conv1d/2d/3d), rank taken from the input."""
+from __future__ import annotations
+
+from archcalc.errors import LayerError
+from archcalc.layers._window import resolve_padding, window_output
+from archcalc.layers.base import Arg, Layer, prod, register
+
+
+@register
+class Conv(Layer):
+    kind = "conv"
+    primary = "out"
+    summary = "Convolution over 1, 2 or 3 spatial axes (nn.Conv1d/2d/3d)"
+    args = (
+        Arg("out", "int", min=1, doc="output channels"),
+        Arg("kernel", "ints", min=1, doc="kernel size, one value or one per axis"),
+        Arg("stride", "ints", 1, min=1),
+        Arg("padding", "padding", 0, min=0, doc="number(s), 'same' or 'valid'"),
+        Arg("dilation", "ints", 1, min=1),
+        Arg("groups", "int", 1, min=1),
+        Arg("bias", "bool", True),
+        Arg("padding_mode", "choice", "zeros", choices=("zeros", "reflect", "replicate", "circular")),
+    )
+    formulas = {
+        "output": "M = floor((N + 2P - D(K-1) - 1) / S) + 1 per axis",
+        "params": "K1*K2*...*(Cin/groups)*Cout + Cout (bias)",
+        "macs": "M1*M2*...*K1*K2*...*(Cin/groups)*Cout",
+        "rf": "r' = r + D(K-1) j,  j' = j S,  start' = start - P j",
+    }
+
+    def geometry(self, a, shape):
+        axes = self.spatial_axes(shape, "conv")
+        kernel = self.per_axis(a["kernel"], axes, "kernel")
+        stride = self.per_axis(a["stride"], axes, "stride")
+        dilation = self.per_axis(a["dilation"], axes, "dilation")
+        padding = a["padding"] if isinstance(a["padding"], str) else self.per_axis(a["padding"], axes, "padding")
+        left, right = resolve_padding(padding, kernel, dilation, stride, axes)
+        return axes, kernel, stride, dilation, left, right
+
+    def _channels(self, a, shape):
+        cin, groups = shape[0], a["groups"]
+        if cin % groups:
+            raise LayerError(f"input channels {cin} are not divisible by groups {groups}", "groups")
+        if a["out"] % groups:
+            raise LayerError(f"output channels {a['out']} are not divisible by groups {groups}", "groups")
+        return cin // groups
+
+    def output_shape(self, a, shapes):
+        shape = shapes[0]
+        axes, kernel, stride, dilation, left, right = self.geometry(a, shape)
+        self._channels(a, shape)
+        return (a["out"],) + tuple(
+            window_output(n, k, s, pl, pr, d, i)
+            for i, (n, k, s, pl, pr, d) in enumerate(zip(shape[1:], kernel, stride, left, right, dilation)))
+
+    def params(self, a, shapes):
+        _, kernel, *_ = self.geometry(a, shapes[0])
+        weights = prod(kernel) * self._channels(a, shapes[0]) * a["out"]
+        return weights + (a["out"] if a["bias"] else 0), 0
+
+    def macs(self, a, shapes, out):
+        _, kernel, *_ = self.geometry(a, shapes[0])
+        return prod(out[1:]) * prod(kernel) * self._channels(a, shapes[0]) * a["out"]
+
+    def rf(self, a, rfs, shapes, out):
+        if rfs[0] is None or rfs[0] == "global":
+            return rfs[0]
+        _, kernel, stride, dilation, left, _ = self.geometry(a, shapes[0])
+        return rfs[0].window(kernel, stride, left, dilation)
+
+    def torch_module(self, a, shapes):
+        from torch import nn
+
+        axes, kernel, stride, dilation, left, right = self.geometry(a, shapes[0])
+        padding = a["padding"] if isinstance(a["padding"], str) else left
+        cls = (nn.Conv1d, nn.Conv2d, nn.Conv3d)[axes - 1]
+        return cls(shapes[0][0], a["out"], kernel, stride=stride, padding=padding, dilation=dilation,
+                   groups=a["groups"], bias=a["bias"], padding_mode=a["padding_mode"])

@@ -1,0 +1,107 @@
+"""conv_transpose: transposed convolution (torch.nn.ConvTranspose1d/2d/3d)."""
+from __future__ import annotations
+
+from fractions import Fraction
+
+from archcalc.analysis.rf import RF
+from archcalc.errors import LayerError
+from archcalc.layers._window import is_num
+from archcalc.layers.base import Arg, Layer, prod, register
+
+
+def _taps(kernel, stride, dilation):
+    """(largest input span seen by one output, first input index seen by output 0 per unit padding).
+
+    Output o receives input i through tap t when o + P = i*S + t*D. Outputs in the same residue
+    class mod S share a set of taps; the widest set gives the largest receptive field.
+    """
+    span = 0
+    for r in range(stride):
+        taps = [t for t in range(kernel) if (t * dilation) % stride == r]
+        if taps:
+            span = max(span, (taps[-1] - taps[0]) * dilation // stride)
+    return span
+
+
+@register
+class ConvTranspose(Layer):
+    kind = "conv_transpose"
+    primary = "out"
+    summary = "Transposed convolution over 1, 2 or 3 spatial axes (nn.ConvTranspose1d/2d/3d)"
+    args = (
+        Arg("out", "int", min=1, doc="output channels"),
+        Arg("kernel", "ints", min=1),
+        Arg("stride", "ints", 1, min=1),
+        Arg("padding", "ints", 0, min=0),
+        Arg("output_padding", "ints", 0, min=0),
+        Arg("dilation", "ints", 1, min=1),
+        Arg("groups", "int", 1, min=1),
+        Arg("bias", "bool", True),
+    )
+    formulas = {
+        "output": "M = (N - 1) S - 2P + D(K-1) + output_padding + 1 per axis",
+        "params": "Cin*(Cout/groups)*K1*K2*... + Cout (bias)",
+        "macs": "N1*N2*...*Cin*(Cout/groups)*K1*K2*...  (input positions, as PyTorch counts)",
+        "rf": "largest over outputs: r' = r + span j with span = widest tap set / S; j' = j / S",
+    }
+
+    def geometry(self, a, shape):
+        axes = self.spatial_axes(shape, "conv_transpose")
+        names = ("kernel", "stride", "padding", "output_padding", "dilation")
+        kernel, stride, padding, out_pad, dilation = (self.per_axis(a[n], axes, n) for n in names)
+        for op, s, d in zip(out_pad, stride, dilation):
+            if is_num(op) and op >= max(s, d):
+                raise LayerError(f"output_padding {op} must be smaller than the stride {s} or the "
+                                 f"dilation {d}", "output_padding")
+        return axes, kernel, stride, padding, out_pad, dilation
+
+    def _groups(self, a, shape):
+        cin, groups = shape[0], a["groups"]
+        if cin % groups:
+            raise LayerError(f"input channels {cin} are not divisible by groups {groups}", "groups")
+        if a["out"] % groups:
+            raise LayerError(f"output channels {a['out']} are not divisible by groups {groups}", "groups")
+        return a["out"] // groups
+
+    def output_shape(self, a, shapes):
+        shape = shapes[0]
+        _, kernel, stride, padding, out_pad, dilation = self.geometry(a, shape)
+        self._groups(a, shape)
+        sizes = tuple((n - 1) * s - 2 * p + d * (k - 1) + op + 1
+                      for n, k, s, p, op, d in zip(shape[1:], kernel, stride, padding, out_pad, dilation))
+        for i, m in enumerate(sizes):
+            if is_num(m) and m < 1:
+                raise LayerError(f"output size along spatial axis {i} would be {m}; "
+                                 "padding is too large for this input", "padding")
+        return (a["out"],) + sizes
+
+    def params(self, a, shapes):
+        _, kernel, *_ = self.geometry(a, shapes[0])
+        return shapes[0][0] * self._groups(a, shapes[0]) * prod(kernel) + (a["out"] if a["bias"] else 0), 0
+
+    def macs(self, a, shapes, out):
+        _, kernel, *_ = self.geometry(a, shapes[0])
+        return prod(shapes[0][1:]) * shapes[0][0] * self._groups(a, shapes[0]) * prod(kernel)
+
+    def rf(self, a, rfs, shapes, out):
+        rf = rfs[0]
+        if rf is None or rf == "global":
+            return rf
+        _, kernel, stride, padding, _, dilation = self.geometry(a, shapes[0])
+        size, jump, start = [], [], []
+        for r, j, b, k, s, p, d in zip(rf.size, rf.stride, rf.start, kernel, stride, padding, dilation):
+            size.append(r + _taps(k, s, d) * j)
+            jump.append(Fraction(j) / s)
+            # Output 0 sees input (P - t*D)/S for the largest tap t that divides evenly.
+            firsts = [(p - t * d) // s for t in range(k) if (p - t * d) % s == 0]
+            first = min(firsts) if firsts else -(-(p - (k - 1) * d) // s)
+            start.append(b + first * j)
+        return RF(tuple(size), tuple(jump), tuple(start), rf.misaligned)
+
+    def torch_module(self, a, shapes):
+        from torch import nn
+
+        axes, kernel, stride, padding, out_pad, dilation = self.geometry(a, shapes[0])
+        cls = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)[axes - 1]
+        return cls(shapes[0][0], a["out"], kernel, stride=stride, padding=padding, output_padding=out_pad,
+                   groups=a["groups"], bias=a["bias"], dilation=dilation)

@@ -1,0 +1,36 @@
+"""flatten: merge a range of dimensions into one (torch.nn.Flatten, batch excluded)."""
+from __future__ import annotations
+
+from archcalc.analysis.rf import GLOBAL
+from archcalc.errors import LayerError
+from archcalc.layers.base import Arg, Layer, dim_index, prod, register
+
+
+@register
+class Flatten(Layer):
+    kind = "flatten"
+    summary = "Flatten dimensions start_dim..end_dim into one (nn.Flatten; dims exclude the batch)"
+    args = (Arg("start_dim", "int", 0), Arg("end_dim", "int", -1))
+    formulas = {"output": "[..., product of dims start..end, ...]", "params": "0", "macs": "0",
+                "rf": "global (every later output depends on the whole input)"}
+
+    def _dims(self, a, shape):
+        start = dim_index(a["start_dim"], len(shape), "start_dim")
+        end = dim_index(a["end_dim"], len(shape), "end_dim")
+        if start > end:
+            raise LayerError(f"start_dim {a['start_dim']} comes after end_dim {a['end_dim']}", "start_dim")
+        return start, end
+
+    def output_shape(self, a, shapes):
+        shape = shapes[0]
+        start, end = self._dims(a, shape)
+        return shape[:start] + (prod(shape[start:end + 1]),) + shape[end + 1:]
+
+    def rf(self, a, rfs, shapes, out):
+        return None if rfs[0] is None else GLOBAL
+
+    def torch_module(self, a, shapes):
+        from torch import nn
+
+        start, end = self._dims(a, shapes[0])
+        return nn.Flatten(start + 1, end + 1)

@@ -1,0 +1,38 @@
+"""global_avgpool / global_maxpool: pool each channel to one value, keeping size-1 axes
+(torch.nn.AdaptiveAvgPool/AdaptiveMaxPool with output size 1, as torchvision's nets use)."""
+from __future__ import annotations
+
+from archcalc.analysis.rf import GLOBAL
+from archcalc.layers.base import Layer, register
+
+
+class GlobalPool(Layer):
+    torch_name = ""
+    formulas = {"output": "[C, 1, 1, ...]", "params": "0", "macs": "0", "rf": "global"}
+
+    def output_shape(self, a, shapes):
+        axes = self.spatial_axes(shapes[0], self.kind)
+        return shapes[0][:1] + (1,) * axes
+
+    def rf(self, a, rfs, shapes, out):
+        return None if rfs[0] is None else GLOBAL
+
+    def torch_module(self, a, shapes):
+        from torch import nn
+
+        axes = len(shapes[0]) - 1
+        return getattr(nn, f"{self.torch_name}{axes}d")(1)
+
+
+@register
+class GlobalAvgPool(GlobalPool):
+    kind = "global_avgpool"
+    summary = "Average of each channel over all spatial positions"
+    torch_name = "AdaptiveAvgPool"
+
+
+@register
+class GlobalMaxPool(GlobalPool):
+    kind = "global_maxpool"
+    summary = "Maximum of each channel over all spatial positions"
+    torch_name = "AdaptiveMaxPool"

@@ -1,0 +1,64 @@
+"""maxpool: max pooling (torch.nn.MaxPool1d/2d/3d)."""
+from __future__ import annotations
+
+from archcalc.errors import LayerError
+from archcalc.layers._window import is_num, window_output
+from archcalc.layers.base import Arg, Layer, register
+
+
+class WindowPool(Layer):
+    """Shared rules of max and average pooling: a window with no weights."""
+
+    primary = "kernel"
+    has_dilation = False
+    formulas = {
+        "output": "M = floor((N + 2P - D(K-1) - 1) / S) + 1 per axis (ceil with ceil_mode)",
+        "params": "0",
+        "macs": "0 (comparisons and additions are not multiply-accumulates)",
+        "rf": "r' = r + D(K-1) j,  j' = j S,  start' = start - P j",
+    }
+
+    def geometry(self, a, shape):
+        axes = self.spatial_axes(shape, self.kind)
+        kernel = self.per_axis(a["kernel"], axes, "kernel")
+        stride = self.per_axis(a["stride"] if a["stride"] is not None else a["kernel"], axes, "stride")
+        padding = self.per_axis(a["padding"], axes, "padding")
+        dilation = self.per_axis(a["dilation"], axes, "dilation") if self.has_dilation else (1,) * axes
+        for k, p in zip(kernel, padding):
+            if is_num(p) and p > k // 2:
+                raise LayerError(f"padding {p} is more than half the kernel {k} (PyTorch's limit)", "padding")
+        return axes, kernel, stride, padding, dilation
+
+    def output_shape(self, a, shapes):
+        shape = shapes[0]
+        _, kernel, stride, padding, dilation = self.geometry(a, shape)
+        return shape[:1] + tuple(
+            window_output(n, k, s, p, p, d, i, a["ceil_mode"])
+            for i, (n, k, s, p, d) in enumerate(zip(shape[1:], kernel, stride, padding, dilation)))
+
+    def rf(self, a, rfs, shapes, out):
+        if rfs[0] is None or rfs[0] == "global":
+            return rfs[0]
+        _, kernel, stride, padding, dilation = self.geometry(a, shapes[0])
+        return rfs[0].window(kernel, stride, padding, dilation)
+
+
+@register
+class MaxPool(WindowPool):
+    kind = "maxpool"
+    summary = "Max pooling over 1, 2 or 3 spatial axes (nn.MaxPool1d/2d/3d)"
+    has_dilation = True
+    args = (
+        Arg("kernel", "ints", min=1),
+        Arg("stride", "ints", None, min=1, doc="default: the kernel"),
+        Arg("padding", "ints", 0, min=0),
+        Arg("dilation", "ints", 1, min=1),
+        Arg("ceil_mode", "bool", False),
+    )
+
+    def torch_module(self, a, shapes):
+        from torch import nn
+
+        axes, kernel, stride, padding, dilation = self.geometry(a, shapes[0])
+        cls = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)[axes - 1]
+        return cls(kernel, stride, padding, dilation, ceil_mode=a["ceil_mode"])

@@ -1,0 +1,114 @@
+"""Merge kinds that combine two or more inputs: add, multiply (broadcasting) and concat."""
+from __future__ import annotations
+
+from archcalc.analysis.rf import merge
+from archcalc.errors import LayerError
+from archcalc.layers.base import Arg, Layer, dim_index, register
+
+
+def broadcast(shapes, kind):
+    """PyTorch broadcasting of batch-less shapes. Ranks must match, because with the batch
+    dimension in front, shapes of different rank would line the batch up with a data axis."""
+    ranks = {len(s) for s in shapes}
+    if len(ranks) > 1:
+        raise LayerError(f"{kind} needs inputs of the same rank, got "
+                         + ", ".join(str(list(s)) for s in shapes))
+    out = []
+    for sizes in zip(*shapes):
+        bigger = {n for n in sizes if n != 1}
+        if len(bigger) > 1:
+            raise LayerError(f"{kind} cannot broadcast shapes " + ", ".join(str(list(s)) for s in shapes)
+                             + "; expected equal sizes or 1 along every dimension")
+        out.append(bigger.pop() if bigger else 1)
+    return tuple(out)
+
+
+class Elementwise2(Layer):
+    arity = None
+    formulas = {"output": "broadcast of the input shapes", "params": "0",
+                "macs": "0 (elementwise)", "rf": "union of the inputs' fields"}
+
+    def output_shape(self, a, shapes):
+        return broadcast(shapes, self.kind)
+
+    def rf(self, a, rfs, shapes, out):
+        return merge(rfs)
+
+
+def _merge_module(op_name):
+    import torch
+    from torch import nn
+
+    op = getattr(torch, op_name)
+
+    class Merge(nn.Module):
+        def forward(self, *xs):
+            out = xs[0]
+            for x in xs[1:]:
+                out = op(out, x)
+            return out
+
+    Merge.__name__ = Merge.__qualname__ = op_name.capitalize()
+    return Merge()
+
+
+@register
+class Add(Elementwise2):
+    kind = "add"
+    summary = "Elementwise sum of the inputs (broadcasting), as in residual connections"
+
+    def torch_module(self, a, shapes):
+        return _merge_module("add")
+
+
+@register
+class Multiply(Elementwise2):
+    kind = "multiply"
+    summary = "Elementwise product of the inputs (broadcasting), as in squeeze-and-excitation"
+
+    def torch_module(self, a, shapes):
+        return _merge_module("mul")
+
+
+@register
+class Concat(Layer):
+    kind = "concat"
+    arity = None
+    primary = "dim"
+    summary = "Concatenate the inputs along a dimension (torch.cat; dim 0 is channels)"
+    args = (Arg("dim", "int", 0, doc="dimension without the batch; 0 is channels"),)
+    formulas = {"output": "sizes along dim add up; others must match", "params": "0", "macs": "0",
+                "rf": "union of the inputs' fields"}
+
+    def output_shape(self, a, shapes):
+        rank = len(shapes[0])
+        if any(len(s) != rank for s in shapes):
+            raise LayerError("concat needs inputs of the same rank, got "
+                             + ", ".join(str(list(s)) for s in shapes))
+        dim = dim_index(a["dim"], rank)
+        for s in shapes[1:]:
+            if s[:dim] + s[dim + 1:] != shapes[0][:dim] + shapes[0][dim + 1:]:
+                raise LayerError(f"concat along dim {dim} needs equal sizes elsewhere, got "
+                                 + ", ".join(str(list(x)) for x in shapes))
+        total = 0
+        for s in shapes:
+            total = total + s[dim]
+        return shapes[0][:dim] + (total,) + shapes[0][dim + 1:]
+
+    def rf(self, a, rfs, shapes, out):
+        return merge(rfs)
+
+    def torch_module(self, a, shapes):
+        import torch
+        from torch import nn
+
+        dim = dim_index(a["dim"], len(shapes[0])) + 1
+
+        class Concat(nn.Module):
+            def forward(self, *xs):
+                return torch.cat(xs, dim)
+
+            def extra_repr(self):
+                return f"dim={dim}"
+
+        return Concat()

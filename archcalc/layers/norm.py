@@ -1,0 +1,124 @@
+"""Normalisation kinds: batchnorm, layernorm, groupnorm, instancenorm.
+
+Receptive fields treat normalisation as per-channel scaling (statistics are fixed at inference).
+"""
+from __future__ import annotations
+
+from archcalc.errors import LayerError
+from archcalc.layers.base import Arg, Layer, prod, register
+
+
+@register
+class BatchNorm(Layer):
+    kind = "batchnorm"
+    summary = "Batch normalisation over the channel dimension (nn.BatchNorm1d/2d/3d)"
+    args = (
+        Arg("eps", "float", 1e-5, min=0),
+        Arg("momentum", "float", 0.1, min=0, max=1),
+        Arg("affine", "bool", True, doc="learn a scale and a shift per channel"),
+        Arg("track_running_stats", "bool", True, doc="keep running mean and variance"),
+    )
+    formulas = {
+        "output": "same as input",
+        "params": "2C trainable (scale, shift) + 2C non-trainable (running mean, variance): "
+                  "the lecture's '4K parameters' and Keras' count; num_batches_tracked is not counted",
+        "macs": "0",
+        "rf": "unchanged",
+    }
+
+    def params(self, a, shapes):
+        c = shapes[0][0]
+        return (2 * c if a["affine"] else 0), (2 * c if a["track_running_stats"] else 0)
+
+    def torch_module(self, a, shapes):
+        from torch import nn
+
+        rank = len(shapes[0])
+        if rank > 4:
+            raise LayerError(f"batchnorm supports up to 3 spatial axes, got {list(shapes[0])}")
+        cls = nn.BatchNorm1d if rank <= 2 else (nn.BatchNorm2d if rank == 3 else nn.BatchNorm3d)
+        return cls(shapes[0][0], eps=a["eps"], momentum=a["momentum"], affine=a["affine"],
+                   track_running_stats=a["track_running_stats"])
+
+
+@register
+class LayerNorm(Layer):
+    kind = "layernorm"
+    summary = "Layer normalisation over the last `dims` dimensions (nn.LayerNorm)"
+    args = (
+        Arg("dims", "int", 1, min=1, doc="how many trailing dimensions are normalised together"),
+        Arg("eps", "float", 1e-5, min=0),
+        Arg("affine", "bool", True, doc="learn an elementwise scale (and shift)"),
+        Arg("bias", "bool", True, doc="learn the shift too (with affine)"),
+    )
+    formulas = {"output": "same as input", "params": "2 * prod(normalised dims) (scale and shift)",
+                "macs": "0", "rf": "unchanged (statistics ignored)"}
+
+    def _normalized(self, a, shape):
+        if a["dims"] > len(shape):
+            raise LayerError(f"dims {a['dims']} is more than the input's {len(shape)} dimensions "
+                             f"{list(shape)}", "dims")
+        return shape[len(shape) - a["dims"]:]
+
+    def params(self, a, shapes):
+        n = prod(self._normalized(a, shapes[0]))
+        return ((n if a["affine"] else 0) + (n if a["affine"] and a["bias"] else 0)), 0
+
+    def torch_module(self, a, shapes):
+        from torch import nn
+
+        return nn.LayerNorm(self._normalized(a, shapes[0]), eps=a["eps"], elementwise_affine=a["affine"],
+                            bias=a["bias"])
+
+
+@register
+class GroupNorm(Layer):
+    kind = "groupnorm"
+    primary = "groups"
+    summary = "Group normalisation: channels split into groups (nn.GroupNorm)"
+    args = (Arg("groups", "int", min=1), Arg("eps", "float", 1e-5, min=0), Arg("affine", "bool", True))
+    formulas = {"output": "same as input", "params": "2C (scale and shift per channel)", "macs": "0",
+                "rf": "unchanged (statistics ignored)"}
+
+    def output_shape(self, a, shapes):
+        if shapes[0][0] % a["groups"]:
+            raise LayerError(f"channels {shapes[0][0]} are not divisible by groups {a['groups']}", "groups")
+        return shapes[0]
+
+    def params(self, a, shapes):
+        return (2 * shapes[0][0] if a["affine"] else 0), 0
+
+    def torch_module(self, a, shapes):
+        from torch import nn
+
+        return nn.GroupNorm(a["groups"], shapes[0][0], eps=a["eps"], affine=a["affine"])
+
+
+@register
+class InstanceNorm(Layer):
+    kind = "instancenorm"
+    summary = "Instance normalisation per channel and example (nn.InstanceNorm1d/2d/3d)"
+    args = (
+        Arg("eps", "float", 1e-5, min=0),
+        Arg("momentum", "float", 0.1, min=0, max=1),
+        Arg("affine", "bool", False),
+        Arg("track_running_stats", "bool", False),
+    )
+    formulas = {"output": "same as input",
+                "params": "2C trainable with affine; 2C non-trainable with track_running_stats",
+                "macs": "0", "rf": "unchanged (statistics ignored)"}
+
+    def output_shape(self, a, shapes):
+        self.spatial_axes(shapes[0], "instancenorm")
+        return shapes[0]
+
+    def params(self, a, shapes):
+        c = shapes[0][0]
+        return (2 * c if a["affine"] else 0), (2 * c if a["track_running_stats"] else 0)
+
+    def torch_module(self, a, shapes):
+        from torch import nn
+
+        cls = getattr(nn, f"InstanceNorm{len(shapes[0]) - 1}d")
+        return cls(shapes[0][0], eps=a["eps"], momentum=a["momentum"], affine=a["affine"],
+                   track_running_stats=a["track_running_stats"])

@@ -1,0 +1,46 @@
+"""permute: reorder dimensions (torch.permute, batch excluded and kept first)."""
+from __future__ import annotations
+
+from archcalc.errors import LayerError
+from archcalc.layers.base import Arg, Layer, register
+
+
+@register
+class Permute(Layer):
+    kind = "permute"
+    primary = "dims"
+    summary = "Reorder the dimensions (torch.permute; dims exclude the batch)"
+    args = (Arg("dims", "intlist", doc="a permutation of 0..rank-1 (negative counts from the end)"),)
+    formulas = {"output": "[shape[d] for d in dims]", "params": "0", "macs": "0",
+                "rf": "kept when dims leave the spatial axes in place, else not tracked"}
+
+    def _dims(self, a, shape):
+        rank = len(shape)
+        dims = [d % rank if -rank <= d < rank else None for d in a["dims"]]
+        if len(dims) != rank or None in dims or sorted(dims) != list(range(rank)):
+            raise LayerError(f"dims {list(a['dims'])} is not a permutation of the input's {rank} "
+                             f"dimensions (batch excluded); expected an order of 0..{rank - 1}", "dims")
+        return dims
+
+    def output_shape(self, a, shapes):
+        return tuple(shapes[0][d] for d in self._dims(a, shapes[0]))
+
+    def rf(self, a, rfs, shapes, out):
+        dims = self._dims(a, shapes[0])
+        return rfs[0] if dims[1:] == list(range(1, len(dims))) else None
+
+    def torch_module(self, a, shapes):
+        from torch import nn
+
+        class Permute(nn.Module):
+            def __init__(self, dims):
+                super().__init__()
+                self.dims = (0,) + tuple(d + 1 for d in dims)
+
+            def forward(self, x):
+                return x.permute(self.dims)
+
+            def extra_repr(self):
+                return f"dims={self.dims}"
+
+        return Permute(self._dims(a, shapes[0]))

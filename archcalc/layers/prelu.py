@@ -1,0 +1,30 @@
+"""prelu: leaky ReLU with a learned slope, shared or one per channel (torch.nn.PReLU)."""
+from __future__ import annotations
+
+from archcalc.errors import LayerError
+from archcalc.layers.base import Arg, Layer, register
+
+
+@register
+class PReLU(Layer):
+    kind = "prelu"
+    primary = "num_parameters"
+    summary = "x if x > 0 else a * x with learned a: one shared, or one per channel (nn.PReLU)"
+    args = (Arg("num_parameters", "int", 1, min=1, doc="1, or the number of channels"),
+            Arg("init", "float", 0.25))
+    formulas = {"output": "same as input", "params": "num_parameters (1 or C)", "macs": "0",
+                "rf": "unchanged"}
+
+    def output_shape(self, a, shapes):
+        n, c = a["num_parameters"], shapes[0][0]
+        if n != 1 and n != c:
+            raise LayerError(f"num_parameters is {n}; expected 1 or the {c} input channels", "num_parameters")
+        return shapes[0]
+
+    def params(self, a, shapes):
+        return a["num_parameters"], 0
+
+    def torch_module(self, a, shapes):
+        from torch import nn
+
+        return nn.PReLU(a["num_parameters"], init=a["init"])

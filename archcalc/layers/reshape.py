@@ -1,0 +1,51 @@
+"""reshape: view the tensor with another shape (torch.reshape, batch excluded)."""
+from __future__ import annotations
+
+from archcalc.errors import LayerError
+from archcalc.layers._window import is_num
+from archcalc.layers.base import Arg, Layer, prod, register
+
+
+@register
+class Reshape(Layer):
+    kind = "reshape"
+    primary = "shape"
+    summary = "Reshape to the given shape; one entry may be -1 (torch.reshape)"
+    args = (Arg("shape", "intlist", min=-1, doc="new shape without the batch; one -1 is inferred"),)
+    formulas = {"output": "shape (a -1 takes what is left)", "params": "0", "macs": "0",
+                "rf": "not tracked (axes no longer match the input's)"}
+
+    def output_shape(self, a, shapes):
+        want, total = tuple(a["shape"]), prod(shapes[0])
+        if 0 in want:
+            raise LayerError(f"shape {list(want)} has a 0; expected positive sizes or one -1", "shape")
+        if want.count(-1) > 1:
+            raise LayerError(f"shape {list(want)} has more than one -1", "shape")
+        if -1 in want:
+            known = prod(v for v in want if v != -1)
+            if is_num(total) and total % known:
+                raise LayerError(f"cannot reshape {list(shapes[0])} ({total} values) to {list(want)}", "shape")
+            want = tuple(total // known if v == -1 else v for v in want)
+        elif is_num(total) and prod(want) != total:
+            raise LayerError(f"cannot reshape {list(shapes[0])} ({total} values) to {list(want)} "
+                             f"({prod(want)} values)", "shape")
+        return want
+
+    def rf(self, a, rfs, shapes, out):
+        return rfs[0] if tuple(out) == tuple(shapes[0]) else None
+
+    def torch_module(self, a, shapes):
+        from torch import nn
+
+        class Reshape(nn.Module):
+            def __init__(self, shape):
+                super().__init__()
+                self.shape = tuple(shape)
+
+            def forward(self, x):
+                return x.reshape((x.shape[0],) + self.shape)
+
+            def extra_repr(self):
+                return f"shape={self.shape}"
+
+        return Reshape(self.output_shape(a, shapes))

@@ -1,0 +1,32 @@
+"""The validated layer graph a spec turns into."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from archcalc.errors import Loc
+
+INPUT = "input"  # the name that refers to the network's (or a block's) input
+
+
+@dataclass(slots=True)
+class Node:
+    name: str  # unique dotted name, e.g. "conv1", "basic1.main", "stage.2.conv1"
+    kind: str  # a layer kind from archcalc.layers.KINDS
+    args: dict  # validated arguments, defaults filled in
+    inputs: tuple  # names of the nodes it reads ("input" for the network input)
+    loc: Loc  # where the entry was written
+    arg_locs: dict = field(default_factory=dict)  # argument -> where its value was written
+    block: str | None = None  # the block (kind) this node was expanded from, innermost
+
+
+@dataclass
+class Graph:
+    name: str
+    input_shape: tuple
+    nodes: list[Node]
+    file: str = "<spec>"
+    input_loc: Loc | None = None
+
+    @property
+    def output(self) -> str:
+        return self.nodes[-1].name if self.nodes else INPUT

@@ -1,0 +1,418 @@
+"""Turn a spec document (YAML) into a validated `Graph`: blocks expanded, repeats unrolled,
+names given, `from` references resolved, arguments checked against each kind's schema.
+
+Naming rule (other features refer to layers by these names):
+- an entry is named by its `name:`, else by its kind plus a counter of entries of that kind in the
+  same scope, counted from 1 in order of appearance, named entries included (`conv1`, `relu2`);
+- a scope is the top-level list or one block instance; names inside a block instance are prefixed
+  with the instance's name (`basic1.main`);
+- `repeat: N` makes copies `NAME.1` .. `NAME.N`; `NAME` itself refers to the last copy.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from archcalc.errors import Loc, SpecError, did_you_mean
+from archcalc.layers import KINDS
+from archcalc.layers.base import Arg, Layer
+from archcalc.spec.expr import ExprError, evaluate
+from archcalc.spec.graph import INPUT, Graph, Node
+from archcalc.spec.yaml_source import YList, YMap, load_yaml
+
+TOP_KEYS = ("name", "description", "input", "vars", "blocks", "layers")
+BLOCK_KEYS = ("args", "layers", "description")
+RESERVED = ("name", "from", "repeat")
+MAX_REPEAT = 100_000
+MAX_NODES = 2_000_000
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def load_spec(path, input_shape=None) -> Graph:
+    """Read and validate a spec file. `input_shape` overrides the spec's `input`."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise SpecError(f"{path}: is a directory, expected a YAML spec file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: cannot read: {exc}") from None
+    return parse_spec(text, str(path), input_shape=input_shape)
+
+
+def parse_spec(text: str, filename: str = "<spec>", input_shape=None) -> Graph:
+    doc = load_yaml(text, filename)
+    if not isinstance(doc, YMap):
+        raise SpecError("a spec is a YAML mapping with at least 'input' and 'layers'", Loc(filename, 1, 1))
+    return _SpecBuilder(doc, filename).build(input_shape)
+
+
+class _Scope:
+    """One list of entries being expanded: the top level or a block instance."""
+
+    def __init__(self, prefix: str, values: dict, input_ref: str):
+        self.prefix = prefix  # "" or "basic1."
+        self.values = values  # names usable in expressions
+        self.refs: dict[str, object] = {INPUT: input_ref}  # local name -> node name or _Instance
+
+    def full(self, local: str) -> str:
+        return self.prefix + local
+
+
+class _Instance:
+    """A block instance or a repeated entry: has an output and named parts."""
+
+    __slots__ = ("output", "parts")
+
+    def __init__(self, output: str, parts: dict):
+        self.output = output
+        self.parts = parts
+
+
+class _SpecBuilder:
+    def __init__(self, doc: YMap, filename: str):
+        self.doc = doc
+        self.file = filename
+        self.nodes: list[Node] = []
+        self.names: dict[str, Loc] = {}
+
+    # --- top level ------------------------------------------------------------------------------
+    def build(self, input_shape) -> Graph:
+        doc = self.doc
+        for key in doc:
+            if key not in TOP_KEYS:
+                raise SpecError(f"unknown top-level key '{key}'{did_you_mean(key, TOP_KEYS)}; "
+                                f"expected one of {', '.join(TOP_KEYS)}", doc.key_locs[key])
+        for key in ("input", "layers"):
+            if key not in doc:
+                raise SpecError(f"the spec has no '{key}'", doc.loc)
+        name = doc.get("name")
+        if name is None:
+            name = Path(self.file).stem
+        elif not isinstance(name, str):
+            raise SpecError(f"'name' must be a string, got {name!r}", doc.where("name"))
+        self.globals = self._vars(doc.get("vars"), doc.where("vars"))
+        self.blocks = self._blocks(doc.get("blocks"), doc.where("blocks"))
+        shape = input_shape if input_shape is not None else self._input(doc["input"], doc.where("input"))
+        layers = doc["layers"]
+        if not isinstance(layers, YList) or not layers:
+            raise SpecError("'layers' must be a non-empty list of layer entries", doc.where("layers"))
+        self._expand(layers, _Scope("", self.globals, INPUT), stack=())
+        return Graph(name, tuple(shape), self.nodes, self.file, doc.where("input"))
+
+    def _vars(self, raw, loc) -> dict:
+        values: dict = {}
+        if raw is None:
+            return values
+        if not isinstance(raw, YMap):
+            raise SpecError("'vars' must be a mapping of names to numbers", loc)
+        for key, value in raw.items():
+            self._check_name(key, raw.key_locs[key], "variable")
+            values[key] = self._number(value, values, raw.where(key), f"variable '{key}'")
+        return values
+
+    def _blocks(self, raw, loc) -> dict:
+        if raw is None:
+            return {}
+        if not isinstance(raw, YMap):
+            raise SpecError("'blocks' must be a mapping of block names to {args, layers}", loc)
+        for key, body in raw.items():
+            kloc = raw.key_locs[key]
+            self._check_name(key, kloc, "block")
+            if key in KINDS:
+                raise SpecError(f"block '{key}' has the name of a layer kind; choose another name", kloc)
+            if not isinstance(body, YMap):
+                raise SpecError(f"block '{key}' must be a mapping with 'layers' (and optional 'args')",
+                                raw.where(key))
+            for bkey in body:
+                if bkey not in BLOCK_KEYS:
+                    raise SpecError(f"unknown key '{bkey}' in block '{key}'{did_you_mean(bkey, BLOCK_KEYS)}; "
+                                    f"expected {', '.join(BLOCK_KEYS)}", body.key_locs[bkey])
+            if not isinstance(body.get("layers"), YList) or not body["layers"]:
+                raise SpecError(f"block '{key}' needs a non-empty 'layers' list", body.where("layers"))
+            args = body.get("args")
+            if args is not None and not isinstance(args, YMap):
+                raise SpecError(f"'args' of block '{key}' must be a mapping of names to defaults",
+                                body.where("args"))
+            for arg in args or ():
+                self._check_name(arg, args.key_locs[arg], "block argument")
+        return raw
+
+    def _input(self, raw, loc) -> tuple:
+        if not isinstance(raw, YList) or not raw:
+            raise SpecError("'input' must be a list of sizes, channels first, batch excluded "
+                            "(e.g. [3, 224, 224], [784] or [T, F])", loc)
+        return tuple(self._number(v, self.globals, raw.where(i), "input size", positive_int=True)
+                     for i, v in enumerate(raw))
+
+    # --- values ---------------------------------------------------------------------------------
+    def _check_name(self, name, loc, what):
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise SpecError(f"{what} name {name!r} must be a word of letters, digits and '_' "
+                            "(not starting with a digit)", loc)
+        if name in ("input", "min", "max"):
+            raise SpecError(f"'{name}' is reserved and cannot be a {what} name", loc)
+
+    def _number(self, value, scope, loc, what, positive_int=False, layer=None):
+        if isinstance(value, str):
+            try:
+                value = evaluate(value, scope)
+            except ExprError as exc:
+                raise SpecError(f"{what}: {exc}", loc, layer) from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SpecError(f"{what} must be a number or an expression, got {value!r}", loc, layer)
+        if positive_int and (not isinstance(value, int) or value < 1):
+            raise SpecError(f"{what} must be a positive integer, got {value!r}", loc, layer)
+        return value
+
+    # --- entries --------------------------------------------------------------------------------
+    def _entry(self, raw, loc, where):
+        """Split an entry into (kind, body, body_loc, meta map or None)."""
+        if isinstance(raw, str):
+            return raw, None, loc, None
+        if not isinstance(raw, YMap):
+            raise SpecError(f"a layer entry {where} must be a kind (like 'relu') or a mapping like "
+                            f"{{conv: {{out: 16, kernel: 3}}}}, got {raw!r}", loc)
+        kinds = [k for k in raw if k not in RESERVED]
+        if not kinds:
+            raise SpecError(f"layer entry {where} has no kind; expected one key besides "
+                            f"{', '.join(RESERVED)}", raw.loc)
+        if len(kinds) > 1:
+            raise SpecError(f"layer entry {where} has several kinds ({', '.join(map(str, kinds))}); "
+                            "expected exactly one kind key per entry", raw.key_locs[kinds[1]])
+        kind = kinds[0]
+        return kind, raw[kind], raw.where(kind), raw
+
+    def _kind_loc(self, raw, kind, loc):
+        return raw.key_locs[kind] if isinstance(raw, YMap) else loc
+
+    def _expand(self, entries: YList, scope: _Scope, stack: tuple) -> str:
+        """Append the nodes of `entries` to the graph; return the name of the last output."""
+        # First pass: every entry's local name, so `from` can tell a forward reference from a typo.
+        planned, counters = [], {}
+        for i, raw in enumerate(entries):
+            loc = entries.where(i)
+            kind, body, body_loc, meta = self._entry(raw, loc, f"at line {loc.line}")
+            if not isinstance(kind, str) or (kind not in KINDS and kind not in self.blocks):
+                choices = list(KINDS) + list(self.blocks)
+                raise SpecError(f"unknown layer kind '{kind}'{did_you_mean(kind, choices)}",
+                                self._kind_loc(raw, kind, loc))
+            counters[kind] = counters.get(kind, 0) + 1
+            local = f"{kind}{counters[kind]}"
+            if meta is not None and "name" in meta:
+                local = meta["name"]
+                self._check_name(local, meta.where("name"), "layer")
+            planned.append((kind, body, body_loc, meta, local, loc))
+        later = {p[4]: p[5] for p in planned}
+        previous = scope.refs[INPUT]
+        for kind, body, body_loc, meta, local, loc in planned:
+            if later.get(local) is loc:
+                del later[local]
+            if local in scope.refs and local != INPUT:
+                raise SpecError(f"duplicate layer name '{scope.full(local)}'", self._name_loc(meta, loc))
+            inputs = self._inputs(meta, scope, previous, later, loc)
+            repeat = self._repeat(meta, scope)
+            if repeat is None:
+                ref = self._place(kind, body, body_loc, inputs, scope.full(local), scope, loc, stack)
+            else:
+                parts, chained = {}, inputs
+                for copy in range(1, repeat + 1):
+                    part = self._place(kind, body, body_loc, chained, f"{scope.full(local)}.{copy}",
+                                       scope, loc, stack)
+                    parts[str(copy)] = part
+                    chained = (part.output if isinstance(part, _Instance) else part,)
+                ref = _Instance(chained[0], parts)
+            scope.refs[local] = ref
+            previous = ref.output if isinstance(ref, _Instance) else ref
+        return previous
+
+    def _name_loc(self, meta, loc):
+        return meta.where("name") if meta is not None and "name" in meta else loc
+
+    def _repeat(self, meta, scope):
+        if meta is None or "repeat" not in meta:
+            return None
+        loc = meta.where("repeat")
+        n = self._number(meta["repeat"], scope.values, loc, "repeat", positive_int=True)
+        if n > MAX_REPEAT:
+            raise SpecError(f"repeat {n:,} is more than the limit of {MAX_REPEAT:,} copies", loc)
+        return n
+
+    def _inputs(self, meta, scope, previous, later, loc) -> tuple:
+        if meta is None or "from" not in meta:
+            return (previous,)
+        raw, floc = meta["from"], meta.where("from")
+        refs = raw if isinstance(raw, YList) else [raw]
+        if not refs:
+            raise SpecError("'from' is empty; expected a layer name or a list of names", floc)
+        out = []
+        for i, ref in enumerate(refs):
+            rloc = raw.where(i) if isinstance(raw, YList) else floc
+            if not isinstance(ref, str):
+                raise SpecError(f"'from' must name layers, got {ref!r}", rloc)
+            out.append(self._resolve(ref, scope, later, rloc))
+        return tuple(out)
+
+    def _resolve(self, ref: str, scope: _Scope, later: dict, loc) -> str:
+        head, *rest = ref.split(".")
+        if head not in scope.refs:
+            if head in later:
+                raise SpecError(f"'from: {ref}' refers forward to a layer defined later (line "
+                                f"{later[head].line}); 'from' may only name earlier layers", loc)
+            raise SpecError(f"'from: {ref}' names no earlier layer{did_you_mean(head, scope.refs)}", loc)
+        target = scope.refs[head]
+        for i, part in enumerate(rest):
+            if not isinstance(target, _Instance) or part not in target.parts:
+                have = list(target.parts) if isinstance(target, _Instance) else []
+                inside = ".".join([head] + rest[:i])
+                raise SpecError(f"'from: {ref}': '{inside}' has no part '{part}'{did_you_mean(part, have)}", loc)
+            target = target.parts[part]
+        return target.output if isinstance(target, _Instance) else target
+
+    # --- one placement: a layer node or a block instance ----------------------------------------
+    def _place(self, kind, body, body_loc, inputs, full, scope, loc, stack):
+        if full in self.names:
+            raise SpecError(f"duplicate layer name '{full}' (first at line {self.names[full].line})", loc)
+        self.names[full] = loc
+        if kind in self.blocks:
+            return self._call_block(kind, body, body_loc, inputs, full, scope, loc, stack)
+        layer = KINDS[kind]
+        if layer.arity == 1 and len(inputs) != 1:
+            raise SpecError(f"{kind} takes one input, but 'from' names {len(inputs)}", loc, full)
+        if layer.arity is None and len(inputs) < 2:
+            raise SpecError(f"{kind} merges two or more inputs; name them with 'from: [a, b]'", loc, full)
+        args, arg_locs = self._args(layer, body, body_loc, scope.values, full)
+        if len(self.nodes) >= MAX_NODES:
+            raise SpecError(f"the spec expands to more than {MAX_NODES:,} layers", loc, full)
+        self.nodes.append(Node(full, kind, args, inputs, loc, arg_locs, stack[-1] if stack else None))
+        return full
+
+    def _call_block(self, kind, body, body_loc, inputs, full, scope, loc, stack):
+        if kind in stack:
+            chain = " -> ".join(stack + (kind,))
+            raise SpecError(f"block '{kind}' uses itself ({chain}); blocks may not be recursive", loc, full)
+        if len(inputs) != 1:
+            raise SpecError(f"block '{kind}' takes one input, but 'from' names {len(inputs)}", loc, full)
+        block = self.blocks[kind]
+        defaults = block.get("args") or YMap()
+        if body is None:
+            body = {}
+        if not isinstance(body, YMap):
+            raise SpecError(f"block '{kind}' takes its arguments as a mapping "
+                            f"({', '.join(defaults) or 'none'}), got {body!r}", body_loc, full)
+        for key in body:
+            if key not in defaults:
+                hint = " ('name', 'from' and 'repeat' go beside the block, not inside)" if key in RESERVED else ""
+                raise SpecError(f"block '{kind}' has no argument '{key}'{did_you_mean(key, defaults)}{hint}; "
+                                f"its arguments are: {', '.join(defaults) or 'none'}", body.key_locs[key], full)
+        values = dict(self.globals)
+        for key, default in defaults.items():
+            if key in body:  # evaluated in the caller's scope
+                values[key] = self._block_value(body[key], scope.values, body.where(key), key, full)
+            else:  # defaults see the globals and earlier arguments
+                values[key] = self._block_value(default, values, defaults.where(key), key, full)
+        inner = _Scope(full + ".", values, inputs[0])
+        output = self._expand(block["layers"], inner, stack + (kind,))
+        parts = {k: v for k, v in inner.refs.items() if k != INPUT}
+        return _Instance(output, parts)
+
+    def _block_value(self, value, scope, loc, key, layer):
+        """Numbers and expressions are evaluated; a bare word that names nothing stays a string
+        (so `padding: same` can be passed through a block argument)."""
+        if isinstance(value, YList):
+            return [self._block_value(v, scope, value.where(i), key, layer) for i, v in enumerate(value)]
+        if isinstance(value, str):
+            if _NAME.match(value) and value not in scope:
+                return value
+            try:
+                return evaluate(value, scope)
+            except ExprError as exc:
+                raise SpecError(f"block argument '{key}': {exc}", loc, layer) from None
+        return value
+
+    # --- layer arguments ------------------------------------------------------------------------
+    def _args(self, layer: Layer, body, body_loc, scope, full):
+        schema = {a.name: a for a in layer.args}
+        given: dict = {}
+        locs: dict = {}
+        if isinstance(body, YMap):
+            for key, value in body.items():
+                if key not in schema:
+                    hint = (" ('name', 'from' and 'repeat' go beside the kind, not among its arguments)"
+                            if key in RESERVED else "")
+                    expected = ", ".join(schema) or "no arguments"
+                    raise SpecError(f"{layer.kind} has no argument '{key}'{did_you_mean(key, schema)}{hint}; "
+                                    f"expected: {expected}", body.key_locs[key], full)
+                given[key], locs[key] = value, body.where(key)
+        elif body is not None:
+            if layer.primary is None:
+                raise SpecError(f"{layer.kind} takes no single value; give its arguments as a mapping "
+                                f"({', '.join(schema) or 'it has none'})", body_loc, full)
+            given[layer.primary], locs[layer.primary] = body, body_loc
+        args = {}
+        for arg in layer.args:
+            loc = locs.get(arg.name, body_loc)
+            if arg.name in given:
+                args[arg.name] = self._arg_value(arg, given[arg.name], scope, loc, layer.kind, full)
+            elif arg.required:
+                raise SpecError(f"{layer.kind} needs argument '{arg.name}'"
+                                + (f" ({arg.doc})" if arg.doc else ""), loc, full)
+            else:
+                args[arg.name] = arg.default
+        return args, locs
+
+    def _arg_value(self, arg: Arg, value, scope, loc, kind, layer):
+        what = f"{kind} argument '{arg.name}'"
+        if value is None:
+            if arg.default is None:
+                return None
+            raise SpecError(f"{what} is empty; expected {_expected(arg)}", loc, layer)
+        # A bare name bound to a non-number (a block argument holding 'same', true, ...).
+        if isinstance(value, str) and isinstance(scope.get(value), (str, bool, list, tuple)):
+            value = scope[value]
+        t = arg.type
+        if t == "bool":
+            if not isinstance(value, bool):
+                raise SpecError(f"{what} must be true or false, got {value!r}", loc, layer)
+            return value
+        if t == "choice":
+            if value not in arg.choices:
+                raise SpecError(f"{what} is {value!r}{did_you_mean(value, arg.choices)}; expected one of "
+                                f"{', '.join(map(str, arg.choices))}", loc, layer)
+            return value
+        if t == "padding" and value in ("same", "valid"):
+            return value
+        if t in ("ints", "floats", "padding", "intlist") and isinstance(value, (list, YList)):
+            if not value:
+                raise SpecError(f"{what} is an empty list; expected {_expected(arg)}", loc, layer)
+            locs = value.where if isinstance(value, YList) else (lambda i: loc)
+            return tuple(self._scalar(arg, v, scope, locs(i), what, layer) for i, v in enumerate(value))
+        if t == "intlist":
+            return (self._scalar(arg, value, scope, loc, what, layer),)
+        return self._scalar(arg, value, scope, loc, what, layer)
+
+    def _scalar(self, arg, value, scope, loc, what, layer):
+        integer = arg.type in ("int", "ints", "padding", "intlist")
+        if isinstance(value, str):
+            try:
+                value = evaluate(value, scope)
+            except ExprError as exc:
+                raise SpecError(f"{what}: {exc}", loc, layer) from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or integer and not isinstance(value, int):
+            raise SpecError(f"{what} must be {_expected(arg)}, got {value!r}", loc, layer)
+        if arg.min is not None and value < arg.min or arg.max is not None and value > arg.max:
+            raise SpecError(f"{what} must be {_expected(arg)}, got {value!r}", loc, layer)
+        return value
+
+
+def _expected(arg: Arg) -> str:
+    base = {"int": "an integer", "ints": "an integer or a list of integers", "intlist": "a list of integers",
+            "float": "a number", "floats": "a number or a list of numbers",
+            "padding": "an integer, a list of integers, 'same' or 'valid'"}.get(arg.type, arg.type)
+    if arg.min is not None and arg.max is not None:
+        return f"{base} between {arg.min} and {arg.max}"
+    if arg.min is not None:
+        return f"{base} >= {arg.min}"
+    return base

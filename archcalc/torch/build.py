@@ -1,0 +1,72 @@
+"""Build a spec's graph as a real PyTorch module.
+
+Submodules carry the spec's dotted names (`stage.2.conv1` is `model.stage[2].conv1` and its
+weight's state_dict key is `stage.2.conv1.weight`); `forward` follows the graph, freeing each
+intermediate output after its last use.
+"""
+from __future__ import annotations
+
+try:
+    import torch
+    from torch import nn
+except ImportError as exc:  # pragma: no cover - exercised only without torch
+    raise ImportError("archcalc[torch] is needed: pip install 'archcalc[torch]'") from exc
+
+from archcalc.analysis.walk import analyze_graph
+from archcalc.layers import KINDS
+from archcalc.spec.graph import INPUT, Graph
+from archcalc.spec.parse import load_spec
+
+
+class _Group(nn.Module):
+    """A block instance or repeat: only holds the modules of its parts."""
+
+
+class SpecModule(nn.Module):
+    def __init__(self, graph: Graph):
+        super().__init__()
+        report = analyze_graph(graph)  # validates the graph and gives every input shape
+        shapes = {INPUT: tuple(graph.input_shape)}
+        shapes.update({row.name: row.output_shape for row in report.layers})
+        self.spec_name = graph.name
+        self.input_shape = tuple(graph.input_shape)
+        last_use = {}
+        for i, node in enumerate(graph.nodes):
+            for name in node.inputs:
+                last_use[name] = i
+        self._plan = []
+        for i, node in enumerate(graph.nodes):
+            module = KINDS[node.kind].torch_module(node.args, [shapes[n] for n in node.inputs])
+            self._attach(node.name, module)
+            free = tuple(n for n in dict.fromkeys(node.inputs) if last_use[n] == i)
+            self._plan.append((node.name, module, node.inputs, free))
+        self._output = graph.output
+
+    def _attach(self, dotted: str, module: nn.Module):
+        parent = self
+        *path, leaf = dotted.split(".")
+        for part in path:
+            child = parent._modules.get(part)
+            if child is None:
+                child = _Group()
+                parent.add_module(part, child)
+            parent = child
+        parent.add_module(leaf, module)
+
+    def forward(self, x):
+        values = {INPUT: x}
+        for name, module, inputs, free in self._plan:
+            values[name] = module(*(values[n] for n in inputs))
+            for n in free:
+                if n != self._output:
+                    del values[n]
+        return values[self._output]
+
+
+def build(spec, input_shape=None) -> SpecModule:
+    """A `SpecModule` for a spec file path or a loaded `Graph`."""
+    graph = spec if isinstance(spec, Graph) else load_spec(spec, input_shape=input_shape)
+    return SpecModule(graph)
+
+
+__all__ = ["SpecModule", "build", "torch"]
