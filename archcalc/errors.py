@@ -20,15 +20,18 @@ class Loc:
 class SpecError(Exception):
     """A mistake in a spec (or in a command-line value), reported as `FILE:LINE:COL: error: ...`."""
 
-    def __init__(self, message: str, loc: Loc | None = None, layer: str | None = None):
+    def __init__(self, message: str, loc: Loc | None = None, layer: str | None = None,
+                 kind: str | None = None):
         super().__init__(message)
         self.message = message
         self.loc = loc
         self.layer = layer
+        self.kind = kind
 
     def __str__(self) -> str:
         where = f"{self.loc}: " if self.loc else ""
-        who = f"layer '{self.layer}': " if self.layer else ""
+        who = f"layer '{self.layer}'" if self.layer else ""
+        who += f" ({self.kind}): " if who and self.kind else ": " if who else ""
         return f"{where}error: {who}{self.message}"
 
 

@@ -99,7 +99,7 @@ class Report:
             key = ".".join(parts[:depth])
             group = index.get(key)
             if group is None or rows[-1] is not group:
-                group = LayerResult(key, row.block or "block", row.inputs, row.output_shape, 0, 0, 0, None, 0)
+                group = LayerResult(key, row.block or row.kind, row.inputs, row.output_shape, 0, 0, 0, None, 0)
                 index[key] = group
                 rows.append(group)
             group.output_shape, group.rf = row.output_shape, row.rf

@@ -36,7 +36,7 @@ def analyze_graph(graph: Graph, batch: int = 1, dtype: str = "float32") -> Repor
             rf = layer.rf(a, [rfs[i] for i in node.inputs], in_shapes, out)
         except LayerError as exc:
             loc = node.arg_locs.get(exc.arg, node.loc) if exc.arg else node.loc
-            raise SpecError(f"{node.kind}: {exc.message}", loc, node.name) from None
+            raise SpecError(exc.message, loc, node.name, node.kind) from None
         shapes[node.name] = out
         rfs[node.name] = rf
         elements = batch

@@ -24,15 +24,21 @@ def resolve_padding(padding, kernel, dilation, stride, axes, arg="padding"):
     return pad, pad
 
 
-def window_output(size, kernel, stride, pad_left, pad_right, dilation, axis, ceil_mode=False):
+AXIS_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
+
+
+def axis_name(axis: int, axes: int) -> str:
+    return AXIS_NAMES.get(axes, ())[axis] if axes in AXIS_NAMES else f"spatial axis {axis}"
+
+
+def window_output(size, kernel, stride, pad_left, pad_right, dilation, axis, ceil_mode=False, axes=0):
     """Output length of a window op along one axis:
     floor((N + P_left + P_right - D(K-1) - 1) / S) + 1   (ceil instead of floor with ceil_mode)."""
     span = dilation * (kernel - 1) + 1
     room = size + pad_left + pad_right - span
     if is_num(room) and room < 0:
         eff = f" (dilated to {span})" if dilation != 1 else ""
-        raise LayerError(f"kernel {kernel}{eff} is larger than the padded input along spatial axis "
-                         f"{axis}: input {size} + padding {pad_left + pad_right} = {size + pad_left + pad_right}; "
+        raise LayerError(f"kernel {kernel}{eff} is larger than the padded input along {axis_name(axis, axes)}: input {size} + padding {pad_left + pad_right} = {size + pad_left + pad_right}; "
                          f"expected kernel <= {size + pad_left + pad_right}", "kernel")
     if not ceil_mode:
         return room // stride + 1

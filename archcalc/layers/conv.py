@@ -50,7 +50,7 @@ class Conv(Layer):
         axes, kernel, stride, dilation, left, right = self.geometry(a, shape)
         self._channels(a, shape)
         return (a["out"],) + tuple(
-            window_output(n, k, s, pl, pr, d, i)
+            window_output(n, k, s, pl, pr, d, i, axes=axes)
             for i, (n, k, s, pl, pr, d) in enumerate(zip(shape[1:], kernel, stride, left, right, dilation)))
 
     def params(self, a, shapes):

@@ -33,7 +33,7 @@ class WindowPool(Layer):
         shape = shapes[0]
         _, kernel, stride, padding, dilation = self.geometry(a, shape)
         return shape[:1] + tuple(
-            window_output(n, k, s, p, p, d, i, a["ceil_mode"])
+            window_output(n, k, s, p, p, d, i, a["ceil_mode"], len(kernel))
             for i, (n, k, s, p, d) in enumerate(zip(shape[1:], kernel, stride, padding, dilation)))
 
     def rf(self, a, rfs, shapes, out):

@@ -212,7 +212,7 @@ class _SpecBuilder:
                 del later[local]
             if local in scope.refs and local != INPUT:
                 raise SpecError(f"duplicate layer name '{scope.full(local)}'", self._name_loc(meta, loc))
-            inputs = self._inputs(meta, scope, previous, later, loc)
+            inputs = self._inputs(meta, scope, previous, later, scope.full(local))
             repeat = self._repeat(meta, scope)
             if repeat is None:
                 ref = self._place(kind, body, body_loc, inputs, scope.full(local), scope, loc, stack)
@@ -240,34 +240,34 @@ class _SpecBuilder:
             raise SpecError(f"repeat {n:,} is more than the limit of {MAX_REPEAT:,} copies", loc)
         return n
 
-    def _inputs(self, meta, scope, previous, later, loc) -> tuple:
+    def _inputs(self, meta, scope, previous, later, layer) -> tuple:
         if meta is None or "from" not in meta:
             return (previous,)
         raw, floc = meta["from"], meta.where("from")
         refs = raw if isinstance(raw, YList) else [raw]
         if not refs:
-            raise SpecError("'from' is empty; expected a layer name or a list of names", floc)
+            raise SpecError("'from' is empty; expected a layer name or a list of names", floc, layer)
         out = []
         for i, ref in enumerate(refs):
             rloc = raw.where(i) if isinstance(raw, YList) else floc
             if not isinstance(ref, str):
-                raise SpecError(f"'from' must name layers, got {ref!r}", rloc)
-            out.append(self._resolve(ref, scope, later, rloc))
+                raise SpecError(f"'from' must name layers, got {ref!r}", rloc, layer)
+            out.append(self._resolve(ref, scope, later, rloc, layer))
         return tuple(out)
 
-    def _resolve(self, ref: str, scope: _Scope, later: dict, loc) -> str:
+    def _resolve(self, ref: str, scope: _Scope, later: dict, loc, layer) -> str:
         head, *rest = ref.split(".")
         if head not in scope.refs:
             if head in later:
                 raise SpecError(f"'from: {ref}' refers forward to a layer defined later (line "
-                                f"{later[head].line}); 'from' may only name earlier layers", loc)
-            raise SpecError(f"'from: {ref}' names no earlier layer{did_you_mean(head, scope.refs)}", loc)
+                                f"{later[head].line}); 'from' may only name earlier layers", loc, layer)
+            raise SpecError(f"'from: {ref}' names no earlier layer{did_you_mean(head, scope.refs)}", loc, layer)
         target = scope.refs[head]
         for i, part in enumerate(rest):
             if not isinstance(target, _Instance) or part not in target.parts:
                 have = list(target.parts) if isinstance(target, _Instance) else []
                 inside = ".".join([head] + rest[:i])
-                raise SpecError(f"'from: {ref}': '{inside}' has no part '{part}'{did_you_mean(part, have)}", loc)
+                raise SpecError(f"'from: {ref}': '{inside}' has no part '{part}'{did_you_mean(part, have)}", loc, layer)
             target = target.parts[part]
         return target.output if isinstance(target, _Instance) else target
 
@@ -299,7 +299,7 @@ class _SpecBuilder:
         defaults = block.get("args") or YMap()
         if body is None:
             body = {}
-        if not isinstance(body, YMap):
+        if not isinstance(body, dict):
             raise SpecError(f"block '{kind}' takes its arguments as a mapping "
                             f"({', '.join(defaults) or 'none'}), got {body!r}", body_loc, full)
         for key in body:

@@ -1,0 +1,126 @@
+"""The `archcalc` command line: parse options, call the library, render. Nothing else lives here."""
+from __future__ import annotations
+
+import re
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from archcalc.errors import SpecError
+
+app = typer.Typer(
+    help="Exact shapes, parameters, MACs and receptive fields of neural networks written as YAML specs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+CONVENTIONS = (
+    "Conventions: MACs count the multiply-accumulates of conv, conv_transpose and linear "
+    "(bias adds, normalisation, activations and pooling count zero); FLOPs = 2 x MACs, equal to "
+    "torch.utils.flop_counter.FlopCounterMode's total. params = trainable + non-trainable; BatchNorm "
+    "has 2C trainable and 2C non-trainable (running statistics). Receptive fields: size /stride per "
+    "spatial axis, 'global' once every output sees the whole input."
+)
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    markdown = "markdown"
+
+
+def _fail(exc: SpecError) -> None:
+    typer.echo(str(exc), err=True)
+    raise typer.Exit(2)
+
+
+def _parse_shape(text: str) -> tuple:
+    parts = [p for p in re.split(r"[\s,x×\[\]()]+", text.strip()) if p]
+    if not parts or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise SpecError(f"--input {text!r}: expected positive sizes like 3,224,224 (channels first, no batch)")
+    return tuple(int(p) for p in parts)
+
+
+@app.command(epilog=CONVENTIONS)
+def analyze(
+    spec: Path = typer.Argument(..., help="The YAML spec file.", show_default=False),
+    format: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
+    as_json: bool = typer.Option(False, "--json", help="Shorthand for --format json."),
+    batch: int = typer.Option(1, "--batch", "-b", min=1, help="Batch size (scales MACs and activations)."),
+    input_shape: Optional[str] = typer.Option(
+        None, "--input", "-i", help="Override the spec's input shape, e.g. 3,64,64 (batch excluded)."),
+    depth: Optional[int] = typer.Option(
+        None, "--depth", "-d", min=1, help="Fold layers deeper than this many dotted name parts into one row."),
+    dtype: str = typer.Option("float32", "--dtype", help="Element type for memory figures: "
+                              "float64, float32, float16, bfloat16, float8, int8."),
+) -> None:
+    """Analyse SPEC: per-layer output shape, parameters, MACs and receptive field, with totals."""
+    from archcalc import api, render
+
+    try:
+        shape = _parse_shape(input_shape) if input_shape is not None else None
+        report = api.analyze(spec, batch=batch, dtype=dtype, input_shape=shape)
+    except SpecError as exc:
+        _fail(exc)
+    fmt = Format.json if as_json else format
+    if fmt is Format.table:
+        render.table(report, depth)
+    elif fmt is Format.json:
+        typer.echo(render.json_text(report, depth))
+    elif fmt is Format.csv:
+        typer.echo(render.csv_text(report, depth), nl=False)
+    else:
+        typer.echo(render.markdown_text(report, depth), nl=False)
+
+
+@app.command()
+def kinds(kind: Optional[str] = typer.Argument(None, help="Show one kind's arguments and formulas.")) -> None:
+    """List the layer kinds a spec may use, or describe one."""
+    from archcalc.errors import did_you_mean
+    from archcalc.layers import KINDS
+    from archcalc.layers.base import REQUIRED
+
+    if kind is None:
+        width = max(map(len, KINDS))
+        for name in sorted(KINDS):
+            typer.echo(f"{name:<{width}}  {KINDS[name].summary}")
+        return
+    if kind not in KINDS:
+        typer.echo(f"error: unknown layer kind '{kind}'{did_you_mean(kind, KINDS)}", err=True)
+        raise typer.Exit(2)
+    layer = KINDS[kind]
+    typer.echo(f"{kind}: {layer.summary}")
+    inputs = "two or more (from: [a, b, ...])" if layer.arity is None else "one"
+    typer.echo(f"inputs: {inputs}")
+    if layer.primary:
+        typer.echo(f"primary argument: {layer.primary} (`{kind}: VALUE`)")
+    typer.echo("arguments:" if layer.args else "arguments: none")
+    for arg in layer.args:
+        default = "required" if arg.default is REQUIRED else f"default {arg.default!r}"
+        extra = f", one of {', '.join(arg.choices)}" if arg.choices else ""
+        doc = f"  {arg.doc}" if arg.doc else ""
+        typer.echo(f"  {arg.name:<20} {arg.type} ({default}{extra}){doc}")
+    for figure, formula in layer.formulas.items():
+        typer.echo(f"{figure:>7}: {formula}")
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", help="Show the version and exit.")) -> None:
+    if version:
+        from archcalc import __version__
+
+        typer.echo(f"archcalc {__version__}")
+        raise typer.Exit()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

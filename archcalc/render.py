@@ -1,0 +1,142 @@
+"""Render a Report as a rich table, CSV, Markdown or JSON. rich is imported only for tables."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from fractions import Fraction
+
+from archcalc.analysis.report import Report
+from archcalc.analysis.rf import GLOBAL
+
+_UNITS = ((10**12, "T"), (10**9, "G"), (10**6, "M"), (10**3, "k"))
+
+
+def human(n) -> str:
+    """11689512 -> '11.7 M'; small numbers as they are."""
+    if not isinstance(n, int):
+        return str(n)
+    for size, unit in _UNITS:
+        if abs(n) >= size:
+            return f"{n / size:.3g} {unit}"
+    return str(n)
+
+
+def grouped(n) -> str:
+    return f"{n:,}" if isinstance(n, int) else str(n)
+
+
+def human_bytes(n) -> str:
+    if not isinstance(n, int):
+        return str(n)
+    for size, unit in ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n} B"
+
+
+def shape_text(shape) -> str:
+    return "[" + ", ".join(str(n) for n in shape) + "]"
+
+
+def _axis_text(values) -> str:
+    texts = [str(v) if not isinstance(v, Fraction) or v.denominator == 1 else f"{v.numerator}/{v.denominator}"
+             for v in values]
+    return texts[0] if len(set(texts)) == 1 else "x".join(texts)
+
+
+def rf_text(rf) -> str:
+    """'7' size, '/2' stride: '7 /2'; 'global'; '-' where not tracked; '~' marks misaligned merges."""
+    if rf is None:
+        return "-"
+    if rf == GLOBAL:
+        return "global"
+    mark = "~" if rf.misaligned else ""
+    return f"{mark}{_axis_text(rf.size)} /{_axis_text(rf.stride)}"
+
+
+def _rows(report: Report, depth):
+    return report.folded(depth) if depth else report.layers
+
+
+HEADERS = ("name", "kind", "output shape", "params", "MACs", "RF size /stride")
+
+
+def _cells(row):
+    return (row.name, row.kind, shape_text(row.output_shape), grouped(row.params), grouped(row.macs),
+            rf_text(row.rf))
+
+
+def footer_lines(report: Report) -> list[str]:
+    t = report.totals
+    lines = [
+        f"params {grouped(t.params)} ({human(t.params)}): trainable {grouped(t.trainable_params)}, "
+        f"non-trainable {grouped(t.non_trainable_params)}",
+        f"MACs {grouped(t.macs)} ({human(t.macs)}), FLOPs = 2 x MACs = {grouped(t.flops)} ({human(t.flops)})",
+        f"memory ({report.dtype}, batch {report.batch}): parameters {human_bytes(t.param_bytes)}, "
+        f"activations {human_bytes(t.activation_bytes)}, input {human_bytes(t.input_bytes)}",
+        f"output {shape_text(report.output_shape)}",
+    ]
+    if t.non_trainable_params:
+        lines.append("note: params include non-trainable buffers (BatchNorm running mean and variance); "
+                     "PyTorch's sum of p.numel() equals the trainable count")
+    return lines
+
+
+def table(report: Report, depth=None, console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console(width=None if _is_tty() else 200)
+    title = f"{report.name}  input {shape_text(report.input_shape)}"
+    if report.batch != 1:
+        title += f"  batch {report.batch}"
+    tab = Table(title=title, title_justify="left", show_footer=False, header_style="bold")
+    for i, head in enumerate(HEADERS):
+        tab.add_column(head, justify="right" if 3 <= i <= 4 else "left", no_wrap=True)
+    for row in _rows(report, depth):
+        tab.add_row(*_cells(row))
+    console.print(tab)
+    for line in footer_lines(report):
+        console.print(line, highlight=False, soft_wrap=True)
+
+
+def _is_tty() -> bool:
+    import sys
+
+    return sys.stdout.isatty()
+
+
+def csv_text(report: Report, depth=None) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["name", "kind", "from", "output_shape", "params", "trainable_params",
+                     "non_trainable_params", "macs", "flops", "rf_size", "rf_stride", "rf_start"])
+    for row in _rows(report, depth):
+        rf = row.rf
+        if rf is None or rf == GLOBAL:
+            size = stride = start = "" if rf is None else GLOBAL
+        else:
+            size, stride, start = (" ".join(str(v) for v in part) for part in (rf.size, rf.stride, rf.start))
+        writer.writerow([row.name, row.kind, " ".join(row.inputs), "x".join(map(str, row.output_shape)),
+                         row.params, row.trainable_params, row.non_trainable_params, row.macs, row.flops,
+                         size, stride, start])
+    t = report.totals
+    writer.writerow(["total", "", "", "x".join(map(str, report.output_shape)), t.params, t.trainable_params,
+                     t.non_trainable_params, t.macs, t.flops, "", "", ""])
+    return out.getvalue()
+
+
+def markdown_text(report: Report, depth=None) -> str:
+    lines = [f"### {report.name} (input {shape_text(report.input_shape)}, batch {report.batch})", "",
+             "| " + " | ".join(HEADERS) + " |",
+             "|" + "|".join("---:" if 3 <= i <= 4 else "---" for i in range(len(HEADERS))) + "|"]
+    for row in _rows(report, depth):
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in _cells(row)) + " |")
+    lines.append("")
+    lines.extend(f"- {line}" for line in footer_lines(report))
+    return "\n".join(lines) + "\n"
+
+
+def json_text(report: Report, depth=None) -> str:
+    return json.dumps(report.to_json(depth), indent=2)
