@@ -109,13 +109,18 @@ def kinds(kind: Optional[str] = typer.Argument(None, help="Show one kind's argum
         typer.echo(f"{figure:>7}: {formula}")
 
 
-@app.callback()
-def _root(version: bool = typer.Option(False, "--version", help="Show the version and exit.")) -> None:
-    if version:
+def _show_version(value: bool) -> None:
+    if value:
         from archcalc import __version__
 
         typer.echo(f"archcalc {__version__}")
         raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", is_eager=True, callback=_show_version,
+                                       help="Show the version and exit.")) -> None:
+    """Exact shapes, parameters, MACs and receptive fields of neural networks written as YAML specs."""
 
 
 def main() -> None:
