@@ -79,12 +79,21 @@ def analyze(
 
 
 @app.command()
-def kinds(kind: Optional[str] = typer.Argument(None, help="Show one kind's arguments and formulas.")) -> None:
+def kinds(
+    kind: Optional[str] = typer.Argument(None, help="Show one kind's arguments and formulas."),
+    markdown: bool = typer.Option(False, "--markdown", help="Print the full reference as Markdown "
+                                  "(docs/layers.md)."),
+) -> None:
     """List the layer kinds a spec may use, or describe one."""
     from archcalc.errors import did_you_mean
     from archcalc.layers import KINDS
     from archcalc.layers.base import REQUIRED
 
+    if markdown:
+        from archcalc.layers._reference import markdown_reference
+
+        typer.echo(markdown_reference(), nl=False)
+        return
     if kind is None:
         width = max(map(len, KINDS))
         for name in sorted(KINDS):

@@ -1,0 +1,25 @@
+"""Documentation that must not drift from the code."""
+from pathlib import Path
+
+from archcalc.layers import KINDS
+from archcalc.layers._reference import markdown_reference
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_layer_reference_is_in_sync():
+    # Regenerate with: archcalc kinds --markdown > docs/layers.md
+    assert (ROOT / "docs" / "layers.md").read_text() == markdown_reference()
+
+
+def test_every_kind_has_a_summary_and_formulas():
+    for name, layer in KINDS.items():
+        assert layer.summary, name
+        assert set(layer.formulas) >= {"output", "params", "macs", "rf"}, name
+
+
+def test_spec_doc_names_every_error_class_and_convention():
+    text = (ROOT / "docs" / "spec.md").read_text()
+    for phrase in ("FlopCounterMode", "2C trainable", "num_batches_tracked", "Araujo", "global",
+                   "did-you-mean", "100,000", "repeat", "from"):
+        assert phrase in text, phrase
