@@ -23,3 +23,16 @@ def test_spec_doc_names_every_error_class_and_convention():
     for phrase in ("FlopCounterMode", "2C trainable", "num_batches_tracked", "Araujo", "global",
                    "did-you-mean", "100,000", "repeat", "from"):
         assert phrase in text, phrase
+
+
+def test_spec_doc_json_example_matches_resnet18():
+    import json
+    import re
+
+    import archcalc
+
+    text = (ROOT / "docs" / "spec.md").read_text()
+    report = archcalc.analyze(ROOT / "specs" / "zoo" / "resnet18.yaml").to_json()
+    block = re.search(r'"totals": (\{.*?\})\}', text, re.S).group(1)
+    assert json.loads(block) == report["totals"]
+    assert json.dumps(report["layers"][0])[1:-1].split(", \"activation_bytes\"")[0] in " ".join(text.split())

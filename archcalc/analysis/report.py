@@ -28,7 +28,7 @@ class LayerResult:
     macs: int  # for the whole batch
     rf: object  # RF, GLOBAL or None
     activation_bytes: int  # output of this layer, whole batch
-    block: str | None = None
+    blocks: tuple = ()  # enclosing block instances as (instance name, block kind)
 
     @property
     def params(self):
@@ -99,7 +99,10 @@ class Report:
             key = ".".join(parts[:depth])
             group = index.get(key)
             if group is None or rows[-1] is not group:
-                group = LayerResult(key, row.block or row.kind, row.inputs, row.output_shape, 0, 0, 0, None, 0)
+                # A block instance shows its block's kind; a repeat shows what it repeats.
+                kinds = dict(row.blocks)
+                kind = kinds.get(key) or kinds.get(key + ".1") or row.kind
+                group = LayerResult(key, kind, row.inputs, row.output_shape, 0, 0, 0, None, 0)
                 index[key] = group
                 rows.append(group)
             group.output_shape, group.rf = row.output_shape, row.rf

@@ -7,9 +7,15 @@ from archcalc.errors import LayerError, SpecError
 from archcalc.layers import KINDS
 from archcalc.layers._window import is_num
 from archcalc.spec.graph import INPUT, Graph
+from archcalc.spec.parse import gc_paused
 
 
 def analyze_graph(graph: Graph, batch: int = 1, dtype: str = "float32") -> Report:
+    with gc_paused():  # see parse_spec: allocation-only work, no cycles to collect
+        return _walk(graph, batch, dtype)
+
+
+def _walk(graph: Graph, batch: int, dtype: str) -> Report:
     if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
         raise SpecError(f"batch must be a positive integer, got {batch!r}")
     if dtype not in DTYPE_BYTES:
@@ -43,7 +49,7 @@ def analyze_graph(graph: Graph, batch: int = 1, dtype: str = "float32") -> Repor
         for n in out:
             elements *= n
         rows.append(LayerResult(node.name, node.kind, node.inputs, out, trainable, frozen, macs, rf,
-                                elements * size, node.block))
+                                elements * size, node.blocks))
     output = shapes[graph.output]
     return Report(graph.name, tuple(graph.input_shape), batch, dtype, rows, output,
                   make_totals(rows, graph.input_shape, batch, dtype))

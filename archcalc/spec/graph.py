@@ -16,7 +16,12 @@ class Node:
     inputs: tuple  # names of the nodes it reads ("input" for the network input)
     loc: Loc  # where the entry was written
     arg_locs: dict = field(default_factory=dict)  # argument -> where its value was written
-    block: str | None = None  # the block (kind) this node was expanded from, innermost
+    blocks: tuple = ()  # enclosing block instances as (instance name, block kind), outermost first
+
+    @property
+    def block(self) -> str | None:
+        """The kind of the innermost block this node was expanded from."""
+        return self.blocks[-1][1] if self.blocks else None
 
 
 @dataclass
