@@ -139,4 +139,13 @@ def markdown_text(report: Report, depth=None) -> str:
 
 
 def json_text(report: Report, depth=None) -> str:
-    return json.dumps(report.to_json(depth), indent=2)
+    """Valid JSON laid out for people too: one line per layer, one line per top-level value."""
+    data = report.to_json(depth)
+    parts = []
+    for key, value in data.items():
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            rows = ",\n".join("    " + json.dumps(row) for row in value)
+            parts.append(f"  {json.dumps(key)}: [\n{rows}\n  ]")
+        else:
+            parts.append(f"  {json.dumps(key)}: {json.dumps(value)}")
+    return "{\n" + ",\n".join(parts) + "\n}"

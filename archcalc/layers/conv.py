@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from archcalc.errors import LayerError
-from archcalc.layers._window import resolve_padding, window_output
+from archcalc.layers._window import axis_name, is_num, resolve_padding, window_output
 from archcalc.layers.base import Arg, Layer, prod, register
 
 
@@ -49,6 +49,13 @@ class Conv(Layer):
         shape = shapes[0]
         axes, kernel, stride, dilation, left, right = self.geometry(a, shape)
         self._channels(a, shape)
+        mode = a["padding_mode"]
+        if mode in ("reflect", "circular"):  # PyTorch's limits on these padding modes
+            for i, (n, pl, pr) in enumerate(zip(shape[1:], left, right)):
+                limit, bound = (n - 1, "smaller than") if mode == "reflect" else (n, "at most")
+                if is_num(n) and max(pl, pr) > limit:
+                    raise LayerError(f"padding {max(pl, pr)} with padding_mode '{mode}' must be {bound} the "
+                                     f"input size {n} along {axis_name(i, axes)}", "padding")
         return (a["out"],) + tuple(
             window_output(n, k, s, pl, pr, d, i, axes=axes)
             for i, (n, k, s, pl, pr, d) in enumerate(zip(shape[1:], kernel, stride, left, right, dilation)))
