@@ -107,3 +107,15 @@ def test_spec_that_is_not_a_mapping(tmp_path):
     path.write_text("- relu\n")
     result = runner.invoke(app, ["analyze", str(path)])
     assert result.exit_code == 2 and f"{path}:1:1: error: a spec is a YAML mapping" in result.stderr
+
+
+def test_nested_repeats_fail_fast_on_total_size(tmp_path):
+    # 100,000 copies of a block of 1,000 layers: refused after expanding one copy.
+    path = tmp_path / "huge.yaml"
+    path.write_text("input: [3]\nblocks:\n  b:\n    layers:\n      - {relu: {}, repeat: 1000}\n"
+                    "layers:\n  - {b: {}, repeat: 100000}\n")
+    result = runner.invoke(app, ["analyze", str(path)])
+    assert result.exit_code == 2
+    assert f"{path}:7:21: error: repeat 100,000 of 1,000 layer(s) would make the network 100,000,000 layers" \
+        in result.stderr
+    assert "more than the limit of 1,000,000" in result.stderr

@@ -26,7 +26,7 @@ TOP_KEYS = ("name", "description", "input", "vars", "blocks", "layers")
 BLOCK_KEYS = ("args", "layers", "description")
 RESERVED = ("name", "from", "repeat")
 MAX_REPEAT = 100_000
-MAX_NODES = 2_000_000
+MAX_NODES = 1_000_000
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -236,14 +236,23 @@ class _SpecBuilder:
             else:
                 parts, chained = {}, inputs
                 for copy in range(1, repeat + 1):
+                    before = len(self.nodes)
                     part = self._place(kind, body, body_loc, chained, f"{scope.full(local)}.{copy}",
                                        scope, loc, stack)
                     parts[str(copy)] = part
                     chained = (part.output if isinstance(part, _Instance) else part,)
+                    if copy == 1:  # fail fast, before unrolling the other copies
+                        self._check_size(len(self.nodes) - before, repeat, meta.where("repeat"))
                 ref = _Instance(chained[0], parts)
             scope.refs[local] = ref
             previous = ref.output if isinstance(ref, _Instance) else ref
         return previous
+
+    def _check_size(self, per_copy: int, repeat: int, loc):
+        total = len(self.nodes) + per_copy * (repeat - 1)
+        if total > MAX_NODES:
+            raise SpecError(f"repeat {repeat:,} of {per_copy:,} layer(s) would make the network "
+                            f"{total:,} layers, more than the limit of {MAX_NODES:,}", loc)
 
     def _name_loc(self, meta, loc):
         return meta.where("name") if meta is not None and "name" in meta else loc
