@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 
+from archcalc.analysis.report import DTYPE_BYTES
 from archcalc.errors import SpecError
 
 app = typer.Typer(
@@ -25,6 +26,9 @@ CONVENTIONS = (
     "has 2C trainable and 2C non-trainable (running statistics). Receptive fields: size /stride per "
     "spatial axis, 'global' once every output sees the whole input."
 )
+
+
+Dtype = Enum("Dtype", {name: name for name in DTYPE_BYTES}, type=str)
 
 
 class Format(str, Enum):
@@ -56,15 +60,14 @@ def analyze(
         None, "--input", "-i", help="Override the spec's input shape, e.g. 3,64,64 (batch excluded)."),
     depth: Optional[int] = typer.Option(
         None, "--depth", "-d", min=1, help="Fold layers deeper than this many dotted name parts into one row."),
-    dtype: str = typer.Option("float32", "--dtype", help="Element type for memory figures: "
-                              "float64, float32, float16, bfloat16, float8, int8."),
+    dtype: Dtype = typer.Option("float32", "--dtype", help="Element type for memory figures."),
 ) -> None:
     """Analyse SPEC: per-layer output shape, parameters, MACs and receptive field, with totals."""
     from archcalc import api, render
 
     try:
         shape = _parse_shape(input_shape) if input_shape is not None else None
-        report = api.analyze(spec, batch=batch, dtype=dtype, input_shape=shape)
+        report = api.analyze(spec, batch=batch, dtype=Dtype(dtype).value, input_shape=shape)
     except SpecError as exc:
         _fail(exc)
     fmt = Format.json if as_json else format
