@@ -36,7 +36,8 @@ def window_output(size, kernel, stride, pad_left, pad_right, dilation, axis, cei
     floor((N + P_left + P_right - D(K-1) - 1) / S) + 1   (ceil instead of floor with ceil_mode)."""
     span = dilation * (kernel - 1) + 1
     room = size + pad_left + pad_right - span
-    if is_num(room) and room < 0:
+    # With ceil_mode PyTorch keeps a window that overhangs the padded input: ceil(room / S) + 1 >= 1.
+    if is_num(room) and room < 0 and not (ceil_mode and room > -stride):
         eff = f" (dilated to {span})" if dilation != 1 else ""
         raise LayerError(f"kernel {kernel}{eff} is larger than the padded input along {axis_name(axis, axes)}: input {size} + padding {pad_left + pad_right} = {size + pad_left + pad_right}; "
                          f"expected kernel <= {size + pad_left + pad_right}", "kernel")

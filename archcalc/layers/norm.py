@@ -26,6 +26,11 @@ class BatchNorm(Layer):
         "rf": "unchanged",
     }
 
+    def output_shape(self, a, shapes):
+        if len(shapes[0]) > 4:  # nn.BatchNorm3d is the last one
+            raise LayerError(f"batchnorm supports up to 3 spatial axes, got {list(shapes[0])}")
+        return shapes[0]
+
     def params(self, a, shapes):
         c = shapes[0][0]
         return (2 * c if a["affine"] else 0), (2 * c if a["track_running_stats"] else 0)

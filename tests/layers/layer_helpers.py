@@ -33,7 +33,7 @@ def spec_error(input_shape, *entries) -> archcalc.SpecError:
 
 
 def rf1(size, stride, start):
-    """An RF with the same values along every given axis count (use rf_axes for several)."""
+    """A one-axis RF (rf_axes gives the same values on several axes)."""
     return RF((size,), (stride,), (start,))
 
 
@@ -94,7 +94,7 @@ def linearised(model):
     from torch import nn
 
     model = copy.deepcopy(model).double()
-    for name, module in list(model.named_modules()):
+    for module in list(model.modules()):
         if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d,
                                nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
             with torch.no_grad():
@@ -113,8 +113,8 @@ def linearised(model):
                 assert not module.ceil_mode, "the probe cannot linearise a dilated ceil-mode maxpool"
                 new = _DepthwiseOnes(axes, tup(module.kernel_size), tup(module.stride), tup(module.padding),
                                      tup(module.dilation))
-            parent = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
-            setattr(parent, name.rpartition(".")[2], new)
+            # SpecModule.forward calls the modules it planned, so swap the behaviour, not the module
+            object.__setattr__(module, "forward", new)
     return model
 
 
@@ -136,7 +136,8 @@ def _DepthwiseOnes(axes, kernel, stride, padding, dilation):
 
 def gradient_extent(model, input_shape, position):
     """Per spatial axis, (first, last) input index with a nonzero gradient of output channel 0 at
-    `position` (a tuple of output indices), for a linearised float64 copy of `model`."""
+    `position` (a tuple of output indices), for a linearised float64 copy of `model`; None when
+    no input pixel reaches it."""
     import torch
 
     lin = linearised(model)
@@ -149,6 +150,8 @@ def gradient_extent(model, input_shape, position):
         other = tuple(a for a in range(g.dim()) if a != axis)
         line = g.sum(other) if other else g
         nz = torch.nonzero(line > 0).flatten()
+        if not len(nz):
+            return None  # the output reads no input pixel (a transposed conv's gap)
         extents.append((int(nz.min()), int(nz.max())))
     return tuple(extents)
 

@@ -1,0 +1,83 @@
+"""Activations, softmax, prelu and dropout: elementwise shapes, parameters, receptive fields and
+errors (no torch needed)."""
+import pytest
+
+from layer_helpers import GLOBAL, analyze, last, rf_axes, spec_error
+
+ELEMENTWISE = [
+    "relu", "relu6", "leaky_relu", "elu", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid",
+    "identity", "dropout", "dropout2d",
+]
+
+
+@pytest.mark.parametrize("kind", ELEMENTWISE)
+@pytest.mark.parametrize("shape", [[10], [20, 64], [3, 8, 8], [2, 3, 4, 5]])
+def test_elementwise_kinds_change_nothing(kind, shape):
+    r = analyze(shape, "conv: {out: 4, kernel: 3, padding: 1}" if len(shape) > 1 else "linear: 4", kind)
+    before, row = r.layers
+    assert row.output_shape == before.output_shape
+    assert (row.trainable_params, row.non_trainable_params, row.macs) == (0, 0, 0)
+    assert row.rf == before.rf
+
+
+@pytest.mark.parametrize("entry", [
+    "leaky_relu: 0.2", "leaky_relu: {negative_slope: 0.1}", "elu: 0.5", "gelu: tanh",
+    "gelu: {approximate: none}", "dropout: 0.3", "dropout2d: {p: 0.1}",
+])
+def test_arguments_accepted(entry):
+    assert last([3, 8, 8], entry).output_shape == (3, 8, 8)
+
+
+@pytest.mark.parametrize("kind", ["softmax", "log_softmax"])
+def test_softmax_over_channels_keeps_rf(kind):
+    row = last([10, 8, 8], kind)  # dim 0: over the classes/channels at each position
+    assert row.output_shape == (10, 8, 8)
+    assert row.rf == rf_axes(2, 1, 1, 0)
+    assert (row.trainable_params, row.macs) == (0, 0)
+
+
+@pytest.mark.parametrize("kind", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("dim", [1, -1, 2])
+def test_softmax_over_a_spatial_axis_is_global(kind, dim):
+    assert last([10, 8, 8], f"{kind}: {dim}").rf == GLOBAL
+
+
+def test_softmax_of_logits_vector():
+    row = last([784], "linear: 10", "softmax")
+    assert row.output_shape == (10,) and row.rf is None
+
+
+@pytest.mark.parametrize("shape, args, params", [
+    ([16, 8, 8], "{}", 1),  # one shared slope
+    ([16, 8, 8], "16", 16),  # one per channel
+    ([64], "{num_parameters: 64, init: 0.1}", 64),
+    ([20, 64], "20", 20),  # [C, L]: channels first
+])
+def test_prelu(shape, args, params):
+    row = last(shape, f"prelu: {args}")
+    assert row.output_shape == tuple(shape)
+    assert (row.trainable_params, row.non_trainable_params, row.macs) == (params, 0, 0)
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+def test_prelu_parameters_must_match_channels():
+    err = spec_error([16, 8, 8], "prelu: 8")
+    assert "num_parameters is 8; expected 1 or the 16 input channels" in err.message
+
+
+@pytest.mark.parametrize("kind", ["softmax", "log_softmax"])
+def test_softmax_dim_out_of_range(kind):
+    assert "'dim' is 3 but the input has 3 dimensions" in spec_error([10, 8, 8], f"{kind}: 3").message
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("dropout: 1.5", "between 0 and 1"),
+    ("dropout2d: -0.1", "between 0 and 1"),
+    ("gelu: exact", "expected one of none, tanh"),
+    ("relu: 1", "relu takes no single value"),
+    ("sigmoid: {inplace: true}", "sigmoid has no argument 'inplace'"),
+    ("leaky_relu: {slope: 0.1}", "no argument 'slope'; expected: negative_slope"),
+])
+def test_argument_errors(entry, message):
+    assert message in spec_error([3, 8, 8], entry).message
