@@ -119,3 +119,16 @@ def test_nested_repeats_fail_fast_on_total_size(tmp_path):
     assert f"{path}:7:21: error: repeat 100,000 of 1,000 layer(s) would make the network 100,000,000 layers" \
         in result.stderr
     assert "more than the limit of 1,000,000" in result.stderr
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("conv: {out: 4, kernel: 3, padding: full}",
+     "conv argument 'padding' is 'full'; expected an integer, a list of integers, 'same' or 'valid'"),
+    ("conv: {out: 4, kernel: 3, padding: sam}", "is 'sam' (did you mean 'same'?)"),
+    ("leaky_relu: {slope: 0.2}", "leaky_relu has no argument 'slope' (did you mean 'negative_slope'?)"),
+])
+def test_helpful_messages(entry, message, tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text(f"input: [3, 8, 8]\nlayers:\n  - {entry}\n")
+    result = runner.invoke(app, ["analyze", str(path)])
+    assert result.exit_code == 2 and message in result.stderr, result.stderr

@@ -411,6 +411,9 @@ class _SpecBuilder:
             return value
         if t == "padding" and value in ("same", "valid"):
             return value
+        if t == "padding" and isinstance(value, str) and _NAME.match(value) and value not in scope:
+            raise SpecError(f"{what} is '{value}'{did_you_mean(value, ('same', 'valid'))}; expected "
+                            f"{_expected(arg)}", loc, layer)
         if t in ("ints", "floats", "padding", "intlist") and isinstance(value, (list, YList)):
             if not value:
                 raise SpecError(f"{what} is an empty list; expected {_expected(arg)}", loc, layer)
