@@ -97,6 +97,14 @@ def dim_index(dim: int, rank: int, arg: str = "dim") -> int:
     return dim % rank
 
 
+def check_groups(cin, cout, groups) -> None:
+    """PyTorch's rule for grouped (and depthwise) convolutions: groups divide both channel counts."""
+    if cin % groups:
+        raise LayerError(f"input channels {cin} are not divisible by groups {groups}", "groups")
+    if cout % groups:
+        raise LayerError(f"output channels {cout} are not divisible by groups {groups}", "groups")
+
+
 def prod(values, start=1):
     for v in values:
         start = start * v

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from archcalc.errors import LayerError
 from archcalc.layers._window import axis_name, is_num, resolve_padding, window_output
-from archcalc.layers.base import Arg, Layer, prod, register
+from archcalc.layers.base import Arg, Layer, check_groups, prod, register
 
 
 @register
@@ -38,12 +38,9 @@ class Conv(Layer):
         return axes, kernel, stride, dilation, left, right
 
     def _channels(self, a, shape):
-        cin, groups = shape[0], a["groups"]
-        if cin % groups:
-            raise LayerError(f"input channels {cin} are not divisible by groups {groups}", "groups")
-        if a["out"] % groups:
-            raise LayerError(f"output channels {a['out']} are not divisible by groups {groups}", "groups")
-        return cin // groups
+        """Input channels each filter sees: Cin / groups."""
+        check_groups(shape[0], a["out"], a["groups"])
+        return shape[0] // a["groups"]
 
     def output_shape(self, a, shapes):
         shape = shapes[0]

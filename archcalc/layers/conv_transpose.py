@@ -6,11 +6,11 @@ from fractions import Fraction
 from archcalc.analysis.rf import RF
 from archcalc.errors import LayerError
 from archcalc.layers._window import is_num
-from archcalc.layers.base import Arg, Layer, prod, register
+from archcalc.layers.base import Arg, Layer, check_groups, prod, register
 
 
 def _taps(kernel, stride, dilation):
-    """(largest input span seen by one output, first input index seen by output 0 per unit padding).
+    """The largest span of inputs (in input steps) that one output receives.
 
     Output o receives input i through tap t when o + P = i*S + t*D. Outputs in the same residue
     class mod S share a set of taps; the widest set gives the largest receptive field.
@@ -56,12 +56,9 @@ class ConvTranspose(Layer):
         return axes, kernel, stride, padding, out_pad, dilation
 
     def _groups(self, a, shape):
-        cin, groups = shape[0], a["groups"]
-        if cin % groups:
-            raise LayerError(f"input channels {cin} are not divisible by groups {groups}", "groups")
-        if a["out"] % groups:
-            raise LayerError(f"output channels {a['out']} are not divisible by groups {groups}", "groups")
-        return a["out"] // groups
+        """Output channels each input channel feeds: Cout / groups."""
+        check_groups(shape[0], a["out"], a["groups"])
+        return a["out"] // a["groups"]
 
     def output_shape(self, a, shapes):
         shape = shapes[0]
