@@ -77,7 +77,7 @@ def test_softmax_dim_out_of_range(kind):
     ("gelu: exact", "expected one of none, tanh"),
     ("relu: 1", "relu takes no single value"),
     ("sigmoid: {inplace: true}", "sigmoid has no argument 'inplace'"),
-    ("leaky_relu: {slope: 0.1}", "no argument 'slope'; expected: negative_slope"),
+    ("leaky_relu: {slope: 0.1}", "no argument 'slope' (did you mean 'negative_slope'?); expected: negative_slope"),
 ])
 def test_argument_errors(entry, message):
     assert message in spec_error([3, 8, 8], entry).message
