@@ -123,7 +123,7 @@ def test_nested_repeats_fail_fast_on_total_size(tmp_path):
 
 @pytest.mark.parametrize("entry, message", [
     ("conv: {out: 4, kernel: 3, padding: full}",
-     "conv argument 'padding' is 'full'; expected an integer, a list of integers, 'same' or 'valid'"),
+     "conv argument 'padding' is 'full'; expected a number >= 0, a list of them, 'same' or 'valid'"),
     ("conv: {out: 4, kernel: 3, padding: sam}", "is 'sam' (did you mean 'same'?)"),
     ("leaky_relu: {slope: 0.2}", "leaky_relu has no argument 'slope' (did you mean 'negative_slope'?)"),
 ])

@@ -441,6 +441,8 @@ def _expected(arg: Arg) -> str:
     base = {"int": "an integer", "ints": "an integer or a list of integers", "intlist": "a list of integers",
             "float": "a number", "floats": "a number or a list of numbers",
             "padding": "an integer, a list of integers, 'same' or 'valid'"}.get(arg.type, arg.type)
+    if arg.type == "padding":
+        return "a number >= 0, a list of them, 'same' or 'valid'"
     if arg.min is not None and arg.max is not None:
         return f"{base} between {arg.min} and {arg.max}"
     if arg.min is not None:

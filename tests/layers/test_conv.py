@@ -146,7 +146,7 @@ def test_conv_needs_one_to_three_spatial_axes(shape):
     ("conv: {out: 0, kernel: 3}", "must be an integer >= 1"),
     ("conv: {out: 4, kernel: 3, stride: 0}", "must be an integer or a list of integers >= 1"),
     ("conv: {out: 4, kernel: 3, padding: -1}", ">= 0"),
-    ("conv: {out: 4, kernel: 3, padding: full}", "'padding': unknown name 'full'"),
+    ("conv: {out: 4, kernel: 3, padding: full}", "'padding' is 'full'; expected a number >= 0, a list of them, 'same' or 'valid'"),
     ("conv: {out: 4, kernel: 3, padding_mode: mirror}", "expected one of zeros, reflect"),
     ("conv: {out: 4, kernel: 3, stide: 2}", "did you mean 'stride'"),
 ])
