@@ -168,3 +168,33 @@ def analytic_extent(rf: RF, spatial, position):
 
 __all__ = ["GLOBAL", "RF", "analyze", "analytic_extent", "gradient_extent", "last", "linearised",
            "rf1", "rf_axes", "spec", "spec_error", "torch_check"]
+
+
+def flow_mapping(values: dict) -> str:
+    """A YAML flow mapping of argument values: {kernel: [3, 3], ceil_mode: true, padding: same}."""
+    def text(v):
+        if isinstance(v, bool):
+            return str(v).lower()
+        return str(list(v)) if isinstance(v, tuple) else str(v)
+
+    return "{" + ", ".join(f"{k}: {text(v)}" for k, v in values.items()) + "}"
+
+
+def assert_accepts_what_torch_accepts(shape, kind, values, make_module):
+    """archcalc accepts `kind: values` on `shape` exactly when PyTorch builds and runs it with a
+    non-empty output (archcalc refuses empty outputs on purpose: ConvTranspose1d(1, 1, 2, padding=1)
+    on length 1 gives length 0); what both accept must then agree figure by figure."""
+    import torch
+
+    try:
+        ok_torch = make_module()(torch.randn(2, *shape)).numel() > 0
+    except (RuntimeError, ValueError):
+        ok_torch = False
+    entry = f"{kind}: {flow_mapping(values)}"
+    try:
+        analyze(shape, entry)
+    except archcalc.SpecError as err:
+        assert not ok_torch, f"archcalc rejects {shape} {entry} ({err.message}) but PyTorch accepts it"
+        return
+    assert ok_torch, f"archcalc accepts {shape} {entry} but PyTorch rejects it"
+    torch_check(shape, entry)

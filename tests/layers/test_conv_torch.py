@@ -8,8 +8,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same'")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-import archcalc  # noqa: E402
-from layer_helpers import analyze, torch_check  # noqa: E402
+from layer_helpers import assert_accepts_what_torch_accepts, torch_check  # noqa: E402
 
 CONV_CASES = [
     # rank 1
@@ -71,19 +70,6 @@ def test_conv_chain_with_names_matches_pytorch():
 
 # --- agreement on invalid geometry, over random arguments ---------------------------------------
 
-def _torch_accepts(module, x) -> bool:
-    """PyTorch runs it and the output is not empty (archcalc rejects empty outputs on purpose:
-    ConvTranspose1d(1, 1, 2, padding=1) on length 1 gives length 0)."""
-    try:
-        return module(x).numel() > 0
-    except (RuntimeError, ValueError):
-        return False
-
-
-def _yaml(values) -> str:
-    return "{" + ", ".join(f"{k}: {list(v) if isinstance(v, tuple) else v}" for k, v in values.items()) + "}"
-
-
 @st.composite
 def conv_geometry(draw, transposed=False):
     axes = draw(st.integers(1, 3))
@@ -114,21 +100,9 @@ def conv_geometry(draw, transposed=False):
 def test_conv_rejects_exactly_what_pytorch_rejects(case):
     shape, values = case
     cls = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)[len(shape) - 2]
-    try:
-        module = cls(shape[0], values["out"], values["kernel"], stride=values["stride"],
-                     padding=values["padding"], dilation=values["dilation"], groups=values["groups"],
-                     padding_mode=values["padding_mode"])
-        ok_torch = _torch_accepts(module, torch.randn(2, *shape))
-    except (RuntimeError, ValueError):
-        ok_torch = False
-    entry = f"conv: {_yaml(values)}"
-    try:
-        analyze(shape, entry)
-    except archcalc.SpecError as err:
-        assert not ok_torch, f"archcalc rejects {shape} {entry} ({err.message}) but PyTorch accepts it"
-        return
-    assert ok_torch, f"archcalc accepts {shape} {entry} but PyTorch rejects it"
-    torch_check(shape, entry)
+    assert_accepts_what_torch_accepts(shape, "conv", values, lambda: cls(
+        shape[0], values["out"], values["kernel"], stride=values["stride"], padding=values["padding"],
+        dilation=values["dilation"], groups=values["groups"], padding_mode=values["padding_mode"]))
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -136,18 +110,6 @@ def test_conv_rejects_exactly_what_pytorch_rejects(case):
 def test_conv_transpose_rejects_exactly_what_pytorch_rejects(case):
     shape, values = case
     cls = (torch.nn.ConvTranspose1d, torch.nn.ConvTranspose2d, torch.nn.ConvTranspose3d)[len(shape) - 2]
-    try:
-        module = cls(shape[0], values["out"], values["kernel"], stride=values["stride"],
-                     padding=values["padding"], output_padding=values["output_padding"],
-                     dilation=values["dilation"], groups=values["groups"])
-        ok_torch = _torch_accepts(module, torch.randn(2, *shape))
-    except (RuntimeError, ValueError):
-        ok_torch = False
-    entry = f"conv_transpose: {_yaml(values)}"
-    try:
-        analyze(shape, entry)
-    except archcalc.SpecError as err:
-        assert not ok_torch, f"archcalc rejects {shape} {entry} ({err.message}) but PyTorch accepts it"
-        return
-    assert ok_torch, f"archcalc accepts {shape} {entry} but PyTorch rejects it"
-    torch_check(shape, entry)
+    assert_accepts_what_torch_accepts(shape, "conv_transpose", values, lambda: cls(
+        shape[0], values["out"], values["kernel"], stride=values["stride"], padding=values["padding"],
+        output_padding=values["output_padding"], dilation=values["dilation"], groups=values["groups"]))
