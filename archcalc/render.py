@@ -86,6 +86,7 @@ def footer_lines(report: Report) -> list[str]:
 def table(report: Report, depth=None, console=None) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     console = console or Console(width=None if _is_tty() else 200)
     title = f"{report.name}  input {shape_text(report.input_shape)}"
@@ -95,7 +96,7 @@ def table(report: Report, depth=None, console=None) -> None:
     for i, head in enumerate(HEADERS):
         tab.add_column(head, justify="right" if 3 <= i <= 4 else "left", no_wrap=True)
     for row in _rows(report, depth):
-        tab.add_row(*_cells(row))
+        tab.add_row(*map(Text, _cells(row)))  # plain Text: no markup parsing of "[64, 56, 56]"
     console.print(tab)
     for line in footer_lines(report):
         console.print(line, highlight=False, soft_wrap=True)
