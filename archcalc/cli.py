@@ -81,6 +81,98 @@ def analyze(
         typer.echo(render.markdown_text(report, depth), nl=False)
 
 
+TORCH_NEEDED = "archcalc[torch] is needed: pip install 'archcalc[torch]'"
+
+
+def _need_torch() -> None:
+    """Every command that uses PyTorch says so plainly when it is missing (exit 2)."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        typer.echo(f"error: {TORCH_NEEDED}", err=True)
+        raise typer.Exit(2)
+
+
+class Device(str, Enum):
+    cpu = "cpu"
+    cuda = "cuda"
+    meta = "meta"
+
+
+@app.command()
+def verify(
+    spec: Path = typer.Argument(..., help="The YAML spec file.", show_default=False),
+    device: Device = typer.Option(Device.cpu, "--device", help="Where to build and run the model; "
+                                  "meta measures shapes, parameters and MACs without memory."),
+    as_json: bool = typer.Option(False, "--json", help="Both figures per layer, as JSON."),
+    input_shape: Optional[str] = typer.Option(
+        None, "--input", "-i", help="Override the spec's input shape, e.g. 3,64,64 (batch excluded)."),
+) -> None:
+    """Check every analytic figure of SPEC against PyTorch: shapes, parameters, MACs (FlopCounterMode)
+    and receptive fields (gradient probe). Exit 0 when all match, 1 otherwise."""
+    _need_torch()
+    from archcalc import api
+    from archcalc.torch import verify as verify_mod
+
+    try:
+        shape = _parse_shape(input_shape) if input_shape is not None else None
+        graph = api.load_spec(spec, input_shape=shape)
+        result = verify_mod.verify(graph, device=device.value)
+    except SpecError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(verify_mod.json_text(result))
+    else:
+        verify_mod.print_table(result)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+class ExportFormat(str, Enum):
+    pytorch = "pytorch"
+    onnx = "onnx"
+    dot = "dot"
+    mermaid = "mermaid"
+
+
+@app.command()
+def export(
+    spec: Path = typer.Argument(..., help="The YAML spec file.", show_default=False),
+    to: ExportFormat = typer.Option(..., "--to", help="pytorch: a standalone nn.Module file; onnx: an ONNX "
+                                    "graph (needs -o); dot: Graphviz; mermaid: a Markdown diagram."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here instead of stdout."),
+) -> None:
+    """Write SPEC as PyTorch source, ONNX, or a graph drawing (Graphviz dot, Mermaid)."""
+    from archcalc import api
+
+    if to in (ExportFormat.pytorch, ExportFormat.onnx):
+        _need_torch()
+    try:
+        graph = api.load_spec(spec)
+        if to is ExportFormat.onnx:
+            if output is None:
+                raise SpecError("--to onnx writes a binary file: give it with -o FILE.onnx")
+            from archcalc.torch.source import export_onnx
+
+            export_onnx(graph, output)
+            typer.echo(f"wrote {output}", err=True)
+            return
+        if to is ExportFormat.pytorch:
+            from archcalc.torch.source import pytorch_source
+
+            text = pytorch_source(graph)
+        else:
+            from archcalc import graph_export
+
+            text = graph_export.to_dot(graph) if to is ExportFormat.dot else graph_export.to_mermaid(graph)
+    except SpecError as exc:
+        _fail(exc)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text)
+        typer.echo(f"wrote {output}", err=True)
+
+
 @app.command()
 def kinds(
     kind: Optional[str] = typer.Argument(None, help="Show one kind's arguments and formulas."),
