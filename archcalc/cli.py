@@ -86,11 +86,11 @@ TORCH_NEEDED = "archcalc[torch] is needed: pip install 'archcalc[torch]'"
 
 def _need_torch() -> None:
     """Every command that uses PyTorch says so plainly when it is missing (exit 2)."""
-    import importlib.util
-
-    if importlib.util.find_spec("torch") is None:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
         typer.echo(f"error: {TORCH_NEEDED}", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
 
 
 class Device(str, Enum):

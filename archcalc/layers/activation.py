@@ -45,6 +45,7 @@ _elementwise("identity", "Identity", "passes its input through")
 
 class SoftmaxLike(Elementwise):
     primary = "dim"
+    probe_linear = True  # not linear, but every output depends on every input along dim
     args = (Arg("dim", "int", 0, doc="dimension without the batch; 0 is channels (nn.Softmax(dim=1))"),)
     formulas = {"output": "same as input", "params": "0", "macs": "0",
                 "rf": "unchanged along channels (dim 0); global when taken over a spatial axis"}

@@ -10,6 +10,7 @@ from archcalc.layers.base import Arg, Layer, register
 @register
 class AdaptiveAvgPool(Layer):
     kind = "adaptive_avgpool"
+    probe_linear = True
     primary = "size"
     summary = "Average pooling to a given output size (nn.AdaptiveAvgPool1d/2d/3d)"
     args = (Arg("size", "ints", min=1, doc="output size, one value or one per axis"),)

@@ -10,6 +10,7 @@ from archcalc.layers.maxpool import WindowPool
 @register
 class AvgPool(WindowPool):
     kind = "avgpool"
+    probe_linear = True
     summary = "Average pooling over 1, 2 or 3 spatial axes (nn.AvgPool1d/2d/3d)"
     args = (
         Arg("kernel", "ints", min=1),

@@ -49,6 +49,13 @@ class Layer:
     arity: ClassVar[int | None] = 1  # inputs taken; None means two or more (merges)
     summary: ClassVar[str] = ""
     formulas: ClassVar[dict[str, str]] = {}  # figure -> formula, shown in docs
+    # The receptive-field probe of `archcalc verify` runs a linear, positive stand-in of the net.
+    # True: this kind's own module already is one (weights are set to 1 there); False: identity
+    # (activations, normalisation, dropout). Kinds needing another stand-in override probe_module.
+    probe_linear: ClassVar[bool] = False
+    # True where "global" is a convention rather than a fact the probe can see (flatten: later
+    # layers treat the tensor as a vector, though each value still comes from one place).
+    global_by_convention: ClassVar[bool] = False
 
     # --- rules -----------------------------------------------------------------------------
     def output_shape(self, a: dict, shapes: list[tuple]) -> tuple:
@@ -68,6 +75,14 @@ class Layer:
 
     def torch_module(self, a: dict, shapes: list[tuple]):
         raise NotImplementedError(f"{self.kind} has no PyTorch module")
+
+    def probe_module(self, a: dict, shapes: list[tuple]):
+        """The linear stand-in used by the receptive-field probe (see `probe_linear`)."""
+        if self.probe_linear:
+            return self.torch_module(a, shapes)
+        from torch import nn
+
+        return nn.Identity()
 
     # --- helpers for subclasses ---------------------------------------------------------------
     @staticmethod

@@ -9,6 +9,7 @@ from archcalc.layers.base import Arg, Layer, check_groups, prod, register
 @register
 class Conv(Layer):
     kind = "conv"
+    probe_linear = True
     primary = "out"
     summary = "Convolution over 1, 2 or 3 spatial axes (nn.Conv1d/2d/3d)"
     args = (

@@ -26,6 +26,7 @@ def _taps(kernel, stride, dilation):
 @register
 class ConvTranspose(Layer):
     kind = "conv_transpose"
+    probe_linear = True
     primary = "out"
     summary = "Transposed convolution over 1, 2 or 3 spatial axes (nn.ConvTranspose1d/2d/3d)"
     args = (

@@ -9,6 +9,8 @@ from archcalc.layers.base import Arg, Layer, dim_index, prod, register
 @register
 class Flatten(Layer):
     kind = "flatten"
+    probe_linear = True
+    global_by_convention = True
     summary = "Flatten dimensions start_dim..end_dim into one (nn.Flatten; dims exclude the batch)"
     args = (Arg("start_dim", "int", 0), Arg("end_dim", "int", -1))
     formulas = {"output": "[..., product of dims start..end, ...]", "params": "0", "macs": "0",

@@ -8,6 +8,7 @@ from archcalc.layers.base import Layer, register
 
 class GlobalPool(Layer):
     torch_name = ""
+    probe_linear = True
     formulas = {"output": "[C, 1, 1, ...]", "params": "0", "macs": "0", "rf": "global"}
 
     def output_shape(self, a, shapes):
@@ -36,3 +37,9 @@ class GlobalMaxPool(GlobalPool):
     kind = "global_maxpool"
     summary = "Maximum of each channel over all spatial positions"
     torch_name = "AdaptiveMaxPool"
+
+    def probe_module(self, a, shapes):
+        """A max passes gradient to one pixel; the probe needs all it reads: average instead."""
+        from torch import nn
+
+        return getattr(nn, f"AdaptiveAvgPool{len(shapes[0]) - 1}d")(1)

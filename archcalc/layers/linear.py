@@ -8,6 +8,7 @@ from archcalc.layers.base import Arg, Layer, prod, register
 @register
 class Linear(Layer):
     kind = "linear"
+    probe_linear = True
     primary = "out"
     summary = "Fully connected layer acting on the last dimension (nn.Linear)"
     args = (Arg("out", "int", min=1, doc="output features"), Arg("bias", "bool", True))
@@ -15,7 +16,7 @@ class Linear(Layer):
         "output": "[..., out]",
         "params": "(in + 1) * out   (in * out without bias)",
         "macs": "(positions) * in * out, positions = product of the leading dimensions",
-        "rf": "global",
+        "rf": "global on [F] and [C, L] inputs; not tracked with 2+ spatial axes (only the last is mixed)",
     }
 
     def output_shape(self, a, shapes):
@@ -28,7 +29,9 @@ class Linear(Layer):
         return prod(shapes[0]) * a["out"]
 
     def rf(self, a, rfs, shapes, out):
-        return None if rfs[0] is None else GLOBAL
+        # On [F] or [C, L] it mixes the only spatial axis: every output sees the whole input. On
+        # [C, H, W] it mixes W but not H, which a single size per axis cannot say: not tracked.
+        return GLOBAL if rfs[0] is not None and len(shapes[0]) <= 2 else None
 
     def torch_module(self, a, shapes):
         from torch import nn

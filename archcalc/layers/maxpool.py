@@ -62,3 +62,26 @@ class MaxPool(WindowPool):
         axes, kernel, stride, padding, dilation = self.geometry(a, shapes[0])
         cls = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)[axes - 1]
         return cls(kernel, stride, padding, dilation, ceil_mode=a["ceil_mode"])
+
+    def probe_module(self, a, shapes):
+        """A max passes gradient to one pixel per window; the receptive-field probe needs every
+        pixel a window reads: a depthwise convolution of ones with the same kernel, stride,
+        dilation and padding, plus the right padding that gives ceil_mode's last window."""
+        import torch.nn.functional as F
+        from torch import nn
+
+        axes, kernel, stride, padding, dilation = self.geometry(a, shapes[0])
+        out = self.output_shape(a, shapes)
+        extra = [max(0, (m - 1) * s + d * (k - 1) + 1 - (n + 2 * p))
+                 for n, m, k, s, p, d in zip(shapes[0][1:], out[1:], kernel, stride, padding, dilation)]
+        pad = []  # F.pad lists the last axis first
+        for p, e in reversed(list(zip(padding, extra))):
+            pad += [p, p + e]
+        conv, channels = getattr(F, f"conv{axes}d"), shapes[0][0]
+
+        class OnesWindow(nn.Module):
+            def forward(self, x):
+                weight = x.new_ones((channels, 1, *kernel))
+                return conv(F.pad(x, pad), weight, stride=stride, dilation=dilation, groups=channels)
+
+        return OnesWindow()

@@ -63,10 +63,12 @@ class SpecModule(nn.Module):
         return values[self._output]
 
 
-def build(spec, input_shape=None) -> SpecModule:
-    """A `SpecModule` for a spec file path or a loaded `Graph`."""
+def build(spec, input_shape=None, device=None) -> SpecModule:
+    """A `SpecModule` for a spec file path or a loaded `Graph`, created directly on `device`
+    (e.g. "meta" to build a model too large for memory: shapes and parameter counts only)."""
     graph = spec if isinstance(spec, Graph) else load_spec(spec, input_shape=input_shape)
-    return SpecModule(graph)
+    with torch.device(device or "cpu"):
+        return SpecModule(graph)
 
 
 __all__ = ["SpecModule", "build", "torch"]

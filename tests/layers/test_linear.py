@@ -29,7 +29,10 @@ def test_linear_on_rank_3():
     assert row.output_shape == (3, 4, 6)
     assert row.trainable_params == 36  # 5 * 6 + 6
     assert row.macs == 360  # 3*4 positions * 5 * 6
-    assert row.rf == GLOBAL
+    # Mixes W (the last axis) but not H: one size per axis cannot say that, so not tracked.
+    assert row.rf is None
+    # On [C, L] it mixes the only spatial axis: global.
+    assert last([3, 5], "linear: 6").rf == GLOBAL
 
 
 def test_mlp_totals():

@@ -1,0 +1,267 @@
+"""Measure receptive fields with a gradient probe: the oracle for archcalc's analytic fields.
+
+The probe network is a linear, positive stand-in of the spec with the same geometry:
+- every layer with an `out` argument gets one output channel (`groups` 1, no bias, zero padding
+  mode): receptive fields do not depend on channel counts, and one channel keeps the probe cheap
+  even for very wide networks;
+- weights are 1; activations, normalisation and dropout become identities and max pooling a
+  window of ones (each layer kind's `probe_module` says how it is stood in for);
+- it runs in float64 on the CPU, on an input of ones large enough for the deepest field to fit:
+  the spec's own input size when that is enough, else doubled until it is.
+
+For a layer whose field is tracked, the gradient of one output position with respect to the
+input is nonzero exactly on the pixels that position sees. Per spatial axis:
+- size: the extent of that support, the largest over q + 1 consecutive outputs, where q is the
+  denominator of the stride (1 for whole strides; after upsampling or a transposed convolution
+  neighbouring outputs see different extents, and archcalc reports the largest);
+- stride: how far the support's first pixel moves from output c to output c + q, divided by q;
+- start: extrapolated to output 0 from output c, first(c) - c * stride (output 0's window may
+  lie partly in the padding, which has no gradient to measure).
+Outputs reported "global" are checked to see every input pixel. After a plain `flatten`,
+"global" is a convention (later layers treat the tensor as a vector) and is not measured.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+import torch
+
+from archcalc.analysis.rf import GLOBAL, RF
+from archcalc.analysis.walk import analyze_graph
+from archcalc.errors import SpecError
+from archcalc.layers import KINDS
+from archcalc.spec.graph import INPUT, Graph, Node
+
+#: Arguments set for the probe: one channel, no bias, plain zero padding.
+PROBE_ARGS = {"out": 1, "groups": 1, "bias": False, "padding_mode": "zeros", "num_parameters": 1}
+MAX_INPUT = 4096  # per axis
+MAX_PERIOD = 8  # longest period (in outputs) of a field that the probe recognises
+
+
+@dataclass
+class Probed:
+    expected: object  # the analytic field of the probe network (RF or GLOBAL)
+    measured: object  # RF, GLOBAL, or None when not measured
+    note: str = ""
+    at: tuple | None = None  # the probe input it was measured on
+
+    @property
+    def ok(self):
+        if self.measured is None:
+            return None
+        if isinstance(self.expected, RF) and isinstance(self.measured, RF):
+            e, m = self.expected, self.measured
+            return (e.size, e.stride, e.start) == (m.size, m.stride, m.start)
+        return self.expected == self.measured
+
+
+def _period(rf: RF) -> int:
+    return math.lcm(*(Fraction(j).denominator for j in rf.stride))
+
+
+def _centre(m: int, q: int) -> int | None:
+    """A multiple of q near the middle of an axis of m outputs with room for c .. c + q."""
+    if m < q + 1:
+        return None
+    return (m - q) // 2 // q * q
+
+
+def _fits(rf: RF, out: tuple, size: tuple) -> bool:
+    q = _period(rf)
+    for axis, (m, n) in enumerate(zip(out[1:], size)):
+        c = _centre(m, q)
+        if c is None:
+            return False
+        lo = rf.start[axis] + c * rf.stride[axis]
+        hi = rf.start[axis] + (c + q) * rf.stride[axis] + rf.size[axis] - 1
+        if lo < 1 or hi > n - 2:  # a pixel of margin: fractional windows round either way
+            return False
+    return True
+
+
+def _probe_graph(graph: Graph, keep: list[Node], size: tuple) -> Graph:
+    nodes = []
+    for node in keep:
+        args = {k: PROBE_ARGS.get(k, v) if k in PROBE_ARGS else v for k, v in node.args.items()}
+        nodes.append(Node(node.name, node.kind, args, node.inputs, node.loc, node.arg_locs, node.blocks))
+    return Graph(graph.name, (1,) + tuple(size), nodes, graph.file, graph.input_loc)
+
+
+def probe_receptive_fields(graph: Graph, report) -> tuple[dict[str, Probed], list[tuple]]:
+    """Measured fields per layer name, and the probe inputs used (none when nothing is probed).
+
+    Each field is measured on the spec's own input size when it fits there, else on the
+    smallest doubling of it where it does, so the figures of size-dependent layers (adaptive
+    pooling) are checked at the user's size wherever possible."""
+    if len(graph.input_shape) < 2:
+        return {}, []
+    fields = {row.name: row.rf for row in report.layers}
+    keep = [n for n in graph.nodes if isinstance(fields[n.name], RF) or fields[n.name] == GLOBAL]
+    results: dict[str, Probed] = {}
+    used = []
+    size = tuple(graph.input_shape[1:])
+    while keep and len(results) < len(keep):
+        try:
+            probe_graph = _probe_graph(graph, keep, size)
+            probe_report = analyze_graph(probe_graph)
+        except SpecError as exc:
+            note = f"the one-channel probe network cannot be built: {exc.message}"
+            return {n.name: results.get(n.name, Probed(fields[n.name], None, note)) for n in keep}, used
+        last_try = max(size) * 2 > MAX_INPUT
+        todo = {row.name for row in probe_report.layers if row.name not in results
+                and (not isinstance(row.rf, RF) or last_try or _fits(row.rf, row.output_shape, size))}
+        if todo:
+            results.update(_measure(probe_graph, probe_report, size, todo))
+            used.append((1,) + size)
+        size = tuple(2 * n for n in size)
+    return results, used
+
+
+def _irregular(graph: Graph, report) -> bool:
+    """Adaptive pooling to a size that does not divide the input has windows of varying size and
+    step: its fields repeat only over several outputs, so the probe looks at more of them."""
+    shapes = {row.name: row.output_shape for row in report.layers}
+    shapes[INPUT] = graph.input_shape
+    return any(node.kind == "adaptive_avgpool"
+               and any(n % m for n, m in zip(shapes[node.inputs[0]][1:], shapes[node.name][1:]))
+               for node in graph.nodes)
+
+
+def _measure(graph: Graph, report, size: tuple, todo: set) -> dict[str, Probed]:
+    rows = {row.name: row for row in report.layers}
+    shapes = {INPUT: graph.input_shape, **{name: row.output_shape for name, row in rows.items()}}
+    periods = [_period(rows[name].rf) for name in todo if isinstance(rows[name].rf, RF)]
+    longest = MAX_PERIOD if _irregular(graph, report) else min(MAX_PERIOD, max(periods, default=1))
+    longest = max(longest, 1)
+    batch = 2 * longest + 1  # two full periods of outputs, so that a period can be recognised
+    x = torch.ones((batch,) + tuple(graph.input_shape), dtype=torch.float64, requires_grad=True)
+    values = {INPUT: x}
+    with torch.no_grad():
+        modules = {}
+        for node in graph.nodes:
+            module = KINDS[node.kind].probe_module(node.args, [shapes[i] for i in node.inputs]).double()
+            for p in module.parameters():
+                p.fill_(1.0)
+                p.requires_grad_(False)
+            modules[node.name] = module.eval()
+    for node in graph.nodes:
+        values[node.name] = modules[node.name](*(values[i] for i in node.inputs))
+
+    results: dict[str, Probed] = {}
+    mixed: dict[str, bool] = {INPUT: False}  # does this output truly see the whole input?
+    measured_tensors: dict[int, Probed] = {}
+    for node in graph.nodes:
+        row = rows[node.name]
+        if row.rf == GLOBAL:
+            mixed[node.name] = _mixes(node, shapes) or any(mixed[i] for i in node.inputs)
+            if node.name not in todo:
+                continue
+            if not mixed[node.name]:
+                results[node.name] = Probed(GLOBAL, None, "global by convention after flatten (not measured)")
+                continue
+            results[node.name] = Probed(GLOBAL, _whole_input(values[node.name], x, size))
+            continue
+        mixed[node.name] = False
+        if node.name in todo:
+            # Stand-ins that are identities return their input tensor itself: its support was
+            # measured already, and measuring the same tensor again would give the same answer.
+            same = measured_tensors.get(id(values[node.name]))
+            if same is not None and same.expected == row.rf:
+                results[node.name] = Probed(row.rf, same.measured, same.note)
+            else:
+                results[node.name] = _measure_field(row, values[node.name], x, size, batch)
+                measured_tensors[id(values[node.name])] = results[node.name]
+    for probed in results.values():
+        probed.at = (1,) + size
+    return results
+
+
+def _mixes(node: Node, shapes: dict) -> bool:
+    """Does this kind itself make every output see its whole input? Asked of the kind's own rule,
+    with tracked fields coming in (flatten says "global" only by convention)."""
+    layer = KINDS[node.kind]
+    if layer.global_by_convention:
+        return False
+    in_shapes = [shapes[i] for i in node.inputs]
+    fields = [RF.identity(max(1, len(s) - 1)) for s in in_shapes]
+    return layer.rf(node.args, fields, in_shapes, shapes[node.name]) == GLOBAL
+
+
+def _support(grad: torch.Tensor, axes: int) -> list[tuple[int, int] | None]:
+    """(first, last) nonzero index along each spatial axis of one example's gradient."""
+    nonzero = grad.ne(0)
+    out = []
+    for axis in range(axes):
+        others = tuple(a for a in range(axes) if a != axis)
+        line = nonzero.any(dim=others) if others else nonzero
+        idx = line.nonzero().flatten()
+        out.append((int(idx[0]), int(idx[-1])) if len(idx) else None)
+    return out
+
+
+def _whole_input(out: torch.Tensor, x: torch.Tensor, size: tuple):
+    (grad,) = torch.autograd.grad(out[0].flatten()[0], x, retain_graph=True)
+    support = _support(grad[0, 0], len(size))
+    if all(s == (0, n - 1) for s, n in zip(support, size)):
+        return GLOBAL
+    if any(s is None for s in support):
+        return None
+    return RF(tuple(last - first + 1 for first, last in support), (0,) * len(size),
+              tuple(first for first, _ in support))
+
+
+def _measure_field(row, out: torch.Tensor, x: torch.Tensor, size: tuple, batch: int) -> Probed:
+    rf, shape = row.rf, row.output_shape
+    q = _period(rf)
+    if q > MAX_PERIOD:
+        return Probed(rf, None, f"stride period {q} is too long to probe")
+    centre = [_centre(m, q) for m in shape[1:]]
+    if any(c is None for c in centre) or not _fits(rf, shape, size):
+        return Probed(rf, None, f"the probe input {list(size)} is too small for this field")
+    # Example b of the batch picks output position c + b on every axis (the diagonal), as far
+    # as the outputs reach and their windows stay clear of the input's edges; axes are
+    # independent, so each is read from its own coordinate.
+    count = q + 1
+    while count < batch and all(
+            c + count < m and rf.start[a] + (c + count) * rf.stride[a] + rf.size[a] - 1 <= n - 2
+            for a, (c, m, n) in enumerate(zip(centre, shape[1:], size))):
+        count += 1
+    picked = 0
+    for b in range(count):
+        picked = picked + out[(b, slice(None)) + tuple(c + b for c in centre)].sum()
+    (grad,) = torch.autograd.grad(picked, x, retain_graph=True)
+    supports = [_support(grad[b, 0], len(size)) for b in range(count)]
+    if any(s is None for sup in supports for s in sup):
+        return Probed(rf, None, "no gradient reached the input")
+    sizes, strides, starts = [], [], []
+    for axis, c in enumerate(centre):
+        firsts = [sup[axis][0] for sup in supports]
+        extents = [sup[axis][1] - sup[axis][0] + 1 for sup in supports]
+        period = _repeat_length(firsts, extents)
+        if period is None:
+            return Probed(rf, None, f"windows vary between outputs, and the {count} outputs clear of the "
+                                    "input's edges are too few to see them repeat")
+        sizes.append(max(extents[:period]))
+        stride = Fraction(firsts[period] - firsts[0], period)
+        strides.append(_plain(stride))
+        starts.append(_plain(firsts[0] - c * stride))
+    return Probed(rf, RF(tuple(sizes), tuple(strides), tuple(starts)))
+
+
+def _repeat_length(firsts: list, extents: list) -> int | None:
+    """The smallest p for which consecutive outputs repeat with period p: equal extents and an
+    equal shift of the first pixel, checked over every pair the probed outputs allow."""
+    n = len(firsts)
+    for p in range(1, n):
+        if 2 * p >= n and p > 1:
+            break
+        shift = firsts[p] - firsts[0]
+        if all(firsts[b + p] - firsts[b] == shift and extents[b + p] == extents[b] for b in range(n - p)):
+            return p
+    return None
+
+
+def _plain(value: Fraction):
+    return value.numerator if value.denominator == 1 else value

@@ -1,0 +1,236 @@
+"""`archcalc verify`: measure every analytic figure in PyTorch and compare.
+
+- output shapes: a real forward pass (batch 1) on the chosen device, hooks on every layer; on the
+  meta device no memory is used, so models too large to hold can be checked;
+- parameters: trainable = parameters with requires_grad; non-trainable = parameters without it
+  plus floating-point buffers (BatchNorm's running mean and variance). Integer buffers
+  (`num_batches_tracked`) are counters, not parameters: they are not counted, only reported;
+- MACs: `torch.utils.flop_counter.FlopCounterMode` per module, FLOPs / 2;
+- receptive fields: the gradient probe of `archcalc.torch.probe`.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from archcalc.analysis.report import rf_json
+from archcalc.analysis.rf import GLOBAL, RF
+from archcalc.analysis.walk import analyze_graph
+from archcalc.errors import SpecError
+from archcalc.spec.graph import Graph
+from archcalc.torch.build import build
+from archcalc.torch.probe import probe_receptive_fields
+
+FIGURES = ("output_shape", "trainable_params", "non_trainable_params", "macs", "rf")
+
+
+@dataclass
+class Check:
+    analytic: object
+    measured: object
+    ok: bool | None  # None: not measured
+    note: str = ""
+
+    def to_json(self) -> dict:
+        out = {"analytic": _jsonable(self.analytic), "measured": _jsonable(self.measured), "ok": self.ok}
+        if self.note:
+            out["note"] = self.note
+        return out
+
+
+def _jsonable(value):
+    if isinstance(value, RF) or value == GLOBAL:
+        return rf_json(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+@dataclass
+class LayerCheck:
+    name: str
+    kind: str
+    checks: dict[str, Check]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok is not False for c in self.checks.values())
+
+
+@dataclass
+class VerifyResult:
+    name: str
+    device: str
+    input_shape: tuple
+    layers: list[LayerCheck]
+    totals: dict[str, Check]
+    probe_inputs: list = field(default_factory=list)  # the one-channel inputs fields were probed on
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(layer.ok for layer in self.layers) and all(c.ok is not False for c in self.totals.values())
+
+    def mismatches(self) -> list[tuple[str, str]]:
+        out = [(layer.name, fig) for layer in self.layers for fig, c in layer.checks.items() if c.ok is False]
+        return out + [("total", fig) for fig, c in self.totals.items() if c.ok is False]
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name, "device": self.device, "input": list(self.input_shape), "ok": self.ok,
+            "mismatches": [f"{name}.{fig}" for name, fig in self.mismatches()],
+            "probe_inputs": [list(shape) for shape in self.probe_inputs],
+            "layers": [{"name": layer.name, "kind": layer.kind, "ok": layer.ok,
+                        "figures": {k: c.to_json() for k, c in layer.checks.items()}} for layer in self.layers],
+            "totals": {k: c.to_json() for k, c in self.totals.items()},
+            "notes": self.notes,
+        }
+
+
+def _check(analytic, measured, note="") -> Check:
+    return Check(analytic, measured, None if measured is None else analytic == measured, note)
+
+
+def verify(graph: Graph, device: str = "cpu", receptive_fields: bool = True) -> VerifyResult:
+    report = analyze_graph(graph)
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SpecError(f"--device cuda: CUDA is not available to this PyTorch ({torch.__version__})")
+    model = build(graph, device=device).eval()
+    shapes: dict[str, tuple] = {}
+    hooks = [model.get_submodule(row.name).register_forward_hook(
+        lambda module, args, out, name=row.name: shapes.__setitem__(name, tuple(out.shape[1:])))
+        for row in report.layers]
+    x = torch.zeros((1,) + tuple(graph.input_shape), device=device)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        y = model(x)
+    for hook in hooks:
+        hook.remove()
+    flops = counter.get_flop_counts()
+    root = type(model).__name__
+
+    probed, probe_inputs = probe_receptive_fields(graph, report) if receptive_fields else ({}, [])
+    layers = []
+    integer_buffers = 0
+    for row in report.layers:
+        module = model.get_submodule(row.name)
+        trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+        frozen = sum(p.numel() for p in module.parameters() if not p.requires_grad)
+        frozen += sum(b.numel() for b in module.buffers() if b.is_floating_point())
+        integer_buffers += sum(b.numel() for b in module.buffers() if not b.is_floating_point())
+        layer_flops = sum(flops.get(f"{root}.{row.name}", {}).values())
+        checks = {
+            "output_shape": _check(tuple(row.output_shape), shapes.get(row.name)),
+            "trainable_params": _check(row.trainable_params, trainable),
+            "non_trainable_params": _check(row.non_trainable_params, frozen),
+            "macs": _check(row.macs, layer_flops // 2 if layer_flops % 2 == 0 else layer_flops / 2),
+            "rf": _rf_check(row.rf, probed.get(row.name), graph.input_shape),
+        }
+        layers.append(LayerCheck(row.name, row.kind, checks))
+    total_flops = counter.get_total_flops()
+    totals = {
+        "output_shape": _check(tuple(report.output_shape), tuple(y.shape[1:])),
+        "trainable_params": _check(report.totals.trainable_params,
+                                   sum(p.numel() for p in model.parameters() if p.requires_grad)),
+        "non_trainable_params": _check(
+            report.totals.non_trainable_params,
+            sum(p.numel() for p in model.parameters() if not p.requires_grad)
+            + sum(b.numel() for b in model.buffers() if b.is_floating_point())),
+        "macs": _check(report.totals.macs, total_flops // 2 if total_flops % 2 == 0 else total_flops / 2),
+    }
+    notes = []
+    if integer_buffers:
+        notes.append(f"{integer_buffers} integer buffer value(s) (BatchNorm's num_batches_tracked) are "
+                     "counters, not parameters: counted by neither side")
+    larger = [list(shape) for shape in probe_inputs if tuple(shape[1:]) != tuple(graph.input_shape[1:])]
+    if larger:
+        notes.append("receptive fields larger than the input were probed on larger one-channel inputs "
+                     + ", ".join(map(str, larger)))
+    return VerifyResult(graph.name, device, tuple(graph.input_shape), layers, totals, probe_inputs, notes)
+
+
+def _rf_check(analytic, probed, input_shape) -> Check:
+    if analytic is None:
+        return Check(None, None, None, "not tracked")
+    if probed is None:
+        return Check(analytic, None, None, "no spatial axes" if len(input_shape) < 2 else "not probed")
+    if probed.measured is None:
+        return Check(analytic, None, None, probed.note)
+    note = probed.note
+    if probed.expected != analytic:
+        # Only size-dependent layers (adaptive pooling, upsampling to a size) differ at the
+        # enlarged probe input; the formula is checked there.
+        note = (f"depends on the input size: analytic {_rf_text(probed.expected)} at the probe input "
+                f"{list(probed.at)} is what was measured against")
+    return Check(analytic, probed.measured, probed.ok, note)
+
+
+# --- output ---------------------------------------------------------------------------------------
+
+def _rf_text(rf) -> str:
+    if rf is None:
+        return "-"
+    if rf == GLOBAL:
+        return "global"
+    from archcalc.render import rf_text
+
+    starts = ",".join(str(v) for v in dict.fromkeys(rf.start))
+    return f"{rf_text(rf)} @{starts}"
+
+
+def _cell(check: Check, fmt) -> str:
+    if check.ok is None:
+        shown = fmt(check.analytic)
+        return f"· {shown}" if check.analytic is not None else "·"
+    if check.ok:
+        return f"✓ {fmt(check.analytic)}"
+    return f"✗ {fmt(check.analytic)} ≠ {fmt(check.measured)}"
+
+
+def _num(v) -> str:
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def _shape(v) -> str:
+    return "[" + ", ".join(map(str, v)) + "]" if v is not None else "-"
+
+
+COLUMNS = (("output shape", "output_shape", _shape), ("trainable", "trainable_params", _num),
+           ("non-trainable", "non_trainable_params", _num), ("MACs", "macs", _num),
+           ("RF size /stride @start", "rf", _rf_text))
+
+
+def print_table(result: VerifyResult, console=None) -> None:
+    import sys
+
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = console or Console(width=None if sys.stdout.isatty() else 220)
+    verdict = "all figures match PyTorch" if result.ok else f"{len(result.mismatches())} mismatch(es)"
+    table = Table(title=f"{result.name}  verify on {result.device}: {verdict}", title_justify="left")
+    table.add_column("layer", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    for head, _, _ in COLUMNS:
+        table.add_column(head, no_wrap=True)
+    # Mismatches first, then the rest in graph order.
+    ordered = [layer for layer in result.layers if not layer.ok] + [layer for layer in result.layers if layer.ok]
+    for layer in ordered:
+        cells = [_cell(layer.checks[key], fmt) for _, key, fmt in COLUMNS]
+        table.add_row(Text(layer.name), Text(layer.kind), *map(Text, cells))
+    totals = [_cell(result.totals[key], fmt) if key in result.totals else "" for _, key, fmt in COLUMNS]
+    table.add_row(Text("total"), Text(""), *map(Text, totals), style="bold")
+    console.print(table)
+    console.print("✓ matches PyTorch   ✗ differs (analytic ≠ measured)   · not measured", highlight=False)
+    notes = {c.note for layer in result.layers for c in layer.checks.values() if c.note and c.ok is not False}
+    for note in sorted(notes) + result.notes:
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
+    for name, fig in result.mismatches():
+        console.print(f"MISMATCH {name}.{fig}", highlight=False)
+
+
+def json_text(result: VerifyResult) -> str:
+    return json.dumps(result.to_json(), indent=1)
