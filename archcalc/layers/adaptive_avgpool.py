@@ -1,9 +1,9 @@
 """adaptive_avgpool: average pooling to a fixed output size (torch.nn.AdaptiveAvgPool1d/2d/3d)."""
 from __future__ import annotations
 
-from fractions import Fraction
+import math
 
-from archcalc.analysis.rf import GLOBAL, RF
+from archcalc.analysis.rf import GLOBAL
 from archcalc.layers.base import Arg, Layer, register
 
 
@@ -18,8 +18,8 @@ class AdaptiveAvgPool(Layer):
         "output": "[C, size...]",
         "params": "0",
         "macs": "0",
-        "rf": "window i spans floor(i N/M) .. ceil((i+1) N/M); the largest window is reported, "
-              "j' = j N/M (exact when M divides N)",
+        "rf": "window i spans floor(i N/M) .. ceil((i+1) N/M) - 1, exact per output; reported: the "
+              "widest, j' = j N/M, start of output 0",
     }
 
     def output_shape(self, a, shapes):
@@ -32,13 +32,12 @@ class AdaptiveAvgPool(Layer):
             return rf
         if all(m == 1 for m in out[1:]):
             return GLOBAL
-        size, jump = [], []
-        for r, j, n, m in zip(rf.size, rf.stride, shapes[0][1:], out[1:]):
-            window = max(-(-(i + 1) * n // m) - (i * n // m) for i in range(m))
-            size.append(r + (window - 1) * j)
-            step = Fraction(n, m)
-            jump.append(j * (step.numerator if step.denominator == 1 else step))
-        return RF(tuple(size), tuple(jump), rf.start, rf.misaligned)
+        steps = []
+        for n, m in zip(shapes[0][1:], out[1:]):
+            g = math.gcd(n, m)
+            # PyTorch's window i: floor(i N / M) .. ceil((i + 1) N / M) - 1
+            steps.append((lambda o, n=n, m=m: list(range(o * n // m, -(-(o + 1) * n // m))), m // g, n // g))
+        return rf.map(steps)
 
     def torch_module(self, a, shapes):
         from torch import nn

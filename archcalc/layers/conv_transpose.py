@@ -1,26 +1,9 @@
 """conv_transpose: transposed convolution (torch.nn.ConvTranspose1d/2d/3d)."""
 from __future__ import annotations
 
-from fractions import Fraction
-
-from archcalc.analysis.rf import RF
 from archcalc.errors import LayerError
 from archcalc.layers._window import is_num
 from archcalc.layers.base import Arg, Layer, check_groups, prod, register
-
-
-def _taps(kernel, stride, dilation):
-    """The largest span of inputs (in input steps) that one output receives.
-
-    Output o receives input i through tap t when o + P = i*S + t*D. Outputs in the same residue
-    class mod S share a set of taps; the widest set gives the largest receptive field.
-    """
-    span = 0
-    for r in range(stride):
-        taps = [t for t in range(kernel) if (t * dilation) % stride == r]
-        if taps:
-            span = max(span, (taps[-1] - taps[0]) * dilation // stride)
-    return span
 
 
 @register
@@ -43,7 +26,8 @@ class ConvTranspose(Layer):
         "output": "M = (N - 1) S - 2P + D(K-1) + output_padding + 1 per axis",
         "params": "Cin*(Cout/groups)*K1*K2*... + Cout (bias)",
         "macs": "N1*N2*...*Cin*(Cout/groups)*K1*K2*...  (input positions, as PyTorch counts)",
-        "rf": "largest over outputs: r' = r + span j with span = widest tap set / S; j' = j / S",
+        "rf": "exact per output: output o sees the inputs (o + P - tD)/S that are whole; reported: the "
+              "widest window, j' = j / S, start of output 0 (may lie outside the input)",
     }
 
     def geometry(self, a, shape):
@@ -86,15 +70,10 @@ class ConvTranspose(Layer):
         if rf is None or rf == "global":
             return rf
         _, kernel, stride, padding, _, dilation = self.geometry(a, shapes[0])
-        size, jump, start = [], [], []
-        for r, j, b, k, s, p, d in zip(rf.size, rf.stride, rf.start, kernel, stride, padding, dilation):
-            size.append(r + _taps(k, s, d) * j)
-            jump.append(Fraction(j) / s)
-            # Output 0 sees input (P - t*D)/S for the largest tap t that divides evenly.
-            firsts = [(p - t * d) // s for t in range(k) if (p - t * d) % s == 0]
-            first = min(firsts) if firsts else -(-(p - (k - 1) * d) // s)
-            start.append(b + first * j)
-        return RF(tuple(size), tuple(jump), tuple(start), rf.misaligned)
+        # Output o receives input i through tap t when o + P = i S + t D: S outputs per input.
+        return rf.map([(lambda o, k=k, s=s, p=p, d=d: [(o + p - t * d) // s for t in range(k)
+                                                        if (o + p - t * d) % s == 0], s, 1)
+                       for k, s, p, d in zip(kernel, stride, padding, dilation)])
 
     def torch_module(self, a, shapes):
         from torch import nn

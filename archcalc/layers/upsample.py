@@ -4,7 +4,6 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
-from archcalc.analysis.rf import RF
 from archcalc.errors import LayerError
 from archcalc.layers.base import Arg, Layer, register
 
@@ -28,8 +27,9 @@ class Upsample(Layer):
         "output": "floor(N * scale) per axis, or size",
         "params": "0",
         "macs": "0 (interpolation weights are not counted)",
-        "rf": "largest over outputs: r' = r + (taps-1) j with taps 1 (nearest), 2 (linear), 4 (bicubic); "
-              "j' = j / scale",
+        "rf": "largest over outputs: r' = r + (taps-1) j with taps 1 (nearest; or where the source "
+              "falls on a pixel), 2 (linear), 4 (bicubic); j' = j / scale (N/M with size); start' = start + "
+              "j floor(source of output 0), the source as PyTorch maps it",
     }
 
     def _check(self, a, shape):
@@ -63,13 +63,36 @@ class Upsample(Layer):
         if rf is None or rf == "global":
             return rf
         axes, scale = self._check(a, shapes[0])
-        if scale is None:
-            ratios = [Fraction(n, m) for n, m in zip(shapes[0][1:], out[1:])]
+        steps = []
+        for axis in range(axes):
+            n, m = shapes[0][1 + axis], out[1 + axis]
+            steps.append(self._axis_reads(a, n, m, scale[axis] if scale else None))
+        return rf.map(steps)
+
+    @staticmethod
+    def _axis_reads(a, n, m, scale):
+        """The input pixels output o reads with nonzero weight, as PyTorch maps coordinates: the
+        source of output o is `o * ratio` ('nearest', floored), `(o + 1/2) ratio - 1/2` (linear
+        modes) or `o (N-1)/(M-1)` (align_corners), ratio being 1/scale when a scale is given,
+        else N/M; a source falling exactly on a pixel gives its neighbours weight 0. Clamping at
+        the edges is left out (like padding, it only touches the border outputs)."""
+        if a["align_corners"]:
+            ratio = Fraction(n - 1, m - 1) if m > 1 else Fraction(0)
         else:
-            ratios = [1 / Fraction(s) for s in scale]
+            # The scale as written (1.1 is 11/10), not its binary approximation.
+            ratio = 1 / Fraction(str(scale)) if scale is not None else Fraction(n, m)
         taps = _TAPS[a["mode"]]
-        return RF(tuple(r + (taps - 1) * j for r, j in zip(rf.size, rf.stride)),
-                  tuple(_exact(j * q) for j, q in zip(rf.stride, ratios)), rf.start, rf.misaligned)
+
+        def reads(o):
+            if a["mode"] == "nearest":
+                return [math.floor(o * ratio)]
+            src = o * ratio if a["align_corners"] else (o + Fraction(1, 2)) * ratio - Fraction(1, 2)
+            whole = math.floor(src)
+            if src == whole:
+                return [whole]
+            return list(range(whole - (taps // 2 - 1), whole + taps // 2 + 1))
+
+        return reads, max(ratio.denominator, 1), ratio.numerator
 
     def torch_module(self, a, shapes):
         from torch import nn
@@ -78,8 +101,3 @@ class Upsample(Layer):
         size = self.per_axis(a["size"], axes, "size") if a["size"] is not None else None
         return nn.Upsample(size=size, scale_factor=tuple(float(s) for s in scale) if scale else None,
                            mode=a["mode"], align_corners=a["align_corners"])
-
-
-def _exact(q):
-    q = Fraction(q)
-    return q.numerator if q.denominator == 1 else q

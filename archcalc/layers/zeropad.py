@@ -38,8 +38,10 @@ class ZeroPad(Layer):
         if rf is None or rf == "global":
             return rf
         sides, _ = self._sides(a, shapes[0])
-        return RF(rf.size, rf.stride, tuple(b - lo * j for b, j, (lo, _) in zip(rf.start, rf.stride, sides)),
-                  rf.misaligned)
+        if rf.regular:
+            return RF(rf.size, rf.stride, tuple(b - lo * j for b, j, (lo, _) in zip(rf.start, rf.stride, sides)),
+                      rf.misaligned)
+        return rf.map([(lambda o, lo=lo: [o - lo], 1, 1) for lo, _ in sides])
 
     def torch_module(self, a, shapes):
         from torch import nn

@@ -17,8 +17,10 @@ input is nonzero exactly on the pixels that position sees. Per spatial axis:
 - stride: how far the support's first pixel moves from output c to output c + q, divided by q;
 - start: extrapolated to output 0 from output c, first(c) - c * stride (output 0's window may
   lie partly in the padding, which has no gradient to measure).
-Outputs reported "global" are checked to see every input pixel. After a plain `flatten`,
-"global" is a convention (later layers treat the tensor as a vector) and is not measured.
+Outputs reported "global" are checked to depend, one output alone, on every input pixel that
+the layer's outputs depend on together (every pixel unless strides larger than kernels skip
+some). After a plain `flatten`, "global" is a convention (later layers treat the tensor as a
+vector) and is not measured.
 """
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ from archcalc.spec.graph import INPUT, Graph, Node
 
 #: Arguments set for the probe: one channel, no bias, plain zero padding.
 PROBE_ARGS = {"out": 1, "groups": 1, "bias": False, "padding_mode": "zeros", "num_parameters": 1}
-MAX_INPUT = 4096  # per axis
+MAX_ELEMENTS = 1 << 22  # largest probe input (pixels of one example) the doubling may reach
 MAX_PERIOD = 8  # longest period (in outputs) of a field that the probe recognises
 
 
@@ -58,14 +60,16 @@ class Probed:
 
 
 def _period(rf: RF) -> int:
-    return math.lcm(*(Fraction(j).denominator for j in rf.stride))
+    """Outputs after which the claimed windows repeat: the probe looks at two such periods, so
+    that the measured period (found from the gradients alone) rests on enough outputs."""
+    return math.lcm(*(Fraction(j).denominator for j in rf.stride), *(a.q for a in rf.exact_axes()))
 
 
 def _centre(m: int, q: int) -> int | None:
-    """A multiple of q near the middle of an axis of m outputs with room for c .. c + q."""
-    if m < q + 1:
+    """A multiple of q near the middle of an axis of m outputs with room for c .. c + 2q."""
+    if m < 2 * q + 1:
         return None
-    return (m - q) // 2 // q * q
+    return (m - 2 * q) // 2 // q * q
 
 
 def _fits(rf: RF, out: tuple, size: tuple) -> bool:
@@ -75,7 +79,7 @@ def _fits(rf: RF, out: tuple, size: tuple) -> bool:
         if c is None:
             return False
         lo = rf.start[axis] + c * rf.stride[axis]
-        hi = rf.start[axis] + (c + q) * rf.stride[axis] + rf.size[axis] - 1
+        hi = rf.start[axis] + (c + 2 * q) * rf.stride[axis] + rf.size[axis] - 1
         if lo < 1 or hi > n - 2:  # a pixel of margin: fractional windows round either way
             return False
     return True
@@ -109,7 +113,7 @@ def probe_receptive_fields(graph: Graph, report) -> tuple[dict[str, Probed], lis
         except SpecError as exc:
             note = f"the one-channel probe network cannot be built: {exc.message}"
             return {n.name: results.get(n.name, Probed(fields[n.name], None, note)) for n in keep}, used
-        last_try = max(size) * 2 > MAX_INPUT
+        last_try = math.prod(size) * 2 ** len(size) > MAX_ELEMENTS
         todo = {row.name for row in probe_report.layers if row.name not in results
                 and (not isinstance(row.rf, RF) or last_try or _fits(row.rf, row.output_shape, size))}
         if todo:
@@ -119,22 +123,11 @@ def probe_receptive_fields(graph: Graph, report) -> tuple[dict[str, Probed], lis
     return results, used
 
 
-def _irregular(graph: Graph, report) -> bool:
-    """Adaptive pooling to a size that does not divide the input has windows of varying size and
-    step: its fields repeat only over several outputs, so the probe looks at more of them."""
-    shapes = {row.name: row.output_shape for row in report.layers}
-    shapes[INPUT] = graph.input_shape
-    return any(node.kind == "adaptive_avgpool"
-               and any(n % m for n, m in zip(shapes[node.inputs[0]][1:], shapes[node.name][1:]))
-               for node in graph.nodes)
-
-
 def _measure(graph: Graph, report, size: tuple, todo: set) -> dict[str, Probed]:
     rows = {row.name: row for row in report.layers}
     shapes = {INPUT: graph.input_shape, **{name: row.output_shape for name, row in rows.items()}}
     periods = [_period(rows[name].rf) for name in todo if isinstance(rows[name].rf, RF)]
-    longest = MAX_PERIOD if _irregular(graph, report) else min(MAX_PERIOD, max(periods, default=1))
-    longest = max(longest, 1)
+    longest = max(1, min(MAX_PERIOD, max(periods, default=1)))
     batch = 2 * longest + 1  # two full periods of outputs, so that a period can be recognised
     x = torch.ones((batch,) + tuple(graph.input_shape), dtype=torch.float64, requires_grad=True)
     values = {INPUT: x}
@@ -202,10 +195,14 @@ def _support(grad: torch.Tensor, axes: int) -> list[tuple[int, int] | None]:
 
 
 def _whole_input(out: torch.Tensor, x: torch.Tensor, size: tuple):
-    (grad,) = torch.autograd.grad(out[0].flatten()[0], x, retain_graph=True)
-    support = _support(grad[0, 0], len(size))
-    if all(s == (0, n - 1) for s, n in zip(support, size)):
+    """GLOBAL when one output depends on every input pixel that the layer's outputs depend on at
+    all: every pixel, unless strides larger than kernels skip some (then none of the outputs sees
+    those, and "global" still means "sees all that this network reads")."""
+    (one,) = torch.autograd.grad(out[0].flatten()[0], x, retain_graph=True)
+    (every,) = torch.autograd.grad(out[0].sum(), x, retain_graph=True)
+    if torch.equal(one[0, 0].ne(0), every[0, 0].ne(0)):
         return GLOBAL
+    support = _support(one[0, 0], len(size))
     if any(s is None for s in support):
         return None
     return RF(tuple(last - first + 1 for first, last in support), (0,) * len(size),
@@ -224,7 +221,7 @@ def _measure_field(row, out: torch.Tensor, x: torch.Tensor, size: tuple, batch: 
     # as the outputs reach and their windows stay clear of the input's edges; axes are
     # independent, so each is read from its own coordinate.
     count = q + 1
-    while count < batch and all(
+    while count < min(batch, 2 * q + 1) and all(
             c + count < m and rf.start[a] + (c + count) * rf.stride[a] + rf.size[a] - 1 <= n - 2
             for a, (c, m, n) in enumerate(zip(centre, shape[1:], size))):
         count += 1
@@ -232,6 +229,9 @@ def _measure_field(row, out: torch.Tensor, x: torch.Tensor, size: tuple, batch: 
     for b in range(count):
         picked = picked + out[(b, slice(None)) + tuple(c + b for c in centre)].sum()
     (grad,) = torch.autograd.grad(picked, x, retain_graph=True)
+    if count < 2 * q + 1:
+        return Probed(rf, None, f"only {count} outputs lie clear of the input's edges; two periods of "
+                                f"{q} are needed to measure this field")
     supports = [_support(grad[b, 0], len(size)) for b in range(count)]
     if any(s is None for sup in supports for s in sup):
         return Probed(rf, None, "no gradient reached the input")
@@ -246,7 +246,9 @@ def _measure_field(row, out: torch.Tensor, x: torch.Tensor, size: tuple, batch: 
         sizes.append(max(extents[:period]))
         stride = Fraction(firsts[period] - firsts[0], period)
         strides.append(_plain(stride))
-        starts.append(_plain(firsts[0] - c * stride))
+        # Extrapolate from an output in the same phase of the period as output 0.
+        b = -c % period
+        starts.append(_plain(firsts[b] - (c + b) * stride))
     return Probed(rf, RF(tuple(sizes), tuple(strides), tuple(starts)))
 
 
