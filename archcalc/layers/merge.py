@@ -25,6 +25,7 @@ def broadcast(shapes, kind):
 
 class Elementwise2(Layer):
     arity = None
+    probe_linear = True
     formulas = {"output": "broadcast of the input shapes", "params": "0",
                 "macs": "0 (elementwise)", "rf": "union of the inputs' fields"}
 
@@ -35,7 +36,7 @@ class Elementwise2(Layer):
         return merge(rfs)
 
 
-def _merge_module(op_name):
+def _merge_module(op_name, symbol):
     import torch
     from torch import nn
 
@@ -48,6 +49,10 @@ def _merge_module(op_name):
                 out = op(out, x)
             return out
 
+        def export_expression(self, inputs):
+            """The forward step as Python source over the inputs' variable names (`a + b`)."""
+            return f" {symbol} ".join(inputs)
+
     Merge.__name__ = Merge.__qualname__ = op_name.capitalize()
     return Merge()
 
@@ -58,7 +63,7 @@ class Add(Elementwise2):
     summary = "Elementwise sum of the inputs (broadcasting), as in residual connections"
 
     def torch_module(self, a, shapes):
-        return _merge_module("add")
+        return _merge_module("add", "+")
 
 
 @register
@@ -67,13 +72,14 @@ class Multiply(Elementwise2):
     summary = "Elementwise product of the inputs (broadcasting), as in squeeze-and-excitation"
 
     def torch_module(self, a, shapes):
-        return _merge_module("mul")
+        return _merge_module("mul", "*")
 
 
 @register
 class Concat(Layer):
     kind = "concat"
     arity = None
+    probe_linear = True
     primary = "dim"
     summary = "Concatenate the inputs along a dimension (torch.cat; dim 0 is channels)"
     args = (Arg("dim", "int", 0, doc="dimension without the batch; 0 is channels"),)
@@ -110,5 +116,8 @@ class Concat(Layer):
 
             def extra_repr(self):
                 return f"dim={dim}"
+
+            def export_expression(self, inputs):
+                return f"torch.cat([{', '.join(inputs)}], dim={dim})"
 
         return Concat()

@@ -88,6 +88,9 @@ class GroupNorm(Layer):
     def output_shape(self, a, shapes):
         if shapes[0][0] % a["groups"]:
             raise LayerError(f"channels {shapes[0][0]} are not divisible by groups {a['groups']}", "groups")
+        if shapes[0][0] // a["groups"] * prod(shapes[0][1:]) == 1:  # PyTorch refuses (at batch 1)
+            raise LayerError(f"each group would normalise a single value: {shapes[0][0]} channel(s) in "
+                             f"{a['groups']} group(s) of {list(shapes[0])}", "groups")
         return shapes[0]
 
     def params(self, a, shapes):
@@ -115,6 +118,9 @@ class InstanceNorm(Layer):
 
     def output_shape(self, a, shapes):
         self.spatial_axes(shapes[0], "instancenorm")
+        if prod(shapes[0][1:]) == 1:  # statistics of one value: PyTorch refuses
+            raise LayerError(f"instancenorm needs more than one spatial position to normalise over, got "
+                             f"{list(shapes[0])}")
         return shapes[0]
 
     def params(self, a, shapes):

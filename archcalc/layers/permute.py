@@ -43,4 +43,8 @@ class Permute(Layer):
             def extra_repr(self):
                 return f"dims={self.dims}"
 
+            def export_expression(self, inputs):
+                """The forward step as Python source over the input's variable name."""
+                return f"{inputs[0]}.permute({', '.join(str(d) for d in self.dims)})"
+
         return Permute(self._dims(a, shapes[0]))

@@ -48,4 +48,9 @@ class Reshape(Layer):
             def extra_repr(self):
                 return f"shape={self.shape}"
 
+            def export_expression(self, inputs):
+                """The forward step as Python source over the input's variable name."""
+                x = inputs[0]
+                return f"{x}.reshape({', '.join([f'{x}.shape[0]'] + [str(n) for n in self.shape])})"
+
         return Reshape(self.output_shape(a, shapes))

@@ -13,6 +13,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without torch
     raise ImportError("archcalc[torch] is needed: pip install 'archcalc[torch]'") from exc
 
 from archcalc.analysis.walk import analyze_graph
+from archcalc.errors import SpecError
 from archcalc.layers import KINDS
 from archcalc.spec.graph import INPUT, Graph
 from archcalc.spec.parse import load_spec
@@ -37,15 +38,20 @@ class SpecModule(nn.Module):
         self._plan = []
         for i, node in enumerate(graph.nodes):
             module = KINDS[node.kind].torch_module(node.args, [shapes[n] for n in node.inputs])
-            self._attach(node.name, module)
+            self._attach(node, module)
             free = tuple(n for n in dict.fromkeys(node.inputs) if last_use[n] == i)
             self._plan.append((node.name, module, node.inputs, free))
         self._output = graph.output
 
-    def _attach(self, dotted: str, module: nn.Module):
+    def _attach(self, node, module: nn.Module):
         parent = self
-        *path, leaf = dotted.split(".")
-        for part in path:
+        *path, leaf = node.name.split(".")
+        for part in path + [leaf]:
+            if part not in parent._modules and hasattr(parent, part):
+                raise SpecError(f"'{part}' is an attribute of torch.nn.Module, so a layer or block cannot "
+                                "have that name in PyTorch; rename it", node.loc, node.name)
+            if part is leaf:
+                break
             child = parent._modules.get(part)
             if child is None:
                 child = _Group()

@@ -101,3 +101,14 @@ def test_batchnorm_up_to_three_spatial_axes():
 ])
 def test_norm_argument_errors(entry, message):
     assert message in spec_error([4, 8, 8], entry).message
+
+
+def test_instancenorm_needs_more_than_one_position():
+    # Found by the random-spec cross-check: F.instance_norm raises on a single spatial value.
+    assert "more than one spatial position" in spec_error([4, 1, 1], "instancenorm").message
+
+
+def test_groupnorm_of_single_values_is_refused():
+    # Found by the random-spec cross-check: F.group_norm raises when a group holds one value.
+    assert "single value" in spec_error([4, 1], "groupnorm: 4").message
+    assert last([4, 2], "groupnorm: 4").output_shape == (4, 2)  # two values per group: fine

@@ -69,3 +69,10 @@ def test_torch_compile_traces_the_whole_graph():
 def test_cuda():
     model = build(graph(), device="cuda").eval()
     assert model(torch.randn(2, 3, 16, 16, device="cuda")).shape == (2, 10)
+
+
+def test_a_layer_named_like_a_module_attribute_is_a_clear_error():
+    graph = archcalc.parse_spec("input: [3, 8, 8]\nlayers:\n  - relu\n  - {name: forward, relu: {}}\n", "n.yaml")
+    with pytest.raises(archcalc.SpecError, match="'forward' is an attribute of torch.nn.Module") as info:
+        build(graph)
+    assert info.value.loc.line == 4 and info.value.layer == "forward"

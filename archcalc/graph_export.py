@@ -1,0 +1,152 @@
+"""Drawings of a spec's layer graph: Graphviz dot and Mermaid (no PyTorch needed).
+
+One box per layer, labelled with its dotted name, its kind and its output shape (batch excluded);
+the network input is a node of its own; an edge runs from each of a layer's inputs to the layer.
+Layers expanded from a block instance are drawn inside a box (a dot cluster, a Mermaid subgraph)
+labelled with the instance's name and block kind, nested as the blocks nest.
+"""
+from __future__ import annotations
+
+import re
+
+from archcalc.analysis.walk import analyze_graph
+from archcalc.spec.graph import INPUT, Graph
+
+
+def _shape(shape) -> str:
+    return "[" + ", ".join(str(n) for n in shape) + "]"
+
+
+def _layers(graph: Graph):
+    """(node, output shape) per layer, in graph order; validates the graph."""
+    report = analyze_graph(graph)
+    return list(zip(graph.nodes, (row.output_shape for row in report.layers)))
+
+
+def _input_label(graph: Graph) -> str:
+    return "\n".join((INPUT, _shape(graph.input_shape)))
+
+
+def _label(node, shapes) -> str:
+    return "\n".join((node.name, node.kind, _shape(shapes[node.name])))
+
+
+def _block_steps(nodes):
+    """For each node: the block instances to close, then those to open, before writing it.
+
+    Yields (node, closes, opens) with `closes` a count and `opens` a list of (instance, kind);
+    a last (None, closes, []) closes what is still open. The nodes of one block instance are
+    consecutive in the graph, so a stack suffices.
+    """
+    stack: list[tuple] = []
+    for node in nodes:
+        path = list(node.blocks)
+        common = 0
+        while common < min(len(stack), len(path)) and stack[common] == path[common]:
+            common += 1
+        closes = len(stack) - common
+        opens = path[common:]
+        stack = path
+        yield node, closes, opens
+    yield None, len(stack), []
+
+
+# --- Graphviz ---------------------------------------------------------------------------------
+
+def _dot_quote(text: str) -> str:
+    """A double-quoted dot ID; `\\n` in `text` stays a line break of the label."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def to_dot(graph: Graph) -> str:
+    """The graph as a Graphviz digraph (render with `dot -Tsvg net.dot -o net.svg`)."""
+    layers = _layers(graph)
+    shapes = {node.name: shape for node, shape in layers}
+    out = [f"digraph {_dot_quote(graph.name)} {{",
+           "  rankdir=TB;",
+           '  node [shape=box, style=rounded, fontname="Helvetica"];',
+           '  edge [fontname="Helvetica"];',
+           f"  {_dot_quote(INPUT)} [label={_dot_quote(_input_label(graph))}, shape=ellipse];"]
+    depth = 1
+    for node, closes, opens in _block_steps(graph.nodes):
+        for _ in range(closes):
+            depth -= 1
+            out.append("  " * depth + "}")
+        if node is None:
+            break
+        for instance, kind in opens:
+            pad = "  " * depth
+            out.append(f"{pad}subgraph {_dot_quote('cluster_' + instance)} {{")
+            out.append(f"{pad}  label={_dot_quote(f'{instance} ({kind})')}; style=dashed;")
+            depth += 1
+        label = _label(node, shapes)
+        out.append("  " * depth + f"{_dot_quote(node.name)} [label={_dot_quote(label)}];")
+    for node in graph.nodes:
+        for src in node.inputs:
+            out.append(f"  {_dot_quote(src)} -> {_dot_quote(node.name)};")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+# --- Mermaid ----------------------------------------------------------------------------------
+
+# Words a Mermaid flowchart reads as keywords when used as a node id.
+_MERMAID_RESERVED = {"end", "graph", "flowchart", "subgraph", "direction", "style", "class", "classdef",
+                     "click", "linkstyle", "default", "call", "href"}
+
+
+class _Ids:
+    """Unique Mermaid ids from dotted names: `layer1.1.conv1` -> `layer1_1_conv1`."""
+
+    def __init__(self):
+        self.by_key: dict[str, str] = {}
+        self.used: set[str] = set()
+
+    def __call__(self, key: str) -> str:
+        if key not in self.by_key:
+            base = re.sub(r"[^A-Za-z0-9_]", "_", key) or "n"
+            if base.lower() in _MERMAID_RESERVED or not base[0].isalpha():
+                base = "n_" + base
+            ident, i = base, 2
+            while ident in self.used:
+                ident, i = f"{base}_{i}", i + 1
+            self.used.add(ident)
+            self.by_key[key] = ident
+        return self.by_key[key]
+
+
+def _mermaid_text(text: str) -> str:
+    """A quoted Mermaid label; lines are joined with <br/>."""
+    escaped = text.replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+    return '"' + escaped.replace("\n", "<br/>") + '"'
+
+
+def to_mermaid(graph: Graph) -> str:
+    """The graph as a Markdown ```mermaid block (GitHub, GitLab and many editors draw it)."""
+    layers = _layers(graph)
+    shapes = {node.name: shape for node, shape in layers}
+    ids = _Ids()
+    ids(INPUT)
+    lines = ["```mermaid", "flowchart TD",
+             f"  {ids(INPUT)}([{_mermaid_text(_input_label(graph))}])"]
+    depth = 1
+    for node, closes, opens in _block_steps(graph.nodes):
+        for _ in range(closes):
+            depth -= 1
+            lines.append("  " * depth + "end")
+        if node is None:
+            break
+        for instance, kind in opens:
+            sub = ids("subgraph " + instance)
+            lines.append("  " * depth + f"subgraph {sub} [{_mermaid_text(f'{instance} ({kind})')}]")
+            depth += 1
+        label = _label(node, shapes)
+        lines.append("  " * depth + f"{ids(node.name)}[{_mermaid_text(label)}]")
+    for node in graph.nodes:
+        for src in node.inputs:
+            lines.append(f"  {ids(src)} --> {ids(node.name)}")
+    lines.append("```")
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["to_dot", "to_mermaid"]
