@@ -31,6 +31,12 @@ CONVENTIONS = (
 Dtype = Enum("Dtype", {name: name for name in DTYPE_BYTES}, type=str)
 
 
+# Arguments shared by several commands.
+SPEC = typer.Argument(..., help="The YAML spec file.", show_default=False)
+INPUT = typer.Option(None, "--input", "-i",
+                     help="Override the spec's input shape, e.g. 3,64,64 (batch excluded).")
+
+
 class Format(str, Enum):
     table = "table"
     json = "json"
@@ -52,12 +58,11 @@ def _parse_shape(text: str) -> tuple:
 
 @app.command(epilog=CONVENTIONS)
 def analyze(
-    spec: Path = typer.Argument(..., help="The YAML spec file.", show_default=False),
+    spec: Path = SPEC,
     format: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
     as_json: bool = typer.Option(False, "--json", help="Shorthand for --format json."),
     batch: int = typer.Option(1, "--batch", "-b", min=1, help="Batch size (scales MACs and activations)."),
-    input_shape: Optional[str] = typer.Option(
-        None, "--input", "-i", help="Override the spec's input shape, e.g. 3,64,64 (batch excluded)."),
+    input_shape: Optional[str] = INPUT,
     depth: Optional[int] = typer.Option(
         None, "--depth", "-d", min=1, help="Fold layers deeper than this many dotted name parts into one row."),
     dtype: Dtype = typer.Option("float32", "--dtype", help="Element type for memory figures."),
@@ -101,12 +106,11 @@ class Device(str, Enum):
 
 @app.command()
 def verify(
-    spec: Path = typer.Argument(..., help="The YAML spec file.", show_default=False),
+    spec: Path = SPEC,
     device: Device = typer.Option(Device.cpu, "--device", help="Where to build and run the model; "
                                   "meta measures shapes, parameters and MACs without memory."),
     as_json: bool = typer.Option(False, "--json", help="Both figures per layer, as JSON."),
-    input_shape: Optional[str] = typer.Option(
-        None, "--input", "-i", help="Override the spec's input shape, e.g. 3,64,64 (batch excluded)."),
+    input_shape: Optional[str] = INPUT,
 ) -> None:
     """Check every analytic figure of SPEC against PyTorch: shapes, parameters, MACs (FlopCounterMode)
     and receptive fields (gradient probe). Exit 0 when all match, 1 otherwise."""
@@ -136,7 +140,7 @@ class ExportFormat(str, Enum):
 
 @app.command()
 def export(
-    spec: Path = typer.Argument(..., help="The YAML spec file.", show_default=False),
+    spec: Path = SPEC,
     to: ExportFormat = typer.Option(..., "--to", help="pytorch: a standalone nn.Module file; onnx: an ONNX "
                                     "graph (needs -o); dot: Graphviz; mermaid: a Markdown diagram."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here instead of stdout."),
