@@ -1,4 +1,5 @@
-"""dropout and dropout2d: random zeroing in training, identity at inference (nn.Dropout, nn.Dropout2d)."""
+"""dropout and dropout2d: random zeroing in training, identity at inference (nn.Dropout, and the
+channel-wise nn.Dropout1d/2d/3d by the input's rank)."""
 from __future__ import annotations
 
 from archcalc.layers.activation import Elementwise
@@ -19,7 +20,18 @@ class Dropout(Elementwise):
 @register
 class Dropout2d(Elementwise):
     kind = "dropout2d"
-    torch_class = "Dropout2d"
     primary = "p"
     args = _P
-    summary = "Zero whole channels with probability p during training"
+    summary = ("Zero whole channels with probability p during training (nn.Dropout1d/2d/3d for "
+               "[C, L], [C, H, W], [C, D, H, W])")
+
+    def output_shape(self, a, shapes):
+        self.spatial_axes(shapes[0], "dropout2d")
+        return shapes[0]
+
+    def torch_module(self, a, shapes):
+        # nn.Dropout2d on other ranks is deprecated (PyTorch warns it will become an error); the
+        # rank's own channel dropout does the same thing.
+        from torch import nn
+
+        return getattr(nn, f"Dropout{len(shapes[0]) - 1}d")(**a)

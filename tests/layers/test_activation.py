@@ -13,6 +13,8 @@ ELEMENTWISE = [
 @pytest.mark.parametrize("kind", ELEMENTWISE)
 @pytest.mark.parametrize("shape", [[10], [20, 64], [3, 8, 8], [2, 3, 4, 5]])
 def test_elementwise_kinds_change_nothing(kind, shape):
+    if kind == "dropout2d" and len(shape) == 1:
+        pytest.skip("channel dropout needs spatial axes (see test_dropout2d_needs_channels)")
     r = analyze(shape, "conv: {out: 4, kernel: 3, padding: 1}" if len(shape) > 1 else "linear: 4", kind)
     before, row = r.layers
     assert row.output_shape == before.output_shape
@@ -81,3 +83,8 @@ def test_softmax_dim_out_of_range(kind):
 ])
 def test_argument_errors(entry, message):
     assert message in spec_error([3, 8, 8], entry).message
+
+
+def test_dropout2d_needs_channels():
+    # Channel dropout zeroes whole channels of [C, L], [C, H, W] or [C, D, H, W]; a vector has none.
+    assert "dropout2d needs an input shaped" in spec_error([10], "dropout2d").message
