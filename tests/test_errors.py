@@ -132,3 +132,12 @@ def test_helpful_messages(entry, message, tmp_path):
     path.write_text(f"input: [3, 8, 8]\nlayers:\n  - {entry}\n")
     result = runner.invoke(app, ["analyze", str(path)])
     assert result.exit_code == 2 and message in result.stderr, result.stderr
+
+
+def test_an_automatic_name_taken_by_an_explicit_one(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text("input: [3, 8, 8]\nlayers:\n  - {name: relu2, relu: {}}\n  - relu\n")
+    result = runner.invoke(app, ["analyze", str(path)])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (f"{path}:4:5: error: this entry's automatic name 'relu2' is already "
+                                     "taken (first at line 3); give one of them another name")

@@ -228,7 +228,12 @@ class _SpecBuilder:
             if later.get(local) is loc:
                 del later[local]
             if local in scope.refs and local != INPUT:
-                raise SpecError(f"duplicate layer name '{scope.full(local)}'", self._name_loc(meta, loc))
+                first = self.names.get(scope.full(local))
+                where = f" (first at line {first.line})" if first else ""
+                if meta is None or "name" not in meta:
+                    raise SpecError(f"this entry's automatic name '{scope.full(local)}' is already taken"
+                                    f"{where}; give one of them another name", loc)
+                raise SpecError(f"duplicate layer name '{scope.full(local)}'{where}", self._name_loc(meta, loc))
             inputs = self._inputs(meta, scope, previous, later, scope.full(local))
             repeat = self._repeat(meta, scope)
             if repeat is None:
