@@ -11,25 +11,80 @@ from os import PathLike
 
 from archcalc.analysis.report import Report
 from archcalc.analysis.walk import analyze_graph
+from archcalc.errors import SpecError
 from archcalc.spec.graph import Graph
 from archcalc.spec.parse import load_spec, parse_spec
 
 
 def analyze(spec: str | PathLike | Graph, *, batch: int = 1, dtype: str = "float32",
-            input_shape=None) -> Report:
+            input_shape=None, bindings: dict | None = None, assume_divisible: bool = False) -> Report:
     """Analyse a spec file (path), or an already loaded `Graph`.
 
-    `input_shape` (channels first, batch excluded) overrides the spec's `input`.
+    `input_shape` (channels first, batch excluded) overrides the spec's `input`. With symbolic
+    sizes (`input: [1, H, W]`) figures are sympy formulas; `bindings` gives symbols (or vars)
+    numbers, like `--set H=28`; `assume_divisible` takes every size symbol as a multiple of the
+    network's total stride along its axis, so that floors simplify (`--assume divisible`).
     Raises `archcalc.SpecError` for any mistake in the spec.
     """
-    graph = spec if isinstance(spec, Graph) else load_spec(spec, input_shape=input_shape)
-    return analyze_graph(graph, batch=batch, dtype=dtype)
+    if isinstance(spec, Graph):
+        return analyze_graph(spec, batch=batch, dtype=dtype)
+    return _analyze(lambda **kw: load_spec(spec, input_shape=input_shape, **{"bindings": bindings, **kw}),
+                    bindings, assume_divisible, batch, dtype)
+
+
+def _analyze(load, bindings, assume_divisible, batch, dtype) -> Report:
+    """`load(**options)` reads the spec with `bindings`/`multiples` overriding the defaults."""
+    graph = load()
+    if assume_divisible and graph.symbols:
+        graph = load(multiples=divisible_multiples(analyze_graph(graph), graph))
+    report = analyze_graph(graph, batch=batch, dtype=dtype)
+    if any("min" in rules for rules in graph.constraints.values()):
+        # The formulas hold only where the network is valid: check it at the smallest allowed size.
+        smallest = smallest_sizes(graph)
+        try:
+            analyze_graph(load(bindings={**(bindings or {}), **smallest}))
+        except SpecError as exc:
+            at = ", ".join(f"{k}={v}" for k, v in smallest.items())
+            raise SpecError(f"{exc.message} (at the smallest allowed size {at})", exc.loc, exc.layer,
+                            exc.kind) from None
+    return report
+
+
+def smallest_sizes(graph: Graph) -> dict:
+    """The smallest size each symbol may take under its constraints (min, rounded up to multiple_of)."""
+    out = {}
+    for name, rules in graph.constraints.items():
+        m = rules.get("multiple_of", 1)
+        low = rules.get("min", m)
+        out[name] = -(-low // m) * m
+    return out
 
 
 def analyze_text(text: str, *, filename: str = "<spec>", batch: int = 1, dtype: str = "float32",
-                 input_shape=None) -> Report:
-    """Analyse a spec given as YAML text."""
-    return analyze_graph(parse_spec(text, filename, input_shape=input_shape), batch=batch, dtype=dtype)
+                 input_shape=None, bindings: dict | None = None, assume_divisible: bool = False) -> Report:
+    """Analyse a spec given as YAML text (options as for `analyze`)."""
+    return _analyze(lambda **kw: parse_spec(text, filename, input_shape=input_shape,
+                                            **{"bindings": bindings, **kw}),
+                    bindings, assume_divisible, batch, dtype)
+
+
+def divisible_multiples(report: Report, graph: Graph) -> dict:
+    """For `--assume divisible`: each symbol sizing a spatial axis is taken as a multiple of the
+    largest whole stride any layer reaches along that axis (32 for a ResNet), so that every floor
+    of the network divides evenly."""
+    from math import lcm
+
+    from archcalc.analysis.rf import RF
+
+    multiples: dict = {}
+    for axis, size in enumerate(graph.input_shape[1:]):
+        strides = [row.rf.stride[axis] for row in report.layers
+                   if isinstance(row.rf, RF) and isinstance(row.rf.stride[axis], int)]
+        step = lcm(*strides) if strides else 1
+        for sym in getattr(size, "free_symbols", ()):
+            name = str(sym) if str(sym) in graph.symbols else str(sym).rsplit("_", 1)[0]
+            multiples[name] = lcm(multiples.get(name, 1), step)
+    return multiples
 
 
 __all__ = ["analyze", "analyze_text", "load_spec", "parse_spec"]

@@ -31,7 +31,16 @@ CONVENTIONS = (
 Dtype = Enum("Dtype", {name: name for name in DTYPE_BYTES}, type=str)
 
 
+class Assume(str, Enum):
+    divisible = "divisible"
+
+
 # Arguments shared by several commands.
+SET = typer.Option(None, "--set", "-s", help="Give a size symbol (or a var) a number: --set H=28 "
+                   "(repeatable).", show_default=False)
+ASSUME = typer.Option(None, "--assume", help="divisible: take every size symbol as a multiple of the "
+                      "network's total stride along its axis, so floors simplify (40*H*W + 26, not "
+                      "floor(...)).", show_default=False)
 SPEC = typer.Argument(..., help="The YAML spec file.", show_default=False)
 INPUT = typer.Option(None, "--input", "-i",
                      help="Override the spec's input shape, e.g. 3,64,64 (batch excluded).")
@@ -47,6 +56,19 @@ class Format(str, Enum):
 def _fail(exc: SpecError) -> None:
     typer.echo(str(exc), err=True)
     raise typer.Exit(2)
+
+
+def _parse_bindings(items) -> dict:
+    out = {}
+    for item in items or ():
+        name, sep, value = item.partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep or not name.isidentifier() or not value.lstrip("-").isdigit():
+            raise SpecError(f"--set {item!r}: expected NAME=INTEGER, e.g. --set H=28")
+        if int(value) < 1:
+            raise SpecError(f"--set {item!r}: sizes must be positive")
+        out[name] = int(value)
+    return out
 
 
 def _parse_shape(text: str) -> tuple:
@@ -66,24 +88,29 @@ def analyze(
     depth: Optional[int] = typer.Option(
         None, "--depth", "-d", min=1, help="Fold layers deeper than this many dotted name parts into one row."),
     dtype: Dtype = typer.Option("float32", "--dtype", help="Element type for memory figures."),
+    bindings: Optional[list[str]] = SET,
+    assume: Optional[Assume] = ASSUME,
+    latex: bool = typer.Option(False, "--latex", help="Write formulas (symbolic sizes) as LaTeX."),
 ) -> None:
-    """Analyse SPEC: per-layer output shape, parameters, MACs and receptive field, with totals."""
+    """Analyse SPEC: per-layer output shape, parameters, MACs and receptive field, with totals.
+    Sizes written as names (input: [1, H, W]) give exact formulas."""
     from archcalc import api, render
 
     try:
         shape = _parse_shape(input_shape) if input_shape is not None else None
-        report = api.analyze(spec, batch=batch, dtype=Dtype(dtype).value, input_shape=shape)
+        report = api.analyze(spec, batch=batch, dtype=Dtype(dtype).value, input_shape=shape,
+                             bindings=_parse_bindings(bindings), assume_divisible=assume is Assume.divisible)
     except SpecError as exc:
         _fail(exc)
     fmt = Format.json if as_json else format
     if fmt is Format.table:
-        render.table(report, depth)
+        render.table(report, depth, latex=latex)
     elif fmt is Format.json:
         typer.echo(render.json_text(report, depth))
     elif fmt is Format.csv:
         typer.echo(render.csv_text(report, depth), nl=False)
     else:
-        typer.echo(render.markdown_text(report, depth), nl=False)
+        typer.echo(render.markdown_text(report, depth, latex=latex), nl=False)
 
 
 TORCH_NEEDED = "archcalc[torch] is needed: pip install 'archcalc[torch]'"
@@ -111,6 +138,7 @@ def verify(
                                   "meta measures shapes, parameters and MACs without memory."),
     as_json: bool = typer.Option(False, "--json", help="Both figures per layer, as JSON."),
     input_shape: Optional[str] = INPUT,
+    bindings: Optional[list[str]] = SET,
 ) -> None:
     """Check every analytic figure of SPEC against PyTorch: shapes, parameters, MACs (FlopCounterMode)
     and receptive fields (gradient probe). Exit 0 when all match, 1 otherwise."""
@@ -120,7 +148,7 @@ def verify(
 
     try:
         shape = _parse_shape(input_shape) if input_shape is not None else None
-        graph = api.load_spec(spec, input_shape=shape)
+        graph = api.load_spec(spec, input_shape=shape, bindings=_parse_bindings(bindings))
         result = verify_mod.verify(graph, device=device.value)
     except SpecError as exc:
         _fail(exc)
@@ -144,6 +172,7 @@ def export(
     to: ExportFormat = typer.Option(..., "--to", help="pytorch: a standalone nn.Module file; onnx: an ONNX "
                                     "graph (needs -o); dot: Graphviz; mermaid: a Markdown diagram."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here instead of stdout."),
+    bindings: Optional[list[str]] = SET,
 ) -> None:
     """Write SPEC as PyTorch source, ONNX, or a graph drawing (Graphviz dot, Mermaid)."""
     from archcalc import api
@@ -151,7 +180,7 @@ def export(
     if to in (ExportFormat.pytorch, ExportFormat.onnx):
         _need_torch()
     try:
-        graph = api.load_spec(spec)
+        graph = api.load_spec(spec, bindings=_parse_bindings(bindings))
         if to is ExportFormat.onnx:
             if output is None:
                 raise SpecError("--to onnx writes a binary file: give it with -o FILE.onnx")

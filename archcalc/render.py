@@ -35,8 +35,8 @@ def human_bytes(n) -> str:
     return f"{n} B"
 
 
-def shape_text(shape) -> str:
-    return "[" + ", ".join(str(n) for n in shape) + "]"
+def shape_text(shape, fmt=str) -> str:
+    return "[" + ", ".join(str(n) if isinstance(n, int) else fmt(n) for n in shape) + "]"
 
 
 def _axis_text(values) -> str:
@@ -62,13 +62,25 @@ def _rows(report: Report, depth):
 HEADERS = ("name", "kind", "output shape", "params", "MACs", "RF size /stride")
 
 
-def _cells(row):
-    return (row.name, row.kind, shape_text(row.output_shape), grouped(row.params), grouped(row.macs),
+def _cells(row, fmt=None):
+    fmt = fmt or grouped
+    return (row.name, row.kind, shape_text(row.output_shape, fmt), fmt(row.params), fmt(row.macs),
             rf_text(row.rf))
 
 
-def footer_lines(report: Report) -> list[str]:
+def latex_text(value) -> str:
+    """A figure for a LaTeX write-up: formulas as $...$, numbers grouped."""
+    if isinstance(value, int):
+        return grouped(value)
+    from archcalc.spec.symbols import latex
+
+    return f"${latex(value)}$"
+
+
+def footer_lines(report: Report, latex: bool = False) -> list[str]:
     t = report.totals
+    if report.symbols:
+        return _symbolic_footer(report, latex)
     lines = [
         f"params {grouped(t.params)} ({human(t.params)}): trainable {grouped(t.trainable_params)}, "
         f"non-trainable {grouped(t.non_trainable_params)}",
@@ -83,7 +95,21 @@ def footer_lines(report: Report) -> list[str]:
     return lines
 
 
-def table(report: Report, depth=None, console=None) -> None:
+def _symbolic_footer(report: Report, latex: bool) -> list[str]:
+    t, f = report.totals, (latex_text if latex else str)
+    symbols = ", ".join(name + (f" ({', '.join(f'{k} {v}' for k, v in report.constraints[name].items())})"
+                                if report.constraints.get(name) else "") for name in report.symbols)
+    return [
+        f"symbols: {symbols}; floors are PyTorch's (give numbers with --set, simplify with --assume divisible)",
+        f"params {f(t.params)}: trainable {f(t.trainable_params)}, non-trainable {f(t.non_trainable_params)}",
+        f"MACs {f(t.macs)}, FLOPs = 2 x MACs = {f(t.flops)}",
+        f"memory ({report.dtype}, batch {report.batch}, bytes): parameters {f(t.param_bytes)}, "
+        f"activations {f(t.activation_bytes)}, input {f(t.input_bytes)}",
+        f"output {shape_text(report.output_shape, f)}",
+    ]
+
+
+def table(report: Report, depth=None, console=None, latex: bool = False) -> None:
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -95,10 +121,11 @@ def table(report: Report, depth=None, console=None) -> None:
     tab = Table(title=title, title_justify="left", show_footer=False, header_style="bold")
     for i, head in enumerate(HEADERS):
         tab.add_column(head, justify="right" if 3 <= i <= 4 else "left", no_wrap=True)
+    fmt = latex_text if latex else None
     for row in _rows(report, depth):
-        tab.add_row(*map(Text, _cells(row)))  # plain Text: no markup parsing of "[64, 56, 56]"
+        tab.add_row(*map(Text, _cells(row, fmt)))  # plain Text: no markup parsing of "[64, 56, 56]"
     console.print(tab)
-    for line in footer_lines(report):
+    for line in footer_lines(report, latex):
         console.print(line, highlight=False, soft_wrap=True)
 
 
@@ -128,14 +155,15 @@ def csv_text(report: Report, depth=None) -> str:
     return out.getvalue()
 
 
-def markdown_text(report: Report, depth=None) -> str:
+def markdown_text(report: Report, depth=None, latex: bool = False) -> str:
     lines = [f"### {report.name} (input {shape_text(report.input_shape)}, batch {report.batch})", "",
              "| " + " | ".join(HEADERS) + " |",
              "|" + "|".join("---:" if 3 <= i <= 4 else "---" for i in range(len(HEADERS))) + "|"]
+    fmt = latex_text if latex else None
     for row in _rows(report, depth):
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in _cells(row)) + " |")
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in _cells(row, fmt)) + " |")
     lines.append("")
-    lines.extend(f"- {line}" for line in footer_lines(report))
+    lines.extend(f"- {line}" for line in footer_lines(report, latex))
     return "\n".join(lines) + "\n"
 
 

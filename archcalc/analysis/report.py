@@ -41,12 +41,21 @@ class LayerResult:
     def to_json(self) -> dict:
         return {
             "name": self.name, "kind": self.kind, "from": list(self.inputs),
-            "output_shape": list(self.output_shape),
-            "params": self.params, "trainable_params": self.trainable_params,
-            "non_trainable_params": self.non_trainable_params,
-            "macs": self.macs, "flops": self.flops,
-            "rf": rf_json(self.rf), "activation_bytes": self.activation_bytes,
+            "output_shape": _j(self.output_shape),
+            "params": _j(self.params), "trainable_params": _j(self.trainable_params),
+            "non_trainable_params": _j(self.non_trainable_params),
+            "macs": _j(self.macs), "flops": _j(self.flops),
+            "rf": rf_json(self.rf), "activation_bytes": _j(self.activation_bytes),
         }
+
+
+def _j(value):
+    """JSON value of a figure: numbers as numbers, formulas (sympy) as their text."""
+    if isinstance(value, (int, float)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_j(v) for v in value]
+    return str(value)
 
 
 def rf_json(rf):
@@ -79,6 +88,8 @@ class Report:
     layers: list[LayerResult]
     output_shape: tuple
     totals: Totals = field(default_factory=Totals)
+    symbols: tuple = ()  # free size symbols: figures are then formulas (sympy)
+    constraints: dict = field(default_factory=dict)
 
     def layer(self, name: str) -> LayerResult:
         for row in self.layers:
@@ -117,17 +128,19 @@ class Report:
         out = {
             "version": JSON_VERSION,
             "name": self.name,
-            "input": list(self.input_shape),
+            "input": _j(self.input_shape),
             "batch": self.batch,
             "dtype": self.dtype,
             "layers": [row.to_json() for row in self.layers],
             "totals": {
-                "params": t.params, "trainable_params": t.trainable_params,
-                "non_trainable_params": t.non_trainable_params, "macs": t.macs, "flops": t.flops,
-                "output_shape": list(self.output_shape), "param_bytes": t.param_bytes,
-                "activation_bytes": t.activation_bytes, "input_bytes": t.input_bytes,
+                "params": _j(t.params), "trainable_params": _j(t.trainable_params),
+                "non_trainable_params": _j(t.non_trainable_params), "macs": _j(t.macs), "flops": _j(t.flops),
+                "output_shape": _j(self.output_shape), "param_bytes": _j(t.param_bytes),
+                "activation_bytes": _j(t.activation_bytes), "input_bytes": _j(t.input_bytes),
             },
         }
+        if self.symbols:
+            out["symbols"] = {name: self.constraints.get(name, {}) for name in self.symbols}
         if depth is not None:
             out["folded"] = [row.to_json() for row in self.folded(depth)]
         return out

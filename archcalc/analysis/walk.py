@@ -39,10 +39,22 @@ def _walk(graph: Graph, batch: int, dtype: str) -> Report:
                                      f"(input {', '.join(str(list(s)) for s in in_shapes)})")
             trainable, frozen = layer.params(a, in_shapes)
             macs = layer.macs(a, in_shapes, out) * batch
-            rf = layer.rf(a, [rfs[i] for i in node.inputs], in_shapes, out)
+            try:
+                rf = layer.rf(a, [rfs[i] for i in node.inputs], in_shapes, out)
+            except TypeError:
+                if not graph.symbols:
+                    raise
+                rf = None  # windows that depend on symbolic sizes (adaptive pooling, resizing)
         except LayerError as exc:
             loc = node.arg_locs.get(exc.arg, node.loc) if exc.arg else node.loc
             raise SpecError(exc.message, loc, node.name, node.kind) from None
+        except TypeError:
+            if not graph.symbols:
+                raise
+            # A rule had to compare sizes that are formulas (sympy cannot decide H > 3).
+            raise SpecError(f"{node.kind} cannot be analysed with symbolic sizes here; give the symbols "
+                            f"numbers with --set (e.g. --set {graph.symbols[0]}=28)", node.loc, node.name,
+                            node.kind) from None
         shapes[node.name] = out
         rfs[node.name] = rf
         elements = batch
@@ -51,5 +63,30 @@ def _walk(graph: Graph, batch: int, dtype: str) -> Report:
         rows.append(LayerResult(node.name, node.kind, node.inputs, out, trainable, frozen, macs, rf,
                                 elements * size, node.blocks))
     output = shapes[graph.output]
-    return Report(graph.name, tuple(graph.input_shape), batch, dtype, rows, output,
-                  make_totals(rows, graph.input_shape, batch, dtype))
+    report = Report(graph.name, tuple(graph.input_shape), batch, dtype, rows, output,
+                    make_totals(rows, graph.input_shape, batch, dtype))
+    if graph.symbols:
+        report = _in_user_symbols(report, graph)
+    return report
+
+
+def _in_user_symbols(report: Report, graph: Graph) -> Report:
+    """Show symbolic figures simplified and in the user's own symbols (H, not H_4 = H/4)."""
+    from dataclasses import replace
+
+    from archcalc.spec.symbols import shown
+
+    def fix(value):
+        return shown(value, graph.back)
+
+    rows = [replace(row, output_shape=tuple(map(fix, row.output_shape)), trainable_params=fix(row.trainable_params),
+                    non_trainable_params=fix(row.non_trainable_params), macs=fix(row.macs),
+                    activation_bytes=fix(row.activation_bytes)) for row in report.layers]
+    t = report.totals
+    totals = replace(t, params=fix(t.params), trainable_params=fix(t.trainable_params),
+                     non_trainable_params=fix(t.non_trainable_params), macs=fix(t.macs),
+                     param_bytes=fix(t.param_bytes), activation_bytes=fix(t.activation_bytes),
+                     input_bytes=fix(t.input_bytes))
+    return replace(report, input_shape=tuple(map(fix, report.input_shape)), layers=rows,
+                   output_shape=tuple(map(fix, report.output_shape)), totals=totals, symbols=graph.symbols,
+                   constraints=graph.constraints)

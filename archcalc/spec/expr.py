@@ -103,6 +103,10 @@ def _eval(node, scope, text):
         return -value if isinstance(node.op, ast.USub) else value
     if isinstance(node, ast.Call):
         values = [_eval(a, scope, text) for a in node.args]
+        if any(hasattr(v, "free_symbols") for v in values):  # symbolic sizes: sympy's Min/Max
+            import sympy
+
+            return (sympy.Min if node.func.id == "min" else sympy.Max)(*values)
         return _FUNCS[node.func.id](values)
     # BinOp
     left = _eval(node.left, scope, text)

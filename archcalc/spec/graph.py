@@ -31,6 +31,9 @@ class Graph:
     nodes: list[Node]
     file: str = "<spec>"
     input_loc: Loc | None = None
+    symbols: tuple = ()  # names of the size symbols left free (not bound by --set)
+    back: dict = field(default_factory=dict)  # internal symbol -> its form in the user's symbols
+    constraints: dict = field(default_factory=dict)  # symbol -> {multiple_of, min, max}
 
     @property
     def output(self) -> str:

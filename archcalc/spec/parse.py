@@ -18,11 +18,13 @@ from pathlib import Path
 from archcalc.errors import Loc, SpecError, did_you_mean
 from archcalc.layers import KINDS
 from archcalc.layers.base import Arg, Layer
-from archcalc.spec.expr import ExprError, evaluate
+from archcalc.spec.expr import ExprError, evaluate, names_in
+from archcalc.spec.symbols import CONSTRAINT_KEYS, is_symbolic
+from archcalc.spec.symbols import make as symbols_make
 from archcalc.spec.graph import INPUT, Graph, Node
 from archcalc.spec.yaml_source import YList, YMap, load_yaml
 
-TOP_KEYS = ("name", "description", "input", "vars", "blocks", "layers")
+TOP_KEYS = ("name", "description", "input", "symbols", "vars", "blocks", "layers")
 BLOCK_KEYS = ("args", "layers", "description")
 RESERVED = ("name", "from", "repeat")
 MAX_REPEAT = 100_000
@@ -30,8 +32,9 @@ MAX_NODES = 1_000_000
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
-def load_spec(path, input_shape=None) -> Graph:
-    """Read and validate a spec file. `input_shape` overrides the spec's `input`."""
+def load_spec(path, input_shape=None, bindings=None, multiples=None) -> Graph:
+    """Read and validate a spec file. `input_shape` overrides the spec's `input`; `bindings`
+    gives numbers to symbols or vars (`--set H=28`); `multiples` adds `multiple_of` constraints."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -41,17 +44,17 @@ def load_spec(path, input_shape=None) -> Graph:
         raise SpecError(f"{path}: is a directory, expected a YAML spec file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"{path}: cannot read: {exc}") from None
-    return parse_spec(text, str(path), input_shape=input_shape)
+    return parse_spec(text, str(path), input_shape=input_shape, bindings=bindings, multiples=multiples)
 
 
-def parse_spec(text: str, filename: str = "<spec>", input_shape=None) -> Graph:
+def parse_spec(text: str, filename: str = "<spec>", input_shape=None, bindings=None, multiples=None) -> Graph:
     # Reading allocates many small objects and frees none; pausing the cyclic garbage collector
     # keeps the cost per layer flat (with it, a 100k-layer spec took twice as long per layer).
     with gc_paused():
         doc = load_yaml(text, filename)
         if not isinstance(doc, YMap):
             raise SpecError("a spec is a YAML mapping with at least 'input' and 'layers'", Loc(filename, 1, 1))
-        return _SpecBuilder(doc, filename).build(input_shape)
+        return _SpecBuilder(doc, filename).build(input_shape, bindings or {}, multiples or {})
 
 
 @contextmanager
@@ -95,7 +98,7 @@ class _SpecBuilder:
         self.names: dict[str, Loc] = {}
 
     # --- top level ------------------------------------------------------------------------------
-    def build(self, input_shape) -> Graph:
+    def build(self, input_shape, bindings: dict, multiples: dict) -> Graph:
         doc = self.doc
         for key in doc:
             if key not in TOP_KEYS:
@@ -109,23 +112,76 @@ class _SpecBuilder:
             name = Path(self.file).stem
         elif not isinstance(name, str):
             raise SpecError(f"'name' must be a string, got {name!r}", doc.where("name"))
-        self.globals = self._vars(doc.get("vars"), doc.where("vars"))
+        symbols, back, constraints = self._symbols(doc, bindings, multiples, input_shape is not None)
+        self.globals = self._vars(doc.get("vars"), doc.where("vars"), symbols, bindings)
         self.blocks = self._blocks(doc.get("blocks"), doc.where("blocks"))
         shape = input_shape if input_shape is not None else self._input(doc["input"], doc.where("input"))
         layers = doc["layers"]
         if not isinstance(layers, YList) or not layers:
             raise SpecError("'layers' must be a non-empty list of layer entries", doc.where("layers"))
         self._expand(layers, _Scope("", self.globals, INPUT), stack=())
-        return Graph(name, tuple(shape), self.nodes, self.file, doc.where("input"))
+        return Graph(name, tuple(shape), self.nodes, self.file, doc.where("input"),
+                     tuple(constraints), back, constraints)
 
-    def _vars(self, raw, loc) -> dict:
-        values: dict = {}
+    def _symbols(self, doc, bindings: dict, multiples: dict, input_given: bool):
+        """Names in `input` that no var defines, and those declared under `symbols:`, are size
+        symbols; `--set` bindings make them numbers. Returns (scope, back, constraints)."""
+        raw = doc.get("symbols")
+        declared = {}
+        if raw is not None:
+            if not isinstance(raw, YMap):
+                raise SpecError("'symbols' must map symbol names to constraints like {multiple_of: 4, min: 8}",
+                                doc.where("symbols"))
+            for key, rules in raw.items():
+                self._check_name(key, raw.key_locs[key], "symbol")
+                rules = rules if rules is not None else YMap()
+                if not isinstance(rules, dict):
+                    raise SpecError(f"constraints of symbol '{key}' must be a mapping like {{multiple_of: 4}}",
+                                    raw.where(key))
+                for rule, value in rules.items():
+                    if rule not in CONSTRAINT_KEYS:
+                        raise SpecError(f"unknown constraint '{rule}'{did_you_mean(rule, CONSTRAINT_KEYS)}; "
+                                        f"expected {', '.join(CONSTRAINT_KEYS)}", rules.key_locs[rule])
+                    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                        raise SpecError(f"constraint '{rule}' of symbol '{key}' must be a positive integer, "
+                                        f"got {value!r}", rules.where(rule))
+                declared[key] = dict(rules)
+        var_names = set(doc.get("vars") or {}) if isinstance(doc.get("vars"), YMap) else set()
+        names = list(declared)
+        raw_input = doc.get("input")
+        if not input_given and isinstance(raw_input, YList):
+            for value in raw_input:
+                if isinstance(value, str):
+                    try:
+                        used = names_in(value)
+                    except ExprError:
+                        continue  # reported with its location when the input is read
+                    names += [n for n in sorted(used) if n not in var_names and n not in names]
+        for key in bindings:
+            if key not in names and key not in var_names:
+                raise SpecError(f"--set {key}: the spec has no symbol or var '{key}'"
+                                f"{did_you_mean(key, names + sorted(var_names))}")
+        free = [n for n in names if n not in bindings]
+        mults = {n: max(declared.get(n, {}).get("multiple_of", 1), multiples.get(n, 1)) for n in free}
+        scope, back = symbols_make(free, mults) if free else ({}, {})
+        for key in names:
+            if key in bindings:
+                scope[key] = bindings[key]
+        constraints = {n: {**declared.get(n, {}), **({"multiple_of": mults[n]} if mults.get(n, 1) > 1 else {})}
+                       for n in free}
+        return scope, back, constraints
+
+    def _vars(self, raw, loc, symbols: dict, bindings: dict) -> dict:
+        values: dict = dict(symbols)
         if raw is None:
             return values
         if not isinstance(raw, YMap):
             raise SpecError("'vars' must be a mapping of names to numbers", loc)
         for key, value in raw.items():
             self._check_name(key, raw.key_locs[key], "variable")
+            if key in bindings:  # --set overrides a var too
+                values[key] = bindings[key]
+                continue
             values[key] = self._number(value, values, raw.where(key), f"variable '{key}'")
         return values
 
@@ -177,6 +233,8 @@ class _SpecBuilder:
                 value = evaluate(value, scope)
             except ExprError as exc:
                 raise SpecError(f"{what}: {exc}", loc, layer) from None
+        if is_symbolic(value):
+            return value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise SpecError(f"{what} must be a number or an expression, got {value!r}", loc, layer)
         if positive_int and (not isinstance(value, int) or value < 1):
@@ -435,6 +493,8 @@ class _SpecBuilder:
                 value = evaluate(value, scope)
             except ExprError as exc:
                 raise SpecError(f"{what}: {exc}", loc, layer) from None
+        if is_symbolic(value) and integer:
+            return value  # a size written in terms of the input's symbols
         if isinstance(value, bool) or not isinstance(value, (int, float)) or integer and not isinstance(value, int):
             raise SpecError(f"{what} must be {_expected(arg)}, got {value!r}", loc, layer)
         if arg.min is not None and value < arg.min or arg.max is not None and value > arg.max:

@@ -26,6 +26,10 @@ class _Group(nn.Module):
 class SpecModule(nn.Module):
     def __init__(self, graph: Graph):
         super().__init__()
+        if graph.symbols:
+            raise SpecError(f"the input has symbolic sizes ({', '.join(graph.symbols)}); a PyTorch model "
+                            f"needs numbers: give them with --set (e.g. --set {graph.symbols[0]}=28)",
+                            graph.input_loc)
         report = analyze_graph(graph)  # validates the graph and gives every input shape
         shapes = {INPUT: tuple(graph.input_shape)}
         shapes.update({row.name: row.output_shape for row in report.layers})
