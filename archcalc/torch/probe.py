@@ -38,7 +38,7 @@ from archcalc.spec.graph import INPUT, Graph, Node
 
 #: Arguments set for the probe: one channel, no bias, plain zero padding.
 PROBE_ARGS = {"out": 1, "groups": 1, "bias": False, "padding_mode": "zeros", "num_parameters": 1}
-MAX_ELEMENTS = 1 << 22  # largest probe input (pixels of one example) the doubling may reach
+MAX_ELEMENTS = 1 << 20  # largest probe input (pixels of one example) the doubling may reach
 MAX_PERIOD = 8  # longest period (in outputs) of a field that the probe recognises
 
 
@@ -105,6 +105,7 @@ def probe_receptive_fields(graph: Graph, report) -> tuple[dict[str, Probed], lis
     keep = [n for n in graph.nodes if isinstance(fields[n.name], RF) or fields[n.name] == GLOBAL]
     results: dict[str, Probed] = {}
     used = []
+    previous = None  # output shapes of the layers still waiting, at the last size tried
     size = tuple(graph.input_shape[1:])
     while keep and len(results) < len(keep):
         try:
@@ -113,12 +114,19 @@ def probe_receptive_fields(graph: Graph, report) -> tuple[dict[str, Probed], lis
         except SpecError as exc:
             note = f"the one-channel probe network cannot be built: {exc.message}"
             return {n.name: results.get(n.name, Probed(fields[n.name], None, note)) for n in keep}, used
-        last_try = math.prod(size) * 2 ** len(size) > MAX_ELEMENTS
+        waiting = {row.name: row.output_shape for row in probe_report.layers
+                   if row.name not in results and isinstance(row.rf, RF)
+                   and not _fits(row.rf, row.output_shape, size)}
+        # Stop doubling at the size budget, or when doubling stopped helping: the layers still
+        # waiting have outputs of fixed size (adaptive pooling, resizing to a size).
+        last_try = (math.prod(size) * 2 ** len(size) > MAX_ELEMENTS
+                    or (previous is not None and all(previous.get(n) == s for n, s in waiting.items())))
         todo = {row.name for row in probe_report.layers if row.name not in results
-                and (not isinstance(row.rf, RF) or last_try or _fits(row.rf, row.output_shape, size))}
+                and (row.name not in waiting or last_try)}
         if todo:
             results.update(_measure(probe_graph, probe_report, size, todo))
             used.append((1,) + size)
+        previous = waiting
         size = tuple(2 * n for n in size)
     return results, used
 
