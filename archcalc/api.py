@@ -32,12 +32,18 @@ def analyze(spec: str | PathLike | Graph, *, batch: int = 1, dtype: str = "float
                     bindings, assume_divisible, batch, dtype)
 
 
-def _analyze(load, bindings, assume_divisible, batch, dtype) -> Report:
+def load_graph(spec: str | PathLike, *, input_shape=None, bindings: dict | None = None,
+               assume_divisible: bool = False) -> Graph:
+    """The validated graph of a spec file, with the options of `analyze` applied."""
+    return _graph(lambda **kw: load_spec(spec, input_shape=input_shape, **{"bindings": bindings, **kw}),
+                  bindings, assume_divisible)
+
+
+def _graph(load, bindings, assume_divisible) -> Graph:
     """`load(**options)` reads the spec with `bindings`/`multiples` overriding the defaults."""
     graph = load()
     if assume_divisible and graph.symbols:
         graph = load(multiples=divisible_multiples(analyze_graph(graph), graph))
-    report = analyze_graph(graph, batch=batch, dtype=dtype)
     if any("min" in rules for rules in graph.constraints.values()):
         # The formulas hold only where the network is valid: check it at the smallest allowed size.
         smallest = smallest_sizes(graph)
@@ -47,6 +53,12 @@ def _analyze(load, bindings, assume_divisible, batch, dtype) -> Report:
             at = ", ".join(f"{k}={v}" for k, v in smallest.items())
             raise SpecError(f"{exc.message} (at the smallest allowed size {at})", exc.loc, exc.layer,
                             exc.kind) from None
+    return graph
+
+
+def _analyze(load, bindings, assume_divisible, batch, dtype) -> Report:
+    graph = _graph(load, bindings, assume_divisible)
+    report = analyze_graph(graph, batch=batch, dtype=dtype)
     return report
 
 
@@ -87,4 +99,4 @@ def divisible_multiples(report: Report, graph: Graph) -> dict:
     return multiples
 
 
-__all__ = ["analyze", "analyze_text", "load_spec", "parse_spec"]
+__all__ = ["analyze", "analyze_text", "load_graph", "load_spec", "parse_spec"]

@@ -113,6 +113,97 @@ def analyze(
         typer.echo(render.markdown_text(report, depth, latex=latex), nl=False)
 
 
+class TextFormat(str, Enum):
+    text = "text"
+    markdown = "markdown"
+
+
+@app.command()
+def explain(
+    spec: Path = SPEC,
+    layers: Optional[list[str]] = typer.Argument(None, help="Layers to explain (dotted names; a block "
+                                                 "instance name picks all its layers). Default: all.",
+                                                 show_default=False),
+    format: TextFormat = typer.Option(TextFormat.text, "--format", "-f", help="text, or markdown for a report."),
+    batch: int = typer.Option(1, "--batch", "-b", min=1, help="Batch size (scales MACs)."),
+    input_shape: Optional[str] = INPUT,
+    bindings: Optional[list[str]] = SET,
+    assume: Optional[Assume] = ASSUME,
+) -> None:
+    """Show the working: for each layer, each figure's formula (the lecture's notation), the values
+    put in, and the result. Works with symbolic sizes too."""
+    from archcalc import api
+    from archcalc import explain as explain_mod
+
+    try:
+        shape = _parse_shape(input_shape) if input_shape is not None else None
+        graph = api.load_graph(spec, input_shape=shape, bindings=_parse_bindings(bindings),
+                               assume_divisible=assume is Assume.divisible)
+        steps = explain_mod.explain(graph, layers or None, batch=batch)
+    except SpecError as exc:
+        _fail(exc)
+    out = explain_mod.markdown(steps) if format is TextFormat.markdown else explain_mod.text(steps)
+    typer.echo(out, nl=not out.endswith("\n"))
+
+
+@app.command()
+def check(
+    spec: Path = SPEC,
+    answers: list[Path] = typer.Argument(..., help="Answers file(s) (YAML: set, tolerance, answers).",
+                                          show_default=False),
+    as_json: bool = typer.Option(False, "--json", help="Verdicts as JSON, for autograders."),
+    gradebook: Optional[Path] = typer.Option(None, "--gradebook", help="Write one CSV row per answers "
+                                             "file (student = file name without .yaml)."),
+) -> None:
+    """Judge answers about SPEC: exact, symbolic (compared for equivalence) or approximate
+    ("about 822 million"). Exit 0 when all are right, 1 when any is wrong, 2 for an invalid file."""
+    import csv
+    import json
+
+    from archcalc.homework.check import GRADE_HEADER
+    from archcalc.homework.grade import grade
+
+    results = []
+    for path in answers:
+        try:
+            results.append((path, grade(spec, path)))
+        except SpecError as exc:
+            _fail(exc)
+    if as_json:
+        data = [dict(r.to_json(), answers_file=str(p)) for p, r in results]
+        typer.echo(json.dumps(data[0] if len(data) == 1 else data, indent=1))
+    else:
+        _print_check(results)
+    if gradebook is not None:
+        with open(gradebook, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(GRADE_HEADER)
+            for path, result in results:
+                writer.writerows(result.grade_rows(path.name.removesuffix(".yaml").removesuffix(".answers")))
+        typer.echo(f"wrote {gradebook}", err=True)
+    raise typer.Exit(0 if all(r.ok for _, r in results) else 1)
+
+
+def _print_check(results) -> None:
+    import sys
+
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    marks = {"right": "✓ right", "close": "✓ close", "wrong": "✗ wrong"}
+    for path, result in results:
+        table = Table(title=f"{path}: {result.right}/{result.total} right", title_justify="left")
+        for head in ("quantity", "given", "expected", "verdict", "why / formula"):
+            table.add_column(head, overflow="fold")
+        for r in result.results:
+            why = "\n".join(x for x in (r.hint, r.formula) if x)
+            table.add_row(Text(r.quantity), Text(r.given_text), Text(r.expected), Text(marks.get(r.verdict, r.verdict)),
+                          Text(why))
+        console.print(table)
+
+
 TORCH_NEEDED = "archcalc[torch] is needed: pip install 'archcalc[torch]'"
 
 

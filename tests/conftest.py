@@ -1,6 +1,10 @@
+import sys
 import textwrap
+from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/bundled.py for every test folder
 
 import archcalc
 

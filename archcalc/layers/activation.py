@@ -59,6 +59,15 @@ class SoftmaxLike(Elementwise):
             return rfs[0]
         return GLOBAL
 
+    def explain(self, a, shapes, out, rf_in, rf_out, row):
+        from archcalc.layers import _explain as ex
+
+        dim = dim_index(a["dim"], len(shapes[0]))
+        steps = [ex.output_step("input shape", "", out), ex.zero("params"), ex.zero("macs")]
+        if rf_in[0] is None or dim == 0:
+            return steps + [ex.rf_unchanged(rf_in[0], "taken over the channels" if dim == 0 else "")]
+        return steps + [ex.rf_global(f"taken over spatial dim {dim}: each output depends on the whole axis")]
+
     def torch_module(self, a, shapes):
         from torch import nn
 

@@ -39,6 +39,24 @@ class AdaptiveAvgPool(Layer):
             steps.append((lambda o, n=n, m=m: list(range(o * n // m, -(-(o + 1) * n // m))), m // g, n // g))
         return rf.map(steps)
 
+    def explain(self, a, shapes, out, rf_in, rf_out, row):
+        from fractions import Fraction
+
+        from archcalc.layers import _explain as ex
+
+        shape = shapes[0]
+        axes = len(shape) - 1
+        steps = [ex.output_step("[C, size]", ex.shape_text(shape[:1] + tuple(self.per_axis(a["size"], axes, "size"))),
+                                out), ex.zero("params"), ex.zero("macs")]
+        rf = rf_in[0]
+        if ex.rf_inherited(rf):
+            return steps + [ex.rf_inherited(rf)]
+        if all(ex.val(m) == "1" for m in out[1:]):
+            return steps + [ex.rf_global("pooled to size 1: every output sees the whole input")]
+        jumps = [("j*N/M", f"{ex.par(j)}*{ex.val(n)}/{ex.val(m)}", ex.exact(Fraction(j) * n / m))
+                 for j, n, m in zip(rf.stride, shape[1:], out[1:])]
+        return steps + ex.rf_exact(rf, rf_out, "window i spans floor(i*N/M) .. ceil((i+1)*N/M) - 1", jumps)
+
     def torch_module(self, a, shapes):
         from torch import nn
 

@@ -40,6 +40,26 @@ class Arg:
         return self.default is REQUIRED
 
 
+@dataclass(frozen=True)
+class Step:
+    """One line of `archcalc explain`: a figure, its formula in the lecture's notation, the formula
+    with the layer's values put in, and the result (equal to the analysis' figure).
+
+    figure: "output", "params", "trainable", "non-trainable", "macs", "rf", "jump" or "start".
+    at:     () for the whole figure; else the indices the step covers: output dimensions for
+            "output" (0 is channels), spatial axes for "rf", "jump" and "start".
+    where:  the names of those indices ("H, W", "C"); note: a remark in words.
+    """
+
+    figure: str
+    formula: str
+    substituted: str = ""
+    result: Any = None
+    at: tuple = ()
+    where: str = ""
+    note: str = ""
+
+
 class Layer:
     """Base class of layer kinds. Subclasses set the class attributes and override the rules."""
 
@@ -72,6 +92,14 @@ class Layer:
     def rf(self, a: dict, rfs: list, shapes: list[tuple], out: tuple):
         """Receptive field of the output (see archcalc.analysis.rf); elementwise by default."""
         return rfs[0]
+
+    def explain(self, a: dict, shapes: list[tuple], out: tuple, rf_in: list, rf_out, row) -> list[Step]:
+        """Each figure of this layer as formula, values and result (`archcalc explain`): `rf_in`
+        holds the inputs' receptive fields, `rf_out` and `row` (its LayerResult) what the
+        analysis found. Elementwise by default: same shape, no parameters, field unchanged."""
+        from archcalc.layers._explain import elementwise_steps
+
+        return elementwise_steps(shapes, out, rf_in, rf_out)
 
     def torch_module(self, a: dict, shapes: list[tuple]):
         raise NotImplementedError(f"{self.kind} has no PyTorch module")

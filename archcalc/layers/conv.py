@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from archcalc.errors import LayerError
 from archcalc.layers._window import axis_name, is_num, resolve_padding, window_output
-from archcalc.layers.base import Arg, Layer, check_groups, prod, register
+from archcalc.layers.base import Arg, Layer, Step, check_groups, prod, register
 
 
 @register
@@ -81,3 +81,29 @@ class Conv(Layer):
         cls = (nn.Conv1d, nn.Conv2d, nn.Conv3d)[axes - 1]
         return cls(shapes[0][0], a["out"], kernel, stride=stride, padding=padding, dilation=dilation,
                    groups=a["groups"], bias=a["bias"], padding_mode=a["padding_mode"])
+
+    def explain(self, a, shapes, out, rf_in, rf_out, row):
+        from archcalc.layers import _explain as ex
+
+        shape = shapes[0]
+        axes, kernel, stride, dilation, left, right = self.geometry(a, shape)
+        ch, cout, groups = self._channels(a, shape), a["out"], a["groups"]
+        K, M, ks = ex.letters("K", axes), ex.letters("M", axes), ex.times(kernel)
+        cin_f = "Cin" if groups == 1 else "(Cin/groups)"
+        group_note = (f"groups {groups}: each filter sees Cin/groups = {ex.val(shape[0])}/{groups} = "
+                      f"{ex.val(ch)} channel{'' if ex.val(ch) == '1' else 's'}" if groups != 1 else "")
+        pad_note = f"padding '{a['padding']}'" if isinstance(a["padding"], str) else ""
+        steps = ex.window_output_steps(shape, kernel, stride, left, right, dilation, note=pad_note)
+        steps.append(ex.output_step(f"[Cout, {', '.join(f'M{i + 1}' for i in range(axes))}]",
+                                    ex.shape_text(out), out))
+        weights = prod(kernel) * ch
+        if a["bias"]:
+            steps.append(Step("params", f"({K}*{cin_f} + 1)*Cout", f"({ks}*{ex.par(ch)} + 1)*{ex.par(cout)}",
+                              (weights + 1) * cout, note=group_note))
+        else:
+            steps.append(Step("params", f"{K}*{cin_f}*Cout", f"{ks}*{ex.par(ch)}*{ex.par(cout)}",
+                              weights * cout, note="; ".join(filter(None, [group_note, "no bias"]))))
+        steps.append(Step("macs", f"{M}*{K}*(Cin/groups)*Cout",
+                          f"{ex.times(out[1:])}*{ks}*{ex.par(ch)}*{ex.par(cout)}",
+                          prod(out[1:]) * prod(kernel) * ch * cout))
+        return steps + ex.rf_window(rf_in[0], rf_out, kernel, stride, left, dilation)

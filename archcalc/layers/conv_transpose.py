@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from archcalc.errors import LayerError
 from archcalc.layers._window import is_num
-from archcalc.layers.base import Arg, Layer, check_groups, prod, register
+from archcalc.layers.base import Arg, Layer, Step, check_groups, prod, register
 
 
 @register
@@ -82,3 +82,48 @@ class ConvTranspose(Layer):
         cls = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)[axes - 1]
         return cls(shapes[0][0], a["out"], kernel, stride=stride, padding=padding, output_padding=out_pad,
                    groups=a["groups"], bias=a["bias"], dilation=dilation)
+
+    def explain(self, a, shapes, out, rf_in, rf_out, row):
+        from fractions import Fraction
+
+        from archcalc.layers import _explain as ex
+
+        shape = shapes[0]
+        axes, kernel, stride, padding, out_pad, dilation = self.geometry(a, shape)
+        cin, cout, cg, groups = shape[0], a["out"], self._groups(a, shape), a["groups"]
+        K, ks = ex.letters("K", axes), ex.times(kernel)
+        items = []
+        for n, k, s, p, op, d in zip(shape[1:], kernel, stride, padding, out_pad, dilation):
+            items.append(("(N - 1)*S - 2P + D(K-1) + output_padding + 1",
+                          f"({ex.val(n)} - 1)*{ex.par(s)} - 2*{ex.par(p)} + {ex.par(d)}*({ex.par(k)}-1) + "
+                          f"{ex.par(op)} + 1",
+                          (n - 1) * s - 2 * p + d * (k - 1) + op + 1, ""))
+        steps = ex.per_axis("output", items, axes)
+        steps.append(ex.output_step(f"[Cout, {', '.join(f'M{i + 1}' for i in range(axes))}]", ex.shape_text(out), out))
+        cout_f = "Cout" if groups == 1 else "(Cout/groups)"
+        weights = cin * cg * prod(kernel)
+        if a["bias"]:
+            steps.append(Step("params", f"Cin*{cout_f}*{K} + Cout", f"{ex.par(cin)}*{ex.par(cg)}*{ks} + {ex.par(cout)}",
+                              weights + cout))
+        else:
+            steps.append(Step("params", f"Cin*{cout_f}*{K}", f"{ex.par(cin)}*{ex.par(cg)}*{ks}", weights,
+                              note="no bias"))
+        steps.append(Step("macs", f"{ex.letters('N', axes)}*Cin*(Cout/groups)*{K}",
+                          f"{ex.times(shape[1:])}*{ex.par(cin)}*{ex.par(cg)}*{ks}",
+                          prod(shape[1:]) * cin * cg * prod(kernel),
+                          note="input positions times taps, as PyTorch counts"))
+        rf = rf_in[0]
+        if isinstance(rf, ex.RF) and rf.regular and all(ex.val(s) == "1" for s in stride):
+            # stride 1: output o reads inputs o + P - D(K-1) .. o + P, a window like a convolution's
+            triples = []
+            for r, j, b, k, p, d in zip(rf.size, rf.stride, rf.start, kernel, padding, dilation):
+                span = f"{ex.par(d)}*({ex.par(k)} - 1)"
+                triples.append((("r + D(K-1)*j", f"{ex.val(r)} + {span}*{ex.par(j)}", r + d * (k - 1) * j),
+                                ("j/S", f"{ex.par(j)}/1", j),
+                                ("start - (D(K-1) - P)*j", f"{ex.val(b)} - ({span} - {ex.par(p)})*{ex.par(j)}",
+                                 b - (d * (k - 1) - p) * j)))
+            return steps + ex.rf_per_axis(triples, axes, "output o reads inputs o + P - t*D, t = 0..K-1")
+        jumps = [("j/S", f"{ex.par(j)}/{ex.par(s)}", ex.exact(Fraction(j) / s))
+                 for j, s in zip(rf.stride if isinstance(rf, ex.RF) else (), stride)]
+        return steps + ex.rf_exact(rf, rf_out, "output o reads the inputs (o + P - t*D)/S that are whole, "
+                                   "t = 0..K-1", jumps)

@@ -31,6 +31,21 @@ class Flatten(Layer):
     def rf(self, a, rfs, shapes, out):
         return None if rfs[0] is None else GLOBAL
 
+    def explain(self, a, shapes, out, rf_in, rf_out, row):
+        from archcalc.layers import _explain as ex
+
+        shape = shapes[0]
+        start, end = self._dims(a, shape)
+        names = ex.dim_names(len(shape))
+        merged = "*".join(names[start:end + 1])
+        formula = "[" + ", ".join(names[:start] + (merged,) + names[end + 1:]) + "]"
+        subs = "[" + ", ".join([ex.val(v) for v in shape[:start]] + [ex.times(shape[start:end + 1])]
+                               + [ex.val(v) for v in shape[end + 1:]]) + "]"
+        steps = [ex.output_step(formula, subs, out), ex.zero("params"), ex.zero("macs")]
+        if rf_in[0] is None:
+            return steps + [ex.rf_untracked("the input's field is not tracked")]
+        return steps + [ex.rf_global("by convention: later layers treat the tensor as a vector")]
+
     def torch_module(self, a, shapes):
         from torch import nn
 

@@ -18,6 +18,16 @@ class GlobalPool(Layer):
     def rf(self, a, rfs, shapes, out):
         return None if rfs[0] is None else GLOBAL
 
+    def explain(self, a, shapes, out, rf_in, rf_out, row):
+        from archcalc.layers import _explain as ex
+
+        what = "average" if self.kind == "global_avgpool" else "maximum"
+        steps = [ex.output_step("[C" + ", 1" * (len(out) - 1) + "]", "", out,
+                                note=f"the {what} of each channel; size-1 axes kept"),
+                 ex.zero("params"), ex.zero("macs")]
+        rf = ex.rf_inherited(rf_in[0]) if rf_in[0] is None else ex.rf_global("every output sees the whole input")
+        return steps + [rf]
+
     def torch_module(self, a, shapes):
         from torch import nn
 

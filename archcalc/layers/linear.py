@@ -33,6 +33,34 @@ class Linear(Layer):
         # [C, H, W] it mixes W but not H, which a single size per axis cannot say: not tracked.
         return GLOBAL if rfs[0] is not None and len(shapes[0]) <= 2 else None
 
+    def explain(self, a, shapes, out, rf_in, rf_out, row):
+        from archcalc.layers import _explain as ex
+        from archcalc.layers.base import Step
+
+        shape = shapes[0]
+        nin, nout = shape[-1], a["out"]
+        lead = ", ".join(ex.dim_names(len(shape))[:-1])
+        steps = [ex.output_step(f"[{lead + ', ' if lead else ''}Nout]", ex.shape_text(out), out)]
+        if a["bias"]:
+            steps.append(Step("params", "(Nin + 1)*Nout", f"({ex.val(nin)} + 1)*{ex.par(nout)}", (nin + 1) * nout))
+        else:
+            steps.append(Step("params", "Nin*Nout", f"{ex.par(nin)}*{ex.par(nout)}", nin * nout, note="no bias"))
+        if len(shape) == 1:
+            steps.append(Step("macs", "Nin*Nout", f"{ex.par(nin)}*{ex.par(nout)}", nin * nout))
+        else:
+            steps.append(Step("macs", "positions*Nin*Nout", f"{ex.times(shape[:-1])}*{ex.par(nin)}*{ex.par(nout)}",
+                              prod(shape) * nout, note="positions: the product of the leading dimensions"))
+        rf = rf_in[0]
+        if rf is None and len(shape) == 1:
+            steps.append(ex.rf_untracked("no spatial axes"))
+        elif rf is None or rf == "global":
+            steps.append(ex.rf_inherited(rf))
+        elif len(shape) <= 2:
+            steps.append(ex.rf_global("mixes the only spatial axis: every output sees the whole input"))
+        else:
+            steps.append(ex.rf_untracked("mixes the last axis but not the others: not one window per axis"))
+        return steps
+
     def torch_module(self, a, shapes):
         from torch import nn
 

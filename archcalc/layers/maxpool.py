@@ -42,6 +42,18 @@ class WindowPool(Layer):
         _, kernel, stride, padding, dilation = self.geometry(a, shapes[0])
         return rfs[0].window(kernel, stride, padding, dilation)
 
+    def explain(self, a, shapes, out, rf_in, rf_out, row):
+        from archcalc.layers import _explain as ex
+
+        axes, kernel, stride, padding, dilation = self.geometry(a, shapes[0])
+        what = "maxima" if self.kind == "maxpool" else "averages"
+        stride_note = "stride = kernel (default)" if a["stride"] is None else ""
+        steps = ex.window_output_steps(shapes[0], kernel, stride, padding, padding, dilation,
+                                       ceil_mode=a["ceil_mode"], dilated=self.has_dilation, note=stride_note)
+        steps.append(ex.output_step(f"[C, {', '.join(f'M{i + 1}' for i in range(axes))}]", ex.shape_text(out), out))
+        steps += [ex.zero("params", "no weights"), ex.zero("macs", f"{what} are not multiply-accumulates")]
+        return steps + ex.rf_window(rf_in[0], rf_out, kernel, stride, padding, dilation, dilated=self.has_dilation)
+
 
 @register
 class MaxPool(WindowPool):

@@ -35,6 +35,13 @@ class Elementwise2(Layer):
     def rf(self, a, rfs, shapes, out):
         return merge(rfs)
 
+    def explain(self, a, shapes, out, rf_in, rf_out, row):
+        from archcalc.layers import _explain as ex
+
+        inputs = ", ".join(ex.shape_text(s) for s in shapes)
+        return [ex.output_step("broadcast(input shapes)", f"broadcast({inputs})", out), ex.zero("params"),
+                ex.zero("macs", "elementwise, not a multiply-accumulate")] + ex.rf_union(rf_in, rf_out)
+
 
 def _merge_module(op_name, symbol):
     import torch
@@ -103,6 +110,23 @@ class Concat(Layer):
 
     def rf(self, a, rfs, shapes, out):
         return merge(rfs)
+
+    def explain(self, a, shapes, out, rf_in, rf_out, row):
+        from archcalc.layers import _explain as ex
+        from archcalc.layers.base import Step
+
+        rank = len(shapes[0])
+        dim = dim_index(a["dim"], rank)
+        name = ex.dim_names(rank)[dim]
+        total = 0
+        for s in shapes:
+            total = total + s[dim]
+        steps = [Step("output", " + ".join(f"{name}{i + 1}" for i in range(len(shapes))),
+                      " + ".join(ex.par(s[dim]) for s in shapes), total, at=(dim,), where=name,
+                      note=f"sizes along dim {dim} add up"),
+                 ex.output_step("[" + ", ".join(ex.dim_names(rank)) + "]", ex.shape_text(out), out),
+                 ex.zero("params"), ex.zero("macs")]
+        return steps + ex.rf_union(rf_in, rf_out)
 
     def torch_module(self, a, shapes):
         import torch

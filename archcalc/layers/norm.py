@@ -35,6 +35,12 @@ class BatchNorm(Layer):
         c = shapes[0][0]
         return (2 * c if a["affine"] else 0), (2 * c if a["track_running_stats"] else 0)
 
+    def explain(self, a, shapes, out, rf_in, rf_out, row):
+        from archcalc.layers import _explain as ex
+
+        return ex.norm_steps(shapes[0][0], a["affine"], a["track_running_stats"], out, rf_in[0],
+                             "scale and shift per channel", "running mean and variance per channel")
+
     def torch_module(self, a, shapes):
         from torch import nn
 
@@ -69,6 +75,25 @@ class LayerNorm(Layer):
         n = prod(self._normalized(a, shapes[0]))
         return ((n if a["affine"] else 0) + (n if a["affine"] and a["bias"] else 0)), 0
 
+    def explain(self, a, shapes, out, rf_in, rf_out, row):
+        from archcalc.layers import _explain as ex
+        from archcalc.layers.base import Step
+
+        shape = shapes[0]
+        norm = self._normalized(a, shape)
+        names = ex.dim_names(len(shape))[len(shape) - len(norm):]
+        n, dims = prod(norm), "*".join(names)
+        over = f"normalises over the last {a['dims']} dim{'s' if a['dims'] > 1 else ''} ({', '.join(names)})"
+        if a["affine"] and a["bias"]:
+            params = Step("params", f"2*{dims if len(names) == 1 else f'({dims})'}", f"2*{ex.times(norm)}"
+                          if len(norm) == 1 else f"2*({ex.times(norm)})", n + n, note=f"{over}; scale and shift")
+        elif a["affine"]:
+            params = Step("params", dims, ex.times(norm), n, note=f"{over}; scale only (bias: false)")
+        else:
+            params = ex.zero("params", f"{over}; affine: false")
+        return [ex.output_step("input shape", "", out), params, ex.zero("macs", "normalisation is not counted"),
+                ex.rf_unchanged(rf_in[0], "statistics ignored")]
+
     def torch_module(self, a, shapes):
         from torch import nn
 
@@ -95,6 +120,17 @@ class GroupNorm(Layer):
 
     def params(self, a, shapes):
         return (2 * shapes[0][0] if a["affine"] else 0), 0
+
+    def explain(self, a, shapes, out, rf_in, rf_out, row):
+        from archcalc.layers import _explain as ex
+        from archcalc.layers.base import Step
+
+        c, g = shapes[0][0], a["groups"]
+        groups = f"{g} groups of C/groups = {ex.val(c)}/{g} = {ex.val(c // g)} channels"
+        params = (Step("params", "2C", f"2*{ex.par(c)}", 2 * c, note=f"{groups}; scale and shift per channel")
+                  if a["affine"] else ex.zero("params", f"{groups}; affine: false"))
+        return [ex.output_step("input shape", "", out), params, ex.zero("macs", "normalisation is not counted"),
+                ex.rf_unchanged(rf_in[0], "statistics ignored")]
 
     def torch_module(self, a, shapes):
         from torch import nn
@@ -126,6 +162,12 @@ class InstanceNorm(Layer):
     def params(self, a, shapes):
         c = shapes[0][0]
         return (2 * c if a["affine"] else 0), (2 * c if a["track_running_stats"] else 0)
+
+    def explain(self, a, shapes, out, rf_in, rf_out, row):
+        from archcalc.layers import _explain as ex
+
+        return ex.norm_steps(shapes[0][0], a["affine"], a["track_running_stats"], out, rf_in[0],
+                             "scale and shift per channel", "running mean and variance per channel")
 
     def torch_module(self, a, shapes):
         from torch import nn

@@ -29,6 +29,17 @@ class Permute(Layer):
         dims = self._dims(a, shapes[0])
         return rfs[0] if dims[1:] == list(range(1, len(dims))) else None
 
+    def explain(self, a, shapes, out, rf_in, rf_out, row):
+        from archcalc.layers import _explain as ex
+
+        dims = self._dims(a, shapes[0])
+        names = ex.dim_names(len(shapes[0]))
+        steps = [ex.output_step("[" + ", ".join(names[d] for d in dims) + "]", "", out,
+                                note=f"dims {list(a['dims'])}"), ex.zero("params"), ex.zero("macs")]
+        if dims[1:] == list(range(1, len(dims))):
+            return steps + [ex.rf_unchanged(rf_in[0], "the spatial axes stay in place")]
+        return steps + [ex.rf_untracked("the spatial axes move")]
+
     def torch_module(self, a, shapes):
         from torch import nn
 

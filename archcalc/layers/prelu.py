@@ -24,6 +24,15 @@ class PReLU(Layer):
     def params(self, a, shapes):
         return a["num_parameters"], 0
 
+    def explain(self, a, shapes, out, rf_in, rf_out, row):
+        from archcalc.layers import _explain as ex
+        from archcalc.layers.base import Step
+
+        n = a["num_parameters"]
+        params = (Step("params", "1", "", n, note="one slope shared by all channels") if n == 1
+                  else Step("params", "C", ex.val(shapes[0][0]), n, note="one slope per channel"))
+        return [ex.output_step("input shape", "", out), params, ex.zero("macs"), ex.rf_unchanged(rf_in[0])]
+
     def torch_module(self, a, shapes):
         from torch import nn
 

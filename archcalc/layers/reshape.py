@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from archcalc.errors import LayerError
 from archcalc.layers._window import is_num
-from archcalc.layers.base import Arg, Layer, prod, register
+from archcalc.layers.base import Arg, Layer, Step, prod, register
 
 
 @register
@@ -33,6 +33,24 @@ class Reshape(Layer):
 
     def rf(self, a, rfs, shapes, out):
         return rfs[0] if tuple(out) == tuple(shapes[0]) else None
+
+    def explain(self, a, shapes, out, rf_in, rf_out, row):
+        from archcalc.layers import _explain as ex
+
+        want, shape = tuple(a["shape"]), shapes[0]
+        if -1 in want:
+            known = tuple(v for v in want if v != -1)
+            at = want.index(-1)
+            size, others = (ex.times(v) if len(v) <= 1 else f"({ex.times(v)})" for v in (shape, known))
+            steps = [Step("output", "(input size)/(the other sizes)", f"{size}/{others}",
+                          prod(shape) // prod(known), at=(at,), where=f"the -1 at dim {at}"),
+                     ex.output_step(f"{list(want)}", "", out)]
+        else:
+            steps = [ex.output_step(f"{list(want)}", "", out, note=f"{ex.times(shape)} values either way")]
+        steps += [ex.zero("params"), ex.zero("macs")]
+        if tuple(out) == tuple(shape):
+            return steps + [ex.rf_unchanged(rf_in[0], "the shape is unchanged")]
+        return steps + [ex.rf_untracked("the axes no longer match the input's")]
 
     def torch_module(self, a, shapes):
         from torch import nn

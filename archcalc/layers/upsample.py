@@ -69,6 +69,50 @@ class Upsample(Layer):
             steps.append(self._axis_reads(a, n, m, scale[axis] if scale else None))
         return rf.map(steps)
 
+    def explain(self, a, shapes, out, rf_in, rf_out, row):
+        from fractions import Fraction
+
+        from archcalc.layers import _explain as ex
+
+        shape = shapes[0]
+        axes, scale = self._check(a, shape)
+        items = []
+        for i, (n, m) in enumerate(zip(shape[1:], out[1:])):
+            if scale is None:
+                items.append(("size", "", self.per_axis(a["size"], axes, "size")[i], ""))
+            elif isinstance(scale[i], int):
+                items.append(("N*scale", f"{ex.val(n)}*{ex.par(scale[i])}", n * scale[i], ""))
+            else:
+                items.append(("floor(N*scale)", f"floor({ex.val(n)}*{ex.par(scale[i])})", math.floor(n * scale[i]), ""))
+        steps = ex.per_axis("output", items, axes)
+        steps += [ex.output_step("[C, " + ", ".join(f"M{i + 1}" for i in range(axes)) + "]", ex.shape_text(out), out),
+                  ex.zero("params"), ex.zero("macs", "interpolation weights are not counted")]
+        rf = rf_in[0]
+        if ex.rf_inherited(rf):
+            return steps + [ex.rf_inherited(rf)]
+        if not isinstance(rf_out, ex.RF):
+            return steps + [ex.rf_untracked("the windows depend on symbolic sizes")]
+        jumps, reads0 = [], []
+        for i, (j, n, m) in enumerate(zip(rf.stride, shape[1:], out[1:])):
+            reads, q, Q = self._axis_reads(a, n, m, scale[i] if scale else None)
+            if a["align_corners"]:
+                formula, subs = "j*(N-1)/(M-1)", f"{ex.par(j)}*({ex.val(n)}-1)/({ex.val(m)}-1)"
+            elif scale is not None:
+                formula, subs = "j/scale", f"{ex.par(j)}/{ex.par(scale[i])}"
+            else:
+                formula, subs = "j*N/M", f"{ex.par(j)}*{ex.val(n)}/{ex.val(m)}"
+            jumps.append((formula, subs, ex.exact(Fraction(j) * Fraction(Q, q))))
+            reads0.append(reads(0))
+        taps = _TAPS[a["mode"]]
+        source = ("o*(N-1)/(M-1)" if a["align_corners"] else "o/scale, floored" if a["mode"] == "nearest"
+                  else "(o + 1/2)/scale - 1/2")
+        if scale is None and not a["align_corners"]:
+            source = source.replace("/scale", "*N/M")
+        words = (f"output o reads {taps} pixel{'s' if taps > 1 else ''} around its source {source}"
+                 + (" (only that pixel where the source falls on one)" if taps > 1 else ""))
+        notes = [f"output 0 reads pixel{'s' if len(r) > 1 else ''} {', '.join(map(str, r))}" for r in reads0]
+        return steps + ex.rf_exact(rf, rf_out, words, jumps, notes)
+
     @staticmethod
     def _axis_reads(a, n, m, scale):
         """The input pixels output o reads with nonzero weight, as PyTorch maps coordinates: the

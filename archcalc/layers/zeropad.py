@@ -43,6 +43,28 @@ class ZeroPad(Layer):
                       rf.misaligned)
         return rf.map([(lambda o, lo=lo: [o - lo], 1, 1) for lo, _ in sides])
 
+    def explain(self, a, shapes, out, rf_in, rf_out, row):
+        from archcalc.layers import _explain as ex
+
+        shape = shapes[0]
+        sides, _ = self._sides(a, shape)
+        axes = len(sides)
+        items = [("N + left + right", f"{ex.val(n)} + {ex.par(lo)} + {ex.par(hi)}", n + lo + hi, "")
+                 for n, (lo, hi) in zip(shape[1:], sides)]
+        steps = ex.per_axis("output", items, axes)
+        steps += [ex.output_step("[C, " + ", ".join(f"M{i + 1}" for i in range(axes)) + "]", ex.shape_text(out), out),
+                  ex.zero("params"), ex.zero("macs")]
+        rf = rf_in[0]
+        if ex.rf_inherited(rf):
+            return steps + [ex.rf_inherited(rf)]
+        if rf.regular:
+            triples = [(("r", "", r), ("j", "", j),
+                        ("start - left*j", f"{ex.val(b)} - {ex.par(lo)}*{ex.par(j)}", b - lo * j))
+                       for r, j, b, (lo, _) in zip(rf.size, rf.stride, rf.start, sides)]
+            return steps + ex.rf_per_axis(triples, axes)
+        jumps = [("j", "", j) for j in rf.stride]
+        return steps + ex.rf_exact(rf, rf_out, "output o reads input o - left", jumps)
+
     def torch_module(self, a, shapes):
         from torch import nn
 

@@ -17,7 +17,7 @@ from archcalc.torch import build  # noqa: E402
 from archcalc.torch.source import class_name, constructor_source, export_onnx, pytorch_source  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-SPECS = sorted((ROOT / "specs").rglob("*.yaml"))
+from bundled import SPEC_FILES as SPECS, numeric_graph  # noqa: E402
 
 runner = CliRunner()
 
@@ -135,7 +135,7 @@ def _check_same_network(graph, batch=2):
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: str(p.relative_to(ROOT / "specs")))
 def test_bundled_spec_source_is_the_same_network(path):
     torch.manual_seed(0)
-    _check_same_network(archcalc.load_spec(path), batch=1)
+    _check_same_network(numeric_graph(path), batch=1)
 
 
 def test_names_of_module_attributes_are_renamed():

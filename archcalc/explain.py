@@ -1,0 +1,210 @@
+"""`archcalc explain`: every figure of a layer as its formula, the formula with the layer's values
+put in, and the result, in the lecture's notation:
+
+    conv1  params = (K1*K2*Cin + 1)*Cout = (5*5*1 + 1)*16 = 416
+
+The knowledge lives with each kind (`Layer.explain` in archcalc/layers); this module walks the
+graph, hands every layer its input shapes and receptive fields, and lays the steps out as text or
+Markdown. Every result equals the figure `archcalc analyze` reports (the tests check it).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from fractions import Fraction
+
+from archcalc.analysis.rf import GLOBAL, RF
+from archcalc.analysis.walk import analyze_graph
+from archcalc.errors import SpecError, did_you_mean
+from archcalc.layers import KINDS
+from archcalc.layers import _explain as ex
+from archcalc.layers.base import Step
+from archcalc.spec.graph import INPUT, Graph
+
+#: The figures a step may explain, in the order `text` and `markdown` show them.
+FIGURES = ("output", "trainable", "non-trainable", "params", "macs", "rf", "jump", "start")
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The steps of one layer."""
+
+    name: str
+    kind: str
+    inputs: tuple
+    steps: list[Step]
+
+
+def explain(graph: Graph, layers: list[str] | None = None, batch: int = 1) -> list[Explanation]:
+    """Explain the layers of `graph` (all of them, or those named in `layers`: a layer's dotted
+    name, or a block instance's name for all of its layers). MACs are for `batch` examples.
+    Raises SpecError for a spec mistake or a name that is no layer."""
+    report = analyze_graph(graph, batch=batch)
+    wanted = _select(graph, layers)
+    symbolic = bool(getattr(graph, "symbols", ()))
+    back = getattr(graph, "back", {}) or {}
+    show = _display(back) if symbolic else None
+
+    shapes = {INPUT: tuple(graph.input_shape)}
+    rfs = {INPUT: RF.identity(len(graph.input_shape) - 1) if len(graph.input_shape) > 1 else None}
+    token = ex.DISPLAY.set(show)
+    try:
+        out_list = []
+        for node, row in zip(graph.nodes, report.layers):
+            layer = KINDS[node.kind]
+            in_shapes = [shapes[i] for i in node.inputs]
+            in_rfs = [rfs[i] for i in node.inputs]
+            if symbolic:  # the analysis' own values, before they are shown in the user's symbols
+                out = tuple(layer.output_shape(node.args, in_shapes))
+                try:
+                    rf = layer.rf(node.args, in_rfs, in_shapes, out)
+                except TypeError:
+                    rf = None
+            else:
+                out, rf = row.output_shape, row.rf
+            shapes[node.name], rfs[node.name] = out, rf
+            if node.name not in wanted:
+                continue
+            steps = layer.explain(node.args, in_shapes, out, in_rfs, rf, row)
+            steps = [_batched(s, batch) for s in steps]
+            if show is not None:
+                steps = [replace(s, result=_map(show, s.result)) for s in steps]
+            out_list.append(Explanation(node.name, node.kind, tuple(node.inputs), steps))
+        return out_list
+    finally:
+        ex.DISPLAY.reset(token)
+
+
+def _display(back: dict):
+    """Values in the user's own symbols, simplified (as the report shows them)."""
+    from archcalc.spec.symbols import shown
+
+    return lambda value: shown(value, back)
+
+
+def _select(graph: Graph, layers) -> set:
+    names = [node.name for node in graph.nodes]
+    if layers is None:
+        return set(names)
+    known = set(names)
+    wanted = set()
+    for name in layers:
+        if name in known:
+            wanted.add(name)
+            continue
+        inside = {n for n in names if n.startswith(name + ".")}
+        if not inside:
+            raise SpecError(f"no layer named '{name}' in {graph.name}" + did_you_mean(name, names))
+        wanted |= inside
+    return wanted
+
+
+def _batched(step: Step, batch: int) -> Step:
+    """MACs count the whole batch: batch*(per example)."""
+    if step.figure != "macs" or batch == 1 or (isinstance(step.result, int) and step.result == 0):
+        return step
+    formula = step.formula if _is_product(step.formula) else f"({step.formula})"
+    subs = step.substituted if _is_product(step.substituted) else f"({step.substituted})"
+    return replace(step, formula=f"batch*{formula}", substituted=f"{batch}*{subs}" if step.substituted else "",
+                   result=batch * step.result)
+
+
+def _is_product(text: str) -> bool:
+    depth = 0
+    for ch in text:
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0 and ch in " +-":
+            return False
+    return True
+
+
+def _map(f, value):
+    if isinstance(value, tuple):
+        return tuple(f(v) for v in value)
+    if isinstance(value, RF) or value is None or value == GLOBAL:
+        return value
+    return f(value)
+
+
+# --- layout -------------------------------------------------------------------------------------
+
+def number(value) -> str:
+    """A result as text: ints with thousands separators, shapes as lists, fields in words."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, Fraction):
+        return str(value)
+    if isinstance(value, tuple):
+        return ex.shape_text(value)
+    if value is None or value == GLOBAL or isinstance(value, RF):
+        return ex.rf_text(value)
+    return str(value)
+
+
+def _chain(step: Step) -> str:
+    """figure = formula = substituted = result, leaving out repeats."""
+    parts = []
+    for part in (step.formula, step.substituted, number(step.result)):
+        if part and (not parts or part != parts[-1]):
+            parts.append(part)
+    return f"{step.figure} = " + " = ".join(parts)
+
+
+def _remarks(step: Step) -> str:
+    return "; ".join(filter(None, [step.where, step.note]))
+
+
+def lines(explanation: Explanation) -> list[str]:
+    """The lines of one layer, without the name: a field's size, jump and start along the same
+    axes share a line."""
+    out: list[str] = []
+    steps = explanation.steps
+    i = 0
+    while i < len(steps):
+        step = steps[i]
+        group = [step]
+        if step.figure == "rf" and step.at:
+            while (i + len(group) < len(steps) and steps[i + len(group)].figure in ("jump", "start")
+                   and steps[i + len(group)].at == step.at):
+                group.append(steps[i + len(group)])
+        text = ", ".join(_chain(s) for s in group)
+        remarks = "; ".join(filter(None, [step.where] + [s.note for s in group]))
+        out.append(text + (f"   ({remarks})" if remarks else ""))
+        i += len(group)
+    return out
+
+
+def text(explanations: list[Explanation]) -> str:
+    """Plain text, one step a line, layer names aligned."""
+    width = max((len(e.name) for e in explanations), default=0)
+    rows = [f"{e.name:<{width}}  {line}" for e in explanations for line in lines(e)]
+    return "\n".join(rows) + ("\n" if rows else "")
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _code(text: str) -> str:
+    return f"`{text}`" if text else ""
+
+
+def markdown(explanations: list[Explanation]) -> str:
+    """A Markdown table: layer, figure (and axes), formula, values, result, note."""
+    out = ["| layer | figure | formula | values | result | note |", "|---|---|---|---|---|---|"]
+    for e in explanations:
+        first = True
+        for step in e.steps:
+            layer = f"`{e.name}` ({e.kind})" if first else ""
+            figure = step.figure + (f" ({step.where})" if step.where else "")
+            result = number(step.result)
+            formula = _code(step.formula)
+            subs = _code(step.substituted) if step.substituted not in ("", step.formula) else ""
+            out.append("| " + " | ".join(_cell(c) for c in (layer, figure, formula, subs, result, step.note)) + " |")
+            first = False
+    return "\n".join(out) + "\n"
+
+
+__all__ = ["Explanation", "Step", "explain", "markdown", "text"]

@@ -1,0 +1,406 @@
+"""Reading a student's answers file.
+
+```yaml
+set: {H: 28, W: 28}            # optional: numbers for the spec's size symbols
+tolerance: 0.01                # optional: relative tolerance of approximate answers (or "1%")
+answers:
+  conv1.params: 416                     # exact number
+  fc.params: "4*H*W*10 + 10"            # expression (symbolic when it uses names)
+  total.macs: "about 822 million"       # approximate (also "1.64 G", "12.6k", "8.2e8", 8.2e+8)
+  total.activation_bytes: 8 MiB         # *_bytes figures take B, kB, MB, GB, KiB, MiB, GiB
+  pool1.output_shape: [16, 14, 14]      # shape (items may be expressions)
+  conv2.rf: 7                           # rf: size on every axis, [sizes per axis], "global",
+                                        #     or {size:, stride:, start:}
+```
+
+Every key is `LAYER.FIGURE` (split on the last dot, so `layer1.1.conv1.params` names layer
+`layer1.1.conv1`) or `total.FIGURE`. Every value becomes a typed answer (`Exact`, `Approx`,
+`Symbolic`, `Shape`, `RFAnswer`) that remembers where it was written. Expressions are evaluated only
+by `archcalc.spec.expr.evaluate` (an allow-list AST evaluator); sympy is imported only when an
+answer uses names. Mistakes in the file raise `SpecError` with FILE:LINE:COL.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
+from pathlib import Path
+
+from archcalc.errors import Loc, SpecError, did_you_mean
+from archcalc.spec.expr import ExprError, evaluate, names_in
+from archcalc.spec.yaml_source import YList, YMap, load_yaml
+
+TOP_KEYS = ("set", "tolerance", "answers")
+FIGURES = ("params", "trainable_params", "non_trainable_params", "macs", "flops", "output_shape", "rf",
+           "activation_bytes", "param_bytes")
+LAYER_ONLY = frozenset({"rf"})
+TOTAL_ONLY = frozenset({"param_bytes"})
+NUMBER_FIGURES = tuple(f for f in FIGURES if f not in ("output_shape", "rf"))
+TOTAL = "total"
+DEFAULT_TOLERANCE = 0.01
+MAX_SYMBOLIC_EXPONENT = 64  # H**64 is already absurd; bigger powers only slow sympy down
+
+#: Multipliers of approximate answers. Single letters are case-sensitive where case matters
+#: (lower-case m would be "milli"); words are case-insensitive.
+UNITS = {"k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "g": 10**9, "B": 10**9, "b": 10**9,
+         "T": 10**12, "t": 10**12}
+UNIT_WORDS = {"thousand": 10**3, "million": 10**6, "mn": 10**6, "billion": 10**9, "bn": 10**9,
+              "trillion": 10**12}
+UNITS_TEXT = "k, K, thousand, M, million, G, B, billion, T, trillion"
+#: Memory units, for the *_bytes figures only ("8 MiB"; there B is bytes, not billion).
+BYTE_UNITS = {"B": 1, "kB": 10**3, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+              "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
+BYTE_UNITS_TEXT = "B, kB, MB, GB, TB, KiB, MiB, GiB, TiB"
+
+_APPROX_WORDS = r"(?:about|approx\.?|approximately|around|roughly|circa|ca\.|~|≈)"
+_NUMBER = r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d[\d_]*)?(?:\.\d+)?(?:[eE][+-]?\d+)?"
+_APPROX = re.compile(rf"\s*(?P<about>{_APPROX_WORDS}\s*)?(?P<num>{_NUMBER})\s*(?P<unit>[A-Za-z]+)?\s*\Z",
+                     re.IGNORECASE)
+_LOOKS_APPROX = re.compile(rf"\s*({_APPROX_WORDS}|[+-]?[\d.,_]+\s*[A-Za-z]+\s*\Z)", re.IGNORECASE)
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+# --- typed answers ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Exact:
+    """An exact number: int, or a float/Fraction where the figure is fractional (rf stride)."""
+
+    value: object
+    text: str
+
+
+@dataclass(frozen=True)
+class Approx:
+    """A number written approximately: `value` as stated, right within `tolerance` (relative)."""
+
+    value: float
+    tolerance: float
+    text: str
+
+
+@dataclass(frozen=True)
+class Symbolic:
+    """An expression in the spec's size symbols (a sympy expression), compared for equivalence."""
+
+    value: object
+    text: str
+
+    @property
+    def names(self) -> set:
+        return {str(s) for s in self.value.free_symbols}
+
+
+@dataclass(frozen=True)
+class Shape:
+    """An output shape: one `Exact` or `Symbolic` per dimension (batch excluded)."""
+
+    items: tuple
+    text: str
+
+
+@dataclass(frozen=True)
+class RFAnswer:
+    """A receptive field. Each of size/stride/start is None (not given), one answer for every axis,
+    or a tuple of answers per axis. `is_global` for "global"."""
+
+    size: object = None
+    stride: object = None
+    start: object = None
+    is_global: bool = False
+    text: str = ""
+
+    @property
+    def parts(self) -> dict:
+        return {k: v for k, v in (("size", self.size), ("stride", self.stride), ("start", self.start))
+                if v is not None}
+
+
+@dataclass
+class Answer:
+    quantity: str  # the key as written, e.g. "conv1.params"
+    layer: str  # layer name, or "total"
+    figure: str
+    value: object  # Exact | Approx | Symbolic | Shape | RFAnswer
+    given: object  # the value as written (plain YAML value: int, float, str, list, dict)
+    loc: Loc | None  # where the value was written
+    key_loc: Loc | None  # where the key was written
+
+    @property
+    def is_total(self) -> bool:
+        return self.layer == TOTAL
+
+    @property
+    def given_text(self) -> str:
+        return format_given(self.given)
+
+
+@dataclass
+class AnswerSheet:
+    answers: list[Answer]
+    bindings: dict = field(default_factory=dict)  # name -> int, from `set`
+    tolerance: float = DEFAULT_TOLERANCE
+    file: str = "<answers>"
+
+
+# --- loading ----------------------------------------------------------------------------------
+def load_answers(path) -> AnswerSheet:
+    """Read and validate an answers file; raises SpecError (with FILE:LINE:COL) on any mistake."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise SpecError(f"{path}: is a directory, expected a YAML answers file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: cannot read: {exc}") from None
+    return parse_answers(text, str(path))
+
+
+def parse_answers(text: str, filename: str = "<answers>") -> AnswerSheet:
+    """Parse answers-file text (see the module docstring)."""
+    doc = load_yaml(text, filename)
+    start = Loc(filename, 1, 1)
+    if not isinstance(doc, YMap):
+        raise SpecError("an answers file is a YAML mapping with 'answers:' (and optionally 'set:' and "
+                        "'tolerance:')", getattr(doc, "loc", start))
+    for key in doc:
+        if key not in TOP_KEYS:
+            raise SpecError(f"unknown top-level key '{key}'{did_you_mean(key, TOP_KEYS)}; expected "
+                            f"{', '.join(TOP_KEYS)}", doc.key_locs[key])
+    tolerance = _tolerance(doc["tolerance"], doc.where("tolerance")) if "tolerance" in doc else DEFAULT_TOLERANCE
+    bindings = _bindings(doc["set"], doc.where("set")) if "set" in doc else {}
+    raw = doc.get("answers")
+    if "answers" not in doc:
+        raise SpecError("missing 'answers:' (a mapping like {conv1.params: 416})", doc.loc)
+    if not isinstance(raw, YMap) or not raw:
+        raise SpecError("'answers' must be a non-empty mapping of LAYER.FIGURE to values, like "
+                        "{conv1.params: 416, total.macs: 'about 822 million'}", doc.where("answers"))
+    parser = _ValueParser(bindings, tolerance)
+    answers = []
+    for key, value in raw.items():
+        key_loc, loc = raw.key_locs[key], raw.where(key)
+        layer, figure = _split_key(key, key_loc)
+        answers.append(Answer(str(key), layer, figure, parser.parse(figure, value, loc), plain(value),
+                              loc, key_loc))
+    return AnswerSheet(answers, bindings, tolerance, filename)
+
+
+def _split_key(key, loc) -> tuple[str, str]:
+    example = "expected LAYER.FIGURE, like conv1.params or total.macs"
+    if not isinstance(key, str):
+        raise SpecError(f"answer key {key!r} is not a quantity; {example}", loc)
+    layer, dot, figure = key.strip().rpartition(".")
+    if not dot or not layer or not figure:
+        if figure in FIGURES:
+            example = f"write LAYER.{figure} (like conv1.{figure}) or total.{figure}"
+        raise SpecError(f"answer key '{key}' is not of the form LAYER.FIGURE; {example}", loc)
+    if figure not in FIGURES:
+        raise SpecError(f"unknown figure '{figure}' in '{key}'{did_you_mean(figure, FIGURES)}; expected one "
+                        f"of {', '.join(FIGURES)}", loc)
+    if layer == TOTAL and figure in LAYER_ONLY:
+        raise SpecError(f"'{figure}' is a per-layer figure; ask it of a layer (like conv2.{figure}), "
+                        "not of the total", loc)
+    if layer != TOTAL and figure in TOTAL_ONLY:
+        raise SpecError(f"'{figure}' is given for the whole network only: total.{figure}", loc)
+    return layer, figure
+
+
+def _tolerance(value, loc) -> float:
+    text = value
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            value = float(value.strip()[:-1]) / 100
+        except ValueError:
+            value = None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise SpecError(f"tolerance must be a relative number from 0 to below 1 (like 0.01 or '1%'), "
+                        f"got {text!r}", loc)
+    return float(value)
+
+
+def _bindings(raw, loc) -> dict:
+    if not isinstance(raw, YMap):
+        raise SpecError("'set' must map size symbols to numbers, like {H: 28, W: 28}", loc)
+    out = {}
+    for key, value in raw.items():
+        if not isinstance(key, str) or not _IDENT.match(key) or key in ("min", "max"):
+            raise SpecError(f"'{key}' is not a symbol name (letters, digits and _)", raw.key_locs[key])
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise SpecError(f"set {key}: expected a positive integer, got {value!r}", raw.where(key))
+        out[key] = value
+    return out
+
+
+# --- values -----------------------------------------------------------------------------------
+class _ValueParser:
+    def __init__(self, bindings: dict, tolerance: float):
+        self.bindings = bindings
+        self.tolerance = tolerance
+
+    def parse(self, figure, value, loc):
+        if figure == "output_shape":
+            return self.shape(value, loc)
+        if figure == "rf":
+            return self.rf(value, loc)
+        return self.number(value, loc, approx=True, memory=figure.endswith("_bytes"))
+
+    def number(self, value, loc, approx: bool, what: str = "a number", integer: bool = False,
+               memory: bool = False):
+        """Exact, Approx (when `approx`) or Symbolic from one YAML scalar."""
+        if isinstance(value, bool) or value is None or isinstance(value, (YMap, YList)):
+            shown = "nothing" if value is None else repr(plain(value))
+            forms = "a number, an expression like '4*H*W*10 + 10'"
+            forms += " or an approximate value like 'about 822 million'" if approx else ""
+            raise SpecError(f"expected {what}: {forms}; got {shown}", loc)
+        if isinstance(value, int):
+            return Exact(value, str(value))
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise SpecError(f"{value!r} is not a finite number", loc)
+            if not approx:
+                if value.is_integer():
+                    return Exact(int(value), repr(value))
+                if integer:
+                    raise SpecError(f"{value!r}: {what} is a whole number", loc)
+                return Exact(value, repr(value))
+            return Approx(value, self.tolerance, repr(value))
+        text = str(value)
+        parsed = parse_approx(text, loc, memory)
+        if parsed is not None:
+            number, is_approx = parsed
+            if not is_approx:
+                return Exact(number, text)
+            if not approx:
+                raise SpecError(f"'{text}' is approximate; {what} must be exact here", loc)
+            return Approx(number, self.tolerance, text)
+        return self.expression(text, loc)
+
+    def expression(self, text: str, loc):
+        try:
+            names = names_in(text)
+        except ExprError as exc:
+            raise SpecError(f"{exc}; an answer is a number, an expression like '4*H*W*10 + 10' or an "
+                            "approximate value like 'about 822 million'", loc) from None
+        scope: dict = {}
+        free = sorted(n for n in names if n not in self.bindings)
+        if free:
+            import sympy  # only answers with names need it
+
+            scope = {n: sympy.Symbol(n, integer=True, positive=True) for n in free}
+        scope.update({n: self.bindings[n] for n in names if n in self.bindings})
+        try:
+            result = evaluate(text, scope)
+        except ExprError as exc:
+            raise SpecError(str(exc), loc) from None
+        except (TypeError, ValueError, ArithmeticError) as exc:  # sympy refusing an operation
+            raise SpecError(f"cannot evaluate {text!r}: {exc}", loc) from None
+        if isinstance(result, (int, float, Fraction)):
+            return Exact(result, text)
+        return self._symbolic(result, text, loc)
+
+    def _symbolic(self, result, text, loc):
+        import sympy
+
+        for sub in sympy.preorder_traversal(result):
+            if isinstance(sub, sympy.Pow) and sub.exp.is_number and abs(sub.exp) > MAX_SYMBOLIC_EXPONENT:
+                raise SpecError(f"exponent {sub.exp} in {text!r} is too large (at most "
+                                f"{MAX_SYMBOLIC_EXPONENT})", loc)
+        if not result.free_symbols:
+            return Exact(int(result) if result.is_Integer else Fraction(str(result)) if result.is_Rational
+                         else float(result), text)
+        return Symbolic(result, text)
+
+    def shape(self, value, loc):
+        if not isinstance(value, YList) or not value:
+            raise SpecError("an output shape is a list of sizes, batch excluded, like [16, 14, 14]", loc)
+        items = tuple(self.number(v, value.where(i), approx=False, what="a shape size", integer=True)
+                      for i, v in enumerate(value))
+        return Shape(items, format_given(plain(value)))
+
+    def rf(self, value, loc):
+        text = format_given(plain(value))
+        if isinstance(value, str) and value.strip().lower() == "global":
+            return RFAnswer(is_global=True, text=text)
+        if isinstance(value, YMap):
+            if not value:
+                raise SpecError("an rf mapping needs at least one of size, stride, start", loc)
+            parts = {}
+            for key, part in value.items():
+                if key not in ("size", "stride", "start"):
+                    raise SpecError(f"unknown rf part '{key}'{did_you_mean(key, ('size', 'stride', 'start'))}; "
+                                    "expected size, stride and/or start", value.key_locs[key])
+                parts[key] = self._rf_part(part, value.where(key), key)
+            return RFAnswer(text=text, **parts)
+        if isinstance(value, (YList, int, float, str)) and not isinstance(value, bool):
+            return RFAnswer(size=self._rf_part(value, loc, "size"), text=text)
+        raise SpecError("an rf answer is a size (same on every axis), a list of sizes per axis, "
+                        "'global', or a mapping {size:, stride:, start:}", loc)
+
+    def _rf_part(self, value, loc, what):
+        if isinstance(value, YList):
+            if not value:
+                raise SpecError(f"rf {what}: an empty list", loc)
+            return tuple(self.number(v, value.where(i), approx=False, what=f"an rf {what}")
+                         for i, v in enumerate(value))
+        return self.number(value, loc, approx=False, what=f"an rf {what}")
+
+
+def parse_approx(text: str, loc=None, memory: bool = False):
+    """(value, is_approximate) for a written number such as '12,560', 'about 822 million',
+    '1.64 G', '12.6k', '8.2e8'; None when `text` is not a number (it may be an expression).
+    A number is approximate when it has an 'about' word, a unit, a decimal point or an exponent.
+    With `memory` (the *_bytes figures) the units are those of BYTE_UNITS instead."""
+    match = _APPROX.match(text)
+    if match is None or not re.search(r"\d", match["num"] or ""):
+        if _LOOKS_APPROX.match(text):
+            raise SpecError(f"cannot read {text!r} as an approximate number; write it like 'about 822 "
+                            f"million', '1.64 G' or '8.2e8' (units: {UNITS_TEXT})", loc)
+        return None
+    num, unit = match["num"], match["unit"]
+    scale = 1
+    if unit and memory:
+        scale = BYTE_UNITS.get(unit)
+        if scale is None:
+            raise SpecError(f"unknown memory unit '{unit}' in {text!r}; units are {BYTE_UNITS_TEXT}", loc)
+    elif unit:
+        scale = UNITS.get(unit) or UNIT_WORDS.get(unit.lower())
+        if scale is None:
+            extra = (" (use M for million; m would be milli)" if unit == "m"
+                     else f" (a product is written with *, like {num}*{unit})" if not match["about"] else "")
+            raise SpecError(f"unknown unit '{unit}' in {text!r}{extra}; units are {UNITS_TEXT}", loc)
+    try:
+        value = Decimal(num.replace(",", "").replace("_", "")) * scale
+    except InvalidOperation:
+        raise SpecError(f"cannot read {text!r} as a number", loc) from None
+    is_approx = bool(match["about"] or unit or re.search(r"[.eE]", num))
+    if not is_approx:
+        return int(value), False
+    if not value.is_finite() or abs(value) > Decimal(10) ** 30:
+        raise SpecError(f"{text!r} is too large", loc)
+    return float(value), True
+
+
+# --- helpers ----------------------------------------------------------------------------------
+def plain(value):
+    """YMap/YList -> dict/list, recursively (for JSON and messages)."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def format_given(value) -> str:
+    """A given value as the student wrote it, in one line."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {format_given(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(format_given(v) for v in value) + "]"
+    return str(value)
+
+
+__all__ = ["AnswerSheet", "Answer", "Approx", "Exact", "FIGURES", "RFAnswer", "Shape", "Symbolic", "TOTAL",
+           "load_answers", "parse_answers", "parse_approx"]

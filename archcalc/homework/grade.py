@@ -1,0 +1,39 @@
+"""Grade answer files against a spec: what `archcalc check` runs (the CLI only renders)."""
+from __future__ import annotations
+
+from archcalc import api
+from archcalc.analysis.walk import analyze_graph
+from archcalc.homework.answers import load_answers
+from archcalc.homework.check import CheckResult, check
+
+# The explain step whose formula is shown beside a wrong answer of each figure.
+_STEP_FOR = {"params": ("params",), "trainable_params": ("trainable", "params"),
+             "non_trainable_params": ("non-trainable",), "macs": ("macs",), "flops": ("macs",),
+             "output_shape": ("output",), "rf": ("rf",)}
+
+
+def grade(spec, answers_path) -> CheckResult:
+    """Check one answers file: its `set:` bindings are applied to the spec's symbols."""
+    sheet = load_answers(answers_path)
+    graph = api.load_graph(spec, bindings=sheet.bindings or None)
+    result = check(analyze_graph(graph), sheet, spec_graph=graph)
+    _add_formulas(graph, result)
+    return result
+
+
+def _add_formulas(graph, result: CheckResult) -> None:
+    """Beside each wrong answer, the formula that gives the right one (from `explain`)."""
+    wrong = [r for r in result.results if not r.correct]
+    if not wrong:
+        return
+    from archcalc.explain import explain
+
+    by_layer = {e.name: e for e in explain(graph)}
+    for r in wrong:
+        layer, _, figure = r.quantity.rpartition(".")
+        steps = by_layer[layer].steps if layer in by_layer else []
+        for wanted in _STEP_FOR.get(figure, ()):
+            step = next((s for s in steps if s.figure == wanted), None)
+            if step is not None:
+                r.formula = f"{wanted} = {step.formula}"
+                break

@@ -1,0 +1,20 @@
+"""The bundled specs, for tests that run over all of them (importable from every test folder:
+tests/conftest.py puts this folder on sys.path)."""
+from pathlib import Path
+
+import archcalc
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = ROOT / "specs"
+#: Every spec file; answer keys (*.answers.yaml) sit beside the homework specs and are not specs.
+SPEC_FILES = sorted(p for p in SPECS.rglob("*.yaml") if not p.name.endswith(".answers.yaml"))
+#: Sizes given to symbolic specs (homework: input [1, H, W]) where a test needs numbers.
+EXAMPLE_SIZE = 28
+
+
+def numeric_graph(path):
+    """The spec's graph, with its size symbols (if any) set to EXAMPLE_SIZE."""
+    graph = archcalc.load_spec(path)
+    if graph.symbols:
+        graph = archcalc.load_spec(path, bindings={name: EXAMPLE_SIZE for name in graph.symbols})
+    return graph
