@@ -36,3 +36,18 @@ def test_spec_doc_json_example_matches_resnet18():
     block = re.search(r'"totals": (\{.*?\})\}', text, re.S).group(1)
     assert json.loads(block) == report["totals"]
     assert json.dumps(report["layers"][0])[1:-1].split(", \"activation_bytes\"")[0] in " ".join(text.split())
+
+
+def test_homework_doc_shows_current_output():
+    from typer.testing import CliRunner
+
+    from archcalc.cli import app
+
+    text = (ROOT / "docs" / "homework.md").read_text()
+    spec = ROOT / "specs" / "homework" / "conv_pool_fc.yaml"
+    analyzed = CliRunner().invoke(app, ["analyze", str(spec)]).stdout
+    for line in analyzed.splitlines()[3:]:
+        assert line.rstrip() in text, line
+    explained = CliRunner().invoke(app, ["explain", str(spec), "conv1", "pool1", "fc"]).stdout
+    for line in explained.splitlines():
+        assert line.rstrip() in text, line
