@@ -26,11 +26,10 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
-from pathlib import Path
 
 from archcalc.errors import Loc, SpecError, did_you_mean
 from archcalc.spec.expr import ExprError, evaluate, names_in
-from archcalc.spec.yaml_source import YList, YMap, load_yaml
+from archcalc.spec.yaml_source import YList, YMap, load_yaml, read_source
 
 TOP_KEYS = ("set", "tolerance", "answers")
 FIGURES = ("params", "trainable_params", "non_trainable_params", "macs", "flops", "output_shape", "rf",
@@ -147,16 +146,7 @@ class AnswerSheet:
 # --- loading ----------------------------------------------------------------------------------
 def load_answers(path) -> AnswerSheet:
     """Read and validate an answers file; raises SpecError (with FILE:LINE:COL) on any mistake."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise SpecError(f"{path}: is a directory, expected a YAML answers file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{path}: cannot read: {exc}") from None
-    return parse_answers(text, str(path))
+    return parse_answers(read_source(path, "answers"), str(path))
 
 
 def parse_answers(text: str, filename: str = "<answers>") -> AnswerSheet:

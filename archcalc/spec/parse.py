@@ -22,7 +22,7 @@ from archcalc.spec.expr import ExprError, evaluate, names_in
 from archcalc.spec.symbols import CONSTRAINT_KEYS, is_symbolic
 from archcalc.spec.symbols import make as symbols_make
 from archcalc.spec.graph import INPUT, Graph, Node
-from archcalc.spec.yaml_source import YList, YMap, load_yaml
+from archcalc.spec.yaml_source import YList, YMap, load_yaml, read_source
 
 TOP_KEYS = ("name", "description", "input", "symbols", "vars", "blocks", "layers")
 BLOCK_KEYS = ("args", "layers", "description")
@@ -35,15 +35,7 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 def load_spec(path, input_shape=None, bindings=None, multiples=None) -> Graph:
     """Read and validate a spec file. `input_shape` overrides the spec's `input`; `bindings`
     gives numbers to symbols or vars (`--set H=28`); `multiples` adds `multiple_of` constraints."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise SpecError(f"{path}: is a directory, expected a YAML spec file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{path}: cannot read: {exc}") from None
+    text = read_source(path, "spec")
     return parse_spec(text, str(path), input_shape=input_shape, bindings=bindings, multiples=multiples)
 
 

@@ -47,6 +47,21 @@ class YList(list):
         return self.item_locs[index] if 0 <= index < len(self.item_locs) else self.loc
 
 
+def read_source(path, what: str = "spec") -> str:
+    """A YAML file's text; a missing or unreadable file is a one-line SpecError."""
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise SpecError(f"{path}: is a directory, expected a YAML {what} file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: cannot read: {exc}") from None
+
+
 def _loc(filename: str, mark) -> Loc:
     return Loc(filename, mark.line + 1, mark.column + 1)
 
