@@ -185,13 +185,12 @@ def check(
 
 
 def _print_check(results) -> None:
-    import sys
-
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    console = Console(width=None if sys.stdout.isatty() else 200)
+    from archcalc.render import make_console
+
+    console = make_console()
     marks = {"right": "✓ right", "close": "✓ close", "wrong": "✗ wrong"}
     for path, result in results:
         table = Table(title=f"{path}: {result.right}/{result.total} right", title_justify="left")

@@ -58,6 +58,24 @@ def _dot_quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
+def _nested(graph: Graph, shapes: dict, close: str, open_group, node_line) -> list[str]:
+    """The layer lines of a drawing, each block instance a nested group: `open_group(instance,
+    kind)` gives the lines opening a group, `close` the line ending it, `node_line(node, label)`
+    a layer's line (the format's own syntax)."""
+    lines, depth = [], 1
+    for node, closes, opens in _block_steps(graph.nodes):
+        for _ in range(closes):
+            depth -= 1
+            lines.append("  " * depth + close)
+        if node is None:
+            break
+        for instance, kind in opens:
+            lines += ["  " * depth + line for line in open_group(instance, kind)]
+            depth += 1
+        lines.append("  " * depth + node_line(node, _label(node, shapes)))
+    return lines
+
+
 def to_dot(graph: Graph) -> str:
     """The graph as a Graphviz digraph (render with `dot -Tsvg net.dot -o net.svg`)."""
     layers = _layers(graph)
@@ -67,23 +85,11 @@ def to_dot(graph: Graph) -> str:
            '  node [shape=box, style=rounded, fontname="Helvetica"];',
            '  edge [fontname="Helvetica"];',
            f"  {_dot_quote(INPUT)} [label={_dot_quote(_input_label(graph))}, shape=ellipse];"]
-    depth = 1
-    for node, closes, opens in _block_steps(graph.nodes):
-        for _ in range(closes):
-            depth -= 1
-            out.append("  " * depth + "}")
-        if node is None:
-            break
-        for instance, kind in opens:
-            pad = "  " * depth
-            out.append(f"{pad}subgraph {_dot_quote('cluster_' + instance)} {{")
-            out.append(f"{pad}  label={_dot_quote(f'{instance} ({kind})')}; style=dashed;")
-            depth += 1
-        label = _label(node, shapes)
-        out.append("  " * depth + f"{_dot_quote(node.name)} [label={_dot_quote(label)}];")
-    for node in graph.nodes:
-        for src in node.inputs:
-            out.append(f"  {_dot_quote(src)} -> {_dot_quote(node.name)};")
+    out += _nested(graph, shapes, "}",
+                   lambda instance, kind: [f"subgraph {_dot_quote('cluster_' + instance)} {{",
+                                           f"  label={_dot_quote(f'{instance} ({kind})')}; style=dashed;"],
+                   lambda node, label: f"{_dot_quote(node.name)} [label={_dot_quote(label)}];")
+    out += [f"  {_dot_quote(src)} -> {_dot_quote(node.name)};" for node in graph.nodes for src in node.inputs]
     out.append("}")
     return "\n".join(out) + "\n"
 
@@ -129,22 +135,11 @@ def to_mermaid(graph: Graph) -> str:
     ids(INPUT)
     lines = ["```mermaid", "flowchart TD",
              f"  {ids(INPUT)}([{_mermaid_text(_input_label(graph))}])"]
-    depth = 1
-    for node, closes, opens in _block_steps(graph.nodes):
-        for _ in range(closes):
-            depth -= 1
-            lines.append("  " * depth + "end")
-        if node is None:
-            break
-        for instance, kind in opens:
-            sub = ids("subgraph " + instance)
-            lines.append("  " * depth + f"subgraph {sub} [{_mermaid_text(f'{instance} ({kind})')}]")
-            depth += 1
-        label = _label(node, shapes)
-        lines.append("  " * depth + f"{ids(node.name)}[{_mermaid_text(label)}]")
-    for node in graph.nodes:
-        for src in node.inputs:
-            lines.append(f"  {ids(src)} --> {ids(node.name)}")
+    lines += _nested(graph, shapes, "end",
+                     lambda instance, kind: [f"subgraph {ids('subgraph ' + instance)} "
+                                             f"[{_mermaid_text(f'{instance} ({kind})')}]"],
+                     lambda node, label: f"{ids(node.name)}[{_mermaid_text(label)}]")
+    lines += [f"  {ids(src)} --> {ids(node.name)}" for node in graph.nodes for src in node.inputs]
     lines.append("```")
     return "\n".join(lines) + "\n"
 

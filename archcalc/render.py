@@ -110,11 +110,10 @@ def _symbolic_footer(report: Report, latex: bool) -> list[str]:
 
 
 def table(report: Report, depth=None, console=None, latex: bool = False) -> None:
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    console = console or Console(width=None if _is_tty() else 200)
+    console = console or make_console()
     title = f"{report.name}  input {shape_text(report.input_shape)}"
     if report.batch != 1:
         title += f"  batch {report.batch}"
@@ -129,10 +128,14 @@ def table(report: Report, depth=None, console=None, latex: bool = False) -> None
         console.print(line, highlight=False, soft_wrap=True)
 
 
-def _is_tty() -> bool:
+def make_console(width: int = 200):
+    """A rich console: the terminal's width, or `width` columns when output goes to a file or
+    pipe (rich would otherwise wrap wide tables at 80)."""
     import sys
 
-    return sys.stdout.isatty()
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else width)
 
 
 def csv_text(report: Report, depth=None) -> str:

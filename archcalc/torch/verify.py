@@ -125,7 +125,7 @@ def verify(graph: Graph, device: str = "cpu", receptive_fields: bool = True) -> 
             "output_shape": _check(tuple(row.output_shape), shapes.get(row.name)),
             "trainable_params": _check(row.trainable_params, trainable),
             "non_trainable_params": _check(row.non_trainable_params, frozen),
-            "macs": _check(row.macs, layer_flops // 2 if layer_flops % 2 == 0 else layer_flops / 2),
+            "macs": _check(row.macs, _macs(layer_flops)),
             "rf": _rf_check(row.rf, probed.get(row.name), graph.input_shape),
         }
         layers.append(LayerCheck(row.name, row.kind, checks))
@@ -138,7 +138,7 @@ def verify(graph: Graph, device: str = "cpu", receptive_fields: bool = True) -> 
             report.totals.non_trainable_params,
             sum(p.numel() for p in model.parameters() if not p.requires_grad)
             + sum(b.numel() for b in model.buffers() if b.is_floating_point())),
-        "macs": _check(report.totals.macs, total_flops // 2 if total_flops % 2 == 0 else total_flops / 2),
+        "macs": _check(report.totals.macs, _macs(total_flops)),
     }
     notes = []
     if integer_buffers:
@@ -149,6 +149,11 @@ def verify(graph: Graph, device: str = "cpu", receptive_fields: bool = True) -> 
         notes.append("receptive fields larger than the input were probed on larger one-channel inputs "
                      + ", ".join(map(str, larger)))
     return VerifyResult(graph.name, device, tuple(graph.input_shape), layers, totals, probe_inputs, notes)
+
+
+def _macs(flops: int):
+    """FlopCounterMode's FLOPs as MACs (an odd count, which would be a surprise, stays visible)."""
+    return flops // 2 if flops % 2 == 0 else flops / 2
 
 
 def _rf_check(analytic, probed, input_shape) -> Check:
@@ -203,13 +208,12 @@ COLUMNS = (("output shape", "output_shape", _shape), ("trainable", "trainable_pa
 
 
 def print_table(result: VerifyResult, console=None) -> None:
-    import sys
-
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    console = console or Console(width=None if sys.stdout.isatty() else 220)
+    from archcalc.render import make_console
+
+    console = console or make_console(220)
     verdict = "all figures match PyTorch" if result.ok else f"{len(result.mismatches())} mismatch(es)"
     table = Table(title=f"{result.name}  verify on {result.device}: {verdict}", title_justify="left")
     table.add_column("layer", no_wrap=True)
