@@ -46,15 +46,6 @@ def shown(value, back: dict):
     return value
 
 
-def substitute(value, bindings: dict):
-    if not is_symbolic(value):
-        return value
-    import sympy
-
-    value = value.subs({sympy.Symbol(k, integer=True, positive=True): v for k, v in bindings.items()})
-    return int(value) if value.is_Integer else value
-
-
 def latex(value) -> str:
     import sympy
 
