@@ -164,3 +164,42 @@ def register(cls):
         raise RuntimeError(f"layer kind {cls.kind!r} registered twice")
     KINDS[cls.kind] = instance
     return cls
+
+
+# --- PyTorch modules written as source ----------------------------------------------------------
+# A kind whose module is not in torch.nn and holds weights (class token, attention) defines it as
+# Python source: the same text builds the module here and is written out by `archcalc export`,
+# so the exported file cannot drift from what verify measured. Only archcalc's own constant
+# strings are executed, never text from a spec.
+
+_TORCH_CLASSES: dict = {}
+
+
+def torch_class(source: str, name: str):
+    """The `nn.Module` subclass `name` defined by `source` (which may use torch, nn, F and math)."""
+    import textwrap
+
+    key = (source, name)
+    cls = _TORCH_CLASSES.get(key)
+    if cls is None:
+        import math
+
+        import torch
+        from torch import nn
+        from torch.nn import functional as F
+
+        text = textwrap.dedent(source).strip() + "\n"
+        namespace = {"torch": torch, "nn": nn, "F": F, "math": math, "__name__": "archcalc.layers.torch_source"}
+        exec(compile(text, f"<archcalc {name}>", "exec"), namespace)  # noqa: S102 - our own constant source
+        cls = namespace[name]
+        cls.export_source = text
+        _TORCH_CLASSES[key] = cls
+    return cls
+
+
+def custom_module(source: str, name: str, *args):
+    """An instance of `torch_class(source, name)` built with `args` (numbers, bools, strings, None
+    or tuples of them), remembering the constructor call for `archcalc export`."""
+    module = torch_class(source, name)(*args)
+    module.export_call = f"{name}({', '.join(repr(a) for a in args)})"
+    return module
