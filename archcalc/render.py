@@ -92,7 +92,15 @@ def footer_lines(report: Report, latex: bool = False) -> list[str]:
     if t.non_trainable_params:
         lines.append("note: params include non-trainable buffers (BatchNorm running mean and variance); "
                      "PyTorch's sum of p.numel() equals the trainable count")
+    lines += shared_notes(report)
     return lines
+
+
+def shared_notes(report: Report) -> list[str]:
+    """Tied weights: shown in both layers' rows (as PyTorch's modules hold them), counted once."""
+    return [f"note: {row.name} shares {grouped(row.shared_params)} parameters with {row.shared_with} "
+            "(tied weights): both rows show them, the total counts them once"
+            for row in report.layers if row.shared_params]
 
 
 def _symbolic_footer(report: Report, latex: bool) -> list[str]:
@@ -106,7 +114,7 @@ def _symbolic_footer(report: Report, latex: bool) -> list[str]:
         f"memory ({report.dtype}, batch {report.batch}, bytes): parameters {f(t.param_bytes)}, "
         f"activations {f(t.activation_bytes)}, input {f(t.input_bytes)}",
         f"output {shape_text(report.output_shape, f)}",
-    ]
+    ] + shared_notes(report)
 
 
 def table(report: Report, depth=None, console=None, latex: bool = False) -> None:

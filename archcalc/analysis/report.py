@@ -29,6 +29,10 @@ class LayerResult:
     rf: object  # RF, GLOBAL or None
     activation_bytes: int  # output of this layer, whole batch
     blocks: tuple = ()  # enclosing block instances as (instance name, block kind)
+    # Parameters of this layer that are another's (a linear tied to an embedding): PyTorch counts
+    # them in both modules, and once in the model's total.
+    shared_params: int = 0
+    shared_with: str | None = None
 
     @property
     def params(self):
@@ -46,6 +50,8 @@ class LayerResult:
             "non_trainable_params": _j(self.non_trainable_params),
             "macs": _j(self.macs), "flops": _j(self.flops),
             "rf": rf_json(self.rf), "activation_bytes": _j(self.activation_bytes),
+            **({"shared_params": _j(self.shared_params), "shared_with": self.shared_with}
+               if self.shared_params else {}),
         }
 
 
@@ -150,7 +156,7 @@ def make_totals(layers, input_shape, batch, dtype) -> Totals:
     size = DTYPE_BYTES[dtype]
     t = Totals()
     for row in layers:
-        t.trainable_params += row.trainable_params
+        t.trainable_params += row.trainable_params - row.shared_params  # shared weights count once
         t.non_trainable_params += row.non_trainable_params
         t.macs += row.macs
         t.activation_bytes += row.activation_bytes

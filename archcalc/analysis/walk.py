@@ -25,19 +25,39 @@ def _walk(graph: Graph, batch: int, dtype: str) -> Report:
         if is_num(n) and n < 1:
             raise SpecError(f"input sizes must be positive, got {list(graph.input_shape)}", graph.input_loc)
     shapes = {INPUT: tuple(graph.input_shape)}
-    rfs = {INPUT: RF.identity(len(graph.input_shape) - 1) if len(graph.input_shape) > 1 else None}
+    spatial = len(graph.input_shape) > 1 and not graph.tokens  # token ids have no spatial axes
+    rfs = {INPUT: RF.identity(len(graph.input_shape) - 1) if spatial else None}
+    tokens = {INPUT} if graph.tokens else set()  # values holding integer token ids
+    ties = {}  # tied layer -> the node that shares its weight
+    for node in graph.nodes:
+        target = KINDS[node.kind].tied_to(node.args)
+        if target is not None:
+            ties[target] = node
     rows = []
     for node in graph.nodes:
         layer = KINDS[node.kind]
         a = node.args
         in_shapes = [shapes[i] for i in node.inputs]
         try:
+            _check_reads(layer, node, tokens)
             out = tuple(layer.output_shape(a, in_shapes))
             for n in out:
                 if is_num(n) and n < 1:
                     raise LayerError(f"the output shape would be {list(out)}; sizes must be positive "
                                      f"(input {', '.join(str(list(s)) for s in in_shapes)})")
             trainable, frozen = layer.params(a, in_shapes)
+            shared = 0
+            if node.name in ties:
+                owner = ties[node.name]
+                if graph.nodes.index(owner) > graph.nodes.index(node):
+                    raise LayerError(f"'{owner.name}' ties its weight to this layer, which comes before it; "
+                                     "tie to a later layer")
+                try:
+                    shared = KINDS[owner.kind].shared_params(owner.args, [shapes[i] for i in owner.inputs],
+                                                             node.kind, a, in_shapes)
+                except LayerError as exc:  # reported where the tie is written
+                    raise SpecError(exc.message, owner.arg_locs.get("tie", owner.loc), owner.name,
+                                    owner.kind) from None
             macs = layer.macs(a, in_shapes, out) * batch
             try:
                 rf = layer.rf(a, [rfs[i] for i in node.inputs], in_shapes, out)
@@ -57,17 +77,30 @@ def _walk(graph: Graph, batch: int, dtype: str) -> Report:
                             node.kind) from None
         shapes[node.name] = out
         rfs[node.name] = rf
+        if layer.reads == "any" and all(i in tokens for i in node.inputs):
+            tokens.add(node.name)
         elements = batch
         for n in out:
             elements *= n
         rows.append(LayerResult(node.name, node.kind, node.inputs, out, trainable, frozen, macs, rf,
-                                elements * size, node.blocks))
+                                elements * size, node.blocks, shared, ties[node.name].name if shared else None))
     output = shapes[graph.output]
     report = Report(graph.name, tuple(graph.input_shape), batch, dtype, rows, output,
                     make_totals(rows, graph.input_shape, batch, dtype))
     if graph.symbols:
         report = _in_user_symbols(report, graph)
     return report
+
+
+def _check_reads(layer, node, tokens: set) -> None:
+    """Token ids (integers) go into an embedding; real values do not."""
+    given = [name in tokens for name in node.inputs]
+    if layer.reads == "tokens" and not all(given):
+        raise LayerError(f"{node.kind} reads integer token ids, but its input holds real values; token ids "
+                         "come from the input (written `input: {tokens: [T]}`) or an index operation on it")
+    if layer.reads == "float" and any(given):
+        raise LayerError(f"{node.kind} reads real values, but its input holds integer token ids; "
+                         "token ids go through an embedding first")
 
 
 def _in_user_symbols(report: Report, graph: Graph) -> Report:

@@ -22,7 +22,9 @@ REQUIRED = object()
 #   floats   a number or a list of numbers (one per spatial axis)
 #   padding  like ints, or "same" / "valid"
 #   choice   one of Arg.choices
-ARG_TYPES = {"int", "float", "bool", "ints", "intlist", "floats", "padding", "choice"}
+#   layer    the name of another layer (dotted for layers inside blocks), e.g. the linear an
+#            embedding shares its weight with; resolved once the whole spec is read
+ARG_TYPES = {"int", "float", "bool", "ints", "intlist", "floats", "padding", "choice", "layer"}
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,9 @@ class Layer:
     # True where "global" is a convention rather than a fact the probe can see (flatten: later
     # layers treat the tensor as a vector, though each value still comes from one place).
     global_by_convention: ClassVar[bool] = False
+    # What values the kind reads: "float" (real numbers, most kinds), "tokens" (integer token
+    # ids: embedding) or "any" (index and shape operations pass either through unchanged).
+    reads: ClassVar[str] = "float"
 
     # --- rules -----------------------------------------------------------------------------
     def output_shape(self, a: dict, shapes: list[tuple]) -> tuple:
@@ -89,9 +94,31 @@ class Layer:
         """Multiply-accumulates for one example."""
         return 0
 
+    def saved_for_backward(self, a: dict, shapes: list[tuple], out: tuple):
+        """Elements (one example) kept for the backward pass (`archcalc memory`). Convention: a
+        layer's output, which the next layer saves; kinds that keep more (attention) override."""
+        return prod(out)
+
+    def kv_cache(self, a: dict, shapes: list[tuple], out: tuple):
+        """Elements (one example) of key/value cache held while decoding; 0 but for causal attention."""
+        return 0
+
     def rf(self, a: dict, rfs: list, shapes: list[tuple], out: tuple):
         """Receptive field of the output (see archcalc.analysis.rf); elementwise by default."""
         return rfs[0]
+
+    def tied_to(self, a: dict) -> str | None:
+        """The layer whose weight this one shares (resolved name), if any."""
+        return None
+
+    def shared_params(self, a: dict, shapes: list[tuple], target_kind: str, target_args: dict,
+                      target_shapes: list[tuple]) -> int:
+        """How many of the tied layer's parameters are this layer's own (counted once in totals);
+        raises LayerError when the two cannot share."""
+        return 0
+
+    def tie_modules(self, module, target) -> None:
+        """Make the built PyTorch modules share the weight (`archcalc.torch.build`)."""
 
     def explain(self, a: dict, shapes: list[tuple], out: tuple, rf_in: list, rf_out, row) -> list[Step]:
         """Each figure of this layer as formula, values and result (`archcalc explain`): `rf_in`

@@ -9,6 +9,7 @@ from archcalc.layers.base import Arg, Layer, dim_index, prod, register
 @register
 class Flatten(Layer):
     kind = "flatten"
+    reads = "any"  # moves values around: token ids stay token ids
     probe_linear = True
     global_by_convention = True
     summary = "Flatten dimensions start_dim..end_dim into one (nn.Flatten; dims exclude the batch)"

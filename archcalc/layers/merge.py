@@ -85,6 +85,7 @@ class Multiply(Elementwise2):
 @register
 class Concat(Layer):
     kind = "concat"
+    reads = "any"  # moves values around: token ids stay token ids
     arity = None
     probe_linear = True
     primary = "dim"

@@ -8,6 +8,7 @@ from archcalc.layers.base import Arg, Layer, register
 @register
 class Permute(Layer):
     kind = "permute"
+    reads = "any"  # moves values around: token ids stay token ids
     primary = "dims"
     summary = "Reorder the dimensions (torch.permute; dims exclude the batch)"
     args = (Arg("dims", "intlist", doc="a permutation of 0..rank-1 (negative counts from the end)"),)

@@ -9,6 +9,7 @@ from archcalc.layers.base import Arg, Layer, Step, prod, register
 @register
 class Reshape(Layer):
     kind = "reshape"
+    reads = "any"  # moves values around: token ids stay token ids
     primary = "shape"
     summary = "Reshape to the given shape; one entry may be -1 (torch.reshape)"
     args = (Arg("shape", "intlist", min=-1, doc="new shape without the batch; one -1 is inferred"),)

@@ -34,6 +34,7 @@ class Graph:
     symbols: tuple = ()  # names of the size symbols left free (not bound by --set)
     back: dict = field(default_factory=dict)  # internal symbol -> its form in the user's symbols
     constraints: dict = field(default_factory=dict)  # symbol -> {multiple_of, min, max}
+    tokens: bool = False  # the input holds integer token ids (`input: {tokens: [T]}`), not real values
 
     @property
     def output(self) -> str:

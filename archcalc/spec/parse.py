@@ -88,6 +88,7 @@ class _SpecBuilder:
         self.file = filename
         self.nodes: list[Node] = []
         self.names: dict[str, Loc] = {}
+        self.layer_refs: list = []  # (node args, argument, name as written, layer, loc): resolved at the end
 
     # --- top level ------------------------------------------------------------------------------
     def build(self, input_shape, bindings: dict, multiples: dict) -> Graph:
@@ -107,13 +108,26 @@ class _SpecBuilder:
         symbols, back, constraints = self._symbols(doc, bindings, multiples, input_shape is not None)
         self.globals = self._vars(doc.get("vars"), doc.where("vars"), symbols, bindings)
         self.blocks = self._blocks(doc.get("blocks"), doc.where("blocks"))
-        shape = input_shape if input_shape is not None else self._input(doc["input"], doc.where("input"))
+        raw_input, tokens = _input_sizes(doc["input"])
+        shape = input_shape if input_shape is not None else self._input(raw_input, doc.where("input"))
         layers = doc["layers"]
         if not isinstance(layers, YList) or not layers:
             raise SpecError("'layers' must be a non-empty list of layer entries", doc.where("layers"))
         self._expand(layers, _Scope("", self.globals, INPUT), stack=())
+        self._resolve_layer_args()
         return Graph(name, tuple(shape), self.nodes, self.file, doc.where("input"),
-                     tuple(constraints), back, constraints)
+                     tuple(constraints), back, constraints, tokens)
+
+    def _resolve_layer_args(self):
+        """Arguments naming another layer (`tie: lm_head`) may name a later one, so they are
+        resolved once every layer exists: in the writer's block first, then outwards."""
+        for args, key, ref, layer, loc in self.layer_refs:
+            scopes = layer.split(".")[:-1]
+            candidates = [".".join(scopes[:i] + [ref]) for i in range(len(scopes), -1, -1)]
+            found = next((c for c in candidates if c in self.names and c != layer), None)
+            if found is None:
+                raise SpecError(f"'{key}: {ref}' names no layer{did_you_mean(ref, self.names)}", loc, layer)
+            args[key] = found
 
     def _symbols(self, doc, bindings: dict, multiples: dict, input_given: bool):
         """Names in `input` that no var defines, and those declared under `symbols:`, are size
@@ -140,7 +154,7 @@ class _SpecBuilder:
                 declared[key] = dict(rules)
         var_names = set(doc.get("vars") or {}) if isinstance(doc.get("vars"), YMap) else set()
         names = list(declared)
-        raw_input = doc.get("input")
+        raw_input = _input_sizes(doc.get("input"))[0]
         if not input_given and isinstance(raw_input, YList):
             for value in raw_input:
                 if isinstance(value, str):
@@ -207,7 +221,8 @@ class _SpecBuilder:
     def _input(self, raw, loc) -> tuple:
         if not isinstance(raw, YList) or not raw:
             raise SpecError("'input' must be a list of sizes, channels first, batch excluded "
-                            "(e.g. [3, 224, 224], [784] or [T, F])", loc)
+                            "(e.g. [3, 224, 224], [784] or [T, F]), or {tokens: [T]} for integer token ids",
+                            loc)
         return tuple(self._number(v, self.globals, raw.where(i), "input size", positive_int=True)
                      for i, v in enumerate(raw))
 
@@ -438,6 +453,8 @@ class _SpecBuilder:
             loc = locs.get(arg.name, body_loc)
             if arg.name in given:
                 args[arg.name] = self._arg_value(arg, given[arg.name], scope, loc, layer.kind, full)
+                if arg.type == "layer" and args[arg.name] is not None:
+                    self.layer_refs.append((args, arg.name, args[arg.name], full, loc))
             elif arg.required:
                 raise SpecError(f"{layer.kind} needs argument '{arg.name}'"
                                 + (f" ({arg.doc})" if arg.doc else ""), loc, full)
@@ -459,6 +476,10 @@ class _SpecBuilder:
             if not isinstance(value, bool):
                 raise SpecError(f"{what} must be true or false, got {value!r}", loc, layer)
             return value
+        if t == "layer":
+            if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_]\w*(\.\w+)*", value):
+                raise SpecError(f"{what} must name a layer, got {value!r}", loc, layer)
+            return value  # resolved in _resolve_layer_args
         if t == "choice":
             if value not in arg.choices:
                 raise SpecError(f"{what} is {value!r}{did_you_mean(value, arg.choices)}; expected one of "
@@ -492,6 +513,14 @@ class _SpecBuilder:
         if arg.min is not None and value < arg.min or arg.max is not None and value > arg.max:
             raise SpecError(f"{what} must be {_expected(arg)}, got {value!r}", loc, layer)
         return value
+
+
+def _input_sizes(raw):
+    """(the list of sizes, whether they are integer token ids) of `input: [...]` or
+    `input: {tokens: [...]}`; anything else is returned as is for _input to reject."""
+    if isinstance(raw, YMap) and list(raw) == ["tokens"]:
+        return raw["tokens"], True
+    return raw, False
 
 
 def _expected(arg: Arg) -> str:

@@ -45,7 +45,12 @@ class SpecModule(nn.Module):
             self._attach(node, module)
             free = tuple(n for n in dict.fromkeys(node.inputs) if last_use[n] == i)
             self._plan.append((node.name, module, node.inputs, free))
+        for node in graph.nodes:  # tied weights (an embedding's table used by a later linear)
+            target = KINDS[node.kind].tied_to(node.args)
+            if target is not None:
+                KINDS[node.kind].tie_modules(self.get_submodule(node.name), self.get_submodule(target))
         self._output = graph.output
+        self.tokens = graph.tokens
 
     def _attach(self, node, module: nn.Module):
         parent = self
@@ -73,6 +78,16 @@ class SpecModule(nn.Module):
         return values[self._output]
 
 
+def example_input(graph: Graph, batch: int = 1, device=None, generator=None):
+    """An input batch for the graph: random real values, or for token inputs random ids valid for
+    every embedding (0 .. smallest table size - 1)."""
+    shape = (batch,) + tuple(graph.input_shape)
+    if graph.tokens:
+        tables = [node.args["num"] for node in graph.nodes if KINDS[node.kind].reads == "tokens"]
+        return torch.randint(0, min(tables, default=2), shape, device=device, generator=generator)
+    return torch.randn(shape, device=device, generator=generator)
+
+
 def build(spec, input_shape=None, device=None) -> SpecModule:
     """A `SpecModule` for a spec file path or a loaded `Graph`, created directly on `device`
     (e.g. "meta" to build a model too large for memory: shapes and parameter counts only)."""
@@ -81,4 +96,4 @@ def build(spec, input_shape=None, device=None) -> SpecModule:
         return SpecModule(graph)
 
 
-__all__ = ["SpecModule", "build", "torch"]
+__all__ = ["SpecModule", "build", "example_input", "torch"]

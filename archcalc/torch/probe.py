@@ -99,7 +99,7 @@ def probe_receptive_fields(graph: Graph, report) -> tuple[dict[str, Probed], lis
     Each field is measured on the spec's own input size when it fits there, else on the
     smallest doubling of it where it does, so the figures of size-dependent layers (adaptive
     pooling) are checked at the user's size wherever possible."""
-    if len(graph.input_shape) < 2:
+    if len(graph.input_shape) < 2 or graph.tokens:  # token ids have no spatial axes
         return {}, []
     fields = {row.name: row.rf for row in report.layers}
     keep = [n for n in graph.nodes if isinstance(fields[n.name], RF) or fields[n.name] == GLOBAL]

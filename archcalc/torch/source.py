@@ -97,7 +97,8 @@ def _read(module: nn.Module, name: str):
 def _init_parameters(cls) -> list[inspect.Parameter]:
     params = list(inspect.signature(cls.__init__).parameters.values())[1:]  # without self
     kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return [p for p in params if p.kind in kinds and p.name not in _SKIPPED]
+    # Private arguments (nn.Embedding's `_weight`, `_freeze`) take initial state, not configuration.
+    return [p for p in params if p.kind in kinds and p.name not in _SKIPPED and not p.name.startswith("_")]
 
 
 def _torch_name(cls) -> str:
@@ -211,6 +212,8 @@ def pytorch_source(graph: Graph) -> str:
         return consumers[name] <= {i + 1}
 
     attrs, local = _Names(_MODULE_ATTRS), _Names(_LOCALS)
+    attr_of: dict[str, str] = {}
+    classes: dict[str, str] = {}  # custom module classes (attention, class token): name -> source
     var = {INPUT: "x"}
     init_lines, forward_lines = [], []
     if not chained(INPUT):
@@ -237,9 +240,11 @@ def pytorch_source(graph: Graph) -> str:
                                 "buffers but gives an expression", node.loc, node.name, node.kind)
             step = expression(inputs)
         else:
-            attr = attrs(node.name)
+            attr = attr_of[node.name] = attrs(node.name)
             try:
-                call = constructor_source(module)
+                call = getattr(module, "export_call", None) or constructor_source(module)
+                if hasattr(module, "export_call"):
+                    classes[type(module).__name__] = module.export_source
             except TypeError as exc:
                 raise SpecError(f"cannot write this layer as PyTorch source: {exc}", node.loc, node.name,
                                 node.kind) from None
@@ -248,6 +253,10 @@ def pytorch_source(graph: Graph) -> str:
         var[node.name] = "x" if chained(node.name) else local(node.name)
         forward_lines.append(f"{var[node.name]} = {step}  # {_shape(shapes[node.name])}")
     forward_lines.append(f"return {var[graph.output]}")
+    for node in graph.nodes:
+        target = KINDS[node.kind].tied_to(node.args)
+        if target is not None:
+            init_lines.append(f"self.{attr_of[target]}.weight = self.{attr_of[node.name]}.weight  # tied weights")
 
     name, title = class_name(graph.name), _docstring_text(graph.name)
     totals = report.totals
@@ -268,10 +277,13 @@ def pytorch_source(graph: Graph) -> str:
         f"{params[0].upper()}{params[1:]}.",
         "Needs only PyTorch.",
         '"""',
+        *(["import math", ""] if classes else []),
         "import torch",
         "from torch import nn",
+        *(["from torch.nn import functional as F"] if classes else []),
         "",
         "",
+        *[line for text in classes.values() for line in text.splitlines() + ["", ""]],
         f"class {name}(nn.Module):",
         f'    """{title}: input {batch_shape_in} -> output {batch_shape_out}.',
         "",
@@ -288,7 +300,7 @@ def pytorch_source(graph: Graph) -> str:
         "",
         'if __name__ == "__main__":',
         f"    model = {name}().eval()",
-        f"    x = torch.randn({batch_in})",
+        f"    x = {_example_source(graph, batch_in)}",
         "    with torch.no_grad():",
         "        y = model(x)",
         '    print("parameters:", sum(p.numel() for p in model.parameters()))',
@@ -297,6 +309,13 @@ def pytorch_source(graph: Graph) -> str:
     if not init_lines:
         out.insert(out.index("        super().__init__()") + 1, "        pass")
     return "\n".join(out) + "\n"
+
+
+def _example_source(graph: Graph, batch_in: str) -> str:
+    if graph.tokens:
+        tables = [node.args["num"] for node in graph.nodes if KINDS[node.kind].reads == "tokens"]
+        return f"torch.randint(0, {min(tables, default=2)}, ({batch_in}))  # token ids"
+    return f"torch.randn({batch_in})"
 
 
 # --- ONNX -------------------------------------------------------------------------------------------
@@ -356,7 +375,7 @@ def export_onnx(graph: Graph, path) -> bool:
             raise SpecError(f"ONNX export cannot handle a layer named '{words[0]}' (a Python keyword): "
                             "rename it", node.loc, node.name, node.kind)
     model = build(graph).eval()
-    example = torch.zeros(1, *graph.input_shape)
+    example = torch.zeros(1, *graph.input_shape, dtype=torch.long if graph.tokens else torch.float32)
     # A file over 2 GiB cannot hold its weights inline (protobuf's limit); keep them beside it then.
     big = analyze_graph(graph).totals.param_bytes > 2 ** 31 - 2 ** 26
 

@@ -21,8 +21,30 @@ from archcalc.analysis.rf import GLOBAL, RF
 from archcalc.analysis.walk import analyze_graph
 from archcalc.errors import SpecError
 from archcalc.spec.graph import Graph
-from archcalc.torch.build import build
+from archcalc.torch.build import build, example_input
 from archcalc.torch.probe import probe_receptive_fields
+
+def _cpu_attention_formulas() -> dict:
+    """FlopCounterMode's formulas for ops its registry lacks. On CPU, scaled_dot_product_attention
+    runs `_scaled_dot_product_flash_attention_for_cpu`, which the registry does not know (it would
+    count attention's q k^T and weights x v as 0): give it the registry's own SDPA formula."""
+    from torch.utils import flop_counter
+
+    op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    formula = getattr(flop_counter, "sdpa_flop_count", None)
+    if op is None or formula is None or op in flop_counter.flop_registry:
+        return {}
+
+    def cpu_sdpa(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs):
+        return formula(query_shape, key_shape, value_shape)
+
+    return {op: cpu_sdpa}
+
+
+def flop_counter() -> FlopCounterMode:
+    """A FlopCounterMode that also counts the ops above (used by verify and the tests)."""
+    return FlopCounterMode(display=False, custom_mapping=_cpu_attention_formulas())
+
 
 FIGURES = ("output_shape", "trainable_params", "non_trainable_params", "macs", "rf")
 
@@ -103,8 +125,8 @@ def verify(graph: Graph, device: str = "cpu", receptive_fields: bool = True) -> 
     hooks = [model.get_submodule(row.name).register_forward_hook(
         lambda module, args, out, name=row.name: shapes.__setitem__(name, tuple(out.shape[1:])))
         for row in report.layers]
-    x = torch.zeros((1,) + tuple(graph.input_shape), device=device)
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    x = example_input(graph, 1, device=device)
+    with torch.no_grad(), flop_counter() as counter:
         y = model(x)
     for hook in hooks:
         hook.remove()

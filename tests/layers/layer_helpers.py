@@ -11,8 +11,12 @@ from archcalc.analysis.rf import GLOBAL, RF
 
 
 def spec(input_shape, *entries) -> str:
-    """A spec text: `entries` are YAML flow entries, e.g. "conv: {out: 8, kernel: 3}"."""
-    lines = [f"input: {list(input_shape)}", "layers:"]
+    """A spec text: `entries` are YAML flow entries, e.g. "conv: {out: 8, kernel: 3}". An input
+    written {"tokens": [T]} holds integer token ids."""
+    if isinstance(input_shape, dict):
+        lines = [f"input: {{tokens: {list(input_shape['tokens'])}}}", "layers:"]
+    else:
+        lines = [f"input: {list(input_shape)}", "layers:"]
     lines += [f"  - {e}" for e in entries]
     return "\n".join(lines) + "\n"
 
@@ -49,21 +53,23 @@ def torch_check(input_shape, *entries, batch=2):
     non-trainable ones (numel of floating buffers) and MACs (FlopCounterMode // 2 per example).
     Returns the report."""
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
     from archcalc.torch import build
+    from archcalc.torch.build import example_input
+    from archcalc.torch.verify import flop_counter
 
     text = spec(input_shape, *entries)
     report = archcalc.analyze_text(text)
-    model = build(archcalc.parse_spec(text)).eval()
+    model_graph = archcalc.parse_spec(text)
+    model = build(model_graph).eval()
     seen = {}
     handles = []
     for row in report.layers:
         module = model.get_submodule(row.name)
         handles.append(module.register_forward_hook(
             lambda m, i, o, name=row.name: seen.__setitem__(name, tuple(o.shape))))
-    x = torch.randn(batch, *input_shape)
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    x = example_input(model_graph, batch)
+    with torch.no_grad(), flop_counter() as counter:
         y = model(x)
     for h in handles:
         h.remove()
