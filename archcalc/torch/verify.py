@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -24,26 +25,35 @@ from archcalc.spec.graph import Graph
 from archcalc.torch.build import build, example_input
 from archcalc.torch.probe import probe_receptive_fields
 
-def _cpu_attention_formulas() -> dict:
-    """FlopCounterMode's formulas for ops its registry lacks. On CPU, scaled_dot_product_attention
-    runs `_scaled_dot_product_flash_attention_for_cpu`, which the registry does not know (it would
-    count attention's q k^T and weights x v as 0): give it the registry's own SDPA formula."""
+def _cpu_formulas() -> dict:
+    """FlopCounterMode's formulas for CPU kernels its registry lacks, which it would count as 0:
+    - attention: scaled_dot_product_attention runs `_scaled_dot_product_flash_attention_for_cpu`;
+      it gets the registry's own SDPA formula;
+    - LSTM: float32 nn.LSTM runs oneDNN's `mkldnn_rnn_layer` once per layer and direction, with
+      w_ih [4H, in] and w_hh [4H, H]: one multiply-accumulate per weight and time step."""
     from torch.utils import flop_counter
 
-    op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
-    formula = getattr(flop_counter, "sdpa_flop_count", None)
-    if op is None or formula is None or op in flop_counter.flop_registry:
-        return {}
+    aten, formulas = torch.ops.aten, {}
+    sdpa = getattr(flop_counter, "sdpa_flop_count", None)
+    op = getattr(aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    if op is not None and sdpa is not None and op not in flop_counter.flop_registry:
+        def cpu_sdpa(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs):
+            return sdpa(query_shape, key_shape, value_shape)
 
-    def cpu_sdpa(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs):
-        return formula(query_shape, key_shape, value_shape)
+        formulas[op] = cpu_sdpa
+    op = getattr(aten, "mkldnn_rnn_layer", None)
+    if op is not None and op not in flop_counter.flop_registry:
+        def onednn_rnn_layer(input_shape, w_ih_shape, w_hh_shape, *args, out_shape=None, **kwargs):
+            steps = math.prod(input_shape) // input_shape[-1]
+            return 2 * steps * (math.prod(w_ih_shape) + math.prod(w_hh_shape))
 
-    return {op: cpu_sdpa}
+        formulas[op] = onednn_rnn_layer
+    return formulas
 
 
 def flop_counter() -> FlopCounterMode:
-    """A FlopCounterMode that also counts the ops above (used by verify and the tests)."""
-    return FlopCounterMode(display=False, custom_mapping=_cpu_attention_formulas())
+    """A FlopCounterMode that also counts the CPU kernels above (used by verify and the tests)."""
+    return FlopCounterMode(display=False, custom_mapping=_cpu_formulas())
 
 
 FIGURES = ("output_shape", "trainable_params", "non_trainable_params", "macs", "rf")

@@ -1,0 +1,213 @@
+"""rnn, lstm, gru: recurrent layers over a sequence [T, F] (nn.RNN, nn.LSTM, nn.GRU with
+batch_first=True), giving the whole output sequence [T, D*H] (not the final state h_n).
+
+Counts follow PyTorch: per layer and direction G*H*(in + h) weights (G gates: 1, 4, 3) and two
+bias vectors b_ih, b_hh of G*H each; layer 1 reads F features, later layers D*h; with LSTM's
+proj_size P, h is P wide and each layer and direction adds an H*P projection. MACs are the matmuls'
+multiply-accumulates at every step; gate products, nonlinearities and biases count 0.
+"""
+from __future__ import annotations
+
+from archcalc.errors import LayerError
+from archcalc.layers.base import Arg, Layer, Step, custom_module, register
+
+# One wrapper class per kind: nn.RNN/LSTM/GRU return (output, h_n); the graph needs the output
+# alone, and the wrapper must hold the recurrent module so its parameters are counted.
+_SOURCE = '''
+class {name}(nn.Module):
+    """nn.{cls} over [N, T, F] (batch_first), returning only the output sequence [N, T, D*H]."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, dropout=0.0,
+                 bidirectional=False{extra}):
+        super().__init__()
+        self.rnn = nn.{cls}(
+            input_size, hidden_size, num_layers, bias=bias, batch_first=True, dropout=dropout,
+            bidirectional=bidirectional{extra_pass})
+
+    def forward(self, x):
+        return self.rnn(x)[0]
+'''
+
+_COMMON = (
+    Arg("hidden", "int", min=1, doc="hidden size H (features of h per direction)"),
+    Arg("layers", "int", 1, min=1, doc="stacked recurrent layers (num_layers)"),
+    Arg("bidirectional", "bool", False, doc="also run backwards; the output is 2H wide"),
+    Arg("bias", "bool", True, doc="the two bias vectors b_ih and b_hh"),
+    Arg("dropout", "float", 0.0, min=0, max=1, doc="dropout between stacked layers (training only)"),
+)
+
+
+def _product(text: str) -> bool:
+    """No + at the top level: the text reads as one factor."""
+    depth = 0
+    for ch in text:
+        depth += (ch == "(") - (ch == ")")
+        if depth == 0 and ch == "+":
+            return False
+    return True
+
+
+def _sequence(shape, kind) -> tuple:
+    if len(shape) != 2:
+        raise LayerError(f"{kind} needs a sequence shaped [T, F] (time steps, features), got {list(shape)}")
+    return tuple(shape)
+
+
+class Recurrent(Layer):
+    gates: int = 1
+    torch_name = ""
+    own = None  # the kind's own constructor argument: (name, PyTorch's default as source)
+    primary = "hidden"
+
+    # --- the counts, shared by the rules and explain so that both give the same value ---------
+    def _width(self, a):
+        """Width of h: proj_size when an LSTM projects, else hidden."""
+        return a.get("proj_size", 0) or a["hidden"]
+
+    def _count(self, a, f, bias: bool, steps=1):
+        """steps * D * (first layer + (L-1) later layers): each G*H*(in + h) (+ 2*G*H biases)
+        (+ H*P projection)."""
+        g, hid, p, d, n = self.gates, a["hidden"], a.get("proj_size", 0), self._dirs(a), a["layers"]
+        w = p or hid
+
+        def one(nin):
+            return g * hid * (nin + w) + (2 * g * hid if bias else 0) + hid * p
+
+        return steps * d * (one(f) + (n - 1) * one(d * w))
+
+    @staticmethod
+    def _dirs(a):
+        return 2 if a["bidirectional"] else 1
+
+    def _check(self, a, shapes):
+        t, f = _sequence(shapes[0], self.kind)
+        p = a.get("proj_size", 0)
+        if p and p >= a["hidden"]:
+            raise LayerError(f"proj_size {p} must be smaller than hidden {a['hidden']} (PyTorch's rule)",
+                             "proj_size")
+        return t, f
+
+    # --- rules --------------------------------------------------------------------------------
+    def output_shape(self, a, shapes):
+        t, _ = self._check(a, shapes)
+        return (t, self._dirs(a) * self._width(a))
+
+    def params(self, a, shapes):
+        _, f = self._check(a, shapes)
+        return self._count(a, f, a["bias"]), 0
+
+    def macs(self, a, shapes, out):
+        t, f = self._check(a, shapes)
+        return self._count(a, f, False, t)
+
+    def rf(self, a, rfs, shapes, out):
+        return None  # output t sees steps 0..t (all, bidirectional): no single window per axis
+
+    def explain(self, a, shapes, out, rf_in, rf_out, row):
+        from archcalc.layers import _explain as ex
+
+        t, f = self._check(a, shapes)
+        d, n, hid, p = self._dirs(a), a["layers"], a["hidden"], a.get("proj_size", 0)
+        w_f, w_s = ("P", ex.par(p)) if p else ("H", ex.par(hid))  # the width of h
+        g_f = f"{self.gates}*" if self.gates > 1 else ""
+
+        def layer(nin_f, nin_s, bias):
+            """One layer and direction: formula and substituted text."""
+            two = " + 2" if bias else ""
+            proj_f, proj_s = (" + H*P", f" + {ex.par(hid)}*{ex.par(p)}") if p else ("", "")
+            return (f"{g_f}H*({nin_f} + {w_f}{two}){proj_f}",
+                    f"{g_f}{ex.par(hid)}*({nin_s} + {w_s}{two}){proj_s}")
+
+        def total(bias, lead_f="", lead_s=""):
+            form, subs = layer("F", ex.val(f), bias)
+            if n > 1:
+                later_f, later_s = layer(f"D*{w_f}" if d > 1 else w_f, f"{d}*{w_s}" if d > 1 else w_s, bias)
+                if not _product(later_f):
+                    later_f, later_s = f"({later_f})", f"({later_s})"
+                form += f" + (L - 1)*{later_f}"
+                subs += f" + ({ex.val(n)} - 1)*{later_s}"
+            if d > 1:
+                lead_f, lead_s = lead_f + "D*", lead_s + f"{d}*"
+            if lead_f and not _product(form):
+                form, subs = f"({form})", f"({subs})"
+            return lead_f + form, lead_s + subs
+
+        gate_note = {1: "one gate", 3: "3 gates: reset, update, new",
+                     4: "4 gates: input, forget, cell, output"}[self.gates]
+        out_f = f"[T, {'D*' if d > 1 else ''}{w_f}]"
+        out_s = f"[{ex.val(t)}, {f'{d}*' if d > 1 else ''}{w_s}]"
+        notes = ["the whole output sequence; h_n is not returned"]
+        if p:
+            notes.append("h is P = proj_size wide")
+        steps = [ex.output_step(out_f, out_s, out, "; ".join(notes))]
+        pf, ps = total(a["bias"])
+        pnote = [gate_note, "per layer and direction"]
+        pnote.append("+ 2: the two bias vectors b_ih and b_hh" if a["bias"] else "no bias")
+        if n > 1:
+            pnote.append(f"layers after the first read {'D*' if d > 1 else ''}{w_f} features")
+        steps.append(Step("params", pf, ps, self.params(a, shapes)[0], note="; ".join(pnote)))
+        mf, ms = total(False, "T*", f"{ex.par(t)}*")
+        steps.append(Step("macs", mf, ms, self.macs(a, shapes, out),
+                          note="the matmuls at every time step; gate products, nonlinearities and "
+                               "biases are not counted"))
+        steps.append(ex.rf_untracked("output t sees time steps 0..t, all of them when bidirectional: "
+                                     "a window that grows with t"))
+        return steps
+
+    def torch_module(self, a, shapes):
+        _, f = self._check(a, shapes)
+        # PyTorch warns about dropout with one layer, where it has no effect: pass 0 there.
+        dropout = float(a["dropout"]) if a["layers"] > 1 else 0.0
+        return custom_module(self._source(), f"{self.torch_name}Output", f, a["hidden"], a["layers"],
+                             a["bias"], dropout, a["bidirectional"],
+                             *((a[self.own[0]],) if self.own else ()))
+
+    def _source(self) -> str:
+        name, default = self.own or ("", "")
+        return _SOURCE.format(name=f"{self.torch_name}Output", cls=self.torch_name,
+                              extra=f", {name}={default}" if name else "",
+                              extra_pass=f", {name}={name}" if name else "")
+
+
+_COUNTS = {"output": "[T, D*H] (D = 2 if bidirectional else 1)",
+           "params": "per layer and direction G*H*(in + H) + 2*G*H (two bias vectors b_ih, b_hh; none "
+                     "without bias); in = F for layer 1, D*H after",
+           "macs": "T*D*sum over layers of G*H*(in + H): the matmuls at every step (gate products, "
+                   "nonlinearities and biases count 0)",
+           "rf": "not tracked: output t sees time steps 0..t (all when bidirectional)"}
+
+
+@register
+class RNN(Recurrent):
+    kind = "rnn"
+    gates = 1
+    torch_name = "RNN"
+    own = ("nonlinearity", "'tanh'")
+    args = _COMMON + (Arg("nonlinearity", "choice", "tanh", choices=("tanh", "relu")),)
+    summary = "Elman recurrent layer over a sequence [T, F] -> [T, D*H] (nn.RNN, batch_first)"
+    formulas = {**_COUNTS, "params": "G = 1: " + _COUNTS["params"], "macs": "G = 1: " + _COUNTS["macs"]}
+
+
+@register
+class LSTM(Recurrent):
+    kind = "lstm"
+    gates = 4
+    torch_name = "LSTM"
+    own = ("proj_size", "0")
+    args = _COMMON + (Arg("proj_size", "int", 0, min=0, doc="project h to P < H features (0: none)"),)
+    summary = "Long short-term memory over a sequence [T, F] -> [T, D*H] (nn.LSTM, batch_first)"
+    formulas = {"output": "[T, D*H], or [T, D*P] with proj_size P",
+                "params": "G = 4: " + _COUNTS["params"] + "; with proj_size P, h is P wide (in + P, "
+                          "later in = D*P) and each layer and direction adds H*P",
+                "macs": "G = 4: " + _COUNTS["macs"] + "; with proj_size P: G*H*(in + P) + H*P",
+                "rf": _COUNTS["rf"]}
+
+
+@register
+class GRU(Recurrent):
+    kind = "gru"
+    gates = 3
+    torch_name = "GRU"
+    args = _COMMON
+    summary = "Gated recurrent unit over a sequence [T, F] -> [T, D*H] (nn.GRU, batch_first)"
+    formulas = {**_COUNTS, "params": "G = 3: " + _COUNTS["params"], "macs": "G = 3: " + _COUNTS["macs"]}
