@@ -32,6 +32,27 @@ layers:
 # and by size, adaptive pooling to sizes that do not divide the input (exact fields), windows and
 # merges after such exact fields, misaligned merges, linear on [C, L] and [C, H, W].
 ALL_KINDS = {
+    "tokens": """
+input: {tokens: [12]}
+layers:
+  - {name: wte, embedding: {num: 40, dim: 16, tie: head}}
+  - {name: attn, attention: {heads: 4, causal: true}}
+  - {name: gqa, attention: {heads: 4, kv_heads: 2, rotary: true, bias: false}}
+  - {name: wide, attention: {heads: 2, kv_heads: 1, head_dim: 12}}
+  - {name: head, linear: {out: 40, bias: false}}
+""",
+    "sequence": """
+input: [12, 10]
+layers:
+  - {name: r1, rnn: 16}
+  - {name: r2, rnn: {hidden: 8, layers: 2, bidirectional: true, nonlinearity: relu, bias: false}}
+  - {name: l1, lstm: 20}
+  - {name: l2, lstm: {hidden: 12, layers: 3, bidirectional: true, dropout: 0.2}}
+  - {name: l3, lstm: {hidden: 12, proj_size: 5, layers: 2}}
+  - {name: l4, lstm: {hidden: 6, proj_size: 4, bidirectional: true, bias: false}}
+  - {name: g1, gru: 7}
+  - {name: g2, gru: {hidden: 9, layers: 2, bidirectional: true}}
+""",
     "images": """
 input: [4, 17, 15]
 layers:

@@ -14,6 +14,7 @@ from archcalc.errors import SpecError
 torch = pytest.importorskip("torch")
 
 from archcalc.torch import build  # noqa: E402
+from archcalc.torch.build import example_input  # noqa: E402
 from archcalc.torch.source import class_name, constructor_source, export_onnx, pytorch_source  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -43,6 +44,24 @@ def _spec(input_shape, *entries, blocks=""):
 # Inline specs that together use every layer kind, with the arguments whose constructor calls
 # are easy to get wrong (tuples, strings, None defaults, flags stored as Parameters).
 INLINE = {
+    "decoder": """
+input: {tokens: [10]}
+layers:
+  - {name: wte, embedding: {num: 30, dim: 16, tie: head}}
+  - {name: attn, attention: {heads: 4, causal: true}}
+  - {name: gqa, attention: {heads: 4, kv_heads: 2, rotary: true, bias: false}}
+  - {name: mqa, attention: {heads: 2, kv_heads: 1, head_dim: 4}}
+  - {name: head, linear: {out: 30, bias: false}}
+""",
+    "recurrent": """
+input: {tokens: [6]}
+layers:
+  - {embedding: {num: 20, dim: 10, padding_idx: 0}}
+  - rnn: {hidden: 8, layers: 2, bidirectional: true, nonlinearity: relu, bias: false}
+  - lstm: {hidden: 12, layers: 3, bidirectional: true, dropout: 0.2}
+  - lstm: {hidden: 6, proj_size: 4, bidirectional: true, bias: false}
+  - gru: {hidden: 9, layers: 2}
+""",
     "conv2d": _spec([3, 12, 12], "conv: {out: 8, kernel: [3, 5], stride: [1, 2], padding: [1, 2], bias: false}",
                     "conv: {out: 8, kernel: 3, padding: same, dilation: 2, groups: 4}",
                     "conv: {out: 6, kernel: 3, padding: 1, padding_mode: reflect}",
@@ -108,9 +127,11 @@ def _generated(graph):
     return source, cls
 
 
-def _check_same_network(graph, batch=2):
+def _check_same_network(graph, batch=2, device="cpu"):
+    """The generated class holds the same parameters (names, shapes, dtypes) as archcalc's module
+    and, on the CPU, computes the same outputs once given the same weights."""
     source, cls = _generated(graph)
-    reference = build(graph).eval()
+    reference = build(graph, device=device).eval()
     with torch.device("meta"):
         generated = cls()
     assert generated.__class__.__name__ == class_name(graph.name)
@@ -122,9 +143,11 @@ def _check_same_network(graph, batch=2):
         # state_dict order and names: `stage.2.conv1.weight` is `stage_2_conv1.weight`
         assert ref_key.rsplit(".", 1)[1] == gen_key.rsplit(".", 1)[1], (ref_key, gen_key)
         assert ref_value.shape == gen_value.shape and ref_value.dtype == gen_value.dtype, (ref_key, gen_key)
+    if device == "meta":
+        return source
     generated.load_state_dict(dict(zip(gen_state, ref_state.values())), assign=True)
     generated.eval()
-    x = torch.randn(batch, *graph.input_shape)
+    x = example_input(graph, batch)
     with torch.no_grad():
         expected, got = reference(x), generated(x)
     assert got.shape == expected.shape == (batch, *analyze_graph(graph).output_shape)
@@ -135,7 +158,9 @@ def _check_same_network(graph, batch=2):
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: str(p.relative_to(ROOT / "specs")))
 def test_bundled_spec_source_is_the_same_network(path):
     torch.manual_seed(0)
-    _check_same_network(numeric_graph(path), batch=1)
+    graph = numeric_graph(path)
+    big = analyze_graph(graph).totals.params > 200_000_000  # LLaMA, GPT-3: compared on the meta device
+    _check_same_network(graph, batch=1, device="meta" if big else "cpu")
 
 
 def test_names_of_module_attributes_are_renamed():
@@ -157,6 +182,14 @@ def test_names_of_module_attributes_are_renamed():
 def test_inline_spec_source_is_the_same_network(name):
     torch.manual_seed(0)
     _check_same_network(archcalc.parse_spec(INLINE[name], filename=f"{name}.yaml"))
+
+
+def test_tied_weights_stay_tied_in_the_source():
+    source, cls = _generated(archcalc.parse_spec(INLINE["decoder"]))
+    assert "self.head.weight = self.wte.weight  # tied weights" in source
+    model = cls()
+    assert model.head.weight is model.wte.weight
+    assert "x = torch.randint(0, 30, (1, 10))  # token ids" in source
 
 
 def test_inline_specs_use_every_kind():
@@ -392,3 +425,23 @@ def test_export_doc_shows_the_real_source():
     assert "```python\n" + pytorch_source(archcalc.load_spec(CONV3X3)) + "```" in text
     excerpt = re.search(r"```python\n(    def forward\(self, x\):\n.*?)```", text, re.S).group(1)
     assert excerpt in pytorch_source(archcalc.load_spec(ROOT / "specs" / "zoo" / "resnet18.yaml"))
+
+
+def test_onnx_of_a_token_decoder_runs_in_onnxruntime(tmp_path):
+    """Token ids (int64) in, tied weights, causal, grouped-query and rotary attention: the ONNX file
+    computes what archcalc's module computes."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
+    onnxruntime = pytest.importorskip("onnxruntime")
+    graph = archcalc.parse_spec(INLINE["decoder"])
+    out = tmp_path / "decoder.onnx"
+    torch.manual_seed(0)
+    export_onnx(graph, out)
+    torch.manual_seed(0)
+    model = build(graph).eval()  # same seed: the same initial weights as the exported module
+    ids = example_input(graph, 2)
+    with torch.no_grad():
+        expected = model(ids).numpy()
+    got = onnxruntime.InferenceSession(str(out)).run(None, {"input": ids.numpy()})[0]
+    assert got.shape == expected.shape == (2, 10, 30)
+    assert abs(got - expected).max() < 1e-4
