@@ -32,6 +32,25 @@ layers:
 # and by size, adaptive pooling to sizes that do not divide the input (exact fields), windows and
 # merges after such exact fields, misaligned merges, linear on [C, L] and [C, H, W].
 ALL_KINDS = {
+    "tensor_ops": """
+input: [3, 20, 20]
+layers:
+  - {name: c, conv: {out: 4, kernel: 3, stride: 2, padding: 1}}
+  - {name: mm, matmul: {transpose: true, scale: 0.5}, from: [c, c]}
+  - {name: cls, select: 0}
+  - {name: sw, split: {sizes: 3, index: 1}, from: c}
+  - {name: slast, split: {sizes: 3, dim: 1, index: -1}, from: c}
+  - {name: sc, split: {sizes: [1, 3], dim: 0, index: 1}, from: c}
+  - {name: ch, chunk: {chunks: 3, dim: 1, index: -1}, from: c}
+  - {name: ch0, chunk: {chunks: 4, index: 0}, from: c}
+  - {name: up, upsample: 2, from: c}
+  - {name: su, split: {sizes: [5, 15], dim: 2, index: 1}}
+  - {name: gm, mean: [1, 2], from: c}
+  - {name: cm, mean: {dim: 0, keepdim: true}, from: c}
+  - {name: hm, mean: {dim: 1, keepdim: true}, from: c}
+  - {name: mb, matmul: {}, from: [cm, c]}
+  - {name: sel, select: {dim: 0, index: -1}, from: c}
+""",
     "tokens": """
 input: {tokens: [12]}
 layers:

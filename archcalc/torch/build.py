@@ -50,7 +50,6 @@ class SpecModule(nn.Module):
             if target is not None:
                 KINDS[node.kind].tie_modules(self.get_submodule(node.name), self.get_submodule(target))
         self._output = graph.output
-        self.tokens = graph.tokens
 
     def _attach(self, node, module: nn.Module):
         parent = self

@@ -53,6 +53,19 @@ layers:
   - {name: mqa, attention: {heads: 2, kv_heads: 1, head_dim: 4}}
   - {name: head, linear: {out: 30, bias: false}}
 """,
+    "tensor_ops": """
+input: [6, 16]
+layers:
+  - {name: qkv, linear: 48}
+  - {name: q, split: {sizes: 16, index: 0}, from: qkv}
+  - {name: k, chunk: {chunks: 3, index: 1}, from: qkv}
+  - {name: v, split: {sizes: [16, 16, 16], dim: -1, index: -1}, from: qkv}
+  - {name: scores, matmul: {transpose: true, scale: 0.25}, from: [q, k]}
+  - softmax: -1
+  - {name: ctx, matmul: {}, from: [softmax1, v]}
+  - {name: m, mean: {dim: 0, keepdim: true}}
+  - {name: first, select: {dim: 0, index: 0}, from: ctx}
+""",
     "recurrent": """
 input: {tokens: [6]}
 layers:
