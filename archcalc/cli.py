@@ -91,26 +91,139 @@ def analyze(
     bindings: Optional[list[str]] = SET,
     assume: Optional[Assume] = ASSUME,
     latex: bool = typer.Option(False, "--latex", help="Write formulas (symbolic sizes) as LaTeX."),
+    memory: bool = typer.Option(False, "--memory", help="Also print the memory and cost plan (Adam, no "
+                                "checkpointing; `archcalc memory` has every option). Table or JSON."),
 ) -> None:
     """Analyse SPEC: per-layer output shape, parameters, MACs and receptive field, with totals.
     Sizes written as names (input: [1, H, W]) give exact formulas."""
     from archcalc import api, render
 
+    fmt = Format.json if as_json else format
+    plan = None
     try:
         shape = _parse_shape(input_shape) if input_shape is not None else None
-        report = api.analyze(spec, batch=batch, dtype=Dtype(dtype).value, input_shape=shape,
-                             bindings=_parse_bindings(bindings), assume_divisible=assume is Assume.divisible)
+        if memory:
+            if fmt not in (Format.table, Format.json):
+                raise SpecError("--memory works with --format table or json")
+            report, plan = _plan(spec, shape, bindings, batch, dtype)
+        else:
+            report = api.analyze(spec, batch=batch, dtype=Dtype(dtype).value, input_shape=shape,
+                                 bindings=_parse_bindings(bindings), assume_divisible=assume is Assume.divisible)
     except SpecError as exc:
         _fail(exc)
-    fmt = Format.json if as_json else format
     if fmt is Format.table:
         render.table(report, depth, latex=latex)
+        if plan is not None:
+            _print_memory(plan)
     elif fmt is Format.json:
-        typer.echo(render.json_text(report, depth))
+        text = render.json_text(report, depth)
+        if plan is not None:
+            import json
+
+            text = text[:-2] + ',\n  "memory": ' + json.dumps(plan.to_json()) + "\n}"
+        typer.echo(text)
     elif fmt is Format.csv:
         typer.echo(render.csv_text(report, depth), nl=False)
     else:
         typer.echo(render.markdown_text(report, depth, latex=latex), nl=False)
+
+
+Optimizer = Enum("Optimizer", {name: name for name in ("sgd", "momentum", "adam", "adamw")}, type=str)
+Gpu = Enum("Gpu", {name: name for name in ("h100-sxm", "h100-pcie", "h200", "a100", "v100", "l4", "rtx4090")},
+           type=str)
+
+
+def _plan(spec, shape, bindings, batch, dtype, **options):
+    from archcalc import api
+    from archcalc.analysis.memory import plan_memory
+
+    graph = api.load_graph(spec, input_shape=shape, bindings=_parse_bindings(bindings))
+    report = api.analyze(graph, batch=batch, dtype=Dtype(dtype).value)
+    return report, plan_memory(graph, report, **options)
+
+
+@app.command(name="memory")
+def memory_cmd(
+    spec: Path = SPEC,
+    batch: int = typer.Option(1, "--batch", "-b", min=1, help="Batch size."),
+    input_shape: Optional[str] = INPUT,
+    dtype: Dtype = typer.Option("float32", "--dtype", help="Element type of weights and activations; "
+                                "under 4 bytes means mixed precision (fp32 master weights and states)."),
+    optimizer: Optimizer = typer.Option("adam", "--optimizer", help="States per trainable param: sgd 0, "
+                                        "momentum 1, adam/adamw 2."),
+    checkpointing: bool = typer.Option(False, "--checkpointing", help="Count activations with activation "
+                                       "checkpointing per top-level block in the training total."),
+    master_weights: Optional[bool] = typer.Option(None, "--master-weights/--no-master-weights",
+                                                  help="fp32 master weights and states; default: with "
+                                                  "half-precision dtypes.", show_default=False),
+    tokens: Optional[int] = typer.Option(None, "--tokens", min=1, help="Training tokens (sequence specs)."),
+    examples: Optional[int] = typer.Option(None, "--examples", min=1, help="Training examples."),
+    gpu: Optional[Gpu] = typer.Option(None, "--gpu", help="GPU whose dense peak (for --dtype) sets the time."),
+    peak_tflops: Optional[float] = typer.Option(None, "--peak-tflops", help="Peak TFLOP/s, instead of --gpu."),
+    utilization: float = typer.Option(0.4, "--utilization", help="Fraction of peak achieved (MFU)."),
+    as_json: bool = typer.Option(False, "--json", help="Exact bytes and FLOPs as JSON."),
+    bindings: Optional[list[str]] = SET,
+) -> None:
+    """Memory and cost plan of SPEC: inference and training memory (weights, gradients, optimizer
+    states, activations, KV cache), FLOPs and an estimated training time. Formulas: docs/memory.md."""
+    try:
+        shape = _parse_shape(input_shape) if input_shape is not None else None
+        _, plan = _plan(spec, shape, bindings, batch, dtype, optimizer=Optimizer(optimizer).value,
+                        checkpointing=checkpointing, master_weights=master_weights, tokens=tokens,
+                        examples=examples, gpu=gpu and Gpu(gpu).value, peak_tflops=peak_tflops,
+                        utilization=utilization)
+    except SpecError as exc:
+        _fail(exc)
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(plan.to_json(), indent=1))
+    else:
+        _print_memory(plan)
+
+
+def _amount(item) -> str:
+    from archcalc.render import human_bytes
+
+    v = item.value
+    if item.unit == "bytes":
+        return human_bytes(v)
+    if item.unit == "flops":
+        for size, unit in ((1e21, "Z"), (1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+            if v >= size:
+                return f"{v / size:.3g} {unit}FLOP"
+        return f"{v:.3g} FLOP"
+    if item.unit == "flop/s":
+        return f"{v / 1e12:g} TFLOP/s"
+    if item.unit == "ratio":
+        return f"{v:.0%}"
+    for size, unit in ((86400, "days"), (3600, "h"), (60, "min")):
+        if v >= 2 * size:
+            return f"{v / size:,.0f} {unit}" if v >= 100 * size else f"{v / size:.3g} {unit}"
+    return f"{v:.3g} s" if v >= 1 else f"{v * 1000:.3g} ms"
+
+
+def _print_memory(plan) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from archcalc.render import make_console, shape_text
+
+    console = make_console()
+    title = (f"{plan.name}  memory and cost: input {shape_text(plan.input_shape)}, batch {plan.batch}, "
+             f"{plan.dtype}, {plan.optimizer}" + (", checkpointing" if plan.checkpointing else ""))
+    tab = Table(title=title, title_justify="left", header_style="bold")
+    for head, justify in (("", "left"), ("amount", "right"), ("formula", "left")):
+        tab.add_column(head, justify=justify, overflow="fold")
+    for section, items in plan.sections():
+        tab.add_row(Text(section, style="bold"), "", "")
+        for item in items:
+            style = "bold" if item.key == "total" else ""
+            tab.add_row(Text("  " + item.label, style=style), Text(_amount(item), style=style), Text(item.formula))
+        tab.add_section()
+    console.print(tab)
+    for note in plan.notes:
+        console.print(Text("note: " + note), soft_wrap=True)
 
 
 class TextFormat(str, Enum):

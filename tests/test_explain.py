@@ -32,6 +32,21 @@ layers:
 # and by size, adaptive pooling to sizes that do not divide the input (exact fields), windows and
 # merges after such exact fields, misaligned merges, linear on [C, L] and [C, H, W].
 ALL_KINDS = {
+    "transformer": """
+input: [16, 24]
+layers:
+  - {name: norm_in, rmsnorm: {dims: 2}}
+  - class_token
+  - positional
+  - {positional: {num: 64}}
+  - {positional: {learned: false}}
+  - rmsnorm
+  - {rmsnorm: {dims: 2, affine: false, eps: 0.00001}}
+  - {reshape: [17, 4, 6]}
+  - {permute: [1, 0, 2]}
+  - rotary
+  - {rotary: {dims: 4, base: 500000, interleaved: true}}
+""",
     "tensor_ops": """
 input: [3, 20, 20]
 layers:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from archcalc.errors import LayerError
 from archcalc.layers.base import Arg, Layer, Step, custom_module, register
+from archcalc.layers.rotary import SOURCE as ROTARY_SOURCE
 
-SOURCE = '''
+SOURCE = ROTARY_SOURCE + '''
+
 class SelfAttention(nn.Module):
     """Multi-head self-attention on [N, T, D]; kv_heads < heads shares each key/value head among
     heads // kv_heads query heads (grouped-query attention)."""
@@ -20,7 +22,8 @@ class SelfAttention(nn.Module):
     def __init__(self, dim, heads, kv_heads, head_dim, bias, causal, dropout, rotary, rotary_base):
         super().__init__()
         self.heads, self.kv_heads, self.head_dim = heads, kv_heads, head_dim
-        self.causal, self.dropout, self.rotary, self.rotary_base = causal, dropout, rotary, rotary_base
+        self.causal, self.dropout = causal, dropout
+        self.rotary = Rotary(head_dim, rotary_base) if rotary else None  # no weights
         self.q = nn.Linear(dim, heads * head_dim, bias=bias)
         self.k = nn.Linear(dim, kv_heads * head_dim, bias=bias)
         self.v = nn.Linear(dim, kv_heads * head_dim, bias=bias)
@@ -31,8 +34,8 @@ class SelfAttention(nn.Module):
         q = self.q(x).view(n, t, self.heads, self.head_dim).transpose(1, 2)
         k = self.k(x).view(n, t, self.kv_heads, self.head_dim).transpose(1, 2)
         v = self.v(x).view(n, t, self.kv_heads, self.head_dim).transpose(1, 2)
-        if self.rotary:
-            q, k = rotate(q, self.rotary_base), rotate(k, self.rotary_base)
+        if self.rotary is not None:
+            q, k = self.rotary(q), self.rotary(k)
         if self.kv_heads != self.heads:
             k = k.repeat_interleave(self.heads // self.kv_heads, dim=1)
             v = v.repeat_interleave(self.heads // self.kv_heads, dim=1)
@@ -40,16 +43,6 @@ class SelfAttention(nn.Module):
                                            is_causal=self.causal)
         return self.out(y.transpose(1, 2).reshape(n, t, self.heads * self.head_dim))
 
-
-def rotate(x, base):
-    """Rotary position embedding of [N, heads, T, hd] in the rotate-half convention (GPT-NeoX,
-    Hugging Face LLaMA): feature i is paired with i + hd/2 and turned by t * base^(-2i/hd)."""
-    t, hd = x.shape[-2], x.shape[-1]
-    inv = base ** (-torch.arange(0, hd, 2, device=x.device, dtype=torch.float32) / hd)
-    angles = torch.arange(t, device=x.device, dtype=torch.float32)[:, None] * inv[None, :]
-    cos, sin = angles.cos().repeat(1, 2).to(x.dtype), angles.sin().repeat(1, 2).to(x.dtype)
-    x1, x2 = x[..., : hd // 2], x[..., hd // 2:]
-    return x * cos + torch.cat([-x2, x1], dim=-1) * sin
 '''
 
 

@@ -244,7 +244,7 @@ def pytorch_source(graph: Graph) -> str:
             try:
                 call = getattr(module, "export_call", None) or constructor_source(module)
                 if hasattr(module, "export_call"):
-                    classes[type(module).__name__] = module.export_source
+                    _add_class(classes, type(module).__name__, module.export_source)
             except TypeError as exc:
                 raise SpecError(f"cannot write this layer as PyTorch source: {exc}", node.loc, node.name,
                                 node.kind) from None
@@ -309,6 +309,15 @@ def pytorch_source(graph: Graph) -> str:
     if not init_lines:
         out.insert(out.index("        super().__init__()") + 1, "        pass")
     return "\n".join(out) + "\n"
+
+
+def _add_class(classes: dict, name: str, text: str) -> None:
+    """Keep each class definition once: attention's source carries the rotary class too."""
+    if any(text in known for known in classes.values()):
+        return
+    for other in [n for n, known in classes.items() if known in text]:
+        del classes[other]
+    classes[name] = text
 
 
 def _example_source(graph: Graph, batch_in: str) -> str:

@@ -66,6 +66,22 @@ layers:
   - {name: m, mean: {dim: 0, keepdim: true}}
   - {name: first, select: {dim: 0, index: 0}, from: ctx}
 """,
+    "transformer": """
+input: [3, 16, 16]
+layers:
+  - {name: patches, conv: {out: 16, kernel: 4, stride: 4}}
+  - reshape: [16, -1]
+  - permute: [1, 0]
+  - class_token
+  - positional
+  - {positional: {learned: false}}
+  - {rmsnorm: {eps: 0.00001}}
+  - {attention: {heads: 2, rotary: true}}
+  - reshape: [17, 2, 8]
+  - permute: [1, 0, 2]
+  - {rotary: {dims: 4, interleaved: true}}
+  - {rotary: {base: 500000}}
+""",
     "recurrent": """
 input: {tokens: [6]}
 layers:

@@ -1,0 +1,261 @@
+"""Memory and cost planning (`archcalc memory`): inference and training memory, FLOPs, training time.
+
+Every figure and convention is documented in docs/memory.md. What a layer keeps for backward and
+for decoding comes from its kind (`Layer.saved_for_backward`, `Layer.kv_cache`); this module only
+adds up. Figures are exact integers (bytes, FLOPs); time is an estimate from a peak and a utilisation.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from archcalc.analysis.report import DTYPE_BYTES, Report
+from archcalc.errors import SpecError
+from archcalc.layers import KINDS
+from archcalc.layers.base import prod
+from archcalc.spec.graph import INPUT, Graph
+
+#: Optimizer states per trainable parameter (SGD none; momentum one buffer; Adam/AdamW two moments).
+OPTIMIZER_STATES = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}
+OPTIMIZER_NAMES = {"sgd": "SGD", "momentum": "SGD with momentum", "adam": "Adam", "adamw": "AdamW"}
+MASTER_BYTES = 4  # mixed precision keeps fp32 master weights and fp32 optimizer states
+TRAIN_FACTOR = 3  # forward + backward (2 x forward: gradients of inputs and of weights)
+DEFAULT_UTILIZATION = 0.4  # a typical model FLOP utilisation (MFU) for well-tuned training
+
+#: Dense (non-sparse) peak tensor throughput in TFLOP/s (TOPS for int8) per dtype, from NVIDIA's
+#: datasheets (H100 SXM/PCIe, H200 SXM, A100 SXM 80GB, V100 SXM2, L4) and the Ada Lovelace
+#: architecture whitepaper (RTX 4090, FP32 accumulate). float32 is TF32 tensor cores (V100: plain
+#: FP32, it has no TF32); float64 the FP64 tensor cores where there are some.
+GPU_PEAK_TFLOPS = {
+    "h100-sxm": {"float64": 67, "float32": 494.5, "bfloat16": 989.5, "float16": 989.5, "float8": 1979, "int8": 1979},
+    "h100-pcie": {"float64": 51, "float32": 378, "bfloat16": 756, "float16": 756, "float8": 1513, "int8": 1513},
+    "h200": {"float64": 67, "float32": 494.5, "bfloat16": 989.5, "float16": 989.5, "float8": 1979, "int8": 1979},
+    "a100": {"float64": 19.5, "float32": 156, "bfloat16": 312, "float16": 312, "int8": 624},
+    "v100": {"float64": 7.8, "float32": 15.7, "float16": 125},
+    "l4": {"float32": 60, "bfloat16": 121, "float16": 121, "float8": 242.5, "int8": 242.5},
+    "rtx4090": {"float32": 82.6, "bfloat16": 165.2, "float16": 165.2, "float8": 330.3, "int8": 660.6},
+}
+# Sequence layers that make a [T, D] input a token sequence (a `{tokens: [T]}` input always is
+# one): FLOPs are then also given per token.
+SEQUENCE_KINDS = ("attention", "rnn", "lstm", "gru")
+
+
+@dataclass
+class Item:
+    key: str  # JSON key (without unit suffix)
+    label: str  # what the table shows
+    value: int | float | None
+    unit: str  # "bytes", "flops", "flop/s", "seconds", "ratio", "count"
+    formula: str = ""
+
+
+@dataclass
+class MemoryPlan:
+    name: str
+    input_shape: tuple
+    batch: int
+    dtype: str
+    optimizer: str
+    checkpointing: bool
+    master_weights: bool
+    params: int
+    trainable_params: int
+    inference: list[Item] = field(default_factory=list)
+    training: list[Item] = field(default_factory=list)
+    cost: list[Item] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def sections(self):
+        return (("inference", self.inference), ("training", self.training), ("cost", self.cost))
+
+    def get(self, section: str, key: str):
+        return next(i.value for i in dict(self.sections())[section] if i.key == key)
+
+    def to_json(self) -> dict:
+        suffix = {"bytes": "_bytes", "flops": "_flops", "flop/s": "_flops_per_s", "seconds": "_s"}
+        out = {"version": 1, "name": self.name, "input": list(self.input_shape), "batch": self.batch,
+               "dtype": self.dtype, "optimizer": self.optimizer, "checkpointing": self.checkpointing,
+               "master_weights": self.master_weights, "params": self.params,
+               "trainable_params": self.trainable_params}
+        for name, items in self.sections():
+            out[name] = {i.key + suffix.get(i.unit, ""): i.value for i in items}
+        out["formulas"] = {name: {i.key: i.formula for i in items} for name, items in self.sections()}
+        out["notes"] = list(self.notes)
+        return out
+
+
+def _n(x) -> str:
+    return f"{x:,}"
+
+
+def plan_memory(graph: Graph, report: Report, *, optimizer: str = "adam", checkpointing: bool = False,
+                master_weights: bool | None = None, tokens: int | None = None, examples: int | None = None,
+                gpu: str | None = None, peak_tflops: float | None = None,
+                utilization: float = DEFAULT_UTILIZATION) -> MemoryPlan:
+    """The memory and cost plan of `graph`, analysed as `report` (whose batch and dtype it uses).
+    `master_weights` None means: fp32 master weights exactly when the dtype is under 4 bytes."""
+    if graph.symbols:
+        raise SpecError("memory planning needs numeric sizes; give every symbol a number with --set "
+                        f"(symbols: {', '.join(graph.symbols)})")
+    if optimizer not in OPTIMIZER_STATES:
+        raise SpecError(f"unknown optimizer '{optimizer}'; expected one of {', '.join(OPTIMIZER_STATES)}")
+    if tokens is not None and examples is not None:
+        raise SpecError("give --tokens or --examples, not both")
+    if not 0 < utilization <= 1:
+        raise SpecError(f"--utilization must be in (0, 1], got {utilization}")
+    B, dtype, b = report.batch, report.dtype, DTYPE_BYTES[report.dtype]
+    half = b < 4
+    if master_weights is None:
+        master_weights = half
+    elif master_weights and not half:
+        raise SpecError(f"--master-weights applies to half-precision dtypes; {dtype} weights are their own master copy")
+    t = report.totals
+    P, Pt, Pn = t.params, t.trainable_params, t.non_trainable_params
+    plan = MemoryPlan(graph.name, tuple(graph.input_shape), B, dtype, optimizer, checkpointing, master_weights, P, Pt)
+
+    # Per-node figures, per example, from each kind's own rules.
+    shapes = {INPUT: tuple(graph.input_shape)}
+    shapes.update((row.name, tuple(row.output_shape)) for row in report.layers)
+    saved, kv, peak, peak_at = {}, 0, 0, None
+    kv_layers = 0
+    for node in graph.nodes:
+        layer, ins, out = KINDS[node.kind], [shapes[i] for i in node.inputs], shapes[node.name]
+        saved[node.name] = layer.saved_for_backward(node.args, ins, out)
+        cache = layer.kv_cache(node.args, ins, out)
+        kv, kv_layers = kv + cache, kv_layers + bool(cache)
+        live = sum(prod(s) for s in ins) + prod(out)
+        if live > peak:
+            peak, peak_at = live, node.name
+
+    # --- inference ---------------------------------------------------------------------------
+    weights = P * b
+    inf = plan.inference
+    inf.append(Item("weights", f"weights ({dtype})", weights, "bytes", f"{b} B x {_n(P)} params"))
+    inf.append(Item("activations", "activations (peak layer)", peak * B * b, "bytes",
+                    f"largest layer input + output ({peak_at}): {_n(peak)} elements x batch {B} x {b} B"))
+    inf.append(Item("kv_cache", "KV cache", kv * B * b, "bytes",
+                    f"{kv_layers} layer(s) with K/V: {_n(kv)} elements x batch {B} x {b} B" if kv
+                    else "none: no causal attention layer"))
+    inf.append(Item("total", "total", sum(i.value for i in inf), "bytes", "weights + activations + KV cache"))
+
+    # --- training ----------------------------------------------------------------------------
+    k = OPTIMIZER_STATES[optimizer]
+    sb = MASTER_BYTES if master_weights else b
+    tr = plan.training
+    tr.append(Item("weights", f"weights ({dtype})", weights, "bytes", f"{b} B x {_n(P)} params"))
+    if master_weights:
+        tr.append(Item("master_weights", "master weights (fp32)", MASTER_BYTES * Pt, "bytes",
+                       f"{MASTER_BYTES} B x {_n(Pt)} trainable params (mixed precision)"))
+    tr.append(Item("gradients", f"gradients ({dtype})", b * Pt, "bytes", f"{b} B x {_n(Pt)} trainable params"))
+    states = f"{k} x {sb} B x {_n(Pt)} trainable params" + (" (fp32)" if master_weights and k else "")
+    tr.append(Item("optimizer_states", "optimizer states", k * sb * Pt, "bytes",
+                   f"{OPTIMIZER_NAMES[optimizer]}: {states}"))
+    split = ((b, "weights"), (MASTER_BYTES if master_weights else 0, "master"), (b, "grads"), (k * sb, "states"))
+    per = sum(v for v, _ in split)
+    parts = " + ".join(f"{v} {w}" for v, w in split if v)
+    model = per * Pt + b * Pn
+    tr.append(Item("model_states", "model states", model, "bytes",
+                   f"{per} B per trainable param ({parts})" + (f" + {b} B x {_n(Pn)} non-trainable" if Pn else "")))
+    full = sum(saved.values())
+    tr.append(Item("activations", "activations saved", full * B * b, "bytes",
+                   f"sum over {len(saved)} layers: {_n(full)} elements x batch {B} x {b} B"))
+    ck, ck_text = _checkpointed(graph, shapes, saved)
+    tr.append(Item("activations_checkpointed", "activations saved, checkpointing", ck * B * b, "bytes",
+                   f"{ck_text}: {_n(ck)} elements x batch {B} x {b} B"))
+    act = ck if checkpointing else full
+    tr.append(Item("total", "total", model + act * B * b, "bytes",
+                   "model states + activations" + (" (checkpointing)" if checkpointing else "")))
+
+    # --- cost ----------------------------------------------------------------------------------
+    fwd = 2 * (t.macs // B)
+    c = plan.cost
+    c.append(Item("forward_per_example", "forward FLOPs / example", fwd, "flops", f"2 x {_n(t.macs // B)} MACs"))
+    T = graph.input_shape[0] if _is_sequence(graph) else None
+    if T:
+        c.append(Item("forward_per_token", "forward FLOPs / token", _div(fwd, T), "flops",
+                      f"forward / T = {_n(fwd)} / {T}"))
+    c.append(Item("training_per_example", "training FLOPs / example", TRAIN_FACTOR * fwd, "flops",
+                  "3 x forward (backward = 2 x forward)"))
+    total = None
+    if tokens is not None:
+        if not T:
+            raise SpecError("--tokens needs a token sequence: an input {tokens: [T]}, or [T, D] with an "
+                            "attention or recurrent layer; use --examples for other networks")
+        total = _div(TRAIN_FACTOR * fwd * tokens, T)
+        c.append(Item("training_total", "training FLOPs", total, "flops",
+                      f"3 x forward / token x {_n(tokens)} tokens"))
+    elif examples is not None:
+        total = TRAIN_FACTOR * fwd * examples
+        c.append(Item("training_total", "training FLOPs", total, "flops",
+                      f"3 x forward / example x {_n(examples)} examples"))
+    peak_flops, source = _peak(gpu, peak_tflops, dtype)
+    if peak_flops:
+        c.append(Item("peak", "peak", peak_flops, "flop/s", source))
+        c.append(Item("utilization", "utilization (MFU)", utilization, "ratio",
+                      "achieved / peak; 0.4 is typical of well-tuned training" if utilization == DEFAULT_UTILIZATION
+                      else "achieved / peak (--utilization)"))
+        c.append(Item("step_time", f"training step (batch {B})", TRAIN_FACTOR * fwd * B / (peak_flops * utilization),
+                      "seconds", f"3 x forward x batch {B} / (peak x {utilization:g})"))
+        if total is not None:
+            c.append(Item("training_time", "training time (one GPU)", total / (peak_flops * utilization),
+                          "seconds", f"training FLOPs / (peak x {utilization:g}); divide by the GPU count"))
+
+    if master_weights:
+        plan.notes.append(f"mixed precision: {dtype} weights and gradients, an fp32 master copy and fp32 optimizer "
+                          f"states ({per} B per trainable param with {OPTIMIZER_NAMES[optimizer]}; ZeRO, "
+                          "Rajbhandari et al. 2020)")
+    plan.notes.append("activations saved: each layer's output (what the next layer keeps for backward); checkpointing "
+                      "keeps the tensors crossing top-level block boundaries and recomputes one block at a time")
+    if not any(n.blocks for n in graph.nodes):
+        plan.notes.append("no blocks in this spec: checkpointing has nothing to recompute")
+    return plan
+
+
+def _checkpointed(graph: Graph, shapes: dict, saved: dict) -> tuple:
+    """Elements kept with activation checkpointing per top-level block instance: layers outside
+    blocks as usual, every tensor a block passes out (to another block or an outside layer) once,
+    plus the largest block's own activations (recomputed during its backward, one at a time)."""
+    owner = {n.name: n.blocks[0][0] for n in graph.nodes if n.blocks}
+    outside = sum(saved[n.name] for n in graph.nodes if n.name not in owner)
+    per_block: dict[str, int] = {}
+    for name, inst in owner.items():
+        per_block[inst] = per_block.get(inst, 0) + saved[name]
+    if not per_block:
+        return outside, "no blocks: as without checkpointing"
+    # Outside layers' outputs are counted already; the network input is the data batch (in
+    # neither mode).
+    crossing = {i for n in graph.nodes for i in n.inputs if i in owner and owner[i] != owner.get(n.name)}
+    kept = sum(prod(shapes[i]) for i in crossing)
+    largest = max(per_block, key=per_block.get)
+    return (outside + kept + per_block[largest],
+            f"{_n(outside)} outside blocks + {_n(kept)} block boundaries ({len(per_block)} blocks) + "
+            f"{_n(per_block[largest])} largest block ({largest})")
+
+
+def _div(a: int, b: int):
+    return a // b if a % b == 0 else a / b
+
+
+def _is_sequence(graph: Graph) -> bool:
+    if getattr(graph, "tokens", False):
+        return True
+    return len(graph.input_shape) == 2 and any(n.kind in SEQUENCE_KINDS for n in graph.nodes)
+
+
+def _peak(gpu, peak_tflops, dtype):
+    if peak_tflops is not None:
+        if peak_tflops <= 0:
+            raise SpecError(f"--peak-tflops must be positive, got {peak_tflops}")
+        return round(peak_tflops * 1e12), f"{peak_tflops:g} TFLOP/s (--peak-tflops)"
+    if gpu is None:
+        return None, ""
+    if gpu not in GPU_PEAK_TFLOPS:
+        raise SpecError(f"unknown GPU '{gpu}'; expected one of {', '.join(GPU_PEAK_TFLOPS)}")
+    table = GPU_PEAK_TFLOPS[gpu]
+    if dtype not in table:
+        raise SpecError(f"no {dtype} figure for {gpu} (it has {', '.join(table)}); give --peak-tflops")
+    what = " (TF32)" if dtype == "float32" and gpu != "v100" else ""
+    where = "Ada whitepaper" if gpu == "rtx4090" else "NVIDIA datasheet"
+    return round(table[dtype] * 1e12), f"{gpu} {dtype}{what}: {table[dtype]:g} TFLOP/s dense ({where})"
+
+
+__all__ = ["GPU_PEAK_TFLOPS", "Item", "MemoryPlan", "OPTIMIZER_STATES", "plan_memory"]

@@ -1,0 +1,68 @@
+"""rmsnorm: root-mean-square normalisation over the last `dims` dimensions (nn.RMSNorm)."""
+from __future__ import annotations
+
+from archcalc.errors import LayerError
+from archcalc.layers.base import Arg, Layer, Step, custom_module, prod, register
+
+# For torch < 2.4, which has no nn.RMSNorm: the same math and the same parameter name.
+SOURCE = '''
+class RMSNorm(nn.Module):
+    """x / sqrt(mean(x^2) + eps) * weight over the trailing dims `shape` (nn.RMSNorm's math)."""
+
+    def __init__(self, shape, eps=None, affine=True):
+        super().__init__()
+        self.shape, self.eps = tuple(shape), eps
+        self.weight = nn.Parameter(torch.ones(self.shape)) if affine else None
+
+    def forward(self, x):
+        eps = torch.finfo(x.dtype).eps if self.eps is None else self.eps
+        dims = tuple(range(-len(self.shape), 0))
+        y = x * torch.rsqrt(x.pow(2).mean(dims, keepdim=True) + eps)
+        return y if self.weight is None else y * self.weight
+'''
+
+
+@register
+class RMSNorm(Layer):
+    kind = "rmsnorm"
+    summary = "RMS normalisation over the last `dims` dimensions: a scale, no shift, no centring (nn.RMSNorm)"
+    args = (
+        Arg("dims", "int", 1, min=1, doc="how many trailing dimensions are normalised together"),
+        Arg("eps", "float", None, min=0, doc="added to mean(x^2); empty: torch's default (the dtype's eps)"),
+        Arg("affine", "bool", True, doc="learn an elementwise scale"),
+    )
+    formulas = {"output": "same as input", "params": "prod(normalised dims) (a scale, no shift)",
+                "macs": "0", "rf": "unchanged (statistics ignored)"}
+
+    def _normalized(self, a, shape):
+        if a["dims"] > len(shape):
+            raise LayerError(f"dims {a['dims']} is more than the input's {len(shape)} dimensions "
+                             f"{list(shape)}", "dims")
+        return tuple(shape[len(shape) - a["dims"]:])
+
+    def output_shape(self, a, shapes):
+        self._normalized(a, shapes[0])
+        return shapes[0]
+
+    def params(self, a, shapes):
+        return (prod(self._normalized(a, shapes[0])) if a["affine"] else 0), 0
+
+    def explain(self, a, shapes, out, rf_in, rf_out, row):
+        from archcalc.layers import _explain as ex
+
+        shape = shapes[0]
+        norm = self._normalized(a, shape)
+        names = ex.dim_names(len(shape))[len(shape) - len(norm):]
+        over = f"normalises over the last {a['dims']} dim{'s' if a['dims'] > 1 else ''} ({', '.join(names)})"
+        params = (Step("params", "*".join(names), ex.times(norm), prod(norm), note=f"{over}; a scale, no shift")
+                  if a["affine"] else ex.zero("params", f"{over}; affine: false"))
+        return [ex.output_step("input shape", "", out), params, ex.zero("macs", "normalisation is not counted"),
+                ex.rf_unchanged(rf_in[0], "statistics ignored")]
+
+    def torch_module(self, a, shapes):
+        from torch import nn
+
+        shape = self._normalized(a, shapes[0])
+        if hasattr(nn, "RMSNorm"):
+            return nn.RMSNorm(shape, eps=a["eps"], elementwise_affine=a["affine"])
+        return custom_module(SOURCE, "RMSNorm", shape, a["eps"], a["affine"])

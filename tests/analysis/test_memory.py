@@ -1,0 +1,207 @@
+"""Memory and cost planning: hand-computed figures (docs/memory.md)."""
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import archcalc
+from archcalc import api
+from archcalc.analysis.memory import GPU_PEAK_TFLOPS, plan_memory
+from archcalc.layers import KINDS
+
+ROOT = Path(__file__).resolve().parents[2]
+RESNET18 = ROOT / "specs" / "zoo" / "resnet18.yaml"
+PT, PN = 11_689_512, 9_600  # torchvision's count; BatchNorm running statistics
+
+
+def plan(spec, batch=1, dtype="float32", input_shape=None, **options):
+    graph = api.load_graph(spec, input_shape=input_shape)
+    report = api.analyze(graph, batch=batch, dtype=dtype)
+    return report, plan_memory(graph, report, **options)
+
+
+@pytest.fixture
+def write(tmp_path):
+    def run(text):
+        path = tmp_path / "spec.yaml"
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    return run
+
+
+def test_resnet18_fp32_adam_is_16_bytes_per_trainable_param():
+    report, p = plan(RESNET18)
+    tr = {i.key: i.value for i in p.training}
+    assert tr["weights"] == 4 * (PT + PN)
+    assert tr["gradients"] == 4 * PT
+    assert tr["optimizer_states"] == 2 * 4 * PT
+    assert "master_weights" not in tr and not p.master_weights
+    assert tr["model_states"] == 16 * PT + 4 * PN
+    # Saved activations: every layer's output x batch x bytes, the analysis' activation total.
+    assert tr["activations"] == sum(4 * n for n in _outputs(report)) == report.totals.activation_bytes
+    assert tr["total"] == tr["model_states"] + tr["activations"]
+    fmt = {i.key: i.formula for i in p.training}
+    assert fmt["optimizer_states"] == "Adam: 2 x 4 B x 11,689,512 trainable params"
+
+
+def _outputs(report):
+    out = []
+    for row in report.layers:
+        n = 1
+        for d in row.output_shape:
+            n *= d
+        out.append(n)
+    return out
+
+
+def test_batch_scales_activations_not_model_states():
+    _, one = plan(RESNET18)
+    _, eight = plan(RESNET18, batch=8)
+    assert eight.get("training", "activations") == 8 * one.get("training", "activations")
+    assert eight.get("training", "model_states") == one.get("training", "model_states")
+    assert eight.get("inference", "activations") == 8 * one.get("inference", "activations")
+
+
+def test_bf16_adam_mixed_precision_is_16_bytes_per_param():
+    _, p = plan(RESNET18, dtype="bfloat16")
+    tr = {i.key: i.value for i in p.training}
+    assert p.master_weights
+    assert tr["weights"] == 2 * (PT + PN) and tr["gradients"] == 2 * PT
+    assert tr["master_weights"] == 4 * PT and tr["optimizer_states"] == 8 * PT  # fp32 moments
+    assert tr["model_states"] == 16 * PT + 2 * PN
+    assert any("fp32 master" in note for note in p.notes)
+
+
+def test_pure_half_precision_keeps_states_in_the_dtype():
+    _, p = plan(RESNET18, dtype="float16", master_weights=False)
+    assert p.get("training", "optimizer_states") == 2 * 2 * PT
+    assert p.get("training", "model_states") == 8 * PT + 2 * PN
+    with pytest.raises(archcalc.SpecError, match="half-precision"):
+        plan(RESNET18, master_weights=True)
+
+
+@pytest.mark.parametrize("optimizer, states", [("sgd", 0), ("momentum", 1), ("adam", 2), ("adamw", 2)])
+def test_optimizer_states(optimizer, states):
+    _, p = plan(RESNET18, optimizer=optimizer)
+    assert p.get("training", "optimizer_states") == states * 4 * PT
+    _, mixed = plan(RESNET18, dtype="bfloat16", optimizer=optimizer)
+    assert mixed.get("training", "model_states") == (2 + 4 + 2 + 4 * states) * PT + 2 * PN
+
+
+def test_inference_peak_is_the_largest_layer_input_plus_output():
+    # resnet18: bn1 reads and writes [64, 112, 112]: 2 x 802,816 elements.
+    _, p = plan(RESNET18, batch=2)
+    assert p.get("inference", "activations") == 2 * 802_816 * 2 * 4
+    assert p.get("inference", "weights") == 4 * (PT + PN)
+    assert p.get("inference", "kv_cache") == 0
+    assert p.get("inference", "total") == 4 * (PT + PN) + 2 * 802_816 * 2 * 4
+
+
+CHAIN = """\
+input: [16]
+blocks:
+  unit:
+    layers:
+      - linear: 16
+      - relu
+layers:
+  - {unit: {}, repeat: 3}
+  - linear: 2
+"""
+
+
+def test_checkpointing_by_hand(write):
+    # Without: 6 outputs of 16 + 2 = 98 elements. With: linear1 (2, outside blocks) + the three
+    # block outputs that leave their block (48) + one block recomputed (32) = 82.
+    _, p = plan(write(CHAIN), batch=4, checkpointing=True)
+    assert p.get("training", "activations") == 98 * 4 * 4
+    assert p.get("training", "activations_checkpointed") == 82 * 4 * 4
+    assert p.get("training", "total") == p.get("training", "model_states") + 82 * 4 * 4
+
+
+def test_checkpointing_saves_memory_on_resnet18():
+    _, p = plan(RESNET18, checkpointing=True)
+    assert p.get("training", "activations_checkpointed") < p.get("training", "activations")
+    _, mlp = plan(ROOT / "specs" / "lecture" / "two_layer_mlp.yaml")
+    assert mlp.get("training", "activations_checkpointed") == mlp.get("training", "activations")
+
+
+def test_cost_and_training_time():
+    report, p = plan(RESNET18, examples=1000, peak_tflops=100, utilization=0.5)
+    fwd = 2 * 1_814_073_344
+    cost = {i.key: i.value for i in p.cost}
+    assert cost["forward_per_example"] == fwd and cost["training_per_example"] == 3 * fwd
+    assert cost["training_total"] == 3 * fwd * 1000
+    assert cost["training_time"] == pytest.approx(3 * fwd * 1000 / (100e12 * 0.5))
+    assert "forward_per_token" not in cost  # not a token sequence
+
+
+def test_gpu_table():
+    _, p = plan(RESNET18, dtype="bfloat16", gpu="h100-sxm", examples=10)
+    assert p.get("cost", "peak") == 989.5e12 and p.get("cost", "utilization") == 0.4
+    assert set(GPU_PEAK_TFLOPS) == {"h100-sxm", "h100-pcie", "h200", "a100", "v100", "l4", "rtx4090"}
+    with pytest.raises(archcalc.SpecError, match="no bfloat16 figure for v100"):
+        plan(RESNET18, dtype="bfloat16", gpu="v100")
+
+
+def test_bad_options():
+    with pytest.raises(archcalc.SpecError, match="--tokens or --examples"):
+        plan(RESNET18, tokens=1, examples=1)
+    with pytest.raises(archcalc.SpecError, match="token sequence"):
+        plan(RESNET18, tokens=1000)
+    with pytest.raises(archcalc.SpecError, match="optimizer"):
+        plan(RESNET18, optimizer="lion")
+    with pytest.raises(archcalc.SpecError, match="numeric sizes"):
+        plan(ROOT / "specs" / "homework" / "conv_pool_fc.yaml")
+
+
+def test_layer_defaults():
+    conv = KINDS["conv"]
+    a = {"out": 8, "kernel": 3, "stride": 1, "padding": 1, "dilation": 1, "groups": 1, "bias": True,
+         "padding_mode": "zeros"}
+    assert conv.saved_for_backward(a, [(3, 8, 8)], (8, 8, 8)) == 512
+    assert conv.kv_cache(a, [(3, 8, 8)], (8, 8, 8)) == 0
+
+
+DECODER = """\
+input: [16, 32]
+layers:
+  - attention: {heads: 4, causal: true}
+  - linear: 32
+  - attention: {heads: 4, kv_heads: 2, causal: true}
+  - attention: {heads: 4}
+"""
+
+
+@pytest.mark.skipif("attention" not in KINDS, reason="the attention kind has not landed yet")
+def test_kv_cache_and_per_token_cost_of_a_decoder(write):
+    # kv = 2 * T * kv_heads * head_dim per causal layer (head_dim = 32 / 4 = 8); none when not causal.
+    report, p = plan(write(DECODER), batch=3, dtype="bfloat16", tokens=16 * 1000, peak_tflops=100)
+    kv = 2 * 16 * 4 * 8 + 2 * 16 * 2 * 8
+    assert p.get("inference", "kv_cache") == kv * 3 * 2
+    fwd = 2 * report.totals.macs // 3
+    assert p.get("cost", "forward_per_token") == pytest.approx(fwd / 16)
+    assert p.get("cost", "training_total") == pytest.approx(3 * fwd * 1000)
+
+
+@pytest.mark.skipif(not {"attention", "embedding", "rmsnorm"} <= set(KINDS), reason="decoder kinds not landed")
+def test_docs_worked_example_7b(write):
+    import re
+
+    text = (ROOT / "docs" / "memory.md").read_text()
+    spec = re.search(r"```yaml\n(name: llama2-7b.*?)```", text, re.S).group(1)
+    report, p = plan(write(spec), dtype="bfloat16", checkpointing=True, tokens=2 * 10**12, gpu="h100-sxm")
+    assert report.totals.trainable_params == 6_738_415_616
+    assert p.get("training", "model_states") == 16 * 6_738_415_616 == 107_814_649_856
+    data = p.to_json()
+    for section in ("training", "cost"):
+        for key, value in data[section].items():
+            assert f'"{key}": {json_number(value)}' in text, key
+    assert p.get("inference", "kv_cache") == 2 * 4096 * 32 * 128 * 32 * 2
+
+
+def json_number(value):
+    import json
+
+    return json.dumps(value)
