@@ -12,6 +12,16 @@ SPEC_FILES = sorted(p for p in SPECS.rglob("*.yaml") if not p.name.endswith(".an
 EXAMPLE_SIZE = 28
 
 
+#: Above this many parameters a bundled model (LLaMA, GPT-3) is built on the meta device: shapes,
+#: counts and FlopCounterMode work there without allocating its weights.
+LARGE_PARAMS = 200_000_000
+
+
+def torch_device(graph) -> str:
+    """Where tests build a bundled spec's PyTorch module."""
+    return "meta" if archcalc.analyze(graph).totals.params > LARGE_PARAMS else "cpu"
+
+
 def numeric_graph(path):
     """The spec's graph, with its size symbols (if any) set to EXAMPLE_SIZE."""
     graph = archcalc.load_spec(path)

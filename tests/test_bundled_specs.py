@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 import archcalc
-from bundled import SPEC_FILES, numeric_graph
+from bundled import SPEC_FILES, numeric_graph, torch_device
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 ALL_SPECS = SPEC_FILES
@@ -182,8 +182,7 @@ def test_spec_matches_torch_module(torch, path):
 
     graph = numeric_graph(path)  # homework specs have symbolic sizes: give them numbers
     report = archcalc.analyze(graph)
-    # Models of billions of parameters are built on the meta device: shapes and counts, no memory.
-    device = "meta" if report.totals.params > 200_000_000 else "cpu"
+    device = torch_device(graph)
     model = archcalc.torch.build(graph, device=device).eval()
     assert sum(p.numel() for p in model.parameters()) == report.totals.trainable_params
     buffers = sum(b.numel() for name, b in model.named_buffers() if not name.endswith("num_batches_tracked"))

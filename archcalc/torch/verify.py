@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass, field
 
 import torch
@@ -130,6 +131,7 @@ def verify(graph: Graph, device: str = "cpu", receptive_fields: bool = True) -> 
     report = analyze_graph(graph)
     if device == "cuda" and not torch.cuda.is_available():
         raise SpecError(f"--device cuda: CUDA is not available to this PyTorch ({torch.__version__})")
+    _check_fits(report, device)
     model = build(graph, device=device).eval()
     shapes: dict[str, tuple] = {}
     hooks = [model.get_submodule(row.name).register_forward_hook(
@@ -183,6 +185,26 @@ def verify(graph: Graph, device: str = "cpu", receptive_fields: bool = True) -> 
     return VerifyResult(graph.name, device, tuple(graph.input_shape), layers, totals, probe_inputs, notes)
 
 
+def _check_fits(report, device: str) -> None:
+    """Refuse, before allocating, a model whose weights would not fit (LLaMA 7B needs 25 GiB in
+    float32): the meta device checks it without memory."""
+    if device == "meta":
+        return
+    if device == "cuda":
+        free = torch.cuda.mem_get_info()[0]
+    else:
+        try:
+            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):  # not on this system: nothing to compare with
+            return
+    need = report.totals.param_bytes
+    if need > free // 2:
+        from archcalc.render import human_bytes
+
+        raise SpecError(f"the model's weights need {human_bytes(need)} but {device} has {human_bytes(free)} "
+                        "free; check it with --device meta, which allocates nothing")
+
+
 def _macs(flops: int):
     """FlopCounterMode's FLOPs as MACs (an odd count, which would be a surprise, stays visible)."""
     return flops // 2 if flops % 2 == 0 else flops / 2
@@ -190,7 +212,8 @@ def _macs(flops: int):
 
 def _rf_check(analytic, probed, input_shape) -> Check:
     if analytic is None:
-        return Check(None, None, None, "not tracked")
+        return Check(None, None, None, "receptive fields the analysis does not track (token axes, after "
+                                       "reshapes) are not measured")
     if probed is None:
         return Check(analytic, None, None, "no spatial axes" if len(input_shape) < 2 else "not probed")
     if probed.measured is None:

@@ -18,7 +18,7 @@ from archcalc.torch.build import example_input  # noqa: E402
 from archcalc.torch.source import class_name, constructor_source, export_onnx, pytorch_source  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-from bundled import SPEC_FILES as SPECS, numeric_graph  # noqa: E402
+from bundled import SPEC_FILES as SPECS, numeric_graph, torch_device  # noqa: E402
 
 runner = CliRunner()
 
@@ -188,8 +188,7 @@ def _check_same_network(graph, batch=2, device="cpu"):
 def test_bundled_spec_source_is_the_same_network(path):
     torch.manual_seed(0)
     graph = numeric_graph(path)
-    big = analyze_graph(graph).totals.params > 200_000_000  # LLaMA, GPT-3: compared on the meta device
-    _check_same_network(graph, batch=1, device="meta" if big else "cpu")
+    _check_same_network(graph, batch=1, device=torch_device(graph))
 
 
 def test_names_of_module_attributes_are_renamed():

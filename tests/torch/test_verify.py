@@ -15,13 +15,14 @@ from archcalc.layers import KINDS  # noqa: E402
 from archcalc.torch.verify import verify  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-from bundled import SPEC_FILES as SPECS, numeric_graph  # noqa: E402
+from bundled import SPEC_FILES as SPECS, numeric_graph, torch_device  # noqa: E402
 runner = CliRunner()
 
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: str(p.relative_to(ROOT / "specs")))
 def test_every_bundled_spec_verifies_clean(path):
-    result = verify(numeric_graph(path))
+    graph = numeric_graph(path)
+    result = verify(graph, device=torch_device(graph))
     assert result.ok, result.mismatches()
     # Everything that can be measured was: shapes, parameters and MACs always.
     for layer in result.layers:
@@ -151,3 +152,10 @@ def test_cli_cuda_unavailable_is_one_line(tmp_path):
     path.write_text("input: [3, 8, 8]\nlayers: [relu]\n")
     result = runner.invoke(app, ["verify", str(path), "--device", "cuda"])
     assert result.exit_code == 2 and "CUDA is not available" in result.stderr
+
+
+def test_a_model_too_large_for_memory_is_refused_before_allocating():
+    # GPT-3's float32 weights need 650 GiB: verify says so and points to the meta device.
+    graph = archcalc.load_spec(ROOT / "specs" / "transformers" / "gpt3_175b.yaml")
+    with pytest.raises(archcalc.SpecError, match=r"weights need 650 GiB .* --device meta"):
+        verify(graph)
