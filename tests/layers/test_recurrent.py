@@ -7,6 +7,7 @@ import pytest
 
 import archcalc
 from layer_helpers import analyze, last, spec_error
+from test_explain import ALL_KINDS  # noqa: E402
 
 
 def test_lstm_as_nn_lstm_10_20():
@@ -124,18 +125,7 @@ def test_errors(entry, message):
 
 # --- archcalc explain -----------------------------------------------------------------------------
 
-EXPLAIN = """
-input: [12, 10]
-layers:
-  - {name: r1, rnn: 16}
-  - {name: r2, rnn: {hidden: 8, layers: 2, bidirectional: true, nonlinearity: relu, bias: false}}
-  - {name: l1, lstm: 20}
-  - {name: l2, lstm: {hidden: 12, layers: 3, bidirectional: true, dropout: 0.2}}
-  - {name: l3, lstm: {hidden: 12, proj_size: 5, layers: 2}}
-  - {name: l4, lstm: {hidden: 6, proj_size: 4, bidirectional: true, bias: false}}
-  - {name: g1, gru: 7}
-  - {name: g2, gru: {hidden: 9, layers: 2, bidirectional: true}}
-"""
+EXPLAIN = ALL_KINDS["sequence"]  # shared with tests/test_explain.py
 
 
 @pytest.mark.parametrize("batch", [1, 3])

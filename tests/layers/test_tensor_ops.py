@@ -4,6 +4,7 @@ import pytest
 
 import archcalc
 from layer_helpers import GLOBAL, RF, analyze, last, rf_axes, spec, spec_error
+from test_explain import ALL_KINDS  # noqa: E402
 
 # q [4, 8] and k [4, 8] from an input [4, 6]
 QK = ("{name: q, linear: 8}", "{name: k, from: input, linear: 8}")
@@ -216,27 +217,9 @@ def test_symbolic_sequence_length():
 
 # --- archcalc explain -----------------------------------------------------------------------------
 
-# Every kind of this file, with each branch of their explanations (the spec offered to
-# tests/test_explain.py's ALL_KINDS).
-EXPLAINED = """
-input: [3, 20, 20]
-layers:
-  - {name: c, conv: {out: 4, kernel: 3, stride: 2, padding: 1}}
-  - {name: mm, matmul: {transpose: true, scale: 0.5}, from: [c, c]}
-  - {name: cls, select: 0}
-  - {name: sw, split: {sizes: 3, index: 1}, from: c}
-  - {name: slast, split: {sizes: 3, dim: 1, index: -1}, from: c}
-  - {name: sc, split: {sizes: [1, 3], dim: 0, index: 1}, from: c}
-  - {name: ch, chunk: {chunks: 3, dim: 1, index: -1}, from: c}
-  - {name: ch0, chunk: {chunks: 4, index: 0}, from: c}
-  - {name: up, upsample: 2, from: c}
-  - {name: su, split: {sizes: [5, 15], dim: 2, index: 1}}
-  - {name: gm, mean: [1, 2], from: c}
-  - {name: cm, mean: {dim: 0, keepdim: true}, from: c}
-  - {name: hm, mean: {dim: 1, keepdim: true}, from: c}
-  - {name: mb, matmul: {}, from: [cm, c]}
-  - {name: sel, select: {dim: 0, index: -1}, from: c}
-"""
+# Every kind of this file, with each branch of their explanations (shared with
+# tests/test_explain.py, which checks every kind).
+EXPLAINED = ALL_KINDS["tensor_ops"]
 
 
 def test_explain_every_figure():
