@@ -34,9 +34,6 @@ GPU_PEAK_TFLOPS = {
     "l4": {"float32": 60, "bfloat16": 121, "float16": 121, "float8": 242.5, "int8": 242.5},
     "rtx4090": {"float32": 82.6, "bfloat16": 165.2, "float16": 165.2, "float8": 330.3, "int8": 660.6},
 }
-# Sequence layers that make a [T, D] input a token sequence (a `{tokens: [T]}` input always is
-# one): FLOPs are then also given per token.
-SEQUENCE_KINDS = ("attention", "rnn", "lstm", "gru")
 
 
 @dataclass
@@ -236,9 +233,11 @@ def _div(a: int, b: int):
 
 
 def _is_sequence(graph: Graph) -> bool:
-    if getattr(graph, "tokens", False):
+    """A `{tokens: [T]}` input, or [T, D] read by a sequence layer (attention, recurrent): FLOPs
+    are then also given per token."""
+    if graph.tokens:
         return True
-    return len(graph.input_shape) == 2 and any(n.kind in SEQUENCE_KINDS for n in graph.nodes)
+    return len(graph.input_shape) == 2 and any(KINDS[n.kind].sequence for n in graph.nodes)
 
 
 def _peak(gpu, peak_tflops, dtype):

@@ -49,6 +49,7 @@ class SelfAttention(nn.Module):
 @register
 class Attention(Layer):
     kind = "attention"
+    sequence = True
     primary = "heads"
     summary = "Multi-head self-attention on [T, D] (nn.MultiheadAttention semantics); grouped-query, causal, rotary"
     args = (

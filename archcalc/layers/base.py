@@ -81,6 +81,9 @@ class Layer:
     # What values the kind reads: "float" (real numbers, most kinds), "tokens" (integer token
     # ids: embedding) or "any" (index and shape operations pass either through unchanged).
     reads: ClassVar[str] = "float"
+    # True for kinds that read a [T, D] input as a sequence of T tokens (attention, recurrent):
+    # memory planning then also gives FLOPs per token.
+    sequence: ClassVar[bool] = False
 
     # --- rules -----------------------------------------------------------------------------
     def output_shape(self, a: dict, shapes: list[tuple]) -> tuple:

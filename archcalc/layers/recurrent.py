@@ -54,6 +54,7 @@ def _sequence(shape, kind) -> tuple:
 
 
 class Recurrent(Layer):
+    sequence = True
     gates: int = 1
     torch_name = ""
     own = None  # the kind's own constructor argument: (name, PyTorch's default as source)
