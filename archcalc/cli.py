@@ -449,6 +449,110 @@ def kinds(
         typer.echo(f"{figure:>7}: {formula}")
 
 
+# `archcalc train`: every option defaults to None, meaning "not given", so that a --config file (and,
+# with --resume, the run's own config.yaml) supplies it; archcalc.torch.train.TrainConfig has the defaults.
+def _opt(*names, help):
+    return typer.Option(None, *names, help=help, show_default=False)
+
+
+@app.command(name="train")
+def train_cmd(
+    spec: Optional[Path] = typer.Argument(None, help="The YAML spec file (optional with --resume or 'spec:' in "
+                                          "--config).", show_default=False),
+    data: Optional[str] = _opt("--data", help="digits, synthetic, sample-images, FILE.npz, an image folder, or "
+                               "torchvision:NAME[:ROOT] (on disk; never downloaded). Default digits."),
+    task: Optional[str] = _opt("--task", help="classify (cross-entropy), binary (BCE), regress (MSE), denoise "
+                               "(MSE to the clean input). Default classify."),
+    out: Optional[Path] = _opt("--out", "-o", help="Run folder. Default runs/SPEC-NAME."),
+    config: Optional[Path] = _opt("--config", help="A YAML file of these settings (flags win)."),
+    resume: Optional[Path] = _opt("--resume", help="Continue the run in this folder exactly where it stopped."),
+    epochs: Optional[int] = _opt("--epochs", help="Epochs (default 10)."),
+    batch_size: Optional[int] = _opt("--batch-size", help="Global batch size (default 64)."),
+    eval_batch_size: Optional[int] = _opt("--eval-batch-size", help="Batch for evaluation (default 4 x batch)."),
+    lr: Optional[float] = _opt("--lr", help="Learning rate (default 0.001)."),
+    optimizer: Optional[str] = _opt("--optimizer", help="sgd, adam or adamw (default adam)."),
+    momentum: Optional[float] = _opt("--momentum", help="SGD momentum (default 0.9)."),
+    nesterov: Optional[bool] = _opt("--nesterov/--no-nesterov", help="Nesterov momentum (SGD)."),
+    weight_decay: Optional[float] = _opt("--weight-decay", help="L2 penalty on weights (optimizer weight decay)."),
+    l2_from: Optional[int] = _opt("--l2-from", help="Turn weight decay on after this many epochs."),
+    l1: Optional[float] = _opt("--l1", help="L1 penalty on weights, added to the loss."),
+    l1_from: Optional[int] = _opt("--l1-from", help="Turn L1 on after this many epochs."),
+    schedule: Optional[str] = _opt("--schedule", help="none, step or cosine (default none)."),
+    step_size: Optional[int] = _opt("--step-size", help="step: multiply lr by --gamma every this many epochs."),
+    gamma: Optional[float] = _opt("--gamma", help="step: the factor (default 0.9)."),
+    warmup: Optional[int] = _opt("--warmup", help="Epochs of linear learning-rate warm-up."),
+    min_lr: Optional[float] = _opt("--min-lr", help="cosine: the final learning rate (default 0)."),
+    grad_clip: Optional[float] = _opt("--grad-clip", help="Clip the global gradient norm to this."),
+    flip: Optional[bool] = _opt("--flip/--no-flip", help="Augment: random horizontal flips."),
+    shift: Optional[int] = _opt("--shift", help="Augment: random shifts by up to this many pixels."),
+    crop: Optional[int] = _opt("--crop", help="Augment: random crops after padding by this many pixels."),
+    noise_std: Optional[float] = _opt("--noise-std", help="denoise: noise standard deviation (default 0.5)."),
+    val_fraction: Optional[float] = _opt("--val-fraction", help="Validation share (default 0.15)."),
+    test_fraction: Optional[float] = _opt("--test-fraction", help="Test share (default 0.15)."),
+    folds: Optional[int] = _opt("--folds", help="K-fold cross-validation: mean and spread over K folds."),
+    patience: Optional[int] = _opt("--patience", help="Early stopping: epochs without a better val loss."),
+    seed: Optional[int] = _opt("--seed", help="Seed of weights, splits, batch order, noise (default 0)."),
+    synthetic_size: Optional[int] = _opt("--synthetic-size", help="Examples of --data synthetic (default 1024)."),
+    num_classes: Optional[int] = _opt("--num-classes", help="Classes of --data synthetic (default: the output size)."),
+    device: Optional[str] = _opt("--device", help="auto, cpu, cuda or mps (default auto)."),
+    precision: Optional[str] = _opt("--precision", help="fp32, bf16 or fp16 (autocast; default fp32)."),
+    channels_last: Optional[bool] = _opt("--channels-last/--no-channels-last", help="NHWC memory layout."),
+    compile: Optional[bool] = _opt("--compile/--no-compile", help="torch.compile the model."),
+    cuda_graph: Optional[str] = _opt("--cuda-graph", help="auto, on or off: capture the step as a CUDA graph."),
+    gpus: Optional[int] = _opt("--gpus", help="Processes (DDP), one per GPU; with --device cpu, gloo processes."),
+    input_shape: Optional[str] = INPUT,
+    bindings: Optional[list[str]] = SET,
+) -> None:
+    """Train SPEC with the lecture's recipe; writes a run folder (docs/train.md). Exit 0 when done,
+    1 when the loss became NaN/inf, 2 for a mistake in the settings, 130 after Ctrl-C."""
+    _need_torch()
+    from archcalc.torch import train as tr
+
+    given = dict(locals())
+    overrides = {k: v for k, v in given.items() if k not in ("spec", "config", "resume", "input_shape", "bindings", "tr")}
+    overrides.update(spec=spec, out=resume if resume is not None else out, input=input_shape, sizes=bindings or None)
+    try:
+        sources = [resume / "config.yaml" if resume is not None else None, config]
+        if resume is not None and not (resume / "config.yaml").exists():
+            raise SpecError(f"{resume}: no run to resume here (no config.yaml)")
+        tr.train(None, tr.TrainConfig.from_sources(sources, overrides), resume=resume is not None)
+    except SpecError as exc:
+        _fail(exc)
+    except (tr.Diverged, tr.Interrupted) as exc:
+        typer.echo(f"error: {exc}" if isinstance(exc, tr.Diverged) else str(exc), err=True)
+        raise typer.Exit(1 if isinstance(exc, tr.Diverged) else 130) from None
+
+
+@app.command(name="evaluate")
+def evaluate_cmd(
+    run: Path = typer.Argument(..., help="A run folder written by archcalc train.", show_default=False),
+    data: Optional[str] = typer.Option(None, "--data", help="Another data source with the same input shape "
+                                       "(normalised with the run's statistics). Default: the run's.",
+                                       show_default=False),
+    split: str = typer.Option("test", "--split", help="test or val."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
+    as_json: bool = typer.Option(False, "--json", help="The figures as JSON."),
+) -> None:
+    """Loss, accuracy and confusion matrix of a saved run (its best.pt) on its test or val split."""
+    _need_torch()
+    from archcalc.torch import train as tr
+
+    try:
+        result = tr.evaluate(run, data, split=split, device=device)
+    except SpecError as exc:
+        _fail(exc)
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(result, indent=1))
+        return
+    from archcalc.render import make_console
+
+    console = make_console()
+    console.print(f"{run}: {result['checkpoint']} (epoch {result['epoch']}) on the {result['split']} split of "
+                  f"--data {result['data']}", highlight=False)
+    tr.print_summary(console, result)
+
 def _show_version(value: bool) -> None:
     if value:
         from archcalc import __version__
