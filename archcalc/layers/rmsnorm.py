@@ -1,8 +1,8 @@
 """rmsnorm: root-mean-square normalisation over the last `dims` dimensions (nn.RMSNorm)."""
 from __future__ import annotations
 
-from archcalc.errors import LayerError
 from archcalc.layers.base import Arg, Layer, Step, custom_module, prod, register
+from archcalc.layers.norm import LayerNorm
 
 # For torch < 2.4, which has no nn.RMSNorm: the same math and the same parameter name.
 SOURCE = '''
@@ -35,10 +35,7 @@ class RMSNorm(Layer):
                 "macs": "0", "rf": "unchanged (statistics ignored)"}
 
     def _normalized(self, a, shape):
-        if a["dims"] > len(shape):
-            raise LayerError(f"dims {a['dims']} is more than the input's {len(shape)} dimensions "
-                             f"{list(shape)}", "dims")
-        return tuple(shape[len(shape) - a["dims"]:])
+        return tuple(LayerNorm._normalized(self, a, shape))  # the same trailing-dims rule
 
     def output_shape(self, a, shapes):
         self._normalized(a, shapes[0])
