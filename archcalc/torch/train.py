@@ -510,6 +510,8 @@ def _fit(run: _Run, ds, run_dir: Path, resume: bool, title: str = "") -> tuple[d
 
     cfg, dist, console = run.cfg, run.dist, run.console
     dev, main, world = dist.device, dist.is_main, dist.world_size
+    if cfg.batch_size % world:  # --gpus checks this up front; torchrun's world size only shows here
+        raise SpecError(f"--batch-size {cfg.batch_size} is the global batch: it must divide evenly over {world} processes")
     b = cfg.batch_size // world
     n = len(ds.x_train)
     steps = n // cfg.batch_size  # drop_last: every step has the same shape (CUDA graphs need it)
@@ -581,7 +583,8 @@ def _fit(run: _Run, ds, run_dir: Path, resume: bool, title: str = "") -> tuple[d
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                        TimeRemainingColumn(), console=console, transient=True, disable=not main)
+                        TimeRemainingColumn(), console=console, transient=True,
+                        disable=not main or not console.is_terminal)  # logs and pipes get the epoch lines only
     runner, runner_key, current_lr = None, None, None
     with progress:
         epochs_bar = progress.add_task(f"{title}epochs", total=cfg.epochs, completed=st["epoch"], info="")
@@ -787,6 +790,9 @@ def _train_here(spec, cfg, resume, on_step, console, graph=None, report=None) ->
         warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
     try:
         ds = _load_data(cfg, graph, report, 0 if cfg.folds else None)  # bad data fails before any file is written
+        if len(ds.x_train) < cfg.batch_size:
+            raise SpecError(f"--batch-size {cfg.batch_size} is larger than the training split ({len(ds.x_train)} "
+                            "examples)")
         if dist.is_main:
             out.mkdir(parents=True, exist_ok=True)
             (out / "config.yaml").write_text(cfg.to_yaml())
@@ -932,15 +938,19 @@ def evaluate(run_dir, data: str | None = None, *, split: str = "test", device: s
     run_dir = Path(run_dir)
     if split not in ("test", "val"):
         raise SpecError(f"--split '{split}' is not one of test, val")
-    if not (run_dir / "config.yaml").exists():
+    fold = None
+    top = run_dir
+    if re.fullmatch(r"fold\d+", run_dir.name) and not (run_dir / "config.yaml").exists():
+        top, fold = run_dir.parent, int(run_dir.name[4:]) - 1  # one fold of a cross-validation run
+    if not (top / "config.yaml").exists():
         raise SpecError(f"{run_dir}: not a run folder (no config.yaml)")
-    cfg = TrainConfig.from_sources(run_dir / "config.yaml")
-    if cfg.folds:
+    cfg = TrainConfig.from_sources(top / "config.yaml")
+    if cfg.folds and fold is None:
         raise SpecError(f"{run_dir} is a {cfg.folds}-fold cross-validation run: evaluate one fold, e.g. {run_dir}/fold1")
-    return _evaluate_run(run_dir, run_dir, cfg, data, split, device, checkpoint_name)
+    return _evaluate_run(run_dir, top, cfg, data, split, device, checkpoint_name, fold)
 
 
-def _evaluate_run(run_dir, spec_dir, cfg, data, split, device, checkpoint_name):
+def _evaluate_run(run_dir, spec_dir, cfg, data, split, device, checkpoint_name, fold):
     from archcalc.torch.build import build
 
     spec = spec_dir / "spec.yaml" if (spec_dir / "spec.yaml").exists() else cfg.spec
@@ -955,7 +965,7 @@ def _evaluate_run(run_dir, spec_dir, cfg, data, split, device, checkpoint_name):
     ck = checkpoint.load(run_dir / name, dev)
     # normalised with the run's own statistics, whatever the source: the network knows no others
     stats = json.loads((run_dir / "data.json").read_text()) if (run_dir / "data.json").exists() else None
-    ds = _load_data(cfg, graph, report, None, source=data, stats=stats).to(dev)
+    ds = _load_data(cfg, graph, report, fold, source=data, stats=stats).to(dev)
     model = build(graph, device=dev)
     model.load_state_dict(ck["model"])
     x, y = (ds.x_test, ds.y_test) if split == "test" else (ds.x_val, ds.y_val)
