@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -89,7 +90,15 @@ def setup(device: str = "auto") -> Dist:
 
 def cleanup(dist: Dist) -> None:
     if dist.enabled and tdist.is_initialized():
-        tdist.destroy_process_group()
+        # On a normal exit every rank reaches this point before any tears the group down: rank 0
+        # hosts the store, and a rank still talking to it when it goes aborts in gloo ("terminate
+        # called without an active exception", seen in the two-process test here). Not while an
+        # exception unwinds (called from a `finally`): the other ranks may never arrive.
+        try:
+            if sys.exc_info()[0] is None:
+                tdist.barrier()
+        finally:
+            tdist.destroy_process_group()
 
 
 def wrap(model: nn.Module, dist: Dist, *, sync_batchnorm: bool = False) -> nn.Module:
