@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SPECS = sorted(p for p in (ROOT / "specs").rglob("*.yaml") if not p.name.endswith(".answers.yaml"))
 ANSWERS = sorted((ROOT / "specs").rglob("*.answers.yaml"))
 LOCATED = re.compile(r"^.+:\d+:\d+: error: \S")
+OPTION_ERROR = re.compile(r"^error: --[a-z-]+\b")  # a command-line value: there is no file to point at
 TIME_LIMIT_S = 20  # per mutant; the slowest bundled spec analyses in well under a second
 
 # Values a careless or hostile writer puts where a number was.
@@ -175,12 +176,26 @@ def _alarm(signum, frame):
     raise Hang()
 
 
+# Command-line values a user can mistype: each is put beside a mutant now and then.
+HOSTILE_OPTIONS = [
+    ["--input", "1,\u00b2,8"], ["--input", "3," + "9" * 5000], ["--input", "0,8,8"], ["--input", "3,-8,8"],
+    ["--input", "3,100000,100000"], ["--input", ""], ["--input", "3,H,W"], ["--input", "[3, 8, 8]"],
+    ["--set", "H=0"], ["--set", "H=" + "9" * 5000], ["--set", "H=\u0663"], ["--set", "=4"], ["--set", "H"],
+    ["--set", "nosuch=4"], ["--batch", "0"], ["--batch", "99999999999999999999"], ["--depth", "0"],
+]
+
+
 def _command(rng, path: Path, answers: Path | None) -> list[str]:
     if answers is not None:
         return ["check", str(path), str(answers), "--json"]
-    return rng.choices([["analyze", str(path), "--json"], ["explain", str(path)],
+    args = rng.choices([["analyze", str(path), "--json"], ["explain", str(path)],
                         ["memory", str(path), "--json"], ["analyze", str(path), "-f", "markdown"]],
                        weights=[6, 2, 1, 1])[0]
+    if rng.random() < 0.1:
+        option = rng.choice(HOSTILE_OPTIONS)
+        if option[0] != "--depth" or args[0] == "analyze":
+            args = args + [option[0], option[1].encode().decode("unicode_escape")]
+    return args
 
 
 def judge(result, args) -> str | None:
@@ -202,7 +217,7 @@ def judge(result, args) -> str | None:
         return f"{len(lines)} lines on stderr: {result.stderr[:300]!r}"
     if any(ch < " " and ch != "\t" for ch in lines[0]):
         return f"control character in the message: {lines[0][:300]!r}"
-    if not LOCATED.match(lines[0]):
+    if not LOCATED.match(lines[0]) and not OPTION_ERROR.match(lines[0]):
         return f"not located: {lines[0][:300]}"
     return None
 
@@ -217,7 +232,7 @@ def run(count: int, seed: int, time_limit: float = TIME_LIMIT_S, keep: int = 20)
     sources = [(p, p.read_text(encoding="utf-8")) for p in SPECS]
     keys = {p: p.read_text(encoding="utf-8") for p in ANSWERS}
     outcomes, mutations, failures = Counter(), Counter(), []
-    slowest = (0.0, None)
+    slowest, slowest_text = (0.0, None), ""
     signal.signal(signal.SIGALRM, _alarm)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -249,7 +264,8 @@ def run(count: int, seed: int, time_limit: float = TIME_LIMIT_S, keep: int = 20)
                 signal.setitimer(signal.ITIMER_REAL, 0)
             elapsed = time.perf_counter() - t0
             if elapsed > slowest[0]:
-                slowest = (elapsed, f"{spec_path.relative_to(ROOT)} {names}")
+                slowest = (elapsed, f"{spec_path.relative_to(ROOT)} {names} {args[0]}")
+                slowest_text = text[:2000]
             outcomes["failed" if problem else outcome] += 1
             if problem and len(failures) < keep:
                 failures.append({"index": index, "source": str((key_path if answers_case else spec_path)
@@ -259,7 +275,8 @@ def run(count: int, seed: int, time_limit: float = TIME_LIMIT_S, keep: int = 20)
             target.unlink()
     return {"count": count, "seed": seed, "seconds": round(time.perf_counter() - start, 2),
             "outcomes": dict(outcomes), "mutations": dict(mutations),
-            "slowest_s": round(slowest[0], 3), "slowest": slowest[1], "failures": failures}
+            "slowest_s": round(slowest[0], 3), "slowest": slowest[1], "slowest_text": slowest_text,
+            "failures": failures}
 
 
 def main(argv=None) -> int:

@@ -55,6 +55,7 @@ def test_the_judge_rejects_what_the_guarantee_forbids():
     assert spec_fuzz.judge(Fake(2, "x.yaml:3:5: error: bad\n"), args) is None
     assert spec_fuzz.judge(Fake(2, "x.yaml:3:5: error: bad\nmore\n"), args)
     assert spec_fuzz.judge(Fake(2, "error: bad\n"), args)
+    assert spec_fuzz.judge(Fake(2, "error: --input '0,8': expected positive sizes\n"), args) is None
     assert spec_fuzz.judge(Fake(2, "x.yaml:3:5: error: a\x1b[2Jb\n"), args)
     assert spec_fuzz.judge(Fake(1, "boom\n"), args)
     assert spec_fuzz.judge(Fake(0, stdout="{not json"), args)
