@@ -279,21 +279,88 @@ def run(count: int, seed: int, time_limit: float = TIME_LIMIT_S, keep: int = 20)
             "failures": failures}
 
 
+# A run config (`archcalc train --config`), mutated like the specs. Reading and checking it is all
+# that is exercised (TrainConfig.from_sources(...).checked()): training itself is covered elsewhere.
+RUN_CONFIG = """\
+# a run of the lecture's digits network
+spec: specs/lecture/digits_cnn.yaml
+data: digits
+task: classify
+epochs: 5
+batch_size: 64
+lr: 0.001
+optimizer: sgd
+momentum: 0.9
+weight_decay: 0.0005
+l2_from: 2
+schedule: cosine
+warmup: 1
+grad_clip: 1.0
+shift: 2
+val_fraction: 0.15
+test_fraction: 0.15
+seed: 3
+sizes: {H: 8}
+input: [1, 8, 8]
+"""
+
+
+def run_configs(count: int, seed: int, keep: int = 20) -> dict:
+    from archcalc.errors import SpecError
+    from archcalc.torch.train import TrainConfig
+
+    rng = random.Random(seed)
+    outcomes, failures = Counter(), []
+    start = time.perf_counter()
+    signal.signal(signal.SIGALRM, _alarm)
+    with tempfile.TemporaryDirectory() as tmp:
+        for index in range(count):
+            text, names = mutate(rng, RUN_CONFIG)
+            path = Path(tmp) / f"c{index}.yaml"
+            path.write_text(text, encoding="utf-8", errors="surrogatepass")
+            problem = None
+            signal.setitimer(signal.ITIMER_REAL, TIME_LIMIT_S)
+            try:
+                TrainConfig.from_sources(path)
+                outcome = "accepted"
+            except SpecError as exc:
+                outcome, line = "refused", str(exc)
+                if "\n" in line or any(ch < " " and ch != "\t" for ch in line):
+                    problem = f"not one clean line: {line[:300]!r}"
+                elif not LOCATED.match(line) and not line.startswith(f"error: {path}"):
+                    problem = f"not located: {line[:300]}"
+            except Hang:
+                outcome, problem = "hang", f"ran past {TIME_LIMIT_S} s"
+            except Exception as exc:  # noqa: BLE001 - what the guarantee forbids
+                outcome, problem = "traceback", f"traceback: {type(exc).__name__}: {str(exc)[:300]}"
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            outcomes["failed" if problem else outcome] += 1
+            if problem and len(failures) < keep:
+                failures.append({"index": index, "source": "RUN_CONFIG", "mutations": names,
+                                 "command": "train --config", "problem": problem, "text": text})
+    return {"count": count, "seed": seed, "seconds": round(time.perf_counter() - start, 2),
+            "outcomes": dict(outcomes), "failures": failures}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--memory-mb", type=int, default=2048, help="address-space limit of this process")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("--configs", action="store_true", help="mutate a run config (`train --config`) "
+                        "instead of the specs; imports torch")
     options = parser.parse_args(argv)
     cap = options.memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-    summary = run(options.count, options.seed)
+    summary = (run_configs if options.configs else run)(options.count, options.seed)
     if options.json:
         print(json.dumps(summary))
     else:
         print(f"{summary['count']} mutants (seed {summary['seed']}) in {summary['seconds']} s: "
-              f"{summary['outcomes']}; slowest {summary['slowest_s']} s ({summary['slowest']})")
+              f"{summary['outcomes']}" + (f"; slowest {summary['slowest_s']} s ({summary['slowest']})"
+                                          if "slowest" in summary else ""))
         for failure in summary["failures"]:
             print(f"--- #{failure['index']} {failure['source']} {failure['mutations']} "
                   f"{failure['command']}: {failure['problem']}")

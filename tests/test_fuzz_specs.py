@@ -64,3 +64,19 @@ def test_the_judge_rejects_what_the_guarantee_forbids():
     # And a real good run passes it.
     result = CliRunner().invoke(app, ["analyze", str(spec_fuzz.SPECS[0]), "--json"])
     assert spec_fuzz.judge(result, ["analyze", "s", "--json"]) is None
+
+
+def test_run_config_mutants_are_read_or_refused_with_one_located_line():
+    import pytest
+
+    pytest.importorskip("torch")
+    script = Path(spec_fuzz.__file__)
+    count = max(100, COUNT // 3)
+    proc = subprocess.run([sys.executable, str(script), "--configs", "--count", str(count), "--seed", str(SEED),
+                           "--json", "--memory-mb", "8192"], capture_output=True, text=True, timeout=60 + count)
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    assert summary["outcomes"].get("accepted", 0) > count // 10, summary["outcomes"]
+    assert summary["outcomes"].get("refused", 0) > count // 10, summary["outcomes"]
+    assert not summary["failures"], "\n".join(f"#{f['index']} {f['mutations']}: {f['problem']}\n{f['text']}"
+                                              for f in summary["failures"])
