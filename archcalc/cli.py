@@ -304,7 +304,7 @@ def _print_check(results) -> None:
     from archcalc.render import make_console
 
     console = make_console()
-    marks = {"right": "✓ right", "close": "✓ close", "wrong": "✗ wrong"}
+    marks = {"right": "✓ right", "close": "✓ close", "wrong": "✗ wrong", "undecided": "? undecided"}
     for path, result in results:
         table = Table(title=f"{path}: {result.right}/{result.total} right", title_justify="left")
         for head in ("quantity", "given", "expected", "verdict", "why / formula"):
@@ -512,10 +512,11 @@ def train_cmd(
     overrides = {k: v for k, v in given.items() if k not in ("spec", "config", "resume", "input_shape", "bindings", "tr")}
     overrides.update(spec=spec, out=resume if resume is not None else out, input=input_shape, sizes=bindings or None)
     try:
-        sources = [resume / "config.yaml" if resume is not None else None, config]
-        if resume is not None and not (resume / "config.yaml").exists():
-            raise SpecError(f"{resume}: no run to resume here (no config.yaml)")
-        tr.train(None, tr.TrainConfig.from_sources(sources, overrides), resume=resume is not None)
+        if resume is not None:  # the run's own config.yaml, then --config, then flags; SPEC must be its network
+            settings, given_spec = tr.resume_config(resume, config, overrides)
+            tr.train(given_spec, settings, resume=True)
+        else:
+            tr.train(None, tr.TrainConfig.from_sources(config, overrides))
     except SpecError as exc:
         _fail(exc)
     except (tr.Diverged, tr.Interrupted) as exc:

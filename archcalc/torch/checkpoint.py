@@ -1,54 +1,101 @@
-"""Training checkpoints: written atomically, read with `torch.load(..., weights_only=True)`.
+"""Training checkpoints: written atomically, checksummed, read with `torch.load(..., weights_only=True)`.
 
 A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts (no pickled objects), so
 that `weights_only=True` can load it: PyTorch's safe loader refuses arbitrary classes, which is what
 makes opening a checkpoint from someone else harmless. Random-number-generator states are uint8
-tensors; the config is a plain dict.
+tensors; the config is a plain dict; `network` describes the layers it was trained with.
 
-Writes go to a temporary file in the same folder, are flushed to disk, then renamed over the old
-file with `os.replace` (atomic on POSIX and Windows): a crash or Ctrl-C in the middle of a write
-leaves the previous checkpoint intact, never half a file.
+Writes go through `runfolder.write`: a new temporary file in the same folder, flushed, then renamed
+over the old file with `os.replace` (atomic on POSIX and Windows): a crash or Ctrl-C in the middle of
+a write leaves the previous checkpoint intact, never half a file, and a link in its place is refused.
+
+`sha256` is a digest of everything else in the dict (`digest`: keys, types, every tensor's dtype,
+shape and bytes, in a fixed order), checked at every load: PyTorch's zip reader does not check its
+CRCs, so a flipped bit in the weights would otherwise load, and resume, silently.
 """
 from __future__ import annotations
 
-import os
+import hashlib
+import struct
 from pathlib import Path
 
 import torch
 
 from archcalc.errors import SpecError
+from archcalc.torch import runfolder
 
-FORMAT = 1  # bump when the layout changes; `load` refuses other formats with a clear message
-KEYS = ("format", "model", "optimizer", "scheduler", "epoch", "step", "best_val_loss", "best_epoch", "rng")
+FORMAT = 2  # bump when the layout changes; `load` refuses other formats with a clear message
+KEYS = ("format", "model", "optimizer", "scheduler", "epoch", "step", "best_val_loss", "best_epoch", "rng",
+        "network", "sha256")
+
+
+class _Unhashable(Exception):
+    pass
+
+
+def _feed(h, value) -> None:
+    """Hash `value` with its type, unambiguously (lengths before contents)."""
+    if isinstance(value, torch.Tensor):
+        t = value.detach().cpu().contiguous().reshape(-1)
+        raw = t.view(torch.uint8).numpy().tobytes() if t.numel() else b""
+        head = f"T{t.dtype}{tuple(value.shape)}".encode()
+        h.update(struct.pack("<Q", len(head)) + head + struct.pack("<Q", len(raw)))
+        h.update(raw)
+    elif isinstance(value, dict):
+        h.update(b"D" + struct.pack("<Q", len(value)))
+        for key in sorted(value, key=lambda k: (type(k).__name__, repr(k))):
+            _feed(h, key)
+            _feed(h, value[key])
+    elif isinstance(value, (list, tuple)):
+        h.update(b"L" + struct.pack("<Q", len(value)))
+        for item in value:
+            _feed(h, item)
+    elif value is None or isinstance(value, (bool, int, float, str)):
+        text = (value.hex() if isinstance(value, float) else str(value)).encode("utf-8", "surrogatepass")
+        h.update(type(value).__name__[:1].encode() + struct.pack("<Q", len(text)) + text)
+    else:
+        raise _Unhashable(type(value).__name__)
+
+
+def digest(state: dict) -> str:
+    """sha256 of a checkpoint's contents, its own `sha256` entry left out."""
+    h = hashlib.sha256()
+    _feed(h, {k: v for k, v in state.items() if k != "sha256"})
+    return h.hexdigest()
 
 
 def save(path, state: dict) -> Path:
-    """Write `state` (see `KEYS`) to `path` atomically; returns the path."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            torch.save({"format": FORMAT, **state}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():  # only when the write itself failed
-            tmp.unlink()
-    return path
+    """Write `state` (see `KEYS`; `format` and `sha256` are added here) to `path` atomically."""
+    full = {"format": FORMAT, **state}
+    full["sha256"] = digest(full)
+    return runfolder.write(path, lambda handle: torch.save(full, handle))
 
 
 def load(path, map_location="cpu") -> dict:
-    """Read a checkpoint written by `save`, safely (weights_only=True); SpecError when it is not one."""
+    """Read a checkpoint written by `save`, safely (weights_only=True) and verified against its
+    checksum; SpecError when it is not one, is damaged, or is a link or not a regular file."""
     path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"{path}: no such checkpoint")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix, in one line
-        raise SpecError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+        handle = runfolder.open_file(path)
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such checkpoint") from None
+    with handle:
+        try:
+            state = torch.load(handle, map_location=map_location, weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix, in one line
+            why = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+            raise SpecError(f"{path}: not a readable checkpoint ({why}); it is damaged or not archcalc's") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT or not all(k in state for k in KEYS):
-        raise SpecError(f"{path}: not an archcalc training checkpoint (format {FORMAT})")
+        old = isinstance(state, dict) and state.get("format") == 1
+        raise SpecError(f"{path}: not an archcalc training checkpoint (format {FORMAT})"
+                        + ("; it was written by an older archcalc, without a checksum: train afresh" if old else ""))
+    try:
+        ok = digest(state) == state["sha256"]
+    except _Unhashable as exc:
+        raise SpecError(f"{path}: holds a {exc} value, which archcalc never writes: the file was altered") from None
+    if not ok:
+        raise SpecError(f"{path}: checksum mismatch (the file was damaged or altered since it was written); "
+                        "refusing to use it")
     return state
 
 
@@ -71,4 +118,4 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, sd: dict, capturable:
     optimizer.load_state_dict(sd)
 
 
-__all__ = ["FORMAT", "load", "load_optimizer_state", "plain_optimizer_state", "save"]
+__all__ = ["FORMAT", "digest", "load", "load_optimizer_state", "plain_optimizer_state", "save"]

@@ -18,11 +18,11 @@ a non-finite loss), never per step: a CUDA-graph step costs microseconds and a s
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
 import re
-import shutil
 import signal
 import threading
 import time
@@ -34,9 +34,9 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from archcalc.errors import SpecError, did_you_mean
+from archcalc.errors import Loc, SpecError, did_you_mean
 from archcalc.spec.graph import Graph
-from archcalc.torch import checkpoint, distributed
+from archcalc.torch import checkpoint, distributed, runfolder
 
 TASKS = ("classify", "binary", "regress", "denoise")
 CHOICES = {"task": TASKS, "optimizer": ("sgd", "adam", "adamw"), "schedule": ("none", "step", "cosine"),
@@ -45,6 +45,16 @@ CHOICES = {"task": TASKS, "optimizer": ("sgd", "adam", "adamw"), "schedule": ("n
 #: Tasks whose outputs are scored by accuracy (and a confusion matrix); the others by their loss only.
 SCORED = ("classify", "binary")
 LOG_POINTS = 20  # progress updates (and device syncs) per epoch
+#: Bounds of the whole-number settings: seeds are what numpy, torch and scikit-learn all accept; counts
+#: (epochs, batch sizes, ...) past a billion are a typo, and would only fail later, deep in torch.
+MAX_SEED = 2**32 - 1
+MAX_COUNT = 10**9
+#: A --config file is a page of settings; a bigger file (or /dev/zero) is refused before it is read.
+MAX_CONFIG_BYTES = 2**20
+#: Settings that define the network, its data and its split: a resumed run keeps them (changing one
+#: would silently train something else, or on other examples).
+FIXED_ON_RESUME = ("task", "data", "input", "sizes", "seed", "val_fraction", "test_fraction", "folds",
+                   "synthetic_size", "num_classes")
 
 
 # --- settings -----------------------------------------------------------------------------------
@@ -99,60 +109,60 @@ class TrainConfig:
         """Settings from YAML file(s) (a path, or a list applied in order, later ones winning), then
         `cli_overrides` (flag name -> value; None means not given) on top. Unknown keys and bad
         values raise SpecError, with FILE:LINE:COL for values from a file."""
-        from archcalc.homework.answers import plain
-        from archcalc.spec.yaml_source import YMap, load_yaml, read_source
+        return _build(_gather(config_yaml_path, cli_overrides))
 
-        paths = config_yaml_path if isinstance(config_yaml_path, (list, tuple)) else [config_yaml_path]
-        values = {}
-        for path in (p for p in paths if p is not None):
-            doc = load_yaml(read_source(path, "config"), str(path))
-            if doc is None:
-                continue
-            if not isinstance(doc, YMap):
-                raise SpecError(f"{path}: a run config is a YAML mapping of settings, like 'epochs: 10'")
-            for key in doc:
-                name = str(key).replace("-", "_")
-                if name not in FIELDS:
-                    raise SpecError(f"unknown setting '{key}'{did_you_mean(name, FIELDS)}; docs/train.md lists "
-                                    "them", doc.key_locs[key])
-                values[name] = (plain(doc[key]), doc.where(key))
-        for name, value in (cli_overrides or {}).items():
-            if value is not None:
-                if name not in FIELDS:
-                    raise SpecError(f"unknown setting '{name}'{did_you_mean(name, FIELDS)}")
-                values[name] = (value, None)
-        return cls(**{name: _coerce(name, value, loc) for name, (value, loc) in values.items()}).checked()
+    def checked(self, where: dict | None = None) -> "TrainConfig":
+        """Raise SpecError for any value out of range; returns self. `where` maps a setting to the
+        FILE:LINE:COL it was read from (the message then names the key there, else the flag)."""
+        where = where or {}
 
-    def checked(self) -> "TrainConfig":
-        """Raise SpecError for any value out of range; returns self."""
+        def fail(name, message):
+            raise SpecError(f"{_label(name, where)} {message}", where.get(name))
+
         for name, choices in CHOICES.items():
             value = getattr(self, name)
             if value not in choices:
-                raise SpecError(f"{_flag(name)} '{value}' is not one of {', '.join(choices)}"
-                                f"{did_you_mean(value, choices)}")
+                fail(name, f"'{value}' is not one of {', '.join(choices)}{did_you_mean(value, choices)}")
+        for name in FLOAT_FIELDS:
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                fail(name, f"must be a finite number, got {value}")
+        for name in INT_FIELDS:
+            value = getattr(self, name)
+            top = MAX_SEED if name == "seed" else MAX_COUNT
+            if value is not None and not -top <= value <= top:
+                fail(name, f"must be at most {top:,}, got a number of {len(str(abs(value))):,} digits"
+                     if abs(value) > 10**30 else f"must be at most {top:,}, got {value:,}")
+        if not 0 <= self.seed <= MAX_SEED:
+            fail("seed", f"must be between 0 and {MAX_SEED:,} (what numpy, torch and scikit-learn all accept), "
+                 f"got {self.seed}")
         for name in ("epochs", "batch_size", "gpus", "step_size", "synthetic_size"):
             if getattr(self, name) < 1:
-                raise SpecError(f"{_flag(name)} must be at least 1, got {getattr(self, name)}")
+                fail(name, f"must be at least 1, got {getattr(self, name)}")
         for name in ("eval_batch_size", "patience", "num_classes"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise SpecError(f"{_flag(name)} must be at least 1, got {getattr(self, name)}")
+                fail(name, f"must be at least 1, got {getattr(self, name)}")
         for name in ("lr", "momentum", "weight_decay", "l1", "l2_from", "l1_from", "warmup", "min_lr", "shift",
                      "crop", "noise_std"):
             if getattr(self, name) < 0:
-                raise SpecError(f"{_flag(name)} must not be negative, got {getattr(self, name)}")
+                fail(name, f"must not be negative, got {getattr(self, name)}")
         if not 0 < self.gamma <= 1:
-            raise SpecError(f"--gamma must be in (0, 1], got {self.gamma}")
+            fail("gamma", f"must be in (0, 1], got {self.gamma}")
         if self.grad_clip is not None and self.grad_clip <= 0:
-            raise SpecError(f"--grad-clip must be positive, got {self.grad_clip}")
+            fail("grad_clip", f"must be positive, got {self.grad_clip}")
         if self.folds is not None and self.folds < 2:
-            raise SpecError(f"--folds must be at least 2, got {self.folds}")
-        if not (0 <= self.val_fraction < 1 and 0 <= self.test_fraction < 1 and self.val_fraction + self.test_fraction < 1):
-            raise SpecError("--val-fraction and --test-fraction must be in [0, 1) and sum to less than 1")
+            fail("folds", f"must be at least 2, got {self.folds}")
+        for name in ("val_fraction", "test_fraction"):
+            if not 0 <= getattr(self, name) < 1:
+                fail(name, f"must be in [0, 1), got {getattr(self, name)}")
+        if self.val_fraction + self.test_fraction >= 1:
+            name = "test_fraction" if "test_fraction" in where or "val_fraction" not in where else "val_fraction"
+            fail(name, f"and {_label('val_fraction' if name == 'test_fraction' else 'test_fraction', where)} must "
+                 f"sum to less than 1 (they leave no training data), got {self.val_fraction} + {self.test_fraction}")
         if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
-            raise SpecError("--nesterov needs --optimizer sgd with a non-zero --momentum")
+            fail("nesterov", "needs --optimizer sgd with a non-zero --momentum")
         if self.batch_size % self.gpus:
-            raise SpecError(f"--batch-size {self.batch_size} is the global batch: it must divide evenly over "
-                            f"--gpus {self.gpus}")
+            fail("batch_size", f"{self.batch_size} is the global batch: it must divide evenly over --gpus {self.gpus}")
         return self
 
     def to_yaml(self) -> str:
@@ -163,10 +173,134 @@ class TrainConfig:
 
 FIELDS = tuple(f.name for f in fields(TrainConfig))
 _TYPES = {f.name: f.type for f in fields(TrainConfig)}  # strings: "int | None", ...
+FLOAT_FIELDS = tuple(n for n, t in _TYPES.items() if t.startswith("float"))
+INT_FIELDS = tuple(n for n, t in _TYPES.items() if t.startswith("int"))
 
 
 def _flag(name: str) -> str:
     return "--" + ("set" if name == "sizes" else name.replace("_", "-"))
+
+
+def _label(name: str, where: dict) -> str:
+    """How a message names a setting: its YAML key where it came from a file, else its flag."""
+    return name if where.get(name) is not None else _flag(name)
+
+
+def _config_text(path) -> str:
+    """A --config file's text. Only a regular file under MAX_CONFIG_BYTES is read: a FIFO would
+    block and /dev/zero never ends (O_NONBLOCK, so opening a FIFO does not wait either)."""
+    import stat as st
+
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not st.S_ISREG(info.st_mode):
+            raise SpecError(f"{path}: is {runfolder.kind_of(info.st_mode)}, expected a YAML file of settings")
+        if info.st_size > MAX_CONFIG_BYTES:
+            raise SpecError(f"{path}: {info.st_size:,} bytes; a run config is at most {MAX_CONFIG_BYTES:,}")
+        os.set_blocking(fd, True)
+        data = handle.read(MAX_CONFIG_BYTES + 1)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: not UTF-8 text (byte {exc.start + 1})") from None
+
+
+def _file_values(text: str, path) -> dict:
+    """setting -> (value, FILE:LINE:COL) of one YAML config's text."""
+    from archcalc.homework.answers import plain
+    from archcalc.spec.yaml_source import YMap, load_yaml
+
+    doc = load_yaml(text, str(path))
+    if doc is None:
+        return {}
+    if not isinstance(doc, YMap):
+        raise SpecError(f"{path}: a run config is a YAML mapping of settings, like 'epochs: 10'",
+                        getattr(doc, "loc", None))
+    values = {}
+    for key in doc:
+        name = str(key).replace("-", "_")
+        if name not in FIELDS:
+            raise SpecError(f"unknown setting '{key}'{did_you_mean(name, FIELDS)}; docs/train.md lists "
+                            "them", doc.key_locs[key])
+        values[name] = (plain(doc[key]), doc.where(key))
+    return values
+
+
+def _gather(paths, overrides: dict | None, run_file=None) -> dict:
+    """setting -> (value, location or None for a flag): the run's own config.yaml (`run_file`, read
+    as a run-folder file), the --config file(s) in order, then the flags that were given."""
+    values = _file_values(runfolder.read_text(run_file), run_file) if run_file is not None else {}
+    paths = paths if isinstance(paths, (list, tuple)) else [paths]
+    for path in (p for p in paths if p is not None):
+        values.update(_file_values(_config_text(path), path))
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            if name not in FIELDS:
+                raise SpecError(f"unknown setting '{name}'{did_you_mean(name, FIELDS)}")
+            values[name] = (value, None)
+    return values
+
+
+def _build(values: dict) -> TrainConfig:
+    where = {name: loc for name, (_, loc) in values.items()}
+    return TrainConfig(**{name: _coerce(name, value, loc) for name, (value, loc) in values.items()}).checked(where)
+
+
+def run_config(run_dir) -> TrainConfig:
+    """The settings a run folder was trained with (its config.yaml, read as a run-folder file)."""
+    run_dir = Path(run_dir)
+    runfolder.check(run_dir)
+    if not runfolder.exists(run_dir / "config.yaml"):
+        raise SpecError(f"{run_dir}: not a run folder (no config.yaml)")
+    return _build(_gather(None, None, run_file=run_dir / "config.yaml"))
+
+
+def resume_config(run_dir, config_yaml_path=None, cli_overrides: dict | None = None):
+    """(settings, spec) to resume the run in `run_dir`: its config.yaml, then `--config`, then flags.
+    A setting of FIXED_ON_RESUME given a new value is an error at the place it was given. `spec` is
+    the spec named by the flags or --config (None when none was): `train` checks that it is the
+    run's network."""
+    run_dir = Path(run_dir)
+    runfolder.check(run_dir)
+    if not runfolder.exists(run_dir / "config.yaml"):
+        raise SpecError(f"{run_dir}: no run to resume here (no config.yaml)")
+    saved = _gather(None, None, run_file=run_dir / "config.yaml")
+    later = _gather(config_yaml_path, {k: v for k, v in (cli_overrides or {}).items() if k != "spec"})
+    for name in FIXED_ON_RESUME:
+        if name in later:
+            value, loc = later[name]
+            new = _coerce(name, value, loc)
+            old = _coerce(name, *saved[name]) if name in saved else getattr(TrainConfig(), name)
+            if new != old:
+                raise SpecError(f"{_label(name, {name: loc})} {_show(new)}: the run {run_dir} was trained with "
+                                f"{name} {_show(old)}, and a resumed run keeps it (it defines the network, the data or "
+                                "the split); train a new run with another --out to change it", loc)
+    spec = (cli_overrides or {}).get("spec")
+    if spec is None and "spec" in later:
+        spec = later["spec"][0]
+    later.pop("spec", None)
+    return _build({**saved, **later}), spec
+
+
+def _show(value) -> str:
+    return "none" if value is None else str(value)
+
+
+def _text_ok(value: str, where: str, loc) -> str:
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise SpecError(f"{where}: control characters (a newline, a tab, NUL, ...) are not allowed in a setting, "
+                        f"got {value!r}"[:300], loc)
+    return value
+
+
+_DIGITS = re.compile(r"[0-9]{1,18}")  # ASCII digits only ('²'.isdigit() is True), short enough for int()
 
 
 def _coerce(name: str, value, loc):
@@ -175,7 +309,8 @@ def _coerce(name: str, value, loc):
     where = f"'{name}'" if loc is not None else _flag(name)
 
     def bad(expected):
-        return SpecError(f"{where}: expected {expected}, got {value!r}", loc)
+        shown = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else "a huge number"
+        return SpecError(f"{where}: expected {expected}, got {shown}"[:400], loc)
 
     if value is None:
         if optional:
@@ -192,15 +327,21 @@ def _coerce(name: str, value, loc):
     if kind == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad("a number")
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            raise bad("a finite number") from None
+        if not math.isfinite(number):
+            raise bad("a finite number (not NaN or infinity)")
+        return number
     if kind == "str":
         if not isinstance(value, (str, Path)):
             raise bad("text")
-        return str(value)
+        return _text_ok(str(value), where, loc)
     if kind == "list":  # the input shape: [3, 32, 32] or "3,32,32"
         parts = re.split(r"[\s,x\[\]()]+", value.strip()) if isinstance(value, str) else value
         parts = [p for p in parts if p != ""] if isinstance(parts, list) else None
-        if not parts or not all(str(p).isdigit() and int(p) > 0 for p in parts):
+        if not parts or not all(_positive_size(p) for p in parts):
             raise bad("positive sizes like [3, 32, 32]")
         return [int(p) for p in parts]
     if isinstance(value, (list, tuple)):  # sizes: ["H=32", "W=32"] from --set
@@ -212,11 +353,18 @@ def _coerce(name: str, value, loc):
         raise bad("a mapping of size names to numbers, like {H: 32}")
     out = {}
     for key, size in value.items():
-        size = int(size) if isinstance(size, str) and size.isdigit() else size
-        if not str(key).isidentifier() or isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        if not str(key).isidentifier() or not _positive_size(size):
             raise bad("NAME: positive size")
-        out[str(key)] = size
+        out[str(key)] = int(size)
     return out
+
+
+def _positive_size(p) -> bool:
+    if isinstance(p, bool):
+        return False
+    if isinstance(p, int):
+        return 0 < p < 10**18
+    return isinstance(p, str) and bool(_DIGITS.fullmatch(p)) and int(p) > 0
 
 
 # --- outcomes -----------------------------------------------------------------------------------
@@ -536,27 +684,28 @@ def _fit(run: _Run, ds, run_dir: Path, resume: bool, title: str = "") -> tuple[d
     history = []
     best_state = None
     metrics_path = run_dir / "metrics.jsonl"
-    loaded = resume and (run_dir / "last.pt").exists()
+    loaded = resume and runfolder.exists(run_dir / "last.pt")
     if loaded:
         ck = checkpoint.load(run_dir / "last.pt", dev)
         if ck["step"] and ck["config"].get("batch_size") != cfg.batch_size:
             raise SpecError(f"{run_dir} stopped in the middle of an epoch: resume it with the same --batch-size "
                             f"({ck['config'].get('batch_size')})")
-        model.load_state_dict(ck["model"])
+        _same_network(ck["network"], run.graph, f"{run_dir / 'last.pt'} was trained on another network",
+                      "the run's spec.yaml or config.yaml was edited since: put them back to resume")
+        _load_weights(model, ck["model"], run_dir / "last.pt")
         checkpoint.load_optimizer_state(opt, ck["optimizer"], capturable=dev.type == "cuda" and cfg.optimizer != "sgd")
         if scaler is not None and ck.get("scaler"):
             scaler.load_state_dict(ck["scaler"])
         _set_rng_states(ck["rng"], dist, cfg.seed, ck["epoch"])
         st.update({k: ck[k] for k in ("epoch", "step", "best_val_loss", "best_epoch", "bad_epochs", "stopped")})
         st["partial"] = ck.get("partial_losses")
-        if (run_dir / "best.pt").exists():
+        if runfolder.exists(run_dir / "best.pt"):
             best_state = checkpoint.load(run_dir / "best.pt", dev)["model"]
-        if metrics_path.exists():  # lines written after this checkpoint belong to a lost future
-            history = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
-            history = [h for h in history if h["epoch"] <= st["epoch"]]
+        # lines written after this checkpoint belong to a lost future
+        history = [h for h in _read_metrics(run_dir) if h["epoch"] <= st["epoch"]]
     if main:
-        metrics_path.write_text("".join(json.dumps(h) + "\n" for h in history))
-        (run_dir / "data.json").write_text(json.dumps(ds.stats(), indent=1) + "\n")
+        runfolder.write(metrics_path, "".join(json.dumps(h) + "\n" for h in history))
+        runfolder.write(run_dir / "data.json", json.dumps(ds.stats(), indent=1) + "\n")
     net = distributed.wrap(model, dist)
     if cfg.compile:
         net = torch.compile(net)
@@ -567,13 +716,15 @@ def _fit(run: _Run, ds, run_dir: Path, resume: bool, title: str = "") -> tuple[d
     flops_per_example = 3 * 2 * int(run.report.totals.macs)  # forward + backward = 3 x forward
     peak = gpu_peak(dev, cfg.precision)
 
+    network = network_of(run.graph)
+
     def snapshot(epoch, step, partial=None) -> dict:  # collective (RNG gather): every rank calls it
         return {"model": model.state_dict(), "optimizer": checkpoint.plain_optimizer_state(opt),
                 "scheduler": sched.state_dict(epoch * steps + step), "epoch": epoch, "step": step,
                 "best_val_loss": st["best_val_loss"], "best_epoch": st["best_epoch"], "bad_epochs": st["bad_epochs"],
                 "stopped": st["stopped"], "rng": _rng_states(dist), "partial_losses": partial,
                 "scaler": scaler.state_dict() if scaler is not None else None, "world_size": world,
-                "config": asdict(cfg), "spec": cfg.spec}
+                "config": asdict(cfg), "spec": cfg.spec, "network": network}
 
     if not loaded:  # the "last good" state that a NaN in epoch 1 falls back to
         state = snapshot(0, 0)
@@ -677,8 +828,8 @@ def _fit(run: _Run, ds, run_dir: Path, resume: bool, title: str = "") -> tuple[d
                                  f"{cfg.patience} epochs (best at epoch {st['best_epoch']})")
             state = snapshot(epoch + 1, 0)
             if main:
-                with open(metrics_path, "a") as handle:  # before last.pt: resume trims lines past it
-                    handle.write(json.dumps(row) + "\n")
+                # rewritten whole (never appended: see runfolder), before last.pt: resume trims lines past it
+                runfolder.write(metrics_path, "".join(json.dumps(h) + "\n" for h in history))
                 checkpoint.save(run_dir / "last.pt", state)
                 if improved:
                     checkpoint.save(run_dir / "best.pt", state)
@@ -693,7 +844,7 @@ def _fit(run: _Run, ds, run_dir: Path, resume: bool, title: str = "") -> tuple[d
                "step_mode_reason": runner and runner.reason, "world_size": world, "device": str(dev)}
     if main:
         plot_curves(history, run_dir / "curves.png", title=f"{run.graph.name}  {title}".strip())
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+        runfolder.write(run_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
     return summary, history, model
 
 
@@ -741,41 +892,189 @@ def plot_curves(history: list, path: Path, title: str = "") -> None:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fig.savefig(tmp, format="png")
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    runfolder.write(path, buffer.getvalue())
+
+
+# --- the network a run was trained with -------------------------------------------------------------
+def network_of(graph: Graph) -> dict:
+    """The layers of `graph` as plain values (saved in every checkpoint): resuming and evaluating
+    check that the spec they rebuild from is still this network."""
+    return {"input": [int(d) for d in graph.input_shape], "tokens": bool(graph.tokens),
+            "layers": [[n.name, n.kind, json.dumps(n.args, sort_keys=True, default=str), list(n.inputs)]
+                       for n in graph.nodes]}
+
+
+def network_change(old: dict, graph: Graph):
+    """(what differs, where in graph's spec) between the network `old` (network_of) and `graph`, or None."""
+    new = network_of(graph)
+    shape = lambda dims: "[" + ", ".join(map(str, dims)) + "]"
+    if old.get("input") != new["input"] or old.get("tokens") != new["tokens"]:
+        return (f"the input is now {shape(new['input'])} (the run's network took {shape(old.get('input') or [])})",
+                graph.input_loc)
+    before = old.get("layers") or []
+    for i, (a, b, node) in enumerate(zip(before, new["layers"], graph.nodes)):
+        if a[1] != b[1]:
+            if a[0] == b[0]:
+                return f"layer '{b[0]}' is now {b[1]} (the run trained {a[1]})", node.loc
+            return f"layer {i + 1} ('{a[0]}', {a[1]}, in the run) is now '{b[0]}' ({b[1]})", node.loc
+        if a[0] != b[0]:
+            return f"layer {i + 1} is now named '{b[0]}' (in the run: '{a[0]}')", node.loc
+        if a[2] != b[2]:
+            was, now = json.loads(a[2]), json.loads(b[2])
+            arg = next((k for k in sorted(set(was) | set(now)) if was.get(k) != now.get(k)), None)
+            return (f"layer '{b[0]}' ({b[1]}) now has {arg}: {now.get(arg)} (the run trained {arg}: {was.get(arg)})",
+                    node.arg_locs.get(arg, node.loc))
+        if a[3] != b[3]:
+            return f"layer '{b[0]}' now reads {', '.join(b[3])} (the run's read {', '.join(a[3])})", node.loc
+    if len(new["layers"]) > len(before):
+        node = graph.nodes[len(before)]
+        return (f"layer '{node.name}' ({node.kind}) is new (the run's network ended at "
+                f"'{before[-1][0] if before else 'input'}')", node.loc)
+    if len(new["layers"]) < len(before):
+        gone = before[len(new["layers"])]
+        return (f"the run's layer '{gone[0]}' ({gone[1]}) is gone",
+                graph.nodes[-1].loc if graph.nodes else graph.input_loc)
+    return None
+
+
+def _same_network(old: dict, graph: Graph, what: str, remedy: str) -> None:
+    change = network_change(old, graph)
+    if change is not None:
+        raise SpecError(f"{change[0]}: {what}; {remedy}", change[1])
+
+
+def _load_weights(model, weights: dict, path) -> None:
+    """load_state_dict, with a one-line SpecError instead of RuntimeError for another network's weights."""
+    mine = model.state_dict()
+    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        raise SpecError(f"{path}: its 'model' entry is not a set of weights")
+    missing = [k for k in mine if k not in weights]
+    extra = [k for k in weights if k not in mine]
+    wrong = [k for k in mine if k in weights and tuple(weights[k].shape) != tuple(mine[k].shape)]
+    if missing or extra or wrong:
+        detail = (f"{wrong[0]} is {list(weights[wrong[0]].shape)}, the spec's is {list(mine[wrong[0]].shape)}" if wrong
+                  else f"no weights for {missing[0]}" if missing else f"weights {extra[0]} the spec has no place for")
+        raise SpecError(f"{path}: holds the weights of another network ({detail})")
+    model.load_state_dict(weights)
+
+
+def _checkpoint_files(out: Path, cfg: TrainConfig) -> list:
+    folders = [out / f"fold{k + 1}" for k in range(cfg.folds)] if cfg.folds else [out]
+    return [f / "last.pt" for f in folders if runfolder.exists(f / "last.pt")]
+
+
+def _check_resume(out: Path, cfg: TrainConfig, graph: Graph) -> None:
+    """Everything --resume relies on, checked before anything is written: each last.pt and best.pt
+    loads and matches its checksum, was trained on this network (the run's spec.yaml with its
+    config's input and sizes), and metrics.jsonl reads."""
+    for last in _checkpoint_files(out, cfg):
+        best = last.with_name("best.pt")
+        for path in (last, best) if runfolder.exists(best) else (last,):
+            network = checkpoint.load(path)["network"]
+            _same_network(network, graph, f"{path} was trained on another network",
+                          "the run's spec.yaml or config.yaml was edited since: put them back to resume")
+        ck = checkpoint.load(last)
+        if ck["step"] and ck["config"].get("batch_size") != cfg.batch_size:
+            raise SpecError(f"{out} stopped in the middle of an epoch: resume it with the same --batch-size "
+                            f"({ck['config'].get('batch_size')})")
+        _read_metrics(last.parent)
+
+
+def _read_metrics(run_dir: Path) -> list:
+    """The rows of a run's metrics.jsonl; a damaged line is an error at its place (the file is ours, so
+    a line that is not one of our rows means someone else wrote it)."""
+    path = run_dir / "metrics.jsonl"
+    try:
+        text = runfolder.read_text(path)
+    except FileNotFoundError:
+        return []
+    rows = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except (ValueError, RecursionError) as exc:
+            raise SpecError(f"not a JSON line of training metrics ({getattr(exc, 'msg', 'nested too deeply')}); the "
+                            "run's metrics.jsonl is damaged", Loc(str(path), number, getattr(exc, "colno", 1))) from None
+        epoch = row.get("epoch") if isinstance(row, dict) else None
+        if (not isinstance(epoch, int) or isinstance(epoch, bool) or epoch != len(rows) + 1
+                or not all(v is None or isinstance(v, (int, float)) for v in row.values())):
+            raise SpecError(f"not the metrics of epoch {len(rows) + 1} (one JSON object of numbers per epoch, in "
+                            "order); the run's metrics.jsonl is damaged", Loc(str(path), number, 1))
+        rows.append(row)
+    return rows
 
 
 # --- the entry points -------------------------------------------------------------------------------
 def train(spec=None, config: TrainConfig | None = None, *, resume: bool = False, on_step: Callable | None = None,
           console=None) -> RunResult:
     """Train `spec` (a path, or a loaded Graph; default `config.spec`) with `config`; the run folder
-    is `config.out` (default runs/<spec name>). `resume=True` continues the run in that folder.
-    `on_step(epoch, step)` is called after every step (1-based). Raises SpecError for bad settings,
-    Diverged for a NaN/inf loss, Interrupted after Ctrl-C (a checkpoint saved)."""
+    is `config.out` (default runs/<spec name>). `resume=True` continues the run in that folder, on the
+    run's own copy of its spec: a `spec` given then must be the same network. `on_step(epoch, step)`
+    is called after every step (1-based). Raises SpecError for bad settings, Diverged for a NaN/inf
+    loss, Interrupted after Ctrl-C (a checkpoint saved)."""
     cfg = (config or TrainConfig()).checked()
+    given = spec
     spec = spec if spec is not None else cfg.spec
-    if spec is None:
+    if spec is None and not (resume and cfg.out):
         raise SpecError("no spec to train: give SPEC (or 'spec:' in --config)")
-    if not isinstance(spec, Graph):
-        cfg = replace(cfg, spec=str(spec))
-    graph, report = _load_graph(spec, cfg)
-    out = Path(cfg.out or Path("runs") / graph.name)
-    cfg = replace(cfg, out=str(out))
-    if resume and not (out / "config.yaml").exists():
-        raise SpecError(f"{out}: no run to resume here (no config.yaml)")
-    if not resume and any((out / name).exists() for name in ("last.pt", "summary.json", "fold1")):
-        raise SpecError(f"{out} already holds a run: continue it with --resume {out}, or choose another --out")
     if not resume and not isinstance(spec, Graph):
-        spec = Path(spec)
-    elif resume and (out / "spec.yaml").exists():
-        spec = out / "spec.yaml"  # the spec the run was started with, even if the original changed since
-    if cfg.gpus > 1 and int(os.environ.get("WORLD_SIZE", 1)) == 1:
-        return _launch(spec, cfg, resume)
-    return _train_here(spec, cfg, resume, on_step, console, graph, report)
+        cfg = replace(cfg, spec=str(spec))
+    if resume:
+        out = Path(cfg.out) if cfg.out else Path("runs") / runfolder.folder_name(_load_graph(spec, cfg)[0].name)
+    else:
+        graph, report = _load_graph(spec, cfg)
+        out = Path(cfg.out) if cfg.out else Path("runs") / runfolder.folder_name(graph.name)
+    cfg = replace(cfg, out=str(out))
+    runfolder.check(out)
+    # Rank 0 of a torchrun job (or the one process) locks the folder; our own --gpus children run
+    # under their parent's lock.
+    lock = runfolder.Lock(out) if int(os.environ.get("RANK", 0)) == 0 and not _SPAWNED.get("child") else None
+    try:
+        if lock is not None and os.path.isdir(out):
+            lock.acquire()  # before anything is read for good: a run in use fails at once
+        if resume:
+            if not runfolder.exists(out / "config.yaml"):
+                raise SpecError(f"{out}: no run to resume here (no config.yaml)")
+            own = out / "spec.yaml" if runfolder.exists(out / "spec.yaml") else spec
+            if own is None:
+                raise SpecError(f"{out}: the run has no spec.yaml to resume from")
+            graph, report = _load_graph(own, cfg)
+            if given is not None and own != given:
+                theirs, _ = _load_graph(given, cfg)
+                _same_network(network_of(graph), theirs, f"{out} trained another network (its spec.yaml)",
+                              "--resume trains the run's own network: leave out SPEC, or train a new run with "
+                              "another --out")
+            _check_resume(out, cfg, graph)
+            spec = own if isinstance(own, Graph) else Path(own)
+        else:
+            _refuse_a_run_there(out)
+            if not isinstance(spec, Graph):
+                spec = Path(spec)
+        if cfg.gpus > 1 and int(os.environ.get("WORLD_SIZE", 1)) == 1:
+            if lock is not None:
+                lock.acquire()
+                if not resume:
+                    _refuse_a_run_there(out)
+            return _launch(spec, cfg, resume)
+        return _train_here(spec, cfg, resume, on_step, console, graph, report, lock)
+    finally:
+        if lock is not None:
+            lock.release()
 
 
-def _train_here(spec, cfg, resume, on_step, console, graph=None, report=None) -> RunResult:
+_SPAWNED: dict = {}  # {"child": True} in a process that `_launch` started
+
+
+def _refuse_a_run_there(out: Path) -> None:
+    if any(runfolder.exists(out / name) for name in ("last.pt", "summary.json", "fold1")):
+        raise SpecError(f"{out} already holds a run: continue it with --resume {out}, or choose another --out")
+
+
+def _train_here(spec, cfg, resume, on_step, console, graph=None, report=None, lock=None) -> RunResult:
     from archcalc.render import make_console
 
     if graph is None:
@@ -794,10 +1093,15 @@ def _train_here(spec, cfg, resume, on_step, console, graph=None, report=None) ->
             raise SpecError(f"--batch-size {cfg.batch_size} is larger than the training split ({len(ds.x_train)} "
                             "examples)")
         if dist.is_main:
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "config.yaml").write_text(cfg.to_yaml())
-            if isinstance(spec, Path) and spec.resolve() != (out / "spec.yaml").resolve():
-                shutil.copyfile(spec, out / "spec.yaml")
+            runfolder.make(out)
+            if lock is not None:
+                lock.acquire()
+                if not resume:  # under the lock: another train may have started a run here meanwhile
+                    _refuse_a_run_there(out)
+            runfolder.check(out)
+            runfolder.write(out / "config.yaml", cfg.to_yaml())
+            if isinstance(spec, Path) and spec != out / "spec.yaml":
+                runfolder.write(out / "spec.yaml", _spec_bytes(spec))
             _show_figures(console, graph, report, cfg, dist)
         with _CtrlC() as ctrl:
             run = _Run(cfg, graph, report, dist, console, ctrl, on_step)
@@ -813,6 +1117,15 @@ def _train_here(spec, cfg, resume, on_step, console, graph=None, report=None) ->
         distributed.cleanup(dist)
 
 
+def _spec_bytes(spec: Path) -> bytes:
+    """The spec file as it was read (it parsed just now, so it is a regular, readable file)."""
+    try:
+        with open(spec, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise SpecError(f"{spec}: cannot read: {exc.strerror or exc}") from None
+
+
 def _cross_validate(run: _Run, out: Path, resume: bool, first) -> dict:
     """K folds of train+val, each a fresh model with the same seed, in out/foldK; the mean and the
     spread (sample standard deviation) of each fold's best validation loss and accuracy."""
@@ -820,9 +1133,9 @@ def _cross_validate(run: _Run, out: Path, resume: bool, first) -> dict:
     for k in range(cfg.folds):
         fold_dir = out / f"fold{k + 1}"
         if run.dist.is_main:
-            fold_dir.mkdir(parents=True, exist_ok=True)
-        if resume and (fold_dir / "summary.json").exists():  # finished before the interruption
-            summary = json.loads((fold_dir / "summary.json").read_text())
+            runfolder.make(fold_dir, parents=False)
+        if resume and runfolder.exists(fold_dir / "summary.json"):  # finished before the interruption
+            summary = _fold_summary(fold_dir / "summary.json")
         else:
             ds = (first if k == 0 else _load_data(cfg, run.graph, run.report, k)).to(run.dist.device)
             summary, _, _ = _fit(run, ds, fold_dir, resume, title=f"fold {k + 1}/{cfg.folds} ")
@@ -836,8 +1149,17 @@ def _cross_validate(run: _Run, out: Path, resume: bool, first) -> dict:
             std = math.sqrt(sum((v - mean) ** 2 for v in values) / max(1, len(values) - 1))
             result[name] = {"mean": mean, "std": std}
     if run.dist.is_main:
-        (out / "summary.json").write_text(json.dumps(result, indent=1) + "\n")
+        runfolder.write(out / "summary.json", json.dumps(result, indent=1) + "\n")
     return result
+
+
+def _fold_summary(path: Path) -> dict:
+    summary = runfolder.read_json(path)
+    need = ("best_epoch", "best_val_loss", "best_val_acc", "test")
+    if not isinstance(summary, dict) or not all(k in summary for k in need):
+        raise SpecError(f"not the summary of a finished fold (it needs {', '.join(need)}); the file is damaged",
+                        Loc(str(path), 1, 1))
+    return summary
 
 
 _STATUS = ".launch-status.json"
@@ -846,13 +1168,14 @@ _STATUS = ".launch-status.json"
 def _worker(spec, cfg_dict: dict, resume: bool) -> None:
     """One of the `--gpus N` processes (spawned by distributed.launch, torchrun's environment set). The
     expected outcomes reach the parent through a status file; anything else as a traceback."""
+    _SPAWNED["child"] = True
     cfg = TrainConfig(**cfg_dict)
     try:
         _train_here(spec, cfg, resume, None, None)
     except (SpecError, Diverged, Interrupted) as exc:
         if os.environ.get("RANK") == "0":
-            Path(cfg.out).mkdir(parents=True, exist_ok=True)
-            (Path(cfg.out) / _STATUS).write_text(json.dumps({"kind": type(exc).__name__, "message": str(exc)}))
+            runfolder.make(cfg.out)
+            runfolder.write(Path(cfg.out) / _STATUS, json.dumps({"kind": type(exc).__name__, "message": str(exc)}))
 
 
 def _launch(spec, cfg: TrainConfig, resume: bool) -> RunResult:
@@ -861,19 +1184,23 @@ def _launch(spec, cfg: TrainConfig, resume: bool) -> RunResult:
         raise SpecError(f"--gpus {cfg.gpus}: only {torch.cuda.device_count()} CUDA device(s) here")
     if dev == "mps":
         raise SpecError("--gpus needs CUDA devices (or --device cpu): MPS runs one process")
+    most = max(8, os.cpu_count() or 1)
+    if dev == "cpu" and cfg.gpus > most:
+        raise SpecError(f"--gpus {cfg.gpus} with --device cpu would start {cfg.gpus} processes on "
+                        f"{os.cpu_count()} cores; at most {most}")
     status = Path(cfg.out) / _STATUS
-    status.unlink(missing_ok=True)
+    status.unlink(missing_ok=True)  # unlink removes a link itself, never its target
     with _CtrlC():  # the children handle Ctrl-C (they get it too); the parent waits for their checkpoint
         distributed.launch(_worker, cfg.gpus, spec, asdict(replace(cfg, device=dev)), resume,
                            backend="nccl" if dev == "cuda" else "gloo")
-    if status.exists():
-        outcome = json.loads(status.read_text())
+    if runfolder.exists(status):
+        outcome = runfolder.read_json(status)
         status.unlink()
         raise {"SpecError": SpecError, "Diverged": Diverged, "Interrupted": Interrupted}[outcome["kind"]](
             outcome["message"].removeprefix("error: "))
     out = Path(cfg.out)
-    summary = json.loads((out / "summary.json").read_text())
-    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()] if not cfg.folds else []
+    summary = runfolder.read_json(out / "summary.json")
+    metrics = _read_metrics(out) if not cfg.folds else []
     return RunResult(out, summary, metrics)
 
 
@@ -934,40 +1261,52 @@ def evaluate(run_dir, data: str | None = None, *, split: str = "test", device: s
              checkpoint_name: str | None = None) -> dict:
     """Loss, accuracy and confusion matrix of a saved run on a split of its data (or of `data`, another
     source with the same input shape: normalised with the run's own statistics). Rebuilds the model
-    from the run's copy of its spec and loads best.pt (last.pt when there is no best)."""
+    from the run's copy of its spec and loads best.pt (last.pt when there is no best), checking that
+    the checkpoint was trained on that network."""
     run_dir = Path(run_dir)
     if split not in ("test", "val"):
         raise SpecError(f"--split '{split}' is not one of test, val")
     fold = None
     top = run_dir
-    if re.fullmatch(r"fold\d+", run_dir.name) and not (run_dir / "config.yaml").exists():
+    if re.fullmatch(r"fold\d+", run_dir.name) and not runfolder.exists(run_dir / "config.yaml"):
         top, fold = run_dir.parent, int(run_dir.name[4:]) - 1  # one fold of a cross-validation run
-    if not (top / "config.yaml").exists():
+    runfolder.check(top)
+    if not runfolder.exists(top / "config.yaml"):
         raise SpecError(f"{run_dir}: not a run folder (no config.yaml)")
-    cfg = TrainConfig.from_sources(top / "config.yaml")
+    cfg = run_config(top)
     if cfg.folds and fold is None:
         raise SpecError(f"{run_dir} is a {cfg.folds}-fold cross-validation run: evaluate one fold, e.g. {run_dir}/fold1")
+    if fold is not None and not 0 <= fold < (cfg.folds or 0):
+        raise SpecError(f"{run_dir}: the run has {cfg.folds or 'no'} folds")
     return _evaluate_run(run_dir, top, cfg, data, split, device, checkpoint_name, fold)
 
 
 def _evaluate_run(run_dir, spec_dir, cfg, data, split, device, checkpoint_name, fold):
     from archcalc.torch.build import build
 
-    spec = spec_dir / "spec.yaml" if (spec_dir / "spec.yaml").exists() else cfg.spec
+    spec = spec_dir / "spec.yaml" if runfolder.exists(spec_dir / "spec.yaml") else cfg.spec
     if spec is None:
         raise SpecError(f"{run_dir}: the run was trained from a Graph object, no spec file to rebuild it from")
     graph, report = _load_graph(spec, replace(cfg, flip=False, shift=0, crop=0))
-    name = checkpoint_name or ("best.pt" if (run_dir / "best.pt").exists() else "last.pt")
+    name = checkpoint_name or ("best.pt" if runfolder.exists(run_dir / "best.pt") else "last.pt")
     try:
         dev = distributed._resolve_device(device, 0, 1)
     except RuntimeError as exc:
         raise SpecError(f"--device {device}: {exc}") from None
     ck = checkpoint.load(run_dir / name, dev)
+    _same_network(ck["network"], graph, f"{run_dir / name} was trained on another network",
+                  "the run's spec.yaml or config.yaml was edited since")
     # normalised with the run's own statistics, whatever the source: the network knows no others
-    stats = json.loads((run_dir / "data.json").read_text()) if (run_dir / "data.json").exists() else None
+    stats = runfolder.read_json(run_dir / "data.json") if runfolder.exists(run_dir / "data.json") else None
+    if stats is not None and not (isinstance(stats, dict) and isinstance(stats.get("mean"), list)
+                                  and isinstance(stats.get("std"), list)
+                                  and all(isinstance(v, (int, float)) and math.isfinite(v)
+                                          for v in stats["mean"] + stats["std"])):
+        raise SpecError("not the data statistics of a run (lists 'mean' and 'std' of finite numbers); the file "
+                        "is damaged", Loc(str(run_dir / "data.json"), 1, 1))
     ds = _load_data(cfg, graph, report, fold, source=data, stats=stats).to(dev)
     model = build(graph, device=dev)
-    model.load_state_dict(ck["model"])
+    _load_weights(model, ck["model"], run_dir / name)
     x, y = (ds.x_test, ds.y_test) if split == "test" else (ds.x_val, ds.y_val)
     classes = len(ds.classes or ())
     result = _evaluate(model, x, y, cfg.task, batch=cfg.eval_batch_size or 256, precision=cfg.precision,
@@ -978,5 +1317,5 @@ def _evaluate_run(run_dir, spec_dir, cfg, data, split, device, checkpoint_name, 
             "task": cfg.task, "classes": _class_names(ds), "test": result}
 
 
-__all__ = ["Diverged", "Interrupted", "RunResult", "Schedule", "TrainConfig", "evaluate", "gpu_peak", "plot_curves",
-           "print_summary", "train"]
+__all__ = ["Diverged", "Interrupted", "RunResult", "Schedule", "TrainConfig", "evaluate", "gpu_peak", "network_change",
+           "network_of", "plot_curves", "print_summary", "resume_config", "run_config", "train"]
