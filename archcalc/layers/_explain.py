@@ -9,7 +9,7 @@ from __future__ import annotations
 from contextvars import ContextVar
 from fractions import Fraction
 
-from archcalc.analysis.rf import GLOBAL, RF
+from archcalc.analysis.rf import GLOBAL, MAX_PERIOD, RF
 from archcalc.layers._window import axis_name
 from archcalc.layers.base import Step
 
@@ -177,12 +177,21 @@ def rf_exact(rf_in, rf_out, rule: str, jumps, notes=None) -> list[Step]:
     if inherited:
         return [inherited]
     if not isinstance(rf_out, RF):
-        return [rf_untracked("the windows depend on symbolic sizes")]
+        return [rf_untracked(untracked_reason(rf_in))]
     n = len(rf_out.size)
     items = [(("widest window", "", rf_out.size[i]), jumps[i], ("output 0's first pixel", "", rf_out.start[i]))
              for i in range(n)]
     note = "; ".join(filter(None, ["exact per output: " + rule, _misaligned(rf_out)]))
     return rf_per_axis(items, n, note, notes)
+
+
+def untracked_reason(rf_in) -> str:
+    """Why a field after fractional steps is not tracked (see archcalc.analysis.rf)."""
+    if isinstance(rf_in, RF) and not rf_in.resolved:
+        q = max(axis.q for axis in rf_in.axes if axis.windows is None)
+        return (f"the input's windows repeat only every {q:,} outputs, more than the {MAX_PERIOD:,} "
+                "archcalc lists, so they cannot be carried further")
+    return f"the windows depend on symbolic sizes, or would repeat only after more than {MAX_PERIOD:,} outputs"
 
 
 def rf_text(rf) -> str:

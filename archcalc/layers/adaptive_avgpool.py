@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from archcalc.analysis.rf import GLOBAL
+from archcalc.analysis.rf import GLOBAL, Reads
 from archcalc.layers.base import Arg, Layer, register
 
 
@@ -32,12 +32,7 @@ class AdaptiveAvgPool(Layer):
             return rf
         if all(m == 1 for m in out[1:]):
             return GLOBAL
-        steps = []
-        for n, m in zip(shapes[0][1:], out[1:]):
-            g = math.gcd(n, m)
-            # PyTorch's window i: floor(i N / M) .. ceil((i + 1) N / M) - 1
-            steps.append((lambda o, n=n, m=m: list(range(o * n // m, -(-(o + 1) * n // m))), m // g, n // g))
-        return rf.map(steps)
+        return rf.map([_adaptive_reads(n, m) for n, m in zip(shapes[0][1:], out[1:])])
 
     def explain(self, a, shapes, out, rf_in, rf_out, row):
         from fractions import Fraction
@@ -62,3 +57,16 @@ class AdaptiveAvgPool(Layer):
 
         axes = len(shapes[0]) - 1
         return getattr(nn, f"AdaptiveAvgPool{axes}d")(self.per_axis(a["size"], axes, "size"))
+
+
+def _adaptive_reads(n, m) -> Reads:
+    """PyTorch's window i: floor(i N / M) .. ceil((i + 1) N / M) - 1. Its length is
+    ceil(frac(i N / M) + N / M), and frac(i N / M) takes every multiple of g / M below 1 (g =
+    gcd(N, M)): the widest is ceil((M - g + N) / M)."""
+    g = math.gcd(n, m)
+
+    def at(o):
+        first = o * n // m
+        return first, 1, -(-(o + 1) * n // m) - first
+
+    return Reads(at, m // g, n // g, -(-(m - g + n) // m) - 1)

@@ -1,6 +1,9 @@
 """conv_transpose: transposed convolution (torch.nn.ConvTranspose1d/2d/3d)."""
 from __future__ import annotations
 
+import math
+
+from archcalc.analysis.rf import Reads
 from archcalc.errors import LayerError
 from archcalc.layers._window import is_num
 from archcalc.layers.base import Arg, Layer, Step, check_groups, prod, register
@@ -70,10 +73,7 @@ class ConvTranspose(Layer):
         if rf is None or rf == "global":
             return rf
         _, kernel, stride, padding, _, dilation = self.geometry(a, shapes[0])
-        # Output o receives input i through tap t when o + P = i S + t D: S outputs per input.
-        return rf.map([(lambda o, k=k, s=s, p=p, d=d: [(o + p - t * d) // s for t in range(k)
-                                                        if (o + p - t * d) % s == 0], s, 1)
-                       for k, s, p, d in zip(kernel, stride, padding, dilation)])
+        return rf.map([_transposed_reads(k, s, p, d) for k, s, p, d in zip(kernel, stride, padding, dilation)])
 
     def torch_module(self, a, shapes):
         from torch import nn
@@ -127,3 +127,26 @@ class ConvTranspose(Layer):
                  for j, s in zip(rf.stride if isinstance(rf, ex.RF) else (), stride)]
         return steps + ex.rf_exact(rf, rf_out, "output o reads the inputs (o + P - t*D)/S that are whole, "
                                    "t = 0..K-1", jumps)
+
+
+def _transposed_reads(k, s, p, d) -> Reads:
+    """Output o receives input i through tap t when o + P = i S + t D (S outputs per input). The
+    taps that do form one residue class modulo S/g (g = gcd(D, S)), found with a modular inverse
+    instead of trying all K taps; their inputs step by D/g."""
+    g = math.gcd(d, s)
+    period = s // g
+    inverse = pow(d // g, -1, period) if period > 1 else 0
+
+    def at(o):
+        r = o + p
+        if r % g:
+            return None
+        t0 = (r // g) * inverse % period  # the smallest tap with t D = o + P (mod S)
+        if t0 >= k:
+            return None
+        count = (k - 1 - t0) // period + 1
+        t_last = t0 + (count - 1) * period
+        return (r - t_last * d) // s, d // g, count
+
+    # Some output takes tap 0 (o = -P mod S): it has the most taps, ceil(K / period).
+    return Reads(at, s, 1, (-(-k // period) - 1) * (d // g))

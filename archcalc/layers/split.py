@@ -2,7 +2,7 @@
 entry names the piece it takes)."""
 from __future__ import annotations
 
-from archcalc.analysis.rf import RF
+from archcalc.analysis.rf import RF, Reads
 from archcalc.errors import LayerError
 from archcalc.layers._window import is_num
 from archcalc.layers.base import Arg, Layer, Step, dim_index, register
@@ -51,8 +51,7 @@ class OnePiece(Layer):
         if not is_num(offset) or len(rf.size) != len(shapes[0]) - 1:
             return None
         # output o of the piece is input o + offset along its axis
-        return rf.map([((lambda o: [o + offset]) if axis == dim - 1 else (lambda o: [o]), 1, 1)
-                       for axis in range(len(rf.size))])
+        return rf.map([Reads.shift(offset if axis == dim - 1 else 0) for axis in range(len(rf.size))])
 
     def _size_steps(self, a, n, index, count, size):
         """The step(s) for the piece's size along dim."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
+from archcalc.analysis.rf import Reads
 from archcalc.errors import LayerError
 from archcalc.layers.base import Arg, Layer, register
 
@@ -91,10 +92,11 @@ class Upsample(Layer):
         if ex.rf_inherited(rf):
             return steps + [ex.rf_inherited(rf)]
         if not isinstance(rf_out, ex.RF):
-            return steps + [ex.rf_untracked("the windows depend on symbolic sizes")]
+            return steps + [ex.rf_untracked(ex.untracked_reason(rf))]
         jumps, reads0 = [], []
         for i, (j, n, m) in enumerate(zip(rf.stride, shape[1:], out[1:])):
-            reads, q, Q = self._axis_reads(a, n, m, scale[i] if scale else None)
+            reads = self._axis_reads(a, n, m, scale[i] if scale else None)
+            q, Q = reads.a, reads.b
             if a["align_corners"]:
                 formula, subs = "j*(N-1)/(M-1)", f"{ex.par(j)}*({ex.val(n)}-1)/({ex.val(m)}-1)"
             elif scale is not None:
@@ -102,7 +104,8 @@ class Upsample(Layer):
             else:
                 formula, subs = "j*N/M", f"{ex.par(j)}*{ex.val(n)}/{ex.val(m)}"
             jumps.append((formula, subs, ex.exact(Fraction(j) * Fraction(Q, q))))
-            reads0.append(reads(0))
+            first, step, count = reads.at(0)
+            reads0.append(range(first, first + step * count, step))
         taps = _TAPS[a["mode"]]
         source = ("o*(N-1)/(M-1)" if a["align_corners"] else "o/scale, floored" if a["mode"] == "nearest"
                   else "(o + 1/2)/scale - 1/2")
@@ -114,29 +117,37 @@ class Upsample(Layer):
         return steps + ex.rf_exact(rf, rf_out, words, jumps, notes)
 
     @staticmethod
-    def _axis_reads(a, n, m, scale):
+    def _axis_reads(a, n, m, scale) -> Reads:
         """The input pixels output o reads with nonzero weight, as PyTorch maps coordinates: the
         source of output o is `o * ratio` ('nearest', floored), `(o + 1/2) ratio - 1/2` (linear
         modes) or `o (N-1)/(M-1)` (align_corners), ratio being 1/scale when a scale is given,
         else N/M; a source falling exactly on a pixel gives its neighbours weight 0. Clamping at
-        the edges is left out (like padding, it only touches the border outputs)."""
+        the edges is left out (like padding, it only touches the border outputs). Sources are
+        kept as integer fractions num/den, so that a period of 10^9 outputs costs nothing."""
         if a["align_corners"]:
             ratio = Fraction(n - 1, m - 1) if m > 1 else Fraction(0)
         else:
             # The scale as written (1.1 is 11/10), not its binary approximation.
             ratio = 1 / Fraction(str(scale)) if scale is not None else Fraction(n, m)
+        num, den = ratio.numerator, ratio.denominator
         taps = _TAPS[a["mode"]]
+        if a["mode"] == "nearest":
+            return Reads(lambda o: (o * num // den, 1, 1), den, num, 0)
 
-        def reads(o):
-            if a["mode"] == "nearest":
-                return [math.floor(o * ratio)]
-            src = o * ratio if a["align_corners"] else (o + Fraction(1, 2)) * ratio - Fraction(1, 2)
-            whole = math.floor(src)
-            if src == whole:
-                return [whole]
-            return list(range(whole - (taps // 2 - 1), whole + taps // 2 + 1))
+        def source(o):  # (numerator, denominator) of output o's source coordinate
+            return (o * num, den) if a["align_corners"] else ((2 * o + 1) * num - den, 2 * den)
 
-        return reads, max(ratio.denominator, 1), ratio.numerator
+        def at(o):
+            top, bottom = source(o)
+            whole = top // bottom
+            if top % bottom == 0:
+                return whole, 1, 1
+            return whole - (taps // 2 - 1), 1, taps
+
+        # A source on a pixel at outputs 0 and 1 means ratio and its offset are whole: every
+        # source is; otherwise some output reads all the taps.
+        on_pixel = all(top % bottom == 0 for top, bottom in map(source, (0, 1)))
+        return Reads(at, den, num, 0 if on_pixel else taps - 1)
 
     def torch_module(self, a, shapes):
         from torch import nn

@@ -1,7 +1,7 @@
 """zeropad: pad the spatial axes with zeros (torch.nn.ZeroPad1d/2d/3d, F.pad's order)."""
 from __future__ import annotations
 
-from archcalc.analysis.rf import RF
+from archcalc.analysis.rf import RF, Reads
 from archcalc.errors import LayerError
 from archcalc.layers.base import Arg, Layer, register
 
@@ -41,7 +41,7 @@ class ZeroPad(Layer):
         if rf.regular:
             return RF(rf.size, rf.stride, tuple(b - lo * j for b, j, (lo, _) in zip(rf.start, rf.stride, sides)),
                       rf.misaligned)
-        return rf.map([(lambda o, lo=lo: [o - lo], 1, 1) for lo, _ in sides])
+        return rf.map([Reads.shift(-lo) for lo, _ in sides])
 
     def explain(self, a, shapes, out, rf_in, rf_out, row):
         from archcalc.layers import _explain as ex
