@@ -7,6 +7,8 @@ per-step host transfer.
 from __future__ import annotations
 
 import math
+import os
+import stat
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -23,6 +25,12 @@ SOURCE_HELP = ("digits, synthetic, sample-images, a .npz file with arrays x and 
                "(one sub-folder per class) or torchvision:NAME[:ROOT]")
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 MAX_PATCHES = 20_000  # sample-images with tiny patches would give ~100k+; a seeded subset is plenty
+#: Size limits, checked before anything is decoded or allocated (docs/train.md, "Safety guarantees"):
+#: the examples of a dataset as float32 (an .npz file's arrays as declared in their .npy headers, an
+#: image folder's decoded images, a synthetic set), and the pixels of one image (PNG and JPEG headers
+#: state the size, so a 20000 x 20000 "decompression bomb" of a few hundred bytes is refused unread).
+MAX_DATA_BYTES = 2 * 2**30
+MAX_IMAGE_PIXELS = 50_000_000
 
 
 @dataclass
@@ -171,6 +179,10 @@ def check_augment(input_shape: tuple, *, flip: bool = False, shift: int = 0, cro
     if shift and len(shape) not in (2, 3):
         raise SpecError(f"shifts are for images [C, H, W] or signals [C, L]; "
                         f"the spec's input is {list(shape)}")
+    if shift and shift >= min(shape[1:]):
+        size = "x".join(map(str, shape[1:]))
+        raise SpecError(f"a shift of up to {shift} pixels can move a {size} input entirely out of view; "
+                        f"it must be less than {min(shape[1:])}")
     if crop and 2 * crop >= min(shape[1:]):
         raise SpecError(f"a crop of {crop} pixels from each side leaves nothing of a "
                         f"{shape[1]}x{shape[2]} image")
@@ -253,19 +265,33 @@ def _load_raw(source, task, input_shape, *, seed, synthetic_size, num_classes, t
     if source.startswith("torchvision:"):
         return _torchvision(source, input_shape)
     path = Path(source)
-    if path.suffix == ".npz" or path.is_file():
-        if not path.is_file():
-            raise SpecError(f"data file '{source}' does not exist")
-        return (*_npz(path, task), None)
-    if path.is_dir():
+    try:
+        info = os.stat(path)  # follows links: data may well live elsewhere
+    except (OSError, ValueError):
+        info = None
+    if info is not None and stat.S_ISDIR(info.st_mode):
         return (*_image_folder(path, task, input_shape), None)
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        raise SpecError(f"data '{source}' is {_kind(info.st_mode)}, not a file: give a .npz file or a folder of images")
+    if info is not None:
+        return (*_npz(path, task), None)
+    if path.suffix == ".npz":
+        raise SpecError(f"data file '{source}' does not exist")
     raise SpecError(f"unknown data source '{source}'{did_you_mean(source, SOURCES)}: expected {SOURCE_HELP}")
+
+
+def _check_bytes(count: int, per_example: int, what: str, itemsize: int = 4) -> None:
+    total = count * per_example * itemsize
+    if total > MAX_DATA_BYTES:
+        raise SpecError(f"{what}: {count:,} examples of {per_example:,} values would take {total / 2**30:,.1f} GiB; "
+                        f"archcalc train holds at most {MAX_DATA_BYTES / 2**30:g} GiB of data in memory")
 
 
 def _synthetic(task, shape, seed, size, num_classes, tokens, target_shape, vocab):
     rng = np.random.default_rng(seed)
     if size < 1:
         raise SpecError(f"the synthetic dataset needs at least one example, not {size}")
+    _check_bytes(size, math.prod(shape) + math.prod(target_shape or (1,)), "--data synthetic", 8 if tokens else 4)
     x = (rng.integers(0, vocab or 2, (size, *shape)) if tokens
          else rng.standard_normal((size, *shape), dtype=np.float32))
     if task == "classify":
@@ -278,23 +304,104 @@ def _synthetic(task, shape, seed, size, num_classes, tokens, target_shape, vocab
     return x, None, None
 
 
-def _npz(path, task):
+def _kind(mode: int) -> str:
+    from archcalc.torch.runfolder import kind_of
+
+    return kind_of(mode)
+
+
+def _open_regular(path):
+    """`path` opened for reading if it is a regular file (O_NONBLOCK: a FIFO put in its place does not
+    block the open, and is then refused)."""
     try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError) as e:
-        raise SpecError(f"cannot read '{path}' as an .npz file: {e}") from None
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except (OSError, ValueError) as exc:
+        raise SpecError(f"cannot read '{path}': {getattr(exc, 'strerror', None) or exc}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise SpecError(f"'{path}' is {_kind(mode)}, not a file")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+# what each array may hold: numbers for inputs, also text for class labels (named classes)
+_KINDS_OK = {"x": "biuf", "y": "biufUS"}
+
+
+def _npz_member(zf, name, path):
+    """Array `name` of an open .npz (zip) file, its .npy header checked before any data is read: the
+    shape it declares must fit MAX_DATA_BYTES, and the dtype must be plain numbers (or text labels)."""
+    with zf.open(name) as stream:
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+        else:
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+        key = name.removesuffix(".npy")
+        if dtype.kind not in _KINDS_OK[key]:
+            what = {"c": "complex numbers", "O": "Python objects", "V": "records", "M": "dates", "m": "time spans",
+                    "U": "text", "S": "bytes"}.get(dtype.kind, str(dtype))
+            need = "real numbers" if key == "x" else "real numbers or class names"
+            raise SpecError(f"{key} in '{path}' holds {what} ({dtype}); it must hold {need}")
+        if not shape:
+            raise SpecError(f"{key} in '{path}' is a single value; it needs one row per example")
+        count = math.prod(shape)
+        if count * dtype.itemsize > MAX_DATA_BYTES or count * 4 > MAX_DATA_BYTES:
+            raise SpecError(f"{key} in '{path}' declares shape {list(shape)} ({count:,} values of {dtype}), more than "
+                            f"the {MAX_DATA_BYTES / 2**30:g} GiB that archcalc train holds in memory")
+        info = zf.getinfo(name)
+        if info.file_size < count * dtype.itemsize:
+            raise SpecError(f"{key} in '{path}' declares {count * dtype.itemsize:,} bytes of data but holds "
+                            f"{info.file_size:,}: the file is truncated or damaged")
+        return _read_npy(stream, shape, fortran, dtype, key, path)
+
+
+def _read_npy(stream, shape, fortran, dtype, key, path):
+    """The data after a .npy header, read straight into its array (never more than it declares)."""
+    count = math.prod(shape)
+    array = np.empty(count, dtype)
+    view, done = memoryview(array.view(np.uint8)), 0
+    while done < len(view):
+        got = stream.readinto(view[done:])
+        if not got:
+            raise SpecError(f"{key} in '{path}' ends after {done:,} of its {len(view):,} bytes: the file is truncated")
+        done += got
+    return array.reshape(shape[::-1]).transpose() if fortran else array.reshape(shape)
+
+
+def _npz(path, task):
+    import zipfile
+    import zlib
+
     need = ("x",) if task == "denoise" else ("x", "y")
-    missing = [k for k in need if k not in arrays]
-    if missing:
-        raise SpecError(f"'{path}' has arrays {sorted(arrays) or 'none'} but needs {' and '.join(need)} "
-                        f"(x: the inputs, one per row; y: the {task} targets)")
-    x, y = arrays["x"], arrays.get("y")
-    if y is not None and task != "denoise" and len(y) != len(x):
+    try:
+        with _open_regular(path) as handle, zipfile.ZipFile(handle) as zf:
+            names = set(zf.namelist())
+            have = sorted(n.removesuffix(".npy") for n in names)
+            missing = [k for k in need if f"{k}.npy" not in names]
+            if missing:
+                raise SpecError(f"'{path}' has arrays {have or 'none'} but needs {' and '.join(need)} "
+                                f"(x: the inputs, one per row; y: the {task} targets)")
+            x = _npz_member(zf, "x.npy", path)
+            y = _npz_member(zf, "y.npy", path) if "y.npy" in names and task != "denoise" else None
+    except SpecError:
+        raise
+    except (OSError, ValueError, EOFError, RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.error) as e:
+        why = " ".join(str(e).split())[:200]
+        raise SpecError(f"cannot read '{path}' as an .npz file (a zip of .npy arrays x and y): {why}") from None
+    if y is not None and len(y) != len(x):
         raise SpecError(f"'{path}' has {len(x)} inputs in x but {len(y)} targets in y")
-    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
-        raise SpecError(f"x in '{path}' must hold numbers, not {x.dtype}")
+    _check_finite(x, "x", path)
+    if y is not None and y.dtype.kind in "f" and task == "regress":
+        _check_finite(y, "y", path)
     return x, y, None
+
+
+def _check_finite(a, key, path):
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        bad = int(np.argwhere(~np.isfinite(a.reshape(len(a), -1)))[0][0])
+        raise SpecError(f"{key} in '{path}' holds NaN or infinity (example {bad}); training data must be finite")
 
 
 def _image_channels(shape, what):
@@ -309,8 +416,8 @@ def _image_folder(path, task, shape):
     if task == "regress":
         raise SpecError("an image folder gives class labels, not regression targets: "
                         "use an .npz file for regress")
-    files = lambda d: sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
-    subdirs = sorted(d for d in path.iterdir() if d.is_dir() and files(d))
+    files = lambda d: sorted(p for p in _entries(d) if p.suffix.lower() in IMAGE_EXTS and _is_image_file(p))
+    subdirs = sorted(d for d in _entries(path) if d.is_dir() and files(d))
     items = [(p, i) for i, d in enumerate(subdirs) for p in files(d)]
     if task == "denoise":
         items += [(p, -1) for p in files(path)]  # denoise needs no classes: loose images count too
@@ -320,20 +427,71 @@ def _image_folder(path, task, shape):
         raise SpecError(f"--task binary needs exactly two class sub-folders; '{path}' has {len(subdirs)}")
     if not items:
         raise SpecError(f"'{path}' holds no images ({', '.join(sorted(IMAGE_EXTS))})")
-    from PIL import Image
+    _check_bytes(len(items), math.prod(shape), f"'{path}'")
     x = np.empty((len(items), *shape), np.float32)
     for j, (p, _) in enumerate(items):
-        try:
-            with Image.open(p) as im:
-                im = im.convert("L" if c == 1 else "RGB")
-                if im.size != (shape[2], shape[1]):
-                    im = im.resize((shape[2], shape[1]), Image.Resampling.BILINEAR)
-                a = np.asarray(im, np.float32) / 255
-        except OSError as e:
-            raise SpecError(f"cannot read image '{p}': {e}") from None
+        a = _read_image(p, c, shape)
         x[j] = a[None] if c == 1 else a.transpose(2, 0, 1)
     y = np.array([i for _, i in items], np.int64)
     return x, y, [d.name for d in subdirs] or None
+
+
+def _entries(folder):
+    try:
+        return list(folder.iterdir())
+    except OSError as exc:
+        raise SpecError(f"cannot list '{folder}': {exc.strerror or exc}") from None
+
+
+def _is_image_file(p) -> bool:
+    """An image-named entry must be a regular file (or a link to one): a FIFO would block the read
+    and a device never ends, so they are refused rather than skipped."""
+    try:
+        mode = os.stat(p).st_mode
+    except OSError as exc:
+        raise SpecError(f"cannot read image '{p}': {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        return False
+    if not stat.S_ISREG(mode):
+        raise SpecError(f"image '{p}' is {_kind(mode)}, not a file")
+    return True
+
+
+def _read_image(p, channels, shape):
+    """One image as float32 [H, W] or [H, W, 3] in [0, 1], at the spec's size. Its size is read from
+    the header first and refused over MAX_IMAGE_PIXELS before any pixel is decoded."""
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with _open_regular(p) as handle, warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(handle) as im:  # reads the header only
+                w, h = im.size
+                if w * h > MAX_IMAGE_PIXELS:
+                    raise _TooBig(w, h)
+                im = im.convert("L" if channels == 1 else "RGB")
+                if im.size != (shape[2], shape[1]):
+                    im = im.resize((shape[2], shape[1]), Image.Resampling.BILINEAR)
+                return np.asarray(im, np.float32) / 255
+    except SpecError:
+        raise
+    except _TooBig as big:
+        raise SpecError(f"image '{p}' is {big.args[0]:,} x {big.args[1]:,} pixels, more than the "
+                        f"{MAX_IMAGE_PIXELS:,} archcalc decodes (a decompression bomb, or a photo to shrink first)") from None
+    except Image.DecompressionBombError:  # PIL's own limit, larger than ours: refused at the header too
+        raise SpecError(f"image '{p}' is larger than the {MAX_IMAGE_PIXELS:,} pixels archcalc decodes "
+                        "(a decompression bomb, or a photo to shrink first)") from None
+    except MemoryError:
+        raise
+    except Exception as e:  # noqa: BLE001 - PIL's decoders raise many types for a damaged file
+        why = " ".join(f"{type(e).__name__}: {e}".split())[:200]
+        raise SpecError(f"cannot read image '{p}': {why}") from None
+
+
+class _TooBig(Exception):
+    pass
 
 
 def _sample_patches(shape, seed):

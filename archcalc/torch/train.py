@@ -27,7 +27,7 @@ import signal
 import threading
 import time
 import warnings
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -103,6 +103,17 @@ class TrainConfig:
     compile: bool = False
     cuda_graph: str = "auto"
     gpus: int = 1
+    #: not a setting: setting -> the FILE:LINE:COL it was read from, so that checks made later (an
+    #: augmentation against the spec's input, a batch against the data) point at the mistake too
+    where: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def settings(self) -> dict:
+        """The settings as plain values (config.yaml, checkpoints, the --gpus children)."""
+        return {name: getattr(self, name) for name in FIELDS}
+
+    def error(self, name: str, message: str) -> SpecError:
+        """A SpecError about setting `name`, at its place in a config file or naming its flag."""
+        return SpecError(f"{_label(name, self.where)} {message}", self.where.get(name))
 
     @classmethod
     def from_sources(cls, config_yaml_path=None, cli_overrides: dict | None = None) -> "TrainConfig":
@@ -114,7 +125,7 @@ class TrainConfig:
     def checked(self, where: dict | None = None) -> "TrainConfig":
         """Raise SpecError for any value out of range; returns self. `where` maps a setting to the
         FILE:LINE:COL it was read from (the message then names the key there, else the flag)."""
-        where = where or {}
+        where = where if where is not None else self.where
 
         def fail(name, message):
             raise SpecError(f"{_label(name, where)} {message}", where.get(name))
@@ -168,11 +179,11 @@ class TrainConfig:
     def to_yaml(self) -> str:
         import yaml
 
-        return yaml.safe_dump(asdict(self), sort_keys=False)
+        return yaml.safe_dump(self.settings(), sort_keys=False)
 
 
-FIELDS = tuple(f.name for f in fields(TrainConfig))
-_TYPES = {f.name: f.type for f in fields(TrainConfig)}  # strings: "int | None", ...
+FIELDS = tuple(f.name for f in fields(TrainConfig) if f.name != "where")
+_TYPES = {f.name: f.type for f in fields(TrainConfig) if f.name in FIELDS}  # strings: "int | None", ...
 FLOAT_FIELDS = tuple(n for n, t in _TYPES.items() if t.startswith("float"))
 INT_FIELDS = tuple(n for n, t in _TYPES.items() if t.startswith("int"))
 
@@ -249,8 +260,9 @@ def _gather(paths, overrides: dict | None, run_file=None) -> dict:
 
 
 def _build(values: dict) -> TrainConfig:
-    where = {name: loc for name, (_, loc) in values.items()}
-    return TrainConfig(**{name: _coerce(name, value, loc) for name, (value, loc) in values.items()}).checked(where)
+    where = {name: loc for name, (_, loc) in values.items() if loc is not None}
+    cfg = TrainConfig(**{name: _coerce(name, value, loc) for name, (value, loc) in values.items()}, where=where)
+    return cfg.checked()
 
 
 def run_config(run_dir) -> TrainConfig:
@@ -443,23 +455,30 @@ def _load_graph(spec, cfg: TrainConfig):
     out, inp, last = tuple(report.output_shape), tuple(graph.input_shape), graph.nodes[-1].kind
     task = cfg.task
     if task == "classify" and (len(out) != 1 or out[0] < 2):
-        raise SpecError(f"--task classify needs the network to end in one score per class, output [K] with "
+        raise cfg.error("task", f"classify needs the network to end in one score per class, output [K] with "
                         f"K >= 2; {graph.name} outputs {shape_text(out)}")
     if task == "binary" and out not in ((1,), ()):
-        raise SpecError(f"--task binary needs one logit per example, output [1]; {graph.name} outputs "
+        raise cfg.error("task", f"binary needs one logit per example, output [1]; {graph.name} outputs "
                         f"{shape_text(out)}")
     if task in SCORED and last in ("softmax", "log_softmax", "sigmoid"):
-        raise SpecError(f"--task {task} trains on logits (the loss applies the {'sigmoid' if task == 'binary' else 'softmax'} "
+        raise cfg.error("task", f"{task} trains on logits (the loss applies the {'sigmoid' if task == 'binary' else 'softmax'} "
                         f"itself, stably): remove the final {last} layer of {graph.name}")
     if task == "denoise" and out != inp:
-        raise SpecError(f"--task denoise needs the output shaped like the input, {shape_text(inp)}; "
+        raise cfg.error("task", f"denoise needs the output shaped like the input, {shape_text(inp)}; "
                         f"{graph.name} outputs {shape_text(out)}")
     if cfg.flip or cfg.shift or cfg.crop:
         from archcalc.torch.data import check_augment
 
-        if graph.tokens:
-            raise SpecError(f"--flip/--shift/--crop augment images; {graph.name} takes token ids")
-        check_augment(inp, flip=cfg.flip, shift=cfg.shift, crop=cfg.crop)
+        for name in ("flip", "shift", "crop"):
+            value = getattr(cfg, name)
+            if not value:
+                continue
+            if graph.tokens:
+                raise cfg.error(name, f"augments images; {graph.name} takes token ids")
+            try:
+                check_augment(inp, **{name: value})
+            except SpecError as exc:
+                raise cfg.error(name, f"{'' if value is True else value}: {exc.message}".lstrip(": ")) from None
     return graph, report
 
 
@@ -724,7 +743,7 @@ def _fit(run: _Run, ds, run_dir: Path, resume: bool, title: str = "") -> tuple[d
                 "best_val_loss": st["best_val_loss"], "best_epoch": st["best_epoch"], "bad_epochs": st["bad_epochs"],
                 "stopped": st["stopped"], "rng": _rng_states(dist), "partial_losses": partial,
                 "scaler": scaler.state_dict() if scaler is not None else None, "world_size": world,
-                "config": asdict(cfg), "spec": cfg.spec, "network": network}
+                "config": cfg.settings(), "spec": cfg.spec, "network": network}
 
     if not loaded:  # the "last good" state that a NaN in epoch 1 falls back to
         state = snapshot(0, 0)
@@ -1090,7 +1109,7 @@ def _train_here(spec, cfg, resume, on_step, console, graph=None, report=None, lo
     try:
         ds = _load_data(cfg, graph, report, 0 if cfg.folds else None)  # bad data fails before any file is written
         if len(ds.x_train) < cfg.batch_size:
-            raise SpecError(f"--batch-size {cfg.batch_size} is larger than the training split ({len(ds.x_train)} "
+            raise cfg.error("batch_size", f"{cfg.batch_size} is larger than the training split ({len(ds.x_train)} "
                             "examples)")
         if dist.is_main:
             runfolder.make(out)
@@ -1191,7 +1210,7 @@ def _launch(spec, cfg: TrainConfig, resume: bool) -> RunResult:
     status = Path(cfg.out) / _STATUS
     status.unlink(missing_ok=True)  # unlink removes a link itself, never its target
     with _CtrlC():  # the children handle Ctrl-C (they get it too); the parent waits for their checkpoint
-        distributed.launch(_worker, cfg.gpus, spec, asdict(replace(cfg, device=dev)), resume,
+        distributed.launch(_worker, cfg.gpus, spec, replace(cfg, device=dev).settings(), resume,
                            backend="nccl" if dev == "cuda" else "gloo")
     if runfolder.exists(status):
         outcome = runfolder.read_json(status)
