@@ -39,6 +39,8 @@ TOTAL_ONLY = frozenset({"param_bytes"})
 NUMBER_FIGURES = tuple(f for f in FIGURES if f not in ("output_shape", "rf"))
 TOTAL = "total"
 DEFAULT_TOLERANCE = 0.01
+MAX_ANSWER = 10**30  # as archcalc.spec.expr's bound: far above any real count
+MAX_DIGITS = 40  # digits of a written number (1e30 has 31)
 MAX_SYMBOLIC_EXPONENT = 64  # H**64 is already absurd; bigger powers only slow sympy down
 
 #: Multipliers of approximate answers. Single letters are case-sensitive where case matters
@@ -141,6 +143,7 @@ class AnswerSheet:
     bindings: dict = field(default_factory=dict)  # name -> int, from `set`
     tolerance: float = DEFAULT_TOLERANCE
     file: str = "<answers>"
+    binding_locs: dict = field(default_factory=dict)  # name -> where its `set:` value was written
 
 
 # --- loading ----------------------------------------------------------------------------------
@@ -161,7 +164,7 @@ def parse_answers(text: str, filename: str = "<answers>") -> AnswerSheet:
             raise SpecError(f"unknown top-level key '{key}'{did_you_mean(key, TOP_KEYS)}; expected "
                             f"{', '.join(TOP_KEYS)}", doc.key_locs[key])
     tolerance = _tolerance(doc["tolerance"], doc.where("tolerance")) if "tolerance" in doc else DEFAULT_TOLERANCE
-    bindings = _bindings(doc["set"], doc.where("set")) if "set" in doc else {}
+    bindings, binding_locs = _bindings(doc["set"], doc.where("set")) if "set" in doc else ({}, {})
     raw = doc.get("answers")
     if "answers" not in doc:
         raise SpecError("missing 'answers:' (a mapping like {conv1.params: 416})", doc.loc)
@@ -175,20 +178,20 @@ def parse_answers(text: str, filename: str = "<answers>") -> AnswerSheet:
         layer, figure = _split_key(key, key_loc)
         answers.append(Answer(str(key), layer, figure, parser.parse(figure, value, loc), plain(value),
                               loc, key_loc))
-    return AnswerSheet(answers, bindings, tolerance, filename)
+    return AnswerSheet(answers, bindings, tolerance, filename, binding_locs)
 
 
 def _split_key(key, loc) -> tuple[str, str]:
     example = "expected LAYER.FIGURE, like conv1.params or total.macs"
     if not isinstance(key, str):
-        raise SpecError(f"answer key {key!r} is not a quantity; {example}", loc)
+        raise SpecError(f"answer key {_shown(key)} is not a quantity; {example}", loc)
     layer, dot, figure = key.strip().rpartition(".")
     if not dot or not layer or not figure:
         if figure in FIGURES:
             example = f"write LAYER.{figure} (like conv1.{figure}) or total.{figure}"
-        raise SpecError(f"answer key '{key}' is not of the form LAYER.FIGURE; {example}", loc)
+        raise SpecError(f"answer key {_shown(key)} is not of the form LAYER.FIGURE; {example}", loc)
     if figure not in FIGURES:
-        raise SpecError(f"unknown figure '{figure}' in '{key}'{did_you_mean(figure, FIGURES)}; expected one "
+        raise SpecError(f"unknown figure {_shown(figure)} in {_shown(key)}{did_you_mean(figure, FIGURES)}; expected one "
                         f"of {', '.join(FIGURES)}", loc)
     if layer == TOTAL and figure in LAYER_ONLY:
         raise SpecError(f"'{figure}' is a per-layer figure; ask it of a layer (like conv2.{figure}), "
@@ -207,21 +210,23 @@ def _tolerance(value, loc) -> float:
             value = None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
         raise SpecError(f"tolerance must be a relative number from 0 to below 1 (like 0.01 or '1%'), "
-                        f"got {text!r}", loc)
+                        f"got {_shown(text)}", loc)
     return float(value)
 
 
-def _bindings(raw, loc) -> dict:
+def _bindings(raw, loc) -> tuple[dict, dict]:
+    """The `set:` numbers, and where each was written."""
     if not isinstance(raw, YMap):
         raise SpecError("'set' must map size symbols to numbers, like {H: 28, W: 28}", loc)
-    out = {}
+    out, locs = {}, {}
     for key, value in raw.items():
         if not isinstance(key, str) or not _IDENT.match(key) or key in ("min", "max"):
-            raise SpecError(f"'{key}' is not a symbol name (letters, digits and _)", raw.key_locs[key])
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise SpecError(f"set {key}: expected a positive integer, got {value!r}", raw.where(key))
-        out[key] = value
-    return out
+            raise SpecError(f"{_shown(key)} is not a symbol name (letters, digits and _)", raw.key_locs[key])
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ANSWER:
+            raise SpecError(f"set {key}: expected a positive integer up to 1e30, got {_shown(value)}",
+                            raw.where(key))
+        out[key], locs[key] = value, raw.where(key)
+    return out, locs
 
 
 # --- values -----------------------------------------------------------------------------------
@@ -241,20 +246,24 @@ class _ValueParser:
                memory: bool = False):
         """Exact, Approx (when `approx`) or Symbolic from one YAML scalar."""
         if isinstance(value, bool) or value is None or isinstance(value, (YMap, YList)):
-            shown = "nothing" if value is None else repr(plain(value))
+            shown = "nothing" if value is None else _shown(plain(value))
             forms = "a number, an expression like '4*H*W*10 + 10'"
             forms += " or an approximate value like 'about 822 million'" if approx else ""
             raise SpecError(f"expected {what}: {forms}; got {shown}", loc)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SpecError(f"{value!r} is not a finite number", loc)
+        if isinstance(value, (int, float)) and abs(value) > MAX_ANSWER:
+            shown = (_shown(value) if isinstance(value, float) or abs(value) < 10**100  # repr: at most 4300 digits
+                     else f"a number of about {int(value.bit_length() * 0.30103) + 1} digits")
+            raise SpecError(f"{shown} is too large (answers are at most 1e30)", loc)
         if isinstance(value, int):
             return Exact(value, str(value))
         if isinstance(value, float):
-            if not math.isfinite(value):
-                raise SpecError(f"{value!r} is not a finite number", loc)
             if not approx:
                 if value.is_integer():
                     return Exact(int(value), repr(value))
                 if integer:
-                    raise SpecError(f"{value!r}: {what} is a whole number", loc)
+                    raise SpecError(f"{_shown(value)}: {what} is a whole number", loc)
                 return Exact(value, repr(value))
             return Approx(value, self.tolerance, repr(value))
         text = str(value)
@@ -286,7 +295,7 @@ class _ValueParser:
         except ExprError as exc:
             raise SpecError(str(exc), loc) from None
         except (TypeError, ValueError, ArithmeticError) as exc:  # sympy refusing an operation
-            raise SpecError(f"cannot evaluate {text!r}: {exc}", loc) from None
+            raise SpecError(f"cannot evaluate {_shown(text)}: {exc}", loc) from None
         if isinstance(result, (int, float, Fraction)):
             return Exact(result, text)
         return self._symbolic(result, text, loc)
@@ -296,7 +305,7 @@ class _ValueParser:
 
         for sub in sympy.preorder_traversal(result):
             if isinstance(sub, sympy.Pow) and sub.exp.is_number and abs(sub.exp) > MAX_SYMBOLIC_EXPONENT:
-                raise SpecError(f"exponent {sub.exp} in {text!r} is too large (at most "
+                raise SpecError(f"exponent {sub.exp} in {_shown(text)} is too large (at most "
                                 f"{MAX_SYMBOLIC_EXPONENT})", loc)
         if not result.free_symbols:
             return Exact(int(result) if result.is_Integer else Fraction(str(result)) if result.is_Rational
@@ -346,7 +355,7 @@ def parse_approx(text: str, loc=None, memory: bool = False):
     match = _APPROX.match(text)
     if match is None or not re.search(r"\d", match["num"] or ""):
         if _LOOKS_APPROX.match(text):
-            raise SpecError(f"cannot read {text!r} as an approximate number; write it like 'about 822 "
+            raise SpecError(f"cannot read {_shown(text)} as an approximate number; write it like 'about 822 "
                             f"million', '1.64 G' or '8.2e8' (units: {UNITS_TEXT})", loc)
         return None
     num, unit = match["num"], match["unit"]
@@ -354,22 +363,26 @@ def parse_approx(text: str, loc=None, memory: bool = False):
     if unit and memory:
         scale = BYTE_UNITS.get(unit)
         if scale is None:
-            raise SpecError(f"unknown memory unit '{unit}' in {text!r}; units are {BYTE_UNITS_TEXT}", loc)
+            raise SpecError(f"unknown memory unit {_shown(unit)} in {_shown(text)}; units are {BYTE_UNITS_TEXT}", loc)
     elif unit:
         scale = UNITS.get(unit) or UNIT_WORDS.get(unit.lower())
         if scale is None:
             extra = (" (use M for million; m would be milli)" if unit == "m"
                      else f" (a product is written with *, like {num}*{unit})" if not match["about"] else "")
-            raise SpecError(f"unknown unit '{unit}' in {text!r}{extra}; units are {UNITS_TEXT}", loc)
+            raise SpecError(f"unknown unit {_shown(unit)} in {_shown(text)}{extra}; units are {UNITS_TEXT}", loc)
+    digits = sum(ch.isdigit() for ch in re.split("[eE]", num)[0])  # of the mantissa
+    if digits > MAX_DIGITS:  # before any arithmetic: Decimal and int would take them all
+        raise SpecError(f"{_shown(text)} has {digits} digits; an answer has at most {MAX_DIGITS}", loc)
     try:
         value = Decimal(num.replace(",", "").replace("_", "")) * scale
-    except InvalidOperation:
-        raise SpecError(f"cannot read {text!r} as a number", loc) from None
+        too_large = not value.is_finite() or abs(value) > Decimal(MAX_ANSWER)
+    except ArithmeticError:  # decimal's InvalidOperation and Overflow (an exponent like e99999999999)
+        too_large = True
+    if too_large:
+        raise SpecError(f"{_shown(text)} is too large (answers are at most 1e30)", loc)
     is_approx = bool(match["about"] or unit or re.search(r"[.eE]", num))
     if not is_approx:
         return int(value), False
-    if not value.is_finite() or abs(value) > Decimal(10) ** 30:
-        raise SpecError(f"{text!r} is too large", loc)
     return float(value), True
 
 
@@ -381,6 +394,12 @@ def plain(value):
     if isinstance(value, list):
         return [plain(v) for v in value]
     return value
+
+
+def _shown(value, limit: int = 80) -> str:
+    """repr of a value for a message, cut short: a message stays one readable line."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 16]}...{text[-12:]} ({len(text)} characters)"
 
 
 def format_given(value) -> str:

@@ -7,7 +7,8 @@
 
 Expected values may be ints or sympy expressions (specs with symbolic sizes); `sheet.bindings`
 (the file's `set:`) are substituted into them. Verdicts: "right", "close" (an approximate answer
-within the tolerance; counts as right) and "wrong". An answer naming no layer is a mistake in the
+within the tolerance; counts as right), "wrong" and "undecided" (a formula too large to compare
+within archcalc.homework.decide's bounds; not counted right). An answer naming no layer is a mistake in the
 file: `check` raises SpecError at the answer's location, with a did-you-mean.
 
 A wrong answer gets a hint when it equals what a usual mistake gives: each candidate mistaken
@@ -24,9 +25,14 @@ from fractions import Fraction
 from archcalc.analysis.report import DTYPE_BYTES, LayerResult
 from archcalc.analysis.rf import GLOBAL, RF
 from archcalc.errors import SpecError, did_you_mean
-from archcalc.homework.answers import TOTAL, Approx, Exact, RFAnswer, Shape, Symbolic
+from archcalc.homework import decide
+from archcalc.homework.answers import TOTAL, Approx, Exact, RFAnswer, Shape, Symbolic, _shown
 
 RIGHT, CLOSE, WRONG = "right", "close", "wrong"
+UNDECIDED = "undecided"  # a symbolic answer too large to compare within bounds; not counted right
+UNDECIDED_HINT = ("archcalc cannot decide whether this formula equals the expected one within its "
+                  "bounds (it agrees at the sizes tried but is too large to prove); write it in a "
+                  "simpler, expanded form")
 GRADE_HEADER = ("student", "right", "total", "score", "wrong")
 BIASED_KINDS = ("conv", "conv_transpose", "linear")
 WINDOW_KINDS = ("conv", "maxpool", "avgpool")
@@ -49,7 +55,7 @@ class AnswerResult:
     given: object  # as written (plain YAML value)
     given_text: str
     expected: str  # formatted
-    verdict: str  # "right", "close" or "wrong"
+    verdict: str  # "right", "close", "wrong" or "undecided"
     hint: str | None = None
     formula: str | None = None  # filled by the caller (e.g. from `explain`); not set here
     loc: object = None  # where the answer was written
@@ -108,7 +114,7 @@ class CheckResult:
             line = f"{r.verdict:<5}  {r.quantity} = {r.given_text}"
             if r.verdict == CLOSE:
                 line += f"  (exact: {r.expected})"
-            elif r.verdict == WRONG:
+            elif r.verdict in (WRONG, UNDECIDED):
                 line += f"  (expected {r.expected})"
                 if r.hint:
                     line += f": {r.hint}"
@@ -170,7 +176,7 @@ class _Checker:
                                 activation_bytes=sum_(r.activation_bytes for r in rows), blocks=last.blocks)
             return _Target(answer.layer, group, rows)
         choices = [TOTAL] + list(self.rows) + sorted(_prefixes(self.rows))
-        raise SpecError(f"unknown layer '{answer.layer}' in '{answer.quantity}'"
+        raise SpecError(f"unknown layer {_shown(answer.layer)} in {_shown(answer.quantity)}"
                         f"{did_you_mean(answer.layer, choices)}; layers are named as in `archcalc analyze`",
                         answer.key_loc or answer.loc)
 
@@ -235,14 +241,16 @@ class _Checker:
         expected = self.expected(target, answer.figure)
         value = answer.value
         if answer.figure == "rf":
-            verdict = RIGHT if rf_matches(value, expected) else WRONG
+            verdict = _VERDICTS[rf_matches(value, expected)]
         elif answer.figure == "output_shape":
-            verdict = RIGHT if shape_matches(value, expected) else WRONG
+            verdict = _VERDICTS[shape_matches(value, expected)]
         else:
             verdict = number_verdict(value, expected)
         hint = None
         if verdict == WRONG:
             hint = self.hint(answer, target, expected)
+        elif verdict == UNDECIDED:
+            hint = UNDECIDED_HINT
         return AnswerResult(answer.quantity, answer.given, answer.given_text,
                             format_expected(expected, answer.figure), verdict, hint, None, answer.loc)
 
@@ -264,7 +272,7 @@ class _Checker:
                     return text
             return self.shape_fallback(value, target, expected)
         for candidate, text in getattr(self, f"{figure}_candidates")(target, expected):
-            if candidate is not None and number_verdict(value, candidate) != WRONG \
+            if candidate is not None and number_verdict(value, candidate) in (RIGHT, CLOSE) \
                     and number_verdict(Exact(candidate, ""), expected) == WRONG:
                 return text
         return None
@@ -598,14 +606,23 @@ def number_verdict(value, expected) -> str:
             return RIGHT
         return CLOSE if abs(value.value - float(expected)) <= value.tolerance * abs(float(expected)) else WRONG
     if isinstance(value, (Exact, Symbolic)):
-        return RIGHT if values_equal(value.value, expected) else WRONG
+        return _VERDICTS[compare(value.value, expected)]
     return WRONG
 
 
-def shape_matches(value, expected) -> bool:
+_VERDICTS = {True: RIGHT, False: WRONG, None: UNDECIDED}
+
+
+def _all(results) -> bool | None:
+    """True when every comparison is True, False when any is False, else None (undecided)."""
+    results = list(results)
+    return False if False in results else None if None in results else True
+
+
+def shape_matches(value, expected) -> bool | None:
     if not isinstance(value, Shape) or expected is None or len(value.items) != len(expected):
         return False
-    return all(values_equal(item.value, e) for item, e in zip(value.items, expected))
+    return _all(compare(item.value, e) for item, e in zip(value.items, expected))
 
 
 def _shape_mistake(value, candidate, expected) -> bool:
@@ -627,27 +644,33 @@ def shape_equal(a, b) -> bool:
     return len(a) == len(b) and all(values_equal(x, y) for x, y in zip(a, b))
 
 
-def rf_matches(value, expected) -> bool:
+def rf_matches(value, expected) -> bool | None:
     if not isinstance(value, RFAnswer):
         return False
     if value.is_global or expected is None or expected == GLOBAL:
         return value.is_global and expected == GLOBAL
     parts = value.parts
-    return bool(parts) and all(_axes_match(given, getattr(expected, part)) for part, given in parts.items())
+    return bool(parts) and _all(_axes_match(given, getattr(expected, part)) for part, given in parts.items())
 
 
-def _axes_match(given, expected_axes) -> bool:
+def _axes_match(given, expected_axes) -> bool | None:
     """An rf part as answered (one answer for every axis, or one per axis) against a tuple."""
     if isinstance(given, tuple):
-        return len(given) == len(expected_axes) and all(
-            values_equal(g.value, e) for g, e in zip(given, expected_axes))
-    return all(values_equal(given.value, e) for e in expected_axes)
+        return len(given) == len(expected_axes) and _all(
+            compare(g.value, e) for g, e in zip(given, expected_axes))
+    return _all(compare(given.value, e) for e in expected_axes)
 
 
 def values_equal(a, b) -> bool:
-    """Exact equality of numbers (int, Fraction, float) and sympy expressions: symbolic values are
-    equal when sympy.simplify(a - b) == 0, or, where sympy cannot decide (floors), when they agree
-    at every sample point."""
+    """Whether two values are known to be equal (see `compare`; "cannot decide" is not equal)."""
+    return compare(a, b) is True
+
+
+def compare(a, b) -> bool | None:
+    """Exact equality of numbers (int, Fraction, float) and sympy expressions. Symbolic values are
+    compared by archcalc.homework.decide, in bounded time: True (equal: proved for rational
+    functions, or vanishing at every sample size for floors), False (different), or None (too
+    large to decide within its bounds)."""
     if a is None or b is None or isinstance(a, (str, tuple)) or isinstance(b, (str, tuple)):
         return a == b
     sa, sb = _symbolic(a), _symbolic(b)
@@ -657,24 +680,50 @@ def values_equal(a, b) -> bool:
         return a == b
     if not (sa and sb):
         return False  # a formula against a number (a set: binding would have made both numbers)
-    import sympy
-
-    diff = sympy.sympify(a) - sympy.sympify(b)
+    diff = _sympy_value(a) - _sympy_value(b)
     if diff == 0:
         return True
     diff, ranges = _constrained(diff)
     if diff == 0:
         return True
-    if not _agrees_at_samples(diff, _SAMPLES, ranges):
-        return False  # a counterexample: certainly different
+    return _zero(diff, ranges)
+
+
+def _sympy_value(value):
+    """A value as sympy: numbers are converted by type, never by parsing text."""
+    import sympy
+
+    if isinstance(value, sympy.Basic):
+        return value
+    if isinstance(value, bool):
+        return sympy.Integer(int(value))
+    if isinstance(value, int):
+        return sympy.Integer(value)
+    if isinstance(value, Fraction):
+        return sympy.Rational(value.numerator, value.denominator)
+    if isinstance(value, float):
+        return sympy.Float(value)
+    raise TypeError(f"not a number: {type(value).__name__}")
+
+
+def _zero(diff, ranges) -> bool | None:
+    """Is `diff` zero wherever it is defined, for sizes within `ranges`? (decide's ladder.)"""
+    symbols = sorted(diff.free_symbols, key=str)
     try:
-        if sympy.simplify(diff) == 0:
-            return True
-    except Exception:  # noqa: BLE001 - sympy may give up on odd forms; the samples decide
-        pass
-    # sympy cannot prove it (identities of floors, such as floor((H+1)/2) = floor((H-1)/2) + 1):
-    # equal when it also vanishes on a wider sweep of sizes.
-    return _agrees_at_samples(diff, _WIDE_SAMPLES, ranges, rounds=6)
+        program = decide.compile_expr(diff, symbols)
+    except (decide.TooLarge, decide.Unsupported):
+        return None
+    if decide.vanishes_at(program, _sample_points(symbols, _SAMPLES, ranges, rounds=2)) is False:
+        return False  # a counterexample: certainly different
+    if decide.is_rational(program):
+        return decide.rational_zero(program, symbols, ranges)
+    # Floors, min, max, mod (identities such as floor((H+1)/2) = floor((H-1)/2) + 1): equal when
+    # it also vanishes on a wider sweep of sizes, as many of them as the budget allows.
+    points = _sample_points(symbols, _WIDE_SAMPLES, ranges, rounds=6)
+    affordable = decide.SAMPLE_BUDGET // max(1, len(program))
+    if affordable < len(_SAMPLES):
+        return None
+    return decide.vanishes_at(program, points[:affordable])
 
 
 def _constrained(diff):
@@ -698,31 +747,16 @@ def _constrained(diff):
     return diff, ranges
 
 
-def _agrees_at_samples(diff, samples, ranges=None, rounds: int = 2) -> bool:
-    """diff is 0 wherever it is defined, at `rounds` x len(samples) points (symbols get different,
-    interleaved values from `samples`, kept within their (scale, min, max) `ranges`)."""
-    import sympy
-
-    symbols = sorted(diff.free_symbols, key=str)
+def _sample_points(symbols, samples, ranges=None, rounds: int = 2) -> list[tuple]:
+    """`rounds` x len(samples) points: symbols get different, interleaved values from `samples`,
+    kept within their (scale, min, max) `ranges`."""
     values = []
     for sym in symbols:
         scale, low, high = (ranges or {}).get(sym, (1, 1, None))
         allowed = [v for v in samples if scale * v >= low and (high is None or scale * v <= high)]
         values.append(allowed or [max(1, -(-low // scale))])
-    n = len(samples)
-    points = []
-    for i in range(rounds * n):
-        points.append({s: sympy.Integer(vals[(i * (2 * k + 1) + 7 * k) % len(vals)])
-                       for k, (s, vals) in enumerate(zip(symbols, values))})
-    for point in points:
-        value = diff.xreplace(point)
-        if value.free_symbols:
-            value = value.subs(point)
-        if not value.is_number or value.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
-            continue
-        if value != 0:
-            return False
-    return True
+    return [tuple(vals[(i * (2 * k + 1) + 7 * k) % len(vals)] for k, vals in enumerate(values))
+            for i in range(rounds * len(samples))]
 
 
 # --- formatting -------------------------------------------------------------------------------
@@ -781,9 +815,8 @@ def _plain(value):
 
 def _is_zero(value) -> bool:
     if _symbolic(value):
-        import sympy
-
-        return sympy.simplify(value) == 0
+        diff, ranges = _constrained(value)
+        return diff == 0 or _zero(diff, ranges) is True
     return value == 0
 
 

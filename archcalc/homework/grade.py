@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from archcalc import api
 from archcalc.analysis.walk import analyze_graph
+from archcalc.errors import SpecError
 from archcalc.homework.answers import load_answers
 from archcalc.homework.check import CheckResult, check
 
@@ -15,10 +16,27 @@ _STEP_FOR = {"params": ("params",), "trainable_params": ("trainable", "params"),
 def grade(spec, answers_path) -> CheckResult:
     """Check one answers file: its `set:` bindings are applied to the spec's symbols."""
     sheet = load_answers(answers_path)
+    if sheet.bindings:
+        check_bindings(api.load_spec(spec).constraints, sheet)
     graph = api.load_graph(spec, bindings=sheet.bindings or None)
     result = check(analyze_graph(graph), sheet, spec_graph=graph)
     _add_formulas(graph, result)
     return result
+
+
+def check_bindings(constraints: dict, sheet) -> None:
+    """A `set:` number must satisfy the spec's constraints on its symbol (multiple_of, min, max):
+    the formulas hold only there. SpecError at the number otherwise."""
+    for name, value in sheet.bindings.items():
+        rules = constraints.get(name) or {}
+        step, low, high = rules.get("multiple_of", 1), rules.get("min"), rules.get("max")
+        broken = (f"is not a multiple of {step}" if value % step
+                  else f"is below its min {low}" if low is not None and value < low
+                  else f"is above its max {high}" if high is not None and value > high else None)
+        if broken:
+            shown = ", ".join(f"{k}: {v}" for k, v in rules.items())
+            raise SpecError(f"set {name}: {value} {broken} (the spec constrains {name} to {{{shown}}})",
+                            sheet.binding_locs.get(name))
 
 
 def _add_formulas(graph, result: CheckResult) -> None:

@@ -1,0 +1,165 @@
+"""Hostile answers files (issue 10): symbolic work is bounded, bad values are refused where they
+are written, and nothing hangs, explodes or prints a traceback.
+
+Hangs and memory bombs run in their own process (tests/hostile.py: a hang timeout and an address
+space cap); plain refusals run in-process with typer's CliRunner.
+"""
+import json
+from pathlib import Path
+
+import pytest
+import sympy
+from typer.testing import CliRunner
+
+from archcalc.cli import app
+from archcalc.homework import decide
+from archcalc.homework.check import UNDECIDED, compare
+from hostile import Run, assert_refused, run_cli
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC = ROOT / "specs" / "homework" / "conv_pool_fc.yaml"  # fc.params = 40*H*W + 10, H and W even
+runner = CliRunner()
+
+# (H+W+1)(H-W+2) = H^2 - W^2 + 3H + W + 2, so this is 40*H*W + 10 written the long way: degree 120
+# in H and W. sympy.simplify spent minutes on it before the checker stopped calling it.
+IDENTITY = "40*H*W+10+(H+W+1)**60*(H-W+2)**60-(H*H-W*W+3*H+W+2)**60"
+
+
+def _answers(tmp_path, body: str, name: str = "answers.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(body)
+    return path
+
+
+def _check_json(tmp_path, body, timeout=60):
+    path = _answers(tmp_path, body)
+    run = run_cli(["check", "--json", SPEC, path], timeout=timeout)
+    assert "Traceback" not in run.stderr, run.stderr
+    return run, (json.loads(run.stdout) if run.stdout.strip() else None)
+
+
+def _invoke(*args) -> Run:
+    result = runner.invoke(app, [str(a) for a in args])
+    return Run(result.exit_code, result.stdout, result.stderr, 0.0)
+
+
+def test_the_identity_really_is_one():
+    # Independent of the checker: the bases agree after expansion (cheap: degree 2).
+    H, W = sympy.symbols("H W")
+    assert sympy.expand((H + W + 1) * (H - W + 2) - (H * H - W * W + 3 * H + W + 2)) == 0
+
+
+def test_a_former_simplify_hang_is_proved_right_quickly(tmp_path):
+    run, data = _check_json(tmp_path, f'answers:\n  fc.params: "{IDENTITY}"\n')
+    assert run.rc == 0, run.stderr
+    assert data["answers"][0]["verdict"] == "right"
+
+
+def test_a_near_miss_of_the_identity_is_wrong(tmp_path):
+    near = IDENTITY.replace("+W+2)**60", "+W+3)**60")
+    run, data = _check_json(tmp_path, f'answers:\n  fc.params: "{near}"\n')
+    assert run.rc == 1
+    assert data["answers"][0]["verdict"] == "wrong"
+
+
+def test_too_large_to_prove_is_undecided_not_a_hang(tmp_path):
+    # (H+1)^8 (W+2)^8 = (HW + 2H + W + 2)^8: equal, but degree 480 in each of H and W; the exact
+    # grid would need 481 x 481 points, past the budget, so the honest verdict is "undecided".
+    text = "40*H*W+10+((H+1)**8*(W+2)**8+1)**60-((H*W+2*H+W+2)**8+1)**60"
+    run, data = _check_json(tmp_path, f'answers:\n  fc.params: "{text}"\n')
+    assert run.rc == 1
+    answer = data["answers"][0]
+    assert answer["verdict"] == UNDECIDED
+    assert "cannot decide" in answer["hint"]
+
+
+def test_a_floor_identity_is_right_and_a_floor_slip_is_wrong(tmp_path):
+    # For even H = 2k: floor(k/2) + floor((k+1)/2) = k, so the bracket is 0; H//3 breaks that.
+    poly = "+".join(f"(H+{i})*(W+{i})" for i in range(1, 15))
+    right = f"40*H*W+10+(H//4+(H+2)//4-H//2)*({poly})"
+    wrong = f"40*H*W+10+(H//4+(H+2)//3-H//2)*({poly})"
+    run, data = _check_json(tmp_path, f'answers:\n  fc.params: "{right}"\n  fc.macs: "{wrong}"\n')
+    assert [a["verdict"] for a in data["answers"]] == ["right", "wrong"]
+    assert run.rc == 1
+
+
+def test_compare_stops_at_the_node_limit():
+    H = sympy.Symbol("H", integer=True, positive=True)
+    huge = sympy.Add(*[(H + i) ** 2 for i in range(1, decide.MAX_NODES // 3)])  # squares kept as written
+    assert compare(huge, huge + 1) is False  # a difference that sympy itself reduces to a number
+    assert compare(huge, H) is None  # past MAX_NODES: not evaluated at all
+
+
+def test_a_rational_identity_with_a_denominator_is_right():
+    H = sympy.Symbol("H", integer=True, positive=True)
+    assert compare((40 * H**2 + 10 * H) / H, 40 * H + 10) is True
+    assert compare((40 * H**2 + 10 * H) / (H + 1), 40 * H + 10) is False
+
+
+@pytest.mark.parametrize("text", ["(1/2)**(10**29)", "(2*H)**(10**29)", "(H/2)**(10**29)",
+                                  "(H+1)**(10**29)", "H**(-(10**29))"])
+def test_giant_powers_are_refused_at_the_answer(tmp_path, text):
+    path = _answers(tmp_path, f'answers:\n  fc.params: "{text}"\n')
+    assert_refused(run_cli(["check", SPEC, path], timeout=30), where=f"{path}:2:14")
+
+
+def test_deeply_nested_lists_are_refused(tmp_path):
+    path = _answers(tmp_path, "answers:\n  pool1.output_shape: " + "[" * 330 + "]" * 330 + "\n")
+    assert_refused(run_cli(["check", SPEC, path], timeout=30), located=True)
+
+
+@pytest.mark.parametrize("value, problem", [
+    ('"' + "7" * 5000 + '"', "digits"),
+    ('"about ' + "7" * 5000 + '"', "digits"),
+    ('"7e99999999999"', "too large"),
+    ('"1.5e31"', "too large"),
+    ("7" * 5000, None),  # a YAML integer past Python's int-to-str limit
+    ("1.0e+31", None),  # the YAML reader's own bound
+    (".nan", "finite"),
+    ("-.inf", "finite"),
+])
+def test_huge_and_non_finite_numbers_are_refused_at_the_answer(tmp_path, value, problem):
+    path = _answers(tmp_path, f"answers:\n  fc.params: {value}\n")
+    line = assert_refused(_invoke("check", SPEC, path), where=f"{path}:2:14", contains=problem)
+    assert len(line) < 400  # the value is shown cut short
+
+
+@pytest.mark.parametrize("binding, where, problem", [
+    ("H: 27", "2:6", "is not a multiple of 2"),
+    ("W: 29", "2:6", "is not a multiple of 2"),
+])
+def test_set_must_keep_the_spec_constraints(tmp_path, binding, where, problem):
+    path = _answers(tmp_path, f"set:\n  {binding}\nanswers:\n  fc.params: 10\n")
+    line = assert_refused(_invoke("check", SPEC, path), where=f"{path}:{where}", contains=problem)
+    assert "multiple_of: 2" in line
+
+
+@pytest.mark.parametrize("value, problem", [(6, "below its min 8"), (40, "above its max 32"),
+                                            (12, "not a multiple of 8")])
+def test_set_below_min_above_max(tmp_path, value, problem):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("input: [1, H, H]\nsymbols:\n  H: {min: 8, max: 32}\nlayers:\n"
+                    "  - {name: fc, linear: 2}\n")
+    if value == 12:
+        spec.write_text(spec.read_text().replace("{min: 8, max: 32}", "{multiple_of: 8, max: 32}"))
+    path = _answers(tmp_path, f"set: {{H: {value}}}\nanswers:\n  fc.params: 10\n")
+    assert_refused(_invoke("check", spec, path), where=f"{path}:1:10", contains=problem)
+
+
+def test_set_within_the_constraints_is_used(tmp_path):
+    path = _answers(tmp_path, "set: {H: 28, W: 30}\nanswers:\n  fc.params: 33610\n")
+    result = _invoke("check", SPEC, path)
+    assert result.rc == 0, result.stdout + result.stderr  # 40*28*30 + 10
+
+
+@pytest.mark.parametrize("body, where", [
+    ("set: {H: " + "8" * 5000 + "}\nanswers:\n  fc.params: 1\n", "1:10"),
+    ("set: {H: 10000000000000000000000000000000}\nanswers:\n  fc.params: 1\n", "1:10"),
+    ('tolerance: "' + "7" * 5000 + '%"\nanswers:\n  fc.params: 1\n', "1:12"),
+    ('answers:\n  fc.params: "about 5 ' + "Q" * 3000 + '"\n', "2:14"),
+    ("answers:\n  " + "x" * 1000 + ".params: 1\n", "2:3"),
+])
+def test_long_values_give_a_short_line(tmp_path, body, where):
+    path = _answers(tmp_path, body)
+    line = assert_refused(_invoke("check", SPEC, path), where=f"{path}:{where}")
+    assert len(line) < 400
