@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import resource
+import signal
 import subprocess
 import sys
 import time
@@ -38,15 +39,22 @@ class Run:
 
 
 def run_cli(args, *, cwd=None, stdin: str | None = None, timeout: float = 30,
-            memory_mb: int = ANALYSIS_MEMORY_MB, env: dict | None = None) -> Run:
+            memory_mb: int = ANALYSIS_MEMORY_MB, env: dict | None = None, file_size_bytes: int | None = None) -> Run:
     """Run `archcalc ARGS` in a fresh process. A run past `timeout` seconds fails the test (the
-    process is killed first), as does one that dies of a signal."""
+    process is killed first), as does one that dies of a signal. `file_size_bytes` caps every file
+    the child writes (RLIMIT_FSIZE, with SIGXFSZ ignored so a write past it fails with EFBIG, as on
+    a full disk)."""
     def limit():  # in the child, before exec
         cap = memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+        if file_size_bytes is not None:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an ignored signal stays ignored across exec
+            resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_bytes, file_size_bytes))
 
     full_env = {**os.environ, "COLUMNS": "120", "PYTHONHASHSEED": "0", **(env or {})}
     full_env.pop("PYTHONDONTWRITEBYTECODE", None)
+    if file_size_bytes is not None:  # CPython would write truncated .pyc files past the cap (a short write)
+        full_env["PYTHONDONTWRITEBYTECODE"] = "1"
     start = time.perf_counter()
     try:
         proc = subprocess.run([sys.executable, "-m", "archcalc", *map(str, args)], cwd=cwd,

@@ -16,6 +16,7 @@ CRCs, so a flipped bit in the weights would otherwise load, and resume, silently
 from __future__ import annotations
 
 import hashlib
+import io
 import struct
 from pathlib import Path
 
@@ -68,7 +69,9 @@ def save(path, state: dict) -> Path:
     """Write `state` (see `KEYS`; `format` and `sha256` are added here) to `path` atomically."""
     full = {"format": FORMAT, **state}
     full["sha256"] = digest(full)
-    return runfolder.write(path, lambda handle: torch.save(full, handle))
+    buffer = io.BytesIO()  # serialised first: a failing write is then a plain OSError (disk full), not torch's
+    torch.save(full, buffer)
+    return runfolder.write(path, buffer.getbuffer())
 
 
 def load(path, map_location="cpu") -> dict:

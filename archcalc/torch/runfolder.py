@@ -63,7 +63,7 @@ def _open_dir(folder: Path) -> int:
     try:
         return os.open(folder, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW | _CLOEXEC)
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.islink(folder):  # Linux says ENOTDIR here
             raise SpecError(f"{folder}: the run folder is a symbolic link; archcalc writes only into a real "
                             "folder (give its target as --out, or another --out)") from None
         if exc.errno == errno.ENOTDIR:
@@ -88,6 +88,8 @@ def check(folder) -> None:
         top = os.lstat(folder)
     except FileNotFoundError:
         return
+    except NotADirectoryError:
+        raise SpecError(f"{folder}: a part of this path is a file, not a folder") from None
     except OSError as exc:
         raise _err(folder, exc, "examine the run folder") from None
     if not stat.S_ISDIR(top.st_mode):
@@ -126,6 +128,8 @@ def make(folder, parents: bool = True) -> Path:
         except OSError as exc:
             raise _err(folder, exc, "create the run folder") from None
         return folder
+    except NotADirectoryError:
+        raise SpecError(f"{folder}: a part of this path is a file, not a folder") from None
     except OSError as exc:
         raise _err(folder, exc, "examine the run folder") from None
     if not stat.S_ISDIR(st.st_mode):

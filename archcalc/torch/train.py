@@ -909,7 +909,7 @@ def plot_curves(history: list, path: Path, title: str = "") -> None:
         if ax.lines:
             ax.legend()
     if title:
-        fig.suptitle(title)
+        fig.suptitle("".join(ch if ch.isprintable() else " " for ch in title))  # a name is a label
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
