@@ -8,15 +8,63 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from typer.core import TyperGroup
+
+try:  # typer >= 0.28 carries its own copy of click, whose exceptions are not click's
+    from typer._click import exceptions as _usage
+except ImportError:  # pragma: no cover - older typer raises click's own
+    from click import exceptions as _usage
 
 from archcalc.analysis.report import DTYPE_BYTES
-from archcalc.errors import SpecError
+from archcalc.errors import SpecError, one_line
+
+
+class _OneLineErrors(TyperGroup):
+    """Usage mistakes (an option value that is not a number, out of range, a missing argument) as
+    one line `error: --option: ...` with exit code 2, like every other mistake; typer's default is
+    a framed box of several lines."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except _NO_ARGS as exc:  # `archcalc` alone: the help, as before
+            typer.echo(exc.ctx.get_help())
+            sys.exit(exc.exit_code)
+        except _usage.ClickException as exc:
+            typer.echo(_usage_line(exc), err=True)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            typer.echo("error: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code or 0)
+
+
+_NO_ARGS = getattr(_usage, "NoArgsIsHelpError", ())
+
+
+def _usage_line(exc) -> str:
+    param = getattr(exc, "param", None)
+    message = exc.format_message()
+    if isinstance(exc, _usage.BadParameter) and not isinstance(exc, _usage.MissingParameter) and param is not None:
+        opts = [o for o in getattr(param, "opts", ()) if o.startswith("--")]
+        message = f"{opts[0] if opts else param.human_readable_name}: {exc.message}"
+    elif isinstance(exc, _usage.MissingParameter):
+        message = " ".join(message.split())  # click lays the choices out on lines of their own
+    if len(message) > MAX_MESSAGE:  # a 5000-digit value is quoted in click's message
+        message = message[:MAX_MESSAGE - 20] + "..." + message[-12:]
+    return "error: " + one_line(message)
+
+
+MAX_MESSAGE = 300
 
 app = typer.Typer(
     help="Exact shapes, parameters, MACs and receptive fields of neural networks written as YAML specs.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
+    cls=_OneLineErrors,
 )
 
 CONVENTIONS = (
@@ -46,6 +94,9 @@ INPUT = typer.Option(None, "--input", "-i",
                      help="Override the spec's input shape, e.g. 3,64,64 (batch excluded).")
 
 
+MAX_BATCH = 10**18  # keeps every figure times the batch within a float's range for time estimates
+
+
 class Format(str, Enum):
     table = "table"
     json = "json"
@@ -58,23 +109,38 @@ def _fail(exc: SpecError) -> None:
     raise typer.Exit(2)
 
 
+# Sizes on the command line: ASCII digits only (str.isdigit also accepts '²' and '٣', which int()
+# refuses or reads as something else), at most MAX_SIZE_DIGITS of them (int() of a 5000-digit
+# string raises, and no tensor is that large).
+MAX_SIZE_DIGITS = 30
+_SIZE = re.compile(rf"-?[0-9]{{1,{MAX_SIZE_DIGITS}}}")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    text = repr(text)
+    return text if len(text) <= limit else f"{text[:limit - 12]}...{text[-8:]} ({len(text)} characters)"
+
+
 def _parse_bindings(items) -> dict:
     out = {}
     for item in items or ():
         name, sep, value = item.partition("=")
         name, value = name.strip(), value.strip()
-        if not sep or not name.isidentifier() or not value.lstrip("-").isdigit():
-            raise SpecError(f"--set {item!r}: expected NAME=INTEGER, e.g. --set H=28")
+        if not sep or not _NAME.fullmatch(name) or not _SIZE.fullmatch(value):
+            raise SpecError(f"--set {_shown(item)}: expected NAME=INTEGER with at most {MAX_SIZE_DIGITS} "
+                            "digits, e.g. --set H=28")
         if int(value) < 1:
-            raise SpecError(f"--set {item!r}: sizes must be positive")
+            raise SpecError(f"--set {_shown(item)}: sizes must be positive")
         out[name] = int(value)
     return out
 
 
 def _parse_shape(text: str) -> tuple:
     parts = [p for p in re.split(r"[\s,x×\[\]()]+", text.strip()) if p]
-    if not parts or not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise SpecError(f"--input {text!r}: expected positive sizes like 3,224,224 (channels first, no batch)")
+    if not parts or not all(_SIZE.fullmatch(p) and int(p) > 0 for p in parts):
+        raise SpecError(f"--input {_shown(text)}: expected positive sizes like 3,224,224 (channels first, no "
+                        f"batch), each at most {MAX_SIZE_DIGITS} digits")
     return tuple(int(p) for p in parts)
 
 
@@ -83,7 +149,7 @@ def analyze(
     spec: Path = SPEC,
     format: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
     as_json: bool = typer.Option(False, "--json", help="Shorthand for --format json."),
-    batch: int = typer.Option(1, "--batch", "-b", min=1, help="Batch size (scales MACs and activations)."),
+    batch: int = typer.Option(1, "--batch", "-b", min=1, max=MAX_BATCH, help="Batch size (scales MACs and activations)."),
     input_shape: Optional[str] = INPUT,
     depth: Optional[int] = typer.Option(
         None, "--depth", "-d", min=1, help="Fold layers deeper than this many dotted name parts into one row."),
@@ -145,7 +211,7 @@ def _plan(spec, shape, bindings, batch, dtype, **options):
 @app.command(name="memory")
 def memory_cmd(
     spec: Path = SPEC,
-    batch: int = typer.Option(1, "--batch", "-b", min=1, help="Batch size."),
+    batch: int = typer.Option(1, "--batch", "-b", min=1, max=MAX_BATCH, help="Batch size."),
     input_shape: Optional[str] = INPUT,
     dtype: Dtype = typer.Option("float32", "--dtype", help="Element type of weights and activations; "
                                 "under 4 bytes means mixed precision (fp32 master weights and states)."),
@@ -238,7 +304,7 @@ def explain(
                                                  "instance name picks all its layers). Default: all.",
                                                  show_default=False),
     format: TextFormat = typer.Option(TextFormat.text, "--format", "-f", help="text, or markdown for a report."),
-    batch: int = typer.Option(1, "--batch", "-b", min=1, help="Batch size (scales MACs)."),
+    batch: int = typer.Option(1, "--batch", "-b", min=1, max=MAX_BATCH, help="Batch size (scales MACs)."),
     input_shape: Optional[str] = INPUT,
     bindings: Optional[list[str]] = SET,
     assume: Optional[Assume] = ASSUME,
@@ -288,12 +354,15 @@ def check(
     else:
         _print_check(results)
     if gradebook is not None:
-        with open(gradebook, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(GRADE_HEADER)
-            for path, result in results:
-                writer.writerows(result.grade_rows(path.name.removesuffix(".yaml").removesuffix(".answers")))
-        typer.echo(f"wrote {gradebook}", err=True)
+        import io
+
+        rows = io.StringIO(newline="")
+        writer = csv.writer(rows)
+        writer.writerow(GRADE_HEADER)
+        for path, result in results:
+            writer.writerows(result.grade_rows(path.name.removesuffix(".yaml").removesuffix(".answers")))
+        _write_text(gradebook, rows.getvalue(), "--gradebook")
+        typer.echo(one_line(f"wrote {gradebook}"), err=True)
     raise typer.Exit(0 if all(r.ok for _, r in results) else 1)
 
 
@@ -387,6 +456,9 @@ def export(
         if to is ExportFormat.onnx:
             if output is None:
                 raise SpecError("--to onnx writes a binary file: give it with -o FILE.onnx")
+            if output.is_dir() or not output.parent.is_dir():
+                raise SpecError(f"--output {_shown(str(output))}: cannot write it: "
+                                f"{'a folder' if output.is_dir() else 'its folder does not exist'}")
             from archcalc.torch.source import export_onnx
 
             export_onnx(graph, output)
@@ -405,8 +477,8 @@ def export(
     if output is None:
         typer.echo(text, nl=False)
     else:
-        output.write_text(text)
-        typer.echo(f"wrote {output}", err=True)
+        _write_text(output, text, "--output")
+        typer.echo(one_line(f"wrote {output}"), err=True)
 
 
 @app.command()
@@ -431,7 +503,7 @@ def kinds(
             typer.echo(f"{name:<{width}}  {KINDS[name].summary}")
         return
     if kind not in KINDS:
-        typer.echo(f"error: unknown layer kind '{kind}'{did_you_mean(kind, KINDS)}", err=True)
+        typer.echo(one_line(f"error: unknown layer kind {_shown(kind)}{did_you_mean(kind, KINDS)}"), err=True)
         raise typer.Exit(2)
     layer = KINDS[kind]
     typer.echo(f"{kind}: {layer.summary}")
@@ -553,6 +625,16 @@ def evaluate_cmd(
     console.print(f"{run}: {result['checkpoint']} (epoch {result['epoch']}) on the {result['split']} split of "
                   f"--data {result['data']}", highlight=False)
     tr.print_summary(console, result)
+
+def _write_text(path: Path, text: str, option: str) -> None:
+    """Write an output file the user named; a path that cannot be written (a folder, a missing
+    folder, no permission, a full disk) is one line, exit 2."""
+    try:
+        with open(path, "w", newline="") as handle:
+            handle.write(text)
+    except OSError as exc:
+        _fail(SpecError(f"{option} {_shown(str(path))}: cannot write it: {exc.strerror or exc}"))
+
 
 def _show_version(value: bool) -> None:
     if value:

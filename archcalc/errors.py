@@ -17,6 +17,20 @@ class Loc(NamedTuple):
         return f"{self.file}:{self.line}:{self.col}"
 
 
+# Characters that would break a one-line message or drive a terminal: C0 and C1 controls (newline,
+# carriage return, NUL, ESC, ...), DEL, the Unicode line and paragraph separators, and the bidi
+# overrides that reorder what a terminal shows. Each is written as its Python escape instead.
+_UNSAFE = [*range(0x00, 0x20), *range(0x7F, 0xA0), 0x2028, 0x2029, *range(0x202A, 0x202F),
+           *range(0x2066, 0x206A), 0xFEFF]
+_ESCAPES = {code: chr(code).encode("unicode_escape").decode("ascii") for code in _UNSAFE}
+
+
+def one_line(text: str) -> str:
+    """`text` with every line break and control character escaped (`\\n`, `\\x1b`, `\\u2028`):
+    what it prints is one line, and nothing in it reaches the terminal as a control sequence."""
+    return str(text).translate(_ESCAPES)
+
+
 class SpecError(Exception):
     """A mistake in a spec (or in a command-line value), reported as `FILE:LINE:COL: error: ...`."""
 
@@ -32,7 +46,7 @@ class SpecError(Exception):
         where = f"{self.loc}: " if self.loc else ""
         who = f"layer '{self.layer}'" if self.layer else ""
         who += f" ({self.kind}): " if who and self.kind else ": " if who else ""
-        return f"{where}error: {who}{self.message}"
+        return one_line(f"{where}error: {who}{self.message}")
 
 
 class LayerError(Exception):

@@ -20,6 +20,12 @@ OPTIMIZER_NAMES = {"sgd": "SGD", "momentum": "SGD with momentum", "adam": "Adam"
 MASTER_BYTES = 4  # mixed precision keeps fp32 master weights and fp32 optimizer states
 TRAIN_FACTOR = 3  # forward + backward (2 x forward: gradients of inputs and of weights)
 DEFAULT_UTILIZATION = 0.4  # a typical model FLOP utilisation (MFU) for well-tuned training
+# Bounds of the cost options: beyond them a time estimate means nothing (and 1/0 or a float past
+# 1e308 would follow).
+MIN_UTILIZATION = 1e-3
+MIN_PEAK_TFLOPS, MAX_PEAK_TFLOPS = 1e-6, 1e9
+MAX_COUNT = 10**18  # --tokens, --examples (a 2T-token LLM run is 2e12)
+MAX_FLOPS = 10**300  # a training FLOP count past this is not turned into a float time
 
 #: Dense (non-sparse) peak tensor throughput in TFLOP/s (TOPS for int8) per dtype, from NVIDIA's
 #: datasheets (H100 SXM/PCIe, H200 SXM, A100 SXM 80GB, V100 SXM2, L4) and the Ada Lovelace
@@ -97,8 +103,11 @@ def plan_memory(graph: Graph, report: Report, *, optimizer: str = "adam", checkp
         raise SpecError(f"unknown optimizer '{optimizer}'; expected one of {', '.join(OPTIMIZER_STATES)}")
     if tokens is not None and examples is not None:
         raise SpecError("give --tokens or --examples, not both")
-    if not 0 < utilization <= 1:
-        raise SpecError(f"--utilization must be in (0, 1], got {utilization}")
+    if not MIN_UTILIZATION <= utilization <= 1:  # NaN fails this too
+        raise SpecError(f"--utilization must be a fraction from {MIN_UTILIZATION:g} to 1, got {utilization}")
+    for option, value in (("--tokens", tokens), ("--examples", examples)):
+        if value is not None and not 1 <= value <= MAX_COUNT:
+            raise SpecError(f"{option} must be a count from 1 to {MAX_COUNT:.0e}, got {_short_int(value)}")
     B, dtype, b = report.batch, report.dtype, DTYPE_BYTES[report.dtype]
     half = b < 4
     if master_weights is None:
@@ -190,6 +199,9 @@ def plan_memory(graph: Graph, report: Report, *, optimizer: str = "adam", checkp
         c.append(Item("utilization", "utilization (MFU)", utilization, "ratio",
                       "achieved / peak; 0.4 is typical of well-tuned training" if utilization == DEFAULT_UTILIZATION
                       else "achieved / peak (--utilization)"))
+        if max(TRAIN_FACTOR * fwd * B, total or 0) > MAX_FLOPS:
+            raise SpecError("the FLOP counts are too large (over 1e300) for a time estimate; leave out "
+                            "--gpu and --peak-tflops")
         c.append(Item("step_time", f"training step (batch {B})", TRAIN_FACTOR * fwd * B / (peak_flops * utilization),
                       "seconds", f"3 x forward x batch {B} / (peak x {utilization:g})"))
         if total is not None:
@@ -228,6 +240,10 @@ def _checkpointed(graph: Graph, shapes: dict, saved: dict) -> tuple:
             f"{_n(per_block[largest])} largest block ({largest})")
 
 
+def _short_int(value: int) -> str:
+    return str(value) if abs(value) < 10**40 else f"a number of about {int(value.bit_length() * 0.30103) + 1} digits"
+
+
 def _div(a: int, b: int):
     return a // b if a % b == 0 else a / b
 
@@ -242,8 +258,10 @@ def _is_sequence(graph: Graph) -> bool:
 
 def _peak(gpu, peak_tflops, dtype):
     if peak_tflops is not None:
-        if peak_tflops <= 0:
-            raise SpecError(f"--peak-tflops must be positive, got {peak_tflops}")
+        # NaN fails every comparison, so it is refused here too; the bounds keep peak x time finite.
+        if not MIN_PEAK_TFLOPS <= peak_tflops <= MAX_PEAK_TFLOPS:
+            raise SpecError(f"--peak-tflops must be a number from {MIN_PEAK_TFLOPS:g} to {MAX_PEAK_TFLOPS:g} "
+                            f"(TFLOP/s), got {peak_tflops}")
         return round(peak_tflops * 1e12), f"{peak_tflops:g} TFLOP/s (--peak-tflops)"
     if gpu is None:
         return None, ""
