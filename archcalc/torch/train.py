@@ -173,7 +173,9 @@ class TrainConfig:
         if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
             fail("nesterov", "needs --optimizer sgd with a non-zero --momentum")
         if self.batch_size % self.gpus:
-            fail("batch_size", f"{self.batch_size} is the global batch: it must divide evenly over --gpus {self.gpus}")
+            at = "gpus" if "gpus" in where and "batch_size" not in where else "batch_size"
+            raise SpecError(f"{_label('batch_size', where)} {self.batch_size} is the global batch: it must divide "
+                            f"evenly over {_label('gpus', where)} {self.gpus}", where.get(at))
         return self
 
     def to_yaml(self) -> str:
@@ -1074,6 +1076,7 @@ def train(spec=None, config: TrainConfig | None = None, *, resume: bool = False,
             if not isinstance(spec, Graph):
                 spec = Path(spec)
         if cfg.gpus > 1 and int(os.environ.get("WORLD_SIZE", 1)) == 1:
+            _launch_device(cfg)  # before the folder is made
             if lock is not None:
                 lock.acquire()
                 if not resume:
@@ -1197,16 +1200,22 @@ def _worker(spec, cfg_dict: dict, resume: bool) -> None:
             runfolder.write(Path(cfg.out) / _STATUS, json.dumps({"kind": type(exc).__name__, "message": str(exc)}))
 
 
-def _launch(spec, cfg: TrainConfig, resume: bool) -> RunResult:
+def _launch_device(cfg: TrainConfig) -> str:
+    """The device of a `--gpus N` launch, or SpecError when N processes cannot run there."""
     dev = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     if dev == "cuda" and torch.cuda.device_count() < cfg.gpus:
-        raise SpecError(f"--gpus {cfg.gpus}: only {torch.cuda.device_count()} CUDA device(s) here")
+        raise cfg.error("gpus", f"{cfg.gpus}: only {torch.cuda.device_count()} CUDA device(s) here")
     if dev == "mps":
         raise SpecError("--gpus needs CUDA devices (or --device cpu): MPS runs one process")
     most = max(8, os.cpu_count() or 1)
     if dev == "cpu" and cfg.gpus > most:
-        raise SpecError(f"--gpus {cfg.gpus} with --device cpu would start {cfg.gpus} processes on "
+        raise cfg.error("gpus", f"{cfg.gpus} with --device cpu would start {cfg.gpus} processes on "
                         f"{os.cpu_count()} cores; at most {most}")
+    return dev
+
+
+def _launch(spec, cfg: TrainConfig, resume: bool) -> RunResult:
+    dev = _launch_device(cfg)
     status = Path(cfg.out) / _STATUS
     status.unlink(missing_ok=True)  # unlink removes a link itself, never its target
     with _CtrlC():  # the children handle Ctrl-C (they get it too); the parent waits for their checkpoint
