@@ -276,9 +276,9 @@ def _print_memory(plan) -> None:
     from archcalc.render import make_console, shape_text
 
     console = make_console()
-    title = (f"{plan.name}  memory and cost: input {shape_text(plan.input_shape)}, batch {plan.batch}, "
+    title = (f"{one_line(plan.name)}  memory and cost: input {shape_text(plan.input_shape)}, batch {plan.batch}, "
              f"{plan.dtype}, {plan.optimizer}" + (", checkpointing" if plan.checkpointing else ""))
-    tab = Table(title=title, title_justify="left", header_style="bold")
+    tab = Table(title=Text(title), title_justify="left", header_style="bold")
     for head, justify in (("", "left"), ("amount", "right"), ("formula", "left")):
         tab.add_column(head, justify=justify, overflow="fold")
     for section, items in plan.sections():
@@ -289,7 +289,7 @@ def _print_memory(plan) -> None:
         tab.add_section()
     console.print(tab)
     for note in plan.notes:
-        console.print(Text("note: " + note), soft_wrap=True)
+        console.print(Text(one_line("note: " + note)), soft_wrap=True)
 
 
 class TextFormat(str, Enum):
@@ -375,13 +375,13 @@ def _print_check(results) -> None:
     console = make_console()
     marks = {"right": "✓ right", "close": "✓ close", "wrong": "✗ wrong", "undecided": "? undecided"}
     for path, result in results:
-        table = Table(title=f"{path}: {result.right}/{result.total} right", title_justify="left")
+        table = Table(title=Text(one_line(f"{path}: {result.right}/{result.total} right")), title_justify="left")
         for head in ("quantity", "given", "expected", "verdict", "why / formula"):
             table.add_column(head, overflow="fold")
         for r in result.results:
-            why = "\n".join(x for x in (r.hint, r.formula) if x)
-            table.add_row(Text(r.quantity), Text(r.given_text), Text(r.expected), Text(marks.get(r.verdict, r.verdict)),
-                          Text(why))
+            why = "\n".join(one_line(x) for x in (r.hint, r.formula) if x)  # hint, formula: a line each
+            table.add_row(Text(one_line(r.quantity)), Text(one_line(r.given_text)), Text(one_line(r.expected)),
+                          Text(marks.get(r.verdict, r.verdict)), Text(why))
         console.print(table)
 
 

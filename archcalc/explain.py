@@ -14,10 +14,11 @@ from fractions import Fraction
 
 from archcalc.analysis.rf import GLOBAL, RF
 from archcalc.analysis.walk import analyze_graph
-from archcalc.errors import SpecError, did_you_mean
+from archcalc.errors import SpecError, did_you_mean, one_line
 from archcalc.layers import KINDS
 from archcalc.layers import _explain as ex
 from archcalc.layers.base import Step
+from archcalc.render import markdown_escape
 from archcalc.spec.graph import INPUT, Graph
 
 #: The figures a step may explain, in the order `text` and `markdown` show them.
@@ -179,16 +180,19 @@ def lines(explanation: Explanation) -> list[str]:
 def text(explanations: list[Explanation]) -> str:
     """Plain text, one step a line, layer names aligned."""
     width = max((len(e.name) for e in explanations), default=0)
-    rows = [f"{e.name:<{width}}  {line}" for e in explanations for line in lines(e)]
+    rows = [one_line(f"{e.name:<{width}}  {line}") for e in explanations for line in lines(e)]
     return "\n".join(rows) + ("\n" if rows else "")
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
+    """A Markdown table cell holding code spans: one line, `|` escaped (even inside code)."""
+    return one_line(text).replace("|", "\\|")
 
 
 def _code(text: str) -> str:
-    return f"`{text}`" if text else ""
+    if not text:
+        return ""
+    return f"`` {text} ``" if "`" in text else f"`{text}`"  # a backtick inside must not end the span
 
 
 def markdown(explanations: list[Explanation]) -> str:
@@ -202,7 +206,9 @@ def markdown(explanations: list[Explanation]) -> str:
             result = number(step.result)
             formula = _code(step.formula)
             subs = _code(step.substituted) if step.substituted not in ("", step.formula) else ""
-            out.append("| " + " | ".join(_cell(c) for c in (layer, figure, formula, subs, result, step.note)) + " |")
+            cells = [_cell(layer), markdown_escape(figure), _cell(formula), _cell(subs), markdown_escape(result),
+                     markdown_escape(step.note)]
+            out.append("| " + " | ".join(cells) + " |")
             first = False
     return "\n".join(out) + "\n"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from archcalc.analysis.walk import analyze_graph
+from archcalc.errors import one_line
 from archcalc.spec.graph import INPUT, Graph
 
 
@@ -54,8 +55,10 @@ def _block_steps(nodes):
 # --- Graphviz ---------------------------------------------------------------------------------
 
 def _dot_quote(text: str) -> str:
-    """A double-quoted dot ID; `\\n` in `text` stays a line break of the label."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    """A double-quoted dot ID; `\\n` in `text` stays a line break of the label, every other
+    control character is written as an escape (archcalc.errors.one_line) and shows as such."""
+    lines = (one_line(line).replace("\\", "\\\\").replace('"', '\\"') for line in text.split("\n"))
+    return '"' + "\\n".join(lines) + '"'
 
 
 def _nested(graph: Graph, shapes: dict, close: str, open_group, node_line) -> list[str]:
@@ -121,10 +124,15 @@ class _Ids:
         return self.by_key[key]
 
 
+# Mermaid's entity codes (#quot;, #35;) for what would end a label, open HTML or, for a backtick,
+# a Markdown string or the ``` fence around the diagram; '#' itself first, so that text holding
+# "#quot;" shows as written.
+_MERMAID = str.maketrans({"#": "#35;", "&": "#amp;", '"': "#quot;", "<": "#lt;", ">": "#gt;", "`": "#96;"})
+
+
 def _mermaid_text(text: str) -> str:
     """A quoted Mermaid label; lines are joined with <br/>."""
-    escaped = text.replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
-    return '"' + escaped.replace("\n", "<br/>") + '"'
+    return '"' + "<br/>".join(one_line(line).translate(_MERMAID) for line in text.split("\n")) + '"'
 
 
 def to_mermaid(graph: Graph) -> str:

@@ -8,6 +8,7 @@ from fractions import Fraction
 
 from archcalc.analysis.report import Report
 from archcalc.analysis.rf import GLOBAL
+from archcalc.errors import one_line
 
 _UNITS = ((10**12, "T"), (10**9, "G"), (10**6, "M"), (10**3, "k"))
 
@@ -122,10 +123,11 @@ def table(report: Report, depth=None, console=None, latex: bool = False) -> None
     from rich.text import Text
 
     console = console or make_console()
-    title = f"{report.name}  input {shape_text(report.input_shape)}"
+    title = f"{one_line(report.name)}  input {shape_text(report.input_shape)}"
     if report.batch != 1:
         title += f"  batch {report.batch}"
-    tab = Table(title=title, title_justify="left", show_footer=False, header_style="bold")
+    # Text, not a str: rich would read "[bold]" or "[link=...]" in a spec's name as markup.
+    tab = Table(title=Text(title), title_justify="left", show_footer=False, header_style="bold")
     for i, head in enumerate(HEADERS):
         tab.add_column(head, justify="right" if 3 <= i <= 4 else "left", no_wrap=True)
     fmt = latex_text if latex else None
@@ -133,7 +135,7 @@ def table(report: Report, depth=None, console=None, latex: bool = False) -> None
         tab.add_row(*map(Text, _cells(row, fmt)))  # plain Text: no markup parsing of "[64, 56, 56]"
     console.print(tab)
     for line in footer_lines(report, latex):
-        console.print(line, highlight=False, soft_wrap=True)
+        console.print(Text(one_line(line)), highlight=False, soft_wrap=True)
 
 
 def make_console(width: int = 200):
@@ -166,15 +168,27 @@ def csv_text(report: Report, depth=None) -> str:
     return out.getvalue()
 
 
+# What could end a table cell, start HTML, a link or code, or an entity in Markdown, written so
+# that it shows as itself. Backslashes are left alone: LaTeX formulas (--latex) are made of them.
+# Shapes keep their brackets: only "](" (which makes "[text](url)" a link) is broken up.
+_MARKDOWN = str.maketrans({"|": "\\|", "<": "&lt;", ">": "&gt;", "&": "&amp;", "`": "\\`"})
+
+
+def markdown_escape(text) -> str:
+    """Text from a spec (a name, a formula) as one line of Markdown that is only text."""
+    return one_line(str(text)).translate(_MARKDOWN).replace("](", "]\\(")
+
+
 def markdown_text(report: Report, depth=None, latex: bool = False) -> str:
-    lines = [f"### {report.name} (input {shape_text(report.input_shape)}, batch {report.batch})", "",
+    md = markdown_escape
+    lines = [f"### {md(report.name)} (input {md(shape_text(report.input_shape))}, batch {report.batch})", "",
              "| " + " | ".join(HEADERS) + " |",
              "|" + "|".join("---:" if 3 <= i <= 4 else "---" for i in range(len(HEADERS))) + "|"]
     fmt = latex_text if latex else None
     for row in _rows(report, depth):
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in _cells(row, fmt)) + " |")
+        lines.append("| " + " | ".join(md(c) for c in _cells(row, fmt)) + " |")
     lines.append("")
-    lines.extend(f"- {line}" for line in footer_lines(report, latex))
+    lines.extend(f"- {md(line)}" for line in footer_lines(report, latex))
     return "\n".join(lines) + "\n"
 
 

@@ -122,3 +122,92 @@ def test_a_control_character_in_a_value_stays_on_one_line(tmp_path):
     spec.write_text('input: [3, 8, 8]\nlayers:\n  - conv: {out: 4, kernel: 3, padding_mode: "zer\\nos\\e[2J"}\n')
     line = assert_refused(_invoke("analyze", spec), where=f"{spec}:3")
     assert "\\n" in line and "\\x1b" in line
+
+
+# --- outputs cannot be injected -------------------------------------------------------------------
+NASTY_NAME = 'net """ \\" \\\\ # <b>x</b> | `tick` [a](http://x) \u00e9'  # valid: the reader takes any text
+
+
+def _spec(tmp_path, name: str, file: str = "spec.yaml") -> Path:
+    import json
+
+    path = tmp_path / file
+    path.write_text(f"name: {json.dumps(name)}\ninput: [3, 8, 8]\nlayers:\n  - conv: {{out: 4, kernel: 3}}\n"
+                    "  - relu\n  - {name: skip, from: input, conv: {out: 4, kernel: 3}}\n  - {add: {}, from: [relu1, skip]}\n")
+    return path
+
+
+def _docstring_reads_back(source: str, name: str) -> None:
+    import ast
+
+    tree = ast.parse(source)
+    assert ast.get_docstring(tree).splitlines()[0] == f"{one_line(name)} as a PyTorch module."
+
+
+def test_export_pytorch_compiles_with_a_nasty_name_and_file_name(tmp_path):
+    pytest.importorskip("torch")
+    path = _spec(tmp_path, NASTY_NAME, file='we"ird\'"""#.yaml')
+    run = _invoke("export", path, "--to", "pytorch")
+    assert run.rc == 0, run.stderr
+    compile(run.stdout, "exported.py", "exec")
+    _docstring_reads_back(run.stdout, NASTY_NAME)
+    assert 'we\\"ird\'\\"\\"\\"#.yaml' in run.stdout  # the file name, escaped, inside the docstring
+
+
+@pytest.mark.parametrize("bad", ["\x00", "\n", "\r", "\r\n", "\u2028", "\u2029", "\x1b[2J", '"""', "\\", '\\"""',
+                                 "\x0c", "\ufeff"])
+def test_pytorch_source_compiles_whatever_the_name(tmp_path, bad):
+    # Past the reader (which may refuse some of these itself): the writer is safe on its own.
+    pytest.importorskip("torch")
+    from dataclasses import replace
+
+    import archcalc
+    from archcalc.torch.source import pytorch_source
+
+    graph = archcalc.load_spec(_spec(tmp_path, "x"))
+    name = f"a{bad}b{bad}"
+    source = pytorch_source(replace(graph, name=name, file=str(tmp_path / f"f{bad}.yaml")))
+    compile(source, "exported.py", "exec")
+    assert "\x00" not in source and "\u2028" not in source and "\x1b" not in source
+    _docstring_reads_back(source, name)
+
+
+def test_markdown_output_is_text_only(tmp_path):
+    path = _spec(tmp_path, NASTY_NAME + "<script>alert(1)</script>")
+    run = _invoke("analyze", path, "--format", "markdown")
+    assert run.rc == 0, run.stderr
+    header = run.stdout.splitlines()[0]
+    assert header.startswith("### net ")
+    assert "<" not in run.stdout and ">" not in run.stdout.replace("-&gt;", "")
+    assert "&lt;script&gt;" in header and "\\|" in header and "\\`tick\\`" in header and "](" not in header
+    rows = [line for line in run.stdout.splitlines() if line.startswith("| ")]
+    assert all(line.count(" | ") == 5 for line in rows)  # six cells: no cell was split
+
+
+@pytest.mark.parametrize("bad", ["\n", "\r", "\x00", "\u2028", "|", "<br>"])
+def test_markdown_escape_keeps_one_line_and_every_cell(bad):
+    from archcalc.render import markdown_escape
+
+    text = markdown_escape(f"a{bad}b")
+    assert len(text.splitlines()) == 1 and "<" not in text
+    assert "|" not in text.replace("\\|", "")
+
+
+def test_dot_and_mermaid_quote_everything(tmp_path):
+    from dataclasses import replace
+
+    import archcalc
+    from archcalc.graph_export import to_dot, to_mermaid
+
+    graph = archcalc.load_spec(_spec(tmp_path, "x"))
+    nodes = [replace(node, name=f'{node.name}"\n<b>`#quot;') if node.name == "skip" else node for node in graph.nodes]
+    nodes = [replace(node, inputs=tuple(i if i != "skip" else nodes[2].name for i in node.inputs)) for node in nodes]
+    hostile = replace(graph, name='g" [color=red] "\n\x00', nodes=nodes)
+    # The analysis reads only kinds, arguments and inputs; names are labels here.
+    dot = to_dot(hostile)
+    assert dot.splitlines()[0] == 'digraph "g\\" [color=red] \\"\\n\\\\x00" {'
+    assert '"skip\\"\\n<b>`#quot;"' in dot  # one quoted ID: quote escaped, newline a dot escape
+    mermaid = to_mermaid(hostile)
+    lines = mermaid.splitlines()
+    assert lines[0] == "```mermaid" and lines[-1] == "```" and all("```" not in line for line in lines[1:-1])
+    assert '"skip#quot;<br/>#lt;b#gt;#96;#35;quot;<br/>conv<br/>[4, 6, 6]"' in mermaid

@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from archcalc.analysis.walk import analyze_graph
-from archcalc.errors import SpecError
+from archcalc.errors import SpecError, one_line
 from archcalc.graph_export import _block_steps
 from archcalc.layers import KINDS
 from archcalc.spec.graph import INPUT, Graph
@@ -162,9 +162,9 @@ class _Names:
         self.used: set[str] = set()
 
     def __call__(self, dotted: str) -> str:
-        base = re.sub(r"\W", "_", dotted)
+        base = re.sub(r"[^A-Za-z0-9_]", "_", dotted)  # ASCII: \W keeps '²', which no identifier may hold
         if keyword.iskeyword(base) or base in self.reserved or base[0].isdigit():
-            base += "_"
+            base = "_" + base if base[0].isdigit() else base + "_"
         ident, i = base, 2
         while ident in self.used:
             ident, i = f"{base}_{i}", i + 1
@@ -188,8 +188,10 @@ def _shape(shape) -> str:
 
 
 def _docstring_text(text: str) -> str:
-    """Free text (a spec's name) made safe inside a triple-quoted docstring."""
-    return text.replace("\\", "\\\\").replace('"', '\\"')
+    """Free text (a spec's name, its file name) made safe inside a triple-quoted docstring: on one
+    line, control characters written as escapes (`\\n`, `\\x00`: a NUL does not compile), and
+    backslashes and quotes escaped so that the text reads back as written."""
+    return one_line(text).replace("\\", "\\\\").replace('"', '\\"')
 
 
 # --- the source file ------------------------------------------------------------------------------
@@ -308,7 +310,13 @@ def pytorch_source(graph: Graph) -> str:
     ]
     if not init_lines:
         out.insert(out.index("        super().__init__()") + 1, "        pass")
-    return "\n".join(out) + "\n"
+    text = "\n".join(out) + "\n"
+    try:  # what a name could still break is caught here, not by the user's Python
+        compile(text, "<archcalc export>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError) as exc:
+        raise SpecError(f"cannot write this spec as PyTorch source: the generated file does not compile "
+                        f"({exc})", graph.input_loc) from None
+    return text
 
 
 def _add_class(classes: dict, name: str, text: str) -> None:

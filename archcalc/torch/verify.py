@@ -21,7 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from archcalc.analysis.report import rf_json
 from archcalc.analysis.rf import GLOBAL, RF
 from archcalc.analysis.walk import analyze_graph
-from archcalc.errors import SpecError
+from archcalc.errors import SpecError, one_line
 from archcalc.spec.graph import Graph
 from archcalc.torch.build import build, example_input
 from archcalc.torch.probe import probe_receptive_fields
@@ -270,7 +270,7 @@ def print_table(result: VerifyResult, console=None) -> None:
 
     console = console or make_console(220)
     verdict = "all figures match PyTorch" if result.ok else f"{len(result.mismatches())} mismatch(es)"
-    table = Table(title=f"{result.name}  verify on {result.device}: {verdict}", title_justify="left")
+    table = Table(title=Text(one_line(f"{result.name}  verify on {result.device}: {verdict}")), title_justify="left")
     table.add_column("layer", no_wrap=True)
     table.add_column("kind", no_wrap=True)
     for head, _, _ in COLUMNS:
@@ -286,7 +286,7 @@ def print_table(result: VerifyResult, console=None) -> None:
     console.print("✓ matches PyTorch   ✗ differs (analytic ≠ measured)   · not measured", highlight=False)
     notes = {c.note for layer in result.layers for c in layer.checks.values() if c.note and c.ok is not False}
     for note in sorted(notes) + result.notes:
-        console.print(f"note: {note}", highlight=False, soft_wrap=True)
+        console.print(Text(one_line(f"note: {note}")), highlight=False, soft_wrap=True)
     for name, fig in result.mismatches():
         console.print(f"MISMATCH {name}.{fig}", highlight=False)
 
