@@ -97,8 +97,9 @@ def plan_memory(graph: Graph, report: Report, *, optimizer: str = "adam", checkp
     """The memory and cost plan of `graph`, analysed as `report` (whose batch and dtype it uses).
     `master_weights` None means: fp32 master weights exactly when the dtype is under 4 bytes."""
     if graph.symbols:
+        # The sizes are written in the spec's input: point there (the fix is --set or a number).
         raise SpecError("memory planning needs numeric sizes; give every symbol a number with --set "
-                        f"(symbols: {', '.join(graph.symbols)})")
+                        f"(symbols: {', '.join(graph.symbols)})", graph.input_loc)
     if optimizer not in OPTIMIZER_STATES:
         raise SpecError(f"unknown optimizer '{optimizer}'; expected one of {', '.join(OPTIMIZER_STATES)}")
     if tokens is not None and examples is not None:
