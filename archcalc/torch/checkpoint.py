@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import struct
 from pathlib import Path
 
@@ -26,8 +27,8 @@ from archcalc.errors import SpecError
 from archcalc.torch import runfolder
 
 FORMAT = 2  # bump when the layout changes; `load` refuses other formats with a clear message
-KEYS = ("format", "model", "optimizer", "scheduler", "epoch", "step", "best_val_loss", "best_epoch", "rng",
-        "network", "sha256")
+KEYS = ("format", "model", "optimizer", "scheduler", "epoch", "step", "best_val_loss", "best_epoch", "bad_epochs",
+        "stopped", "rng", "partial_losses", "config", "network", "sha256")
 
 
 class _Unhashable(Exception):
@@ -99,7 +100,44 @@ def load(path, map_location="cpu") -> dict:
     if not ok:
         raise SpecError(f"{path}: checksum mismatch (the file was damaged or altered since it was written); "
                         "refusing to use it")
+    bad = _malformed(state)
+    if bad:
+        raise SpecError(f"{path}: not an archcalc training checkpoint ({bad})")
     return state
+
+
+def _malformed(state: dict) -> str | None:
+    """What is wrong with the layout of a checkpoint whose checksum holds (a forged one), or None."""
+    count = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0
+    if not all(count(state[k]) for k in ("epoch", "step", "best_epoch", "bad_epochs")):
+        return "epoch, step, best_epoch and bad_epochs must be whole numbers"
+    if isinstance(state["best_val_loss"], bool) or not isinstance(state["best_val_loss"], (int, float)):
+        return "best_val_loss must be a number"
+    if not isinstance(state["model"], dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                       for k, v in state["model"].items()):
+        return "model must map names to tensors"
+    if not all(isinstance(state[k], dict) for k in ("optimizer", "scheduler", "config", "rng")):
+        return "optimizer, scheduler, config and rng must be mappings"
+    rng = state["rng"].get("torch")
+    if not isinstance(rng, torch.Tensor) or rng.dtype != torch.uint8 or rng.dim() != 2:
+        return "rng must hold each process's torch RNG state"
+    partial = state["partial_losses"]
+    if state["step"] and (not isinstance(partial, torch.Tensor) or tuple(partial.shape) != (state["step"],)):
+        return "partial_losses must hold one loss per step done"
+    net = state["network"]
+    layer = lambda r: (isinstance(r, list) and len(r) == 4 and all(isinstance(x, str) for x in r[:3])
+                       and isinstance(r[3], list) and all(isinstance(x, str) for x in r[3]))
+    if (not isinstance(net, dict) or not isinstance(net.get("input"), list) or not all(count(d) for d in net["input"])
+            or not isinstance(net.get("layers"), list) or not all(layer(r) for r in net["layers"])):
+        return "network must list the layers as [name, kind, arguments, inputs]"
+    for row in net["layers"]:
+        try:
+            args = json.loads(row[2])
+        except (ValueError, RecursionError):
+            args = None
+        if not isinstance(args, dict):
+            return "each layer's arguments must be a JSON mapping"
+    return None
 
 
 def plain_optimizer_state(optimizer: torch.optim.Optimizer) -> dict:
@@ -119,6 +157,11 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, sd: dict, capturable:
         if "capturable" in group:
             group["capturable"] = capturable
     optimizer.load_state_dict(sd)
+    for group in optimizer.param_groups:  # load_state_dict checks counts, not shapes: a misfit would fail mid-step
+        for param in group["params"]:
+            for name, value in optimizer.state.get(param, {}).items():
+                if isinstance(value, torch.Tensor) and value.dim() and value.shape != param.shape:
+                    raise ValueError(f"optimizer state {name} is {list(value.shape)} for a {list(param.shape)} weight")
 
 
 __all__ = ["FORMAT", "digest", "load", "load_optimizer_state", "plain_optimizer_state", "save"]

@@ -714,10 +714,17 @@ def _fit(run: _Run, ds, run_dir: Path, resume: bool, title: str = "") -> tuple[d
         _same_network(ck["network"], run.graph, f"{run_dir / 'last.pt'} was trained on another network",
                       "the run's spec.yaml or config.yaml was edited since: put them back to resume")
         _load_weights(model, ck["model"], run_dir / "last.pt")
-        checkpoint.load_optimizer_state(opt, ck["optimizer"], capturable=dev.type == "cuda" and cfg.optimizer != "sgd")
-        if scaler is not None and ck.get("scaler"):
-            scaler.load_state_dict(ck["scaler"])
-        _set_rng_states(ck["rng"], dist, cfg.seed, ck["epoch"])
+        if ck["step"] >= steps:
+            raise SpecError(f"{run_dir / 'last.pt'}: stopped at step {ck['step']} of an epoch that has {steps} steps")
+        try:  # a checksum proves archcalc-made or forged, not fitting: a misfit is one line too
+            checkpoint.load_optimizer_state(opt, ck["optimizer"], capturable=dev.type == "cuda" and cfg.optimizer != "sgd")
+            if scaler is not None and ck.get("scaler"):
+                scaler.load_state_dict(ck["scaler"])
+            _set_rng_states(ck["rng"], dist, cfg.seed, ck["epoch"])
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
+            why = " ".join(str(exc).split())[:200]
+            raise SpecError(f"{run_dir / 'last.pt'}: its optimizer or random-number state does not fit this run "
+                            f"({why})") from None
         st.update({k: ck[k] for k in ("epoch", "step", "best_val_loss", "best_epoch", "bad_epochs", "stopped")})
         st["partial"] = ck.get("partial_losses")
         if runfolder.exists(run_dir / "best.pt"):
@@ -1178,7 +1185,11 @@ def _cross_validate(run: _Run, out: Path, resume: bool, first) -> dict:
 def _fold_summary(path: Path) -> dict:
     summary = runfolder.read_json(path)
     need = ("best_epoch", "best_val_loss", "best_val_acc", "test")
-    if not isinstance(summary, dict) or not all(k in summary for k in need):
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+    if (not isinstance(summary, dict) or not all(k in summary for k in need) or not number(summary["best_epoch"])
+            or not number(summary["best_val_loss"])
+            or not (summary["best_val_acc"] is None or number(summary["best_val_acc"]))
+            or not (summary["test"] is None or isinstance(summary["test"], dict))):
         raise SpecError(f"not the summary of a finished fold (it needs {', '.join(need)}); the file is damaged",
                         Loc(str(path), 1, 1))
     return summary

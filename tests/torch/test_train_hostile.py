@@ -385,3 +385,24 @@ def test_a_full_disk_mid_run_keeps_the_last_good_checkpoint(tmp_path):
         assert not [p for p in (disk / "run").iterdir() if p.name.endswith(".tmp")]
     finally:
         subprocess.run(["umount", str(disk)], check=True)
+
+
+def _forge(path: Path, change) -> None:
+    """Rewrite a checkpoint with `change` applied and a matching checksum: a forgery, not damage."""
+    state = checkpoint.load(path)
+    change(state)
+    state["sha256"] = checkpoint.digest(state)
+    torch.save(state, path)
+
+
+@pytest.mark.parametrize("change, contains", [
+    (lambda s: s["network"].update(layers="x"), "network must list the layers"),
+    (lambda s: s.update(epoch=-1), "must be whole numbers"),
+    (lambda s: s.update(step=3, partial_losses=None), "partial_losses must hold one loss per step"),
+    (lambda s: s["optimizer"]["state"][0].update(exp_avg=torch.zeros(3)), "does not fit this run"),
+    (lambda s: s["model"].update({next(iter(s["model"])): torch.zeros(2, 2)}), "holds the weights of another network"),
+])
+def test_a_forged_checkpoint_with_a_valid_checksum_is_still_one_line(run_dir, change, contains):
+    _forge(run_dir / "last.pt", change)
+    assert_refused(cli("train", "--resume", run_dir, "--epochs", "2", "--device", "cpu"), located=False,
+                   contains=contains)
