@@ -11,6 +11,8 @@ a traceback, never another exit code, never past the time limit.
 
     python tests/spec_fuzz.py --count 5000 --seed 1      # a long hunt; prints the figures
     python tests/spec_fuzz.py --count 300 --json         # what tests/test_fuzz_specs.py runs
+    python tests/spec_fuzz.py --verify --count 1000      # accepted mutants built and measured in PyTorch
+    python tests/spec_fuzz.py --configs --count 2000     # mutants of a `train --config` file
 
 Run it in its own process (the test does, under an address-space limit): a mutant that exhausts
 memory must not take the test runner with it.
@@ -343,18 +345,73 @@ def run_configs(count: int, seed: int, keep: int = 20) -> dict:
             "outcomes": dict(outcomes), "failures": failures}
 
 
+# Small numeric specs whose mutants are also built in PyTorch (`--verify`): an accepted mutant must
+# measure there exactly as analysed (a silent wrong figure is the worst failure of all).
+VERIFY_SPECS = [p for p in SPECS if p.parent.name in ("lecture", "sequence") or p.name == "resnet18.yaml"]
+VERIFY_LIMITS = {"macs": 10**9, "params": 2 * 10**7}
+
+
+def run_verify(count: int, seed: int, keep: int = 20) -> dict:
+    from typer.testing import CliRunner
+
+    from archcalc.cli import app
+
+    runner = CliRunner()
+    rng = random.Random(seed)
+    sources = [(p, p.read_text(encoding="utf-8")) for p in VERIFY_SPECS]
+    outcomes, failures = Counter(), []
+    start = time.perf_counter()
+    signal.signal(signal.SIGALRM, _alarm)
+    with tempfile.TemporaryDirectory() as tmp:
+        for index in range(count):
+            spec_path, original = rng.choice(sources)
+            text, names = mutate(rng, original)
+            target = Path(tmp) / f"v{index}.yaml"
+            target.write_text(text, encoding="utf-8", errors="surrogatepass")
+            problem, outcome = None, "refused"
+            signal.setitimer(signal.ITIMER_REAL, 3 * TIME_LIMIT_S)
+            try:
+                analysed = runner.invoke(app, ["analyze", str(target), "--json"], catch_exceptions=True)
+                problem = judge(analysed, ["analyze", "--json"])
+                if problem is None and analysed.exit_code == 0:
+                    totals = json.loads(analysed.stdout)["totals"]
+                    small = all(isinstance(totals.get(k), int) and totals[k] <= v for k, v in VERIFY_LIMITS.items())
+                    outcome = "analysed (too large to build)"
+                    if small:
+                        result = runner.invoke(app, ["verify", str(target)], catch_exceptions=True)
+                        outcome = {0: "verified", 2: "refused by verify"}.get(result.exit_code, "mismatch")
+                        if result.exit_code == 1:
+                            problem = "verify disagrees with analyze:\n" + result.stdout[-2500:]
+                        else:
+                            problem = judge(result, ["verify"])
+            except Hang:
+                problem, outcome = f"ran past {3 * TIME_LIMIT_S} s", "hang"
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            outcomes["failed" if problem else outcome] += 1
+            if problem and len(failures) < keep:
+                failures.append({"index": index, "source": str(spec_path.relative_to(ROOT)), "mutations": names,
+                                 "command": "verify", "problem": problem, "text": text[:4000]})
+            target.unlink()
+    return {"count": count, "seed": seed, "seconds": round(time.perf_counter() - start, 2),
+            "outcomes": dict(outcomes), "failures": failures}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--memory-mb", type=int, default=2048, help="address-space limit of this process")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("--verify", action="store_true", help="build accepted mutants of the small specs "
+                        "in PyTorch: `verify` must agree with `analyze`; imports torch")
     parser.add_argument("--configs", action="store_true", help="mutate a run config (`train --config`) "
                         "instead of the specs; imports torch")
     options = parser.parse_args(argv)
     cap = options.memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-    summary = (run_configs if options.configs else run)(options.count, options.seed)
+    summary = (run_configs if options.configs else run_verify if options.verify else run)(options.count,
+                                                                                         options.seed)
     if options.json:
         print(json.dumps(summary))
     else:

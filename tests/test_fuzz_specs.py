@@ -80,3 +80,19 @@ def test_run_config_mutants_are_read_or_refused_with_one_located_line():
     assert summary["outcomes"].get("refused", 0) > count // 10, summary["outcomes"]
     assert not summary["failures"], "\n".join(f"#{f['index']} {f['mutations']}: {f['problem']}\n{f['text']}"
                                               for f in summary["failures"])
+
+
+def test_accepted_mutants_measure_in_pytorch_as_analysed():
+    """No silent wrong figure: mutants that analyse are built and measured by `verify`."""
+    import pytest
+
+    pytest.importorskip("torch")
+    script = Path(spec_fuzz.__file__)
+    count = max(60, COUNT // 5)
+    proc = subprocess.run([sys.executable, str(script), "--verify", "--count", str(count), "--seed", str(SEED),
+                           "--json", "--memory-mb", "8192"], capture_output=True, text=True, timeout=120 + 3 * count)
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    assert summary["outcomes"].get("verified", 0) > count // 5, summary["outcomes"]
+    assert not summary["failures"], "\n".join(f"#{f['index']} {f['source']} {f['mutations']}: {f['problem']}\n"
+                                              f"{f['text']}" for f in summary["failures"])
