@@ -68,6 +68,9 @@ def _walk(graph: Graph, batch: int, dtype: str) -> Report:
         except LayerError as exc:
             loc = node.arg_locs.get(exc.arg, node.loc) if exc.arg else node.loc
             raise SpecError(exc.message, loc, node.name, node.kind) from None
+        except OverflowError:  # a size past what a float holds (upsampling by 1e30 ten times)
+            raise SpecError("a figure of this layer is too large to compute (past 1e308)", node.loc, node.name,
+                            node.kind) from None
         except TypeError:
             if not graph.symbols:
                 raise

@@ -3,7 +3,10 @@
 Grammar (Python syntax, nothing else allowed): numbers, names, `+ - * / // % **`, unary `+ -`,
 parentheses, and calls of `min(...)` / `max(...)`. Python's `ast` parses the text; only the node
 types below are accepted, so no attribute access, subscripts, lambdas or other calls can run.
-`/` is exact (7/2 is 3.5, 8/2 is 4). Results are bounded in size.
+`/` is exact (7/2 is 3.5, 8/2 is 4). Work and results are bounded whatever the numbers: every
+value (written or computed) is finite and at most 10^30 in magnitude, an exact fraction's
+numerator and denominator have at most 256 bits, a nonzero result too small to represent is an
+error rather than 0, and the expression is at most 500 characters and nested at most 200 deep.
 """
 from __future__ import annotations
 
@@ -18,6 +21,9 @@ from archcalc.errors import did_you_mean
 MAX_TEXT = 500
 MAX_MAGNITUDE = 10**30  # far above any real tensor size, far below a memory blow-up
 MAX_EXPONENT_BITS = 120
+MAX_FRACTION_BITS = 256  # of an exact fraction's numerator and denominator
+MAX_DEPTH = 200  # operators and calls nested in one another
+MAX_SYMBOLIC_EXPONENT = 64  # H ** 2 is a size; H ** 10**9 would only make sympy slow
 
 
 class ExprError(Exception):
@@ -38,10 +44,14 @@ _FUNCS = {"min": min, "max": max}
 def _parse(text: str) -> ast.expression:
     if len(text) > MAX_TEXT:
         raise ExprError(f"expression longer than {MAX_TEXT} characters")
+    source = text.strip()
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
-        raise ExprError(f"cannot parse expression {text!r}: {exc.msg}") from None
+        raise ExprError(f"cannot parse expression {_quoted(text)}: {exc.msg}") from None
+    except (RecursionError, MemoryError, ValueError):  # nesting past what Python's parser takes
+        raise ExprError(f"cannot parse expression {_quoted(text)}: nested too deeply") from None
+    _check_depth(tree, text)
     for sub in ast.walk(tree):
         if not isinstance(sub, _ALLOWED_NODES):
             raise ExprError(f"{type(sub).__name__} is not allowed in expression {text!r}; "
@@ -51,7 +61,30 @@ def _parse(text: str) -> ast.expression:
                 raise ExprError(f"only min(...) and max(...) may be called, in {text!r}")
         if isinstance(sub, ast.Constant) and (isinstance(sub.value, bool) or not isinstance(sub.value, (int, float))):
             raise ExprError(f"{sub.value!r} is not a number, in {text!r}")
+        if isinstance(sub, ast.Constant):
+            written = ast.get_source_segment(source, sub) or repr(sub.value)
+            if too_large(sub.value):
+                raise ExprError(f"the number {written} in {_quoted(text)} is larger than the limit of 1e30")
+            if sub.value == 0 and any(c in "123456789" for c in written.lower().split("e")[0]):
+                raise ExprError(f"the number {written} in {_quoted(text)} is too small to represent: "
+                                "it would be read as 0")
     return tree
+
+
+def _check_depth(tree, text):
+    """Refuse nesting deeper than MAX_DEPTH, so that evaluating it stays far from Python's
+    recursion limit (walked with a stack of its own)."""
+    stack = [(tree.body, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ExprError(f"expression {_quoted(text)} is nested more than {MAX_DEPTH} deep")
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+
+
+def _quoted(text: str) -> str:
+    """The expression as quoted in a message: repr (one line), shortened when long."""
+    return repr(text) if len(text) <= 80 else repr(text[:77]) + "..."
 
 
 _ALLOWED_NODES = (
@@ -74,16 +107,41 @@ def evaluate(text: str, scope: dict):
 
 def _tidy(value):
     if isinstance(value, Fraction):
-        return value.numerator if value.denominator == 1 else float(value)
+        if value.denominator == 1:
+            return value.numerator
+        shown = float(value)
+        if shown == 0:
+            raise ExprError(f"the value {value} is too small to represent: it would be read as 0")
+        return shown
     if isinstance(value, float) and not math.isfinite(value):
         raise ExprError("expression is not a finite number")
     return value
 
 
 def _check(value, text):
-    if isinstance(value, (int, Fraction, float)) and abs(value) > MAX_MAGNITUDE:
-        raise ExprError(f"value of {text!r} is too large (over 1e30)")
+    if isinstance(value, complex):
+        raise ExprError(f"value of {_quoted(text)} is not a real number")
+    if isinstance(value, (int, Fraction, float)) and too_large(value):
+        raise ExprError(f"value of {_quoted(text)} is too large (over 1e30)")
+    if isinstance(value, Fraction) and value.denominator.bit_length() > MAX_FRACTION_BITS:
+        raise ExprError(f"value of {_quoted(text)} is too small or too finely divided to keep exactly "
+                        f"(a fraction with a denominator over 2^{MAX_FRACTION_BITS})")
     return value
+
+
+def too_large(value) -> bool:
+    """Past the bound on every number: 10^30 (for floats, the float nearest it), or not finite."""
+    if isinstance(value, float):
+        return not math.isfinite(value) or abs(value) > 1e30
+    return abs(value) > MAX_MAGNITUDE
+
+
+def _underflow(result, operands, text):
+    """A product, quotient or power of nonzero numbers that comes out 0 has underflowed."""
+    if isinstance(result, float) and result == 0 and all(isinstance(v, (int, float, Fraction)) and v != 0
+                                                         for v in operands):
+        raise ExprError(f"value of {_quoted(text)} is too small to represent: it would be read as 0")
+    return result
 
 
 def _eval(node, scope, text):
@@ -116,21 +174,41 @@ def _eval(node, scope, text):
         if op is ast.Div:
             if isinstance(left, (int, Fraction)) and isinstance(right, (int, Fraction)):
                 return _check(Fraction(left) / Fraction(right), text)
-            return _check(left / right, text)
+            return _check(_underflow(left / right, (left, right), text), text)
         if op is ast.Pow:
-            return _check(_power(left, right, text), text)
-        return _check(_BINOPS[op](left, right), text)
+            return _check(_underflow(_power(left, right, text), (left, right), text), text)
+        result = _check(_BINOPS[op](left, right), text)
+        return _underflow(result, (left, right), text) if op is ast.Mult else result
     except ZeroDivisionError:
         raise ExprError(f"division by zero in {text!r}") from None
+    except OverflowError:
+        raise ExprError(f"value of {_quoted(text)} is too large (over 1e30)") from None
 
 
 def _power(base, exponent, text):
-    if isinstance(exponent, (int, Fraction, float)) and isinstance(base, (int, Fraction, float)):
-        if abs(base) > 1 and abs(exponent) * math.log2(abs(base)) > MAX_EXPONENT_BITS:
-            raise ExprError(f"value of {text!r} is too large (over 1e30)")
-        if isinstance(exponent, Fraction) and exponent.denominator == 1:
-            exponent = exponent.numerator
-        if isinstance(exponent, int) and isinstance(base, (int, Fraction)):
-            return Fraction(base) ** exponent
-        return float(base) ** float(exponent)
-    return base**exponent
+    """base ** exponent, its size judged from the logarithm before anything is computed."""
+    number = (int, Fraction, float)
+    if isinstance(exponent, Fraction) and exponent.denominator == 1:
+        exponent = exponent.numerator
+    if not (isinstance(exponent, number) and isinstance(base, number)):  # symbolic sizes
+        if isinstance(exponent, number) and (not isinstance(exponent, int) or abs(exponent) > MAX_SYMBOLIC_EXPONENT):
+            raise ExprError(f"exponent {exponent} in {_quoted(text)} is too large for a symbolic size (at most "
+                            f"a whole {MAX_SYMBOLIC_EXPONENT})")
+        return base**exponent
+    if base < 0 and not isinstance(exponent, int) and exponent != int(exponent):
+        raise ExprError(f"value of {_quoted(text)} is not a real number (a negative number to a fractional power)")
+    if base not in (0, 1, -1):
+        scale = float(exponent) * math.log2(abs(base))  # log2 of the result's magnitude
+        if scale > MAX_EXPONENT_BITS:
+            raise ExprError(f"value of {_quoted(text)} is too large (over 1e30)")
+        exact = isinstance(exponent, int) and isinstance(base, (int, Fraction))
+        bits = abs(exponent) * max(Fraction(base).numerator.bit_length(), Fraction(base).denominator.bit_length()) \
+            if exact else 0
+        if not exact and scale < -1000:  # below the smallest float
+            raise ExprError(f"value of {_quoted(text)} is too small to represent: it would be read as 0")
+        if scale < -MAX_FRACTION_BITS or bits > 2 * (MAX_FRACTION_BITS + MAX_EXPONENT_BITS):
+            raise ExprError(f"value of {_quoted(text)} is too small or too finely divided to keep exactly "
+                            f"(a fraction with a denominator over 2^{MAX_FRACTION_BITS})")
+    if isinstance(exponent, int) and isinstance(base, (int, Fraction)):
+        return Fraction(base) ** exponent
+    return float(base) ** float(exponent)

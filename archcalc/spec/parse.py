@@ -29,7 +29,11 @@ BLOCK_KEYS = ("args", "layers", "description")
 RESERVED = ("name", "from", "repeat")
 MAX_REPEAT = 100_000
 MAX_NODES = 1_000_000
+MAX_BLOCK_DEPTH = 50  # block instances inside one another
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_REF = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*\Z")  # a `from` reference: basic1.main
+_BASE_60 = re.compile(r"[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?\Z")  # YAML 1.1 reads 1:30 as 90
+_WORD_BOOLS = ("yes", "no", "on", "off", "y", "n")
 
 
 def load_spec(path, input_shape=None, bindings=None, multiples=None) -> Graph:
@@ -89,13 +93,14 @@ class _SpecBuilder:
         self.nodes: list[Node] = []
         self.names: dict[str, Loc] = {}
         self.layer_refs: list = []  # (node args, argument, name as written, layer, loc): resolved at the end
+        self._sizes: dict = {}  # (block, its argument values) -> layers it expands to
 
     # --- top level ------------------------------------------------------------------------------
     def build(self, input_shape, bindings: dict, multiples: dict) -> Graph:
         doc = self.doc
         for key in doc:
             if key not in TOP_KEYS:
-                raise SpecError(f"unknown top-level key '{key}'{did_you_mean(key, TOP_KEYS)}; "
+                raise SpecError(f"unknown top-level key {key!r}{did_you_mean(key, TOP_KEYS)}; "
                                 f"expected one of {', '.join(TOP_KEYS)}", doc.key_locs[key])
         for key in ("input", "layers"):
             if key not in doc:
@@ -105,6 +110,10 @@ class _SpecBuilder:
             name = Path(self.file).stem
         elif not isinstance(name, str):
             raise SpecError(f"'name' must be a string, got {name!r}", doc.where("name"))
+        else:
+            check_text(name, doc.where("name"), "'name'", lines=False)
+        if isinstance(doc.get("description"), str):
+            check_text(doc["description"], doc.where("description"), "'description'", lines=True)
         symbols, back, constraints = self._symbols(doc, bindings, multiples, input_shape is not None)
         self.globals = self._vars(doc.get("vars"), doc.where("vars"), symbols, bindings)
         self.blocks = self._blocks(doc.get("blocks"), doc.where("blocks"))
@@ -146,11 +155,12 @@ class _SpecBuilder:
                                     raw.where(key))
                 for rule, value in rules.items():
                     if rule not in CONSTRAINT_KEYS:
-                        raise SpecError(f"unknown constraint '{rule}'{did_you_mean(rule, CONSTRAINT_KEYS)}; "
+                        raise SpecError(f"unknown constraint {rule!r}{did_you_mean(rule, CONSTRAINT_KEYS)}; "
                                         f"expected {', '.join(CONSTRAINT_KEYS)}", rules.key_locs[rule])
                     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                         raise SpecError(f"constraint '{rule}' of symbol '{key}' must be a positive integer, "
                                         f"got {value!r}", rules.where(rule))
+                _satisfiable(key, rules, rules.get("multiple_of", 1), rules.loc)
                 declared[key] = dict(rules)
         var_names = set(doc.get("vars") or {}) if isinstance(doc.get("vars"), YMap) else set()
         names = list(declared)
@@ -165,10 +175,16 @@ class _SpecBuilder:
                     names += [n for n in sorted(used) if n not in var_names and n not in names]
         for key in bindings:
             if key not in names and key not in var_names:
-                raise SpecError(f"--set {key}: the spec has no symbol or var '{key}'"
+                raise SpecError(f"--set {_word(key)}: the spec has no symbol or var {key!r}"
                                 f"{did_you_mean(key, names + sorted(var_names))}")
         free = [n for n in names if n not in bindings]
         mults = {n: max(declared.get(n, {}).get("multiple_of", 1), multiples.get(n, 1)) for n in free}
+        for n in free:
+            if n in declared and mults[n] > 1:
+                _satisfiable(n, declared[n], mults[n], raw.loc)
+        for n in names:
+            if n in bindings and n in declared:
+                _obeys(n, bindings[n], declared[n], raw[n] if isinstance(raw[n], YMap) else None, raw.where(n))
         scope, back = symbols_make(free, mults) if free else ({}, {})
         for key in names:
             if key in bindings:
@@ -204,9 +220,12 @@ class _SpecBuilder:
             if not isinstance(body, YMap):
                 raise SpecError(f"block '{key}' must be a mapping with 'layers' (and optional 'args')",
                                 raw.where(key))
+            if isinstance(body.get("description"), str):
+                check_text(body["description"], body.where("description"), f"the description of block '{key}'",
+                           lines=True)
             for bkey in body:
                 if bkey not in BLOCK_KEYS:
-                    raise SpecError(f"unknown key '{bkey}' in block '{key}'{did_you_mean(bkey, BLOCK_KEYS)}; "
+                    raise SpecError(f"unknown key {bkey!r} in block '{key}'{did_you_mean(bkey, BLOCK_KEYS)}; "
                                     f"expected {', '.join(BLOCK_KEYS)}", body.key_locs[bkey])
             if not isinstance(body.get("layers"), YList) or not body["layers"]:
                 raise SpecError(f"block '{key}' needs a non-empty 'layers' list", body.where("layers"))
@@ -236,6 +255,7 @@ class _SpecBuilder:
 
     def _number(self, value, scope, loc, what, positive_int=False, layer=None):
         if isinstance(value, str):
+            _not_a_yaml11_number(value, what, loc, layer)
             try:
                 value = evaluate(value, scope)
             except ExprError as exc:
@@ -276,10 +296,12 @@ class _SpecBuilder:
         planned, counters = [], {}
         for i, raw in enumerate(entries):
             loc = entries.where(i)
+            if len(self.nodes) + i >= MAX_NODES:  # a list of a million entries: before reading them all
+                raise SpecError(f"the spec expands to more than {MAX_NODES:,} layers", loc)
             kind, body, body_loc, meta = self._entry(raw, loc, f"at line {loc.line}")
             if not isinstance(kind, str) or (kind not in KINDS and kind not in self.blocks):
                 choices = list(KINDS) + list(self.blocks)
-                raise SpecError(f"unknown layer kind '{kind}'{did_you_mean(kind, choices)}",
+                raise SpecError(f"unknown layer kind {kind!r}{did_you_mean(kind, choices)}",
                                 self._kind_loc(raw, kind, loc))
             counters[kind] = counters.get(kind, 0) + 1
             local = f"{kind}{counters[kind]}"
@@ -301,28 +323,68 @@ class _SpecBuilder:
                 raise SpecError(f"duplicate layer name '{scope.full(local)}'{where}", self._name_loc(meta, loc))
             inputs = self._inputs(meta, scope, previous, later, scope.full(local))
             repeat = self._repeat(meta, scope)
+            # Count before unrolling: blocks calling blocks, each repeated, would otherwise build
+            # millions of layers before the limit is noticed.
+            self._check_size(self._size(kind, body, scope.values, stack), repeat or 1,
+                             meta.where("repeat") if repeat is not None else loc)
             if repeat is None:
                 ref = self._place(kind, body, body_loc, inputs, scope.full(local), scope, loc, stack)
             else:
                 parts, chained = {}, inputs
                 for copy in range(1, repeat + 1):
-                    before = len(self.nodes)
                     part = self._place(kind, body, body_loc, chained, f"{scope.full(local)}.{copy}",
                                        scope, loc, stack)
                     parts[str(copy)] = part
                     chained = (part.output if isinstance(part, _Instance) else part,)
-                    if copy == 1:  # fail fast, before unrolling the other copies
-                        self._check_size(len(self.nodes) - before, repeat, meta.where("repeat"))
                 ref = _Instance(chained[0], parts)
             scope.refs[local] = ref
             previous = ref.output if isinstance(ref, _Instance) else ref
         return previous
 
     def _check_size(self, per_copy: int, repeat: int, loc):
-        total = len(self.nodes) + per_copy * (repeat - 1)
-        if total > MAX_NODES:
-            raise SpecError(f"repeat {repeat:,} of {per_copy:,} layer(s) would make the network "
-                            f"{total:,} layers, more than the limit of {MAX_NODES:,}", loc)
+        total = len(self.nodes) + per_copy * repeat
+        if total <= MAX_NODES:
+            return
+        amount = f"more than {MAX_NODES:,}" if per_copy > MAX_NODES else f"{per_copy:,}"
+        if repeat > 1:
+            raise SpecError(f"repeat {repeat:,} of {amount} layer(s) would make the network "
+                            f"{'more than ' + format(MAX_NODES, ',') if per_copy > MAX_NODES else format(total, ',')} "
+                            f"layers, more than the limit of {MAX_NODES:,}", loc)
+        raise SpecError(f"this entry expands to {amount} layers, which would make the network more than the "
+                        f"limit of {MAX_NODES:,} layers", loc)
+
+    def _size(self, kind, body, values: dict, stack: tuple) -> int:
+        """Layers one placement of `kind` expands to (more than MAX_NODES counts as MAX_NODES + 1),
+        from the blocks' structure and their arguments, before anything is unrolled; memoized per
+        block and arguments. A mistake found here is left for the expansion to report where it
+        meets it (the entry then counts as one layer)."""
+        if kind not in self.blocks:
+            return 1
+        kinds = tuple(k for _, k in stack)
+        if kind in kinds or len(stack) >= MAX_BLOCK_DEPTH or not isinstance(body, (dict, type(None))):
+            return 1
+        try:
+            inner = self._block_values(kind, body or {}, values, None)
+            key = (kind, _frozen(inner))
+            hash(key)
+        except (SpecError, TypeError):
+            return 1
+        if key in self._sizes:
+            return self._sizes[key]
+        total = 0
+        entries = self.blocks[kind]["layers"]
+        for i, raw in enumerate(entries):
+            try:
+                k, b, _, meta = self._entry(raw, entries.where(i), "")
+                repeat = self._repeat(meta, _Scope("", inner, INPUT)) or 1
+            except SpecError:
+                k, b, repeat = None, None, 1
+            total += repeat * self._size(k, b, inner, stack + ((None, kind),))
+            if total > MAX_NODES:
+                total = MAX_NODES + 1
+                break
+        self._sizes[key] = total
+        return total
 
     def _name_loc(self, meta, loc):
         return meta.where("name") if meta is not None and "name" in meta else loc
@@ -346,8 +408,8 @@ class _SpecBuilder:
         out = []
         for i, ref in enumerate(refs):
             rloc = raw.where(i) if isinstance(raw, YList) else floc
-            if not isinstance(ref, str):
-                raise SpecError(f"'from' must name layers, got {ref!r}", rloc, layer)
+            if not isinstance(ref, str) or not _REF.match(ref):
+                raise SpecError(f"'from' must name layers (words joined by '.'), got {ref!r}", rloc, layer)
             out.append(self._resolve(ref, scope, later, rloc, layer))
         return tuple(out)
 
@@ -363,7 +425,7 @@ class _SpecBuilder:
             if not isinstance(target, _Instance) or part not in target.parts:
                 have = list(target.parts) if isinstance(target, _Instance) else []
                 inside = ".".join([head] + rest[:i])
-                raise SpecError(f"'from: {ref}': '{inside}' has no part '{part}'{did_you_mean(part, have)}", loc, layer)
+                raise SpecError(f"'from: {ref}': '{inside}' has no part {part!r}{did_you_mean(part, have)}", loc, layer)
             target = target.parts[part]
         return target.output if isinstance(target, _Instance) else target
 
@@ -390,6 +452,8 @@ class _SpecBuilder:
         if kind in kinds:
             chain = " -> ".join(kinds + (kind,))
             raise SpecError(f"block '{kind}' uses itself ({chain}); blocks may not be recursive", loc, full)
+        if len(stack) >= MAX_BLOCK_DEPTH:
+            raise SpecError(f"blocks are nested more than {MAX_BLOCK_DEPTH} deep here", loc, full)
         if len(inputs) != 1:
             raise SpecError(f"block '{kind}' takes one input, but 'from' names {len(inputs)}", loc, full)
         block = self.blocks[kind]
@@ -402,18 +466,24 @@ class _SpecBuilder:
         for key in body:
             if key not in defaults:
                 hint = " ('name', 'from' and 'repeat' go beside the block, not inside)" if key in RESERVED else ""
-                raise SpecError(f"block '{kind}' has no argument '{key}'{did_you_mean(key, defaults)}{hint}; "
+                raise SpecError(f"block '{kind}' has no argument {key!r}{did_you_mean(key, defaults)}{hint}; "
                                 f"its arguments are: {', '.join(defaults) or 'none'}", body.key_locs[key], full)
-        values = dict(self.globals)
-        for key, default in defaults.items():
-            if key in body:  # evaluated in the caller's scope
-                values[key] = self._block_value(body[key], scope.values, body.where(key), key, full)
-            else:  # defaults see the globals and earlier arguments
-                values[key] = self._block_value(default, values, defaults.where(key), key, full)
+        values = self._block_values(kind, body, scope.values, full)
         inner = _Scope(full + ".", values, inputs[0])
         output = self._expand(block["layers"], inner, stack + ((full, kind),))
         parts = {k: v for k, v in inner.refs.items() if k != INPUT}
         return _Instance(output, parts)
+
+    def _block_values(self, kind, body, caller: dict, full) -> dict:
+        """The scope inside an instance of block `kind`: the globals and its arguments."""
+        defaults = self.blocks[kind].get("args") or YMap()
+        values = dict(self.globals)
+        for key, default in defaults.items():
+            if key in body:  # evaluated in the caller's scope
+                values[key] = self._block_value(body[key], caller, body.where(key), key, full)
+            else:  # defaults see the globals and earlier arguments
+                values[key] = self._block_value(default, values, defaults.where(key), key, full)
+        return values
 
     def _block_value(self, value, scope, loc, key, layer):
         """Numbers and expressions are evaluated; a bare word that names nothing stays a string
@@ -440,7 +510,7 @@ class _SpecBuilder:
                     hint = (" ('name', 'from' and 'repeat' go beside the kind, not among its arguments)"
                             if key in RESERVED else "")
                     expected = ", ".join(schema) or "no arguments"
-                    raise SpecError(f"{layer.kind} has no argument '{key}'{did_you_mean(key, schema)}{hint}; "
+                    raise SpecError(f"{layer.kind} has no argument {key!r}{did_you_mean(key, schema)}{hint}; "
                                     f"expected: {expected}", body.key_locs[key], full)
                 given[key], locs[key] = value, body.where(key)
         elif body is not None:
@@ -474,7 +544,9 @@ class _SpecBuilder:
         t = arg.type
         if t == "bool":
             if not isinstance(value, bool):
-                raise SpecError(f"{what} must be true or false, got {value!r}", loc, layer)
+                hint = (" (yes/no/on/off are read as words, as in YAML 1.2)"
+                        if isinstance(value, str) and value.lower() in _WORD_BOOLS else "")
+                raise SpecError(f"{what} must be true or false, got {value!r}{hint}", loc, layer)
             return value
         if t == "layer":
             if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_]\w*(\.\w+)*", value):
@@ -502,6 +574,7 @@ class _SpecBuilder:
     def _scalar(self, arg, value, scope, loc, what, layer):
         integer = arg.type in ("int", "ints", "padding", "intlist")
         if isinstance(value, str):
+            _not_a_yaml11_number(value, what, loc, layer)
             try:
                 value = evaluate(value, scope)
             except ExprError as exc:
@@ -513,6 +586,68 @@ class _SpecBuilder:
         if arg.min is not None and value < arg.min or arg.max is not None and value > arg.max:
             raise SpecError(f"{what} must be {_expected(arg)}, got {value!r}", loc, layer)
         return value
+
+
+def _word(key) -> str:
+    """A name for a message: as written when it is a word, else quoted (control characters escaped)."""
+    return key if isinstance(key, str) and _NAME.match(key) else repr(key)
+
+
+def _not_a_yaml11_number(text: str, what, loc, layer):
+    """Text that YAML 1.1 would have read as a number in another base is refused as such."""
+    if _BASE_60.match(text.strip()):
+        raise SpecError(f"{what}: {text!r} is not a number here (YAML 1.1 reads it in base 60); write the "
+                        "number itself", loc, layer)
+
+
+_CONTROL_CATEGORIES = ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn")
+
+
+def check_text(text: str, loc, what: str, lines: bool) -> None:
+    """Refuse control characters (NUL, ESC, DEL, bidirectional overrides, line separators, ...) in
+    text written by the user; `lines` allows newlines and tabs (a multi-line description)."""
+    import unicodedata
+
+    for ch in text:
+        if lines and ch in "\n\t":
+            continue
+        if unicodedata.category(ch) in _CONTROL_CATEGORIES:
+            raise SpecError(f"{what} holds the control character {ch!r}; "
+                            + ("only newlines and tabs are allowed" if lines else "it must be printable text on one line"),
+                            loc)
+
+
+def _satisfiable(name, rules, multiple: int, loc) -> None:
+    """Some size meets min, max and multiple_of together."""
+    low, high = rules.get("min", 1), rules.get("max")
+    where = rules.where("max") if isinstance(rules, YMap) and "max" in rules else loc
+    if high is not None and low > high:
+        raise SpecError(f"symbol '{name}': min {low} is larger than max {high}; no size meets both", where)
+    first = -(-low // multiple) * multiple
+    if high is not None and first > high:
+        raise SpecError(f"symbol '{name}': no multiple of {multiple} lies between min {low} and max {high}", where)
+
+
+def _obeys(name, value, rules: dict, raw, loc) -> None:
+    """A number given to a symbol (`--set H=28`) keeps the symbol's constraints."""
+    if is_symbolic(value):
+        return
+    for rule, bound in rules.items():
+        broken = (isinstance(value, bool) or not isinstance(value, int)
+                  or rule == "multiple_of" and value % bound or rule == "min" and value < bound
+                  or rule == "max" and value > bound)
+        if broken:
+            where = raw.where(rule) if raw is not None else loc
+            raise SpecError(f"{name} = {value!r} breaks the constraint '{rule}: {bound}' of symbol '{name}'", where)
+
+
+def _frozen(value):
+    """A hashable form of block argument values (lists become tuples)."""
+    if isinstance(value, dict):
+        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return tuple(_frozen(v) for v in value)
+    return value
 
 
 def _input_sizes(raw):
