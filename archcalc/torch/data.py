@@ -606,11 +606,20 @@ def _labels(y, task, classes, what, num_classes):
         raise SpecError(f"{task} needs one label per example; {what} has labels of shape {list(y.shape[1:])}")
     y = y[:, 0]
     if classes is None:  # labels straight from a file: integers stay as they are, others are named
+        if np.issubdtype(y.dtype, np.floating) and not np.isfinite(y).all():
+            raise SpecError(f"class labels in {what} hold NaN or infinity (example "
+                            f"{int(np.argwhere(~np.isfinite(y))[0][0])})")
         if np.issubdtype(y.dtype, np.integer) or y.dtype == bool or (
                 np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y))):
+            if np.issubdtype(y.dtype, np.floating) and np.abs(y).max(initial=0) >= 2**62:
+                raise SpecError(f"class labels in {what} must be 0, 1, 2, ...; found {np.abs(y).max():g}")
             y = y.astype(np.int64)
             if y.min(initial=0) < 0:
                 raise SpecError(f"class labels in {what} must be 0, 1, 2, ...; found {y.min()}")
+            top = int(y.max(initial=0)) + 1
+            if task == "classify" and num_classes is not None and num_classes < top:  # before naming `top` classes
+                raise SpecError(f"{what} has {top:,} classes (labels 0 .. {top - 1:,}) but the spec's output has "
+                                f"{num_classes} values; make the last layer output {top:,}")
             names = np.unique(y)
             if task == "binary" and not set(names) <= {0, 1}:
                 y = np.searchsorted(names, y)

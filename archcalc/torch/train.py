@@ -1008,6 +1008,9 @@ def _check_resume(out: Path, cfg: TrainConfig, graph: Graph) -> None:
             raise SpecError(f"{out} stopped in the middle of an epoch: resume it with the same --batch-size "
                             f"({ck['config'].get('batch_size')})")
         _read_metrics(last.parent)
+    for k in range(cfg.folds or 0):  # a finished fold is not trained again: its summary must read
+        if runfolder.exists(out / f"fold{k + 1}" / "summary.json"):
+            _fold_summary(out / f"fold{k + 1}" / "summary.json")
 
 
 def _read_metrics(run_dir: Path) -> list:
@@ -1059,8 +1062,8 @@ def train(spec=None, config: TrainConfig | None = None, *, resume: bool = False,
     cfg = replace(cfg, out=str(out))
     runfolder.check(out)
     # Rank 0 of a torchrun job (or the one process) locks the folder; our own --gpus children run
-    # under their parent's lock.
-    lock = runfolder.Lock(out) if int(os.environ.get("RANK", 0)) == 0 and not _SPAWNED.get("child") else None
+    # `_train_here` under their parent's lock.
+    lock = runfolder.Lock(out) if int(os.environ.get("RANK", 0)) == 0 else None
     try:
         if lock is not None and os.path.isdir(out):
             lock.acquire()  # before anything is read for good: a run in use fails at once
@@ -1093,9 +1096,6 @@ def train(spec=None, config: TrainConfig | None = None, *, resume: bool = False,
     finally:
         if lock is not None:
             lock.release()
-
-
-_SPAWNED: dict = {}  # {"child": True} in a process that `_launch` started
 
 
 def _refuse_a_run_there(out: Path) -> None:
@@ -1201,7 +1201,6 @@ _STATUS = ".launch-status.json"
 def _worker(spec, cfg_dict: dict, resume: bool) -> None:
     """One of the `--gpus N` processes (spawned by distributed.launch, torchrun's environment set). The
     expected outcomes reach the parent through a status file; anything else as a traceback."""
-    _SPAWNED["child"] = True
     cfg = TrainConfig(**cfg_dict)
     try:
         _train_here(spec, cfg, resume, None, None)

@@ -237,6 +237,35 @@ def test_an_edited_run_config_that_changes_the_network_is_refused(run_dir):
     assert "the input is now [1, 16, 4] (the run's network took [1, 8, 8])" in line
 
 
+def test_a_bad_value_in_the_runs_own_config_is_located_there(run_dir):
+    config = run_dir / "config.yaml"
+    lines = config.read_text().splitlines()
+    number = next(i for i, line in enumerate(lines) if line.startswith("lr:"))
+    lines[number] = "lr: -0.5"
+    config.write_text("\n".join(lines) + "\n")
+    assert_refused(cli("train", "--resume", run_dir, "--epochs", "2", "--device", "cpu"),
+                   where=f"{config}:{number + 1}:5", contains="lr must not be negative, got -0.5")
+    assert_refused(cli("evaluate", run_dir, "--device", "cpu"), where=f"{config}:{number + 1}:5")
+
+
+def test_a_cross_validation_run_checks_every_fold(base, tmp_path):
+    out = tmp_path / "cv"
+    train(base[1], TrainConfig(epochs=1, folds=2, device="cpu", out=str(out), batch_size=256),
+          console=Console(file=io.StringIO()))
+    _flip_in_tensor_data(out / "fold2" / "last.pt")
+    assert_refused(cli("train", "--resume", out, "--epochs", "2", "--device", "cpu"), located=False,
+                   contains=f"{out / 'fold2' / 'last.pt'}: checksum mismatch")
+    _flip_in_tensor_data(out / "fold2" / "best.pt")
+    assert_refused(cli("evaluate", out / "fold2", "--device", "cpu"), located=False, contains="checksum mismatch")
+    shutil.copy(out / "fold1" / "best.pt", out / "fold2" / "best.pt")
+    (out / "fold1" / "summary.json").write_text('{"best_epoch": "one"}')
+    shutil.copy(out / "fold1" / "last.pt", out / "fold2" / "last.pt")  # fold 1's weights fit fold 2's network
+    config = (out / "config.yaml").read_text()
+    assert_refused(cli("train", "--resume", out, "--epochs", "2", "--device", "cpu"),
+                   where=f"{out / 'fold1' / 'summary.json'}:1:1", contains="not the summary of a finished fold")
+    assert (out / "config.yaml").read_text() == config  # refused before anything was written
+
+
 @pytest.mark.parametrize("flag, value", [("--seed", "3"), ("--task", "regress"), ("--input", "1,4,16"),
                                          ("--val-fraction", "0.3"), ("--data", "synthetic")])
 def test_settings_that_define_the_run_cannot_change_on_resume(run_dir, flag, value):

@@ -174,6 +174,8 @@ def _npz(path, **arrays):
     ("records_x", "holds records"),
     ("dates_y", "y in '{p}' holds dates"),
     ("short_y", "has 40 inputs in x but 39 targets in y"),
+    ("huge_label", "has 1,000,000,001 classes (labels 0 .. 1,000,000,000) but the spec's output has 10 values"),
+    ("nan_label", "class labels in '{p}' hold NaN or infinity (example 5)"),
     ("not_a_zip", "cannot read '{p}' as an .npz file"),
 ])
 def test_npz_contents_that_are_not_real_numbers_are_refused(spec, tmp_path, case, contains):
@@ -197,6 +199,10 @@ def test_npz_contents_that_are_not_real_numbers_are_refused(spec, tmp_path, case
         _npz(p, x=x, y=np.array(["2020-01-01"] * 40, dtype="datetime64[D]"))
     elif case == "short_y":
         _npz(p, x=x, y=y[:39])
+    elif case == "huge_label":  # naming a billion classes would take tens of GB: refused from the maximum
+        _npz(p, x=x, y=np.where(np.arange(40) == 9, 10**9, y))
+    elif case == "nan_label":
+        _npz(p, x=x, y=np.where(np.arange(40) == 5, np.nan, y.astype(float)))
     else:
         p.write_bytes(b"PK\x03\x04 but not really a zip")
     line = assert_refused(cli("train", spec, "--data", p, "--device", "cpu", "--out", tmp_path / "run"),
