@@ -585,6 +585,9 @@ def train_cmd(
     overrides.update(spec=spec, out=resume if resume is not None else out, input=input_shape, sizes=bindings or None)
     try:
         if resume is not None:  # the run's own config.yaml, then --config, then flags; SPEC must be its network
+            if out is not None and out != resume:
+                raise SpecError(f"--out {out} and --resume {resume} name two run folders: a resumed run stays in "
+                                "its own folder (give --resume only)")
             settings, given_spec = tr.resume_config(resume, config, overrides)
             tr.train(given_spec, settings, resume=True)
         else:

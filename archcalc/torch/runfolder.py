@@ -60,6 +60,9 @@ def _err(path, exc: OSError, doing: str) -> SpecError:
 
 
 def _open_dir(folder: Path) -> int:
+    if _FOLD.fullmatch(folder.name) and os.path.islink(folder.parent):  # a fold folder's run folder, too
+        raise SpecError(f"{folder.parent}: the run folder is a symbolic link; archcalc writes only into a real "
+                        "folder (give its target as --out, or another --out)")
     try:
         return os.open(folder, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW | _CLOEXEC)
     except OSError as exc:

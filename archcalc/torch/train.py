@@ -1234,8 +1234,10 @@ def _launch(spec, cfg: TrainConfig, resume: bool) -> RunResult:
     if runfolder.exists(status):
         outcome = runfolder.read_json(status)
         status.unlink()
-        raise {"SpecError": SpecError, "Diverged": Diverged, "Interrupted": Interrupted}[outcome["kind"]](
-            outcome["message"].removeprefix("error: "))
+        kinds = {"SpecError": SpecError, "Diverged": Diverged, "Interrupted": Interrupted}
+        if not isinstance(outcome, dict) or outcome.get("kind") not in kinds or not isinstance(outcome.get("message"), str):
+            raise SpecError(f"{status}: not the outcome of a training process; the run folder was tampered with")
+        raise kinds[outcome["kind"]](outcome["message"].removeprefix("error: "))
     out = Path(cfg.out)
     summary = runfolder.read_json(out / "summary.json")
     metrics = _read_metrics(out) if not cfg.folds else []

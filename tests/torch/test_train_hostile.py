@@ -435,3 +435,9 @@ def test_a_forged_checkpoint_with_a_valid_checksum_is_still_one_line(run_dir, ch
     _forge(run_dir / "last.pt", change)
     assert_refused(cli("train", "--resume", run_dir, "--epochs", "2", "--device", "cpu"), located=False,
                    contains=contains)
+
+
+def test_out_and_resume_naming_two_folders_is_refused(run_dir, tmp_path):
+    assert_refused(cli("train", "--resume", run_dir, "--out", tmp_path / "elsewhere", "--device", "cpu"),
+                   located=False, contains="name two run folders")
+    assert not (tmp_path / "elsewhere").exists()
