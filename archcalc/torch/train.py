@@ -293,8 +293,9 @@ def resume_config(run_dir, config_yaml_path=None, cli_overrides: dict | None = N
             new = _coerce(name, value, loc)
             old = _coerce(name, *saved[name]) if name in saved else getattr(TrainConfig(), name)
             if new != old:
-                raise SpecError(f"{_label(name, {name: loc})} {_show(new)}: the run {run_dir} was trained with "
-                                f"{name} {_show(old)}, and a resumed run keeps it (it defines the network, the data or "
+                was = f"with {name} {old}" if old is not None else f"without {name} (the default)"
+                raise SpecError(f"{_label(name, {name: loc})} {_show(new)}: the run {run_dir} was trained {was}, "
+                                f"and a resumed run keeps it (it defines the network, the data or "
                                 "the split); train a new run with another --out to change it", loc)
     spec = (cli_overrides or {}).get("spec")
     if spec is None and "spec" in later:
