@@ -124,9 +124,7 @@ def make(folder, parents: bool = True) -> Path:
     except FileNotFoundError:
         try:
             folder.mkdir(parents=parents, exist_ok=True)
-        except FileExistsError:
-            raise SpecError(f"{folder}: a part of this path is a file, not a folder") from None
-        except NotADirectoryError:
+        except (FileExistsError, NotADirectoryError):
             raise SpecError(f"{folder}: a part of this path is a file, not a folder") from None
         except OSError as exc:
             raise _err(folder, exc, "create the run folder") from None

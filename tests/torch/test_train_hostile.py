@@ -129,7 +129,8 @@ def test_a_new_run_refuses_a_planted_symlink_and_writes_nothing_through_it(base,
 
 
 def test_runfolder_write_replaces_a_link_instead_of_writing_through_it(tmp_path):
-    """The last line of defence (a link planted after the check): os.replace swaps the name."""
+    """Every write looks at the name it replaces: a link there is refused, not followed; a new file
+    appears whole (no temporary file is left)."""
     (tmp_path / "victim").write_text("keep")
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "data.json").symlink_to(tmp_path / "victim")
