@@ -63,6 +63,8 @@ def _parse(text: str) -> ast.expression:
             raise ExprError(f"{sub.value!r} is not a number, in {text!r}")
         if isinstance(sub, ast.Constant):
             written = ast.get_source_segment(source, sub) or repr(sub.value)
+            if len(written) > 40:
+                written = f"{written[:12]}... ({len(written)} characters)"
             if too_large(sub.value):
                 raise ExprError(f"the number {written} in {_quoted(text)} is larger than the limit of 1e30")
             if sub.value == 0 and any(c in "123456789" for c in written.lower().split("e")[0]):

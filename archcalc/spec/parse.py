@@ -345,13 +345,14 @@ class _SpecBuilder:
         total = len(self.nodes) + per_copy * repeat
         if total <= MAX_NODES:
             return
-        amount = f"more than {MAX_NODES:,}" if per_copy > MAX_NODES else f"{per_copy:,}"
+        if per_copy > MAX_NODES:
+            each = f"each of the {repeat:,} copies of this entry" if repeat > 1 else "this entry"
+            raise SpecError(f"{each} expands to more than {MAX_NODES:,} layers, the limit", loc)
         if repeat > 1:
-            raise SpecError(f"repeat {repeat:,} of {amount} layer(s) would make the network "
-                            f"{'more than ' + format(MAX_NODES, ',') if per_copy > MAX_NODES else format(total, ',')} "
-                            f"layers, more than the limit of {MAX_NODES:,}", loc)
-        raise SpecError(f"this entry expands to {amount} layers, which would make the network more than the "
-                        f"limit of {MAX_NODES:,} layers", loc)
+            raise SpecError(f"repeat {repeat:,} of {per_copy:,} layer(s) would make the network "
+                            f"{total:,} layers, more than the limit of {MAX_NODES:,}", loc)
+        raise SpecError(f"this entry expands to {per_copy:,} layers, which would make the network {total:,} "
+                        f"layers, more than the limit of {MAX_NODES:,}", loc)
 
     def _size(self, kind, body, values: dict, stack: tuple) -> int:
         """Layers one placement of `kind` expands to (more than MAX_NODES counts as MAX_NODES + 1),

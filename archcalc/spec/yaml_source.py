@@ -126,6 +126,13 @@ def load_yaml(text: str, filename: str):
             problem = f"{exc.context}: {exc.problem}" if "while" not in exc.context else exc.problem
         raise SpecError(f"invalid YAML: {_one_line(problem)}",
                         _loc(filename, mark) if mark else Loc(filename, 1, 1)) from None
+    except yaml.reader.ReaderError as exc:  # a control character in the text itself
+        prefix = text.encode("utf-8")[:exc.position].decode("utf-8", "replace")  # position counts bytes
+        line = prefix.count("\n") + 1
+        col = len(prefix) - (prefix.rfind("\n") + 1) + 1
+        what = repr(chr(exc.character)) if isinstance(exc.character, int) else repr(exc.character)
+        raise SpecError(f"invalid YAML: the character {what} is not allowed in YAML text", Loc(filename, line, col)) \
+            from None
     except yaml.YAMLError as exc:
         raise SpecError(f"invalid YAML: {_one_line(exc)}", Loc(filename, 1, 1)) from None
     finally:
