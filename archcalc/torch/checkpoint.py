@@ -9,9 +9,13 @@ Writes go through `runfolder.write`: a new temporary file in the same folder, fl
 over the old file with `os.replace` (atomic on POSIX and Windows): a crash or Ctrl-C in the middle of
 a write leaves the previous checkpoint intact, never half a file, and a link in its place is refused.
 
-`sha256` is a digest of everything else in the dict (`digest`: keys, types, every tensor's dtype,
-shape and bytes, in a fixed order), checked at every load: PyTorch's zip reader does not check its
-CRCs, so a flipped bit in the weights would otherwise load, and resume, silently.
+Two checksums, both checked at every load, since PyTorch's zip reader does not check its CRCs (a
+flipped bit in the weights would otherwise load, and resume, silently):
+- the file's: the zip's comment (the last bytes of a zip, which any zip reader skips) is
+  `archcalc-sha256:` and the sha256 of every byte before it, so any changed bit of the file is
+  caught, also in zip padding or headers that loading would never look at;
+- the contents': `sha256` in the dict is a digest of everything else in it (`digest`: keys, types,
+  every tensor's dtype, shape and bytes, in a fixed order), independent of the zip layout.
 """
 from __future__ import annotations
 
@@ -66,13 +70,35 @@ def digest(state: dict) -> str:
     return h.hexdigest()
 
 
+_TRAILER = b"archcalc-sha256:"
+_TRAILER_LEN = len(_TRAILER) + 64
+_EOCD = b"PK\x05\x06"  # a zip's end-of-central-directory record: 22 bytes, then the comment
+
+
+def _sealed(data: bytes) -> bytes:
+    """torch.save's zip with the file checksum as its comment (see the module's docstring)."""
+    if data[-22:-18] != _EOCD or data[-2:] != b"\0\0":
+        raise RuntimeError("torch.save wrote an unexpected zip layout; archcalc cannot seal the checkpoint")
+    body = data[:-2] + _TRAILER_LEN.to_bytes(2, "little")
+    return body + _TRAILER + hashlib.sha256(body).hexdigest().encode()
+
+
+def _seal_holds(data: bytes) -> bool | None:
+    """Whether the file checksum matches; None when the file has none (not archcalc's, or older)."""
+    if len(data) < 22 + _TRAILER_LEN or data[-_TRAILER_LEN:-64] != _TRAILER:
+        return None
+    body = data[:-_TRAILER_LEN]
+    return (body[-22:-18] == _EOCD and body[-2:] == _TRAILER_LEN.to_bytes(2, "little")
+            and hashlib.sha256(body).hexdigest().encode() == data[-64:])
+
+
 def save(path, state: dict) -> Path:
     """Write `state` (see `KEYS`; `format` and `sha256` are added here) to `path` atomically."""
     full = {"format": FORMAT, **state}
     full["sha256"] = digest(full)
     buffer = io.BytesIO()  # serialised first: a failing write is then a plain OSError (disk full), not torch's
     torch.save(full, buffer)
-    return runfolder.write(path, buffer.getbuffer())
+    return runfolder.write(path, _sealed(buffer.getvalue()))
 
 
 def load(path, map_location="cpu") -> dict:
@@ -84,15 +110,23 @@ def load(path, map_location="cpu") -> dict:
     except FileNotFoundError:
         raise SpecError(f"{path}: no such checkpoint") from None
     with handle:
-        try:
-            state = torch.load(handle, map_location=map_location, weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix, in one line
-            why = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
-            raise SpecError(f"{path}: not a readable checkpoint ({why}); it is damaged or not archcalc's") from None
+        data = handle.read()
+    sealed = _seal_holds(data)
+    if sealed is False:
+        raise SpecError(f"{path}: checksum mismatch (the file was damaged or altered since it was written); "
+                        "refusing to use it")
+    try:
+        state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix, in one line
+        why = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        raise SpecError(f"{path}: not a readable checkpoint ({why}); it is damaged or not archcalc's") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT or not all(k in state for k in KEYS):
         old = isinstance(state, dict) and state.get("format") == 1
         raise SpecError(f"{path}: not an archcalc training checkpoint (format {FORMAT})"
                         + ("; it was written by an older archcalc, without a checksum: train afresh" if old else ""))
+    if sealed is None:
+        raise SpecError(f"{path}: has no file checksum, so it was not written by archcalc's save (or was rewritten "
+                        "since); refusing to use it")
     try:
         ok = digest(state) == state["sha256"]
     except _Unhashable as exc:

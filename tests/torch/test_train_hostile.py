@@ -323,6 +323,27 @@ def test_a_truncated_or_foreign_checkpoint_is_one_line(run_dir):
     assert_refused(cli("train", "--resume", run_dir, "--device", "cpu"), located=False, contains="older archcalc")
 
 
+def test_every_single_bit_flip_anywhere_in_a_checkpoint_is_caught(run_dir):
+    """Zip padding, headers, the pickle, tensor bytes, the central directory and the checksum itself:
+    PyTorch would ignore some of these bytes, the file checksum does not."""
+    path = run_dir / "last.pt"
+    data = path.read_bytes()
+    for offset in [0, 40, 70, 100, *range(200, len(data), max(1, len(data) // 40)), len(data) - 90, len(data) - 1]:
+        flipped = bytearray(data)
+        flipped[offset] ^= 0x04
+        path.write_bytes(bytes(flipped))
+        with pytest.raises(Exception) as info:
+            checkpoint.load(path)
+        assert "checksum mismatch" in str(info.value), (offset, str(info.value))
+    path.write_bytes(data)
+    assert checkpoint.load(path)["epoch"] == 1
+
+
+def test_a_checkpoint_rewritten_without_the_file_checksum_is_refused(run_dir):
+    torch.save(checkpoint.load(run_dir / "last.pt"), run_dir / "last.pt")  # same contents, plain torch.save
+    assert_refused(cli("train", "--resume", run_dir, "--device", "cpu"), located=False, contains="has no file checksum")
+
+
 def test_a_checkpoint_digest_covers_values_not_only_tensors(run_dir):
     state = checkpoint.load(run_dir / "last.pt")
     assert state["sha256"] == checkpoint.digest(state)
@@ -421,8 +442,7 @@ def _forge(path: Path, change) -> None:
     """Rewrite a checkpoint with `change` applied and a matching checksum: a forgery, not damage."""
     state = checkpoint.load(path)
     change(state)
-    state["sha256"] = checkpoint.digest(state)
-    torch.save(state, path)
+    checkpoint.save(path, state)  # both checksums recomputed, as a forger who read this code would
 
 
 @pytest.mark.parametrize("change, contains", [
