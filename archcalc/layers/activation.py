@@ -45,7 +45,7 @@ _elementwise("identity", "Identity", "passes its input through")
 
 class SoftmaxLike(Elementwise):
     primary = "dim"
-    probe_linear = True  # not linear, but every output depends on every input along dim
+    probe_linear = False  # its own module is not linear: probe_module below stands in for it
     args = (Arg("dim", "int", 0, doc="dimension without the batch; 0 is channels (nn.Softmax(dim=1))"),)
     formulas = {"output": "same as input", "params": "0", "macs": "0",
                 "rf": "unchanged along channels (dim 0); global when taken over a spatial axis"}
@@ -72,6 +72,20 @@ class SoftmaxLike(Elementwise):
         from torch import nn
 
         return getattr(nn, self.torch_class)(dim=dim_index(a["dim"], len(shapes[0])) + 1)
+
+    def probe_module(self, a, shapes):
+        # The receptive-field probe needs a linear, positive stand-in with the same dependence:
+        # every output reads every input along dim. Softmax itself is not one: over the probe's
+        # single channel it is the constant 1 (log_softmax 0) and passes no gradient at all.
+        from torch import nn
+
+        dim = dim_index(a["dim"], len(shapes[0])) + 1
+
+        class AlongDim(nn.Module):
+            def forward(self, x):
+                return x + x.sum(dim=dim, keepdim=True)
+
+        return AlongDim()
 
 
 @register

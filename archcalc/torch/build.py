@@ -31,6 +31,7 @@ class SpecModule(nn.Module):
                             f"needs numbers: give them with --set (e.g. --set {graph.symbols[0]}=28)",
                             graph.input_loc)
         report = analyze_graph(graph)  # validates the graph and gives every input shape
+        check_torch_limits(graph, report)
         shapes = {INPUT: tuple(graph.input_shape)}
         shapes.update({row.name: row.output_shape for row in report.layers})
         self.spec_name = graph.name
@@ -77,6 +78,48 @@ class SpecModule(nn.Module):
         return values[self._output]
 
 
+INT64_MAX = 2**63 - 1  # PyTorch keeps sizes, strides and element counts in 64-bit integers
+
+
+def check_torch_limits(graph: Graph, report, batch: int = 1) -> None:
+    """Refuse, with the place in the spec, what PyTorch cannot represent: an integer argument past
+    int64 (`stride: '2**64'`), or a tensor (an output, an input, a layer's weights) whose element
+    count is. Torch would fail deep inside with 'Storage size calculation overflowed' or worse."""
+    def walk(value):
+        if isinstance(value, bool):
+            return
+        if isinstance(value, int):
+            yield value
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                yield from walk(item)
+
+    limit = "PyTorch's 64-bit limit (2**63 - 1)"
+    count = batch
+    for n in graph.input_shape:
+        count *= n
+    if count > INT64_MAX:
+        raise SpecError(f"the input batch has {_sci(count)} elements, past {limit}", graph.input_loc)
+    for node, row in zip(graph.nodes, report.layers):
+        for arg, value in node.args.items():
+            if any(abs(v) > INT64_MAX for v in walk(value)):
+                raise SpecError(f"argument '{arg}' is past {limit}", node.arg_locs.get(arg, node.loc),
+                                node.name, node.kind)
+        count = batch
+        for n in row.output_shape:
+            count *= n
+        if count > INT64_MAX:
+            raise SpecError(f"the output has {_sci(count)} elements, past {limit}",
+                            node.loc, node.name, node.kind)
+        if max(row.trainable_params, row.non_trainable_params) > INT64_MAX:
+            raise SpecError(f"its weights hold {_sci(row.params)} values, past {limit}", node.loc, node.name,
+                            node.kind)
+
+
+def _sci(n: int) -> str:
+    return f"{n:.3e}" if n < 10**300 else "over 1e300"  # a float conversion of more would overflow
+
+
 def example_input(graph: Graph, batch: int = 1, device=None, generator=None):
     """An input batch for the graph: random real values, or for token inputs random ids valid for
     every embedding (0 .. smallest table size - 1)."""
@@ -95,4 +138,4 @@ def build(spec, input_shape=None, device=None) -> SpecModule:
         return SpecModule(graph)
 
 
-__all__ = ["SpecModule", "build", "example_input", "torch"]
+__all__ = ["INT64_MAX", "SpecModule", "build", "check_torch_limits", "example_input", "torch"]

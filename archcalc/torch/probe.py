@@ -40,6 +40,9 @@ from archcalc.spec.graph import INPUT, Graph, Node
 PROBE_ARGS = {"out": 1, "groups": 1, "bias": False, "padding_mode": "zeros", "num_parameters": 1}
 MAX_ELEMENTS = 1 << 20  # largest probe input (pixels of one example) the doubling may reach
 MAX_PERIOD = 8  # longest period (in outputs) of a field that the probe recognises
+#: Memory the probe may plan for (float64 values and their gradients, every layer's output kept
+#: for the backward pass): checked from the planned shapes before anything is allocated.
+MAX_PROBE_BYTES = 1 << 30
 
 
 @dataclass
@@ -123,6 +126,13 @@ def probe_receptive_fields(graph: Graph, report) -> tuple[dict[str, Probed], lis
                     or (previous is not None and all(previous.get(n) == s for n, s in waiting.items())))
         todo = {row.name for row in probe_report.layers if row.name not in results
                 and (row.name not in waiting or last_try)}
+        need = _planned_bytes(probe_graph, probe_report, todo) if todo else 0
+        if need > MAX_PROBE_BYTES:  # refuse before allocating: a [3, 1e5, 1e5] input would take 240 GB
+            from archcalc.render import human_bytes
+
+            note = (f"not probed: the one-channel probe network on a {' x '.join(map(str, size))} input would "
+                    f"need {human_bytes(need)}, more than its budget of {human_bytes(MAX_PROBE_BYTES)}")
+            return {n.name: results.get(n.name, Probed(fields[n.name], None, note)) for n in keep}, used
         if todo:
             results.update(_measure(probe_graph, probe_report, size, todo))
             used.append((1,) + size)
@@ -131,12 +141,24 @@ def probe_receptive_fields(graph: Graph, report) -> tuple[dict[str, Probed], lis
     return results, used
 
 
+def _probe_batch(rows: dict, todo: set) -> int:
+    """Two full periods of outputs (of the longest period measured), so that a period can be recognised."""
+    periods = [_period(rows[name].rf) for name in todo if isinstance(rows[name].rf, RF)]
+    return 2 * max(1, min(MAX_PERIOD, max(periods, default=1))) + 1
+
+
+def _planned_bytes(graph: Graph, report, todo: set) -> int:
+    """Bytes of the probe's tensors at this size: the input and every output, in float64, with
+    their gradients (an upper bound: autograd keeps no more than that)."""
+    batch = _probe_batch({row.name: row for row in report.layers}, todo)
+    elements = math.prod(graph.input_shape) + sum(math.prod(row.output_shape) for row in report.layers)
+    return 2 * 8 * batch * elements
+
+
 def _measure(graph: Graph, report, size: tuple, todo: set) -> dict[str, Probed]:
     rows = {row.name: row for row in report.layers}
     shapes = {INPUT: graph.input_shape, **{name: row.output_shape for name, row in rows.items()}}
-    periods = [_period(rows[name].rf) for name in todo if isinstance(rows[name].rf, RF)]
-    longest = max(1, min(MAX_PERIOD, max(periods, default=1)))
-    batch = 2 * longest + 1  # two full periods of outputs, so that a period can be recognised
+    batch = _probe_batch(rows, todo)
     x = torch.ones((batch,) + tuple(graph.input_shape), dtype=torch.float64, requires_grad=True)
     values = {INPUT: x}
     with torch.no_grad():

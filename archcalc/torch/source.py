@@ -33,7 +33,7 @@ from archcalc.errors import SpecError, one_line
 from archcalc.graph_export import _block_steps
 from archcalc.layers import KINDS
 from archcalc.spec.graph import INPUT, Graph
-from archcalc.torch.build import build, torch  # build explains a missing torch
+from archcalc.torch.build import build, check_torch_limits, torch  # build explains a missing torch
 
 from torch import nn  # noqa: E402
 
@@ -199,6 +199,7 @@ def _docstring_text(text: str) -> str:
 def pytorch_source(graph: Graph) -> str:
     """A standalone Python file defining the spec's network as an `nn.Module` subclass."""
     report = analyze_graph(graph)  # validates the graph; output shapes for the comments
+    check_torch_limits(graph, report)
     shapes = {INPUT: tuple(graph.input_shape)}
     shapes.update({row.name: tuple(row.output_shape) for row in report.layers})
     index = {node.name: i for i, node in enumerate(graph.nodes)}

@@ -131,7 +131,7 @@ def verify(graph: Graph, device: str = "cpu", receptive_fields: bool = True) -> 
     report = analyze_graph(graph)
     if device == "cuda" and not torch.cuda.is_available():
         raise SpecError(f"--device cuda: CUDA is not available to this PyTorch ({torch.__version__})")
-    _check_fits(report, device)
+    _check_fits(graph, report, device)
     model = build(graph, device=device).eval()
     shapes: dict[str, tuple] = {}
     hooks = [model.get_submodule(row.name).register_forward_hook(
@@ -185,24 +185,54 @@ def verify(graph: Graph, device: str = "cpu", receptive_fields: bool = True) -> 
     return VerifyResult(graph.name, device, tuple(graph.input_shape), layers, totals, probe_inputs, notes)
 
 
-def _check_fits(report, device: str) -> None:
-    """Refuse, before allocating, a model whose weights would not fit (LLaMA 7B needs 25 GiB in
-    float32): the meta device checks it without memory."""
+def _check_fits(graph: Graph, report, device: str) -> None:
+    """Refuse, before allocating, a model whose weights and activations would not fit (LLaMA 7B
+    needs 25 GiB of float32 weights; a [3, 100000, 100000] input 120 GB of input alone): the
+    meta device checks shapes, parameters and MACs without memory. One example, float32: weights,
+    the input and every layer's output (an upper bound: the forward pass frees outputs early)."""
     if device == "meta":
         return
     if device == "cuda":
         free = torch.cuda.mem_get_info()[0]
     else:
-        try:
-            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError, AttributeError):  # not on this system: nothing to compare with
+        free = _free_cpu_bytes()
+        if free is None:  # not on this system: nothing to compare with
             return
-    need = report.totals.param_bytes
-    if need > free // 2:
+    t = report.totals
+    weights, data = t.param_bytes, t.input_bytes + t.activation_bytes
+    if weights + data > free // 2:
         from archcalc.render import human_bytes
 
-        raise SpecError(f"the model's weights need {human_bytes(need)} but {device} has {human_bytes(free)} "
-                        "free; check it with --device meta, which allocates nothing")
+        # Located where the bulk comes from: the largest layer's weights, or the input's sizes.
+        if weights > data:
+            largest = max(zip(graph.nodes, report.layers), key=lambda pair: pair[1].params)[0]
+            what, detail, loc = "weights", f"the largest layer: {largest.name}; with one example's " \
+                f"activations {human_bytes(weights + data)}", largest.loc
+        else:
+            what, detail, loc = "activations of one example", f"with the weights {human_bytes(weights + data)}", \
+                graph.input_loc
+        raise SpecError(f"the model's {what} need {human_bytes(max(weights, data))} ({detail}) but {device} has "
+                        f"{human_bytes(free)} free; check it with --device meta, which allocates nothing", loc)
+
+
+def _free_cpu_bytes() -> int | None:
+    """Free memory for this process: the system's, or less where an address-space limit
+    (ulimit -v, RLIMIT_AS) leaves less room than that."""
+    try:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            with open("/proc/self/statm") as handle:
+                used = int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+            free = min(free, max(0, soft - used))
+    except (ImportError, OSError, ValueError):
+        pass
+    return free
 
 
 def _macs(flops: int):
