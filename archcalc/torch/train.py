@@ -1119,6 +1119,7 @@ def _train_here(spec, cfg, resume, on_step, console, graph=None, report=None, lo
         warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
     try:
         ds = _load_data(cfg, graph, report, 0 if cfg.folds else None)  # bad data fails before any file is written
+        _check_memory(graph, report, cfg, ds, dist.device)
         if len(ds.x_train) < cfg.batch_size:
             raise cfg.error("batch_size", f"{cfg.batch_size} is larger than the training split ({len(ds.x_train)} "
                             "examples)")
@@ -1133,18 +1134,65 @@ def _train_here(spec, cfg, resume, on_step, console, graph=None, report=None, lo
             if isinstance(spec, Path) and spec != out / "spec.yaml":
                 runfolder.write(out / "spec.yaml", _spec_bytes(spec))
             _show_figures(console, graph, report, cfg, dist)
-        with _CtrlC() as ctrl:
-            run = _Run(cfg, graph, report, dist, console, ctrl, on_step)
-            if cfg.folds:
-                summary, metrics, model = _cross_validate(run, out, resume, ds), None, None
-            else:
-                summary, metrics, model = _fit(run, ds.to(dist.device), out, resume)
+        try:
+            with _CtrlC() as ctrl:
+                run = _Run(cfg, graph, report, dist, console, ctrl, on_step)
+                if cfg.folds:
+                    summary, metrics, model = _cross_validate(run, out, resume, ds), None, None
+                else:
+                    summary, metrics, model = _fit(run, ds.to(dist.device), out, resume)
+        except (RuntimeError, MemoryError) as exc:
+            if not isinstance(exc, MemoryError) and not _OOM.search(str(exc)):
+                raise
+            kept = f"{out / 'last.pt'} keeps the last saved state. " if runfolder.exists(out / "last.pt") else ""
+            raise SpecError(f"training {graph.name} ran out of memory on {dist.device} ({_short(exc)}); {kept}Try a "
+                            "smaller --batch-size (or --eval-batch-size), or a smaller network") from None
         if dist.is_main:
             print_summary(console, summary, out)
         return RunResult(out, summary, metrics if metrics is not None else summary.get("per_fold", []),
                          model if not dist.enabled else None)
     finally:
         distributed.cleanup(dist)
+
+
+_OOM = re.compile(r"out of memory|can't allocate memory|not enough memory", re.IGNORECASE)
+
+
+def _short(exc) -> str:
+    return " ".join(str(exc).split())[:160] or type(exc).__name__
+
+
+def _device_memory(dev) -> int | None:
+    """Bytes this process can use on `dev`: the GPU's memory, or the machine's (under RLIMIT_AS)."""
+    if dev.type == "cuda":
+        return torch.cuda.get_device_properties(dev).total_memory
+    if dev.type != "cpu":
+        return None
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+    import resource
+
+    cap = resource.getrlimit(resource.RLIMIT_AS)[0]
+    return min(total, cap) if cap != resource.RLIM_INFINITY else total
+
+
+def _check_memory(graph, report, cfg, ds, dev) -> None:
+    """Refuse, before anything is allocated or written, a network whose weights, gradients and
+    optimizer states (plus the dataset, which lives on the device) exceed the device's memory."""
+    available = _device_memory(dev)
+    if available is None:
+        return
+    t = report.totals
+    states = 0 if cfg.optimizer == "sgd" and not cfg.momentum else 1 if cfg.optimizer == "sgd" else 2
+    data = sum(v.numel() * v.element_size() for v in (ds.x_train, ds.y_train, ds.x_val, ds.y_val, ds.x_test,
+                                                       ds.y_test))
+    need = 4 * int(t.params) + 4 * (1 + states) * int(t.trainable_params) + data
+    if need > available:
+        raise SpecError(f"training {graph.name} ({int(t.params):,} parameters) needs at least {need / 2**30:,.1f} GiB "
+                        f"for weights, gradients, {cfg.optimizer} states and data, more than the "
+                        f"{available / 2**30:,.1f} GiB of {dev}", graph.input_loc)
 
 
 def _spec_bytes(spec: Path) -> bytes:

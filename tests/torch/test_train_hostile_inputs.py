@@ -294,3 +294,23 @@ def test_flag_mistakes_name_the_flag(spec, tmp_path, args, contains):
     line = assert_refused(cli("train", spec, "--out", tmp_path / "r", "--device", "cpu", *args), located=False)
     assert line.startswith(contains), line
     assert not (tmp_path / "r").exists()
+
+
+def test_a_network_too_big_for_memory_is_refused_before_it_is_built(tmp_path):
+    spec = tmp_path / "huge.yaml"  # 75 billion parameters: 1.1 TB with Adam, on no machine's CPU
+    spec.write_text("name: huge\ninput: [1, 8, 8]\nlayers:\n  - flatten\n  - linear: 1000000000\n  - linear: 10\n")
+    line = assert_refused(cli("train", spec, "--out", tmp_path / "r", "--device", "cpu"), where=f"{spec}:2:8")
+    assert "(75,000,000,010 parameters) needs at least 1,117.6 GiB" in line
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.skipif(torch.version.cuda is not None, reason="a CUDA build of torch maps gigabytes at import")
+def test_running_out_of_memory_while_training_is_one_line(tmp_path):
+    """150 M parameters under a 3.5 GB address-space cap: the estimate (2.4 GB) passes, the real
+    allocations (torch's own, the batch, the evaluation) do not."""
+    spec = tmp_path / "big.yaml"
+    spec.write_text("name: big\ninput: [1, 8, 8]\nlayers:\n  - flatten\n  - linear: 2000000\n  - linear: 10\n")
+    res = run_cli(["train", spec, "--out", tmp_path / "r", "--device", "cpu", "--epochs", "1"], memory_mb=3500,
+                  timeout=300)
+    line = assert_refused(res, located=False)
+    assert "training big ran out of memory on cpu" in line or "needs at least" in line, line  # (a small machine)
