@@ -30,6 +30,8 @@ RESERVED = ("name", "from", "repeat")
 MAX_REPEAT = 100_000
 MAX_NODES = 1_000_000
 MAX_BLOCK_DEPTH = 50  # block instances inside one another
+MAX_NAME = 100  # characters of a name the user writes (layer, block, symbol, var)
+MAX_LABEL = 200  # characters of the spec's `name`
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _REF = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*\Z")  # a `from` reference: basic1.main
 _BASE_60 = re.compile(r"[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?\Z")  # YAML 1.1 reads 1:30 as 90
@@ -100,7 +102,7 @@ class _SpecBuilder:
         doc = self.doc
         for key in doc:
             if key not in TOP_KEYS:
-                raise SpecError(f"unknown top-level key {key!r}{did_you_mean(key, TOP_KEYS)}; "
+                raise SpecError(f"unknown top-level key {_shown(key)}{did_you_mean(key, TOP_KEYS)}; "
                                 f"expected one of {', '.join(TOP_KEYS)}", doc.key_locs[key])
         for key in ("input", "layers"):
             if key not in doc:
@@ -109,9 +111,11 @@ class _SpecBuilder:
         if name is None:
             name = Path(self.file).stem
         elif not isinstance(name, str):
-            raise SpecError(f"'name' must be a string, got {name!r}", doc.where("name"))
+            raise SpecError(f"'name' must be a string, got {_shown(name)}", doc.where("name"))
         else:
             check_text(name, doc.where("name"), "'name'", lines=False)
+            if len(name) > MAX_LABEL:
+                raise SpecError(f"'name' is longer than {MAX_LABEL} characters", doc.where("name"))
         if isinstance(doc.get("description"), str):
             check_text(doc["description"], doc.where("description"), "'description'", lines=True)
         symbols, back, constraints = self._symbols(doc, bindings, multiples, input_shape is not None)
@@ -155,11 +159,11 @@ class _SpecBuilder:
                                     raw.where(key))
                 for rule, value in rules.items():
                     if rule not in CONSTRAINT_KEYS:
-                        raise SpecError(f"unknown constraint {rule!r}{did_you_mean(rule, CONSTRAINT_KEYS)}; "
+                        raise SpecError(f"unknown constraint {_shown(rule)}{did_you_mean(rule, CONSTRAINT_KEYS)}; "
                                         f"expected {', '.join(CONSTRAINT_KEYS)}", rules.key_locs[rule])
                     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                         raise SpecError(f"constraint '{rule}' of symbol '{key}' must be a positive integer, "
-                                        f"got {value!r}", rules.where(rule))
+                                        f"got {_shown(value)}", rules.where(rule))
                 _satisfiable(key, rules, rules.get("multiple_of", 1), rules.loc)
                 declared[key] = dict(rules)
         var_names = set(doc.get("vars") or {}) if isinstance(doc.get("vars"), YMap) else set()
@@ -175,7 +179,7 @@ class _SpecBuilder:
                     names += [n for n in sorted(used) if n not in var_names and n not in names]
         for key in bindings:
             if key not in names and key not in var_names:
-                raise SpecError(f"--set {_word(key)}: the spec has no symbol or var {key!r}"
+                raise SpecError(f"--set {_word(key)}: the spec has no symbol or var {_shown(key)}"
                                 f"{did_you_mean(key, names + sorted(var_names))}")
         free = [n for n in names if n not in bindings]
         mults = {n: max(declared.get(n, {}).get("multiple_of", 1), multiples.get(n, 1)) for n in free}
@@ -225,7 +229,7 @@ class _SpecBuilder:
                            lines=True)
             for bkey in body:
                 if bkey not in BLOCK_KEYS:
-                    raise SpecError(f"unknown key {bkey!r} in block '{key}'{did_you_mean(bkey, BLOCK_KEYS)}; "
+                    raise SpecError(f"unknown key {_shown(bkey)} in block '{key}'{did_you_mean(bkey, BLOCK_KEYS)}; "
                                     f"expected {', '.join(BLOCK_KEYS)}", body.key_locs[bkey])
             if not isinstance(body.get("layers"), YList) or not body["layers"]:
                 raise SpecError(f"block '{key}' needs a non-empty 'layers' list", body.where("layers"))
@@ -247,8 +251,10 @@ class _SpecBuilder:
 
     # --- values ---------------------------------------------------------------------------------
     def _check_name(self, name, loc, what):
+        if isinstance(name, str) and len(name) > MAX_NAME:
+            raise SpecError(f"{what} name {_shown(name)} is longer than {MAX_NAME} characters", loc)
         if not isinstance(name, str) or not _NAME.match(name):
-            raise SpecError(f"{what} name {name!r} must be a word of letters, digits and '_' "
+            raise SpecError(f"{what} name {_shown(name)} must be a word of letters, digits and '_' "
                             "(not starting with a digit)", loc)
         if name in ("input", "min", "max"):
             raise SpecError(f"'{name}' is reserved and cannot be a {what} name", loc)
@@ -263,9 +269,9 @@ class _SpecBuilder:
         if is_symbolic(value):
             return value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SpecError(f"{what} must be a number or an expression, got {value!r}", loc, layer)
+            raise SpecError(f"{what} must be a number or an expression, got {_shown(value)}", loc, layer)
         if positive_int and (not isinstance(value, int) or value < 1):
-            raise SpecError(f"{what} must be a positive integer, got {value!r}", loc, layer)
+            raise SpecError(f"{what} must be a positive integer, got {_shown(value)}", loc, layer)
         return value
 
     # --- entries --------------------------------------------------------------------------------
@@ -275,7 +281,7 @@ class _SpecBuilder:
             return raw, None, loc, None
         if not isinstance(raw, YMap):
             raise SpecError(f"a layer entry {where} must be a kind (like 'relu') or a mapping like "
-                            f"{{conv: {{out: 16, kernel: 3}}}}, got {raw!r}", loc)
+                            f"{{conv: {{out: 16, kernel: 3}}}}, got {_shown(raw)}", loc)
         kinds = [k for k in raw if k not in RESERVED]
         if not kinds:
             raise SpecError(f"layer entry {where} has no kind; expected one key besides "
@@ -301,7 +307,7 @@ class _SpecBuilder:
             kind, body, body_loc, meta = self._entry(raw, loc, f"at line {loc.line}")
             if not isinstance(kind, str) or (kind not in KINDS and kind not in self.blocks):
                 choices = list(KINDS) + list(self.blocks)
-                raise SpecError(f"unknown layer kind {kind!r}{did_you_mean(kind, choices)}",
+                raise SpecError(f"unknown layer kind {_shown(kind)}{did_you_mean(kind, choices)}",
                                 self._kind_loc(raw, kind, loc))
             counters[kind] = counters.get(kind, 0) + 1
             local = f"{kind}{counters[kind]}"
@@ -410,7 +416,7 @@ class _SpecBuilder:
         for i, ref in enumerate(refs):
             rloc = raw.where(i) if isinstance(raw, YList) else floc
             if not isinstance(ref, str) or not _REF.match(ref):
-                raise SpecError(f"'from' must name layers (words joined by '.'), got {ref!r}", rloc, layer)
+                raise SpecError(f"'from' must name layers (words joined by '.'), got {_shown(ref)}", rloc, layer)
             out.append(self._resolve(ref, scope, later, rloc, layer))
         return tuple(out)
 
@@ -418,15 +424,15 @@ class _SpecBuilder:
         head, *rest = ref.split(".")
         if head not in scope.refs:
             if head in later:
-                raise SpecError(f"'from: {ref}' refers forward to a layer defined later (line "
+                raise SpecError(f"'from: {_shown(ref, quote=False)}' refers forward to a layer defined later (line "
                                 f"{later[head].line}); 'from' may only name earlier layers", loc, layer)
-            raise SpecError(f"'from: {ref}' names no earlier layer{did_you_mean(head, scope.refs)}", loc, layer)
+            raise SpecError(f"'from: {_shown(ref, quote=False)}' names no earlier layer{did_you_mean(head, scope.refs)}", loc, layer)
         target = scope.refs[head]
         for i, part in enumerate(rest):
             if not isinstance(target, _Instance) or part not in target.parts:
                 have = list(target.parts) if isinstance(target, _Instance) else []
                 inside = ".".join([head] + rest[:i])
-                raise SpecError(f"'from: {ref}': '{inside}' has no part {part!r}{did_you_mean(part, have)}", loc, layer)
+                raise SpecError(f"'from: {_shown(ref, quote=False)}': '{_shown(inside, quote=False)}' has no part {_shown(part)}{did_you_mean(part, have)}", loc, layer)
             target = target.parts[part]
         return target.output if isinstance(target, _Instance) else target
 
@@ -463,11 +469,11 @@ class _SpecBuilder:
             body = {}
         if not isinstance(body, dict):
             raise SpecError(f"block '{kind}' takes its arguments as a mapping "
-                            f"({', '.join(defaults) or 'none'}), got {body!r}", body_loc, full)
+                            f"({', '.join(defaults) or 'none'}), got {_shown(body)}", body_loc, full)
         for key in body:
             if key not in defaults:
                 hint = " ('name', 'from' and 'repeat' go beside the block, not inside)" if key in RESERVED else ""
-                raise SpecError(f"block '{kind}' has no argument {key!r}{did_you_mean(key, defaults)}{hint}; "
+                raise SpecError(f"block '{kind}' has no argument {_shown(key)}{did_you_mean(key, defaults)}{hint}; "
                                 f"its arguments are: {', '.join(defaults) or 'none'}", body.key_locs[key], full)
         values = self._block_values(kind, body, scope.values, full)
         inner = _Scope(full + ".", values, inputs[0])
@@ -511,7 +517,7 @@ class _SpecBuilder:
                     hint = (" ('name', 'from' and 'repeat' go beside the kind, not among its arguments)"
                             if key in RESERVED else "")
                     expected = ", ".join(schema) or "no arguments"
-                    raise SpecError(f"{layer.kind} has no argument {key!r}{did_you_mean(key, schema)}{hint}; "
+                    raise SpecError(f"{layer.kind} has no argument {_shown(key)}{did_you_mean(key, schema)}{hint}; "
                                     f"expected: {expected}", body.key_locs[key], full)
                 given[key], locs[key] = value, body.where(key)
         elif body is not None:
@@ -547,21 +553,21 @@ class _SpecBuilder:
             if not isinstance(value, bool):
                 hint = (" (yes/no/on/off are read as words, as in YAML 1.2)"
                         if isinstance(value, str) and value.lower() in _WORD_BOOLS else "")
-                raise SpecError(f"{what} must be true or false, got {value!r}{hint}", loc, layer)
+                raise SpecError(f"{what} must be true or false, got {_shown(value)}{hint}", loc, layer)
             return value
         if t == "layer":
             if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_]\w*(\.\w+)*", value):
-                raise SpecError(f"{what} must name a layer, got {value!r}", loc, layer)
+                raise SpecError(f"{what} must name a layer, got {_shown(value)}", loc, layer)
             return value  # resolved in _resolve_layer_args
         if t == "choice":
             if value not in arg.choices:
-                raise SpecError(f"{what} is {value!r}{did_you_mean(value, arg.choices)}; expected one of "
+                raise SpecError(f"{what} is {_shown(value)}{did_you_mean(value, arg.choices)}; expected one of "
                                 f"{', '.join(map(str, arg.choices))}", loc, layer)
             return value
         if t == "padding" and value in ("same", "valid"):
             return value
         if t == "padding" and isinstance(value, str) and _NAME.match(value) and value not in scope:
-            raise SpecError(f"{what} is '{value}'{did_you_mean(value, ('same', 'valid'))}; expected "
+            raise SpecError(f"{what} is {_shown(value)}{did_you_mean(value, ('same', 'valid'))}; expected "
                             f"{_expected(arg)}", loc, layer)
         if t in ("ints", "floats", "padding", "intlist") and isinstance(value, (list, YList)):
             if not value:
@@ -583,10 +589,20 @@ class _SpecBuilder:
         if is_symbolic(value) and integer:
             return value  # a size written in terms of the input's symbols
         if isinstance(value, bool) or not isinstance(value, (int, float)) or integer and not isinstance(value, int):
-            raise SpecError(f"{what} must be {_expected(arg)}, got {value!r}", loc, layer)
+            raise SpecError(f"{what} must be {_expected(arg)}, got {_shown(value)}", loc, layer)
         if arg.min is not None and value < arg.min or arg.max is not None and value > arg.max:
-            raise SpecError(f"{what} must be {_expected(arg)}, got {value!r}", loc, layer)
+            raise SpecError(f"{what} must be {_expected(arg)}, got {_shown(value)}", loc, layer)
         return value
+
+
+MAX_SHOWN = 60  # characters of a value quoted in a message
+
+
+def _shown(value, quote: bool = True) -> str:
+    """A value as a message quotes it: Python's repr (one line: control characters escaped),
+    cut short when long; `quote=False` for a name checked to be words already."""
+    text = repr(value) if quote else str(value)
+    return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN - 3] + "..."
 
 
 def _word(key) -> str:
@@ -597,7 +613,7 @@ def _word(key) -> str:
 def _not_a_yaml11_number(text: str, what, loc, layer):
     """Text that YAML 1.1 would have read as a number in another base is refused as such."""
     if _BASE_60.match(text.strip()):
-        raise SpecError(f"{what}: {text!r} is not a number here (YAML 1.1 reads it in base 60); write the "
+        raise SpecError(f"{what}: {_shown(text)} is not a number here (YAML 1.1 reads it in base 60); write the "
                         "number itself", loc, layer)
 
 
@@ -639,7 +655,7 @@ def _obeys(name, value, rules: dict, raw, loc) -> None:
                   or rule == "max" and value > bound)
         if broken:
             where = raw.where(rule) if raw is not None else loc
-            raise SpecError(f"{name} = {value!r} breaks the constraint '{rule}: {bound}' of symbol '{name}'", where)
+            raise SpecError(f"{name} = {_shown(value)} breaks the constraint '{rule}: {bound}' of symbol '{name}'", where)
 
 
 def _frozen(value):

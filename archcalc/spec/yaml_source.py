@@ -249,7 +249,8 @@ class _Builder:
                 raise SpecError("a mapping key must be a plain value", loc)
             if value is not _MERGE and value in out:
                 first = out.key_locs[value]
-                raise SpecError(f"duplicate key {value!r} (first given at line {first.line})", loc)
+                shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+                raise SpecError(f"duplicate key {shown} (first given at line {first.line})", loc)
             frame.key, frame.key_loc = value, loc
             return
         key, frame.key = frame.key, _WAITING

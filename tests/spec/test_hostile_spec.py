@@ -294,3 +294,14 @@ def test_text_that_is_not_utf8_is_one_line(tmp_path):
     result = runner.invoke(app, ["analyze", str(path)])
     assert result.exit_code == 2
     assert result.stderr.strip() == f"error: {path}: cannot read: not UTF-8 text (byte 9)"
+
+
+@pytest.mark.parametrize("text, where, message", [
+    ("input: [3]\nlayers:\n  - {name: " + "a" * 101 + ", relu: {}}\n", "3:12", "is longer than 100 characters"),
+    ("name: " + "n" * 201 + "\ninput: [3]\nlayers: [relu]\n", "1:7", "'name' is longer than 200 characters"),
+    ("input: [3]\nlayers: [" + "x" * 100_000 + "]\n", "2:10", "unknown layer kind 'xxxxxxxx"),
+    ("input: [3, 8]\nlayers:\n  - upsample: {scale: 2, mode: " + "m" * 100_000 + "}\n", "3:32", "is 'mmmm"),
+])
+def test_long_words_are_quoted_short(text, where, message, tmp_path):
+    line = refused(tmp_path, text, where, message)
+    assert len(line) < len(str(tmp_path)) + 300  # quoted values are cut at 60 characters
