@@ -100,7 +100,10 @@ def read_source(path, what: str = "spec") -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SpecError(f"{path}: cannot read: not UTF-8 text (byte {exc.start})") from None
+        prefix = data[:exc.start].decode("utf-8")
+        line, col = prefix.count("\n") + 1, len(prefix) - (prefix.rfind("\n") + 1) + 1
+        raise SpecError(f"the file is not UTF-8 text: byte {data[exc.start]:#04x} cannot be read",
+                        Loc(str(path), line, col)) from None
 
 
 def _loc(filename: str, mark) -> Loc:

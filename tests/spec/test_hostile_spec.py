@@ -293,7 +293,7 @@ def test_text_that_is_not_utf8_is_one_line(tmp_path):
     path.write_bytes(b"name: caf\xe9\ninput: [3]\nlayers: [relu]\n")
     result = runner.invoke(app, ["analyze", str(path)])
     assert result.exit_code == 2
-    assert result.stderr.strip() == f"error: {path}: cannot read: not UTF-8 text (byte 9)"
+    assert result.stderr.strip() == f"{path}:1:10: error: the file is not UTF-8 text: byte 0xe9 cannot be read"
 
 
 @pytest.mark.parametrize("text, where, message", [
