@@ -26,10 +26,7 @@ class _Group(nn.Module):
 class SpecModule(nn.Module):
     def __init__(self, graph: Graph):
         super().__init__()
-        if graph.symbols:
-            raise SpecError(f"the input has symbolic sizes ({', '.join(graph.symbols)}); a PyTorch model "
-                            f"needs numbers: give them with --set (e.g. --set {graph.symbols[0]}=28)",
-                            graph.input_loc)
+        require_numbers(graph)
         report = analyze_graph(graph)  # validates the graph and gives every input shape
         check_torch_limits(graph, report)
         shapes = {INPUT: tuple(graph.input_shape)}
@@ -81,10 +78,19 @@ class SpecModule(nn.Module):
 INT64_MAX = 2**63 - 1  # PyTorch keeps sizes, strides and element counts in 64-bit integers
 
 
+def require_numbers(graph: Graph) -> None:
+    """A PyTorch model (and every check of its sizes) needs numeric sizes."""
+    if graph.symbols:
+        raise SpecError(f"the input has symbolic sizes ({', '.join(graph.symbols)}); a PyTorch model "
+                        f"needs numbers: give them with --set (e.g. --set {graph.symbols[0]}=28)",
+                        graph.input_loc)
+
+
 def check_torch_limits(graph: Graph, report, batch: int = 1) -> None:
     """Refuse, with the place in the spec, what PyTorch cannot represent: an integer argument past
     int64 (`stride: '2**64'`), or a tensor (an output, an input, a layer's weights) whose element
     count is. Torch would fail deep inside with 'Storage size calculation overflowed' or worse."""
+    require_numbers(graph)
     def walk(value):
         if isinstance(value, bool):
             return
@@ -138,4 +144,4 @@ def build(spec, input_shape=None, device=None) -> SpecModule:
         return SpecModule(graph)
 
 
-__all__ = ["INT64_MAX", "SpecModule", "build", "check_torch_limits", "example_input", "torch"]
+__all__ = ["INT64_MAX", "SpecModule", "build", "check_torch_limits", "example_input", "require_numbers", "torch"]

@@ -23,7 +23,7 @@ from archcalc.analysis.rf import GLOBAL, RF
 from archcalc.analysis.walk import analyze_graph
 from archcalc.errors import SpecError, one_line
 from archcalc.spec.graph import Graph
-from archcalc.torch.build import build, example_input
+from archcalc.torch.build import build, example_input, require_numbers
 from archcalc.torch.probe import probe_receptive_fields
 
 def _cpu_formulas() -> dict:
@@ -128,6 +128,7 @@ def _check(analytic, measured, note="") -> Check:
 
 
 def verify(graph: Graph, device: str = "cpu", receptive_fields: bool = True) -> VerifyResult:
+    require_numbers(graph)
     report = analyze_graph(graph)
     if device == "cuda" and not torch.cuda.is_available():
         raise SpecError(f"--device cuda: CUDA is not available to this PyTorch ({torch.__version__})")

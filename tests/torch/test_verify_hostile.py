@@ -12,7 +12,12 @@ import pytest
 
 pytest.importorskip("torch")
 
-from hostile import TORCH_MEMORY_MB, assert_refused, run_cli  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from archcalc.cli import app  # noqa: E402
+from hostile import TORCH_MEMORY_MB, Run, assert_refused, run_cli  # noqa: E402
+
+runner = CliRunner()
 
 HEAD = "input: [3, 16, 16]\nlayers:\n  - conv: {out: 4, kernel: 3, padding: 1}\n"
 TAIL = "  - conv: {out: 3, kernel: 3, padding: 1}\n  - {add: {}, from: [conv2, input]}\n"
@@ -24,8 +29,17 @@ def _spec(tmp_path, text, name="spec.yaml"):
     return path
 
 
-def _verify_json(path, *options, timeout=240):
-    run = run_cli(["verify", path, "--json", *options], timeout=timeout, memory_mb=TORCH_MEMORY_MB)
+def _invoke(*args) -> Run:
+    """In-process, for cases that allocate little (the memory bombs run in their own process)."""
+    result = runner.invoke(app, [str(a) for a in args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return Run(result.exit_code, result.stdout, result.stderr, 0.0)
+
+
+def _verify_json(path, *options, isolated=False):
+    args = ["verify", path, "--json", *options]
+    run = run_cli(args, timeout=240, memory_mb=TORCH_MEMORY_MB) if isolated else _invoke(*args)
     assert "Traceback" not in run.stderr, run.stderr
     return run, json.loads(run.stdout)
 
@@ -66,7 +80,7 @@ def test_softmax_on_the_input_then_a_residual_add(tmp_path):
 def test_a_huge_input_on_meta_checks_what_it_can_without_allocating(tmp_path):
     # [3, 1e5, 1e5]: 120 GB of float32 input; the probe alone would plan 240 GB+ in float64.
     path = _spec(tmp_path, "input: [3, 100000, 100000]\nlayers:\n  - conv: {out: 4, kernel: 3}\n  - relu\n")
-    run, data = _verify_json(path, "--device", "meta")
+    run, data = _verify_json(path, "--device", "meta", isolated=True)
     assert run.rc == 0
     conv = data["layers"][0]["figures"]
     assert conv["output_shape"]["ok"] and conv["output_shape"]["measured"] == [4, 99998, 99998]
@@ -97,5 +111,13 @@ def test_huge_weights_on_cpu_are_refused_at_the_layer(tmp_path):
 @pytest.mark.parametrize("command", [["verify", "--device", "meta"], ["export", "--to", "pytorch"]])
 def test_sizes_past_int64_are_refused_where_written(tmp_path, text, where, contains, command):
     path = _spec(tmp_path, text)
-    run = run_cli([command[0], path, *command[1:]], timeout=240, memory_mb=TORCH_MEMORY_MB)
+    run = _invoke(command[0], path, *command[1:])
     assert_refused(run, where=f"{path}:{where}", contains=contains)
+
+
+@pytest.mark.parametrize("command", [["verify"], ["verify", "--device", "meta"], ["export", "--to", "pytorch"]])
+def test_symbolic_sizes_need_numbers_first(tmp_path, command):
+    # Every size check above compares numbers: a symbolic spec is told to give them, before any.
+    path = _spec(tmp_path, "input: [1, H, W]\nlayers:\n  - conv: {out: 4, kernel: 3}\n")
+    run = _invoke(command[0], path, *command[1:])
+    assert_refused(run, where=f"{path}:1:8", contains="--set")
