@@ -203,6 +203,8 @@ def merge(rfs):
         return None
     if any(rf == GLOBAL for rf in rfs):
         return GLOBAL
+    if all(rf is rfs[0] for rf in rfs):  # a branch merged with itself (x + x) sees what it saw
+        return rfs[0]
     axes = len(rfs[0].size)
     if any(len(rf.size) != axes for rf in rfs):
         return None

@@ -94,7 +94,9 @@ def test_windows_known_by_their_summary_only_stop_at_the_next_step(monkeypatch):
     field = RF.identity(1).map([Upsample._axis_reads({"align_corners": None, "mode": "nearest"}, 0, 0, 3)])
     assert field.size == (1,) and field.stride == (Fraction(1, 3),) and not field.resolved
     assert field.window((3,), (1,), (0,), (1,)) is None  # its windows are needed, and not listed
-    assert merge([field, field]) is None
+    assert merge([field, field]) is field  # x + x
+    twin = RF.identity(1).map([Upsample._axis_reads({"align_corners": None, "mode": "nearest"}, 0, 0, 3)])
+    assert twin == field and merge([field, twin]) is None  # equal summaries, windows not known to agree
 
 
 def test_a_merge_whose_common_period_is_too_long_is_not_tracked():
