@@ -1394,12 +1394,17 @@ def _evaluate_run(run_dir, spec_dir, cfg, data, split, device, checkpoint_name, 
         raise SpecError("not the data statistics of a run (lists 'mean' and 'std' of finite numbers); the file "
                         "is damaged", Loc(str(run_dir / "data.json"), 1, 1))
     ds = _load_data(cfg, graph, report, fold, source=data, stats=stats).to(dev)
-    model = build(graph, device=dev)
-    _load_weights(model, ck["model"], run_dir / name)
     x, y = (ds.x_test, ds.y_test) if split == "test" else (ds.x_val, ds.y_val)
     classes = len(ds.classes or ())
-    result = _evaluate(model, x, y, cfg.task, batch=cfg.eval_batch_size or 256, precision=cfg.precision,
-                       classes=classes)
+    try:
+        model = build(graph, device=dev)
+        _load_weights(model, ck["model"], run_dir / name)
+        result = _evaluate(model, x, y, cfg.task, batch=cfg.eval_batch_size or 256, precision=cfg.precision,
+                           classes=classes)
+    except (RuntimeError, MemoryError) as exc:
+        if not isinstance(exc, MemoryError) and not _OOM.search(str(exc)):
+            raise
+        raise SpecError(f"evaluating {graph.name} ran out of memory on {dev} ({_short(exc)})") from None
     if result is None:
         raise SpecError(f"the {split} split of --data {data or cfg.data} is empty")
     return {"run": str(run_dir), "checkpoint": name, "epoch": ck["epoch"], "data": data or cfg.data, "split": split,
