@@ -217,7 +217,7 @@ def merge(rfs):
         for a in range(axes):
             parts = [rf.exact_axes()[a] for rf in rfs]
             q = math.lcm(*(p.q for p in parts))
-            if q > MAX_PERIOD:
+            if q > MAX_PERIOD or q * len(parts) > MAX_WORK:
                 return None
             exact.append(Axis(q, q * parts[0].Q // parts[0].q, tuple(
                 _union([p.window(o) for p in parts]) for o in range(q))))
