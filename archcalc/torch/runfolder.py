@@ -33,6 +33,7 @@ LOCK_NAME = ".lock"
 #: anything larger is not one of ours.
 MAX_TEXT_BYTES = 16 * 2**20
 _FOLD = re.compile(r"fold\d+")
+_TEMPORARY = re.compile(r"\..+\.\d+\.[0-9a-f]{8}\.tmp")  # what `write` names its temporary files
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _KINDS = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
@@ -231,6 +232,22 @@ def exists(path) -> bool:
     return os.path.lexists(path)
 
 
+def remove_temporaries(folder) -> None:
+    """Delete the temporary files a killed writer left in `folder` and its fold folders (kill -9 in
+    the middle of a write). Only call it under the lock: then no other writer is at work."""
+    folder = Path(folder)
+    dfd = _open_dir(folder)
+    try:
+        for name in os.listdir(dfd):
+            if _TEMPORARY.fullmatch(name):
+                with suppress(OSError):
+                    os.unlink(name, dir_fd=dfd)
+            elif _FOLD.fullmatch(name) and stat.S_ISDIR(os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mode):
+                remove_temporaries(folder / name)
+    finally:
+        os.close(dfd)
+
+
 class Lock:
     """An exclusive, non-blocking lock on a run folder (RUN/.lock), held until `release()` or the
     process's end. `acquire()` creates the folder when it is missing."""
@@ -273,4 +290,4 @@ class Lock:
 
 
 __all__ = ["LOCK_NAME", "Lock", "check", "exists", "folder_name", "make", "open_file", "read_json", "read_text",
-           "write"]
+           "remove_temporaries", "write"]

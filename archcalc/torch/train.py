@@ -1129,6 +1129,7 @@ def _train_here(spec, cfg, resume, on_step, console, graph=None, report=None, lo
                 lock.acquire()
                 if not resume:  # under the lock: another train may have started a run here meanwhile
                     _refuse_a_run_there(out)
+                runfolder.remove_temporaries(out)  # left by a writer killed mid-write; none is at work now
             runfolder.check(out)
             runfolder.write(out / "config.yaml", cfg.to_yaml())
             if isinstance(spec, Path) and spec != out / "spec.yaml":

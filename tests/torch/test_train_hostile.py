@@ -462,3 +462,16 @@ def test_out_and_resume_naming_two_folders_is_refused(run_dir, tmp_path):
     assert_refused(cli("train", "--resume", run_dir, "--out", tmp_path / "elsewhere", "--device", "cpu"),
                    located=False, contains="name two run folders")
     assert not (tmp_path / "elsewhere").exists()
+
+
+def test_a_writer_killed_mid_write_leaves_a_temporary_that_the_next_run_removes(run_dir):
+    """kill -9 between creating the temporary file and renaming it: the old file is whole, and the
+    next train on the folder (holding the lock, so no writer is at work) deletes the leftover."""
+    leftover = run_dir / ".last.pt.12345.0badcafe.tmp"
+    leftover.write_bytes(b"half a checkpoint")
+    mine = run_dir / ".notes.tmp"  # not one of ours: kept
+    mine.write_text("keep")
+    assert checkpoint.load(run_dir / "last.pt")["epoch"] == 1
+    assert cli("train", "--resume", run_dir, "--epochs", "2", "--device", "cpu").rc == 0
+    assert not leftover.exists() and mine.read_text() == "keep"
+    assert checkpoint.load(run_dir / "last.pt")["epoch"] == 2
