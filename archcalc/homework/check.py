@@ -105,7 +105,7 @@ class CheckResult:
         """Gradebook rows for csv.writer(...).writerows: one row, laid out as GRADE_HEADER (the
         wrong quantities joined by ';')."""
         wrong = ";".join(r.quantity for r in self.results if not r.correct)
-        return [[str(student_id), self.right, self.total, self.score, wrong]]
+        return [[_csv_text(student_id), self.right, self.total, self.score, wrong]]
 
     def lines(self) -> list[str]:
         """Plain-text report, one line per answer and a score line."""
@@ -856,6 +856,15 @@ def _sum_rows(target, attr):
 def _out_units(row):
     """Output channels (conv, conv_transpose) or features (linear): the bias count when biased."""
     return row.output_shape[-1] if row.kind == "linear" else row.output_shape[0]
+
+
+def _csv_text(value) -> str:
+    """A gradebook cell from a file name: one line, and not a spreadsheet formula (a name such
+    as `=HYPERLINK(...)` would run as one): a leading = + - @ gets a quote, as OWASP advises."""
+    from archcalc.errors import one_line
+
+    text = one_line(str(value))
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
 def _prefixes(names) -> set:

@@ -18,7 +18,15 @@ def grade(spec, answers_path) -> CheckResult:
     sheet = load_answers(answers_path)
     if sheet.bindings:
         check_bindings(api.load_spec(spec).constraints, sheet)
-    graph = api.load_graph(spec, bindings=sheet.bindings or None)
+    try:
+        graph = api.load_graph(spec, bindings=sheet.bindings or None)
+    except SpecError as exc:
+        # The spec reader words binding mistakes for the command line (`--set Q: ...`); here the
+        # binding was written in the answers file, so say so there.
+        name = exc.message[len("--set "):].partition(":")[0]
+        if exc.loc is None and exc.message.startswith("--set ") and name in sheet.binding_locs:
+            raise SpecError("set " + exc.message[len("--set "):], sheet.binding_locs[name]) from None
+        raise
     result = check(analyze_graph(graph), sheet, spec_graph=graph)
     _add_formulas(graph, result)
     return result

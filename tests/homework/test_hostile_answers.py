@@ -163,3 +163,23 @@ def test_long_values_give_a_short_line(tmp_path, body, where):
     path = _answers(tmp_path, body)
     line = assert_refused(_invoke("check", SPEC, path), where=f"{path}:{where}")
     assert len(line) < 400
+
+
+def test_set_of_an_unknown_symbol_is_located_in_the_answers(tmp_path):
+    path = _answers(tmp_path, "set: {H: 28, Q: 3}\nanswers:\n  fc.params: 10\n")
+    assert_refused(_invoke("check", SPEC, path), where=f"{path}:1:17", contains="set Q: the spec has no symbol")
+
+
+@pytest.mark.parametrize("student, cell", [("=HYPERLINK(1)", "'=HYPERLINK(1)"), ("+1", "'+1"), ("@x", "'@x"),
+                                           ("-2", "'-2"), ("plain", "plain")])
+def test_gradebook_cells_are_not_formulas(tmp_path, student, cell):
+    import csv
+
+    key = ROOT / "specs" / "homework" / "conv_pool_fc.answers.yaml"
+    path = tmp_path / f"{student}.yaml"
+    path.write_text(key.read_text())
+    book = tmp_path / "grades.csv"
+    result = _invoke("check", SPEC, path, "--gradebook", book)
+    assert result.rc == 0, result.stderr
+    rows = list(csv.reader(book.open(newline="")))
+    assert rows[1][0] == cell
