@@ -164,9 +164,9 @@ def test_a_spec_name_is_a_label_the_default_folder_stays_directly_under_runs(tmp
 
 
 def test_a_second_train_on_a_folder_in_use_fails_at_once_and_leaves_the_first_run_whole(base, tmp_path):
-    """Two real processes: the first trains (for ever, until Ctrl-C); a second train and a --resume on
-    the same --out are refused while it holds the lock; the first then stops, saves, and its run
-    resumes cleanly (every file from the first run, epochs 1, 2, ... in order)."""
+    """Two real processes: the first trains (for ever, until kill -9); a second train and a --resume
+    on the same --out are refused while it holds the lock; the first is then killed, the kernel drops
+    its lock, and its run resumes cleanly (every file from the first run, epochs 1, 2, ... in order)."""
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     first = subprocess.Popen([sys.executable, "-m", "archcalc", "train", str(base[1]), "--out", str(out),
@@ -186,13 +186,13 @@ def test_a_second_train_on_a_folder_in_use_fails_at_once_and_leaves_the_first_ru
         assert_refused(again, located=False, contains="another archcalc train is using this run folder")
         assert first.poll() is None  # the first run was not disturbed
     finally:
-        first.send_signal(signal.SIGINT)
+        first.kill()  # SIGKILL: no handler runs, no file is closed by Python
         _, err = first.communicate(timeout=120)
-    assert first.returncode == 130, err
+    assert first.returncode == -signal.SIGKILL, err
     assert TrainConfig.from_sources(out / "config.yaml").epochs == 100000  # the first run's config, not the second's
     state = checkpoint.load(out / "last.pt")
     rows = [line for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert len(rows) >= state["epoch"] >= 1
+    assert len(rows) >= state["epoch"] >= 1  # metrics.jsonl is written before last.pt: it may be one ahead
     done = cli("train", "--resume", out, "--epochs", state["epoch"] + 1, "--device", "cpu")
     assert done.rc == 0, done.stderr
     import json
