@@ -29,6 +29,9 @@ BLOCK_KEYS = ("args", "layers", "description")
 RESERVED = ("name", "from", "repeat")
 MAX_REPEAT = 100_000
 MAX_NODES = 1_000_000
+#: Layers analysed with symbolic sizes: each costs sympy about a millisecond, so a network with
+#: sizes left as symbols is kept to homework scale (with --set the limit is MAX_NODES).
+MAX_SYMBOLIC_LAYERS = 5_000
 MAX_BLOCK_DEPTH = 50  # block instances inside one another
 MAX_NAME = 100  # characters of a name the user writes (layer, block, symbol, var)
 MAX_LABEL = 200  # characters of the spec's `name`
@@ -96,6 +99,7 @@ class _SpecBuilder:
         self.names: dict[str, Loc] = {}
         self.layer_refs: list = []  # (node args, argument, name as written, layer, loc): resolved at the end
         self._sizes: dict = {}  # (block, its argument values) -> layers it expands to
+        self.limit, self.why = MAX_NODES, ""  # the layer limit, and why it is lower (symbolic sizes)
 
     # --- top level ------------------------------------------------------------------------------
     def build(self, input_shape, bindings: dict, multiples: dict) -> Graph:
@@ -119,6 +123,11 @@ class _SpecBuilder:
         if isinstance(doc.get("description"), str):
             check_text(doc["description"], doc.where("description"), "'description'", lines=True)
         symbols, back, constraints = self._symbols(doc, bindings, multiples, input_shape is not None)
+        if constraints:  # sizes left as symbols
+            free = ", ".join(constraints)
+            self.limit = MAX_SYMBOLIC_LAYERS
+            self.why = (f" with symbolic sizes ({free}); give them numbers (--set {next(iter(constraints))}=28) "
+                        f"to analyse up to {MAX_NODES:,}")
         self.globals = self._vars(doc.get("vars"), doc.where("vars"), symbols, bindings)
         self.blocks = self._blocks(doc.get("blocks"), doc.where("blocks"))
         raw_input, tokens = _input_sizes(doc["input"])
@@ -302,8 +311,8 @@ class _SpecBuilder:
         planned, counters = [], {}
         for i, raw in enumerate(entries):
             loc = entries.where(i)
-            if len(self.nodes) + i >= MAX_NODES:  # a list of a million entries: before reading them all
-                raise SpecError(f"the spec expands to more than {MAX_NODES:,} layers", loc)
+            if len(self.nodes) + i >= self.limit:  # a list of a million entries: before reading them all
+                raise SpecError(f"the spec expands to more than {self.limit:,} layers{self.why}", loc)
             kind, body, body_loc, meta = self._entry(raw, loc, f"at line {loc.line}")
             if not isinstance(kind, str) or (kind not in KINDS and kind not in self.blocks):
                 choices = list(KINDS) + list(self.blocks)
@@ -349,16 +358,16 @@ class _SpecBuilder:
 
     def _check_size(self, per_copy: int, repeat: int, loc):
         total = len(self.nodes) + per_copy * repeat
-        if total <= MAX_NODES:
+        if total <= self.limit:
             return
         if per_copy > MAX_NODES:
             each = f"each of the {repeat:,} copies of this entry" if repeat > 1 else "this entry"
             raise SpecError(f"{each} expands to more than {MAX_NODES:,} layers, the limit", loc)
         if repeat > 1:
             raise SpecError(f"repeat {repeat:,} of {per_copy:,} layer(s) would make the network "
-                            f"{total:,} layers, more than the limit of {MAX_NODES:,}", loc)
+                            f"{total:,} layers, more than the limit of {self.limit:,}{self.why}", loc)
         raise SpecError(f"this entry expands to {per_copy:,} layers, which would make the network {total:,} "
-                        f"layers, more than the limit of {MAX_NODES:,}", loc)
+                        f"layers, more than the limit of {self.limit:,}{self.why}", loc)
 
     def _size(self, kind, body, values: dict, stack: tuple) -> int:
         """Layers one placement of `kind` expands to (more than MAX_NODES counts as MAX_NODES + 1),
@@ -449,8 +458,8 @@ class _SpecBuilder:
         if layer.arity is None and len(inputs) < 2:
             raise SpecError(f"{kind} merges two or more inputs; name them with 'from: [a, b]'", loc, full)
         args, arg_locs = self._args(layer, body, body_loc, scope.values, full)
-        if len(self.nodes) >= MAX_NODES:
-            raise SpecError(f"the spec expands to more than {MAX_NODES:,} layers", loc, full)
+        if len(self.nodes) >= self.limit:
+            raise SpecError(f"the spec expands to more than {self.limit:,} layers{self.why}", loc, full)
         self.nodes.append(Node(full, kind, args, inputs, loc, arg_locs, stack))
         return full
 

@@ -305,3 +305,12 @@ def test_text_that_is_not_utf8_is_one_line(tmp_path):
 def test_long_words_are_quoted_short(text, where, message, tmp_path):
     line = refused(tmp_path, text, where, message)
     assert len(line) < len(str(tmp_path)) + 300  # quoted values are cut at 60 characters
+
+
+def test_symbolic_sizes_are_analysed_at_homework_scale(tmp_path):
+    # sympy costs about a millisecond a layer: 100,000 symbolic layers would take minutes
+    text = "input: [1, H]\nlayers:\n  - {conv: {out: 1, kernel: 3, padding: 1}, repeat: 99999}\n"
+    refused(tmp_path, text, "3:53", "would make the network 99,999 layers, more than the limit of 5,000 with "
+                                    "symbolic sizes (H); give them numbers (--set H=28)")
+    report = analysed(tmp_path, text.replace("99999", "5000"), ["--set", "H=8"])
+    assert len(report["layers"]) == 5000 and report["totals"]["params"] == 5000 * 4
