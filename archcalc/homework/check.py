@@ -713,9 +713,12 @@ def _zero(diff, ranges) -> bool | None:
         program = decide.compile_expr(diff, symbols)
     except (decide.TooLarge, decide.Unsupported):
         return None
-    if decide.vanishes_at(program, _sample_points(symbols, _SAMPLES, ranges, rounds=2)) is False:
+    points = _sample_points(symbols, _SAMPLES, ranges, rounds=2)
+    if decide.vanishes_at(program, points) is False:
         return False  # a counterexample: certainly different
     if decide.is_rational(program):
+        if decide.nonzero_mod_prime(program, points):
+            return False
         return decide.rational_zero(program, symbols, ranges)
     # Floors, min, max, mod (identities such as floor((H+1)/2) = floor((H-1)/2) + 1): equal when
     # it also vanishes on a wider sweep of sizes, as many of them as the budget allows.

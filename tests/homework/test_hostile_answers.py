@@ -73,6 +73,22 @@ def test_too_large_to_prove_is_undecided_not_a_hang(tmp_path):
     assert "cannot decide" in answer["hint"]
 
 
+def test_a_wrong_answer_too_long_to_evaluate_exactly_is_still_wrong(tmp_path):
+    # At H = W = 1 the exact value has about 2**18 * 64 bits; modulo a prime it is found nonzero.
+    text = "((((H+1)**64+W)**64+1)**64+H)**64"
+    run, data = _check_json(tmp_path, f'answers:\n  fc.params: "{text}"\n')
+    assert data["answers"][0]["verdict"] == "wrong" and run.rc == 1
+
+
+def test_nonzero_mod_prime_is_sound():
+    H = sympy.Symbol("H", integer=True, positive=True)
+    program = decide.compile_expr(H**2 - 4, [H])
+    assert decide.nonzero_mod_prime(program, [(2,)]) is False  # 0 at H = 2
+    assert decide.nonzero_mod_prime(program, [(3,)]) is True  # 5 at H = 3
+    shifted = decide.compile_expr(H - decide.PRIME, [H])
+    assert decide.nonzero_mod_prime(shifted, [(decide.PRIME,)]) is False  # 0 is 0 modulo the prime too
+
+
 def test_a_floor_identity_is_right_and_a_floor_slip_is_wrong(tmp_path):
     # For even H = 2k: floor(k/2) + floor((k+1)/2) = k, so the bracket is 0; H//3 breaks that.
     poly = "+".join(f"(H+{i})*(W+{i})" for i in range(1, 15))
