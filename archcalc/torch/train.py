@@ -54,7 +54,7 @@ MAX_CONFIG_BYTES = 2**20
 #: Settings that define the network, its data and its split: a resumed run keeps them (changing one
 #: would silently train something else, or on other examples).
 FIXED_ON_RESUME = ("task", "data", "input", "sizes", "seed", "val_fraction", "test_fraction", "folds",
-                   "synthetic_size", "num_classes")
+                   "synthetic_size", "num_classes", "optimizer")
 
 
 # --- settings -----------------------------------------------------------------------------------
@@ -294,9 +294,11 @@ def resume_config(run_dir, config_yaml_path=None, cli_overrides: dict | None = N
             old = _coerce(name, *saved[name]) if name in saved else getattr(TrainConfig(), name)
             if new != old:
                 was = f"with {name} {old}" if old is not None else f"without {name} (the default)"
+                why = ("its checkpoints hold that optimizer's state" if name == "optimizer"
+                       else "it defines the network, the data or the split")
                 raise SpecError(f"{_label(name, {name: loc})} {_show(new)}: the run {run_dir} was trained {was}, "
-                                f"and a resumed run keeps it (it defines the network, the data or "
-                                "the split); train a new run with another --out to change it", loc)
+                                f"and a resumed run keeps it ({why}); train a new run with another --out to change it",
+                                loc)
     spec = (cli_overrides or {}).get("spec")
     if spec is None and "spec" in later:
         spec = later["spec"][0]
@@ -717,8 +719,14 @@ def _fit(run: _Run, ds, run_dir: Path, resume: bool, title: str = "") -> tuple[d
         _load_weights(model, ck["model"], run_dir / "last.pt")
         if ck["step"] >= steps:
             raise SpecError(f"{run_dir / 'last.pt'}: stopped at step {ck['step']} of an epoch that has {steps} steps")
+        if ck["config"].get("optimizer", cfg.optimizer) != cfg.optimizer:
+            raise cfg.error("optimizer", f"{cfg.optimizer}: {run_dir / 'last.pt'} holds the state of "
+                            f"{ck['config'].get('optimizer')}, and a resumed run keeps its optimizer")
         try:  # a checksum proves archcalc-made or forged, not fitting: a misfit is one line too
             checkpoint.load_optimizer_state(opt, ck["optimizer"], capturable=dev.type == "cuda" and cfg.optimizer != "sgd")
+            if cfg.optimizer == "sgd":  # load_state_dict brings back the saved settings: the flags given now win
+                for group in opt.param_groups:
+                    group.update(momentum=cfg.momentum, nesterov=cfg.nesterov)
             if scaler is not None and ck.get("scaler"):
                 scaler.load_state_dict(ck["scaler"])
             _set_rng_states(ck["rng"], dist, cfg.seed, ck["epoch"])

@@ -268,7 +268,8 @@ def test_a_cross_validation_run_checks_every_fold(base, tmp_path):
 
 
 @pytest.mark.parametrize("flag, value", [("--seed", "3"), ("--task", "regress"), ("--input", "1,4,16"),
-                                         ("--val-fraction", "0.3"), ("--data", "synthetic")])
+                                         ("--val-fraction", "0.3"), ("--data", "synthetic"),
+                                         ("--optimizer", "sgd")])
 def test_settings_that_define_the_run_cannot_change_on_resume(run_dir, flag, value):
     line = assert_refused(cli("train", "--resume", run_dir, flag, value, "--device", "cpu"), located=False,
                           contains=f"{flag} ")
@@ -475,3 +476,12 @@ def test_a_writer_killed_mid_write_leaves_a_temporary_that_the_next_run_removes(
     assert cli("train", "--resume", run_dir, "--epochs", "2", "--device", "cpu").rc == 0
     assert not leftover.exists() and mine.read_text() == "keep"
     assert checkpoint.load(run_dir / "last.pt")["epoch"] == 2
+
+
+def test_flags_given_on_resume_win_over_the_saved_optimizer_settings(base, tmp_path):
+    out = tmp_path / "sgd"
+    train(base[1], TrainConfig(epochs=1, device="cpu", out=str(out), optimizer="sgd", momentum=0.9, lr=0.01),
+          console=Console(file=io.StringIO()))
+    assert cli("train", "--resume", out, "--epochs", "2", "--momentum", "0.5", "--device", "cpu").rc == 0
+    groups = checkpoint.load(out / "last.pt")["optimizer"]["param_groups"]
+    assert [g["momentum"] for g in groups] == [0.5, 0.5]  # not the 0.9 that load_state_dict brought back
