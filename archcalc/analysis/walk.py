@@ -6,8 +6,19 @@ from archcalc.analysis.rf import RF
 from archcalc.errors import LayerError, SpecError
 from archcalc.layers import KINDS
 from archcalc.layers._window import is_num
+from archcalc.layers.base import prod
 from archcalc.spec.graph import INPUT, Graph
 from archcalc.spec.parse import gc_paused
+
+
+#: Largest figure of one layer (values in its output, parameters, MACs): far past any real network,
+#: and short enough to print (Python refuses to print integers of over 4,300 digits; a shape of
+#: 200 sizes of 10^30 would have 6,000).
+MAX_FIGURE = 10**308
+
+
+def _past_limit(value) -> bool:
+    return is_num(value) and abs(value) > MAX_FIGURE
 
 
 def analyze_graph(graph: Graph, batch: int = 1, dtype: str = "float32") -> Report:
@@ -24,6 +35,8 @@ def _walk(graph: Graph, batch: int, dtype: str) -> Report:
     for n in graph.input_shape:
         if is_num(n) and n < 1:
             raise SpecError(f"input sizes must be positive, got {list(graph.input_shape)}", graph.input_loc)
+    if _past_limit(prod(graph.input_shape)):
+        raise SpecError(f"the input would hold more than 1e308 values ({len(graph.input_shape)} sizes)", graph.input_loc)
     shapes = {INPUT: tuple(graph.input_shape)}
     spatial = len(graph.input_shape) > 1 and not graph.tokens  # token ids have no spatial axes
     rfs = {INPUT: RF.identity(len(graph.input_shape) - 1) if spatial else None}
@@ -41,6 +54,8 @@ def _walk(graph: Graph, batch: int, dtype: str) -> Report:
         try:
             _check_reads(layer, node, tokens)
             out = tuple(layer.output_shape(a, in_shapes))
+            if _past_limit(prod(out)):
+                raise LayerError(f"the output would hold more than 1e308 values ({len(out)} sizes)")
             for n in out:
                 if is_num(n) and n < 1:
                     raise LayerError(f"the output shape would be {list(out)}; sizes must be positive "
@@ -59,6 +74,8 @@ def _walk(graph: Graph, batch: int, dtype: str) -> Report:
                     raise SpecError(exc.message, owner.arg_locs.get("tie", owner.loc), owner.name,
                                     owner.kind) from None
             macs = layer.macs(a, in_shapes, out) * batch
+            if _past_limit(trainable + frozen) or _past_limit(macs):
+                raise LayerError("the layer would have more than 1e308 parameters or MACs")
             try:
                 rf = layer.rf(a, [rfs[i] for i in node.inputs], in_shapes, out)
             except TypeError:

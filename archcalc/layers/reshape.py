@@ -28,8 +28,10 @@ class Reshape(Layer):
                 raise LayerError(f"cannot reshape {list(shapes[0])} ({total} values) to {list(want)}", "shape")
             want = tuple(total // known if v == -1 else v for v in want)
         elif is_num(total) and prod(want) != total:
+            asked = prod(want)
+            asked = asked if asked <= 10**308 else "over 1e308"  # printable: not 6,000 digits
             raise LayerError(f"cannot reshape {list(shapes[0])} ({total} values) to {list(want)} "
-                             f"({prod(want)} values)", "shape")
+                             f"({asked} values)", "shape")
         return want
 
     def rf(self, a, rfs, shapes, out):

@@ -180,3 +180,25 @@ def test_huge_but_finite_integers_are_analysed_exactly(tmp_path):
     assert layers[0]["rf"] == {"size": [3], "stride": [2**64], "start": [0]}
     assert layers[1]["output_shape"] == [1, (64 - 1) * 2**40 + 1 * (2 - 1) + 1]
     assert layers[1]["rf"] == {"size": [3], "stride": [2**24], "start": [0]}
+
+
+@pytest.mark.parametrize("text, where, message", [
+    # 200 sizes of 10^27: 5,400 digits, past what Python prints (4,300)
+    ("input: [1, 32, 32]\nlayers:\n  - flatten\n  - reshape: [" + ", ".join(["10" + "0" * 26] * 200) + "]\n",
+     "4:14", "(over 1e308 values)"),
+    ("input: [" + ", ".join(["10" + "0" * 26] * 200) + "]\nlayers: [relu]\n",
+     "1:8", "the input would hold more than 1e308 values (200 sizes)"),
+    # integer scales stay exact: 8 * (10^30)^10 is fine, the 11th copy passes 1e308
+    ("input: [3, 8]\nlayers:\n  - {upsample: '10**30', repeat: 200}\n", "3:5",
+     "layer 'upsample1.11' (upsample): the output would hold more than 1e308 values"),
+    ("input: [3, 8]\nlayers:\n  - {upsample: 1.0e+30, repeat: 12}\n", "3:5",
+     "layer 'upsample1.11' (upsample): a figure of this layer is too large to compute (past 1e308)"),
+    # a last axis of 8 * 10^300, then a linear layer to 10^30 features: 8e330 weights
+    ("input: [1, 8]\nlayers:\n  - {upsample: '10**30', repeat: 10}\n  - linear: '10**30'\n", "4:5",
+     "more than 1e308 parameters or MACs"),
+])
+def test_figures_past_1e308_are_refused_at_their_layer(text, where, message, tmp_path):
+    path = tmp_path / "big.yaml"
+    path.write_text(text)
+    line = assert_refused(run_cli(["analyze", path], timeout=60), where=f"{path}:{where}", contains=message)
+    assert len(line) < 12_000
