@@ -47,13 +47,13 @@ def kind_of(mode: int) -> str:
 
 def folder_name(label: str) -> str:
     """A spec's `name:` as one safe folder name under runs/: a name is a label, never a path. Every
-    character outside letters, digits, '.', '_' and '-' (slashes, spaces, control characters)
-    becomes '_', a leading '.' gets a '_' before it (so no '..' and no hidden folder), and the
-    result is at most 100 characters; an empty name is 'run'."""
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", str(label))[:100]
+    character other than letters, digits (any script), '.', '_' and '-' (slashes, spaces, control
+    and formatting characters) becomes '_', a leading '.' gets a '_' before it (so no '..' and no
+    hidden folder), and the result is at most 100 bytes of UTF-8; an empty name is 'run'."""
+    safe = re.sub(r"[^\w.-]", "_", str(label))
     if safe.startswith("."):
-        safe = "_" + safe[:99]
-    return safe or "run"
+        safe = "_" + safe
+    return safe.encode("utf-8", "replace")[:100].decode("utf-8", "ignore") or "run"
 
 
 def _err(path, exc: OSError, doing: str) -> SpecError:

@@ -159,6 +159,9 @@ class TrainConfig:
                 fail(name, f"must not be negative, got {getattr(self, name)}")
         if not 0 < self.gamma <= 1:
             fail("gamma", f"must be in (0, 1], got {self.gamma}")
+        if self.schedule == "cosine" and self.min_lr > self.lr:
+            fail("min_lr", f"{self.min_lr} is above --lr {self.lr}: the cosine schedule would raise the learning "
+                 "rate instead of lowering it")
         if self.grad_clip is not None and self.grad_clip <= 0:
             fail("grad_clip", f"must be positive, got {self.grad_clip}")
         if self.folds is not None and self.folds < 2:
@@ -352,8 +355,8 @@ def _coerce(name: str, value, loc):
             raise bad("a finite number (not NaN or infinity)")
         return number
     if kind == "str":
-        if not isinstance(value, (str, Path)):
-            raise bad("text")
+        if not isinstance(value, (str, Path)) or not str(value).strip():
+            raise bad("text" if not isinstance(value, (str, Path)) else "a value, not empty text")
         return _text_ok(str(value), where, loc)
     if kind == "list":  # the input shape: [3, 32, 32] or "3,32,32"
         parts = re.split(r"[\s,x\[\]()]+", value.strip()) if isinstance(value, str) else value

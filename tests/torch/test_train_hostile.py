@@ -144,7 +144,8 @@ def test_runfolder_write_replaces_a_link_instead_of_writing_through_it(tmp_path)
 
 @pytest.mark.parametrize("name, folder", [("../../escape", "_.._.._escape"), ("/abs/evil", "_abs_evil"),
                                           ("a/b", "a_b"), ("..", "_.."), (".hidden", "_.hidden"),
-                                          ("tab\there", "tab_here")])
+                                          ("tab\there", "tab_here"), ("réseau", "réseau"),
+                                          ("é" * 300, "é" * 50)])
 def test_a_spec_name_is_a_label_the_default_folder_stays_directly_under_runs(tmp_path, name, folder):
     assert runfolder.folder_name(name) == folder
     work = tmp_path / "work"

@@ -268,6 +268,8 @@ def test_nan_and_infinity_in_any_float_flag(spec, tmp_path, name):
     ("gpus: 100000\nbatch_size: 100000\ndevice: cpu\n", "1:7", "gpus 100000 with --device cpu would start 100000"),
     ("gpus: 3\n", "1:7", "--batch-size 64 is the global batch: it must divide evenly over gpus 3"),
     ("epochs: [\n", None, "invalid YAML"),
+    ("schedule: cosine\nlr: 0.01\nmin_lr: 0.1\n", "3:9", "min_lr 0.1 is above --lr 0.01"),
+    ("data: \"\"\n", "1:7", "'data': expected a value, not empty text"),
 ])
 def test_config_file_mistakes_are_located(spec, tmp_path, text, where, contains):
     cfg = tmp_path / "run.yaml"
