@@ -30,8 +30,9 @@ SAMPLE_BUDGET = 2_000_000  # node evaluations spent on the wider sweep of a floo
 MAX_VALUE_BITS = 200_000  # a power past this many bits at a sample point is not evaluated there
 
 
-class _Unsupported(Exception):
-    """A node the exact evaluator does not know (a float power, a function sympy made up)."""
+class Unsupported(Exception):
+    """A node the exact evaluator does not know (a function other than floor, ceiling, min, max,
+    mod and abs, a symbol outside the point)."""
 
 
 class _Undefined(Exception):
@@ -41,8 +42,6 @@ class _Undefined(Exception):
 class TooLarge(Exception):
     """The expression is past MAX_NODES nodes or MAX_DEPTH levels: it is not evaluated."""
 
-
-Unsupported = _Unsupported
 
 
 def compile_expr(expr, symbols):
@@ -79,7 +78,7 @@ def _instruction(node, index, sympy):
         return ("c", Fraction(str(node)))  # the decimal as written, exactly
     if node.is_Symbol:
         if node not in index:
-            raise _Unsupported(node)
+            raise Unsupported(node)
         return ("v", index[node])
     if isinstance(node, sympy.Add):
         return ("add", len(node.args))
@@ -91,7 +90,7 @@ def _instruction(node, index, sympy):
                     (sympy.Mod, "mod"), (sympy.Abs, "abs")):
         if isinstance(node, cls):
             return (op, len(node.args))
-    raise _Unsupported(node)
+    raise Unsupported(node)
 
 
 RATIONAL_OPS = frozenset({"c", "v", "add", "mul", "pow"})
@@ -304,5 +303,5 @@ def vanishes_at(program, points) -> bool | None:
     return True if defined else None
 
 
-__all__ = ["PRIME", "TooLarge", "Unsupported", "MAX_NODES", "nonzero_mod_prime", "GRID_BUDGET", "SAMPLE_BUDGET", "allowed_values", "compile_expr", "evaluate",
-           "is_rational", "rational_zero", "vanishes_at"]
+__all__ = ["GRID_BUDGET", "MAX_NODES", "PRIME", "SAMPLE_BUDGET", "TooLarge", "Unsupported", "allowed_values",
+           "compile_expr", "evaluate", "is_rational", "nonzero_mod_prime", "rational_zero", "vanishes_at"]
