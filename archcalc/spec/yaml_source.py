@@ -80,6 +80,8 @@ def read_source(path, what: str = "spec") -> str:
         raise SpecError(f"{path}: is a directory, expected a YAML {what} file") from None
     except OSError as exc:
         raise SpecError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except ValueError:  # a NUL in the path
+        raise SpecError(f"{str(path)!r}: cannot read: the path holds a NUL character") from None
     with os.fdopen(fd, "rb") as handle:
         try:
             info = os.fstat(fd)
