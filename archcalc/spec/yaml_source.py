@@ -72,31 +72,32 @@ def read_source(path, what: str = "spec") -> str:
     from pathlib import Path
 
     path = Path(path)
+    shown = str(path) if str(path).isprintable() else repr(str(path))  # one line, whatever the name
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
-        raise SpecError(f"{path}: no such file") from None
+        raise SpecError(f"{shown}: no such file") from None
     except IsADirectoryError:
-        raise SpecError(f"{path}: is a directory, expected a YAML {what} file") from None
+        raise SpecError(f"{shown}: is a directory, expected a YAML {what} file") from None
     except OSError as exc:
-        raise SpecError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise SpecError(f"{shown}: cannot read: {exc.strerror or exc}") from None
     except ValueError:  # a NUL in the path
-        raise SpecError(f"{str(path)!r}: cannot read: the path holds a NUL character") from None
+        raise SpecError(f"{shown}: cannot read: the path holds a NUL character") from None
     with os.fdopen(fd, "rb") as handle:
         try:
             info = os.fstat(fd)
             if stat.S_ISDIR(info.st_mode):
-                raise SpecError(f"{path}: is a directory, expected a YAML {what} file")
+                raise SpecError(f"{shown}: is a directory, expected a YAML {what} file")
             if not stat.S_ISREG(info.st_mode):
-                raise SpecError(f"{path}: is not a regular file (a device, FIFO or socket); "
+                raise SpecError(f"{shown}: is not a regular file (a device, FIFO or socket); "
                                 f"expected a YAML {what} file")
-            too_big = (f"{path}: the {what} file is larger than the limit of {MAX_SOURCE_BYTES:,} bytes "
+            too_big = (f"{shown}: the {what} file is larger than the limit of {MAX_SOURCE_BYTES:,} bytes "
                        f"({MAX_SOURCE_BYTES // 2**20} MiB)")
             if info.st_size > MAX_SOURCE_BYTES:
                 raise SpecError(too_big)
             data = handle.read(MAX_SOURCE_BYTES + 1)  # the file may have grown since
         except OSError as exc:
-            raise SpecError(f"{path}: cannot read: {exc.strerror or exc}") from None
+            raise SpecError(f"{shown}: cannot read: {exc.strerror or exc}") from None
     if len(data) > MAX_SOURCE_BYTES:
         raise SpecError(too_big)
     try:
@@ -105,7 +106,7 @@ def read_source(path, what: str = "spec") -> str:
         prefix = data[:exc.start].decode("utf-8")
         line, col = prefix.count("\n") + 1, len(prefix) - (prefix.rfind("\n") + 1) + 1
         raise SpecError(f"the file is not UTF-8 text: byte {data[exc.start]:#04x} cannot be read",
-                        Loc(str(path), line, col)) from None
+                        Loc(shown, line, col)) from None
 
 
 def _loc(filename: str, mark) -> Loc:

@@ -314,3 +314,10 @@ def test_symbolic_sizes_are_analysed_at_homework_scale(tmp_path):
                                     "symbolic sizes (H); give them numbers (--set H=28)")
     report = analysed(tmp_path, text.replace("99999", "5000"), ["--set", "H=8"])
     assert len(report["layers"]) == 5000 and report["totals"]["params"] == 5000 * 4
+
+
+def test_a_path_with_a_newline_is_quoted_on_one_line(tmp_path):
+    path = tmp_path / "two\nlines.yaml"
+    result = runner.invoke(app, ["analyze", str(path)])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"error: {str(path)!r}: no such file"
