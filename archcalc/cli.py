@@ -625,8 +625,8 @@ def evaluate_cmd(
     from archcalc.render import make_console
 
     console = make_console()
-    console.print(f"{run}: {result['checkpoint']} (epoch {result['epoch']}) on the {result['split']} split of "
-                  f"--data {result['data']}", highlight=False)
+    console.print(f"{tr.shown(run)}: {result['checkpoint']} (epoch {result['epoch']}) on the {result['split']} split "
+                  f"of --data {tr.shown(result['data'])}", highlight=False)
     tr.print_summary(console, result)
 
 def _write_text(path: Path, text: str, option: str) -> None:

@@ -329,8 +329,8 @@ def _coerce(name: str, value, loc):
     where = f"'{name}'" if loc is not None else _flag(name)
 
     def bad(expected):
-        shown = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else "a huge number"
-        return SpecError(f"{where}: expected {expected}, got {shown}"[:400], loc)
+        given = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else "a huge number"
+        return SpecError(f"{where}: expected {expected}, got {given}"[:400], loc)
 
     if value is None:
         if optional:
@@ -1306,15 +1306,25 @@ def _launch(spec, cfg: TrainConfig, resume: bool) -> RunResult:
 
 
 # --- output -------------------------------------------------------------------------------------------
+def shown(text) -> str:
+    """User text (a spec's name, a path, a class folder's name) for the console: one line, control
+    characters escaped, and rich markup ('[bold]', '[link=...]') shown as written, not applied."""
+    from rich.markup import escape
+
+    from archcalc.errors import one_line
+
+    return escape(one_line(str(text)))
+
+
 def _show_figures(console, graph, report, cfg, dist) -> None:
     from archcalc.render import human, shape_text
 
     t = report.totals
-    console.print(f"[bold]{graph.name}[/bold]  input {shape_text(graph.input_shape)} -> output "
+    console.print(f"[bold]{shown(graph.name)}[/bold]  input {shape_text(graph.input_shape)} -> output "
                   f"{shape_text(report.output_shape)}  params {t.params:,} ({human(t.params)}; trainable "
                   f"{t.trainable_params:,})  MACs/example {t.macs:,} ({human(t.macs)}); training FLOPs/example "
                   f"= 3 x 2 x MACs = {human(6 * t.macs)}", highlight=False)
-    console.print(f"task {cfg.task} on --data {cfg.data}; {cfg.optimizer} lr {cfg.lr:g}, batch {cfg.batch_size}"
+    console.print(f"task {cfg.task} on --data {shown(cfg.data)}; {cfg.optimizer} lr {cfg.lr:g}, batch {cfg.batch_size}"
                   f"{f' ({dist.world_size} processes x {cfg.batch_size // dist.world_size})' if dist.enabled else ''}, "
                   f"{cfg.epochs} epochs, device {dist.device}, {cfg.precision}", highlight=False)
 
@@ -1322,6 +1332,9 @@ def _show_figures(console, graph, report, cfg, dist) -> None:
 def print_summary(console, summary: dict, out: Path | None = None) -> None:
     """The end-of-run summary (also `archcalc evaluate`'s report)."""
     from rich.table import Table
+    from rich.text import Text
+
+    from archcalc.errors import one_line
 
     if "per_fold" in summary:
         for f in summary["per_fold"]:
@@ -1337,7 +1350,7 @@ def print_summary(console, summary: dict, out: Path | None = None) -> None:
     else:
         if "best_epoch" in summary:
             console.print(f"best epoch {summary['best_epoch']} (val loss {summary['best_val_loss']:.4f}); "
-                          + (summary["stopped"] or f"ran all {summary['epochs']} epochs"), highlight=False)
+                          + shown(summary["stopped"] or f"ran all {summary['epochs']} epochs"), highlight=False)
         test = summary.get("test")
         split = summary.get("split", "test")
         if test:
@@ -1347,15 +1360,15 @@ def print_summary(console, summary: dict, out: Path | None = None) -> None:
                 names = summary.get("classes") or [str(i) for i in range(len(test["confusion"]))]
                 table = Table(title="confusion matrix (rows: true class, columns: predicted)", title_justify="left")
                 table.add_column("")
-                for name in names:
-                    table.add_column(name, justify="right")
+                for name in names:  # class names come from folder names or label values: shown as written
+                    table.add_column(Text(one_line(name)), justify="right")
                 for name, row in zip(names, test["confusion"]):
-                    table.add_row(name, *(str(v) for v in row))
+                    table.add_row(Text(one_line(name)), *(str(v) for v in row))
                 console.print(table)
         else:
             console.print(f"no {split} split (--test-fraction 0)", highlight=False)
     if out is not None:
-        console.print(f"run folder: {out}", highlight=False)
+        console.print(f"run folder: {shown(out)}", highlight=False)
 
 
 def evaluate(run_dir, data: str | None = None, *, split: str = "test", device: str = "auto",

@@ -316,3 +316,19 @@ def test_running_out_of_memory_while_training_is_one_line(tmp_path):
                   timeout=300)
     line = assert_refused(res, located=False)
     assert "training big ran out of memory on cpu" in line or "needs at least" in line, line  # (a small machine)
+
+
+def test_class_names_from_folders_are_printed_as_written_never_as_markup_or_escapes(tmp_path):
+    """A class folder's name reaches the confusion matrix: rich markup in it stays text, and a
+    terminal escape sequence is shown escaped, never sent to the terminal."""
+    spec = tmp_path / "two.yaml"
+    spec.write_text(TWO)
+    folder = image_folder(tmp_path / "imgs")
+    (folder / "a").rename(folder / "[bold]odd")
+    (folder / "b").rename(folder / "red\x1b[31m")
+    res = cli("train", spec, "--data", folder, "--out", tmp_path / "run", "--epochs", "1", "--device", "cpu",
+              "--batch-size", "4")
+    assert res.rc == 0, res.stderr
+    assert "[bold]odd" in res.stdout and "\x1b" not in res.stdout and "red\\x1b[31m" in res.stdout
+    res = cli("evaluate", tmp_path / "run", "--device", "cpu")
+    assert res.rc == 0 and "[bold]odd" in res.stdout and "\x1b" not in res.stdout
