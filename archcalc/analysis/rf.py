@@ -17,7 +17,7 @@ that description exactly, from the input positions each of its outputs reads; si
 start are read off it (size: the widest window; stride: Q / q; start: output 0's lo).
 
 Bounded cost: the windows are listed only up to a period of MAX_PERIOD outputs (and MAX_WORK
-look-ups per step). Past that, a layer reading a field of one window moving by a whole stride
+look-ups per step, MAX_TOTAL_WORK per analysis). Past that, a layer reading a field of one window moving by a whole stride
 (the common case: upsampling a convolutional field by 10^9) gets its size, stride and start in
 closed form, still exact, but no list of windows (`Axis.windows` is None): later layers that
 need the windows report the field as not tracked (None). Any other field past the bound is not
@@ -37,6 +37,23 @@ MAX_PERIOD = 10_000
 MAX_WORK = 1_000_000
 #: Outputs searched for the first one that reads anything, where the windows are not listed.
 MAX_SCAN = 10_000
+#: Window look-ups one whole analysis may spend listing windows (`reset_work` starts an analysis):
+#: a long chain of wide kernels after a fractional step stops being tracked rather than taking
+#: minutes.
+MAX_TOTAL_WORK = 10_000_000
+_spent = [0]
+
+
+def reset_work() -> None:
+    _spent[0] = 0
+
+
+def _afford(work: int) -> bool:
+    """Spend `work` look-ups if this step and the analysis' total allow it."""
+    if work > MAX_WORK or _spent[0] + work > MAX_TOTAL_WORK:
+        return False
+    _spent[0] += work
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +106,7 @@ class Axis:
             return None
         q = reads.a * self.q // math.gcd(reads.b, self.q)
         Q = (q // reads.a) * reads.b // self.q * self.Q
-        work = q * 2 * min(reads.spread + 1, self.q)
-        if q <= MAX_PERIOD and work <= MAX_WORK:
+        if q <= MAX_PERIOD and _afford(q * 2 * min(reads.spread + 1, self.q)):
             windows = []
             for o in range(q):
                 ap = reads.at(o)
@@ -217,7 +233,7 @@ def merge(rfs):
         for a in range(axes):
             parts = [rf.exact_axes()[a] for rf in rfs]
             q = math.lcm(*(p.q for p in parts))
-            if q > MAX_PERIOD or q * len(parts) > MAX_WORK:
+            if q > MAX_PERIOD or not _afford(q * len(parts)):
                 return None
             exact.append(Axis(q, q * parts[0].Q // parts[0].q, tuple(
                 _union([p.window(o) for p in parts]) for o in range(q))))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from archcalc.analysis.report import DTYPE_BYTES, LayerResult, Report, make_totals
+from archcalc.analysis import rf as rf_module
 from archcalc.analysis.rf import RF
 from archcalc.errors import LayerError, SpecError
 from archcalc.layers import KINDS
@@ -27,6 +28,7 @@ def analyze_graph(graph: Graph, batch: int = 1, dtype: str = "float32") -> Repor
 
 
 def _walk(graph: Graph, batch: int, dtype: str) -> Report:
+    rf_module.reset_work()
     if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
         raise SpecError(f"batch must be a positive integer, got {batch!r}")
     if dtype not in DTYPE_BYTES:

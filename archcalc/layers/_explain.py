@@ -191,7 +191,8 @@ def untracked_reason(rf_in) -> str:
         q = max(axis.q for axis in rf_in.axes if axis.windows is None)
         return (f"the input's windows repeat only every {q:,} outputs, more than the {MAX_PERIOD:,} "
                 "archcalc lists, so they cannot be carried further")
-    return f"the windows depend on symbolic sizes, or would repeat only after more than {MAX_PERIOD:,} outputs"
+    return (f"the windows depend on symbolic sizes, or listing them would pass archcalc's bounds ({MAX_PERIOD:,} "
+            "outputs a period, 1,000,000 look-ups a layer, 10,000,000 an analysis)")
 
 
 def rf_text(rf) -> str:

@@ -202,3 +202,17 @@ def test_figures_past_1e308_are_refused_at_their_layer(text, where, message, tmp
     path.write_text(text)
     line = assert_refused(run_cli(["analyze", path], timeout=60), where=f"{path}:{where}", contains=message)
     assert len(line) < 12_000
+
+
+def test_listing_windows_has_a_budget_per_analysis(tmp_path):
+    # period 1,001 after the upsampling; each 49-tap convolution lists 1,001 windows of up to 49
+    # look-ups at both ends: 98,098 a layer, so about 100 of them fit the 10,000,000 of one analysis
+    path = tmp_path / "chain.yaml"
+    path.write_text("input: [1, 100000000]\nlayers:\n  - upsample: {scale: 1.001}\n"
+                    "  - {conv: {out: 1, kernel: 49}, repeat: 200}\n")
+    fields = _fields(run_cli(["analyze", path, "--json"], timeout=120))
+    # after 100 convolutions output o reads upsampled pixels o .. o + 4800: input pixels
+    # floor(o 1000/1001) .. floor((o + 4800) 1000/1001), widest over a period of 1,001
+    widest = max((o + 4800) * 1000 // 1001 - o * 1000 // 1001 + 1 for o in range(1001))
+    assert fields["conv1.100"] == {"size": [widest], "stride": [1000 / 1001], "start": [0]}
+    assert fields["conv1.102"] is None and fields["conv1.200"] is None
