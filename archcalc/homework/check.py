@@ -132,7 +132,8 @@ def check(report, sheet, spec_graph=None) -> CheckResult:
     constraints.update(getattr(report, "constraints", None) or {})
     token = _CONSTRAINTS.set(constraints)
     try:
-        return CheckResult(report.name, [checker.one(answer) for answer in sheet.answers])
+        with decide.file_budget():  # all the symbolic work for this file, together
+            return CheckResult(report.name, [checker.one(answer) for answer in sheet.answers])
     finally:
         _CONSTRAINTS.reset(token)
 
@@ -708,11 +709,15 @@ def _sympy_value(value):
 
 def _zero(diff, ranges) -> bool | None:
     """Is `diff` zero wherever it is defined, for sizes within `ranges`? (decide's ladder.)"""
-    symbols = sorted(diff.free_symbols, key=str)
     try:
-        program = decide.compile_expr(diff, symbols)
-    except (decide.TooLarge, decide.Unsupported):
+        return _zero_within_budget(diff, ranges)
+    except (decide.TooLarge, decide.Unsupported):  # past a bound, the answers file's budget included
         return None
+
+
+def _zero_within_budget(diff, ranges) -> bool | None:
+    symbols = sorted(diff.free_symbols, key=str)
+    program = decide.compile_expr(diff, symbols)
     points = _sample_points(symbols, _SAMPLES, ranges, rounds=2)
     if decide.vanishes_at(program, points) is False:
         return False  # a counterexample: certainly different

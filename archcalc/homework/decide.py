@@ -21,6 +21,7 @@ None: cannot decide (the caller's verdict "undecided"), never a hang.
 from __future__ import annotations
 
 import math
+from contextvars import ContextVar
 from fractions import Fraction
 
 MAX_NODES = 5000  # sympy nodes of a difference that is evaluated at all
@@ -28,6 +29,9 @@ MAX_DEPTH = 2000  # nesting of one (iteratively walked, so no RecursionError)
 GRID_BUDGET = 3_000_000  # node evaluations spent proving a rational identity
 SAMPLE_BUDGET = 2_000_000  # node evaluations spent on the wider sweep of a floor identity
 MAX_VALUE_BITS = 200_000  # a power past this many bits at a sample point is not evaluated there
+#: Node evaluations for all the comparisons of one answers file (its hints included): a file of
+#: thousands of hard answers is bounded as a whole, not only answer by answer.
+FILE_BUDGET = 30_000_000
 
 
 class Unsupported(Exception):
@@ -42,6 +46,44 @@ class _Undefined(Exception):
 class TooLarge(Exception):
     """The expression is past MAX_NODES nodes or MAX_DEPTH levels: it is not evaluated."""
 
+
+
+class Budget:
+    """Node evaluations left; `spend` raises TooLarge once they run out (the verdict "undecided")."""
+
+    def __init__(self, evaluations: int):
+        self.left = evaluations
+
+    def spend(self, evaluations: int) -> None:
+        if evaluations > self.left:
+            raise TooLarge
+        self.left -= evaluations
+
+
+# The budget of the answers file being checked (archcalc.homework.check sets it); unbounded
+# outside a check, where only the per-comparison bounds apply.
+_BUDGET: ContextVar[Budget | None] = ContextVar("archcalc_decide_budget", default=None)
+
+
+def file_budget(evaluations: int = FILE_BUDGET):
+    """Context manager: every comparison inside spends from one budget of `evaluations`."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def scope():
+        token = _BUDGET.set(Budget(evaluations))
+        try:
+            yield
+        finally:
+            _BUDGET.reset(token)
+
+    return scope()
+
+
+def _spend(evaluations: int) -> None:
+    budget = _BUDGET.get()
+    if budget is not None:
+        budget.spend(evaluations)
 
 
 def compile_expr(expr, symbols):
@@ -235,6 +277,7 @@ def rational_zero(program, symbols, ranges):
         return None
     if math.prod(len(a) for a in axes) * len(program) > GRID_BUDGET:
         return None
+    _spend(math.prod(len(a) for a in axes) * len(program))
     defined = False
     for point in _grid(axes):
         n, d = _fraction_pairs(program, point)
@@ -259,6 +302,7 @@ def nonzero_mod_prime(program, points) -> bool:
     """True when a rational program is certainly nonzero at one of `points`: its value modulo
     PRIME is not 0 (then neither is the value). Found even where the exact value has millions of
     digits ((H+1)**64 nested four deep); a value that is 0 modulo PRIME proves nothing."""
+    _spend(len(points) * len(program))
     for point in points:
         stack = []
         try:
@@ -291,6 +335,7 @@ def nonzero_mod_prime(program, points) -> bool:
 def vanishes_at(program, points) -> bool | None:
     """False at the first point where the program is defined and nonzero; True when it is zero
     at every point where defined; None when it is defined at none of them."""
+    _spend(len(points) * len(program))
     defined = False
     for point in points:
         try:
@@ -303,5 +348,5 @@ def vanishes_at(program, points) -> bool | None:
     return True if defined else None
 
 
-__all__ = ["GRID_BUDGET", "MAX_NODES", "PRIME", "SAMPLE_BUDGET", "TooLarge", "Unsupported", "allowed_values",
-           "compile_expr", "evaluate", "is_rational", "nonzero_mod_prime", "rational_zero", "vanishes_at"]
+__all__ = ["Budget", "FILE_BUDGET", "GRID_BUDGET", "MAX_NODES", "PRIME", "SAMPLE_BUDGET", "TooLarge", "Unsupported", "allowed_values",
+           "compile_expr", "evaluate", "file_budget", "is_rational", "nonzero_mod_prime", "rational_zero", "vanishes_at"]

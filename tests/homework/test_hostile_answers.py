@@ -199,3 +199,15 @@ def test_gradebook_cells_are_not_formulas(tmp_path, student, cell):
     assert result.rc == 0, result.stderr
     rows = list(csv.reader(book.open(newline="")))
     assert rows[1][0] == cell
+
+
+def test_one_budget_bounds_all_the_answers_of_a_file():
+    # A file of thousands of hard answers is bounded as a whole: once its budget is spent, what
+    # is left is "undecided" instead of more work.
+    H = sympy.Symbol("H", integer=True, positive=True)
+    hard = (H // 4 + (H + 2) // 4 - H // 2) * (H + 1) ** 2 + H  # = H: floor(x) + floor(x + 1/2) = floor(2x)
+    assert compare(hard, H) is True
+    with decide.file_budget(10_000):
+        assert compare(hard, H) is None
+    with decide.file_budget(decide.FILE_BUDGET):
+        assert all(compare(hard, H) is True for _ in range(3))
