@@ -48,6 +48,7 @@ def _walk(graph: Graph, batch: int, dtype: str) -> Report:
         target = KINDS[node.kind].tied_to(node.args)
         if target is not None:
             ties[target] = node
+    order = {node.name: i for i, node in enumerate(graph.nodes)} if ties else {}  # not list.index: O(n) each
     rows = []
     for node in graph.nodes:
         layer = KINDS[node.kind]
@@ -66,7 +67,7 @@ def _walk(graph: Graph, batch: int, dtype: str) -> Report:
             shared = 0
             if node.name in ties:
                 owner = ties[node.name]
-                if graph.nodes.index(owner) > graph.nodes.index(node):
+                if order[owner.name] > order[node.name]:
                     raise LayerError(f"'{owner.name}' ties its weight to this layer, which comes before it; "
                                      "tie to a later layer")
                 try:
