@@ -479,7 +479,8 @@ def _read_image(p, channels, shape):
         raise
     except _TooBig as big:
         raise SpecError(f"image '{p}' is {big.args[0]:,} x {big.args[1]:,} pixels, more than the "
-                        f"{MAX_IMAGE_PIXELS:,} archcalc decodes (a decompression bomb, or a photo to shrink first)") from None
+                        f"{MAX_IMAGE_PIXELS:,} archcalc decodes (a decompression bomb, or a photo to shrink "
+                        "first)") from None
     except Image.DecompressionBombError:  # PIL's own limit, larger than ours: refused at the header too
         raise SpecError(f"image '{p}' is larger than the {MAX_IMAGE_PIXELS:,} pixels archcalc decodes "
                         "(a decompression bomb, or a photo to shrink first)") from None

@@ -469,7 +469,8 @@ def _load_graph(spec, cfg: TrainConfig):
         raise cfg.error("task", f"binary needs one logit per example, output [1]; {graph.name} outputs "
                         f"{shape_text(out)}")
     if task in SCORED and last in ("softmax", "log_softmax", "sigmoid"):
-        raise cfg.error("task", f"{task} trains on logits (the loss applies the {'sigmoid' if task == 'binary' else 'softmax'} "
+        applied = "sigmoid" if task == "binary" else "softmax"
+        raise cfg.error("task", f"{task} trains on logits (the loss applies the {applied} "
                         f"itself, stably): remove the final {last} layer of {graph.name}")
     if task == "denoise" and out != inp:
         raise cfg.error("task", f"denoise needs the output shaped like the input, {shape_text(inp)}; "
@@ -726,7 +727,8 @@ def _fit(run: _Run, ds, run_dir: Path, resume: bool, title: str = "") -> tuple[d
             raise cfg.error("optimizer", f"{cfg.optimizer}: {run_dir / 'last.pt'} holds the state of "
                             f"{ck['config'].get('optimizer')}, and a resumed run keeps its optimizer")
         try:  # a checksum proves archcalc-made or forged, not fitting: a misfit is one line too
-            checkpoint.load_optimizer_state(opt, ck["optimizer"], capturable=dev.type == "cuda" and cfg.optimizer != "sgd")
+            checkpoint.load_optimizer_state(opt, ck["optimizer"],
+                                            capturable=dev.type == "cuda" and cfg.optimizer != "sgd")
             if cfg.optimizer == "sgd":  # load_state_dict brings back the saved settings: the flags given now win
                 for group in opt.param_groups:
                     group.update(momentum=cfg.momentum, nesterov=cfg.nesterov)
@@ -1041,7 +1043,8 @@ def _read_metrics(run_dir: Path) -> list:
             row = json.loads(line)
         except (ValueError, RecursionError) as exc:
             raise SpecError(f"not a JSON line of training metrics ({getattr(exc, 'msg', 'nested too deeply')}); the "
-                            "run's metrics.jsonl is damaged", Loc(str(path), number, getattr(exc, "colno", 1))) from None
+                            "run's metrics.jsonl is damaged",
+                            Loc(str(path), number, getattr(exc, "colno", 1))) from None
         epoch = row.get("epoch") if isinstance(row, dict) else None
         if (not isinstance(epoch, int) or isinstance(epoch, bool) or epoch != len(rows) + 1
                 or not all(v is None or isinstance(v, (int, float)) for v in row.values())):
@@ -1296,7 +1299,8 @@ def _launch(spec, cfg: TrainConfig, resume: bool) -> RunResult:
         outcome = runfolder.read_json(status)
         status.unlink()
         kinds = {"SpecError": SpecError, "Diverged": Diverged, "Interrupted": Interrupted}
-        if not isinstance(outcome, dict) or outcome.get("kind") not in kinds or not isinstance(outcome.get("message"), str):
+        if (not isinstance(outcome, dict) or outcome.get("kind") not in kinds
+                or not isinstance(outcome.get("message"), str)):
             raise SpecError(f"{status}: not the outcome of a training process; the run folder was tampered with")
         raise kinds[outcome["kind"]](outcome["message"].removeprefix("error: "))
     out = Path(cfg.out)

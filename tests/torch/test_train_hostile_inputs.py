@@ -233,7 +233,8 @@ def test_a_synthetic_set_too_big_for_memory_is_refused_before_allocating(spec, t
 def test_nan_and_infinity_in_any_float_setting_of_a_config_file(spec, tmp_path, name, value):
     cfg = tmp_path / "run.yaml"
     cfg.write_text(f"epochs: 1\n{name}: {value}\n")
-    line = assert_refused(cli("train", spec, "--config", cfg, "--out", tmp_path / "r"), where=f"{cfg}:2:{len(name) + 3}")
+    line = assert_refused(cli("train", spec, "--config", cfg, "--out", tmp_path / "r"),
+                          where=f"{cfg}:2:{len(name) + 3}")
     assert "finite" in line  # the YAML reader, or the setting's check, refuses it at the value
     assert not (tmp_path / "r").exists()
 
