@@ -48,7 +48,9 @@ class SoftmaxLike(Elementwise):
     probe_linear = False  # its own module is not linear: probe_module below stands in for it
     args = (Arg("dim", "int", 0, doc="dimension without the batch; 0 is channels (nn.Softmax(dim=1))"),)
     formulas = {"output": "same as input", "params": "0", "macs": "0",
-                "rf": "unchanged along channels (dim 0); global when taken over a spatial axis"}
+                "rf": "unchanged along channels (dim 0); global when taken over the only spatial axis; "
+                      "not tracked over one of several (each output sees that whole axis, a window along "
+                      "the others)"}
 
     def output_shape(self, a, shapes):
         dim_index(a["dim"], len(shapes[0]))
@@ -57,7 +59,9 @@ class SoftmaxLike(Elementwise):
     def rf(self, a, rfs, shapes, out):
         if rfs[0] is None or dim_index(a["dim"], len(shapes[0])) == 0:
             return rfs[0]
-        return GLOBAL
+        # Over a spatial axis every output sees that whole axis but only its window along the
+        # others: "global" only where it is the one spatial axis (as for linear), else untracked.
+        return GLOBAL if rfs[0] == GLOBAL or len(shapes[0]) == 2 else None
 
     def explain(self, a, shapes, out, rf_in, rf_out, row):
         from archcalc.layers import _explain as ex
@@ -66,7 +70,10 @@ class SoftmaxLike(Elementwise):
         steps = [ex.output_step("input shape", "", out), ex.zero("params"), ex.zero("macs")]
         if rf_in[0] is None or dim == 0:
             return steps + [ex.rf_unchanged(rf_in[0], "taken over the channels" if dim == 0 else "")]
-        return steps + [ex.rf_global(f"taken over spatial dim {dim}: each output depends on the whole axis")]
+        if rf_in[0] == GLOBAL or len(shapes[0]) == 2:
+            return steps + [ex.rf_global(f"taken over spatial dim {dim}: each output depends on the whole axis")]
+        return steps + [ex.rf_untracked(f"taken over spatial dim {dim} of several: each output sees that whole "
+                                        "axis but a window along the others")]
 
     def torch_module(self, a, shapes):
         from torch import nn

@@ -39,9 +39,17 @@ def test_softmax_over_channels_keeps_rf(kind):
 
 
 @pytest.mark.parametrize("kind", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("dim", [1, -1])
+def test_softmax_over_the_only_spatial_axis_is_global(kind, dim):
+    assert last([10, 8], f"{kind}: {dim}").rf == GLOBAL
+
+
+@pytest.mark.parametrize("kind", ["softmax", "log_softmax"])
 @pytest.mark.parametrize("dim", [1, -1, 2])
-def test_softmax_over_a_spatial_axis_is_global(kind, dim):
-    assert last([10, 8, 8], f"{kind}: {dim}").rf == GLOBAL
+def test_softmax_over_one_of_two_spatial_axes_is_not_tracked(kind, dim):
+    # Output (h, w) of a softmax over H reads all of column w and nothing else: not "global"
+    # (which verify's probe refutes), and not one window either.
+    assert last([10, 8, 8], f"{kind}: {dim}").rf is None
 
 
 def test_softmax_of_logits_vector():

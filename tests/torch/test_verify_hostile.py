@@ -121,3 +121,22 @@ def test_symbolic_sizes_need_numbers_first(tmp_path, command):
     path = _spec(tmp_path, "input: [1, H, W]\nlayers:\n  - conv: {out: 4, kernel: 3}\n")
     run = _invoke(command[0], path, *command[1:])
     assert_refused(run, where=f"{path}:1:8", contains="--set")
+
+
+@pytest.mark.parametrize("dim", [1, 2, -1])
+def test_softmax_over_one_of_two_spatial_axes_is_untracked_not_a_false_global(tmp_path, dim):
+    # Output (h, w) then reads a whole column but a window across: "global" was a false claim
+    # that the probe refuted (exit 1); it is not tracked now, and the rest still matches.
+    path = _spec(tmp_path, HEAD + f"  - softmax: {dim}\n" + TAIL)
+    run, data = _verify_json(path)
+    assert run.rc == 0, data["mismatches"]
+    rf = {layer["name"]: layer["figures"]["rf"] for layer in data["layers"]}
+    assert rf["conv1"]["ok"] is True and rf["softmax1"]["analytic"] is None and rf["add1"]["ok"] is None
+
+
+def test_softmax_over_the_only_spatial_axis_is_global_and_measured(tmp_path):
+    path = _spec(tmp_path, "input: [4, 32]\nlayers:\n  - conv: {out: 4, kernel: 3}\n  - softmax: 1\n"
+                           "  - conv: {out: 2, kernel: 3}\n")
+    run, data = _verify_json(path)
+    assert run.rc == 0, data["mismatches"]
+    assert [layer["figures"]["rf"]["measured"] for layer in data["layers"][1:]] == ["global", "global"]
