@@ -456,9 +456,10 @@ def export(
         if to is ExportFormat.onnx:
             if output is None:
                 raise SpecError("--to onnx writes a binary file: give it with -o FILE.onnx")
-            if output.is_dir() or not output.parent.is_dir():
-                raise SpecError(f"--output {_shown(str(output))}: cannot write it: "
-                                f"{'a folder' if output.is_dir() else 'its folder does not exist'}")
+            if output.is_dir() or output.is_fifo() or output.is_socket() or not output.parent.is_dir():
+                problem = ("its folder does not exist" if not output.parent.is_dir() else "it is a folder"
+                           if output.is_dir() else "it is a named pipe or a socket")
+                raise SpecError(f"--output {_shown(str(output))}: cannot write it: {problem}")
             from archcalc.torch.source import export_onnx
 
             export_onnx(graph, output)
@@ -630,13 +631,46 @@ def evaluate_cmd(
     tr.print_summary(console, result)
 
 def _write_text(path: Path, text: str, option: str) -> None:
-    """Write an output file the user named; a path that cannot be written (a folder, a missing
-    folder, no permission, a full disk) is one line, exit 2."""
+    """Write an output file the user named. A file is replaced whole (written beside it, then
+    renamed: a full disk leaves the old one, never half a new one); a device such as /dev/null
+    is written to; a named pipe (which would wait for a reader forever), a socket or a folder is
+    refused. Every failure is one line, exit 2."""
+    import os
+    import stat
+    import tempfile
+
+    where = f"{option} {_shown(str(path))}"
     try:
-        with open(path, "w", newline="") as handle:
-            handle.write(text)
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        mode = None
     except OSError as exc:
-        _fail(SpecError(f"{option} {_shown(str(path))}: cannot write it: {exc.strerror or exc}"))
+        _fail(SpecError(f"{where}: cannot write it: {exc.strerror or exc}"))
+    if mode is not None and (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISDIR(mode)):
+        kind = "a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a folder"
+        _fail(SpecError(f"{where}: cannot write it: it is {kind}"))
+    try:
+        if mode is not None and not stat.S_ISREG(mode):  # a character device: /dev/null, /dev/stdout
+            with open(path, "w", newline="") as handle:
+                handle.write(text)
+            return
+        target = Path(os.path.realpath(path))  # a link the user named: replace what it points to
+        fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "w", newline="") as handle:
+                handle.write(text)
+            if mode is not None:
+                os.chmod(temporary, stat.S_IMODE(mode))
+            else:
+                umask = os.umask(0)
+                os.umask(umask)
+                os.chmod(temporary, 0o666 & ~umask)
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        _fail(SpecError(f"{where}: cannot write it: {exc.strerror or exc}"))
 
 
 def _show_version(value: bool) -> None:

@@ -211,3 +211,26 @@ def test_dot_and_mermaid_quote_everything(tmp_path):
     lines = mermaid.splitlines()
     assert lines[0] == "```mermaid" and lines[-1] == "```" and all("```" not in line for line in lines[1:-1])
     assert '"skip#quot;<br/>#lt;b#gt;#96;#35;quot;<br/>conv<br/>[4, 6, 6]"' in mermaid
+
+
+def test_an_output_that_is_a_named_pipe_is_refused_not_waited_on(tmp_path):
+    import os
+
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    run = run_cli(["export", STACK, "--to", "dot", "-o", pipe], timeout=60)
+    assert "named pipe" in assert_refused(run, located=False)
+
+
+def test_an_output_file_is_replaced_whole_and_a_link_is_followed(tmp_path):
+    target = tmp_path / "drawing.dot"
+    target.write_text("old")
+    target.chmod(0o640)
+    link = tmp_path / "link.dot"
+    link.symlink_to(target)
+    run = _invoke("export", STACK, "--to", "dot", "-o", link)
+    assert run.rc == 0, run.stderr
+    assert link.is_symlink() and target.read_text().startswith("digraph ")
+    assert target.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["drawing.dot", "link.dot"]  # no temporary left
+    assert _invoke("export", STACK, "--to", "dot", "-o", "/dev/null").rc == 0
