@@ -462,8 +462,11 @@ def export(
                 raise SpecError(f"--output {_shown(str(output))}: cannot write it: {problem}")
             from archcalc.torch.source import export_onnx
 
-            export_onnx(graph, output)
-            typer.echo(f"wrote {output}", err=True)
+            try:
+                export_onnx(graph, output)
+            except OSError as exc:  # no permission, a full disk: the exporter's own open() failed
+                raise SpecError(f"--output {_shown(str(output))}: cannot write it: {exc.strerror or exc}") from None
+            typer.echo(one_line(f"wrote {output}"), err=True)
             return
         if to is ExportFormat.pytorch:
             from archcalc.torch.source import pytorch_source
