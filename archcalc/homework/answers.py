@@ -41,6 +41,7 @@ TOTAL = "total"
 DEFAULT_TOLERANCE = 0.01
 MAX_ANSWER = 10**30  # as archcalc.spec.expr's bound: far above any real count
 MAX_DIGITS = 40  # digits of a written number (1e30 has 31)
+MAX_MIN_MAX_ARGS = 8  # values of one min() or max() in a symbolic answer
 MAX_SYMBOLIC_EXPONENT = 64  # H**64 is already absurd; bigger powers only slow sympy down
 
 #: Multipliers of approximate answers. Single letters are case-sensitive where case matters
@@ -286,6 +287,7 @@ class _ValueParser:
         scope: dict = {}
         free = sorted(n for n in names if n not in self.bindings)
         if free:
+            _check_min_max(text, loc)
             import sympy  # only answers with names need it
 
             scope = {n: sympy.Symbol(n, integer=True, positive=True) for n in free}
@@ -345,6 +347,18 @@ class _ValueParser:
             return tuple(self.number(v, value.where(i), approx=False, what=f"an rf {what}")
                          for i, v in enumerate(value))
         return self.number(value, loc, approx=False, what=f"an rf {what}")
+
+
+def _check_min_max(text: str, loc) -> None:
+    """sympy's Min and Max compare their symbolic arguments pairwise, at a cost that grows fast
+    (40 floors took seconds, and again on every substitution): a symbolic answer's min() and
+    max() take at most MAX_MIN_MAX_ARGS values each. (The text has passed the expression parser.)"""
+    import ast
+
+    for node in ast.walk(ast.parse(text.strip(), mode="eval")):
+        if isinstance(node, ast.Call) and len(node.args) > MAX_MIN_MAX_ARGS:
+            raise SpecError(f"{node.func.id}() of {len(node.args)} values in {_shown(text)}: a formula's "
+                            f"min() and max() take at most {MAX_MIN_MAX_ARGS}", loc)
 
 
 def parse_approx(text: str, loc=None, memory: bool = False):

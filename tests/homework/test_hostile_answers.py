@@ -211,3 +211,13 @@ def test_one_budget_bounds_all_the_answers_of_a_file():
         assert compare(hard, H) is None
     with decide.file_budget(decide.FILE_BUDGET):
         assert all(compare(hard, H) is True for _ in range(3))
+
+
+def test_min_max_of_many_values_is_refused_and_of_a_few_is_checked(tmp_path):
+    # sympy compares Min/Max arguments pairwise: 38 floors took seconds (and again per substitution).
+    many = "max(" + ",".join(f"H//{i}+W//{i + 1}" for i in range(2, 40)) + ")"
+    path = _answers(tmp_path, f'answers:\n  fc.params: "{many}"\n')
+    assert_refused(run_cli(["check", SPEC, path], timeout=60), where=f"{path}:2:14", contains="at most 8")
+    few = "max(40*H*W+10," + ",".join(f"H//{i}" for i in range(2, 9)) + ")"  # = 40*H*W + 10
+    run, data = _check_json(tmp_path, f'answers:\n  fc.params: "{few}"\n')
+    assert data["answers"][0]["verdict"] == "right" and run.rc == 0
