@@ -149,7 +149,8 @@ def analyze(
     spec: Path = SPEC,
     format: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
     as_json: bool = typer.Option(False, "--json", help="Shorthand for --format json."),
-    batch: int = typer.Option(1, "--batch", "-b", min=1, max=MAX_BATCH, help="Batch size (scales MACs and activations)."),
+    batch: int = typer.Option(1, "--batch", "-b", min=1, max=MAX_BATCH,
+                              help="Batch size (scales MACs and activations)."),
     input_shape: Optional[str] = INPUT,
     depth: Optional[int] = typer.Option(
         None, "--depth", "-d", min=1, help="Fold layers deeper than this many dotted name parts into one row."),

@@ -133,7 +133,8 @@ def _spec(tmp_path, name: str, file: str = "spec.yaml") -> Path:
 
     path = tmp_path / file
     path.write_text(f"name: {json.dumps(name)}\ninput: [3, 8, 8]\nlayers:\n  - conv: {{out: 4, kernel: 3}}\n"
-                    "  - relu\n  - {name: skip, from: input, conv: {out: 4, kernel: 3}}\n  - {add: {}, from: [relu1, skip]}\n")
+                    "  - relu\n  - {name: skip, from: input, conv: {out: 4, kernel: 3}}\n"
+                    "  - {add: {}, from: [relu1, skip]}\n")
     return path
 
 

@@ -192,8 +192,8 @@ def _split_key(key, loc) -> tuple[str, str]:
             example = f"write LAYER.{figure} (like conv1.{figure}) or total.{figure}"
         raise SpecError(f"answer key {_shown(key)} is not of the form LAYER.FIGURE; {example}", loc)
     if figure not in FIGURES:
-        raise SpecError(f"unknown figure {_shown(figure)} in {_shown(key)}{did_you_mean(figure, FIGURES)}; expected one "
-                        f"of {', '.join(FIGURES)}", loc)
+        raise SpecError(f"unknown figure {_shown(figure)} in {_shown(key)}{did_you_mean(figure, FIGURES)}; "
+                        f"expected one of {', '.join(FIGURES)}", loc)
     if layer == TOTAL and figure in LAYER_ONLY:
         raise SpecError(f"'{figure}' is a per-layer figure; ask it of a layer (like conv2.{figure}), "
                         "not of the total", loc)

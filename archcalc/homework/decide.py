@@ -348,5 +348,6 @@ def vanishes_at(program, points) -> bool | None:
     return True if defined else None
 
 
-__all__ = ["Budget", "FILE_BUDGET", "GRID_BUDGET", "MAX_NODES", "PRIME", "SAMPLE_BUDGET", "TooLarge", "Unsupported", "allowed_values",
-           "compile_expr", "evaluate", "file_budget", "is_rational", "nonzero_mod_prime", "rational_zero", "vanishes_at"]
+__all__ = ["Budget", "FILE_BUDGET", "GRID_BUDGET", "MAX_NODES", "PRIME", "SAMPLE_BUDGET", "TooLarge", "Unsupported",
+           "allowed_values", "compile_expr", "evaluate", "file_budget", "is_rational", "nonzero_mod_prime",
+           "rational_zero", "vanishes_at"]
