@@ -20,16 +20,33 @@ def grade(spec, answers_path) -> CheckResult:
         check_bindings(api.load_spec(spec).constraints, sheet)
     try:
         graph = api.load_graph(spec, bindings=sheet.bindings or None)
+        report = analyze_graph(graph)
     except SpecError as exc:
         # The spec reader words binding mistakes for the command line (`--set Q: ...`); here the
         # binding was written in the answers file, so say so there.
         name = exc.message[len("--set "):].partition(":")[0]
         if exc.loc is None and exc.message.startswith("--set ") and name in sheet.binding_locs:
             raise SpecError("set " + exc.message[len("--set "):], sheet.binding_locs[name]) from None
+        if sheet.bindings and exc.loc is not None:
+            _blame_bindings(spec, sheet, exc)
         raise
-    result = check(analyze_graph(graph), sheet, spec_graph=graph)
+    result = check(report, sheet, spec_graph=graph)
     _add_formulas(graph, result)
     return result
+
+
+def _blame_bindings(spec, sheet, exc: SpecError) -> None:
+    """A spec valid for its symbols that fails at the `set:` sizes (a kernel larger than H = 3):
+    the mistake is the `set:`, so the error is located there, the spec's own message quoted."""
+    try:
+        api.analyze(spec)
+    except SpecError:
+        return  # invalid without the set: values too: the spec's own error stands
+    values = ", ".join(f"{k}: {v}" for k, v in sheet.bindings.items())
+    who = f"layer '{exc.layer}': " if exc.layer else ""
+    first = next(iter(sheet.bindings))
+    raise SpecError(f"set {{{values}}}: the spec is invalid at these sizes: {who}{exc.message} (at {exc.loc})",
+                    sheet.binding_locs.get(first)) from None
 
 
 def check_bindings(constraints: dict, sheet) -> None:

@@ -221,3 +221,14 @@ def test_min_max_of_many_values_is_refused_and_of_a_few_is_checked(tmp_path):
     few = "max(40*H*W+10," + ",".join(f"H//{i}" for i in range(2, 9)) + ")"  # = 40*H*W + 10
     run, data = _check_json(tmp_path, f'answers:\n  fc.params: "{few}"\n')
     assert data["answers"][0]["verdict"] == "right" and run.rc == 0
+
+
+def test_set_sizes_that_break_a_valid_spec_are_the_mistake(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("input: [1, H, H]\nlayers:\n  - conv: {out: 2, kernel: 5}\n  - {name: fc, linear: 3}\n")
+    path = _answers(tmp_path, "set: {H: 3}\nanswers:\n  fc.params: 10\n")
+    line = assert_refused(_invoke("check", spec, path), where=f"{path}:1:10", contains="kernel 5 is larger")
+    assert f"(at {spec}:3:" in line
+    broken = tmp_path / "broken.yaml"  # invalid whatever H is: the spec's own error, in the spec
+    broken.write_text("input: [1, H, H]\nlayers:\n  - conv: {out: 2, kernel: 5, groups: 2}\n")
+    assert_refused(_invoke("check", broken, path), where=f"{broken}:3")
