@@ -249,7 +249,10 @@ class _Checker:
             verdict = number_verdict(value, expected)
         hint = None
         if verdict == WRONG:
-            hint = self.hint(answer, target, expected)
+            try:
+                hint = self.hint(answer, target, expected)
+            except (ArithmeticError, TypeError, ValueError, RecursionError):  # a form sympy cannot combine
+                hint = None
         elif verdict == UNDECIDED:
             hint = UNDECIDED_HINT
         return AnswerResult(answer.quantity, answer.given, answer.given_text,
@@ -681,10 +684,15 @@ def compare(a, b) -> bool | None:
         return a == b
     if not (sa and sb):
         return False  # a formula against a number (a set: binding would have made both numbers)
-    diff = _sympy_value(a) - _sympy_value(b)
-    if diff == 0:
-        return True
-    diff, ranges = _constrained(diff)
+    try:
+        diff = _sympy_value(a) - _sympy_value(b)
+        if diff == 0:
+            return True
+        diff, ranges = _constrained(diff)
+    except ZeroDivisionError:  # e.g. W % (H - 2*(H//2)) once H is a multiple of 2: defined nowhere
+        return False
+    except (ArithmeticError, TypeError, ValueError, RecursionError):  # sympy giving up on a form
+        return None
     if diff == 0:
         return True
     return _zero(diff, ranges)

@@ -232,3 +232,23 @@ def test_set_sizes_that_break_a_valid_spec_are_the_mistake(tmp_path):
     broken = tmp_path / "broken.yaml"  # invalid whatever H is: the spec's own error, in the spec
     broken.write_text("input: [1, H, H]\nlayers:\n  - conv: {out: 2, kernel: 5, groups: 2}\n")
     assert_refused(_invoke("check", broken, path), where=f"{broken}:3")
+
+
+# Found by a seeded fuzzer of random answer formulas: each once a hang or a traceback.
+@pytest.mark.parametrize("text, contains", [
+    ("((34)+((max((H)%(W), W))//(3)))%((min(((W)**30)**15, ((W)+(W))+((W)**13), 158, (min(H, W, H))//(H)))-(2))",
+     "degree above"),  # sympy's Min looked for the real roots of W**450 - ...
+    ("W/((H%W)//(292*(W-W**53)))", "degree above 8"),  # floor() factored W**53 - W to settle its sign
+    ("W//((2//4)%(max(H, W)))", "divides by zero"),  # W // (0 % max(H, W))
+    ("max(W**5, H)", "degree above 4"),
+    ("1/(H-H)", "divides by zero"),
+])
+def test_fuzzed_formulas_are_refused_at_the_answer(tmp_path, text, contains):
+    path = _answers(tmp_path, f'answers:\n  fc.params: "{text}"\n')
+    assert_refused(run_cli(["check", SPEC, path], timeout=60), where=f"{path}:2:14", contains=contains)
+
+
+def test_a_modulo_that_is_zero_for_every_allowed_size_is_wrong_not_a_traceback(tmp_path):
+    # H is a multiple of 2 in this spec, so H - 2*(H//2) is 0 wherever the formula is asked.
+    run, data = _check_json(tmp_path, 'answers:\n  fc.params: "40*H*W + 10 + W % (H - 2*(H//2))"\n')
+    assert data["answers"][0]["verdict"] == "wrong" and run.rc == 1
