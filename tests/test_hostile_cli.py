@@ -235,3 +235,25 @@ def test_an_output_file_is_replaced_whole_and_a_link_is_followed(tmp_path):
     assert target.stat().st_mode & 0o777 == 0o640
     assert sorted(p.name for p in tmp_path.iterdir()) == ["drawing.dot", "link.dot"]  # no temporary left
     assert _invoke("export", STACK, "--to", "dot", "-o", "/dev/null").rc == 0
+
+
+# --- sympy's own work on symbolic spec values is bounded (found while fuzzing answers) ------------
+@pytest.mark.parametrize("value, contains", [
+    ("min((W**30)**15, 2*W + W**13, 158, min(H, W, H)//H)", "min() of a formula of degree above 4"),  # a hang
+    ("max(W**40 + 3*W**2 - 7, 2*W + W**20 - 5, 158)", "max() of a formula of degree above 4"),
+    ("(H*W + W**53)//(W - W**53)", "// of a formula of degree above 8"),
+    ("max(" + ",".join(f"H//{i}" for i in range(2, 12)) + ")", "at most 8"),
+])
+def test_symbolic_min_max_and_floors_in_a_spec_are_bounded(tmp_path, value, contains):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f"input: [1, H, W]\nlayers:\n  - conv: {{out: '{value}', kernel: 1}}\n")
+    run = run_cli(["analyze", spec], timeout=60)
+    assert_refused(run, where=f"{spec}:3:17", contains=contains)
+
+
+def test_ordinary_symbolic_min_and_floors_still_work(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("input: [1, H, W]\nlayers:\n  - conv: {out: 'max(H//4, W % 3, 2)', kernel: 1}\n")
+    run = _invoke("analyze", spec, "--json")
+    assert run.rc == 0, run.stderr
+    assert "Max(2, Mod(W, 3), floor(H/4))" in run.stdout

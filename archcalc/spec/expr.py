@@ -166,12 +166,15 @@ def _eval(node, scope, text):
         if any(hasattr(v, "free_symbols") for v in values):  # symbolic sizes: sympy's Min/Max
             import sympy
 
+            _bounded_for_sympy(values, MAX_COMPARED_DEGREE, f"{node.func.id}()", text, MAX_COMPARED_VALUES)
             return (sympy.Min if node.func.id == "min" else sympy.Max)(*values)
         return _FUNCS[node.func.id](values)
     # BinOp
     left = _eval(node.left, scope, text)
     right = _eval(node.right, scope, text)
     op = type(node.op)
+    if op in (ast.FloorDiv, ast.Mod) and (hasattr(left, "free_symbols") or hasattr(right, "free_symbols")):
+        _bounded_for_sympy((left, right), MAX_FLOORED_DEGREE, "//" if op is ast.FloorDiv else "%", text)
     try:
         if op is ast.Div:
             if isinstance(left, (int, Fraction)) and isinstance(right, (int, Fraction)):
@@ -185,6 +188,52 @@ def _eval(node, scope, text):
         raise ExprError(f"division by zero in {text!r}") from None
     except OverflowError:
         raise ExprError(f"value of {_quoted(text)} is too large (over 1e30)") from None
+
+
+# sympy settles min/max and floors of symbolic sizes as it builds them, by comparing the values
+# (real roots of their differences) and factoring what a floor takes: unbounded work in their
+# degree (min(W**450, ...) did not finish; a degree-32 comparison took 7 s). Sizes are degree 1.
+MAX_COMPARED_DEGREE = 4  # of the values of a symbolic min() / max()
+MAX_COMPARED_VALUES = 8
+MAX_FLOORED_DEGREE = 8  # of what a symbolic // or % takes
+
+
+def _bounded_for_sympy(values, degree: int, what: str, text: str, count: int | None = None) -> None:
+    if count is not None and len(values) > count:
+        raise ExprError(f"{what} of {len(values)} symbolic values in {_quoted(text)}: at most {count}")
+    if max(_degree(v) for v in values) > degree:
+        raise ExprError(f"{what} of a formula of degree above {degree} in {_quoted(text)}: sympy cannot "
+                        "settle it in bounded time")
+
+
+def _degree(value) -> float:
+    """A bound on the polynomial degree of a sympy value (numbers 0, symbols 1, whole powers
+    multiply; other powers unbounded), walked without recursion."""
+    if not hasattr(value, "free_symbols") or not value.free_symbols:
+        return 0
+    import sympy
+
+    found, stack = {}, [(value, False)]
+    while stack:
+        expr, done = stack.pop()
+        if expr in found:
+            continue
+        if not expr.free_symbols:
+            found[expr] = 0
+        elif expr.is_Symbol:
+            found[expr] = 1
+        elif not done:
+            stack.append((expr, True))
+            stack.extend((arg, False) for arg in expr.args)
+        else:
+            args = [found[arg] for arg in expr.args]
+            if isinstance(expr, sympy.Pow):
+                found[expr] = args[0] * abs(int(expr.exp)) if expr.exp.is_Integer else math.inf
+            elif isinstance(expr, sympy.Mul):
+                found[expr] = sum(args)
+            else:  # Add, and functions (floor, Min, Max, Mod): the largest of their arguments
+                found[expr] = max(args)
+    return found[value]
 
 
 def _power(base, exponent, text):
