@@ -41,9 +41,6 @@ TOTAL = "total"
 DEFAULT_TOLERANCE = 0.01
 MAX_ANSWER = 10**30  # as archcalc.spec.expr's bound: far above any real count
 MAX_DIGITS = 40  # digits of a written number (1e30 has 31)
-MAX_MIN_MAX_ARGS = 8  # values of one min() or max() in a symbolic answer
-MAX_MIN_MAX_DEGREE = 4  # and their polynomial degree (sympy finds real roots to compare them)
-MAX_FLOOR_DEGREE = 8  # degree of what // and % take in a symbolic answer (sympy factors it)
 MAX_SYMBOLIC_EXPONENT = 64  # H**64 is already absurd; bigger powers only slow sympy down
 
 #: Multipliers of approximate answers. Single letters are case-sensitive where case matters
@@ -289,7 +286,6 @@ class _ValueParser:
         scope: dict = {}
         free = sorted(n for n in names if n not in self.bindings)
         if free:
-            _check_sympy_cost(text, loc, set(free))
             import sympy  # only answers with names need it
 
             scope = {n: sympy.Symbol(n, integer=True, positive=True) for n in free}
@@ -362,59 +358,6 @@ class _ValueParser:
             return tuple(self.number(v, value.where(i), approx=False, what=f"an rf {what}")
                          for i, v in enumerate(value))
         return self.number(value, loc, approx=False, what=f"an rf {what}")
-
-
-def _check_sympy_cost(text: str, loc, free: set) -> None:
-    """sympy's Min and Max compare their symbolic arguments pairwise as they are built, at a cost
-    that grows fast with their number (40 floors: seconds) and their degree (it looks for the real
-    roots of their differences: degree 32 took 7 s, W**450 did not finish). A symbolic answer's
-    min() and max() take at most MAX_MIN_MAX_ARGS values each, of degree at most
-    MAX_MIN_MAX_DEGREE; `//` and `%` take formulas of degree at most MAX_FLOOR_DEGREE (sympy
-    factors them to settle signs). (The text has passed the expression parser: only its node
-    types occur.)"""
-    import ast
-
-    for node in ast.walk(ast.parse(text.strip(), mode="eval")):
-        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.FloorDiv, ast.Mod)) \
-                and max(_degree(node.left, free), _degree(node.right, free)) > MAX_FLOOR_DEGREE:
-            # floor() and Mod ask whether their argument is an integer or negative: sympy factors it
-            raise SpecError(f"{'//' if isinstance(node.op, ast.FloorDiv) else '%'} of a formula of degree above "
-                            f"{MAX_FLOOR_DEGREE} in {_shown(text)}: sympy cannot simplify such floors in "
-                            "bounded time", loc)
-        if not isinstance(node, ast.Call):
-            continue
-        if len(node.args) > MAX_MIN_MAX_ARGS:
-            raise SpecError(f"{node.func.id}() of {len(node.args)} values in {_shown(text)}: a formula's "
-                            f"min() and max() take at most {MAX_MIN_MAX_ARGS}", loc)
-        if max(_degree(arg, free) for arg in node.args) > MAX_MIN_MAX_DEGREE:
-            raise SpecError(f"{node.func.id}() of a formula of degree above {MAX_MIN_MAX_DEGREE} in "
-                            f"{_shown(text)}: sympy cannot compare such values in bounded time", loc)
-
-
-def _degree(node, free: set) -> float:
-    """A bound on the polynomial degree of an expression's AST in the `free` names (other names
-    are numbers; powers multiply; a power that is not a whole constant counts as unbounded)."""
-    import ast
-
-    if isinstance(node, ast.Constant):
-        return 0
-    if isinstance(node, ast.Name):
-        return 1 if node.id in free else 0
-    if isinstance(node, ast.UnaryOp):
-        return _degree(node.operand, free)
-    if isinstance(node, ast.Call):
-        return max(_degree(arg, free) for arg in node.args)
-    left, right = _degree(node.left, free), _degree(node.right, free)
-    if isinstance(node.op, (ast.Add, ast.Sub, ast.Mod)):
-        return max(left, right)
-    if isinstance(node.op, ast.Pow):
-        exponent = node.right.value if isinstance(node.right, ast.Constant) else None
-        if left == 0 and right == 0:
-            return 0
-        if isinstance(exponent, (int, float)) and float(exponent).is_integer():
-            return left * abs(exponent)
-        return math.inf
-    return left + right  # * / //
 
 
 def parse_approx(text: str, loc=None, memory: bool = False):
