@@ -51,3 +51,31 @@ def test_homework_doc_shows_current_output():
     explained = CliRunner().invoke(app, ["explain", str(spec), "conv1", "pool1", "fc"]).stdout
     for line in explained.splitlines():
         assert line.rstrip() in text, line
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces as '-'."""
+    import re
+
+    text = heading.strip().lower().replace("`", "")
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def test_links_between_docs_reach_a_file_and_heading():
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    pages = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    checked = 0
+    for page in pages:
+        text = page.read_text()
+        for target, anchor in re.findall(r"\]\(([\w./-]*\.md)?(?:#([\w-]+))?\)", text):
+            if not target and not anchor:
+                continue
+            path = (page.parent / target) if target else page
+            assert path.exists(), f"{page.name}: link to missing {target}"
+            if anchor:
+                headings = {_slug(h) for h in re.findall(r"^#+ (.+)$", path.read_text(), flags=re.M)}
+                assert anchor in headings, f"{page.name}: no heading '#{anchor}' in {path.name}"
+            checked += 1
+    assert checked >= 10
