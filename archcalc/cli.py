@@ -600,7 +600,7 @@ def train_cmd(
     except SpecError as exc:
         _fail(exc)
     except (tr.Diverged, tr.Interrupted) as exc:
-        typer.echo(f"error: {exc}" if isinstance(exc, tr.Diverged) else str(exc), err=True)
+        typer.echo(one_line(f"error: {exc}" if isinstance(exc, tr.Diverged) else str(exc)), err=True)
         raise typer.Exit(1 if isinstance(exc, tr.Diverged) else 130) from None
 
 
