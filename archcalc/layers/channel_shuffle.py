@@ -1,0 +1,31 @@
+"""channel_shuffle: ShuffleNet's channel shuffle (nn.ChannelShuffle). The C channels, seen as
+`groups` rows of C/groups, are read column by column: output channel j*groups + i is input channel
+i*(C/groups) + j. A permutation of channels: no parameters, no MACs, every pixel's receptive field
+unchanged (each output pixel still comes from the same spatial place)."""
+from __future__ import annotations
+
+from archcalc.errors import LayerError
+from archcalc.layers.base import Arg, Layer, register
+
+
+@register
+class ChannelShuffle(Layer):
+    kind = "channel_shuffle"
+    primary = "groups"
+    args = (Arg("groups", "int", min=1, doc="channel groups; they divide the channels"),)
+    summary = "Interleave channel groups (ShuffleNet): output channel j*g + i is input channel i*(C/g) + j"
+    formulas = {"output": "[C, ...] (C divisible by g)", "params": "0", "macs": "0", "rf": "unchanged"}
+
+    def output_shape(self, a, shapes):
+        shape = shapes[0]
+        if len(shape) < 2:
+            raise LayerError(f"channel_shuffle needs an input shaped [C, L], [C, H, W] or more, got {list(shape)}")
+        c, g = shape[0], a["groups"]
+        if isinstance(c, int) and c % g:
+            raise LayerError(f"input channels {c} are not divisible by groups {g}", "groups")
+        return shape
+
+    def torch_module(self, a, shapes):
+        from torch import nn
+
+        return nn.ChannelShuffle(a["groups"])
