@@ -1,15 +1,20 @@
 """attention: multi-head self-attention on a sequence [T, D], with grouped-query / multi-query
-attention (`kv_heads`), a causal mask and rotary position embeddings.
+attention (`kv_heads`), a causal mask, a sliding window, rotary position embeddings, a bias
+switch per projection and q/k normalisation, as real models write it.
 
 Semantics: PyTorch's nn.MultiheadAttention(D, heads, batch_first=True) called as attn(x, x, x)
 when kv_heads == heads and head_dim == D / heads (same parameters, same outputs: a test copies
 the weights across), generalised as LLaMA and GPT-NeoX do: q = x Wq ([T, heads*hd]),
 k, v = x Wk, x Wv ([T, kv_heads*hd], each key/value head shared by heads/kv_heads query heads),
 softmax(q k^T / sqrt(hd)) v per head, then the output projection ([heads*hd] -> D).
+Hugging Face's layouts: Qwen2 (q/k/v bias, no o bias), Whisper (no k bias), Gemma (head_dim
+apart from D / heads), Qwen3 (RMSNorm of each head's q and k, one weight of head_dim shared by
+the heads) and OLMo-2 (RMSNorm of the whole q and k projections), Mistral (sliding window).
 """
 from __future__ import annotations
 
 from archcalc.errors import LayerError
+from archcalc.layers._window import is_num
 from archcalc.layers.base import Arg, Layer, Step, custom_module, register
 from archcalc.layers.rotary import SOURCE as ROTARY_SOURCE
 
@@ -17,30 +22,54 @@ SOURCE = ROTARY_SOURCE + '''
 
 class SelfAttention(nn.Module):
     """Multi-head self-attention on [N, T, D]; kv_heads < heads shares each key/value head among
-    heads // kv_heads query heads (grouped-query attention)."""
+    heads // kv_heads query heads (grouped-query attention). bias: one bool for the four
+    projections or a tuple (q, k, v, out). qk_norm "rmsnorm"/"layernorm" normalises q and k after
+    the projections and before rotary, over each head ("head", Qwen3) or over the whole
+    projection ("all", OLMo-2). window W: each query sees itself and the W - 1 keys before it."""
 
-    def __init__(self, dim, heads, kv_heads, head_dim, bias, causal, dropout, rotary, rotary_base):
+    def __init__(self, dim, heads, kv_heads, head_dim, bias, causal, dropout, rotary, rotary_base,
+                 qk_norm=None, qk_norm_over="head", qk_norm_eps=1e-6, window=None):
         super().__init__()
         self.heads, self.kv_heads, self.head_dim = heads, kv_heads, head_dim
-        self.causal, self.dropout = causal, dropout
+        self.causal, self.dropout, self.window = causal, dropout, window
         self.rotary = Rotary(head_dim, rotary_base) if rotary else None  # no weights
-        self.q = nn.Linear(dim, heads * head_dim, bias=bias)
-        self.k = nn.Linear(dim, kv_heads * head_dim, bias=bias)
-        self.v = nn.Linear(dim, kv_heads * head_dim, bias=bias)
-        self.out = nn.Linear(heads * head_dim, dim, bias=bias)
+        qb, kb, vb, ob = bias if isinstance(bias, tuple) else (bias,) * 4
+        self.q = nn.Linear(dim, heads * head_dim, bias=qb)
+        self.k = nn.Linear(dim, kv_heads * head_dim, bias=kb)
+        self.v = nn.Linear(dim, kv_heads * head_dim, bias=vb)
+        self.out = nn.Linear(heads * head_dim, dim, bias=ob)
+        self.qk_norm_over = qk_norm_over
+        if qk_norm is not None:
+            norm = nn.RMSNorm if qk_norm == "rmsnorm" else nn.LayerNorm
+            whole = qk_norm_over == "all"
+            self.q_norm = norm(heads * head_dim if whole else head_dim, eps=qk_norm_eps)
+            self.k_norm = norm(kv_heads * head_dim if whole else head_dim, eps=qk_norm_eps)
+        else:
+            self.q_norm = self.k_norm = None
 
     def forward(self, x):
         n, t, _ = x.shape
-        q = self.q(x).view(n, t, self.heads, self.head_dim).transpose(1, 2)
-        k = self.k(x).view(n, t, self.kv_heads, self.head_dim).transpose(1, 2)
+        q, k = self.q(x), self.k(x)
+        if self.q_norm is not None and self.qk_norm_over == "all":
+            q, k = self.q_norm(q), self.k_norm(k)
+        q = q.view(n, t, self.heads, self.head_dim).transpose(1, 2)
+        k = k.view(n, t, self.kv_heads, self.head_dim).transpose(1, 2)
         v = self.v(x).view(n, t, self.kv_heads, self.head_dim).transpose(1, 2)
+        if self.q_norm is not None and self.qk_norm_over == "head":
+            q, k = self.q_norm(q), self.k_norm(k)
         if self.rotary is not None:
             q, k = self.rotary(q), self.rotary(k)
         if self.kv_heads != self.heads:
             k = k.repeat_interleave(self.heads // self.kv_heads, dim=1)
             v = v.repeat_interleave(self.heads // self.kv_heads, dim=1)
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0,
-                                           is_causal=self.causal)
+        p = self.dropout if self.training else 0.0
+        if self.window is not None:
+            i = torch.arange(t, device=x.device)
+            behind = i[:, None] - i[None, :]  # query position minus key position
+            mask = (behind >= 0) & (behind < self.window)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=self.causal)
         return self.out(y.transpose(1, 2).reshape(n, t, self.heads * self.head_dim))
 
 '''
@@ -51,24 +80,42 @@ class Attention(Layer):
     kind = "attention"
     sequence = True
     primary = "heads"
-    summary = "Multi-head self-attention on [T, D] (nn.MultiheadAttention semantics); grouped-query, causal, rotary"
+    summary = ("Multi-head self-attention on [T, D] (nn.MultiheadAttention semantics); grouped-query, causal, "
+               "sliding window, rotary, per-projection biases, q/k norm")
     args = (
         Arg("heads", "int", min=1, doc="query heads"),
         Arg("kv_heads", "int", None, min=1, doc="key/value heads (default: heads; 1 = multi-query attention)"),
-        Arg("head_dim", "int", None, min=1, doc="size of each head (default: D / heads)"),
-        Arg("bias", "bool", True, doc="biases in the four projections"),
+        Arg("head_dim", "int", None, min=1, doc="size of each head (default: D / heads; Gemma sets it apart)"),
+        Arg("bias", "bool", True, doc="biases in the four projections (q_bias ... o_bias override it one by one)"),
+        Arg("q_bias", "bool", None, doc="bias of the query projection (default: bias)"),
+        Arg("k_bias", "bool", None, doc="bias of the key projection (default: bias; Whisper: false)"),
+        Arg("v_bias", "bool", None, doc="bias of the value projection (default: bias)"),
+        Arg("o_bias", "bool", None, doc="bias of the output projection (default: bias; Qwen2: false)"),
         Arg("causal", "bool", False, doc="each position attends only to itself and earlier ones (decoders)"),
+        Arg("window", "int", None, min=1,
+            doc="sliding window (Mistral): each query sees only the last window keys, itself included; needs causal"),
         Arg("dropout", "float", 0.0, min=0, max=1, doc="dropout on the attention weights while training"),
         Arg("rotary", "bool", False, doc="rotary position embedding of queries and keys (rotate-half form)"),
         Arg("rotary_base", "float", 10000.0, min=0, doc="rotary frequency base"),
+        Arg("qk_norm", "choice", None, choices=("rmsnorm", "layernorm"),
+            doc="normalise queries and keys after their projections, before rotary (Qwen3, OLMo-2)"),
+        Arg("qk_norm_over", "choice", None, choices=("head", "all"),
+            doc="head (default): over each head's head_dim features, one weight shared by the heads (Qwen3); "
+                "all: over the whole projection, heads*head_dim for q and kv_heads*head_dim for k (OLMo-2)"),
+        Arg("qk_norm_eps", "float", None, min=0,
+            doc="added to the variance in the q/k norm (default: 1e-6 for rmsnorm as in Qwen3, 1e-5 for layernorm)"),
     )
     formulas = {
         "output": "[T, D]",
-        "params": "D*(H + 2*Hkv)*d + H*d*D  (+ (H + 2*Hkv)*d + D biases); H heads, Hkv key/value heads, "
-                  "d = head size (nn.MultiheadAttention: 4*D*D + 4*D)",
+        "params": "D*(H + 2*Hkv)*d + H*d*D  (+ biases: H*d for q, Hkv*d for k, Hkv*d for v, D for the output, "
+                  "each where its switch is on) (+ q/k norm: 2*d per head, (H + Hkv)*d over all; twice that "
+                  "for layernorm, weight and bias); H heads, Hkv key/value heads, d = head size "
+                  "(nn.MultiheadAttention: 4*D*D + 4*D)",
         "macs": "T*D*(H + 2*Hkv)*d (projections q, k, v) + 2*H*T*T*d (q k^T and weights x v) + T*H*d*D "
-                "(output); the full T x T scores also when causal, as dense kernels compute them",
+                "(output); the full T x T scores also when causal or windowed, as dense kernels compute "
+                "them (and as FlopCounterMode measures the masked scaled_dot_product_attention)",
         "rf": "not tracked (every position mixes the whole sequence)",
+        "kv_cache": "causal: 2*min(T, window)*Hkv*d (keys and values of the positions a query can still see)",
     }
 
     def _sizes(self, a, shapes):
@@ -91,7 +138,28 @@ class Attention(Layer):
         if a["rotary"] and hd % 2:
             raise LayerError(f"rotary embeddings turn pairs of features, so head_dim must be even, got {hd}",
                              "rotary")
+        if a["window"] is not None and not a["causal"]:
+            raise LayerError(f"window {a['window']} is a causal sliding window (each query sees the last "
+                             "window keys); add causal: true", "window")
+        if a["qk_norm"] is None:
+            for name in ("qk_norm_over", "qk_norm_eps"):
+                if a[name] is not None:
+                    raise LayerError(f"{name} applies to the q/k norm; add qk_norm: rmsnorm or layernorm", name)
         return t, d, h, kv, hd
+
+    @staticmethod
+    def _biases(a) -> tuple:
+        """(q, k, v, out): each projection's bias switch, `bias` where not given."""
+        return tuple(a["bias"] if a[f"{p}_bias"] is None else a[f"{p}_bias"] for p in "qkvo")
+
+    @staticmethod
+    def _norm(a) -> tuple:
+        """(over, eps, parameters per normalised feature) of the q/k norm."""
+        over = a["qk_norm_over"] or "head"
+        eps = a["qk_norm_eps"]
+        if eps is None:
+            eps = 1e-6 if a["qk_norm"] == "rmsnorm" else 1e-5
+        return over, eps, 1 if a["qk_norm"] == "rmsnorm" else 2
 
     def output_shape(self, a, shapes):
         self._sizes(a, shapes)
@@ -100,7 +168,13 @@ class Attention(Layer):
     def params(self, a, shapes):
         _, d, h, kv, hd = self._sizes(a, shapes)
         weights = d * (h + 2 * kv) * hd + h * hd * d
-        return weights + ((h + 2 * kv) * hd + d if a["bias"] else 0), 0
+        qb, kb, vb, ob = self._biases(a)
+        biases = qb * h * hd + kb * kv * hd + vb * kv * hd + ob * d
+        norms = 0
+        if a["qk_norm"] is not None:
+            over, _, per = self._norm(a)
+            norms = per * (2 * hd if over == "head" else (h + kv) * hd)
+        return weights + biases + norms, 0
 
     def macs(self, a, shapes, out):
         t, d, h, kv, hd = self._sizes(a, shapes)
@@ -111,13 +185,25 @@ class Attention(Layer):
 
     def saved_for_backward(self, a, shapes, out):
         # With the math (non-flash) kernel: x, q, k, v, the H x T x T weights, the heads' output
-        # before the projection, and the output.
+        # before the projection, and the output; a q/k norm also keeps q and k before it.
         t, d, h, kv, hd = self._sizes(a, shapes)
-        return t * d + t * (h + 2 * kv) * hd + h * t * t + t * h * hd + t * d
+        normed = t * (h + kv) * hd if a["qk_norm"] is not None else 0
+        return t * d + t * (h + 2 * kv) * hd + normed + h * t * t + t * h * hd + t * d
 
     def kv_cache(self, a, shapes, out):
+        # A sliding window never reads a key older than the window, so the cache holds at most it.
         t, _, _, kv, hd = self._sizes(a, shapes)
-        return 2 * t * kv * hd if a["causal"] else 0
+        if not a["causal"]:
+            return 0
+        w = a["window"]
+        if w is not None:
+            if is_num(t) and is_num(w):
+                t = min(t, w)
+            else:
+                import sympy
+
+                t = sympy.Min(t, w)
+        return 2 * t * kv * hd
 
     def explain(self, a, shapes, out, rf_in, rf_out, row):
         from archcalc.layers import _explain as ex
@@ -125,23 +211,48 @@ class Attention(Layer):
         t, d, h, kv, hd = self._sizes(a, shapes)
         p = ex.par
         where = f"T = {ex.val(t)} tokens, D = {ex.val(d)}, H = {ex.val(h)} heads, Hkv = {ex.val(kv)}, d = {ex.val(hd)}"
-        weights = f"{p(d)}*({p(h)} + 2*{p(kv)})*{p(hd)} + {p(h)}*{p(hd)}*{p(d)}"
-        if a["bias"]:
-            params = Step("params", "D*(H + 2*Hkv)*d + H*d*D + (H + 2*Hkv)*d + D",
-                          f"{weights} + ({p(h)} + 2*{p(kv)})*{p(hd)} + {p(d)}", row.trainable_params,
-                          note="projections q, k, v and output, with biases")
+        formula, values = ["D*(H + 2*Hkv)*d + H*d*D"], [f"{p(d)}*({p(h)} + 2*{p(kv)})*{p(hd)} + {p(h)}*{p(hd)}*{p(d)}"]
+        biases = self._biases(a)
+        if all(biases):
+            formula.append("(H + 2*Hkv)*d + D")
+            values.append(f"({p(h)} + 2*{p(kv)})*{p(hd)} + {p(d)}")
+            note = "projections q, k, v and output, with biases"
         else:
-            params = Step("params", "D*(H + 2*Hkv)*d + H*d*D", weights, row.trainable_params,
-                          note="projections q, k, v and output, no biases")
+            terms = (("H*d", f"{p(h)}*{p(hd)}"), ("Hkv*d", f"{p(kv)}*{p(hd)}"), ("Hkv*d", f"{p(kv)}*{p(hd)}"),
+                     ("D", p(d)))
+            formula += [f for (f, _), on in zip(terms, biases) if on]
+            values += [v for (_, v), on in zip(terms, biases) if on]
+            named = [n for n, on in zip(("q", "k", "v", "output"), biases) if on]
+            note = ("projections q, k, v and output, " +
+                    (f"biases on {', '.join(named)} only" if named else "no biases"))
+        if a["qk_norm"] is not None:
+            over, eps, per = self._norm(a)
+            twice = "2*" if per == 2 else ""
+            if over == "head":
+                formula.append(f"{twice}2*d")
+                values.append(f"{twice}2*{p(hd)}")
+            else:
+                formula.append(f"{twice}(H + Hkv)*d")
+                values.append(f"{twice}({p(h)} + {p(kv)})*{p(hd)}")
+            note += (f"; {a['qk_norm']} of q and k over " + ("each head (one weight of d shared by the heads)"
+                     if over == "head" else "the whole projections") + (", weight and bias" if per == 2 else ""))
+        params = Step("params", " + ".join(formula), " + ".join(values), row.trainable_params, note=note)
+        masked = "windowed" if a["window"] is not None else "causal" if a["causal"] else ""
         macs = Step("macs", "T*D*(H + 2*Hkv)*d + 2*H*T*T*d + T*H*d*D",
                     f"{p(t)}*{p(d)}*({p(h)} + 2*{p(kv)})*{p(hd)} + 2*{p(h)}*{p(t)}*{p(t)}*{p(hd)} + "
                     f"{p(t)}*{p(h)}*{p(hd)}*{p(d)}", self.macs(a, shapes, out),
                     note="projections, q k^T and weights x v per head (full T x T"
-                         + (", also when causal" if a["causal"] else "") + "), output projection")
+                         + (f", also when {masked}" if masked else "") + "), output projection")
         return [ex.output_step("[T, D]", ex.shape_text(out), out, note=where), params, macs,
                 ex.rf_untracked("every position mixes the whole sequence")]
 
     def torch_module(self, a, shapes):
         _, d, h, kv, hd = self._sizes(a, shapes)
-        return custom_module(SOURCE, "SelfAttention", d, h, kv, hd, a["bias"], a["causal"], a["dropout"],
-                             a["rotary"], a["rotary_base"])
+        biases = self._biases(a)
+        bias = biases[0] if len(set(biases)) == 1 else biases
+        extra = ()
+        if a["qk_norm"] is not None or a["window"] is not None:
+            over, eps, _ = self._norm(a)
+            extra = (a["qk_norm"], over, eps, a["window"])
+        return custom_module(SOURCE, "SelfAttention", d, h, kv, hd, bias, a["causal"], a["dropout"],
+                             a["rotary"], a["rotary_base"], *extra)

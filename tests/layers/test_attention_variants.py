@@ -1,0 +1,159 @@
+"""attention as real models write it: a bias switch per projection (Qwen2, Whisper), head_dim apart
+from D / heads (Gemma), q/k normalisation (Qwen3, OLMo-2) and the sliding window (Mistral).
+Figures by hand from each projection's own matrix; no torch needed."""
+import pytest
+
+import archcalc
+from archcalc.layers import KINDS
+from layer_helpers import analyze, last, spec_error
+
+
+def hand_params(d, h, kv, hd, q=True, k=True, v=True, o=True, norm=0):
+    """Each projection's weight and bias written out one by one; `norm` parameters added."""
+    weights = (d * h * hd) + (d * kv * hd) + (d * kv * hd) + (h * hd * d)
+    biases = (h * hd if q else 0) + (kv * hd if k else 0) + (kv * hd if v else 0) + (d if o else 0)
+    return weights + biases + norm
+
+
+def hand_macs(t, d, h, kv, hd):
+    return t * d * h * hd + 2 * t * d * kv * hd + h * t * t * hd * 2 + t * h * hd * d
+
+
+@pytest.mark.parametrize("args, switches", [
+    ("{heads: 4, o_bias: false}", dict(o=False)),  # Qwen2
+    ("{heads: 4, bias: false, q_bias: true, k_bias: true, v_bias: true}", dict(o=False)),  # Qwen2, the other way
+    ("{heads: 4, k_bias: false}", dict(k=False)),  # Whisper
+    ("{heads: 4, bias: false, v_bias: true}", dict(q=False, k=False, o=False)),
+    ("{heads: 4, q_bias: false, k_bias: false, v_bias: false, o_bias: false}", dict(q=False, k=False, v=False, o=False)),
+    ("{heads: 4, bias: false, o_bias: true}", dict(q=False, k=False, v=False)),
+])
+def test_a_bias_per_projection(args, switches):
+    row = last([10, 32], f"attention: {args}")
+    assert row.trainable_params == hand_params(32, 4, 4, 8, **switches)
+    assert row.macs == hand_macs(10, 32, 4, 4, 8)  # biases are elementwise
+
+
+def test_qwen2_05b_attention_by_hand():
+    # Qwen2-0.5B: D 896, 14 heads of 64, 2 key/value heads, q/k/v biases, no output bias
+    row = last([16, 896], "attention: {heads: 14, kv_heads: 2, o_bias: false, causal: true, rotary: true}")
+    assert row.trainable_params == 896 * 896 + 896 + 2 * (896 * 128 + 128) + 896 * 896 == 1_836_160
+
+
+def test_gemma_head_dim_apart_from_the_width():
+    # Gemma-7B: D 3072, 16 heads of 256 (16*256 = 4096 != 3072), no biases
+    row = last([8, 3072], "attention: {heads: 16, head_dim: 256, bias: false}")
+    assert row.trainable_params == 3 * 3072 * 4096 + 4096 * 3072 == 50_331_648
+    # Gemma-2B: 8 heads of 256, one key/value head: q 2048, k and v 256, o 2048 -> D
+    row = last([8, 2048], "attention: {heads: 8, kv_heads: 1, head_dim: 256, bias: false}")
+    assert row.trainable_params == 2048 * 2048 + 2 * 2048 * 256 + 2048 * 2048 == 9_437_184
+    assert row.macs == hand_macs(8, 2048, 8, 1, 256)
+
+
+@pytest.mark.parametrize("args, norm", [
+    ("{heads: 4, kv_heads: 2, qk_norm: rmsnorm}", 8 + 8),  # Qwen3: one weight of head_dim each for q and k
+    ("{heads: 4, kv_heads: 2, qk_norm: layernorm}", 2 * 8 + 2 * 8),  # weight and bias
+    ("{heads: 4, kv_heads: 2, qk_norm: rmsnorm, qk_norm_over: all}", 4 * 8 + 2 * 8),  # OLMo-2: 32 for q, 16 for k
+    ("{heads: 4, kv_heads: 2, qk_norm: layernorm, qk_norm_over: all, qk_norm_eps: 1.0e-3}", 2 * 32 + 2 * 16),
+    ("{heads: 4, kv_heads: 2, qk_norm: rmsnorm, qk_norm_over: head, qk_norm_eps: 0}", 16),
+])
+def test_qk_norm_parameters(args, norm):
+    row = last([10, 32], f"attention: {args}")
+    assert row.trainable_params == hand_params(32, 4, 2, 8, norm=norm)
+    assert row.macs == hand_macs(10, 32, 4, 2, 8)  # normalisation is elementwise
+
+
+def test_qwen3_06b_attention_by_hand():
+    # Qwen3-0.6B: D 1024, 16 heads of 128 (2048 != D), 8 key/value heads, no biases, q/k RMSNorm of 128
+    row = last([16, 1024], "attention: {heads: 16, kv_heads: 8, head_dim: 128, bias: false, qk_norm: rmsnorm, "
+                           "causal: true, rotary: true, rotary_base: 1000000}")
+    assert row.trainable_params == 1024 * 2048 + 2 * 1024 * 1024 + 2048 * 1024 + 128 + 128 == 6_291_712
+
+
+def test_sliding_window_keeps_the_dense_macs_and_caps_the_kv_cache():
+    attention = KINDS["attention"]
+    for t, w, held in ((16, 4, 4), (16, 16, 16), (16, 40, 16), (1, 3, 1)):
+        node = archcalc.parse_spec(f"input: [{t}, 64]\nlayers:\n  - attention: "
+                                   f"{{heads: 8, kv_heads: 2, causal: true, window: {w}}}\n").nodes[0]
+        assert attention.kv_cache(node.args, [(t, 64)], (t, 64)) == 2 * held * 2 * 8  # keys and values
+        row = last([t, 64], f"attention: {{heads: 8, kv_heads: 2, causal: true, window: {w}}}")
+        assert row.macs == hand_macs(t, 64, 8, 2, 8)
+
+
+def test_memory_plan_holds_the_window_only():
+    from archcalc.analysis.memory import plan_memory
+
+    text = "input: [4096, 64]\nlayers:\n  - attention: {heads: 8, kv_heads: 2, causal: true, window: 1024}\n" \
+           "  - attention: {heads: 8, kv_heads: 2, causal: true}\n"
+    plan = plan_memory(archcalc.parse_spec(text), archcalc.analyze_text(text))
+    kv = next(i for i in plan.inference if i.key == "kv_cache")
+    assert kv.value == (2 * 1024 * 2 * 8 + 2 * 4096 * 2 * 8) * 4  # float32
+
+
+def test_symbolic_tokens_with_a_window():
+    import sympy
+
+    r = analyze(["T", 64], "attention: {heads: 8, causal: true, window: 128}")
+    t = sympy.Symbol("T", positive=True, integer=True)
+    node = archcalc.parse_spec("input: [T, 64]\nlayers:\n  - attention: {heads: 8, causal: true, window: 128}\n").nodes[0]
+    assert KINDS["attention"].kv_cache(node.args, [(t, 64)], (t, 64)) == 2 * sympy.Min(t, 128) * 64
+    assert r.totals.params == 4 * 64 * 64 + 4 * 64
+
+
+@pytest.mark.parametrize("args, words, arg", [
+    ("{heads: 4, window: 8}", "add causal: true", "window"),
+    ("{heads: 4, causal: true, window: 0}", ">= 1", "window"),
+    ("{heads: 4, qk_norm_over: all}", "add qk_norm", "qk_norm_over"),
+    ("{heads: 4, qk_norm_eps: 1.0e-5}", "add qk_norm", "qk_norm_eps"),
+    ("{heads: 4, qk_norm: rms}", "rmsnorm", "qk_norm"),
+    ("{heads: 4, qk_norm: rmsnorm, qk_norm_over: heads}", "head", "qk_norm_over"),
+    ("{heads: 4, qk_norm: rmsnorm, qk_norm_eps: -1}", ">= 0", "qk_norm_eps"),
+    ("{heads: 4, qk_norm: rmsnorm, qk_norm_eps: .nan}", "finite", None),  # the reader's rule for every number
+    ("{heads: 4, k_bias: no}", "true or false", "k_bias"),
+    ("{heads: 4, o_bias: 1}", "true or false", "o_bias"),
+])
+def test_errors_are_located(args, words, arg):
+    text = f"input: [10, 32]\nlayers:\n  - {{name: attn, attention: {args}}}\n"
+    with pytest.raises(archcalc.SpecError) as info:
+        archcalc.analyze_text(text)
+    err = info.value
+    assert words in err.message, err.message
+    assert arg is None or arg in err.message
+    assert err.loc is not None and err.loc.line == 3
+
+
+def test_cli_refuses_in_one_located_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from archcalc.cli import app
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text("input: [10, 32]\nlayers:\n  - {name: attn, attention: {heads: 4, window: 8}}\n")
+    result = CliRunner().invoke(app, ["analyze", str(spec)])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{spec}:3:") and "error:" in lines[0] and "window" in lines[0]
+
+
+def test_explain_writes_each_new_figure():
+    from archcalc.explain import explain
+
+    text = ("input: [10, 32]\nlayers:\n"
+            "  - {name: qwen2, attention: {heads: 4, kv_heads: 2, o_bias: false}}\n"
+            "  - {name: olmo, attention: {heads: 4, kv_heads: 2, bias: false, qk_norm: rmsnorm, qk_norm_over: all}}\n"
+            "  - {name: mistral, attention: {heads: 4, causal: true, window: 3, qk_norm: layernorm}}\n")
+    steps = {e.name: e for e in explain(archcalc.parse_spec(text))}
+    params = {name: next(x for x in st.steps if x.figure == "params") for name, st in steps.items()}
+    assert params["qwen2"].formula == "D*(H + 2*Hkv)*d + H*d*D + H*d + Hkv*d + Hkv*d"
+    assert params["qwen2"].result == hand_params(32, 4, 2, 8, o=False)
+    assert params["olmo"].formula == "D*(H + 2*Hkv)*d + H*d*D + (H + Hkv)*d"
+    assert params["olmo"].result == hand_params(32, 4, 2, 8, q=False, k=False, v=False, o=False, norm=48)
+    assert params["mistral"].result == hand_params(32, 4, 4, 8, norm=32)
+    assert "windowed" in next(x for x in steps["mistral"].steps if x.figure == "macs").note
+
+
+def test_saved_for_backward_with_a_qk_norm():
+    # x, q, k, v, q and k before the norm, the weights, the heads' output, the output
+    t, d, h, kv, hd = 16, 64, 8, 2, 8
+    node = archcalc.parse_spec("input: [16, 64]\nlayers:\n  - attention: {heads: 8, kv_heads: 2, qk_norm: rmsnorm}\n").nodes[0]
+    want = t * d + t * (h * hd + kv * hd + kv * hd) + t * (h * hd + kv * hd) + h * t * t + t * h * hd + t * d
+    assert KINDS["attention"].saved_for_backward(node.args, [(t, d)], (t, d)) == want
