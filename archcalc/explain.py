@@ -66,6 +66,8 @@ def explain(graph: Graph, layers: list[str] | None = None, batch: int = 1) -> li
             if node.name not in wanted:
                 continue
             steps = layer.explain(node.args, in_shapes, out, in_rfs, rf, row)
+            if not node.trainable:
+                steps = _frozen(steps)
             steps = [_batched(s, batch) for s in steps]
             if show is not None:
                 steps = [replace(s, result=_map(show, s.result)) for s in steps]
@@ -73,6 +75,26 @@ def explain(graph: Graph, layers: list[str] | None = None, batch: int = 1) -> li
         return out_list
     finally:
         ex.DISPLAY.reset(token)
+
+
+def _frozen(steps: list[Step]) -> list[Step]:
+    """A layer written with `trainable: false`: all of its parameters are non-trainable, whatever
+    the kind's own split; the steps say so after its parameter count."""
+    split = {s.figure: s for s in steps if s.figure in ("trainable", "non-trainable")}
+    kept = [s for s in steps if s.figure not in split]
+    at = next((i for i, s in enumerate(kept) if s.figure == "params"), None)
+    if at is None:
+        return steps
+    params = kept[at]
+    if len(split) == 2 and params.formula == "trainable + non-trainable":  # the kind's split, in its terms
+        parts = split["trainable"], split["non-trainable"]
+        params = replace(params, formula=" + ".join(p.formula for p in parts),
+                         substituted=" + ".join(p.substituted or ex.val(p.result) for p in parts))
+    return kept[:at] + [
+        params,
+        Step("trainable", "0", "", 0, note="trainable: false"),
+        Step("non-trainable", "params", "", params.result, note="every parameter frozen (requires_grad=False)"),
+    ] + kept[at + 1:]
 
 
 def _display(back: dict):

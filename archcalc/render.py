@@ -90,11 +90,20 @@ def footer_lines(report: Report, latex: bool = False) -> list[str]:
         f"activations {human_bytes(t.activation_bytes)}, input {human_bytes(t.input_bytes)}",
         f"output {shape_text(report.output_shape)}",
     ]
-    if t.non_trainable_params:
+    frozen = [row.name for row in report.layers if row.frozen]
+    if frozen:
+        lines.append(f"note: non-trainable counts the parameters of {len(frozen)} frozen layer(s) (trainable: false: "
+                     f"{_listed(frozen)}) and any buffers (BatchNorm running mean and variance); PyTorch's sum of "
+                     "p.numel() over parameters with requires_grad equals the trainable count")
+    elif t.non_trainable_params:
         lines.append("note: params include non-trainable buffers (BatchNorm running mean and variance); "
                      "PyTorch's sum of p.numel() equals the trainable count")
     lines += shared_notes(report)
     return lines
+
+
+def _listed(names: list[str], most: int = 3) -> str:
+    return ", ".join(names[:most]) + (f" and {len(names) - most:,} more" if len(names) > most else "")
 
 
 def shared_notes(report: Report) -> list[str]:

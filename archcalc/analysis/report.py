@@ -33,6 +33,7 @@ class LayerResult:
     # them in both modules, and once in the model's total.
     shared_params: int = 0
     shared_with: str | None = None
+    frozen: bool = False  # `trainable: false`: all its parameters are non-trainable
 
     @property
     def params(self):
@@ -52,6 +53,7 @@ class LayerResult:
             "rf": rf_json(self.rf), "activation_bytes": _j(self.activation_bytes),
             **({"shared_params": _j(self.shared_params), "shared_with": self.shared_with}
                if self.shared_params else {}),
+            **({"trainable": False} if self.frozen else {}),
         }
 
 
@@ -156,8 +158,9 @@ def make_totals(layers, input_shape, batch, dtype) -> Totals:
     size = DTYPE_BYTES[dtype]
     t = Totals()
     for row in layers:
-        t.trainable_params += row.trainable_params - row.shared_params  # shared weights count once
-        t.non_trainable_params += row.non_trainable_params
+        # Shared weights count once, on the side they are on (a tie joins two frozen layers or none).
+        t.trainable_params += row.trainable_params - (0 if row.frozen else row.shared_params)
+        t.non_trainable_params += row.non_trainable_params - (row.shared_params if row.frozen else 0)
         t.macs += row.macs
         t.activation_bytes += row.activation_bytes
     t.params = t.trainable_params + t.non_trainable_params

@@ -64,12 +64,20 @@ def _walk(graph: Graph, batch: int, dtype: str) -> Report:
                     raise LayerError(f"the output shape would be {list(out)}; sizes must be positive "
                                      f"(input {', '.join(str(list(s)) for s in in_shapes)})")
             trainable, frozen = layer.params(a, in_shapes)
+            if not node.trainable:  # `trainable: false`: every parameter frozen (requires_grad=False)
+                trainable, frozen = 0, trainable + frozen
             shared = 0
             if node.name in ties:
                 owner = ties[node.name]
                 if order[owner.name] > order[node.name]:
                     raise LayerError(f"'{owner.name}' ties its weight to this layer, which comes before it; "
                                      "tie to a later layer")
+                if owner.trainable != node.trainable:  # one tensor has one requires_grad
+                    frozen_one, other = (owner, node) if not owner.trainable else (node, owner)
+                    raise SpecError(f"'{owner.name}' shares its weight with '{node.name}', but "
+                                    f"'{frozen_one.name}' is frozen (trainable: false) and '{other.name}' is not; "
+                                    "a shared weight is trainable in both or in neither",
+                                    owner.arg_locs.get("tie", owner.loc), owner.name, owner.kind)
                 try:
                     shared = KINDS[owner.kind].shared_params(owner.args, [shapes[i] for i in owner.inputs],
                                                              node.kind, a, in_shapes)
@@ -106,7 +114,8 @@ def _walk(graph: Graph, batch: int, dtype: str) -> Report:
         for n in out:
             elements *= n
         rows.append(LayerResult(node.name, node.kind, node.inputs, out, trainable, frozen, macs, rf,
-                                elements * size, node.blocks, shared, ties[node.name].name if shared else None))
+                                elements * size, node.blocks, shared, ties[node.name].name if shared else None,
+                                frozen=not node.trainable))
     output = shapes[graph.output]
     report = Report(graph.name, tuple(graph.input_shape), batch, dtype, rows, output,
                     make_totals(rows, graph.input_shape, batch, dtype))

@@ -17,6 +17,9 @@ class Node:
     loc: Loc  # where the entry was written
     arg_locs: dict = field(default_factory=dict)  # argument -> where its value was written
     blocks: tuple = ()  # enclosing block instances as (instance name, block kind), outermost first
+    # False: `trainable: false` on the entry or an enclosing block instance; its parameters are
+    # counted non-trainable and built with requires_grad=False.
+    trainable: bool = True
 
     @property
     def block(self) -> str | None:

@@ -26,7 +26,8 @@ from archcalc.spec.yaml_source import YList, YMap, load_yaml, read_source
 
 TOP_KEYS = ("name", "description", "input", "symbols", "vars", "blocks", "layers")
 BLOCK_KEYS = ("args", "layers", "description")
-RESERVED = ("name", "from", "repeat")
+RESERVED = ("name", "from", "repeat", "trainable")
+_BESIDE = ", ".join(f"'{k}'" for k in RESERVED[:-1]) + f" and '{RESERVED[-1]}'"  # for messages
 MAX_REPEAT = 100_000
 MAX_NODES = 1_000_000
 #: Layers analysed with symbolic sizes: each costs sympy about a millisecond, so a network with
@@ -338,6 +339,8 @@ class _SpecBuilder:
                 raise SpecError(f"duplicate layer name '{scope.full(local)}'{where}", self._name_loc(meta, loc))
             inputs = self._inputs(meta, scope, previous, later, scope.full(local))
             repeat = self._repeat(meta, scope)
+            frozen = not self._trainable(meta, scope, scope.full(local))
+            first = len(self.nodes)
             # Count before unrolling: blocks calling blocks, each repeated, would otherwise build
             # millions of layers before the limit is noticed.
             self._check_size(self._size(kind, body, scope.values, stack), repeat or 1,
@@ -352,6 +355,9 @@ class _SpecBuilder:
                     parts[str(copy)] = part
                     chained = (part.output if isinstance(part, _Instance) else part,)
                 ref = _Instance(chained[0], parts)
+            if frozen:  # every layer the entry placed: all of a block instance's, every copy of a repeat
+                for node in self.nodes[first:]:
+                    node.trainable = False
             scope.refs[local] = ref
             previous = ref.output if isinstance(ref, _Instance) else ref
         return previous
@@ -413,6 +419,20 @@ class _SpecBuilder:
         if n > MAX_REPEAT:
             raise SpecError(f"repeat {n:,} is more than the limit of {MAX_REPEAT:,} copies", loc)
         return n
+
+    def _trainable(self, meta, scope, layer) -> bool:
+        """`trainable: false` beside the kind freezes the entry's parameters (a block argument
+        holding true/false may stand for the value)."""
+        if meta is None or "trainable" not in meta:
+            return True
+        value, loc = meta["trainable"], meta.where("trainable")
+        if isinstance(value, str) and isinstance(scope.values.get(value), bool):
+            value = scope.values[value]
+        if not isinstance(value, bool):
+            hint = (" (yes/no/on/off are read as words, as in YAML 1.2)"
+                    if isinstance(value, str) and value.lower() in _WORD_BOOLS else "")
+            raise SpecError(f"'trainable' must be true or false, got {_shown(value)}{hint}", loc, layer)
+        return value
 
     def _inputs(self, meta, scope, previous, later, layer) -> tuple:
         if meta is None or "from" not in meta:
@@ -481,7 +501,7 @@ class _SpecBuilder:
                             f"({', '.join(defaults) or 'none'}), got {_shown(body)}", body_loc, full)
         for key in body:
             if key not in defaults:
-                hint = " ('name', 'from' and 'repeat' go beside the block, not inside)" if key in RESERVED else ""
+                hint = f" ({_BESIDE} go beside the block, not inside)" if key in RESERVED else ""
                 raise SpecError(f"block '{kind}' has no argument {_shown(key)}{did_you_mean(key, defaults)}{hint}; "
                                 f"its arguments are: {', '.join(defaults) or 'none'}", body.key_locs[key], full)
         values = self._block_values(kind, body, scope.values, full)
@@ -523,7 +543,7 @@ class _SpecBuilder:
         if isinstance(body, YMap):
             for key, value in body.items():
                 if key not in schema:
-                    hint = (" ('name', 'from' and 'repeat' go beside the kind, not among its arguments)"
+                    hint = (f" ({_BESIDE} go beside the kind, not among its arguments)"
                             if key in RESERVED else "")
                     expected = ", ".join(schema) or "no arguments"
                     raise SpecError(f"{layer.kind} has no argument {_shown(key)}{did_you_mean(key, schema)}{hint}; "

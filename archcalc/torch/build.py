@@ -40,6 +40,8 @@ class SpecModule(nn.Module):
         self._plan = []
         for i, node in enumerate(graph.nodes):
             module = KINDS[node.kind].torch_module(node.args, [shapes[n] for n in node.inputs])
+            if not node.trainable:  # `trainable: false` (buffers such as running statistics are untouched)
+                module.requires_grad_(False)
             self._attach(node, module)
             free = tuple(n for n in dict.fromkeys(node.inputs) if last_use[n] == i)
             self._plan.append((node.name, module, node.inputs, free))

@@ -252,6 +252,8 @@ def pytorch_source(graph: Graph) -> str:
                 raise SpecError(f"cannot write this layer as PyTorch source: {exc}", node.loc, node.name,
                                 node.kind) from None
             init_lines.append(f"self.{attr} = {call}")
+            if not node.trainable:
+                init_lines.append(f"self.{attr}.requires_grad_(False)  # trainable: false")
             step = f"self.{attr}({', '.join(inputs)})"
         var[node.name] = "x" if chained(node.name) else local(node.name)
         forward_lines.append(f"{var[node.name]} = {step}  # {_shape(shapes[node.name])}")
@@ -271,7 +273,9 @@ def pytorch_source(graph: Graph) -> str:
     batch_shape_in, batch_shape_out = _shape(("N", *graph.input_shape)), _shape(("N", *report.output_shape))
     params = f"{totals.trainable_params:,} trainable parameters"
     if totals.non_trainable_params:
-        params += f" and {totals.non_trainable_params:,} non-trainable values (running statistics)"
+        what = "frozen parameters and running statistics" if any(not n.trainable for n in graph.nodes) \
+            else "running statistics"
+        params += f" and {totals.non_trainable_params:,} non-trainable values ({what})"
     out = [
         f'"""{title} as a PyTorch module.',
         "",

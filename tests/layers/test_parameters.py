@@ -1,0 +1,182 @@
+"""Free and frozen parameters, by hand: `trainable: false` on entries and block instances (counted
+non-trainable in rows, totals, JSON, explain and the memory plan), and its mistakes refused where
+they are written."""
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+import archcalc
+from archcalc.analysis.memory import plan_memory
+from archcalc.cli import app
+from archcalc.explain import explain
+from layer_helpers import analyze, spec, spec_error
+
+runner = CliRunner()
+
+
+def rows(report):
+    return {row.name: (row.trainable_params, row.non_trainable_params) for row in report.layers}
+
+
+# --- trainable: false -------------------------------------------------------------------------------
+
+def test_a_frozen_embedding_counts_its_table_non_trainable():
+    r = analyze({"tokens": [8]}, "{embedding: {num: 100, dim: 16}, trainable: false}", "linear: 10")
+    assert rows(r) == {"embedding1": (0, 100 * 16), "linear1": (16 * 10 + 10, 0)}
+    assert (r.totals.trainable_params, r.totals.non_trainable_params) == (170, 1600)
+    assert r.totals.params == 1770
+
+
+def test_whispers_fixed_position_table_is_a_frozen_learned_table():
+    # Whisper-tiny's encoder: 1500 positions of width 384, held as a parameter without gradient.
+    r = analyze([1500, 384], "{positional: {num: 1500}, trainable: false}")
+    assert rows(r) == {"positional1": (0, 1500 * 384)}
+
+
+def test_a_frozen_batchnorm_has_its_scale_and_shift_non_trainable_too():
+    r = analyze([8, 5, 5], "{batchnorm: {}, trainable: false}", "batchnorm")
+    # 2C scale/shift + 2C running statistics, all non-trainable; the second stays 2C + 2C.
+    assert rows(r) == {"batchnorm1": (0, 4 * 8), "batchnorm2": (2 * 8, 2 * 8)}
+
+
+def test_trainable_true_is_the_default():
+    assert rows(analyze([4], "{linear: 3, trainable: true}")) == rows(analyze([4], "linear: 3"))
+
+
+BLOCK = """
+input: [16]
+blocks:
+  mlp:
+    args: {d: 16, train: true}
+    layers:
+      - linear: d
+      - {layernorm: {}, trainable: train}
+layers:
+  - {mlp: {}, trainable: false, repeat: 3}
+  - mlp: {train: false}
+  - {name: head, linear: 2}
+"""
+
+
+def test_a_frozen_block_instance_freezes_every_layer_inside_every_copy():
+    r = archcalc.analyze_text(BLOCK)
+    lin, ln = 16 * 16 + 16, 2 * 16
+    frozen = {n: v for n, v in rows(r).items() if n.startswith("mlp1.")}
+    assert len(frozen) == 6
+    assert all(v in ((0, lin), (0, ln)) for v in frozen.values()), frozen
+    # The block argument `train: false` stands for trainable: false on the layernorm only.
+    assert rows(r)["mlp2.linear1"] == (lin, 0) and rows(r)["mlp2.layernorm1"] == (0, ln)
+    assert rows(r)["head"] == (16 * 2 + 2, 0)
+    assert r.totals.trainable_params == lin + 34
+    assert r.totals.non_trainable_params == 3 * (lin + ln) + ln
+
+
+def test_trainable_true_inside_a_frozen_instance_stays_frozen():
+    text = BLOCK.replace("- {mlp: {}, trainable: false, repeat: 3}", "- {mlp: {train: true}, trainable: false}")
+    r = archcalc.analyze_text(text)
+    assert rows(r)["mlp1.layernorm1"] == (0, 32)
+
+
+def test_json_marks_frozen_layers_and_splits_the_totals():
+    r = analyze({"tokens": [8]}, "{embedding: {num: 100, dim: 16}, trainable: false}", "linear: 10")
+    data = r.to_json()
+    assert data["layers"][0]["trainable"] is False
+    assert data["layers"][0]["trainable_params"] == 0 and data["layers"][0]["non_trainable_params"] == 1600
+    assert "trainable" not in data["layers"][1]
+    assert (data["totals"]["trainable_params"], data["totals"]["non_trainable_params"]) == (170, 1600)
+
+
+def test_the_table_says_which_layers_are_frozen(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(spec({"tokens": [8]}, "{embedding: {num: 100, dim: 16}, trainable: false}", "linear: 10"))
+    out = runner.invoke(app, ["analyze", str(path)]).output
+    assert "trainable 170, non-trainable 1,600" in out
+    assert "1 frozen layer(s) (trainable: false: embedding1)" in out
+    data = json.loads(runner.invoke(app, ["analyze", str(path), "--json"]).output)
+    assert data["totals"]["non_trainable_params"] == 1600
+
+
+def test_explain_gives_a_frozen_layer_all_its_parameters_as_non_trainable():
+    graph = archcalc.parse_spec(spec([8, 5, 5], "{batchnorm: {}, trainable: false}",
+                                     "{conv: {out: 4, kernel: 3}, trainable: false}"))
+    steps = {(e.name, s.figure): s for e in explain(graph) for s in e.steps}
+    assert steps[("batchnorm1", "params")].result == 32
+    assert steps[("batchnorm1", "params")].substituted == "2*8 + 2*8"
+    assert steps[("batchnorm1", "trainable")].result == 0
+    assert steps[("batchnorm1", "non-trainable")].result == 32
+    conv = 3 * 3 * 8 * 4 + 4
+    assert steps[("conv1", "trainable")].result == 0 and steps[("conv1", "non-trainable")].result == conv
+
+
+def test_memory_gives_gradients_and_optimizer_states_to_trainable_parameters_only():
+    text = spec({"tokens": [8]}, "{embedding: {num: 100, dim: 16}, trainable: false}", "linear: 10")
+    graph = archcalc.parse_spec(text)
+    plan = plan_memory(graph, archcalc.analyze_text(text), optimizer="adam")
+    assert (plan.params, plan.trainable_params) == (1770, 170)
+    assert plan.get("training", "weights") == 4 * 1770
+    assert plan.get("training", "gradients") == 4 * 170
+    assert plan.get("training", "optimizer_states") == 2 * 4 * 170
+    assert plan.get("training", "model_states") == (4 + 4 + 8) * 170 + 4 * 1600
+    half = plan_memory(graph, archcalc.analyze_text(text, dtype="bfloat16"), optimizer="adamw")
+    assert half.get("training", "master_weights") == 4 * 170  # fp32 copies of trainable weights only
+
+
+TIED = """
+input: {tokens: [6]}
+layers:
+  - {name: embed, embedding: {num: 50, dim: 8, tie: head}%s}
+  - {name: head, linear: {out: 50, bias: false}%s}
+"""
+
+
+def test_tied_frozen_weights_count_once_on_the_non_trainable_side():
+    r = archcalc.analyze_text(TIED % (", trainable: false", ", trainable: false"))
+    assert (r.totals.trainable_params, r.totals.non_trainable_params) == (0, 50 * 8)
+
+
+@pytest.mark.parametrize("first, second", [(", trainable: false", ""), ("", ", trainable: false")])
+def test_a_weight_cannot_be_frozen_in_one_tied_layer_only(first, second):
+    with pytest.raises(archcalc.SpecError) as info:
+        archcalc.analyze_text(TIED % (first, second))
+    err = info.value
+    assert "a shared weight is trainable in both or in neither" in err.message
+    assert (err.loc.line, err.layer) == (4, "embed")  # where the tie is written
+
+
+# --- mistakes: one located line, exit 2 --------------------------------------------------------------
+
+@pytest.mark.parametrize("value, message", [
+    ("3", "'trainable' must be true or false, got 3"),
+    ("yes", "'trainable' must be true or false, got 'yes' (yes/no/on/off are read as words"),
+    ("'false'", "'trainable' must be true or false, got 'false'"),
+    ("", "'trainable' must be true or false, got None"),
+    ("[false]", "'trainable' must be true or false, got [False]"),
+])
+def test_a_trainable_value_that_is_no_boolean_is_refused_where_written(tmp_path, value, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"input: [4]\nlayers:\n  - relu\n  - linear: 3\n    trainable: {value}\n")
+    result = runner.invoke(app, ["analyze", str(path)])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith(f"{path}:5:16: error: " if value else f"{path}:5:"), lines[0]
+    assert message in lines[0] and "layer 'linear1'" in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_trainable_among_the_arguments_is_refused_with_a_hint():
+    err = spec_error([4], "linear: {out: 3, trainable: false}")
+    assert "linear has no argument 'trainable'" in err.message
+    assert "'trainable' go beside the kind" in err.message
+    err = spec_error([4], "{linear: 3, trainable: 3}")
+    assert err.loc.line == 3
+
+
+def test_trainable_inside_a_block_call_is_refused_with_a_hint():
+    text = "input: [4]\nblocks:\n  b: {layers: [relu]}\nlayers:\n  - b: {trainable: false}\n"
+    with pytest.raises(archcalc.SpecError) as info:
+        archcalc.analyze_text(text)
+    assert "block 'b' has no argument 'trainable'" in info.value.message
+    assert "go beside the block" in info.value.message
+    assert info.value.loc.line == 5
