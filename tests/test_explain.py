@@ -32,6 +32,26 @@ layers:
 # and by size, adaptive pooling to sizes that do not divide the input (exact fields), windows and
 # merges after such exact fields, misaligned merges, linear on [C, L] and [C, H, W].
 ALL_KINDS = {
+    "activations": """
+input: [4, 6, 6]
+layers:
+  - selu
+  - celu: 0.5
+  - rrelu: {lower: 0.1, upper: 0.2}
+  - hardtanh: {min_val: -2, max_val: 3}
+  - threshold: {threshold: 0.1, value: 2}
+  - mish
+  - softplus: {beta: 2, threshold: 10}
+  - softsign
+  - hardshrink: 0.3
+  - softshrink: 0.2
+  - tanhshrink
+  - logsigmoid
+  - softmin: 0
+  - softmin: -1
+  - softmax2d
+  - quick_gelu
+""",
     "transformer": """
 input: [16, 24]
 layers:
@@ -310,7 +330,7 @@ conv1     output = [Cout, M1, M2] = [16, 28, 28]
 conv1     params = (K1*K2*Cin + 1)*Cout = (5*5*1 + 1)*16 = 416
 conv1     macs = M1*M2*K1*K2*(Cin/groups)*Cout = 28*28*5*5*1*16 = 313,600
 conv1     rf = r + D(K-1)*j = 1 + 1*(5 - 1)*1 = 5, jump = j*S = 1*1 = 1, start = start - P*j = 0 - 2*1 = -2   (H, W)
-relu1     output = input shape = [16, 28, 28]
+relu1     output = input shape = [16, 28, 28]   (y = max(0, x))
 relu1     params = 0
 relu1     macs = 0
 relu1     rf = unchanged = size 5, jump 1, start -2
@@ -339,7 +359,7 @@ SMALL_MARKDOWN = """\
 |  | rf (H, W) | `r + D(K-1)*j` | `1 + 1*(5 - 1)*1` | 5 |  |
 |  | jump (H, W) | `j*S` | `1*1` | 1 |  |
 |  | start (H, W) | `start - P*j` | `0 - 2*1` | -2 |  |
-| `relu1` (relu) | output | `input shape` |  | [16, 28, 28] |  |
+| `relu1` (relu) | output | `input shape` |  | [16, 28, 28] | y = max(0, x) |
 |  | params | `0` |  | 0 |  |
 |  | macs | `0` |  | 0 |  |
 |  | rf | `unchanged` |  | size 5, jump 1, start -2 |  |

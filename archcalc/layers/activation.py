@@ -1,11 +1,13 @@
 """Activation kinds and other elementwise layers without parameters.
 
-Each is one line in the table below: kind, PyTorch class, arguments, summary. Shapes, parameters
-(none), MACs (none) and receptive fields (unchanged) are the elementwise defaults of `Layer`.
+Each is one line in the table below: kind, PyTorch class, arguments (PyTorch's names, defaults and
+ranges), the formula. Shapes, parameters (none), MACs (none) and receptive fields (unchanged) are
+the elementwise defaults of `Layer`; `explain` writes the formula with the arguments' values.
 """
 from __future__ import annotations
 
 from archcalc.analysis.rf import GLOBAL
+from archcalc.errors import LayerError
 from archcalc.layers.base import Arg, Layer, dim_index, register
 
 
@@ -14,18 +16,52 @@ class Elementwise(Layer):
     formulas = {"output": "same as input", "params": "0", "macs": "0 (not a multiply-accumulate)",
                 "rf": "unchanged"}
 
+    def check(self, a) -> None:
+        """Rules between arguments that PyTorch refuses (a range of one argument is its Arg's)."""
+
+    def output_shape(self, a, shapes):
+        self.check(a)
+        return shapes[0]
+
+    def explain(self, a, shapes, out, rf_in, rf_out, row):
+        from dataclasses import replace
+
+        from archcalc.layers._explain import elementwise_steps, val
+
+        steps = elementwise_steps(shapes, out, rf_in, rf_out)
+        values = ", ".join(f"{arg.name} = {val(a[arg.name])}" for arg in self.args)
+        return [replace(steps[0], note=f"y = {self.summary}" + (f"; {values}" if values else ""))] + steps[1:]
+
     def torch_module(self, a, shapes):
         from torch import nn
 
         return getattr(nn, self.torch_class)(**a)
 
 
-def _elementwise(kind, torch_class, summary, args=(), primary=None):
-    cls = type(kind.title().replace("_", ""), (Elementwise,), {
-        "kind": kind, "torch_class": torch_class, "summary": summary, "args": args, "primary": primary,
-        "__module__": __name__})
+def _elementwise(kind, torch_class, summary, args=(), primary=None, check=None):
+    attrs = {"kind": kind, "torch_class": torch_class, "summary": summary, "args": args, "primary": primary,
+             "__module__": __name__}
+    if check is not None:
+        attrs["check"] = lambda self, a: check(a)
+    cls = type(kind.title().replace("_", ""), (Elementwise,), attrs)
     register(cls)
     return cls
+
+
+def _ordered(low: str, high: str, strict: bool):
+    """A check that argument `low` lies below `high` (or at it, unless `strict`), blamed on `high`."""
+    def check(a):
+        if a[low] > a[high] or strict and a[low] == a[high]:
+            raise LayerError(f"'{high}' is {a[high]} but '{low}' is {a[low]}; expected {high} "
+                             f"{'>' if strict else '>='} {low}", high)
+    return check
+
+
+def _nonzero(name: str, why: str):
+    def check(a):
+        if a[name] == 0:
+            raise LayerError(f"'{name}' is 0; expected a nonzero number ({why})", name)
+    return check
 
 
 _elementwise("relu", "ReLU", "max(0, x)")
@@ -40,7 +76,44 @@ _elementwise("sigmoid", "Sigmoid", "1 / (1 + exp(-x))")
 _elementwise("tanh", "Tanh", "hyperbolic tangent")
 _elementwise("hardswish", "Hardswish", "x * relu6(x + 3) / 6")
 _elementwise("hardsigmoid", "Hardsigmoid", "relu6(x + 3) / 6")
-_elementwise("identity", "Identity", "passes its input through")
+_elementwise("identity", "Identity", "x (passes its input through)")
+_elementwise("selu", "SELU", "1.0507 * (x if x > 0 else 1.67326 (exp(x) - 1))")
+_elementwise("celu", "CELU", "max(0, x) + min(0, alpha (exp(x / alpha) - 1))",
+             (Arg("alpha", "float", 1.0),), "alpha", _nonzero("alpha", "CELU divides by it"))
+_elementwise("rrelu", "RReLU", "x if x > 0 else a x, a drawn from U(lower, upper) in training, "
+             "(lower + upper) / 2 in eval",
+             (Arg("lower", "float", 0.125), Arg("upper", "float", 1 / 3)), None, _ordered("lower", "upper", False))
+_HARDTANH = _elementwise("hardtanh", "Hardtanh", "min(max(x, min_val), max_val)",
+                         (Arg("min_val", "float", -1.0), Arg("max_val", "float", 1.0)), None,
+                         _ordered("min_val", "max_val", True))
+
+
+def _hardtanh_module(self, a, shapes):
+    from torch import nn
+
+    module = nn.Hardtanh(**a)
+    # nn.Hardtanh also takes the deprecated min_value / max_value but keeps no attribute for them,
+    # so `archcalc export` cannot read its constructor call back: it writes the function instead.
+    low, high = float(a["min_val"]), float(a["max_val"])
+    module.export_expression = lambda inputs: (f"nn.functional.hardtanh({inputs[0]}, min_val={low!r}, "
+                                               f"max_val={high!r})")
+    return module
+
+
+_HARDTANH.torch_module = _hardtanh_module
+_elementwise("threshold", "Threshold", "x if x > threshold else value",
+             (Arg("threshold", "float", doc="inputs at or below it are replaced"),
+              Arg("value", "float", doc="what replaces them")))
+_elementwise("mish", "Mish", "x * tanh(softplus(x))")
+_elementwise("softplus", "Softplus", "log(1 + exp(beta x)) / beta; x where beta x > threshold",
+             (Arg("beta", "float", 1.0), Arg("threshold", "float", 20.0)), "beta",
+             _nonzero("beta", "softplus divides by it"))
+_elementwise("softsign", "Softsign", "x / (1 + |x|)")
+_elementwise("hardshrink", "Hardshrink", "x if |x| > lambd else 0", (Arg("lambd", "float", 0.5),), "lambd")
+_elementwise("softshrink", "Softshrink", "x - lambd if x > lambd, x + lambd if x < -lambd, else 0",
+             (Arg("lambd", "float", 0.5, min=0),), "lambd")
+_elementwise("tanhshrink", "Tanhshrink", "x - tanh(x)")
+_elementwise("logsigmoid", "LogSigmoid", "log(1 / (1 + exp(-x)))")
 
 
 class SoftmaxLike(Elementwise):
@@ -67,7 +140,8 @@ class SoftmaxLike(Elementwise):
         from archcalc.layers import _explain as ex
 
         dim = dim_index(a["dim"], len(shapes[0]))
-        steps = [ex.output_step("input shape", "", out), ex.zero("params"), ex.zero("macs")]
+        steps = [ex.output_step("input shape", "", out, note=f"y = {self.summary}, dim {dim}"),
+                 ex.zero("params"), ex.zero("macs")]
         if rf_in[0] is None or dim == 0:
             return steps + [ex.rf_unchanged(rf_in[0], "taken over the channels" if dim == 0 else "")]
         if rf_in[0] == GLOBAL or len(shapes[0]) == 2:
@@ -107,3 +181,61 @@ class LogSoftmax(SoftmaxLike):
     kind = "log_softmax"
     torch_class = "LogSoftmax"
     summary = "log of softmax along dim"
+
+
+@register
+class Softmin(SoftmaxLike):
+    kind = "softmin"
+    torch_class = "Softmin"
+    summary = "exp(-x) / sum(exp(-x)) along dim"
+
+
+@register
+class Softmax2d(SoftmaxLike):
+    kind = "softmax2d"
+    torch_class = "Softmax2d"
+    summary = "softmax over the channels at each position of [C, H, W]"
+    primary = None
+    args = ()
+    formulas = {"output": "same as input ([C, H, W])", "params": "0", "macs": "0",
+                "rf": "unchanged (taken over the channels)"}
+
+    def output_shape(self, a, shapes):
+        if len(shapes[0]) != 3:
+            raise LayerError(f"softmax2d needs an input shaped [C, H, W], got {list(shapes[0])}")
+        return shapes[0]
+
+    def rf(self, a, rfs, shapes, out):
+        return rfs[0]
+
+    def explain(self, a, shapes, out, rf_in, rf_out, row):
+        return super().explain({"dim": 0}, shapes, out, rf_in, rf_out, row)
+
+    def torch_module(self, a, shapes):
+        from torch import nn
+
+        return nn.Softmax2d()
+
+    def probe_module(self, a, shapes):
+        return super().probe_module({"dim": 0}, shapes)
+
+
+QUICK_GELU = '''
+class QuickGELU(nn.Module):
+    """x * sigmoid(1.702 x): the sigmoid approximation of GELU used by CLIP (Hugging Face's
+    QuickGELUActivation)."""
+
+    def forward(self, x):
+        return x * torch.sigmoid(1.702 * x)
+'''
+
+
+@register
+class QuickGelu(Elementwise):
+    kind = "quick_gelu"
+    summary = "x * sigmoid(1.702 x) (CLIP's approximation of GELU; not in torch.nn)"
+
+    def torch_module(self, a, shapes):
+        from archcalc.layers.base import custom_module
+
+        return custom_module(QUICK_GELU, "QuickGELU")

@@ -6,7 +6,8 @@ from layer_helpers import GLOBAL, analyze, last, rf_axes, spec_error
 
 ELEMENTWISE = [
     "relu", "relu6", "leaky_relu", "elu", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid",
-    "identity", "dropout", "dropout2d",
+    "identity", "dropout", "dropout2d", "selu", "celu", "rrelu", "hardtanh", "mish", "softplus", "softsign",
+    "hardshrink", "softshrink", "tanhshrink", "logsigmoid", "quick_gelu", "threshold: {threshold: 0.5, value: 0}",
 ]
 
 
@@ -24,13 +25,17 @@ def test_elementwise_kinds_change_nothing(kind, shape):
 
 @pytest.mark.parametrize("entry", [
     "leaky_relu: 0.2", "leaky_relu: {negative_slope: 0.1}", "elu: 0.5", "gelu: tanh",
-    "gelu: {approximate: none}", "dropout: 0.3", "dropout2d: {p: 0.1}",
+    "gelu: {approximate: none}", "dropout: 0.3", "dropout2d: {p: 0.1}", "celu: 0.5", "celu: {alpha: -2}",
+    "rrelu: {lower: 0.1, upper: 0.1}", "rrelu: {lower: -0.5, upper: 2}", "hardtanh: {min_val: -2, max_val: 3.5}",
+    "hardtanh: {max_val: 6}", "threshold: {threshold: -1, value: 1e3}", "softplus: 2",
+    "softplus: {beta: -1, threshold: -5}", "hardshrink: 0", "hardshrink: -1", "softshrink: 0",
+    "softshrink: {lambd: 2.5}", "softmin", "softmin: -1", "softmax2d",
 ])
 def test_arguments_accepted(entry):
     assert last([3, 8, 8], entry).output_shape == (3, 8, 8)
 
 
-@pytest.mark.parametrize("kind", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("kind", ["softmax", "log_softmax", "softmin", "softmax2d"])
 def test_softmax_over_channels_keeps_rf(kind):
     row = last([10, 8, 8], kind)  # dim 0: over the classes/channels at each position
     assert row.output_shape == (10, 8, 8)
@@ -38,13 +43,13 @@ def test_softmax_over_channels_keeps_rf(kind):
     assert (row.trainable_params, row.macs) == (0, 0)
 
 
-@pytest.mark.parametrize("kind", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("kind", ["softmax", "log_softmax", "softmin"])
 @pytest.mark.parametrize("dim", [1, -1])
 def test_softmax_over_the_only_spatial_axis_is_global(kind, dim):
     assert last([10, 8], f"{kind}: {dim}").rf == GLOBAL
 
 
-@pytest.mark.parametrize("kind", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("kind", ["softmax", "log_softmax", "softmin"])
 @pytest.mark.parametrize("dim", [1, -1, 2])
 def test_softmax_over_one_of_two_spatial_axes_is_not_tracked(kind, dim):
     # Output (h, w) of a softmax over H reads all of column w and nothing else: not "global"
@@ -88,6 +93,21 @@ def test_softmax_dim_out_of_range(kind):
     ("relu: 1", "relu takes no single value"),
     ("sigmoid: {inplace: true}", "sigmoid has no argument 'inplace'"),
     ("leaky_relu: {slope: 0.1}", "no argument 'slope' (did you mean 'negative_slope'?); expected: negative_slope"),
+    # PyTorch's own ranges: each refused where PyTorch refuses it (see test_activation_torch.py)
+    ("rrelu: {lower: 0.5, upper: 0.1}", "'upper' is 0.1 but 'lower' is 0.5; expected upper >= lower"),
+    ("rrelu: {lower: 0.5}", "'upper' is 0.3333333333333333 but 'lower' is 0.5"),
+    ("hardtanh: {min_val: 1, max_val: 1}", "'max_val' is 1 but 'min_val' is 1; expected max_val > min_val"),
+    ("hardtanh: {min_val: 2}", "'max_val' is 1.0 but 'min_val' is 2"),
+    ("celu: 0", "'alpha' is 0; expected a nonzero number (CELU divides by it)"),
+    ("softplus: {beta: 0.0}", "'beta' is 0; expected a nonzero number"),
+    ("softshrink: -0.1", "softshrink argument 'lambd' must be a number >= 0, got -0.1"),
+    ("threshold: {threshold: 0.1}", "threshold needs argument 'value'"),
+    ("threshold", "threshold needs argument 'threshold'"),
+    ("softplus: {beta: 1, threshold: .nan}", ".nan is not a finite number"),
+    ("celu: -.inf", "-.inf is not a finite number"),
+    ("hardtanh: {min_val: '1 / 0'}", "division by zero"),
+    ("softmax2d: 0", "softmax2d takes no single value"),
+    ("quick_gelu: {approximate: tanh}", "quick_gelu has no argument 'approximate'"),
 ])
 def test_argument_errors(entry, message):
     assert message in spec_error([3, 8, 8], entry).message
@@ -96,3 +116,32 @@ def test_argument_errors(entry, message):
 def test_dropout2d_needs_channels():
     # Channel dropout zeroes whole channels of [C, L], [C, H, W] or [C, D, H, W]; a vector has none.
     assert "dropout2d needs an input shaped" in spec_error([10], "dropout2d").message
+
+
+@pytest.mark.parametrize("shape", [[10], [10, 8], [2, 3, 4, 5]])
+def test_softmax2d_needs_channels_height_width(shape):
+    assert f"softmax2d needs an input shaped [C, H, W], got {shape}" in spec_error(shape, "softmax2d").message
+
+
+@pytest.mark.parametrize("entry, where, formula", [
+    ("relu", "relu1", "y = max(0, x)"),
+    ("leaky_relu: 0.2", "leaky_relu1", "y = x if x > 0 else negative_slope * x; negative_slope = 0.2"),
+    ("softplus: {beta: 2, threshold: 10}", "softplus1",
+     "y = log(1 + exp(beta x)) / beta; x where beta x > threshold; beta = 2, threshold = 10"),
+    ("hardtanh: {min_val: -2}", "hardtanh1", "y = min(max(x, min_val), max_val); min_val = -2, max_val = 1"),
+    ("threshold: {threshold: 0.5, value: -1}", "threshold1",
+     "y = x if x > threshold else value; threshold = 0.5, value = -1"),
+    ("quick_gelu", "quick_gelu1", "y = x * sigmoid(1.702 x)"),
+    ("softmin", "softmin1", "y = exp(-x) / sum(exp(-x)) along dim, dim 0"),
+])
+def test_explain_writes_the_formula_with_the_values(entry, where, formula):
+    from archcalc.explain import explain, text
+
+    import archcalc
+    from layer_helpers import spec
+
+    lines = text(explain(archcalc.parse_spec(spec([3, 8, 8], entry)))).splitlines()
+    output = next(line for line in lines if line.startswith(where) and " output = " in line)
+    assert output.startswith(f"{where}  output = input shape = [3, 8, 8]   ({formula}")
+    params = next(line for line in lines if line.startswith(where) and " params = " in line)
+    assert params.endswith("params = 0")

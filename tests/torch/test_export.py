@@ -131,6 +131,11 @@ layers:
                     "{name: cat, concat: 0, from: [sq, a, input]}",
                     "{name: cat2, concat: -1, from: [cat, cat]}",
                     "{name: cat3, concat: 1, from: [cat2, cat2]}"),
+    "activations": _spec([4, 6, 6], "selu", "celu: 0.5", "rrelu: {lower: 0.1, upper: 0.2}",
+                         "hardtanh: {min_val: -2, max_val: 3}", "hardtanh", "threshold: {threshold: 0.1, value: 2}",
+                         "mish", "softplus: {beta: 2, threshold: 10}", "softsign", "hardshrink: 0.3",
+                         "softshrink: 0.2", "tanhshrink", "logsigmoid", "softmin: -1", "softmax2d", "quick_gelu",
+                         "quick_gelu"),
     # Names that are Python keywords, builtins, nn.Module attributes or the generator's own
     # variables, and dotted names that collide once `.` becomes `_`.
     "awkward_names": _spec(
