@@ -1,7 +1,13 @@
 """channel_shuffle: ShuffleNet's channel shuffle (nn.ChannelShuffle). The C channels, seen as
 `groups` rows of C/groups, are read column by column: output channel j*groups + i is input channel
 i*(C/groups) + j. A permutation of channels: no parameters, no MACs, every pixel's receptive field
-unchanged (each output pixel still comes from the same spatial place)."""
+unchanged (each output pixel still comes from the same spatial place).
+
+The receptive-field probe runs with one channel per branch, so it cannot permute channels the
+way the real network does; its stand-in gives every channel the sum of all of them. That is the
+field the analysis states (fields are per pixel over all channels, and a concat's is the union),
+and what the real shuffle gives any slice of at least `groups` channels: such a slice holds
+channels of every group (ShuffleNet's split after the shuffle sees both branches)."""
 from __future__ import annotations
 
 from archcalc.errors import LayerError
@@ -29,3 +35,12 @@ class ChannelShuffle(Layer):
         from torch import nn
 
         return nn.ChannelShuffle(a["groups"])
+
+    def probe_module(self, a, shapes):
+        from torch import nn
+
+        class MixChannels(nn.Module):
+            def forward(self, x):
+                return x.sum(1, keepdim=True).expand_as(x)
+
+        return MixChannels()

@@ -35,3 +35,27 @@ def test_verify_is_clean_and_measures_the_field(tmp_path):
     assert result.ok
     row = next(r for r in result.layers if r.name == "conv2")
     assert row.checks["rf"].ok
+
+
+def test_a_split_after_the_shuffle_sees_both_branches(tmp_path):
+    """ShuffleNet's pattern: branches of fields 1 and 3 concatenated, shuffled, then halved. Each
+    half holds channels of both branches, so its field is 3 (the union), as analysed and probed."""
+    from archcalc.torch.verify import verify
+
+    path = tmp_path / "split.yaml"
+    path.write_text(spec([4, 10, 10], "{name: a, conv: {out: 4, kernel: 1}}",
+                         "{name: b, from: input, conv: {out: 4, kernel: 3, padding: 1}}",
+                         "{concat: 0, from: [a, b]}", "channel_shuffle: 2",
+                         "{name: first, chunk: {chunks: 2, dim: 0, index: 0}}"))
+    graph = archcalc.load_spec(path)
+    assert archcalc.analyze(graph).layer("first").rf.size == (3, 3)
+    result = verify(graph)
+    assert result.ok and next(r for r in result.layers if r.name == "first").checks["rf"].ok
+    # And the real module: the first half depends on a 3 x 3 window (gradient of one output).
+    model = build(graph).double()
+    x = torch.ones(1, 4, 10, 10, dtype=torch.float64, requires_grad=True)
+    out = model(x)
+    assert out.shape[1] == 4
+    out[0, :, 5, 5].sum().backward()
+    seen = (x.grad[0].abs().sum(0) > 0).nonzero()
+    assert (seen.min(0).values.tolist(), seen.max(0).values.tolist()) == ([4, 4], [6, 6])
