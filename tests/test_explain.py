@@ -32,6 +32,17 @@ layers:
 # and by size, adaptive pooling to sizes that do not divide the input (exact fields), windows and
 # merges after such exact fields, misaligned merges, linear on [C, L] and [C, H, W].
 ALL_KINDS = {
+    "parameters": """
+input: [4, 6, 6]
+layers:
+  - {name: c, conv: {out: 4, kernel: 3, padding: 1}, trainable: false}
+  - {name: ls, scale: 0.000001}
+  - {name: bias, parameter: {shape: [4, 1, 1], init: normal, std: 0.1}, from: input}
+  - {add: {}, from: [ls, bias]}
+  - {batchnorm: {}, trainable: false}
+  - {name: tab, parameter: [3, 5], from: input}
+  - {scale: {dim: -1, init: 0.5}}
+""",
     "activations": """
 input: [4, 6, 6]
 layers:
@@ -72,6 +83,7 @@ input: [3, 20, 20]
 layers:
   - {name: c, conv: {out: 4, kernel: 3, stride: 2, padding: 1}}
   - {name: mm, matmul: {transpose: true, scale: 0.5}, from: [c, c]}
+  - {name: cmask, causal_mask: {window: 3}, from: mm}
   - {name: cls, select: 0}
   - {name: sw, split: {sizes: 3, index: 1}, from: c}
   - {name: slast, split: {sizes: 3, dim: 1, index: -1}, from: c}

@@ -157,3 +157,28 @@ def test_saved_for_backward_with_a_qk_norm():
     node = archcalc.parse_spec("input: [16, 64]\nlayers:\n  - attention: {heads: 8, kv_heads: 2, qk_norm: rmsnorm}\n").nodes[0]
     want = t * d + t * (h * hd + kv * hd + kv * hd) + t * (h * hd + kv * hd) + h * t * t + t * h * hd + t * d
     assert KINDS["attention"].saved_for_backward(node.args, [(t, d)], (t, d)) == want
+
+
+# --- causal_mask: attention written from matmul primitives --------------------------------------
+
+def test_causal_mask_keeps_the_scores_shape_and_costs_nothing():
+    r = analyze([6, 16], "{name: q, linear: {out: 16, bias: false}}",
+                "{name: s, matmul: {transpose: true, scale: 0.25}, from: [q, q]}",
+                "{name: m, causal_mask: {}}", "{name: w, causal_mask: {window: 2}, from: s}")
+    for name in ("m", "w"):
+        row = r.layer(name)
+        assert row.output_shape == (6, 6)
+        assert (row.trainable_params, row.non_trainable_params, row.macs) == (0, 0, 0)
+    assert last([2, 5, 5], "causal_mask").output_shape == (2, 5, 5)  # [H, T, T] scores of two heads
+    assert last(["T", "T"], "causal_mask").output_shape[0].name == "T"
+
+
+@pytest.mark.parametrize("shape, entry, words", [
+    ([6, 5], "causal_mask", "square attention scores [..., T, T]"),
+    ([6], "causal_mask", "got [6]"),
+    ([6, 6], "causal_mask: {window: 0}", ">= 1"),
+    ([6, 6], "causal_mask: {windw: 2}", "no argument 'windw'"),
+])
+def test_causal_mask_errors(shape, entry, words):
+    err = spec_error(shape, entry)
+    assert words in err.message and err.loc.line == 3

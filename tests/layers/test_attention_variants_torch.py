@@ -204,3 +204,72 @@ def test_verify_is_clean_and_export_rebuilds_the_module(args, tmp_path):
     x = torch.randn(2, 12, 32)
     with torch.no_grad():
         assert torch.allclose(rebuilt(x), module(x))
+
+
+# --- causal_mask: attention written from matmul primitives --------------------------------------
+
+def _by_primitives(t, heads, hd, window):
+    """Multi-head attention from linear, reshape, permute, matmul, causal_mask and softmax."""
+    mask = f"causal_mask: {{window: {window}}}" if window else "causal_mask: {}"
+    d = heads * hd
+    return f"""input: [{t}, {d}]
+layers:
+  - {{name: q, linear: {d}}}
+  - {{name: qh, reshape: [{t}, {heads}, {hd}]}}
+  - {{name: qp, permute: [1, 0, 2]}}
+  - {{name: k, from: input, linear: {d}}}
+  - {{name: kh, reshape: [{t}, {heads}, {hd}]}}
+  - {{name: kp, permute: [1, 0, 2]}}
+  - {{name: v, from: input, linear: {d}}}
+  - {{name: vh, reshape: [{t}, {heads}, {hd}]}}
+  - {{name: vp, permute: [1, 0, 2]}}
+  - {{name: scores, matmul: {{transpose: true, scale: {1 / math.sqrt(hd)!r}}}, from: [qp, kp]}}
+  - {{name: masked, {mask}}}
+  - {{name: weights, softmax: -1}}
+  - {{name: ctx, matmul: {{}}, from: [weights, vp]}}
+  - {{name: back, permute: [1, 0, 2]}}
+  - {{name: joined, reshape: [{t}, {d}]}}
+  - {{name: out, linear: {d}}}
+"""
+
+
+@pytest.mark.parametrize("window", [None, 1, 3, 20])
+def test_causal_mask_attention_equals_the_attention_kind(window):
+    """The same network as `attention: {heads, causal, window}` once the weights are copied; the
+    figures agree with PyTorch's layer by layer (torch_check)."""
+    torch.manual_seed(6)
+    t, heads, hd = 8, 2, 8
+    text = _by_primitives(t, heads, hd, window)
+    graph = archcalc.parse_spec(text)
+    prim = build(graph).eval()
+    args = f"{{heads: {heads}, causal: true" + (f", window: {window}}}" if window else "}")
+    _, attn = _ours(args, t, heads * hd)
+    with torch.no_grad():
+        for name in ("q", "k", "v", "out"):
+            getattr(attn, name).load_state_dict(getattr(prim, name).state_dict())
+        x = torch.randn(2, t, heads * hd)
+        assert torch.allclose(prim(x), attn(x), atol=1e-5)
+        scores = prim.masked(torch.zeros(1, 2, t, t))  # the mask itself: -inf exactly where hidden
+        for i in range(t):
+            for j in range(t):
+                hidden = j > i or (window is not None and i - j >= window)
+                assert bool(torch.isinf(scores[0, 1, i, j])) == hidden
+    report = archcalc.analyze(graph)
+    assert report.totals.params == archcalc.analyze_text(f"input: [{t}, {heads * hd}]\nlayers:\n  - attention: {args}\n").totals.params
+    from archcalc.torch.verify import verify
+
+    assert verify(graph).ok
+
+
+@pytest.mark.parametrize("shape, entry", [([5, 5], "causal_mask"), ([3, 4, 4], "causal_mask: {window: 2}"),
+                                          ([2, 3, 6, 6], "{causal_mask: {window: 6}}")])
+def test_causal_mask_figures_match_pytorch(shape, entry):
+    torch_check(shape, entry)
+
+
+def test_causal_mask_export_expression_equals_the_module():
+    graph = archcalc.parse_spec("input: [3, 6, 6]\nlayers:\n  - {name: m, causal_mask: {window: 2}}\n")
+    module = build(graph).m
+    x = torch.randn(2, 3, 6, 6)
+    exported = eval(module.export_expression(["x"]), {"torch": torch}, {"x": x})  # noqa: S307 - archcalc's text
+    assert torch.equal(exported, module(x))

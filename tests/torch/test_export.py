@@ -44,6 +44,16 @@ def _spec(input_shape, *entries, blocks=""):
 # Inline specs that together use every layer kind, with the arguments whose constructor calls
 # are easy to get wrong (tuples, strings, None defaults, flags stored as Parameters).
 INLINE = {
+    "parameters": """
+input: [4, 6, 6]
+layers:
+  - {name: c, conv: {out: 4, kernel: 3, padding: 1}, trainable: false}
+  - {name: ls, scale: 0.000001}
+  - {name: bias, parameter: {shape: [4, 1, 1], init: constant, value: -0.5}, from: input}
+  - {add: {}, from: [ls, bias]}
+  - {name: tab, parameter: {shape: [3, 5], init: normal, std: 0.2}, from: input}
+  - {scale: {dim: -1, init: 0.5}}
+""",
     "decoder": """
 input: {tokens: [10]}
 layers:
@@ -61,6 +71,7 @@ layers:
   - {name: k, chunk: {chunks: 3, index: 1}, from: qkv}
   - {name: v, split: {sizes: [16, 16, 16], dim: -1, index: -1}, from: qkv}
   - {name: scores, matmul: {transpose: true, scale: 0.25}, from: [q, k]}
+  - {name: masked, causal_mask: {window: 4}}
   - softmax: -1
   - {name: ctx, matmul: {}, from: [softmax1, v]}
   - {name: m, mean: {dim: 0, keepdim: true}}
