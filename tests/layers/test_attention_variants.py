@@ -182,3 +182,20 @@ def test_causal_mask_keeps_the_scores_shape_and_costs_nothing():
 def test_causal_mask_errors(shape, entry, words):
     err = spec_error(shape, entry)
     assert words in err.message and err.loc.line == 3
+
+
+@pytest.mark.parametrize("tokens, dtype, held, size", [(512, "float32", 512, 4), (4096, "float32", 1024, 4),
+                                                       (8192, "bfloat16", 1024, 2)])
+def test_memory_cli_kv_cache_with_a_window(tmp_path, tokens, dtype, held, size):
+    import json
+
+    from typer.testing import CliRunner
+
+    from archcalc.cli import app
+
+    spec = tmp_path / "w.yaml"
+    spec.write_text("input: [4096, 64]\nlayers:\n  - attention: {heads: 8, kv_heads: 2, causal: true, window: 1024}\n")
+    result = CliRunner().invoke(app, ["memory", str(spec), "--input", f"{tokens},64", "--dtype", dtype, "--json"])
+    assert result.exit_code == 0, result.output
+    # keys and values of min(T, window) positions, 2 heads of 8
+    assert json.loads(result.output)["inference"]["kv_cache_bytes"] == 2 * held * 2 * 8 * size
