@@ -51,7 +51,7 @@ CASES = {
     "expression_unknown_name": ("input: [3, 8, 8]\nvars: {width: 4}\nlayers:\n  - conv: {out: '2*widht', kernel: 3}\n",
                                 "4:17", "unknown name 'widht' in '2*widht' (did you mean 'width'?)"),
     "expression_not_allowed": ("input: [3, 8, 8]\nlayers:\n  - conv: {out: '__import__(\"os\").getpid()', kernel: 3}\n",
-                               "3:17", "only min(...) and max(...) may be called"),
+                               "3:17", "only min(...), max(...), floor(x), ceil(x) and round(x[, ndigits]) may be called"),
     "python_tag": ("input: !!python/object/apply:os.system ['echo pwned']\nlayers: [relu]\n",
                    "1:8", "YAML tag 'tag:yaml.org,2002:python/object/apply:os.system' is not allowed"),
     "merge_without_inputs": ("input: [3, 8, 8]\nlayers:\n  - relu\n  - add\n",

@@ -1,9 +1,11 @@
 """A small, whitelisting expression evaluator for numeric spec values.
 
 Grammar (Python syntax, nothing else allowed): numbers, names, `+ - * / // % **`, unary `+ -`,
-parentheses, and calls of `min(...)` / `max(...)`. Python's `ast` parses the text; only the node
-types below are accepted, so no attribute access, subscripts, lambdas or other calls can run.
-`/` is exact (7/2 is 3.5, 8/2 is 4). Work and results are bounded whatever the numbers: every
+parentheses, and calls of `min(...)` / `max(...)`, `floor(x)` / `ceil(x)` and `round(x)` /
+`round(x, ndigits)`. Python's `ast` parses the text; only the node types below are accepted, so no
+attribute access, subscripts, lambdas or other calls can run. `/` is exact (7/2 is 3.5, 8/2 is 4),
+and so are floor, ceil and round of it; round is Python's own (halves go to the even neighbour:
+round(5/2) is 2, round(7/2) is 4), floor(x + 1/2) rounds halves up. Work and results are bounded whatever the numbers: every
 value (written or computed) is finite and at most 10^30 in magnitude, an exact fraction's
 numerator and denominator have at most 256 bits, a nonzero result too small to represent is an
 error rather than 0, and the expression is at most 500 characters and nested at most 200 deep.
@@ -37,7 +39,12 @@ _BINOPS = {
     ast.FloorDiv: operator.floordiv,
     ast.Mod: operator.mod,
 }
-_FUNCS = {"min": min, "max": max}
+_FUNCS = {"min": min, "max": max, "floor": math.floor, "ceil": math.ceil, "round": round}
+#: Names that are functions in an expression, so cannot name a var or a symbol.
+FUNCTIONS = frozenset(_FUNCS)
+_ARITY = {"floor": (1, 1), "ceil": (1, 1), "round": (1, 2)}  # (fewest, most) values; min/max: 1 or more
+_CALLS = "min(...), max(...), floor(x), ceil(x) and round(x[, ndigits])"
+MAX_ROUND_DIGITS = 30  # round(x, ndigits): no finer than the bound on every number
 
 
 @lru_cache(maxsize=4096)
@@ -55,10 +62,14 @@ def _parse(text: str) -> ast.expression:
     for sub in ast.walk(tree):
         if not isinstance(sub, _ALLOWED_NODES):
             raise ExprError(f"{type(sub).__name__} is not allowed in expression {text!r}; "
-                            "use numbers, names, + - * / // % **, parentheses, min() and max()")
+                            f"use numbers, names, + - * / // % **, parentheses, {_CALLS}")
         if isinstance(sub, ast.Call):
             if not isinstance(sub.func, ast.Name) or sub.func.id not in _FUNCS or sub.keywords or not sub.args:
-                raise ExprError(f"only min(...) and max(...) may be called, in {text!r}")
+                raise ExprError(f"only {_CALLS} may be called, in {text!r}")
+            fewest, most = _ARITY.get(sub.func.id, (1, None))
+            if most is not None and len(sub.args) > most:
+                raise ExprError(f"{sub.func.id}() takes {'one value' if most == 1 else 'a value and ndigits'}, "
+                                f"got {len(sub.args)}, in {text!r}")
         if isinstance(sub, ast.Constant) and (isinstance(sub.value, bool) or not isinstance(sub.value, (int, float))):
             raise ExprError(f"{sub.value!r} is not a number, in {text!r}")
         if isinstance(sub, ast.Constant):
@@ -163,6 +174,8 @@ def _eval(node, scope, text):
         return -value if isinstance(node.op, ast.USub) else value
     if isinstance(node, ast.Call):
         values = [_eval(a, scope, text) for a in node.args]
+        if node.func.id in _ARITY:
+            return _rounded(node.func.id, values, text)
         if any(hasattr(v, "free_symbols") for v in values):  # symbolic sizes: sympy's Min/Max
             import sympy
 
@@ -234,6 +247,29 @@ def _degree(value) -> float:
             else:  # Add, and functions (floor, Min, Max, Mod): the largest of their arguments
                 found[expr] = max(args)
     return found[value]
+
+
+def _rounded(name: str, values: list, text: str):
+    """floor(x), ceil(x), round(x[, ndigits]): exact on ints and fractions (math.floor of a
+    Fraction is exact), Python's own on floats; floor and ceil of a symbolic size are sympy's."""
+    x = values[0]
+    if hasattr(x, "free_symbols"):
+        if name == "round" or len(values) > 1:
+            raise ExprError(f"round() of a symbolic size in {_quoted(text)}: sympy has no round-half-to-even; "
+                            "write floor(x + 1/2) to round halves up, or floor() / ceil()")
+        import sympy
+
+        _bounded_for_sympy(values, MAX_FLOORED_DEGREE, f"{name}()", text)
+        return (sympy.floor if name == "floor" else sympy.ceiling)(x)
+    if len(values) == 2:
+        digits = values[1]
+        if isinstance(digits, Fraction) and digits.denominator == 1:
+            digits = digits.numerator
+        if hasattr(digits, "free_symbols") or not isinstance(digits, int) or abs(digits) > MAX_ROUND_DIGITS:
+            raise ExprError(f"round()'s ndigits must be a whole number from -{MAX_ROUND_DIGITS} to "
+                            f"{MAX_ROUND_DIGITS}, got {digits}, in {_quoted(text)}")
+        return _check(round(x, digits), text)
+    return _check(_FUNCS[name](x), text)
 
 
 def _power(base, exponent, text):

@@ -18,7 +18,7 @@ from pathlib import Path
 from archcalc.errors import Loc, SpecError, did_you_mean
 from archcalc.layers import KINDS
 from archcalc.layers.base import Arg, Layer
-from archcalc.spec.expr import ExprError, evaluate, names_in
+from archcalc.spec.expr import FUNCTIONS, ExprError, evaluate, names_in
 from archcalc.spec.symbols import CONSTRAINT_KEYS, is_symbolic
 from archcalc.spec.symbols import make as symbols_make
 from archcalc.spec.graph import INPUT, Graph, Node
@@ -266,7 +266,7 @@ class _SpecBuilder:
         if not isinstance(name, str) or not _NAME.match(name):
             raise SpecError(f"{what} name {_shown(name)} must be a word of letters, digits and '_' "
                             "(not starting with a digit)", loc)
-        if name in ("input", "min", "max"):
+        if name == "input" or name in FUNCTIONS:  # min, max, floor, ceil, round: called in expressions
             raise SpecError(f"'{name}' is reserved and cannot be a {what} name", loc)
 
     def _number(self, value, scope, loc, what, positive_int=False, layer=None):

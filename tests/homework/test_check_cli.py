@@ -60,7 +60,7 @@ def test_gradebook_for_many_students(tmp_path):
 @pytest.mark.parametrize("text, where, message", [
     ("answers:\n  conv1.parms: 3\n", "2:3", "unknown figure 'parms' in 'conv1.parms' (did you mean 'params'?)"),
     ("answers:\n  cnv1.params: 3\n", "2:3", "did you mean 'conv1'"),
-    ("answers:\n  conv1.params: \"__import__('os')\"\n", "2:17", "only min(...) and max(...) may be called"),
+    ("answers:\n  conv1.params: \"__import__('os')\"\n", "2:17", "only min(...), max(...), floor(x), ceil(x) and round(x[, ndigits]) may be called"),
     ("answer:\n  conv1.params: 3\n", "1:1", "did you mean 'answers'"),
     ("answers: [1, 2\n", "2:1", "invalid YAML"),
 ])

@@ -55,7 +55,7 @@ def test_every_float_argument_is_covered():
 @pytest.mark.parametrize("kind, arg", FLOAT_ARGS, ids=[f"{k}.{a}" for k, a in FLOAT_ARGS])
 def test_nan_and_inf_are_refused_in_every_float_argument(kind, arg, tmp_path):
     layer = KINDS[kind]
-    required = "".join(f", {a.name}: 1" for a in layer.args if a.required)
+    required = "".join(f", {a.name}: 1" for a in layer.args if a.required and a.name != arg)
     inputs = ", from: [input, input]" if layer.arity is None else ""
     for value, message in NOT_FINITE:
         # refused where it is written, before the layer's shapes are looked at
