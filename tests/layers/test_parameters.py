@@ -180,3 +180,108 @@ def test_trainable_inside_a_block_call_is_refused_with_a_hint():
     assert "block 'b' has no argument 'trainable'" in info.value.message
     assert "go beside the block" in info.value.message
     assert info.value.loc.line == 5
+
+
+# --- scale: a learned vector along one dimension (layer scale) ---------------------------------------
+
+def test_scale_is_one_gamma_per_channel_of_an_image():
+    conv, ls = analyze([8, 7, 7], "conv: {out: 96, kernel: 3, padding: 1}", "{name: ls, scale: 1.0e-6}").layers
+    assert ls.output_shape == (96, 7, 7)
+    assert (ls.trainable_params, ls.non_trainable_params, ls.macs) == (96, 0, 0)
+    assert ls.rf == conv.rf  # elementwise: the field passes unchanged
+
+
+def test_scale_along_the_features_of_a_sequence():
+    # CaiT / DeiT-III layer scale on [T, D] = [197, 384]: D learned values.
+    row = analyze([197, 384], "scale: {dim: -1, init: 0.1}").layers[0]
+    assert (row.output_shape, row.params, row.macs) == ((197, 384), 384, 0)
+    assert analyze([197, 384], "scale: {dim: 1}").layers[0].params == 384
+    assert analyze([197, 384], "scale").layers[0].params == 197  # dim 0 by default, as prelu and batchnorm
+
+
+def test_scale_macs_are_zero_for_any_batch():
+    assert analyze([16, 4, 4], "scale", batch=8).totals.macs == 0
+
+
+def test_scale_dimension_out_of_range_is_refused_at_the_argument():
+    err = spec_error([16, 4, 4], "scale: {dim: 3}")
+    assert "'dim' is 3 but the input has 3 dimensions" in err.message
+    assert (err.loc.line, err.loc.col) == (3, 18)  # the 3
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("scale: {init: true}", "scale argument 'init' must be a number, got True"),
+    ("scale: {dim: 0.5}", "scale argument 'dim' must be an integer"),
+    ("scale: {gamma: 1}", "scale has no argument 'gamma'"),
+])
+def test_scale_argument_mistakes(entry, message):
+    assert message in spec_error([4, 3], entry).message
+
+
+# --- parameter: a learned tensor of a given shape ----------------------------------------------------
+
+def test_parameter_holds_a_learned_tensor_of_its_shape():
+    # Swin-T's relative position bias table of stage 1: (2*7 - 1)^2 rows, 3 heads.
+    row = analyze([96, 56, 56], "parameter: [169, 3]").layers[0]
+    assert row.output_shape == (169, 3)
+    assert (row.trainable_params, row.non_trainable_params, row.macs, row.rf) == (169 * 3, 0, 0, None)
+
+
+def test_mambas_a_log_and_d_of_mamba_130m():
+    # d_inner = 2 * 768, d_state = 16: A_log [1536, 16] and D [1536].
+    r = analyze([1536, 64], "{name: A_log, parameter: {shape: [1536, 16], init: ones}, from: input}",
+                "{name: D, parameter: {shape: [1536], init: ones}, from: input}")
+    assert {row.name: row.params for row in r.layers} == {"A_log": 24576, "D": 1536}
+    assert r.totals.params == 26112
+
+
+def test_parameter_reads_only_the_batch_size_of_token_ids():
+    r = analyze({"tokens": [6]}, "{name: bias, parameter: [6, 4]}", "linear: 3", batch=5)
+    assert r.layers[0].output_shape == (6, 4)
+    assert r.layers[1].macs == 5 * 6 * 4 * 3  # its output holds real values: a linear may read it
+    err = spec_error({"tokens": [6]}, "parameter: [6]", "embedding: {num: 4, dim: 2}")
+    assert "embedding reads integer token ids, but its input holds real values" in err.message
+
+
+def test_a_frozen_parameter_is_non_trainable():
+    row = analyze([4], "{parameter: {shape: [448, 384], init: normal}, trainable: false}").layers[0]
+    assert (row.trainable_params, row.non_trainable_params) == (0, 448 * 384)
+
+
+def test_parameter_output_is_a_view_kept_by_nobody_for_backward():
+    text = spec([4, 5], "{name: p, parameter: [4, 5]}", "{add: {}, from: [input, p]}")
+    plan = plan_memory(archcalc.parse_spec(text), archcalc.analyze_text(text))
+    # Only the add's output (20 values) is kept; the parameter's output is its weight.
+    assert plan.get("training", "activations") == 20 * 4
+
+
+def test_explain_parameter_and_scale():
+    graph = archcalc.parse_spec(spec([8, 3, 3], "parameter: {shape: [2, 3, 4], init: constant, value: 0.5}",
+                                     "{scale: {dim: -1}, from: input}"))
+    steps = {(e.name, s.figure): s for e in explain(graph) for s in e.steps}
+    assert steps[("parameter1", "params")].substituted == "2*3*4"
+    assert steps[("parameter1", "params")].result == 24
+    assert steps[("parameter1", "output")].result == (2, 3, 4)
+    assert steps[("parameter1", "macs")].result == 0
+    assert steps[("scale1", "params")].formula == "W" and steps[("scale1", "params")].result == 3
+
+
+@pytest.mark.parametrize("entry, at, message", [
+    ("parameter: {shape: [4], init: constant}", "constant}", "init: constant needs 'value'"),
+    ("parameter: {shape: [4], value: 2}", "2}", "'value' is the starting value of init: constant; init is zeros"),
+    ("parameter: {shape: [4], init: ones, std: 0.1}", "0.1}", "'std' is the spread of init: normal; init is ones"),
+    ("parameter: {shape: [4], init: normal, std: -1}", "-1}", "parameter argument 'std' must be a number >= 0"),
+    ("parameter: {shape: [4, 0]}", "0]}", "parameter argument 'shape' must be a list of integers >= 1, got 0"),
+    ("parameter: {shape: [4], init: random}", "random}", "parameter argument 'init' is 'random'"),
+    ("parameter: {init: ones}", "{init: ones}", "parameter needs argument 'shape'"),
+])
+def test_parameter_mistakes_are_refused_at_the_argument(tmp_path, entry, at, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(spec([4], entry))
+    result = runner.invoke(app, ["analyze", str(path)])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.output
+    where = lines[0][len(str(path)) + 1:].split(": error: ")[0]
+    line, col = (int(n) for n in where.split(":"))
+    assert line == 3 and spec([4], entry).splitlines()[2][col - 1:] == at, lines[0]

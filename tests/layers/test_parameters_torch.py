@@ -130,3 +130,118 @@ def test_tied_frozen_weights_are_one_frozen_tensor():
     model = build(archcalc.parse_spec(text))
     assert model.embed.weight is model.head.weight and not model.head.weight.requires_grad
     verified(text)
+
+
+# --- scale -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape, entry", [
+    ([96, 7, 7], "scale: 1.0e-6"), ([197, 384], "scale: {dim: -1, init: 0.1}"), ([6, 5], "scale: {dim: 1}"),
+    ([4, 3, 5, 6], "scale: {dim: 2, init: -2}"), ([10], "scale"),
+])
+def test_scale_matches_pytorch(shape, entry):
+    torch_check(shape, entry)
+
+
+def test_scale_computes_convnexts_layer_scale():
+    # torchvision's CNBlock: nn.Parameter(torch.ones(dim, 1, 1) * layer_scale), times the branch.
+    text = spec([96, 7, 7], "{name: ls, scale: 1.0e-6}")
+    model = build(archcalc.parse_spec(text))
+    layer_scale = nn.Parameter(torch.ones(96, 1, 1) * 1e-6)
+    x = torch.randn(2, 96, 7, 7)
+    assert torch.equal(model(x), layer_scale * x)
+    assert torch.equal(model.ls.gamma, torch.full((96,), 1e-6))
+    with torch.no_grad():
+        model.ls.gamma.copy_(torch.randn(96))
+        layer_scale.copy_(model.ls.gamma.view(96, 1, 1))
+    assert torch.equal(model(x), layer_scale * x)
+
+
+def test_scale_computes_caits_layer_scale_on_a_sequence():
+    # timm's LayerScale: x * gamma, gamma = init_values * ones(dim), along the last dimension.
+    text = spec([197, 384], "{name: ls, scale: {dim: -1, init: 0.1}}")
+    model = build(archcalc.parse_spec(text))
+    gamma = nn.Parameter(0.1 * torch.ones(384))
+    x = torch.randn(3, 197, 384)
+    assert torch.equal(model(x), x * gamma)
+    assert [name for name, _ in model.named_parameters()] == ["ls.gamma"]
+
+
+def test_a_convnext_style_block_with_layer_scale_verifies_clean():
+    text = """
+input: [8, 12, 12]
+layers:
+  - {name: dw, conv: {out: 8, kernel: 7, padding: 3, groups: 8}}
+  - permute: [1, 2, 0]
+  - layernorm
+  - linear: 32
+  - gelu
+  - linear: 8
+  - {scale: {dim: -1, init: 0.000001}}
+  - {name: back, permute: [2, 0, 1]}
+  - {scale: 0.5}
+  - {add: {}, from: [back, input]}
+"""
+    verified(text)
+    r = archcalc.analyze_text(text)
+    assert r.layer("scale1").params == 8 and r.layer("scale2").params == 8
+
+
+# --- parameter ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape, entry", [
+    ([4], "parameter: [169, 3]"), ([2, 5, 5], "parameter: {shape: [2, 1, 1], init: ones}"),
+    ({"tokens": [6]}, "parameter: {shape: [1536, 16], init: normal, std: 0.5}"),
+    ([3, 4], "parameter: {shape: [7], init: constant, value: -0.25}"),
+])
+def test_parameter_matches_pytorch(shape, entry):
+    torch_check(shape, entry)
+
+
+@pytest.mark.parametrize("init, expected", [
+    ("init: zeros", lambda: torch.zeros(3, 4)), ("init: ones", lambda: torch.ones(3, 4)),
+    ("init: constant, value: -0.5", lambda: torch.full((3, 4), -0.5)),
+    ("init: normal, std: 0.3", lambda: torch.empty(3, 4).normal_(std=0.3)),
+    ("init: normal", lambda: torch.empty(3, 4).normal_(std=0.02)),
+])
+def test_parameter_starting_values(init, expected):
+    torch.manual_seed(7)
+    model = build(archcalc.parse_spec(spec([2], f"{{name: p, parameter: {{shape: [3, 4], {init}}}}}")))
+    torch.manual_seed(7)
+    assert torch.equal(model.p.weight, expected())
+
+
+def test_parameter_output_is_its_weight_for_every_example_and_trains():
+    text = spec([5, 4], "{name: bias, parameter: {shape: [5, 4], init: normal}}", "{add: {}, from: [input, bias]}")
+    model = build(archcalc.parse_spec(text))
+    x = torch.randn(3, 5, 4)
+    assert torch.equal(model(x), x + model.bias.weight)
+    model(x).sum().backward()
+    assert torch.equal(model.bias.weight.grad, torch.full((5, 4), 3.0))  # one gradient per example
+    with torch.no_grad():  # under no_grad the output needs no gradient (FlopCounterMode relies on it)
+        assert not model.bias(x).requires_grad
+
+
+def test_mamba_a_log_and_d_as_the_reference_holds_them():
+    # Mamba's mixer: A_log = log(arange(1, N + 1)) repeated over d_inner, D = ones(d_inner); both
+    # nn.Parameters. Written here as two parameter entries, loaded from the reference's values.
+    d_inner, n = 48, 16
+    text = spec([d_inner, 10], f"{{name: A_log, parameter: [{d_inner}, {n}], from: input}}",
+                f"{{name: D, parameter: {{shape: [{d_inner}], init: ones}}, from: input}}")
+    model = build(archcalc.parse_spec(text))
+    a_log = torch.log(torch.arange(1, n + 1, dtype=torch.float32)).repeat(d_inner, 1)
+    with torch.no_grad():
+        model.A_log.weight.copy_(a_log)
+    x = torch.randn(2, d_inner, 10)
+    assert torch.equal(model.A_log(x)[1], a_log) and torch.equal(model(x)[0], torch.ones(d_inner))
+    report = archcalc.analyze_text(text)
+    assert report.totals.trainable_params == a_log.numel() + d_inner
+    verified(text)
+
+
+def test_parameters_and_scales_verify_clean_with_the_field_measured_through_scale():
+    text = spec([4, 10, 10], "conv: {out: 6, kernel: 3}", "{name: ls, scale: 0.01}",
+                "{name: bias, parameter: {shape: [6, 1, 1]}, from: input}", "{add: {}, from: [ls, bias]}",
+                "{parameter: {shape: [3, 3], init: ones}, trainable: false}")
+    result = verified(text)
+    rf = {layer.name: layer.checks["rf"] for layer in result.layers}
+    assert rf["ls"].ok is True and rf["ls"].measured == rf["conv1"].measured
