@@ -79,7 +79,8 @@ class Layer:
     # layers treat the tensor as a vector, though each value still comes from one place).
     global_by_convention: ClassVar[bool] = False
     # What values the kind reads: "float" (real numbers, most kinds), "tokens" (integer token
-    # ids: embedding) or "any" (index and shape operations pass either through unchanged).
+    # ids: embedding), "any" (index and shape operations pass either through unchanged) or
+    # "batch" (only the batch size is read, either kind of input; the output is real: parameter).
     reads: ClassVar[str] = "float"
     # True for kinds that read a [T, D] input as a sequence of T tokens (attention, recurrent):
     # memory planning then also gives FLOPs per token.
