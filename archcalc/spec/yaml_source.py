@@ -124,7 +124,7 @@ def load_yaml(text: str, filename: str):
                         Loc(filename, 1, 1))
     loader = _Loader(text)
     try:
-        return _Builder(loader, filename).document()
+        return _Builder(loader, filename, text).document()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
@@ -149,22 +149,24 @@ class _Open:
     """A list or mapping being read: its value, where it starts, its anchor, and for a mapping the
     key waiting for its value and the `<<` merges. `height`/`count`: nesting and values inside."""
 
-    __slots__ = ("value", "loc", "anchor", "key", "key_loc", "merged", "height", "count")
+    __slots__ = ("value", "loc", "anchor", "key", "key_loc", "merged", "height", "count", "flow")
 
     def __init__(self, value, loc, anchor):
         self.value, self.loc, self.anchor = value, loc, anchor
         self.key = self.key_loc = None
         self.merged = []
         self.height, self.count = 1, 1
+        self.flow = False  # written {...} or [...]: unquoted text there ends at every comma
 
 
 _WAITING = object()  # a mapping frame expecting a key
 
 
 class _Builder:
-    def __init__(self, loader, filename: str):
+    def __init__(self, loader, filename: str, text: str = ""):
         self.loader = loader
         self.file = filename
+        self.text = text  # the source, to show an expression a flow mapping cut at a comma
         self.anchors: dict = {}  # name -> (value, height, count), or None while being read
         self.values = 0
         self.alias_budget = MAX_ALIAS_EXPANSION
@@ -202,6 +204,8 @@ class _Builder:
                 value, height, count = self._alias(event, loc, len(stack))
             elif isinstance(event, yaml.ScalarEvent):
                 self._count(loc)
+                if stack and stack[-1].flow and not event.style:  # plain (unquoted) text in {...} or [...]
+                    self._check_not_cut(event, loc, stack[-1])
                 value, height, count = self._scalar(event, loc), 0, 1
                 if event.anchor is not None:
                     self._check_anchor(event.anchor, loc)
@@ -236,7 +240,33 @@ class _Builder:
             value.key_locs, value.value_locs = {}, {}
         frame = _Open(value, loc, event.anchor)
         frame.key = None if is_seq else _WAITING
+        frame.flow = bool(event.flow_style)
         return frame
+
+    def _check_not_cut(self, event, loc, frame: _Open):
+        """Refuse a plain scalar that opens more parentheses than it closes and ends at a comma:
+        YAML ended it there, cutting an expression such as `{sq: max(1, c // 4)}` into the key
+        `sq: max(1` and the key ` c // 4)`."""
+        text = event.value
+        if text.count("(") <= text.count(")"):
+            return
+        source, end = self.text, event.end_mark.index
+        while end < len(source) and source[end] in " \t\r\n":
+            end += 1
+        if end >= len(source) or source[end] != ",":
+            return  # not cut: unbalanced text, which an expression will refuse as it parses it
+        start, depth, stop = event.start_mark.index, 0, None
+        for i in range(start, min(len(source), start + 200)):  # the whole expression, as written
+            depth += {"(": 1, ")": -1}.get(source[i], 0)
+            if source[i] in "{}[]" or depth == 0 and source[i] == ")":
+                stop = i + 1 if source[i] == ")" else None
+                break
+        whole = " ".join(source[start:stop].split()) if stop else f"{text}, ..."
+        where = "mapping {...}" if isinstance(frame.value, YMap) else "list [...]"
+        key = f"{frame.key}: " if isinstance(frame.value, YMap) and frame.key is not _WAITING \
+            and isinstance(frame.key, str) else ""
+        raise SpecError(f"{text!r} is cut at a comma: in a YAML flow {where} unquoted text ends at every comma; "
+                        f"quote the expression: {key}\"{whole}\"", loc)
 
     def _check_anchor(self, anchor, loc):
         if anchor in self.anchors:

@@ -175,3 +175,57 @@ def test_function_names_are_reserved_in_a_spec(name):
 
     with pytest.raises(archcalc.SpecError, match=f"'{name}' is reserved and cannot be a variable name"):
         archcalc.analyze_text(f"input: [3, 8, 8]\nvars: {{{name}: 3}}\nlayers:\n  - relu\n")
+
+
+# --- an expression cut at a comma by a YAML flow mapping or list -----------------------------------
+
+@pytest.mark.parametrize("text, where, message", [
+    # the example, in a block argument of a flow mapping: YAML reads `sq: max(1` and ` c // 4)`
+    ("input: [8, 4, 4]\nblocks:\n  se:\n    args: {c: 8}\n    layers: [{conv: {out: 2, kernel: 1}}]\n"
+     "layers:\n  - se: {c: 8, sq: max(1, c // 4)}\n",
+     "7:20", "'max(1' is cut at a comma: in a YAML flow mapping {...} unquoted text ends at every comma; "
+             "quote the expression: sq: \"max(1, c // 4)\""),
+    ("input: [3, 8, 8]\nvars: {c: 8}\nlayers:\n  - conv: {out: min(c,4), kernel: 1}\n",
+     "4:17", "quote the expression: out: \"min(c,4)\""),
+    ("input: [3, 8, 8]\nvars: {k: 3}\nlayers:\n  - conv: {out: 4, kernel: [max(1, k), 3]}\n",
+     "4:29", "in a YAML flow list [...] unquoted text ends at every comma; quote the expression: \"max(1, k)\""),
+    ("input: [3, 8, 8]\nvars: {c: 8, d: max(2, c)}\nlayers: [relu]\n",
+     "2:17", "quote the expression: d: \"max(2, c)\""),
+    # spread over lines, nested calls: the whole expression is shown on one line
+    ("input: [3, 8, 8]\nvars: {c: 8}\nlayers:\n  - conv: {out: max(1, min(c,\n      4)), kernel: 1}\n",
+     "4:17", "quote the expression: out: \"max(1, min(c, 4))\""),
+    # a key cut the same way (YAML reads keys in flow mappings alike)
+    ("input: [3, 8, 8]\nlayers:\n  - {max(1, 2): 3}\n", "3:6", "'max(1' is cut at a comma"),
+])
+def test_an_expression_cut_by_a_flow_mapping_is_refused_with_quoting_advice(text, where, message, tmp_path):
+    from typer.testing import CliRunner
+
+    from archcalc.cli import app
+
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    result = CliRunner().invoke(app, ["analyze", str(path)])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{path}:{where}: error: "), result.output
+    assert message in lines[0]
+
+
+@pytest.mark.parametrize("text, out", [
+    ("input: [3, 8, 8]\nvars: {c: 8}\nlayers:\n  - conv: {out: \"max(1, c // 4)\", kernel: 1}\n", 2),
+    ("input: [3, 8, 8]\nvars: {c: 8}\nlayers:\n  - conv: {out: 'min(c, 4)', kernel: 1}\n", 4),
+    ("input: [3, 8, 8]\nvars: {c: 8}\nlayers:\n  - conv:\n      out: max(1, c // 4)\n      kernel: 1\n", 2),
+    ("input: [3, 8, 8]\nvars: {c: 8}\nlayers:\n  - conv: {out: max(1 + c // 4), kernel: 1}\n", 3),
+])
+def test_quoted_or_block_expressions_with_commas_are_read_whole(text, out):
+    import archcalc
+
+    assert archcalc.analyze_text(text).output_shape[0] == out
+
+
+def test_unbalanced_text_not_cut_at_a_comma_is_left_to_the_expression_parser():
+    import archcalc
+
+    with pytest.raises(archcalc.SpecError, match="cannot parse expression 'max\\(1'") as info:
+        archcalc.analyze_text("input: [3, 8, 8]\nlayers:\n  - conv: {kernel: 1, out: max(1}\n")
+    assert "cut at a comma" not in info.value.message
