@@ -460,6 +460,11 @@ def _load_graph(spec, cfg: TrainConfig):
         raise SpecError(f"{graph.name} has symbolic sizes ({', '.join(graph.symbols)}); training needs numbers: "
                         f"give them with --set (e.g. --set {graph.symbols[0]}=32)", graph.input_loc)
     report = analyze_graph(graph)
+    if not report.totals.trainable_params:  # an optimizer over no parameters, a loss with no gradient
+        frozen = next((n for n in graph.nodes if not n.trainable), None)
+        why = "every parameter is frozen (trainable: false)" if frozen else "the network has no parameters"
+        raise SpecError(f"{graph.name} has nothing to train: {why}", frozen.loc if frozen else graph.input_loc,
+                        frozen.name if frozen else None)
     out, inp, last = tuple(report.output_shape), tuple(graph.input_shape), graph.nodes[-1].kind
     task = cfg.task
     if task == "classify" and (len(out) != 1 or out[0] < 2):

@@ -245,3 +245,20 @@ def test_parameters_and_scales_verify_clean_with_the_field_measured_through_scal
     result = verified(text)
     rf = {layer.name: layer.checks["rf"] for layer in result.layers}
     assert rf["ls"].ok is True and rf["ls"].measured == rf["conv1"].measured
+
+
+def test_training_a_network_whose_every_parameter_is_frozen_is_refused_where_frozen(tmp_path):
+    from typer.testing import CliRunner
+
+    from archcalc.cli import app
+
+    path = tmp_path / "frozen.yaml"
+    path.write_text("input: [1, 8, 8]\nlayers:\n  - flatten\n  - {linear: 10, trainable: false}\n")
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["train", str(path), "--data", "digits", "--task", "classify",
+                                      "--epochs", "1", "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert lines == [f"{path}:4:5: error: layer 'linear1': frozen has nothing to train: every parameter is "
+                     "frozen (trainable: false)"]
+    assert not out.exists()
