@@ -50,10 +50,12 @@ ZOO_PARAMS = {
     "mobilenet_v2": 3_504_872,
     "shufflenet_v2": 2_278_604,  # shufflenet_v2_x1_0
     "efficientnet_b0": 5_288_548,
+    "densenet121": 7_978_856,
 }
 # torchvision's published "GFLOPS" (multiply-accumulates, really), rounded to 2 decimals.
 ZOO_GMACS = {"alexnet": 0.71, "vgg16": 15.47, "resnet18": 1.81, "resnet50": 4.09, "mobilenet_v2": 0.30,
-             "shufflenet_v2": 0.14, "efficientnet_b0": 0.39}
+             "shufflenet_v2": 0.14, "efficientnet_b0": 0.39,
+             "densenet121": 2.83}
 
 
 @pytest.mark.parametrize("name", sorted(ZOO_PARAMS))
@@ -70,7 +72,7 @@ def test_zoo_batchnorm_running_stats_are_non_trainable():
     # the same 2C as its trainable scale and shift.
     for name in ("alexnet", "vgg16"):
         assert analyze(ZOO / f"{name}.yaml").totals.non_trainable_params == 0
-    for name in ("resnet18", "resnet50", "mobilenet_v2", "shufflenet_v2", "efficientnet_b0"):
+    for name in ("resnet18", "resnet50", "mobilenet_v2", "shufflenet_v2", "efficientnet_b0", "densenet121"):
         report = analyze(ZOO / f"{name}.yaml")
         bn = sum(row.trainable_params for row in report.layers if row.kind == "batchnorm")
         assert report.totals.non_trainable_params == bn > 0
