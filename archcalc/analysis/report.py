@@ -121,10 +121,11 @@ class Report:
                 # A block instance shows its block's kind; a repeat shows what it repeats.
                 kinds = dict(row.blocks)
                 kind = kinds.get(key) or kinds.get(key + ".1") or row.kind
-                group = LayerResult(key, kind, row.inputs, row.output_shape, 0, 0, 0, None, 0)
+                group = LayerResult(key, kind, row.inputs, row.output_shape, 0, 0, 0, None, 0, frozen=row.frozen)
                 index[key] = group
                 rows.append(group)
             group.output_shape, group.rf = row.output_shape, row.rf
+            group.frozen = group.frozen and row.frozen  # frozen when every part is
             group.trainable_params += row.trainable_params
             group.non_trainable_params += row.non_trainable_params
             group.macs += row.macs

@@ -78,6 +78,13 @@ def test_trainable_true_inside_a_frozen_instance_stays_frozen():
     assert rows(r)["mlp1.layernorm1"] == (0, 32)
 
 
+def test_folded_rows_are_frozen_when_every_part_is():
+    folded = {row["name"]: row for row in archcalc.analyze_text(BLOCK).to_json(depth=1)["folded"]}
+    assert folded["mlp1"]["trainable"] is False and folded["mlp1"]["non_trainable_params"] == 3 * (272 + 32)
+    assert "trainable" not in folded["mlp2"]  # its linear trains, its layernorm does not
+    assert (folded["mlp2"]["trainable_params"], folded["mlp2"]["non_trainable_params"]) == (272, 32)
+
+
 def test_json_marks_frozen_layers_and_splits_the_totals():
     r = analyze({"tokens": [8]}, "{embedding: {num: 100, dim: 16}, trainable: false}", "linear: 10")
     data = r.to_json()
