@@ -62,6 +62,9 @@ layers:
   - softmin: -1
   - softmax2d
   - quick_gelu
+  - glu: 0
+  - glu: -1
+  - glu: 1
 """,
     "transformer": """
 input: [16, 24]

@@ -135,6 +135,11 @@ class Layer:
     def torch_module(self, a: dict, shapes: list[tuple]):
         raise NotImplementedError(f"{self.kind} has no PyTorch module")
 
+    def probe_args(self, a: dict) -> dict:
+        """This layer's arguments in the probe network, where layers have one channel (see
+        archcalc.torch.probe): as given, unless a shape rule needs channels the probe lacks."""
+        return a
+
     def probe_module(self, a: dict, shapes: list[tuple]):
         """The linear stand-in used by the receptive-field probe (see `probe_linear`)."""
         if self.probe_linear:

@@ -91,7 +91,8 @@ def _fits(rf: RF, out: tuple, size: tuple) -> bool:
 def _probe_graph(graph: Graph, keep: list[Node], size: tuple) -> Graph:
     nodes = []
     for node in keep:
-        args = {k: PROBE_ARGS.get(k, v) if k in PROBE_ARGS else v for k, v in node.args.items()}
+        args = KINDS[node.kind].probe_args({k: PROBE_ARGS.get(k, v) if k in PROBE_ARGS else v
+                                            for k, v in node.args.items()})
         nodes.append(Node(node.name, node.kind, args, node.inputs, node.loc, node.arg_locs, node.blocks))
     return Graph(graph.name, (1,) + tuple(size), nodes, graph.file, graph.input_loc)
 

@@ -2,7 +2,7 @@
 errors (no torch needed)."""
 import pytest
 
-from layer_helpers import GLOBAL, analyze, last, rf_axes, spec_error
+from layer_helpers import GLOBAL, RF, analyze, last, rf_axes, spec_error
 
 ELEMENTWISE = [
     "relu", "relu6", "leaky_relu", "elu", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid",
@@ -145,3 +145,91 @@ def test_explain_writes_the_formula_with_the_values(entry, where, formula):
     assert output.startswith(f"{where}  output = input shape = [3, 8, 8]   ({formula}")
     params = next(line for line in lines if line.startswith(where) and " params = " in line)
     assert params.endswith("params = 0")
+
+
+# --- glu: halves one dimension into value a and gate b, a * sigmoid(b) ------------------------------
+
+@pytest.mark.parametrize("shape, entry, out", [
+    ([8, 5, 6], "glu: 0", (4, 5, 6)),  # over the channels
+    ([8, 6, 5], "glu: 1", (8, 3, 5)),
+    ([8, 5, 6], "glu", (8, 5, 3)),  # PyTorch's default dim -1: the last
+    ([8, 5, 6], "glu: {dim: -3}", (4, 5, 6)),
+    ([10, 64], "glu", (10, 32)),  # [T, D] features, as in a gated feed-forward
+    ([64], "glu", (32,)),
+])
+def test_glu_halves_its_dim(shape, entry, out):
+    row = last(shape, entry)
+    assert row.output_shape == out
+    assert (row.trainable_params, row.non_trainable_params, row.macs) == (0, 0, 0)
+
+
+def test_glu_over_channels_keeps_the_field():
+    # conv 3x3 pad 1: field 3, stride 1, start -1; a GLU over the channels reads channels c and c + C/2
+    # of the same pixel
+    assert last([4, 8, 8], "conv: {out: 8, kernel: 3, padding: 1}", "glu: 0").rf == rf_axes(2, 3, 1, -1)
+
+
+def test_glu_over_a_spatial_axis_is_a_two_tap_window_at_dilation_half():
+    # conv 3, stride 2 on [4, 14, 18]: [6, 6, 8], field 3 /2 @0. glu over W (N = 8): output o reads
+    # o and o + 4, so r = 3 + 4 * (2 - 1) * 2 = 11 along W, H unchanged; then glu over H (N = 6):
+    # r = 3 + 3 * 2 = 9 along H
+    r = analyze([4, 14, 18], "conv: {out: 6, kernel: 3, stride: 2}", "glu: -1", "glu: 1")
+    assert r.layers[1].rf == RF((3, 11), (2, 2), (0, 0))
+    assert r.layers[2].output_shape == (6, 3, 4) and r.layers[2].rf == RF((9, 11), (2, 2), (0, 0))
+
+
+@pytest.mark.parametrize("shape, entry, where", [
+    ([7, 4, 4], "glu: 0", "dim 0 into value and gate, so its size must be even, got 7"),
+    ([8, 4, 5], "glu", "dim 2 into value and gate, so its size must be even, got 5"),
+    ([9], "glu", "dim 0 into value and gate, so its size must be even, got 9"),
+])
+def test_glu_odd_size_is_an_error_at_the_argument(shape, entry, where):
+    err = spec_error(shape, entry)
+    assert f"glu halves {where}" in err.message
+
+
+def test_glu_odd_size_is_located_at_dim(tmp_path):
+    from typer.testing import CliRunner
+
+    from archcalc.cli import app
+
+    path = tmp_path / "spec.yaml"
+    path.write_text("input: [8, 4, 5]\nlayers:\n  - conv: {out: 6, kernel: 1}\n  - glu: {dim: 2}\n")
+    result = CliRunner().invoke(app, ["analyze", str(path)])
+    assert result.exit_code == 2
+    assert result.output.strip() == (f"{path}:4:16: error: layer 'glu1' (glu): glu halves dim 2 into value and "
+                                     "gate, so its size must be even, got 5")
+
+
+def test_glu_dim_out_of_range():
+    assert "'dim' is 3 but the input has 3 dimensions" in spec_error([8, 4, 4], "glu: 3").message
+
+
+def test_glu_symbolic_size_must_be_known_even():
+    import sympy
+
+    import archcalc
+
+    text = "input: [8, H, W]\nsymbols: {W: {multiple_of: 2}}\nlayers:\n  - glu: -1\n"
+    row = archcalc.analyze_text(text).layers[0]
+    H, W = sympy.symbols("H W", integer=True, positive=True)
+    assert row.output_shape == (8, H, W / 2)
+    assert row.rf is None  # the gate's offset W/2 is a formula, not a number of pixels
+    with pytest.raises(archcalc.SpecError, match="but H may be odd; declare the symbol a multiple of 2"):
+        archcalc.analyze_text("input: [8, H, W]\nlayers:\n  - glu: 1\n")
+
+
+def test_glu_explain():
+    from archcalc.explain import explain, text
+
+    import archcalc
+    from layer_helpers import spec
+
+    lines = text(explain(archcalc.parse_spec(spec([4, 14, 18], "conv: {out: 6, kernel: 3, stride: 2}",
+                                                  "glu: -1")))).splitlines()
+    glu = [line[len("glu1"):].lstrip() for line in lines if line.startswith("glu1")]
+    assert "output = N/2 = 8/2 = 4   (W; a and b: the two halves of dim, value and gate)" in glu
+    assert "output = [C, H, W/2] = [6, 6, 4]   (y = a * sigmoid(b))" in glu
+    assert "params = 0" in glu
+    assert ("rf = r + D(K-1)*j = 3 + 4*(2 - 1)*2 = 11, jump = j*S = 2*1 = 2, start = start - P*j = "
+            "0 - 0*2 = 0   (W)") in glu

@@ -128,3 +128,64 @@ def test_verify_is_clean_with_every_field_measured():
     for layer in result.layers:
         assert all(check.ok is True for check in layer.checks.values()), layer.name
     assert {layer.name: layer.checks["rf"].measured.size for layer in result.layers}["conv2"] == (5, 5)
+
+
+# --- glu ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape, entry", [
+    ([6, 4, 4], "glu: 0"), ([6, 4, 4], "glu: 1"), ([6, 4, 4], "glu"), ([6, 4], "glu: -1"), ([6, 4], "glu: 0"),
+    ([6], "glu"), ([6, 2, 4, 2], "glu: 2"), ([4, 6, 6], "glu: {dim: -3}"),
+])
+def test_glu_matches_pytorch(shape, entry):
+    torch_check(shape, entry)
+
+
+@pytest.mark.parametrize("dim", [0, 1, 2, -1])
+def test_glu_values_equal_nn_glu_and_the_definition(dim):
+    import torch
+
+    x = torch.randn(3, 6, 4, 8, dtype=torch.float64)
+    got = _built(f"glu: {dim}", [6, 4, 8]).double()(x)
+    torch.testing.assert_close(got, torch.nn.GLU(dim=dim + 1 if dim >= 0 else dim)(x), rtol=0, atol=0)
+    a, b = x.chunk(2, dim=dim + 1 if dim >= 0 else dim)
+    torch.testing.assert_close(got, a * torch.sigmoid(b), rtol=1e-15, atol=1e-15)
+
+
+@pytest.mark.parametrize("size", [3, 5])
+def test_glu_odd_size_is_refused_as_pytorch_refuses_it(size):
+    import torch
+
+    from layer_helpers import spec_error
+
+    with pytest.raises(RuntimeError, match="Halving dimension must be even"):
+        torch.nn.GLU(dim=1)(torch.ones(2, size, 4))
+    assert f"must be even, got {size}" in spec_error([size, 4], "glu: 0").message
+
+
+def test_glu_verify_measures_every_field():
+    # GLU over the channels (the probe has one channel: it stands in as an identity there) and over
+    # each spatial axis (a two-tap window at dilation N/2), with the probe enlarging the input past
+    # where the sizes at the GLUs stay even.
+    import archcalc
+    from archcalc.analysis.rf import RF
+    from archcalc.torch.verify import verify
+    from layer_helpers import spec
+
+    graph = archcalc.parse_spec(spec([4, 14, 18], "conv: {out: 8, kernel: 3, padding: 1}", "glu: 0",
+                                     "conv: {out: 6, kernel: 3, stride: 2}", "glu: -1", "glu: 1",
+                                     "conv: {out: 4, kernel: 1}"))
+    result = verify(graph)
+    assert result.ok, result.mismatches()
+    checks = {layer.name: layer.checks for layer in result.layers}
+    assert all(c.ok is True for layer in checks.values() for c in layer.values())
+    assert checks["glu1"]["rf"].measured == RF((3, 3), (1, 1), (-1, -1))
+    assert checks["glu1"]["output_shape"].measured == (4, 14, 18)
+
+
+def test_glu_on_the_input_channels_probes():
+    import archcalc
+    from archcalc.torch.verify import verify
+    from layer_helpers import spec
+
+    result = verify(archcalc.parse_spec(spec([6, 10, 10], "glu: 0", "conv: {out: 2, kernel: 3}", "glu: 1")))
+    assert result.ok and all(c.ok is True for layer in result.layers for c in layer.checks.values())

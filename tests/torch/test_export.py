@@ -146,7 +146,7 @@ layers:
                          "hardtanh: {min_val: -2, max_val: 3}", "hardtanh", "threshold: {threshold: 0.1, value: 2}",
                          "mish", "softplus: {beta: 2, threshold: 10}", "softsign", "hardshrink: 0.3",
                          "softshrink: 0.2", "tanhshrink", "logsigmoid", "softmin: -1", "softmax2d", "quick_gelu",
-                         "quick_gelu"),
+                         "quick_gelu", "glu: 0", "glu: -1", "glu: 1"),
     # Names that are Python keywords, builtins, nn.Module attributes or the generator's own
     # variables, and dotted names that collide once `.` becomes `_`.
     "awkward_names": _spec(
