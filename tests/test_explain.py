@@ -42,6 +42,7 @@ layers:
   - {batchnorm: {}, trainable: false}
   - {name: tab, parameter: [3, 5], from: input}
   - {scale: {dim: -1, init: 0.5}}
+  - {channel_shuffle: 2, from: c}
 """,
     "activations": """
 input: [4, 6, 6]

@@ -53,6 +53,7 @@ layers:
   - {add: {}, from: [ls, bias]}
   - {name: tab, parameter: {shape: [3, 5], init: normal, std: 0.2}, from: input}
   - {scale: {dim: -1, init: 0.5}}
+  - {channel_shuffle: 2, from: c}
 """,
     "decoder": """
 input: {tokens: [10]}
