@@ -18,6 +18,7 @@ PARAMS = {
     "transformers/llama_7b.yaml": 6_738_415_616,
     "transformers/llama2_70b.yaml": 68_976_648_192,
     "transformers/gpt3_175b.yaml": 174_604_259_328,
+    "transformers/qwen2_0_5b.yaml": 494_032_768,
     "sequence/lstm_lm.yaml": 19_780_400,
     "sequence/tcn.yaml": 66_510,
 }
@@ -74,13 +75,17 @@ def _hf(name):
         "llama2_70b": (c.LlamaForCausalLM, c.LlamaConfig(vocab_size=32000, hidden_size=8192, intermediate_size=28672,
                                                          num_hidden_layers=80, num_attention_heads=64,
                                                          num_key_value_heads=8)),
+        "qwen2_0_5b": (c.Qwen2ForCausalLM, c.Qwen2Config(vocab_size=151936, hidden_size=896, intermediate_size=4864,
+                                                         num_hidden_layers=24, num_attention_heads=14,
+                                                         num_key_value_heads=2, tie_word_embeddings=True,
+                                                         rope_theta=1e6)),
     }
     cls, config = configs[name]
     with torch.device("meta"):
         return cls(config).eval()
 
 
-@pytest.mark.parametrize("name", ["gpt2_small", "gpt3_175b", "bert_base", "llama_7b", "llama2_70b"])
+@pytest.mark.parametrize("name", ["gpt2_small", "gpt3_175b", "bert_base", "llama_7b", "llama2_70b", "qwen2_0_5b"])
 def test_same_parameters_as_hugging_face(name):
     """Same total; for LLaMA, whose projections Hugging Face keeps apart as archcalc does, also the
     same multiset of parameter shapes (a transposed or misplaced matrix would show). GPT-2 fuses
@@ -90,11 +95,12 @@ def test_same_parameters_as_hugging_face(name):
     model = _hf(name)
     ours = build(archcalc.load_spec(SPECS / f"transformers/{name}.yaml"), device="meta")
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in model.parameters())
-    if name.startswith("llama"):
+    if name.startswith(("llama", "qwen2")):
         assert Counter(tuple(p.shape) for p in ours.parameters()) == Counter(tuple(p.shape) for p in model.parameters())
 
 
-@pytest.mark.parametrize("name, tokens", [("gpt2_small", 1024), ("bert_base", 512), ("llama2_70b", 4096)])
+@pytest.mark.parametrize("name, tokens", [("gpt2_small", 1024), ("bert_base", 512), ("llama2_70b", 4096),
+                                          ("qwen2_0_5b", 2048)])
 def test_same_macs_as_hugging_face(name, tokens):
     """FlopCounterMode on Hugging Face's forward pass (meta device) counts what the analysis does."""
     import torch
