@@ -148,6 +148,10 @@ class RF:
     start: tuple
     misaligned: bool = False  # set when merged branches have different strides
     axes: tuple | None = field(default=None, compare=False, repr=False)  # exact form, when needed
+    # Where the spatial axes are in the tensor (batch excluded), when a permute moved them, e.g.
+    # (0, 1) for [H, W, C]; None for the usual [C, spatial...]. Only layers that leave every
+    # spatial position alone (`Layer.mixed_dims`) carry such a field; a permute moves it back.
+    layout: tuple | None = None
 
     @classmethod
     def identity(cls, axes: int) -> "RF":
@@ -200,6 +204,8 @@ class RF:
                "start": [_num(v) for v in self.start]}
         if self.misaligned:
             out["misaligned"] = True
+        if self.layout is not None:
+            out["spatial_dims"] = list(self.layout)
         return out
 
 
@@ -247,3 +253,29 @@ def merge(rfs):
 def _union(windows):
     seen = [w for w in windows if w is not None]
     return (min(w[0] for w in seen), max(w[1] for w in seen)) if seen else None
+
+
+def spatial_dims(rf: RF, rank: int) -> tuple:
+    """The tensor dimensions (batch excluded) that hold `rf`'s spatial axes, in axis order."""
+    return rf.layout if rf.layout is not None else tuple(range(1, rank))
+
+
+def moved(rfs, shapes, out, mixed) -> "RF | None":
+    """The field of a layer over inputs whose spatial axes a permute moved (`layout`): kept when the
+    layer mixes no dimension holding a spatial axis (`mixed`: the dims it mixes, batch excluded,
+    None when it does not say) and every input and the output agree on where those axes are;
+    otherwise not tracked."""
+    first = rfs[0]
+    if mixed is None or not all(isinstance(rf, RF) and rf.layout == first.layout for rf in rfs):
+        return None
+    if any(len(s) != len(out) for s in shapes) or set(mixed) & set(first.layout):
+        return None
+    dims = first.layout
+    if any(s[d] != out[d] for s in shapes for d in dims):  # broadcasting along a spatial axis
+        return None
+    if len(rfs) == 1:
+        return first
+    from dataclasses import replace
+
+    union = merge([replace(rf, layout=None) for rf in rfs])
+    return replace(union, layout=dims) if isinstance(union, RF) else None

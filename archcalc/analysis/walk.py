@@ -88,7 +88,11 @@ def _walk(graph: Graph, batch: int, dtype: str) -> Report:
             if _past_limit(trainable + frozen) or _past_limit(macs):
                 raise LayerError("the layer would have more than 1e308 parameters or MACs")
             try:
-                rf = layer.rf(a, [rfs[i] for i in node.inputs], in_shapes, out)
+                in_rfs = [rfs[i] for i in node.inputs]
+                if not layer.moves_axes and any(isinstance(r, RF) and r.layout is not None for r in in_rfs):
+                    rf = rf_module.moved(in_rfs, in_shapes, out, layer.mixed_dims(a, in_shapes))
+                else:
+                    rf = layer.rf(a, in_rfs, in_shapes, out)
             except TypeError:
                 if not graph.symbols:
                     raise

@@ -23,6 +23,9 @@ class Elementwise(Layer):
         self.check(a)
         return shapes[0]
 
+    def mixed_dims(self, a, shapes):
+        return ()  # one value in, one value out
+
     def explain(self, a, shapes, out, rf_in, rf_out, row):
         from dataclasses import replace
 
@@ -128,6 +131,9 @@ class SoftmaxLike(Elementwise):
     def output_shape(self, a, shapes):
         dim_index(a["dim"], len(shapes[0]))
         return shapes[0]
+
+    def mixed_dims(self, a, shapes):
+        return (dim_index(a["dim"], len(shapes[0])),)
 
     def rf(self, a, rfs, shapes, out):
         if rfs[0] is None or dim_index(a["dim"], len(shapes[0])) == 0:

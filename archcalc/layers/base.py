@@ -85,6 +85,9 @@ class Layer:
     # True for kinds that read a [T, D] input as a sequence of T tokens (attention, recurrent):
     # memory planning then also gives FLOPs per token.
     sequence: ClassVar[bool] = False
+    # True for kinds that move dimensions around (permute): their `rf` also receives fields whose
+    # spatial axes are elsewhere than [C, spatial...] (RF.layout), and says where they go.
+    moves_axes: ClassVar[bool] = False
 
     # --- rules -----------------------------------------------------------------------------
     def output_shape(self, a: dict, shapes: list[tuple]) -> tuple:
@@ -110,6 +113,13 @@ class Layer:
     def rf(self, a: dict, rfs: list, shapes: list[tuple], out: tuple):
         """Receptive field of the output (see archcalc.analysis.rf); elementwise by default."""
         return rfs[0]
+
+    def mixed_dims(self, a: dict, shapes: list[tuple]):
+        """The dimensions (batch excluded, from 0) along which one output value reads several input
+        positions, or None when not stated. A field whose spatial axes a permute moved elsewhere
+        ([H, W, C], ConvNeXt's channels-last LayerNorm and MLP) is kept through layers that mix
+        none of its spatial dims (archcalc.analysis.rf.moved); other kinds see only [C, spatial...]."""
+        return None
 
     def tied_to(self, a: dict) -> str | None:
         """The layer whose weight this one shares (resolved name), if any."""

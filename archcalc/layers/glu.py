@@ -50,6 +50,9 @@ class Glu(Layer):
             return d, shape[0] if d == 0 else shape[d] // 2
         return d, _halved(shape[d], d)
 
+    def mixed_dims(self, a, shapes):
+        return (dim_index(a["dim"], len(shapes[0])),)  # pairs the two halves of dim
+
     def output_shape(self, a, shapes):
         d, half = self._plan(a, shapes[0])
         return shapes[0][:d] + (half,) + shapes[0][d + 1:]

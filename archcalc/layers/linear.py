@@ -28,6 +28,9 @@ class Linear(Layer):
     def macs(self, a, shapes, out):
         return prod(shapes[0]) * a["out"]
 
+    def mixed_dims(self, a, shapes):
+        return (len(shapes[0]) - 1,)  # the last dimension only
+
     def rf(self, a, rfs, shapes, out):
         # On [F] or [C, L] it mixes the only spatial axis: every output sees the whole input. On
         # [C, H, W] it mixes W but not H, which a single size per axis cannot say: not tracked.

@@ -35,6 +35,9 @@ class Elementwise2(Layer):
     def rf(self, a, rfs, shapes, out):
         return merge(rfs)
 
+    def mixed_dims(self, a, shapes):
+        return ()  # position by position (broadcast sizes are checked by rf.moved)
+
     def explain(self, a, shapes, out, rf_in, rf_out, row):
         from archcalc.layers import _explain as ex
 

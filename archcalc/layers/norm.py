@@ -71,6 +71,10 @@ class LayerNorm(Layer):
                              f"{list(shape)}", "dims")
         return shape[len(shape) - a["dims"]:]
 
+    def mixed_dims(self, a, shapes):
+        rank = len(shapes[0])
+        return tuple(range(rank - len(self._normalized(a, shapes[0])), rank))
+
     def params(self, a, shapes):
         n = prod(self._normalized(a, shapes[0]))
         return ((n if a["affine"] else 0) + (n if a["affine"] and a["bias"] else 0)), 0

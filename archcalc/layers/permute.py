@@ -13,7 +13,7 @@ class Permute(Layer):
     summary = "Reorder the dimensions (torch.permute; dims exclude the batch)"
     args = (Arg("dims", "intlist", doc="a permutation of 0..rank-1 (negative counts from the end)"),)
     formulas = {"output": "[shape[d] for d in dims]", "params": "0", "macs": "0",
-                "rf": "kept when dims leave the spatial axes in place, else not tracked"}
+                "rf": "kept, moved with the spatial axes (through channel-wise layers, and back)"}
 
     def _dims(self, a, shape):
         rank = len(shape)
@@ -26,9 +26,22 @@ class Permute(Layer):
     def output_shape(self, a, shapes):
         return tuple(shapes[0][d] for d in self._dims(a, shapes[0]))
 
+    moves_axes = True
+    probe_linear = True  # the probe permutes too: its channels-last layers see [H, W, 1]
+
     def rf(self, a, rfs, shapes, out):
+        """The field moves with the spatial axes: kept, with where they now are (RF.layout), so
+        that a permute to [H, W, C] and back keeps it through channel-wise layers in between."""
+        from dataclasses import replace
+
+        from archcalc.analysis.rf import RF, spatial_dims
+
         dims = self._dims(a, shapes[0])
-        return rfs[0] if dims[1:] == list(range(1, len(dims))) else None
+        field = rfs[0]
+        if not isinstance(field, RF):  # global or not tracked: only while the spatial axes stay put
+            return field if dims[1:] == list(range(1, len(dims))) else None
+        layout = tuple(dims.index(d) for d in spatial_dims(field, len(dims)))
+        return replace(field, layout=None if layout == tuple(range(1, len(dims))) else layout)
 
     def explain(self, a, shapes, out, rf_in, rf_out, row):
         from archcalc.layers import _explain as ex
@@ -39,7 +52,10 @@ class Permute(Layer):
                                 note=f"dims {list(a['dims'])}"), ex.zero("params"), ex.zero("macs")]
         if dims[1:] == list(range(1, len(dims))):
             return steps + [ex.rf_unchanged(rf_in[0], "the spatial axes stay in place")]
-        return steps + [ex.rf_untracked("the spatial axes move")]
+        if rf_out is None or not hasattr(rf_out, "size"):
+            return steps + [ex.rf_untracked("the spatial axes move")]
+        where = "back in place" if rf_out.layout is None else f"now dims {', '.join(map(str, rf_out.layout))}"
+        return steps + [ex.rf_unchanged(rf_out, f"the spatial axes move with it ({where})")]
 
     def torch_module(self, a, shapes):
         from torch import nn

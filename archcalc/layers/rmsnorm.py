@@ -41,6 +41,10 @@ class RMSNorm(Layer):
         self._normalized(a, shapes[0])
         return shapes[0]
 
+    def mixed_dims(self, a, shapes):
+        rank = len(shapes[0])
+        return tuple(range(rank - len(self._normalized(a, shapes[0])), rank))
+
     def params(self, a, shapes):
         return (prod(self._normalized(a, shapes[0])) if a["affine"] else 0), 0
 

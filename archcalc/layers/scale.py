@@ -45,6 +45,9 @@ class Scale(Layer):
     def params(self, a, shapes):
         return self._size(a, shapes[0]), 0
 
+    def mixed_dims(self, a, shapes):
+        return ()  # each value times its gamma
+
     def explain(self, a, shapes, out, rf_in, rf_out, row):
         from archcalc.layers import _explain as ex
 

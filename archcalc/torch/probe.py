@@ -30,7 +30,7 @@ from fractions import Fraction
 
 import torch
 
-from archcalc.analysis.rf import GLOBAL, RF
+from archcalc.analysis.rf import GLOBAL, RF, spatial_dims
 from archcalc.analysis.walk import analyze_graph
 from archcalc.errors import SpecError
 from archcalc.layers import KINDS
@@ -75,9 +75,14 @@ def _centre(m: int, q: int) -> int | None:
     return (m - 2 * q) // 2 // q * q
 
 
+def _spatial_sizes(rf: RF, shape: tuple) -> list:
+    """The output's sizes along its spatial axes, wherever a permute put them (RF.layout)."""
+    return [shape[d] for d in spatial_dims(rf, len(shape))]
+
+
 def _fits(rf: RF, out: tuple, size: tuple) -> bool:
     q = _period(rf)
-    for axis, (m, n) in enumerate(zip(out[1:], size)):
+    for axis, (m, n) in enumerate(zip(_spatial_sizes(rf, out), size)):
         c = _centre(m, q)
         if c is None:
             return False
@@ -245,7 +250,7 @@ def _measure_field(row, out: torch.Tensor, x: torch.Tensor, size: tuple, batch: 
     q = _period(rf)
     if q > MAX_PERIOD:
         return Probed(rf, None, f"stride period {q} is too long to probe")
-    centre = [_centre(m, q) for m in shape[1:]]
+    centre = [_centre(m, q) for m in _spatial_sizes(rf, shape)]
     if any(c is None for c in centre) or not _fits(rf, shape, size):
         return Probed(rf, None, f"the probe input {list(size)} is too small for this field")
     # Example b of the batch picks output position c + b on every axis (the diagonal), as far
@@ -254,11 +259,15 @@ def _measure_field(row, out: torch.Tensor, x: torch.Tensor, size: tuple, batch: 
     count = q + 1
     while count < min(batch, 2 * q + 1) and all(
             c + count < m and rf.start[a] + (c + count) * rf.stride[a] + rf.size[a] - 1 <= n - 2
-            for a, (c, m, n) in enumerate(zip(centre, shape[1:], size))):
+            for a, (c, m, n) in enumerate(zip(centre, _spatial_sizes(rf, shape), size))):
         count += 1
     picked = 0
+    dims = spatial_dims(rf, len(shape))
     for b in range(count):
-        picked = picked + out[(b, slice(None)) + tuple(c + b for c in centre)].sum()
+        index = [slice(None)] * len(shape)  # every channel (wherever it is) of one position
+        for d, c in zip(dims, centre):
+            index[d] = c + b
+        picked = picked + out[(b, *index)].sum()
     (grad,) = torch.autograd.grad(picked, x, retain_graph=True)
     if count < 2 * q + 1:
         return Probed(rf, None, f"only {count} outputs lie clear of the input's edges; two periods of "

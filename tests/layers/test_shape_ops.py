@@ -65,16 +65,45 @@ def test_reshape_errors(target, message):
 
 # --- permute -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("dims, out, keeps_rf", [
-    ("[0, 2, 1]", (3, 5, 4), False),
-    ("[1, 2, 0]", (4, 5, 3), False),
-    ("[-1, 0, 1]", (5, 3, 4), False),  # -1 is dim 2
-    ("[0, 1, 2]", (3, 4, 5), True),
+@pytest.mark.parametrize("dims, out, layout", [
+    # The field moves with the spatial axes H (dim 1) and W (dim 2): `layout` says where they went.
+    ("[0, 2, 1]", (3, 5, 4), (2, 1)),
+    ("[1, 2, 0]", (4, 5, 3), (0, 1)),
+    ("[-1, 0, 1]", (5, 3, 4), (2, 0)),  # -1 is dim 2
+    ("[0, 1, 2]", (3, 4, 5), None),
 ])
-def test_permute(dims, out, keeps_rf):
+def test_permute(dims, out, layout):
     row = last([3, 4, 5], f"permute: {dims}")
     assert row.output_shape == out
-    assert (row.rf is not None) == keeps_rf
+    assert row.rf == RF((1, 1), (1, 1), (0, 0), layout=layout)
+
+
+def test_a_permute_to_channels_last_and_back_keeps_the_field():
+    """ConvNeXt's block: 7x7 depthwise, then LayerNorm and the MLP over channels in [H, W, C],
+    then back: every field is the 7x7 one, and the next 3x3 conv adds 2 (7 + 2 = 9)."""
+    report = analyze([4, 16, 16], "{name: dw, conv: {out: 4, kernel: 7, padding: 3, groups: 4}}",
+                     "permute: [1, 2, 0]", "layernorm", "linear: 16", "gelu", "linear: 4",
+                     "{scale: {init: 0.000001, dim: -1}}", "softmax: -1", "{name: back, permute: [2, 0, 1]}",
+                     "{add: {}, from: [back, input]}", "conv: {out: 4, kernel: 3}")
+    seven = RF((7, 7), (1, 1), (-3, -3))
+    for row in report.layers[1:-3]:
+        assert row.rf == RF((7, 7), (1, 1), (-3, -3), layout=(0, 1)), row.name
+    assert report.layer("back").rf == seven and report.layer("add1").rf == seven
+    assert report.layers[-1].rf == RF((9, 9), (1, 1), (-3, -3))
+
+
+@pytest.mark.parametrize("entry", [
+    "linear: 8",                      # over W, a spatial axis now last
+    "layernorm: {dims: 2}",           # over C and W
+    "softmax: -1",                    # along W
+    "conv: {out: 2, kernel: 1}",      # reads [C, spatial...]: not the axes it has here
+    "flatten",
+])
+def test_a_layer_mixing_a_moved_spatial_axis_is_not_tracked(entry):
+    # [C, H, W] -> [H, C, W]: W is still last, H went first.
+    report = analyze([3, 6, 8], "permute: [1, 0, 2]", entry)
+    assert report.layers[0].rf == RF((1, 1), (1, 1), (0, 0), layout=(0, 2))
+    assert report.layers[1].rf is None
 
 
 def test_permute_sequence_to_channels_first():
