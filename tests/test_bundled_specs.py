@@ -51,11 +51,12 @@ ZOO_PARAMS = {
     "shufflenet_v2": 2_278_604,  # shufflenet_v2_x1_0
     "efficientnet_b0": 5_288_548,
     "densenet121": 7_978_856,
+    "convnext_tiny": 28_589_128,
 }
 # torchvision's published "GFLOPS" (multiply-accumulates, really), rounded to 2 decimals.
 ZOO_GMACS = {"alexnet": 0.71, "vgg16": 15.47, "resnet18": 1.81, "resnet50": 4.09, "mobilenet_v2": 0.30,
              "shufflenet_v2": 0.14, "efficientnet_b0": 0.39,
-             "densenet121": 2.83}
+             "densenet121": 2.83, "convnext_tiny": 4.46}
 
 
 @pytest.mark.parametrize("name", sorted(ZOO_PARAMS))

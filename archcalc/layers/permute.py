@@ -34,12 +34,14 @@ class Permute(Layer):
         that a permute to [H, W, C] and back keeps it through channel-wise layers in between."""
         from dataclasses import replace
 
-        from archcalc.analysis.rf import RF, spatial_dims
+        from archcalc.analysis.rf import GLOBAL, RF, spatial_dims
 
         dims = self._dims(a, shapes[0])
         field = rfs[0]
-        if not isinstance(field, RF):  # global or not tracked: only while the spatial axes stay put
-            return field if dims[1:] == list(range(1, len(dims))) else None
+        if field == GLOBAL:  # every output sees everything, in any order of the axes
+            return GLOBAL
+        if not isinstance(field, RF):
+            return None
         layout = tuple(dims.index(d) for d in spatial_dims(field, len(dims)))
         return replace(field, layout=None if layout == tuple(range(1, len(dims))) else layout)
 
