@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from archcalc.analysis.rf import GLOBAL, RF
-from archcalc.analysis.walk import analyze_graph
+from archcalc.analysis.walk import analyze_graph, layer_field, moved_axes
 from archcalc.errors import SpecError, did_you_mean, one_line
 from archcalc.layers import KINDS
 from archcalc.layers import _explain as ex
@@ -57,7 +57,7 @@ def explain(graph: Graph, layers: list[str] | None = None, batch: int = 1) -> li
             if symbolic:  # the analysis' own values, before they are shown in the user's symbols
                 out = tuple(layer.output_shape(node.args, in_shapes))
                 try:
-                    rf = layer.rf(node.args, in_rfs, in_shapes, out)
+                    rf = layer_field(layer, node.args, in_rfs, in_shapes, out)
                 except TypeError:
                     rf = None
             else:
@@ -66,6 +66,8 @@ def explain(graph: Graph, layers: list[str] | None = None, batch: int = 1) -> li
             if node.name not in wanted:
                 continue
             steps = layer.explain(node.args, in_shapes, out, in_rfs, rf, row)
+            if moved_axes(layer, in_rfs):  # its own field rule reads [C, spatial...]: not used here
+                steps = [s for s in steps if s.figure not in ("rf", "jump", "start")] + [_moved_step(rf)]
             if not node.trainable:
                 steps = _frozen(steps)
             steps = [_batched(s, batch) for s in steps]
@@ -75,6 +77,15 @@ def explain(graph: Graph, layers: list[str] | None = None, batch: int = 1) -> li
         return out_list
     finally:
         ex.DISPLAY.reset(token)
+
+
+def _moved_step(rf) -> Step:
+    """The field step of a layer after a permute moved the spatial axes (docs/spec.md, Moved axes)."""
+    if rf is None:
+        return ex.rf_untracked("the spatial axes were moved by a permute, and this layer mixes one of "
+                               "them (or does not say what it mixes)")
+    where = ", ".join(map(str, rf.layout)) if isinstance(rf, RF) and rf.layout else ""
+    return ex.rf_unchanged(rf, f"position by position over the moved spatial axes (dims {where})")
 
 
 def _frozen(steps: list[Step]) -> list[Step]:

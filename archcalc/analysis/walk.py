@@ -18,6 +18,20 @@ from archcalc.spec.parse import gc_paused
 MAX_FIGURE = 10**308
 
 
+
+def moved_axes(layer, rfs) -> bool:
+    """Do the layer's inputs have their spatial axes elsewhere than [C, spatial...], for a kind
+    that only passes such fields on (archcalc.analysis.rf.moved)?"""
+    return not layer.moves_axes and any(isinstance(r, RF) and r.layout is not None for r in rfs)
+
+
+def layer_field(layer, a, rfs, shapes, out):
+    """The receptive field of a layer's output: its kind's rule, or, where a permute moved the
+    spatial axes, kept only through what mixes none of them."""
+    if moved_axes(layer, rfs):
+        return rf_module.moved(rfs, shapes, out, layer.mixed_dims(a, shapes))
+    return layer.rf(a, rfs, shapes, out)
+
 def _past_limit(value) -> bool:
     return is_num(value) and abs(value) > MAX_FIGURE
 
@@ -88,11 +102,7 @@ def _walk(graph: Graph, batch: int, dtype: str) -> Report:
             if _past_limit(trainable + frozen) or _past_limit(macs):
                 raise LayerError("the layer would have more than 1e308 parameters or MACs")
             try:
-                in_rfs = [rfs[i] for i in node.inputs]
-                if not layer.moves_axes and any(isinstance(r, RF) and r.layout is not None for r in in_rfs):
-                    rf = rf_module.moved(in_rfs, in_shapes, out, layer.mixed_dims(a, in_shapes))
-                else:
-                    rf = layer.rf(a, in_rfs, in_shapes, out)
+                rf = layer_field(layer, a, [rfs[i] for i in node.inputs], in_shapes, out)
             except TypeError:
                 if not graph.symbols:
                     raise

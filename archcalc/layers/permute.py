@@ -55,7 +55,7 @@ class Permute(Layer):
         if dims[1:] == list(range(1, len(dims))):
             return steps + [ex.rf_unchanged(rf_in[0], "the spatial axes stay in place")]
         if rf_out is None or not hasattr(rf_out, "size"):
-            return steps + [ex.rf_untracked("the spatial axes move")]
+            return steps + [ex.rf_inherited(rf_out) or ex.rf_untracked("the spatial axes move")]
         where = "back in place" if rf_out.layout is None else f"now dims {', '.join(map(str, rf_out.layout))}"
         return steps + [ex.rf_unchanged(rf_out, f"the spatial axes move with it ({where})")]
 
