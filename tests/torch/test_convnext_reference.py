@@ -8,8 +8,8 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 import archcalc  # noqa: E402
-from archcalc.torch.verify import flop_counter  # noqa: E402
 from bundled import SPECS  # noqa: E402
+from reference_check import assert_counts_equal, assert_same_function  # noqa: E402
 
 SPEC = SPECS / "zoo/convnext_tiny.yaml"
 DEPTHS, DIMS = (3, 3, 9, 3), (96, 192, 384, 768)
@@ -58,15 +58,8 @@ class ConvNeXtTiny(nn.Module):
 
 
 def test_the_spec_counts_what_the_reference_computes():
-    report = archcalc.analyze(SPEC)
-    model = ConvNeXtTiny().eval()
-    with torch.no_grad(), flop_counter() as counter:
-        y = model(torch.randn(1, 3, 224, 224))
-    assert sum(p.numel() for p in model.parameters()) == report.totals.trainable_params == 28_589_128
-    assert report.totals.non_trainable_params == 0
-    assert counter.get_total_flops() // 2 == report.totals.macs
-    assert round(report.totals.macs / 1e9, 2) == 4.46  # torchvision's published "4.46 GFLOPS"
-    assert tuple(y.shape[1:]) == report.output_shape == (1000,)
+    report = assert_counts_equal(SPEC, ConvNeXtTiny(), trainable=28_589_128, gmacs=4.46)  # torchvision's figures
+    assert report.totals.non_trainable_params == 0 and report.output_shape == (1000,)
 
 
 def test_the_receptive_field_goes_through_every_channels_last_section():
@@ -96,19 +89,10 @@ def in_spec_order(model):
 
 
 def test_with_the_reference_weights_the_spec_computes_the_same_function():
-    from archcalc.torch import build
-
     torch.manual_seed(0)
-    reference = ConvNeXtTiny().eval()
+    reference = ConvNeXtTiny()
     with torch.no_grad():
         for name, p in reference.named_parameters():  # away from the defaults, so that a mix-up shows
             if "layer_scale" in name or name.endswith("norm.weight") or ".weight" not in name:
                 p.uniform_(0.5, 1.5)
-    built = build(archcalc.load_spec(SPEC)).eval()
-    mine, theirs = list(built.parameters()), in_spec_order(reference)
-    assert len(mine) == len(theirs)
-    with torch.no_grad():
-        for a, b in zip(mine, theirs):
-            a.copy_(b.reshape(a.shape))  # layer scale: torchvision keeps [C, 1, 1], the spec [C]
-        x = torch.randn(1, 3, 224, 224)
-        torch.testing.assert_close(built(x), reference(x), rtol=1e-3, atol=1e-3)
+    assert_same_function(SPEC, reference, in_spec_order(reference), tol=1e-3)

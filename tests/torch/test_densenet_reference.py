@@ -8,8 +8,8 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 import archcalc  # noqa: E402
-from archcalc.torch.verify import flop_counter  # noqa: E402
 from bundled import SPECS  # noqa: E402
+from reference_check import assert_counts_equal, assert_same_function  # noqa: E402
 
 SPEC = SPECS / "zoo/densenet121.yaml"
 GROWTH, BN_SIZE, BLOCKS = 32, 4, (6, 12, 24, 16)
@@ -59,32 +59,9 @@ class DenseNet121(nn.Module):
 
 
 def test_the_spec_counts_what_the_reference_computes():
-    report = archcalc.analyze(SPEC)
-    model = DenseNet121().eval()
-    with torch.no_grad(), flop_counter() as counter:
-        y = model(torch.randn(1, 3, 224, 224))
-    assert sum(p.numel() for p in model.parameters()) == report.totals.trainable_params == 7_978_856
-    assert sum(b.numel() for b in model.buffers() if b.is_floating_point()) == report.totals.non_trainable_params
-    assert counter.get_total_flops() // 2 == report.totals.macs
-    assert round(report.totals.macs / 1e9, 2) == 2.83  # torchvision's published "2.83 GFLOPS"
-    assert tuple(y.shape[1:]) == report.output_shape == (1000,)
+    report = assert_counts_equal(SPEC, DenseNet121(), trainable=7_978_856, gmacs=2.83)  # torchvision's figures
+    assert report.output_shape == (1000,)
 
 
 def test_with_the_reference_weights_the_spec_computes_the_same_function():
-    from archcalc.torch import build
-
-    torch.manual_seed(0)
-    reference = DenseNet121().eval()
-    for m in reference.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.2, 0.2)
-            m.running_var.uniform_(0.5, 1.5)
-    built = build(archcalc.load_spec(SPEC)).eval()
-    pairs = list(zip(built.parameters(), reference.parameters())) + [
-        (a, b) for a, b in zip(built.buffers(), reference.buffers()) if a.is_floating_point()]
-    assert all(a.shape == b.shape for a, b in pairs)
-    with torch.no_grad():
-        for a, b in pairs:
-            a.copy_(b)
-        x = torch.randn(1, 3, 224, 224)
-        torch.testing.assert_close(built(x), reference(x), rtol=1e-4, atol=1e-4)
+    assert_same_function(SPEC, DenseNet121())

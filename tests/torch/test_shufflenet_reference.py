@@ -8,8 +8,10 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 import archcalc  # noqa: E402
-from archcalc.torch.verify import flop_counter  # noqa: E402
 from bundled import SPECS  # noqa: E402
+from reference_check import assert_counts_equal, assert_same_function  # noqa: E402
+
+SPEC = SPECS / "zoo/shufflenet_v2.yaml"
 
 
 def channel_shuffle(x, groups):
@@ -68,44 +70,10 @@ class ShuffleNetV2(nn.Module):
 
 
 def test_the_spec_counts_what_the_reference_computes():
-    report = archcalc.analyze(SPECS / "zoo/shufflenet_v2.yaml")
-    model = ShuffleNetV2().eval()
-    trainable = sum(p.numel() for p in model.parameters())
-    stats = sum(b.numel() for b in model.buffers() if b.is_floating_point())
-    with torch.no_grad(), flop_counter() as counter:
-        y = model(torch.randn(1, 3, 224, 224))
-    assert trainable == report.totals.trainable_params == 2_278_604  # torchvision's published count
-    assert stats == report.totals.non_trainable_params
-    assert counter.get_total_flops() // 2 == report.totals.macs
-    assert tuple(y.shape[1:]) == report.output_shape == (1000,)
-
-
-def test_the_built_spec_and_the_reference_hold_the_same_weights():
-    from archcalc.torch import build
-
-    built = build(archcalc.load_spec(SPECS / "zoo/shufflenet_v2.yaml"))
-    mine = sorted(tuple(p.shape) for p in built.parameters())
-    reference = sorted(tuple(p.shape) for p in ShuffleNetV2().parameters())
-    assert mine == reference
+    report = assert_counts_equal(SPEC, ShuffleNetV2(), trainable=2_278_604, gmacs=0.14)  # torchvision's figures
+    assert report.output_shape == (1000,)
 
 
 def test_with_the_reference_weights_the_spec_computes_the_same_function():
-    """Parameters and batch-norm statistics copied in order (both register them branch by branch):
-    equal outputs show the shuffle, the split and the concatenation are torchvision's."""
-    from archcalc.torch import build
-
-    torch.manual_seed(0)
-    reference = ShuffleNetV2().eval()
-    for m in reference.modules():  # statistics away from their defaults, so that a mix-up shows
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 1.5)
-    built = build(archcalc.load_spec(SPECS / "zoo/shufflenet_v2.yaml")).eval()
-    pairs = list(zip(built.parameters(), reference.parameters())) + [
-        (a, b) for a, b in zip(built.buffers(), reference.buffers()) if a.is_floating_point()]
-    assert all(a.shape == b.shape for a, b in pairs)
-    with torch.no_grad():
-        for a, b in pairs:
-            a.copy_(b)
-        x = torch.randn(2, 3, 224, 224)
-        torch.testing.assert_close(built(x), reference(x), rtol=1e-4, atol=1e-4)
+    """Equal outputs show the shuffle, the split and the concatenation are torchvision's."""
+    assert_same_function(SPEC, ShuffleNetV2(), batch=2)
