@@ -249,6 +249,10 @@ def test_a_bad_value_in_the_runs_own_config_is_located_there(run_dir):
     assert_refused(cli("train", "--resume", run_dir, "--epochs", "2", "--device", "cpu"),
                    where=f"{config}:{number + 1}:5", contains="lr must not be negative, got -0.5")
     assert_refused(cli("evaluate", run_dir, "--device", "cpu"), where=f"{config}:{number + 1}:5")
+    lines[number] = "lr: " + "[" * 330 + "]" * 330  # nested past the reader's 100 levels: no RecursionError
+    config.write_text("\n".join(lines) + "\n")
+    assert_refused(cli("train", "--resume", run_dir, "--epochs", "2", "--device", "cpu"),
+                   where=f"{config}:{number + 1}:104", contains="nested more than 100 deep")
 
 
 def test_a_cross_validation_run_checks_every_fold(base, tmp_path):

@@ -248,6 +248,7 @@ def test_nan_and_infinity_in_any_float_flag(spec, tmp_path, name):
 
 
 @pytest.mark.parametrize("text, where, contains", [
+    ("lr: " + "[" * 330 + "]" * 330 + "\n", "1:104", "nested more than 100 deep"),  # the 101st bracket
     ("seed: -1\n", "1:7", "seed must be between 0 and 4,294,967,295"),
     ("seed: 4294967296\n", "1:7", "seed must be at most 4,294,967,295"),
     ("seed: " + "9" * 20 + "\n", "1:7", "seed must be at most 4,294,967,295, got 99,999,999,999,999,999,999"),
