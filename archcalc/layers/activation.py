@@ -214,6 +214,9 @@ class Softmax2d(SoftmaxLike):
     def rf(self, a, rfs, shapes, out):
         return rfs[0]
 
+    def mixed_dims(self, a, shapes):
+        return (0,)  # nn.Softmax2d: over dim -3 of [N, C, H, W], whatever is there
+
     def explain(self, a, shapes, out, rf_in, rf_out, row):
         return super().explain({"dim": 0}, shapes, out, rf_in, rf_out, row)
 

@@ -186,3 +186,26 @@ def test_upsample_rf_of_interpolating_modes():
 ])
 def test_upsample_errors(shape, args, message):
     assert message in spec_error(shape, f"upsample: {args}").message
+
+
+def test_softmax2d_after_a_permute_mixes_what_is_now_dim_0():
+    # [C, H, W] -> [H, C, W]: softmax2d normalises over dim 0, now H, a spatial axis.
+    assert analyze([3, 6, 8], "permute: [1, 0, 2]", "softmax2d").layers[1].rf is None
+    # [C, H, W] -> [C, W, H]: dim 0 is still the channels, so the field goes on.
+    assert analyze([3, 6, 8], "permute: [0, 2, 1]", "softmax2d").layers[1].rf == RF((1, 1), (1, 1), (0, 0), layout=(2, 1))
+
+
+def test_every_kind_without_required_arguments_says_what_it_mixes_without_failing():
+    """Any kind may follow a permute: its mixed_dims must answer (or raise a LayerError)."""
+    from archcalc.errors import LayerError
+    from archcalc.layers import KINDS
+
+    for kind, layer in sorted(KINDS.items()):
+        if any(arg.required for arg in layer.args):
+            continue
+        args = {arg.name: arg.default for arg in layer.args}
+        try:
+            mixed = layer.mixed_dims(args, [(4, 6, 8)])
+        except LayerError:
+            continue
+        assert mixed is None or all(0 <= d < 3 for d in mixed), kind
