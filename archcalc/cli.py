@@ -457,10 +457,7 @@ def export(
         if to is ExportFormat.onnx:
             if output is None:
                 raise SpecError("--to onnx writes a binary file: give it with -o FILE.onnx")
-            if output.is_dir() or output.is_fifo() or output.is_socket() or not output.parent.is_dir():
-                problem = ("its folder does not exist" if not output.parent.is_dir() else "it is a folder"
-                           if output.is_dir() else "it is a named pipe or a socket")
-                raise SpecError(f"--output {_shown(str(output))}: cannot write it: {problem}")
+            _output_mode(output, "--output")
             from archcalc.torch.source import export_onnx
 
             try:
@@ -634,6 +631,26 @@ def evaluate_cmd(
                   f"of --data {tr.shown(result['data'])}", highlight=False)
     tr.print_summary(console, result)
 
+def _output_mode(path: Path, option: str):
+    """The st_mode of an output path the user named (None: it does not exist yet). A folder, a
+    named pipe (it would wait for a reader forever), a socket, or a path that cannot even be
+    looked at (a name too long, a folder without permission) is a SpecError."""
+    import os
+    import stat
+
+    where = f"{option} {_shown(str(path))}: cannot write it"
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise SpecError(f"{where}: {exc.strerror or exc}") from None
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISDIR(mode):
+        kind = "a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a folder"
+        raise SpecError(f"{where}: it is {kind}")
+    return mode
+
+
 def _write_text(path: Path, text: str, option: str) -> None:
     """Write an output file the user named. A file is replaced whole (written beside it, then
     renamed: a full disk leaves the old one, never half a new one); a device such as /dev/null
@@ -645,14 +662,9 @@ def _write_text(path: Path, text: str, option: str) -> None:
 
     where = f"{option} {_shown(str(path))}"
     try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        mode = None
-    except OSError as exc:
-        _fail(SpecError(f"{where}: cannot write it: {exc.strerror or exc}"))
-    if mode is not None and (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISDIR(mode)):
-        kind = "a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a folder"
-        _fail(SpecError(f"{where}: cannot write it: it is {kind}"))
+        mode = _output_mode(path, option)
+    except SpecError as exc:
+        _fail(exc)
     try:
         if mode is not None and not stat.S_ISREG(mode):  # a character device: /dev/null, /dev/stdout
             with open(path, "w", newline="") as handle:

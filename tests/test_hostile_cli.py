@@ -93,7 +93,11 @@ def test_the_real_entry_point_gives_one_line_for_a_usage_mistake():
 
 @pytest.mark.parametrize("args", [["export", STACK, "--to", "dot", "-o", "{tmp}"],
                                   ["export", STACK, "--to", "mermaid", "-o", "{tmp}/missing/x.md"],
-                                  ["check", HOMEWORK, ANSWER_KEY, "--gradebook", "{tmp}"]])
+                                  ["check", HOMEWORK, ANSWER_KEY, "--gradebook", "{tmp}"],
+                                  # a name too long to look at (os.stat raises ENAMETOOLONG): was a traceback
+                                  ["export", STACK, "--to", "onnx", "-o", "{tmp}/" + "a" * 300 + ".onnx"],
+                                  ["export", STACK, "--to", "onnx", "-o", "{tmp}"],
+                                  ["export", STACK, "--to", "pytorch", "-o", "{tmp}/" + "a" * 300 + ".py"]])
 def test_an_output_path_that_cannot_be_written(tmp_path, args):
     args = [str(a).replace("{tmp}", str(tmp_path)) for a in args]
     line = assert_refused(_invoke(*args), located=False)
