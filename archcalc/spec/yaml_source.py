@@ -65,10 +65,19 @@ class YList(list):
         return self.item_locs[index] if 0 <= index < len(self.item_locs) else self.loc
 
 
-def read_source(path, what: str = "spec") -> str:
+_FILE_KINDS = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
+
+
+def kind_of(mode: int) -> str:
+    """'a FIFO', 'a symbolic link', ... for a non-regular st_mode."""
+    return next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
+
+
+def read_source(path, what: str = "spec", limit: int | None = None) -> str:
     """A YAML file's text; a missing, unreadable, non-regular (device, FIFO) or oversized file is
     a one-line SpecError. The file is opened without blocking and checked before it is read, and
-    at most MAX_SOURCE_BYTES + 1 bytes are read."""
+    at most `limit` (default MAX_SOURCE_BYTES) + 1 bytes are read."""
     from pathlib import Path
 
     path = Path(path)
@@ -89,16 +98,16 @@ def read_source(path, what: str = "spec") -> str:
             if stat.S_ISDIR(info.st_mode):
                 raise SpecError(f"{shown}: is a directory, expected a YAML {what} file")
             if not stat.S_ISREG(info.st_mode):
-                raise SpecError(f"{shown}: is not a regular file (a device, FIFO or socket); "
+                raise SpecError(f"{shown}: is {kind_of(info.st_mode)}, not a regular file; "
                                 f"expected a YAML {what} file")
-            too_big = (f"{shown}: the {what} file is larger than the limit of {MAX_SOURCE_BYTES:,} bytes "
-                       f"({MAX_SOURCE_BYTES // 2**20} MiB)")
-            if info.st_size > MAX_SOURCE_BYTES:
+            limit = MAX_SOURCE_BYTES if limit is None else limit
+            too_big = f"{shown}: the {what} file is larger than the limit of {limit:,} bytes ({limit / 2**20:g} MiB)"
+            if info.st_size > limit:
                 raise SpecError(too_big)
-            data = handle.read(MAX_SOURCE_BYTES + 1)  # the file may have grown since
+            data = handle.read(limit + 1)  # the file may have grown since
         except OSError as exc:
             raise SpecError(f"{shown}: cannot read: {exc.strerror or exc}") from None
-    if len(data) > MAX_SOURCE_BYTES:
+    if len(data) > limit:
         raise SpecError(too_big)
     try:
         return data.decode("utf-8")

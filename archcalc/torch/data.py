@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from archcalc.errors import SpecError, did_you_mean
+from archcalc.spec.yaml_source import kind_of
 
 # plus: a path to an .npz file, an image folder, or "torchvision:NAME[:ROOT]"
 SOURCES = ("digits", "synthetic", "sample-images")
@@ -272,7 +273,7 @@ def _load_raw(source, task, input_shape, *, seed, synthetic_size, num_classes, t
     if info is not None and stat.S_ISDIR(info.st_mode):
         return (*_image_folder(path, task, input_shape), None)
     if info is not None and not stat.S_ISREG(info.st_mode):
-        raise SpecError(f"data '{source}' is {_kind(info.st_mode)}, not a file: give a .npz file or a folder of images")
+        raise SpecError(f"data '{source}' is {kind_of(info.st_mode)}, not a file: give a .npz file or a folder of images")
     if info is not None:
         return (*_npz(path, task), None)
     if path.suffix == ".npz":
@@ -304,12 +305,6 @@ def _synthetic(task, shape, seed, size, num_classes, tokens, target_shape, vocab
     return x, None, None
 
 
-def _kind(mode: int) -> str:
-    from archcalc.torch.runfolder import kind_of
-
-    return kind_of(mode)
-
-
 def _open_regular(path):
     """`path` opened for reading if it is a regular file (O_NONBLOCK: a FIFO put in its place does not
     block the open, and is then refused)."""
@@ -320,7 +315,7 @@ def _open_regular(path):
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
-        raise SpecError(f"'{path}' is {_kind(mode)}, not a file")
+        raise SpecError(f"'{path}' is {kind_of(mode)}, not a file")
     os.set_blocking(fd, True)
     return os.fdopen(fd, "rb")
 
@@ -453,7 +448,7 @@ def _is_image_file(p) -> bool:
     if stat.S_ISDIR(mode):
         return False
     if not stat.S_ISREG(mode):
-        raise SpecError(f"image '{p}' is {_kind(mode)}, not a file")
+        raise SpecError(f"image '{p}' is {kind_of(mode)}, not a file")
     return True
 
 

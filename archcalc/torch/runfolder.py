@@ -27,6 +27,7 @@ from contextlib import suppress
 from pathlib import Path
 
 from archcalc.errors import Loc, SpecError
+from archcalc.spec.yaml_source import kind_of
 
 LOCK_NAME = ".lock"
 #: Text files of a run (config.yaml, spec.yaml, metrics.jsonl, data.json, summary.json) are small;
@@ -36,13 +37,6 @@ _FOLD = re.compile(r"fold\d+")
 _TEMPORARY = re.compile(r"\..+\.\d+\.[0-9a-f]{8}\.tmp")  # what `write` names its temporary files
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_KINDS = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
-
-
-def kind_of(mode: int) -> str:
-    """'a FIFO', 'a symbolic link', ... for a non-regular st_mode."""
-    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
 
 
 def folder_name(label: str) -> str:

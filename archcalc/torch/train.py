@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from archcalc.errors import Loc, SpecError, did_you_mean
 from archcalc.spec.graph import Graph
+from archcalc.spec.yaml_source import read_source
 from archcalc.torch import checkpoint, distributed, runfolder
 
 TASKS = ("classify", "binary", "regress", "denoise")
@@ -202,32 +203,6 @@ def _label(name: str, where: dict) -> str:
     return name if where.get(name) is not None else _flag(name)
 
 
-def _config_text(path) -> str:
-    """A --config file's text. Only a regular file under MAX_CONFIG_BYTES is read: a FIFO would
-    block and /dev/zero never ends (O_NONBLOCK, so opening a FIFO does not wait either)."""
-    import stat as st
-
-    path = Path(path)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        raise SpecError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(fd)
-        if not st.S_ISREG(info.st_mode):
-            raise SpecError(f"{path}: is {runfolder.kind_of(info.st_mode)}, expected a YAML file of settings")
-        if info.st_size > MAX_CONFIG_BYTES:
-            raise SpecError(f"{path}: {info.st_size:,} bytes; a run config is at most {MAX_CONFIG_BYTES:,}")
-        os.set_blocking(fd, True)
-        data = handle.read(MAX_CONFIG_BYTES + 1)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SpecError(f"{path}: not UTF-8 text (byte {exc.start + 1})") from None
-
-
 def _file_values(text: str, path) -> dict:
     """setting -> (value, FILE:LINE:COL) of one YAML config's text."""
     from archcalc.homework.answers import plain
@@ -255,7 +230,7 @@ def _gather(paths, overrides: dict | None, run_file=None) -> dict:
     values = _file_values(runfolder.read_text(run_file), run_file) if run_file is not None else {}
     paths = paths if isinstance(paths, (list, tuple)) else [paths]
     for path in (p for p in paths if p is not None):
-        values.update(_file_values(_config_text(path), path))
+        values.update(_file_values(read_source(path, "config", limit=MAX_CONFIG_BYTES), path))
     for name, value in (overrides or {}).items():
         if value is not None:
             if name not in FIELDS:
