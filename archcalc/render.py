@@ -222,7 +222,7 @@ def markdown_text(report: Report, depth=None, latex: bool = False) -> str:
     md = markdown_escape
     lines = [f"### {md(report.name)} (input {md(shape_text(report.input_shape))}, batch {report.batch})", "",
              "| " + " | ".join(HEADERS) + " |",
-             "|" + "|".join("---:" if 3 <= i <= 4 else "---" for i in range(len(HEADERS))) + "|"]
+             "|" + "|".join("---:" if i in RIGHT_COLUMNS else "---" for i in range(len(HEADERS))) + "|"]
     fmt = latex_text if latex else None
     for row in _rows(report, depth):
         lines.append("| " + " | ".join(md(c) for c in _cells(row, fmt)) + " |")

@@ -28,7 +28,7 @@ from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
 from archcalc.errors import Loc, SpecError, did_you_mean
-from archcalc.spec.expr import ExprError, evaluate, names_in
+from archcalc.spec.expr import MAX_MAGNITUDE, MAX_SYMBOLIC_EXPONENT, ExprError, evaluate, names_in
 from archcalc.spec.yaml_source import YList, YMap, load_yaml, read_source
 
 TOP_KEYS = ("set", "tolerance", "answers")
@@ -39,9 +39,7 @@ TOTAL_ONLY = frozenset({"param_bytes"})
 NUMBER_FIGURES = tuple(f for f in FIGURES if f not in ("output_shape", "rf"))
 TOTAL = "total"
 DEFAULT_TOLERANCE = 0.01
-MAX_ANSWER = 10**30  # as archcalc.spec.expr's bound: far above any real count
 MAX_DIGITS = 40  # digits of a written number (1e30 has 31)
-MAX_SYMBOLIC_EXPONENT = 64  # H**64 is already absurd; bigger powers only slow sympy down
 
 #: Multipliers of approximate answers. Single letters are case-sensitive where case matters
 #: (lower-case m would be "milli"); words are case-insensitive.
@@ -222,7 +220,7 @@ def _bindings(raw, loc) -> tuple[dict, dict]:
     for key, value in raw.items():
         if not isinstance(key, str) or not _IDENT.match(key) or key in ("min", "max"):
             raise SpecError(f"{_shown(key)} is not a symbol name (letters, digits and _)", raw.key_locs[key])
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ANSWER:
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_MAGNITUDE:
             raise SpecError(f"set {key}: expected a positive integer up to 1e30, got {_shown(value)}",
                             raw.where(key))
         out[key], locs[key] = value, raw.where(key)
@@ -252,7 +250,7 @@ class _ValueParser:
             raise SpecError(f"expected {what}: {forms}; got {shown}", loc)
         if isinstance(value, float) and not math.isfinite(value):
             raise SpecError(f"{value!r} is not a finite number", loc)
-        if isinstance(value, (int, float)) and abs(value) > MAX_ANSWER:
+        if isinstance(value, (int, float)) and abs(value) > MAX_MAGNITUDE:
             shown = (_shown(value) if isinstance(value, float) or abs(value) < 10**100  # repr: at most 4300 digits
                      else f"a number of about {int(value.bit_length() * 0.30103) + 1} digits")
             raise SpecError(f"{shown} is too large (answers are at most 1e30)", loc)
@@ -388,7 +386,7 @@ def parse_approx(text: str, loc=None, memory: bool = False):
         raise SpecError(f"{_shown(text)} has {digits} digits; an answer has at most {MAX_DIGITS}", loc)
     try:
         value = Decimal(num.replace(",", "").replace("_", "")) * scale
-        too_large = not value.is_finite() or abs(value) > Decimal(MAX_ANSWER)
+        too_large = not value.is_finite() or abs(value) > Decimal(MAX_MAGNITUDE)
     except ArithmeticError:  # decimal's InvalidOperation and Overflow (an exponent like e99999999999)
         too_large = True
     if too_large:

@@ -19,7 +19,7 @@ import stat
 import yaml
 
 from archcalc.errors import Loc, SpecError
-from archcalc.spec.expr import too_large
+from archcalc.spec.expr import MAX_MAGNITUDE, too_large  # one bound for YAML numbers and expressions
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -33,8 +33,6 @@ MAX_DEPTH = 100
 #: Values that re-visiting aliased content may produce. Real specs share small blocks; a document
 #: whose aliases expand beyond this is refused.
 MAX_ALIAS_EXPANSION = 100_000
-#: Largest magnitude of a number written in YAML (as for expressions, archcalc.spec.expr).
-MAX_MAGNITUDE = 10**30
 #: Longest number literal read (10^30 has 31 digits; the rest is room for signs, `_` and zeros).
 MAX_LITERAL_CHARS = 100
 
