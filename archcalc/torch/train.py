@@ -1180,7 +1180,9 @@ def _check_memory(graph, report, cfg, ds, dev) -> None:
     if available is None:
         return
     t = report.totals
-    states = 0 if cfg.optimizer == "sgd" and not cfg.momentum else 1 if cfg.optimizer == "sgd" else 2
+    from archcalc.analysis.memory import OPTIMIZER_STATES  # memory planning's count, per parameter
+
+    states = OPTIMIZER_STATES["momentum" if cfg.optimizer == "sgd" and cfg.momentum else cfg.optimizer]
     data = sum(v.numel() * v.element_size() for v in (ds.x_train, ds.y_train, ds.x_val, ds.y_val, ds.x_test,
                                                        ds.y_test))
     need = 4 * int(t.params) + 4 * (1 + states) * int(t.trainable_params) + data
