@@ -694,10 +694,7 @@ def _fit(run: _Run, ds, run_dir: Path, resume: bool, title: str = "") -> tuple[d
     metrics_path = run_dir / "metrics.jsonl"
     loaded = resume and runfolder.exists(run_dir / "last.pt")
     if loaded:
-        ck = checkpoint.load(run_dir / "last.pt", dev)
-        if ck["step"] and ck["config"].get("batch_size") != cfg.batch_size:
-            raise SpecError(f"{run_dir} stopped in the middle of an epoch: resume it with the same --batch-size "
-                            f"({ck['config'].get('batch_size')})")
+        ck = checkpoint.load(run_dir / "last.pt", dev)  # its batch size was checked by _check_resume
         _same_network(ck["network"], run.graph, f"{run_dir / 'last.pt'} was trained on another network",
                       "the run's spec.yaml or config.yaml was edited since: put them back to resume")
         _load_weights(model, ck["model"], run_dir / "last.pt")
@@ -993,11 +990,11 @@ def _check_resume(out: Path, cfg: TrainConfig, graph: Graph) -> None:
     config's input and sizes), and metrics.jsonl reads."""
     for last in _checkpoint_files(out, cfg):
         best = last.with_name("best.pt")
-        for path in (last, best) if runfolder.exists(best) else (last,):
-            network = checkpoint.load(path)["network"]
-            _same_network(network, graph, f"{path} was trained on another network",
+        loaded = {path: checkpoint.load(path) for path in ((last, best) if runfolder.exists(best) else (last,))}
+        for path, ck in loaded.items():
+            _same_network(ck["network"], graph, f"{path} was trained on another network",
                           "the run's spec.yaml or config.yaml was edited since: put them back to resume")
-        ck = checkpoint.load(last)
+        ck = loaded[last]  # each file read (and its checksums computed) once
         if ck["step"] and ck["config"].get("batch_size") != cfg.batch_size:
             raise SpecError(f"{out} stopped in the middle of an epoch: resume it with the same --batch-size "
                             f"({ck['config'].get('batch_size')})")
