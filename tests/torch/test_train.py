@@ -115,6 +115,9 @@ def test_ctrl_c_mid_epoch_saves_and_resumes_exactly(digits):
         run(tmp, "ctrlc", on_step=press_ctrl_c)
     state = checkpoint.load(tmp / "ctrlc" / "last.pt")
     assert (state["epoch"], state["step"]) == (1, 7)
+    # Step 7 of epoch 2 means nothing with other batches: another --batch-size is refused.
+    with pytest.raises(SpecError, match="stopped in the middle of an epoch: resume it with the same --batch-size"):
+        run(tmp, "ctrlc", resume=True, batch_size=TrainConfig().batch_size * 2)
     run(tmp, "ctrlc", resume=True)
     full, resumed = weights(tmp / "full"), weights(tmp / "ctrlc")
     assert all(torch.equal(full[k], resumed[k]) for k in full)
