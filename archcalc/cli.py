@@ -15,6 +15,7 @@ try:  # typer >= 0.28 carries its own copy of click, whose exceptions are not cl
 except ImportError:  # pragma: no cover - older typer raises click's own
     from click import exceptions as _usage
 
+from archcalc.analysis.memory import DEFAULT_UTILIZATION, MAX_PEAK_TFLOPS, MIN_PEAK_TFLOPS, MIN_UTILIZATION
 from archcalc.analysis.report import DTYPE_BYTES
 from archcalc.errors import SpecError, one_line
 
@@ -226,8 +227,10 @@ def memory_cmd(
     tokens: Optional[int] = typer.Option(None, "--tokens", min=1, help="Training tokens (sequence specs)."),
     examples: Optional[int] = typer.Option(None, "--examples", min=1, help="Training examples."),
     gpu: Optional[Gpu] = typer.Option(None, "--gpu", help="GPU whose dense peak (for --dtype) sets the time."),
-    peak_tflops: Optional[float] = typer.Option(None, "--peak-tflops", help="Peak TFLOP/s, instead of --gpu."),
-    utilization: float = typer.Option(0.4, "--utilization", help="Fraction of peak achieved (MFU)."),
+    peak_tflops: Optional[float] = typer.Option(None, "--peak-tflops", help=f"Peak TFLOP/s, instead of --gpu "
+                                                f"({MIN_PEAK_TFLOPS:g} to {MAX_PEAK_TFLOPS:g})."),
+    utilization: float = typer.Option(DEFAULT_UTILIZATION, "--utilization", help="Fraction of peak achieved "
+                                      f"(MFU), {MIN_UTILIZATION:g} to 1."),
     as_json: bool = typer.Option(False, "--json", help="Exact bytes and FLOPs as JSON."),
     bindings: Optional[list[str]] = SET,
 ) -> None:
