@@ -68,7 +68,9 @@ class Layer:
     kind: ClassVar[str]
     args: ClassVar[tuple[Arg, ...]] = ()
     primary: ClassVar[str | None] = None  # argument set by a scalar: `linear: 10` is `out: 10`
-    arity: ClassVar[int | None] = 1  # inputs taken; None means two or more (merges)
+    # Inputs taken: 1; None means two or more (merges); a pair (fewest, most) a range, e.g. (1, 2)
+    # for attention (the sequence, and optionally an additive score bias). See arity_bounds.
+    arity: ClassVar[int | tuple[int, int] | None] = 1
     summary: ClassVar[str] = ""
     formulas: ClassVar[dict[str, str]] = {}  # figure -> formula, shown in docs
     # The receptive-field probe of `archcalc verify` runs a linear, positive stand-in of the net.
@@ -176,6 +178,42 @@ class Layer:
             want = " or ".join(f"[C{', L' if r == 1 else ', H, W' if r == 2 else ', D, H, W'}]" for r in ranks)
             raise LayerError(f"{kind} needs an input shaped {want}, got {list(shape)}")
         return axes
+
+
+def arity_bounds(arity) -> tuple[int, int | None]:
+    """(fewest, most) inputs of a kind's `arity`: 1 -> (1, 1), None -> (2, None: any number),
+    (a, b) -> (a, b)."""
+    if arity is None:
+        return 2, None
+    if isinstance(arity, tuple):
+        return arity
+    return arity, arity
+
+
+_COUNT_WORDS = {1: "one", 2: "two", 3: "three", 4: "four"}
+
+
+def arity_text(arity) -> str:
+    """The inputs a kind takes, in words: "one", "two or more", "one or two", "two to four"."""
+    low, high = arity_bounds(arity)
+    word = _COUNT_WORDS.get(low, str(low))
+    if high is None:
+        return f"{word} or more"
+    if high == low:
+        return word
+    return f"{word} {'or' if high == low + 1 else 'to'} {_COUNT_WORDS.get(high, str(high))}"
+
+
+def arity_error(kind: str, arity, count: int) -> str | None:
+    """Why `count` inputs do not suit a kind of this arity (None when they do)."""
+    low, high = arity_bounds(arity)
+    if low <= count and (high is None or count <= high):
+        return None
+    if arity == 1:
+        return f"{kind} takes one input, but 'from' names {count}"
+    if arity is None:
+        return f"{kind} merges two or more inputs; name them with 'from: [a, b]'"
+    return f"{kind} takes {arity_text(arity)} inputs, but 'from' names {count}"
 
 
 def dim_index(dim: int, rank: int, arg: str = "dim") -> int:
