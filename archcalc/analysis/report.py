@@ -98,6 +98,9 @@ class Report:
     totals: Totals = field(default_factory=Totals)
     symbols: tuple = ()  # free size symbols: figures are then formulas (sympy)
     constraints: dict = field(default_factory=dict)
+    # A spec written with `inputs:`: every input as (name, shape, token ids?), in order; the first
+    # is input_shape. Empty for a spec with one `input:`.
+    inputs: tuple = ()
 
     def layer(self, name: str) -> LayerResult:
         for row in self.layers:
@@ -148,6 +151,11 @@ class Report:
                 "activation_bytes": _j(t.activation_bytes), "input_bytes": _j(t.input_bytes),
             },
         }
+        if self.inputs:  # after "input" (the first one's shape): every input by name
+            listed = {name: ({"tokens": _j(shape)} if tokens else _j(shape)) for name, shape, tokens in self.inputs}
+            keys = list(out)
+            keys.insert(keys.index("input") + 1, "inputs")
+            out = {k: listed if k == "inputs" else out[k] for k in keys}
         if self.symbols:
             out["symbols"] = {name: self.constraints.get(name, {}) for name in self.symbols}
         if depth is not None:

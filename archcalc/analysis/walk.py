@@ -32,6 +32,18 @@ def layer_field(layer, a, rfs, shapes, out):
         return rf_module.moved(rfs, shapes, out, layer.mixed_dims(a, shapes))
     return layer.rf(a, rfs, shapes, out)
 
+def input_fields(graph: Graph) -> dict:
+    """Receptive fields of the network's inputs. Fields are measured in pixels of the FIRST input,
+    when it has spatial axes (rank 2 or more, real values): it starts with the identity field. Token
+    ids, inputs of rank 1 and every other input have no field, so a value that depends on one of
+    them (alone, or merged with the first input's) has none either."""
+    first = graph.inputs[0]
+    spatial = len(first.shape) > 1 and not first.tokens  # token ids have no spatial axes
+    rfs = {i.name: None for i in graph.inputs}
+    rfs[first.name] = RF.identity(len(first.shape) - 1) if spatial else None
+    return rfs
+
+
 def _past_limit(value) -> bool:
     return is_num(value) and abs(value) > MAX_FIGURE
 
@@ -48,15 +60,17 @@ def _walk(graph: Graph, batch: int, dtype: str) -> Report:
     if dtype not in DTYPE_BYTES:
         raise SpecError(f"unknown dtype '{dtype}'; expected one of {', '.join(DTYPE_BYTES)}")
     size = DTYPE_BYTES[dtype]
-    for n in graph.input_shape:
-        if is_num(n) and n < 1:
-            raise SpecError(f"input sizes must be positive, got {list(graph.input_shape)}", graph.input_loc)
-    if _past_limit(prod(graph.input_shape)):
-        raise SpecError(f"the input would hold more than 1e308 values ({len(graph.input_shape)} sizes)", graph.input_loc)
-    shapes = {INPUT: tuple(graph.input_shape)}
-    spatial = len(graph.input_shape) > 1 and not graph.tokens  # token ids have no spatial axes
-    rfs = {INPUT: RF.identity(len(graph.input_shape) - 1) if spatial else None}
-    tokens = {INPUT} if graph.tokens else set()  # values holding integer token ids
+    for net_input in graph.inputs:
+        what = "input" if not graph.named_inputs else f"input '{net_input.name}'"
+        for n in net_input.shape:
+            if is_num(n) and n < 1:
+                raise SpecError(f"{what} sizes must be positive, got {list(net_input.shape)}", net_input.loc)
+        if _past_limit(prod(net_input.shape)):
+            raise SpecError(f"the {what} would hold more than 1e308 values ({len(net_input.shape)} sizes)",
+                            net_input.loc)
+    shapes = dict(graph.input_shapes)
+    rfs = input_fields(graph)
+    tokens = set(graph.token_inputs)  # values holding integer token ids
     ties = {}  # tied layer -> the node that shares its weight
     for node in graph.nodes:
         target = KINDS[node.kind].tied_to(node.args)
@@ -133,6 +147,9 @@ def _walk(graph: Graph, batch: int, dtype: str) -> Report:
     output = shapes[graph.output]
     report = Report(graph.name, tuple(graph.input_shape), batch, dtype, rows, output,
                     make_totals(rows, graph.input_shape, batch, dtype))
+    if graph.named_inputs:  # `inputs:`: each listed; the input batch is all of them
+        report.inputs = tuple((i.name, tuple(i.shape), i.tokens) for i in graph.inputs)
+        report.totals.input_bytes = sum(prod(i.shape) for i in graph.inputs) * batch * size
     if graph.symbols:
         report = _in_user_symbols(report, graph)
     return report
@@ -167,5 +184,6 @@ def _in_user_symbols(report: Report, graph: Graph) -> Report:
                      param_bytes=fix(t.param_bytes), activation_bytes=fix(t.activation_bytes),
                      input_bytes=fix(t.input_bytes))
     return replace(report, input_shape=tuple(map(fix, report.input_shape)), layers=rows,
+                   inputs=tuple((n, tuple(map(fix, s)), t) for n, s, t in report.inputs),
                    output_shape=tuple(map(fix, report.output_shape)), totals=totals, symbols=graph.symbols,
                    constraints=graph.constraints)

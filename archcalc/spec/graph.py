@@ -27,6 +27,17 @@ class Node:
         return self.blocks[-1][1] if self.blocks else None
 
 
+@dataclass(frozen=True, slots=True)
+class NetInput:
+    """One input of the network: `input: SHAPE` is the single input named `input`; `inputs:` maps
+    several names to shapes (`{tokens: [T]}` for integer token ids). Layers read it by its name."""
+
+    name: str
+    shape: tuple
+    tokens: bool = False
+    loc: Loc | None = None
+
+
 @dataclass
 class Graph:
     name: str
@@ -38,6 +49,33 @@ class Graph:
     back: dict = field(default_factory=dict)  # internal symbol -> its form in the user's symbols
     constraints: dict = field(default_factory=dict)  # symbol -> {multiple_of, min, max}
     tokens: bool = False  # the input holds integer token ids (`input: {tokens: [T]}`), not real values
+    # Every network input in order (`inputs:`); the first is the one input_shape, tokens and
+    # input_loc describe. Left empty, it is that one input, named `input`.
+    inputs: tuple = ()
+
+    def __post_init__(self):
+        if not self.inputs:
+            self.inputs = (NetInput(INPUT, tuple(self.input_shape), self.tokens, self.input_loc),)
+
+    @property
+    def input_names(self) -> tuple:
+        """The names layers read the inputs by, in order (`input` for a spec with one `input:`)."""
+        return tuple(i.name for i in self.inputs)
+
+    @property
+    def input_shapes(self) -> dict:
+        """Input name -> its shape (batch excluded), in order."""
+        return {i.name: tuple(i.shape) for i in self.inputs}
+
+    @property
+    def token_inputs(self) -> set:
+        """Names of the inputs that hold integer token ids."""
+        return {i.name for i in self.inputs if i.tokens}
+
+    @property
+    def named_inputs(self) -> bool:
+        """Written with `inputs:` (names of the user's own), not one `input:`."""
+        return len(self.inputs) > 1 or self.inputs[0].name != INPUT
 
     @property
     def output(self) -> str:

@@ -17,15 +17,15 @@ from pathlib import Path
 
 from archcalc.errors import Loc, SpecError, did_you_mean
 from archcalc.layers import KINDS
-from archcalc.layers.base import Arg, Layer
+from archcalc.layers.base import Arg, Layer, arity_error
 from archcalc.spec.expr import FUNCTIONS, ExprError, evaluate, names_in
 from archcalc.spec.symbols import CONSTRAINT_KEYS, is_symbolic
 from archcalc.spec.symbols import make as symbols_make
-from archcalc.spec.graph import INPUT, Graph, Node
+from archcalc.spec.graph import INPUT, Graph, NetInput, Node
 from archcalc.spec.yaml_source import YList, YMap, load_yaml, read_source
 
-TOP_KEYS = ("name", "description", "input", "symbols", "vars", "blocks", "layers")
-BLOCK_KEYS = ("args", "layers", "description")
+TOP_KEYS = ("name", "description", "input", "inputs", "symbols", "vars", "blocks", "layers")
+BLOCK_KEYS = ("args", "inputs", "layers", "description")
 RESERVED = ("name", "from", "repeat", "trainable")
 _BESIDE = ", ".join(f"'{k}'" for k in RESERVED[:-1]) + f" and '{RESERVED[-1]}'"  # for messages
 MAX_REPEAT = 100_000
@@ -73,10 +73,14 @@ def gc_paused():
 class _Scope:
     """One list of entries being expanded: the top level or a block instance."""
 
-    def __init__(self, prefix: str, values: dict, input_ref: str):
+    def __init__(self, prefix: str, values: dict, input_ref: str, named: dict | None = None):
         self.prefix = prefix  # "" or "basic1."
         self.values = values  # names usable in expressions
         self.refs: dict[str, object] = {INPUT: input_ref}  # local name -> node name or _Instance
+        # The scope's inputs by name (the network's `inputs:`, a block's `inputs: [x, memory]`);
+        # `input` is the first of them.
+        self.inputs = dict(named or {})
+        self.refs.update(self.inputs)
 
     def full(self, local: str) -> str:
         return self.prefix + local
@@ -109,9 +113,15 @@ class _SpecBuilder:
             if key not in TOP_KEYS:
                 raise SpecError(f"unknown top-level key {_shown(key)}{did_you_mean(key, TOP_KEYS)}; "
                                 f"expected one of {', '.join(TOP_KEYS)}", doc.key_locs[key])
-        for key in ("input", "layers"):
-            if key not in doc:
-                raise SpecError(f"the spec has no '{key}'", doc.loc)
+        if "input" in doc and "inputs" in doc:
+            raise SpecError("give 'input' (the one input) or 'inputs' (several, by name), not both",
+                            doc.key_locs["inputs"])
+        if "input" not in doc and "inputs" not in doc:
+            raise SpecError("the spec has no 'input' (or 'inputs' for several named inputs)", doc.loc)
+        if "layers" not in doc:
+            raise SpecError("the spec has no 'layers'", doc.loc)
+        raw_inputs = self._raw_inputs(doc)
+        overrides = _overrides(input_shape, [n for n, *_ in raw_inputs], "inputs" in doc)
         name = doc.get("name")
         if name is None:
             name = Path(self.file).stem
@@ -123,7 +133,8 @@ class _SpecBuilder:
                 raise SpecError(f"'name' is longer than {MAX_LABEL} characters", doc.where("name"))
         if isinstance(doc.get("description"), str):
             check_text(doc["description"], doc.where("description"), "'description'", lines=True)
-        symbols, back, constraints = self._symbols(doc, bindings, multiples, input_shape is not None)
+        symbols, back, constraints = self._symbols(doc, bindings, multiples,
+                                                   [r for n, r, _, _ in raw_inputs if n not in overrides])
         if constraints:  # sizes left as symbols
             free = ", ".join(constraints)
             self.limit = MAX_SYMBOLIC_LAYERS
@@ -131,15 +142,35 @@ class _SpecBuilder:
                         f"to analyse up to {MAX_NODES:,}")
         self.globals = self._vars(doc.get("vars"), doc.where("vars"), symbols, bindings)
         self.blocks = self._blocks(doc.get("blocks"), doc.where("blocks"))
-        raw_input, tokens = _input_sizes(doc["input"])
-        shape = input_shape if input_shape is not None else self._input(raw_input, doc.where("input"))
+        inputs = tuple(NetInput(n, tuple(overrides[n]) if n in overrides else self._input(raw, loc, n), tokens, loc)
+                       for n, raw, tokens, loc in raw_inputs)
         layers = doc["layers"]
         if not isinstance(layers, YList) or not layers:
             raise SpecError("'layers' must be a non-empty list of layer entries", doc.where("layers"))
-        self._expand(layers, _Scope("", self.globals, INPUT), stack=())
+        named = {i.name: i.name for i in inputs} if "inputs" in doc else None
+        self._expand(layers, _Scope("", self.globals, inputs[0].name, named), stack=())
         self._resolve_layer_args()
-        return Graph(name, tuple(shape), self.nodes, self.file, doc.where("input"),
-                     tuple(constraints), back, constraints, tokens)
+        first = inputs[0]
+        return Graph(name, first.shape, self.nodes, self.file, first.loc,
+                     tuple(constraints), back, constraints, first.tokens, inputs)
+
+    def _raw_inputs(self, doc) -> list:
+        """[(name, sizes as written, token ids?, where)] of `input:` (one input named `input`) or
+        `inputs:` (name -> sizes, in order)."""
+        if "input" in doc:
+            return [(INPUT, *_input_sizes(doc["input"]), doc.where("input"))]
+        raw = doc["inputs"]
+        if not isinstance(raw, YMap) or not raw:
+            raise SpecError("'inputs' must map input names to shapes, e.g. {features: [80, 3000], ids: {tokens: "
+                            "[448]}}", doc.where("inputs"))
+        out = []
+        for key in raw:
+            if key == INPUT:
+                raise SpecError("'input' is reserved: it names the first input; give each input a name of its "
+                                "own", raw.key_locs[key])
+            self._check_name(key, raw.key_locs[key], "input")
+            out.append((key, *_input_sizes(raw[key]), raw.where(key)))
+        return out
 
     def _resolve_layer_args(self):
         """Arguments naming another layer (`tie: lm_head`) may name a later one, so they are
@@ -152,9 +183,10 @@ class _SpecBuilder:
                 raise SpecError(f"'{key}: {ref}' names no layer{did_you_mean(ref, self.names)}", loc, layer)
             args[key] = found
 
-    def _symbols(self, doc, bindings: dict, multiples: dict, input_given: bool):
-        """Names in `input` that no var defines, and those declared under `symbols:`, are size
-        symbols; `--set` bindings make them numbers. Returns (scope, back, constraints)."""
+    def _symbols(self, doc, bindings: dict, multiples: dict, raw_inputs: list):
+        """Names in the inputs' sizes (`raw_inputs`: those not overridden) that no var defines, and
+        those declared under `symbols:`, are size symbols; `--set` bindings make them numbers.
+        Returns (scope, back, constraints)."""
         raw = doc.get("symbols")
         declared = {}
         if raw is not None:
@@ -178,8 +210,9 @@ class _SpecBuilder:
                 declared[key] = dict(rules)
         var_names = set(doc.get("vars") or {}) if isinstance(doc.get("vars"), YMap) else set()
         names = list(declared)
-        raw_input = _input_sizes(doc.get("input"))[0]
-        if not input_given and isinstance(raw_input, YList):
+        for raw_input in raw_inputs:
+            if not isinstance(raw_input, YList):
+                continue
             for value in raw_input:
                 if isinstance(value, str):
                     try:
@@ -249,11 +282,24 @@ class _SpecBuilder:
                                 body.where("args"))
             for arg in args or ():
                 self._check_name(arg, args.key_locs[arg], "block argument")
+            names = body.get("inputs")
+            if names is not None:
+                if not isinstance(names, YList) or not names:
+                    raise SpecError(f"'inputs' of block '{key}' must be a list of input names, e.g. [x, memory]",
+                                    body.where("inputs"))
+                for i, name in enumerate(names):
+                    if name == INPUT:
+                        raise SpecError(f"'input' is reserved (it names the first input of block '{key}'); give "
+                                        "each input a name of its own", names.where(i))
+                    self._check_name(name, names.where(i), "block input")
+                    if name in names[:i]:
+                        raise SpecError(f"block '{key}' names its input '{name}' twice", names.where(i))
         return raw
 
-    def _input(self, raw, loc) -> tuple:
+    def _input(self, raw, loc, name=INPUT) -> tuple:
         if not isinstance(raw, YList) or not raw:
-            raise SpecError("'input' must be a list of sizes, channels first, batch excluded "
+            what = "'input'" if name == INPUT else f"input '{name}'"
+            raise SpecError(f"{what} must be a list of sizes, channels first, batch excluded "
                             "(e.g. [3, 224, 224], [784] or [T, F]), or {tokens: [T]} for integer token ids",
                             loc)
         return tuple(self._number(v, self.globals, raw.where(i), "input size", positive_int=True)
@@ -330,6 +376,10 @@ class _SpecBuilder:
         for kind, body, body_loc, meta, local, loc in planned:
             if later.get(local) is loc:
                 del later[local]
+            if local in scope.inputs:
+                where = "the network" if not scope.prefix else "this block"
+                raise SpecError(f"'{local}' names an input of {where}; give this entry another name",
+                                self._name_loc(meta, loc))
             if local in scope.refs and local != INPUT:
                 first = self.names.get(scope.full(local))
                 where = f" (first at line {first.line})" if first else ""
@@ -349,11 +399,14 @@ class _SpecBuilder:
                 ref = self._place(kind, body, body_loc, inputs, scope.full(local), scope, loc, stack)
             else:
                 parts, chained = {}, inputs
+                # A kind or block of several inputs chains its first and gives every copy the
+                # others (a decoder layer repeated reads the same encoder output each time).
+                several = kind in self.blocks or KINDS[kind].arity is not None  # not merges
                 for copy in range(1, repeat + 1):
                     part = self._place(kind, body, body_loc, chained, f"{scope.full(local)}.{copy}",
                                        scope, loc, stack)
                     parts[str(copy)] = part
-                    chained = (part.output if isinstance(part, _Instance) else part,)
+                    chained = (part.output if isinstance(part, _Instance) else part,) + (inputs[1:] if several else ())
                 ref = _Instance(chained[0], parts)
             if frozen:  # every layer the entry placed: all of a block instance's, every copy of a repeat
                 for node in self.nodes[first:]:
@@ -473,10 +526,12 @@ class _SpecBuilder:
         if kind in self.blocks:
             return self._call_block(kind, body, body_loc, inputs, full, scope, loc, stack)
         layer = KINDS[kind]
-        if layer.arity == 1 and len(inputs) != 1:
-            raise SpecError(f"{kind} takes one input, but 'from' names {len(inputs)}", loc, full)
-        if layer.arity is None and len(inputs) < 2:
-            raise SpecError(f"{kind} merges two or more inputs; name them with 'from: [a, b]'", loc, full)
+        wrong = arity_error(kind, layer.arity, len(inputs))
+        if wrong is not None:
+            roles = getattr(layer, "input_roles", ())  # cross_attention: (queries, memory)
+            if roles:
+                wrong += f"; name them in order with 'from: [{', '.join(roles)}]'"
+            raise SpecError(wrong, loc, full)
         args, arg_locs = self._args(layer, body, body_loc, scope.values, full)
         if len(self.nodes) >= self.limit:
             raise SpecError(f"the spec expands to more than {self.limit:,} layers{self.why}", loc, full)
@@ -490,9 +545,15 @@ class _SpecBuilder:
             raise SpecError(f"block '{kind}' uses itself ({chain}); blocks may not be recursive", loc, full)
         if len(stack) >= MAX_BLOCK_DEPTH:
             raise SpecError(f"blocks are nested more than {MAX_BLOCK_DEPTH} deep here", loc, full)
-        if len(inputs) != 1:
-            raise SpecError(f"block '{kind}' takes one input, but 'from' names {len(inputs)}", loc, full)
         block = self.blocks[kind]
+        names = list(block.get("inputs") or ())
+        if not names and len(inputs) != 1:
+            raise SpecError(f"block '{kind}' takes one input, but 'from' names {len(inputs)}", loc, full)
+        if names and len(inputs) != len(names):
+            raise SpecError(f"block '{kind}' takes {len(names)} inputs ({', '.join(names)}), but "
+                            + ("'from' names " + str(len(inputs)) if len(inputs) > 1 else "it is given one")
+                            + f"; name them in order with 'from: [{', '.join(f'a{i + 1}' for i in range(len(names)))}]'",
+                            loc, full)
         defaults = block.get("args") or YMap()
         if body is None:
             body = {}
@@ -505,9 +566,9 @@ class _SpecBuilder:
                 raise SpecError(f"block '{kind}' has no argument {_shown(key)}{did_you_mean(key, defaults)}{hint}; "
                                 f"its arguments are: {', '.join(defaults) or 'none'}", body.key_locs[key], full)
         values = self._block_values(kind, body, scope.values, full)
-        inner = _Scope(full + ".", values, inputs[0])
+        inner = _Scope(full + ".", values, inputs[0], dict(zip(names, inputs)))
         output = self._expand(block["layers"], inner, stack + ((full, kind),))
-        parts = {k: v for k, v in inner.refs.items() if k != INPUT}
+        parts = {k: v for k, v in inner.refs.items() if k != INPUT and k not in inner.inputs}
         return _Instance(output, parts)
 
     def _block_values(self, kind, body, caller: dict, full) -> dict:
@@ -593,6 +654,12 @@ class _SpecBuilder:
                 raise SpecError(f"{what} is {_shown(value)}{did_you_mean(value, arg.choices)}; expected one of "
                                 f"{', '.join(map(str, arg.choices))}", loc, layer)
             return value
+        if t != "choice" and arg.choices:  # a number or one of the argument's words (mamba's dt_rank: auto)
+            if value in arg.choices:
+                return value
+            if isinstance(value, str) and _NAME.match(value) and value not in scope:
+                raise SpecError(f"{what} is {_shown(value)}{did_you_mean(value, arg.choices)}; expected "
+                                f"{_expected(arg)}", loc, layer)
         if t == "padding" and value in ("same", "valid"):
             return value
         if t == "padding" and isinstance(value, str) and _NAME.match(value) and value not in scope:
@@ -704,7 +771,28 @@ def _input_sizes(raw):
     return raw, False
 
 
+def _overrides(given, names: list, named: bool) -> dict:
+    """Input name -> the shape that replaces its written one (`--input`): a shape alone replaces
+    the first input; a mapping {name: shape} replaces inputs by name (`input` is the first)."""
+    if given is None:
+        return {}
+    if not isinstance(given, dict):
+        return {names[0]: tuple(given)}
+    out = {}
+    for key, shape in given.items():
+        target = names[0] if key == INPUT else key
+        if target not in names:
+            have = ", ".join(names) if named else "one, named 'input'"
+            raise SpecError(f"--input {_word(key)}=...: the spec has no input named {_shown(key)}"
+                            f"{did_you_mean(key, names)}; its inputs: {have}")
+        out[target] = tuple(shape)
+    return out
+
+
 def _expected(arg: Arg) -> str:
+    if arg.choices and arg.type != "choice":  # a number or a word: dt_rank is an integer >= 1 or 'auto'
+        words = " or ".join(repr(c) for c in arg.choices)
+        return f"{_expected(Arg(arg.name, arg.type, arg.default, arg.min, arg.max))} or {words}"
     base = {"int": "an integer", "ints": "an integer or a list of integers", "intlist": "a list of integers",
             "float": "a number", "floats": "a number or a list of numbers",
             "padding": "an integer, a list of integers, 'same' or 'valid'"}.get(arg.type, arg.type)
