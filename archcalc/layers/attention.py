@@ -25,13 +25,16 @@ class SelfAttention(nn.Module):
     heads // kv_heads query heads (grouped-query attention). bias: one bool for the four
     projections or a tuple (q, k, v, out). qk_norm "rmsnorm"/"layernorm" normalises q and k after
     the projections and before rotary, over each head ("head", Qwen3) or over the whole
-    projection ("all", OLMo-2). window W: each query sees itself and the W - 1 keys before it."""
+    projection ("all", OLMo-2). window W: each query sees itself and the W - 1 keys before it.
+    scale multiplies q k^T (None: 1 / sqrt(head_dim); T5: 1.0). forward(x, bias): an additive
+    score bias [N or 1, heads or 1, T, T] (T5's relative position bias) joins the scores before
+    the softmax, then the causal or window mask hides what it hides (-inf)."""
 
     def __init__(self, dim, heads, kv_heads, head_dim, bias, causal, dropout, rotary, rotary_base,
-                 qk_norm=None, qk_norm_over="head", qk_norm_eps=1e-6, window=None):
+                 qk_norm=None, qk_norm_over="head", qk_norm_eps=1e-6, window=None, scale=None):
         super().__init__()
         self.heads, self.kv_heads, self.head_dim = heads, kv_heads, head_dim
-        self.causal, self.dropout, self.window = causal, dropout, window
+        self.causal, self.dropout, self.window, self.scale = causal, dropout, window, scale
         self.rotary = Rotary(head_dim, rotary_base) if rotary else None  # no weights
         qb, kb, vb, ob = bias if isinstance(bias, tuple) else (bias,) * 4
         self.q = nn.Linear(dim, heads * head_dim, bias=qb)
@@ -47,7 +50,7 @@ class SelfAttention(nn.Module):
         else:
             self.q_norm = self.k_norm = None
 
-    def forward(self, x):
+    def forward(self, x, bias=None):
         n, t, _ = x.shape
         q, k = self.q(x), self.k(x)
         if self.q_norm is not None and self.qk_norm_over == "all":
@@ -63,16 +66,62 @@ class SelfAttention(nn.Module):
             k = k.repeat_interleave(self.heads // self.kv_heads, dim=1)
             v = v.repeat_interleave(self.heads // self.kv_heads, dim=1)
         p = self.dropout if self.training else 0.0
-        if self.window is not None:
+        mask = None  # True where a query may see a key
+        if self.window is not None or (self.causal and bias is not None):
             i = torch.arange(t, device=x.device)
             behind = i[:, None] - i[None, :]  # query position minus key position
-            mask = (behind >= 0) & (behind < self.window)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+            mask = behind >= 0
+            if self.window is not None:
+                mask = mask & (behind < self.window)
+        if bias is not None:  # added to the scores; the mask then hides what it hides
+            mask = bias if mask is None else bias.masked_fill(~mask, float("-inf"))
+        if mask is not None:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, scale=self.scale)
         else:
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=self.causal)
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=self.causal, scale=self.scale)
         return self.out(y.transpose(1, 2).reshape(n, t, self.heads * self.head_dim))
 
 '''
+
+
+# Argument groups shared with other attention kinds (cross_attention): the heads, the projections'
+# bias switches (read with projection_biases), and the scores' scale and dropout (score_scale).
+HEAD_ARGS = (
+    Arg("heads", "int", min=1, doc="query heads"),
+    Arg("kv_heads", "int", None, min=1, doc="key/value heads (default: heads; 1 = multi-query attention)"),
+    Arg("head_dim", "int", None, min=1, doc="size of each head (default: D / heads; Gemma sets it apart)"),
+)
+BIAS_ARGS = (
+    Arg("bias", "bool", True, doc="biases in the four projections (q_bias ... o_bias override it one by one)"),
+    Arg("q_bias", "bool", None, doc="bias of the query projection (default: bias)"),
+    Arg("k_bias", "bool", None, doc="bias of the key projection (default: bias; Whisper: false)"),
+    Arg("v_bias", "bool", None, doc="bias of the value projection (default: bias)"),
+    Arg("o_bias", "bool", None, doc="bias of the output projection (default: bias; Qwen2: false)"),
+)
+SCORE_ARGS = (
+    Arg("scale", "float", None, min=0,
+        doc="multiplies q k^T before the softmax (default: 1/sqrt(head_dim); T5: 1, unscaled)"),
+    Arg("dropout", "float", 0.0, min=0, max=1, doc="dropout on the attention weights while training"),
+)
+
+
+def projection_biases(a) -> tuple:
+    """(q, k, v, out): each projection's bias switch, `bias` where not given (BIAS_ARGS)."""
+    return tuple(a["bias"] if a[f"{p}_bias"] is None else a[f"{p}_bias"] for p in "qkvo")
+
+
+def score_scale(a):
+    """The scale of q k^T for the module (SCORE_ARGS): None means PyTorch's 1/sqrt(head_dim)."""
+    return None if a["scale"] is None else float(a["scale"])
+
+
+def score_bias_shape(shape: tuple, heads, tq, tk) -> None:
+    """An additive score bias (a second input) must broadcast to the scores [heads, Tq, Tk] of one
+    example, as scaled_dot_product_attention's attn_mask: [heads or 1, Tq, Tk]."""
+    if len(shape) != 3 or shape[1:] != (tq, tk) or shape[0] not in (1, heads):
+        raise LayerError(f"the score bias (second input) must be shaped [heads, Tq, Tk] = [{heads}, {tq}, {tk}] "
+                         f"(or [1, {tq}, {tk}], the same for every head), got {list(shape)}; "
+                         "relative_position_bias gives one")
 
 
 @register
@@ -80,21 +129,15 @@ class Attention(Layer):
     kind = "attention"
     sequence = True
     primary = "heads"
+    arity = (1, 2)  # the sequence [T, D], and optionally an additive score bias [H, T, T]
     summary = ("Multi-head self-attention on [T, D] (nn.MultiheadAttention semantics); grouped-query, causal, "
-               "sliding window, rotary, per-projection biases, q/k norm")
-    args = (
-        Arg("heads", "int", min=1, doc="query heads"),
-        Arg("kv_heads", "int", None, min=1, doc="key/value heads (default: heads; 1 = multi-query attention)"),
-        Arg("head_dim", "int", None, min=1, doc="size of each head (default: D / heads; Gemma sets it apart)"),
-        Arg("bias", "bool", True, doc="biases in the four projections (q_bias ... o_bias override it one by one)"),
-        Arg("q_bias", "bool", None, doc="bias of the query projection (default: bias)"),
-        Arg("k_bias", "bool", None, doc="bias of the key projection (default: bias; Whisper: false)"),
-        Arg("v_bias", "bool", None, doc="bias of the value projection (default: bias)"),
-        Arg("o_bias", "bool", None, doc="bias of the output projection (default: bias; Qwen2: false)"),
+               "sliding window, rotary, per-projection biases, q/k norm, a score scale and an additive score "
+               "bias input (T5)")
+    args = HEAD_ARGS + BIAS_ARGS + (
         Arg("causal", "bool", False, doc="each position attends only to itself and earlier ones (decoders)"),
         Arg("window", "int", None, min=1,
             doc="sliding window (Mistral): each query sees only the last window keys, itself included; needs causal"),
-        Arg("dropout", "float", 0.0, min=0, max=1, doc="dropout on the attention weights while training"),
+    ) + SCORE_ARGS + (
         Arg("rotary", "bool", False, doc="rotary position embedding of queries and keys (rotate-half form)"),
         Arg("rotary_base", "float", 10000.0, min=0, doc="rotary frequency base"),
         Arg("qk_norm", "choice", None, choices=("rmsnorm", "layernorm"),
@@ -113,13 +156,19 @@ class Attention(Layer):
                   "(nn.MultiheadAttention: 4*D*D + 4*D)",
         "macs": "T*D*(H + 2*Hkv)*d (projections q, k, v) + 2*H*T*T*d (q k^T and weights x v) + T*H*d*D "
                 "(output); the full T x T scores also when causal or windowed, as dense kernels compute "
-                "them (and as FlopCounterMode measures the masked scaled_dot_product_attention)",
+                "them (and as FlopCounterMode measures the masked scaled_dot_product_attention); the scale "
+                "and a score bias input are elementwise, 0 MACs",
+        "scores": "softmax(scale * q k^T + bias) per head, scale = 1/sqrt(d) unless given (T5: 1); bias: the "
+                  "optional second input [H, T, T] (T5's relative position bias), then the causal mask",
         "rf": "not tracked (every position mixes the whole sequence)",
         "kv_cache": "causal: 2*min(T, window)*Hkv*d (keys and values of the positions a query can still see)",
     }
 
     def _sizes(self, a, shapes):
         """(T, D, heads, kv_heads, head_dim), checked as PyTorch would."""
+        if not 1 <= len(shapes) <= 2:
+            raise LayerError(f"attention takes one or two inputs (the sequence, and an additive score bias), "
+                             f"but 'from' names {len(shapes)}")
         if len(shapes[0]) != 2:
             raise LayerError(f"attention needs a sequence shaped [T, D] (tokens, features), got "
                              f"{list(shapes[0])}")
@@ -145,12 +194,14 @@ class Attention(Layer):
             for name in ("qk_norm_over", "qk_norm_eps"):
                 if a[name] is not None:
                     raise LayerError(f"{name} applies to the q/k norm; add qk_norm: rmsnorm or layernorm", name)
+        if len(shapes) == 2:
+            score_bias_shape(tuple(shapes[1]), h, t, t)
         return t, d, h, kv, hd
 
     @staticmethod
     def _biases(a) -> tuple:
         """(q, k, v, out): each projection's bias switch, `bias` where not given."""
-        return tuple(a["bias"] if a[f"{p}_bias"] is None else a[f"{p}_bias"] for p in "qkvo")
+        return projection_biases(a)
 
     @staticmethod
     def _norm(a) -> tuple:
@@ -242,7 +293,8 @@ class Attention(Layer):
                     f"{p(t)}*{p(d)}*({p(h)} + 2*{p(kv)})*{p(hd)} + 2*{p(h)}*{p(t)}*{p(t)}*{p(hd)} + "
                     f"{p(t)}*{p(h)}*{p(hd)}*{p(d)}", self.macs(a, shapes, out),
                     note="projections, q k^T and weights x v per head (full T x T"
-                         + (f", also when {masked}" if masked else "") + "), output projection")
+                         + (f", also when {masked}" if masked else "") + "), output projection; "
+                         + score_note(a, len(shapes) == 2))
         return [ex.output_step("[T, D]", ex.shape_text(out), out, note=where), params, macs,
                 ex.rf_untracked("every position mixes the whole sequence")]
 
@@ -251,8 +303,33 @@ class Attention(Layer):
         biases = self._biases(a)
         bias = biases[0] if len(set(biases)) == 1 else biases
         extra = ()
-        if a["qk_norm"] is not None or a["window"] is not None:
+        if a["qk_norm"] is not None or a["window"] is not None or a["scale"] is not None:
             over, eps, _ = self._norm(a)
             extra = (a["qk_norm"], over, eps, a["window"])
+            if a["scale"] is not None:
+                extra += (score_scale(a),)
         return custom_module(SOURCE, "SelfAttention", d, h, kv, hd, bias, a["causal"], a["dropout"],
                              a["rotary"], a["rotary_base"], *extra)
+
+    def probe_module(self, a, shapes):
+        if len(shapes) == 1:
+            return super().probe_module(a, shapes)
+        return custom_module(FIRST_INPUT_SOURCE, "FirstInput")  # an identity of the sequence, bias unread
+
+
+FIRST_INPUT_SOURCE = '''
+class FirstInput(nn.Module):
+    """The receptive-field probe's stand-in of a layer with a second, unread input: its first input."""
+
+    def forward(self, x, *rest):
+        return x
+'''
+
+
+def score_note(a, bias_input: bool) -> str:
+    """How the scores are made, for explain: the scale and the score bias input (0 MACs)."""
+    scale = ("scores times 1/sqrt(d)" if a["scale"] is None else
+             "unscaled scores (scale 1)" if a["scale"] == 1 else f"scores times {a['scale']:g}")
+    if bias_input:
+        scale += " plus the score bias input"
+    return scale + " (elementwise, not MACs)"
