@@ -267,6 +267,8 @@ def _amount(item) -> str:
         return f"{v / 1e12:g} TFLOP/s"
     if item.unit == "ratio":
         return f"{v:.0%}"
+    if item.unit == "count":
+        return f"{v:,}"
     for size, unit in ((86400, "days"), (3600, "h"), (60, "min")):
         if v >= 2 * size:
             return f"{v / size:,.0f} {unit}" if v >= 100 * size else f"{v / size:.3g} {unit}"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from archcalc.analysis.rf import GLOBAL, RF
-from archcalc.analysis.walk import analyze_graph, layer_field, moved_axes
+from archcalc.analysis.walk import analyze_graph, input_fields, layer_field, moved_axes
 from archcalc.errors import SpecError, did_you_mean, one_line
 from archcalc.layers import KINDS
 from archcalc.layers import _explain as ex
@@ -22,7 +22,7 @@ from archcalc.render import markdown_escape
 from archcalc.spec.graph import INPUT, Graph
 
 #: The figures a step may explain, in the order `text` and `markdown` show them.
-FIGURES = ("output", "trainable", "non-trainable", "params", "macs", "rf", "jump", "start")
+FIGURES = ("output", "trainable", "non-trainable", "params", "active", "macs", "rf", "jump", "start")
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,8 @@ def explain(graph: Graph, layers: list[str] | None = None, batch: int = 1) -> li
     back = getattr(graph, "back", {}) or {}
     show = _display(back) if symbolic else None
 
-    shapes = {INPUT: tuple(graph.input_shape)}
-    rfs = {INPUT: RF.identity(len(graph.input_shape) - 1) if len(graph.input_shape) > 1 else None}
+    shapes = dict(graph.input_shapes)
+    rfs = input_fields(graph)  # as the analysis: fields in pixels of the first input
     token = ex.DISPLAY.set(show)
     try:
         out_list = []

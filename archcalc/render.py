@@ -85,6 +85,7 @@ def footer_lines(report: Report, latex: bool = False) -> list[str]:
     lines = [
         f"params {grouped(t.params)} ({human(t.params)}): trainable {grouped(t.trainable_params)}, "
         f"non-trainable {grouped(t.non_trainable_params)}",
+        *active_lines(report, grouped, human),
         f"MACs {grouped(t.macs)} ({human(t.macs)}), FLOPs = 2 x MACs = {grouped(t.flops)} ({human(t.flops)})",
         f"memory ({report.dtype}, batch {report.batch}): parameters {human_bytes(t.param_bytes)}, "
         f"activations {human_bytes(t.activation_bytes)}, input {human_bytes(t.input_bytes)}",
@@ -100,6 +101,17 @@ def footer_lines(report: Report, latex: bool = False) -> list[str]:
                      "PyTorch's sum of p.numel() equals the trainable count")
     lines += shared_notes(report)
     return lines
+
+
+def active_lines(report: Report, fmt, short=None) -> list[str]:
+    """The active parameters per token, for a network with routed experts (moe) only."""
+    t = report.totals
+    if t.active_params is None:
+        return []
+    routed = [row for row in report.layers if row.active_params is not None]
+    text = fmt(t.active_params) + (f" ({short(t.active_params)})" if short else "")
+    return [f"active params per token {text}: all {fmt(t.params)} but the routed experts a token is not sent "
+            f"to ({len(routed)} layer(s) with experts: {_listed([row.name for row in routed])})"]
 
 
 def _listed(names: list[str], most: int = 3) -> str:
@@ -120,6 +132,7 @@ def _symbolic_footer(report: Report, latex: bool) -> list[str]:
     return [
         f"symbols: {symbols}; floors are PyTorch's (give numbers with --set, simplify with --assume divisible)",
         f"params {f(t.params)}: trainable {f(t.trainable_params)}, non-trainable {f(t.non_trainable_params)}",
+        *active_lines(report, f),
         f"MACs {f(t.macs)}, FLOPs = 2 x MACs = {f(t.flops)}",
         f"memory ({report.dtype}, batch {report.batch}, bytes): parameters {f(t.param_bytes)}, "
         f"activations {f(t.activation_bytes)}, input {f(t.input_bytes)}",

@@ -66,6 +66,8 @@ class MemoryPlan:
     training: list[Item] = field(default_factory=list)
     cost: list[Item] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Active parameters per token (a network with routed experts), else None: see Totals.active_params.
+    active_params: int | None = None
 
     def sections(self):
         return (("inference", self.inference), ("training", self.training), ("cost", self.cost))
@@ -79,6 +81,8 @@ class MemoryPlan:
                "dtype": self.dtype, "optimizer": self.optimizer, "checkpointing": self.checkpointing,
                "master_weights": self.master_weights, "params": self.params,
                "trainable_params": self.trainable_params}
+        if self.active_params is not None:
+            out["active_params"] = self.active_params
         for name, items in self.sections():
             out[name] = {i.key + suffix.get(i.unit, ""): i.value for i in items}
         out["formulas"] = {name: {i.key: i.formula for i in items} for name, items in self.sections()}
@@ -180,6 +184,11 @@ def plan_memory(graph: Graph, report: Report, *, optimizer: str = "adam", checkp
     if T:
         c.append(Item("forward_per_token", "forward FLOPs / token", _div(fwd, T), "flops",
                       f"forward / T = {_n(fwd)} / {T}"))
+    if t.active_params is not None:
+        plan.active_params = t.active_params
+        c.append(Item("active_params", "active params / token", t.active_params, "count",
+                      f"all {_n(P)} params but the routed experts a token is not sent to: the FLOPs count "
+                      "its top_k experts (dropless routing)"))
     c.append(Item("training_per_example", "training FLOPs / example", TRAIN_FACTOR * fwd, "flops",
                   "3 x forward (backward = 2 x forward)"))
     total = None
@@ -217,6 +226,9 @@ def plan_memory(graph: Graph, report: Report, *, optimizer: str = "adam", checkp
                       "keeps the tensors crossing top-level block boundaries and recomputes one block at a time")
     if not any(n.blocks for n in graph.nodes):
         plan.notes.append("no blocks in this spec: checkpointing has nothing to recompute")
+    if t.active_params is not None:
+        plan.notes.append(f"routed experts: each token uses {_n(t.active_params)} of the {_n(P)} parameters, and the "
+                          "FLOPs count only those experts; weights, gradients and optimizer states hold every expert")
     return plan
 
 

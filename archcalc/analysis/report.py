@@ -34,6 +34,9 @@ class LayerResult:
     shared_params: int = 0
     shared_with: str | None = None
     frozen: bool = False  # `trainable: false`: all its parameters are non-trainable
+    # Routed experts (moe): the parameters one token uses, params minus the experts it is not sent
+    # to; None for layers that route nothing (all of their parameters are active).
+    active_params: int | None = None
 
     @property
     def params(self):
@@ -49,6 +52,7 @@ class LayerResult:
             "output_shape": _j(self.output_shape),
             "params": _j(self.params), "trainable_params": _j(self.trainable_params),
             "non_trainable_params": _j(self.non_trainable_params),
+            **({"active_params": _j(self.active_params)} if self.active_params is not None else {}),
             "macs": _j(self.macs), "flops": _j(self.flops),
             "rf": rf_json(self.rf), "activation_bytes": _j(self.activation_bytes),
             **({"shared_params": _j(self.shared_params), "shared_with": self.shared_with}
@@ -81,6 +85,9 @@ class Totals:
     param_bytes: int = 0
     activation_bytes: int = 0
     input_bytes: int = 0
+    # Active parameters per token: params minus the routed experts a token is not sent to; None
+    # for a network without routed experts (then every parameter is active).
+    active_params: int | None = None
 
     @property
     def flops(self):
@@ -131,6 +138,10 @@ class Report:
             group.frozen = group.frozen and row.frozen  # frozen when every part is
             group.trainable_params += row.trainable_params
             group.non_trainable_params += row.non_trainable_params
+            if row.active_params is not None or group.active_params is not None:  # a group holding experts
+                before = group.params - row.params  # the group's earlier parts, all active unless routed
+                group.active_params = (before if group.active_params is None else group.active_params) + (
+                    row.params if row.active_params is None else row.active_params)
             group.macs += row.macs
             group.activation_bytes += row.activation_bytes
         return rows
@@ -146,7 +157,9 @@ class Report:
             "layers": [row.to_json() for row in self.layers],
             "totals": {
                 "params": _j(t.params), "trainable_params": _j(t.trainable_params),
-                "non_trainable_params": _j(t.non_trainable_params), "macs": _j(t.macs), "flops": _j(t.flops),
+                "non_trainable_params": _j(t.non_trainable_params),
+                **({"active_params": _j(t.active_params)} if t.active_params is not None else {}),
+                "macs": _j(t.macs), "flops": _j(t.flops),
                 "output_shape": _j(self.output_shape), "param_bytes": _j(t.param_bytes),
                 "activation_bytes": _j(t.activation_bytes), "input_bytes": _j(t.input_bytes),
             },
@@ -173,6 +186,9 @@ def make_totals(layers, input_shape, batch, dtype) -> Totals:
         t.macs += row.macs
         t.activation_bytes += row.activation_bytes
     t.params = t.trainable_params + t.non_trainable_params
+    routed = [row for row in layers if row.active_params is not None]
+    if routed:  # the experts a token is not sent to are all that is inactive (never tied)
+        t.active_params = t.params - sum(row.params - row.active_params for row in routed)
     t.param_bytes = t.params * size
     t.input_bytes = _prod(input_shape) * batch * size
     return t

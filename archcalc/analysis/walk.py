@@ -92,6 +92,7 @@ def _walk(graph: Graph, batch: int, dtype: str) -> Report:
                     raise LayerError(f"the output shape would be {list(out)}; sizes must be positive "
                                      f"(input {', '.join(str(list(s)) for s in in_shapes)})")
             trainable, frozen = layer.params(a, in_shapes)
+            inactive = layer.inactive_params(a, in_shapes)  # routed experts a token is not sent to
             if not node.trainable:  # `trainable: false`: every parameter frozen (requires_grad=False)
                 trainable, frozen = 0, trainable + frozen
             shared = 0
@@ -143,7 +144,8 @@ def _walk(graph: Graph, batch: int, dtype: str) -> Report:
             elements *= n
         rows.append(LayerResult(node.name, node.kind, node.inputs, out, trainable, frozen, macs, rf,
                                 elements * size, node.blocks, shared, ties[node.name].name if shared else None,
-                                frozen=not node.trainable))
+                                frozen=not node.trainable,
+                                active_params=None if inactive is None else trainable + frozen - inactive))
     output = shapes[graph.output]
     report = Report(graph.name, tuple(graph.input_shape), batch, dtype, rows, output,
                     make_totals(rows, graph.input_shape, batch, dtype))
@@ -177,9 +179,12 @@ def _in_user_symbols(report: Report, graph: Graph) -> Report:
 
     rows = [replace(row, output_shape=tuple(map(fix, row.output_shape)), trainable_params=fix(row.trainable_params),
                     non_trainable_params=fix(row.non_trainable_params), macs=fix(row.macs),
-                    activation_bytes=fix(row.activation_bytes)) for row in report.layers]
+                    activation_bytes=fix(row.activation_bytes),
+                    active_params=None if row.active_params is None else fix(row.active_params))
+            for row in report.layers]
     t = report.totals
     totals = replace(t, params=fix(t.params), trainable_params=fix(t.trainable_params),
+                     active_params=None if t.active_params is None else fix(t.active_params),
                      non_trainable_params=fix(t.non_trainable_params), macs=fix(t.macs),
                      param_bytes=fix(t.param_bytes), activation_bytes=fix(t.activation_bytes),
                      input_bytes=fix(t.input_bytes))

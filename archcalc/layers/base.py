@@ -47,7 +47,8 @@ class Step:
     """One line of `archcalc explain`: a figure, its formula in the lecture's notation, the formula
     with the layer's values put in, and the result (equal to the analysis' figure).
 
-    figure: "output", "params", "trainable", "non-trainable", "macs", "rf", "jump" or "start".
+    figure: "output", "params", "trainable", "non-trainable", "active", "macs", "rf", "jump" or "start"
+            ("active": the parameters one token uses, for kinds with routed experts).
     at:     () for the whole figure; else the indices the step covers: output dimensions for
             "output" (0 is channels), spatial axes for "rf", "jump" and "start".
     where:  the names of those indices ("H, W", "C"); note: a remark in words.
@@ -99,6 +100,11 @@ class Layer:
         """(trainable, non-trainable) parameter counts."""
         return 0, 0
 
+    def inactive_params(self, a: dict, shapes: list[tuple]):
+        """Parameters one token does not use (the routed experts it is not sent to: moe), or None
+        for kinds that route nothing. A layer's active parameters per token are params - this."""
+        return None
+
     def macs(self, a: dict, shapes: list[tuple], out: tuple):
         """Multiply-accumulates for one example."""
         return 0
@@ -110,6 +116,11 @@ class Layer:
 
     def kv_cache(self, a: dict, shapes: list[tuple], out: tuple):
         """Elements (one example) of key/value cache held while decoding; 0 but for causal attention."""
+        return 0
+
+    def cross_kv_cache(self, a: dict, shapes: list[tuple], out: tuple):
+        """Elements (one example) of cross-attention key/value cache: the keys and values of an
+        encoder's output, computed once and kept while decoding; 0 but for cross_attention."""
         return 0
 
     def rf(self, a: dict, rfs: list, shapes: list[tuple], out: tuple):
