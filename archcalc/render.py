@@ -40,6 +40,15 @@ def shape_text(shape, fmt=str) -> str:
     return "[" + ", ".join(str(n) if isinstance(n, int) else fmt(n) for n in shape) + "]"
 
 
+def inputs_text(report) -> str:
+    """`input [3, 224, 224]`, or for a spec with `inputs:` each by name: `inputs features [80, 3000],
+    ids tokens [448]`."""
+    if not report.inputs:
+        return f"input {shape_text(report.input_shape)}"
+    return "inputs " + ", ".join(f"{one_line(name)} {'tokens ' if tokens else ''}{shape_text(shape)}"
+                                 for name, shape, tokens in report.inputs)
+
+
 def _axis_text(values) -> str:
     texts = [str(v) if not isinstance(v, Fraction) or v.denominator == 1 else f"{v.numerator}/{v.denominator}"
              for v in values]
@@ -109,7 +118,9 @@ def active_lines(report: Report, fmt, short=None) -> list[str]:
     if t.active_params is None:
         return []
     routed = [row for row in report.layers if row.active_params is not None]
-    text = fmt(t.active_params) + (f" ({short(t.active_params)})" if short else "")
+    text = fmt(t.active_params)
+    if short and short(t.active_params) != text.replace(",", ""):
+        text += f" ({short(t.active_params)})"
     return [f"active params per token {text}: all {fmt(t.params)} but the routed experts a token is not sent "
             f"to ({len(routed)} layer(s) with experts: {_listed([row.name for row in routed])})"]
 
@@ -145,7 +156,7 @@ def table(report: Report, depth=None, console=None, latex: bool = False) -> None
     from rich.text import Text
 
     console = console or make_console()
-    title = f"{one_line(report.name)}  input {shape_text(report.input_shape)}"
+    title = f"{one_line(report.name)}  {inputs_text(report)}"
     if report.batch != 1:
         title += f"  batch {report.batch}"
     fmt = latex_text if latex else None
@@ -233,7 +244,7 @@ def markdown_escape(text) -> str:
 
 def markdown_text(report: Report, depth=None, latex: bool = False) -> str:
     md = markdown_escape
-    lines = [f"### {md(report.name)} (input {md(shape_text(report.input_shape))}, batch {report.batch})", "",
+    lines = [f"### {md(report.name)} ({md(inputs_text(report))}, batch {report.batch})", "",
              "| " + " | ".join(HEADERS) + " |",
              "|" + "|".join("---:" if i in RIGHT_COLUMNS else "---" for i in range(len(HEADERS))) + "|"]
     fmt = latex_text if latex else None

@@ -157,6 +157,29 @@ def test_memory_gives_active_parameters_and_keeps_every_expert_in_the_weights():
     assert "active_params" not in dense.to_json()
 
 
+def test_the_command_line_shows_the_active_figure(tmp_path):
+    from typer.testing import CliRunner
+
+    from archcalc.cli import app
+
+    path = tmp_path / "moe.yaml"
+    path.write_text(spec([5, 16], MIXTRAL_LIKE))
+    table = CliRunner().invoke(app, ["analyze", str(path)])
+    assert table.exit_code == 0
+    assert ("active params per token 832: all 1,600 but the routed experts a token is not sent to "
+            "(1 layer(s) with experts: moe1)") in table.stdout
+    as_json = json.loads(CliRunner().invoke(app, ["analyze", str(path), "--json"]).stdout)
+    assert as_json["totals"]["active_params"] == 832
+    memory = CliRunner().invoke(app, ["memory", str(path)])
+    assert memory.exit_code == 0
+    line = next(x for x in memory.stdout.splitlines() if "active params / token" in x)
+    assert "832" in line and "all 1,600 params but the routed experts" in line
+    dense = tmp_path / "dense.yaml"
+    dense.write_text(spec([5, 16], "linear: 8"))
+    assert "active" not in CliRunner().invoke(app, ["analyze", str(dense)]).stdout
+    assert "active" not in CliRunner().invoke(app, ["memory", str(dense)]).stdout
+
+
 @pytest.mark.parametrize("entry, message, arg", [
     ("moe: {experts: 2, top_k: 3, hidden: 4}", "top_k 3 is more than the 2 experts", "top_k"),
     ("moe: {experts: 2, top_k: 1, hidden: 4, shared_hidden: 3}", "shared_hidden applies to shared experts",
