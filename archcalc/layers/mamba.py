@@ -88,6 +88,13 @@ class Mamba(nn.Module):
 '''
 
 
+def _num(x) -> str:
+    """A figure in a note: 25,165,824 (a symbolic one as it is)."""
+    from archcalc.layers import _explain as ex
+
+    return f"{x:,}" if isinstance(x, int) else ex.val(x)
+
+
 def _ceil_div(a, b):
     return -(-a // b)  # exact on integers and on sympy sizes (ceiling)
 
@@ -189,8 +196,8 @@ class Mamba(Layer):
                     f"{p(t)}*{p(e)}*{p(d)}", self.macs(a, shapes, out),
                     note="in_proj, the depthwise conv at the T + K - 1 positions nn.Conv1d computes (then trimmed "
                          "to T), x_proj, dt_proj, the scan's read-out s_t C_t, out_proj: what FlopCounterMode "
-                         f"measures; not counted: the scan's elementwise 4*T*E*N = {ex.val(4 * t * e * n)} "
-                         f"multiplies and T*E*N adds, the skip and the gate's 2*T*E = {ex.val(2 * t * e)}")
+                         f"measures; not counted: the scan's elementwise 4*T*E*N = {_num(4 * t * e * n)} "
+                         f"multiplies and T*E*N adds, the skip and the gate's 2*T*E = {_num(2 * t * e)}")
         return [ex.output_step("[T, D]", ex.shape_text(out), out, note=where), params, macs,
                 ex.rf_untracked("output t sees positions 0..t: a causal window that grows with t")]
 

@@ -156,7 +156,7 @@ def test_explain_steps_equal_the_analysis(batch):
                "16*2*32 + 32*3 + 32*(1 + 2*4) + 1*32 + 32 + 32*4 + 32 + 32*16 + 32 = 2,176" in line for line in lines)
     steps = {s.figure: s for s in explain(graph)[0].steps}
     assert "R = 1 (ceil(D/16), auto)" in steps["output"].note
-    assert "4*T*E*N = 6144 multiplies" in steps["macs"].note
+    assert "4*T*E*N = 6,144 multiplies" in steps["macs"].note
     assert steps["rf"].result is None
 
 
