@@ -10,13 +10,15 @@ from archcalc.layers.base import Arg, Layer, Step, register
 class Embedding(Layer):
     kind = "embedding"
     reads = "tokens"
-    summary = "Lookup table from integer token ids to vectors (nn.Embedding); `tie` shares it with a linear"
+    summary = ("Lookup table from integer token ids to vectors (nn.Embedding); `tie` shares it with a linear "
+               "or another embedding")
     args = (
         Arg("num", "int", min=1, doc="table rows: the vocabulary size (ids are 0..num-1)"),
         Arg("dim", "int", min=1, doc="vector size"),
         Arg("padding_idx", "int", None, doc="this id's vector stays zero and gets no gradient"),
         Arg("tie", "layer", None, doc="a later linear [.., dim] -> [.., num] that uses this table as its "
-                                      "weight (counted once)"),
+                                      "weight, or a later embedding of the same num x dim that looks ids up in "
+                                      "it (T5's encoder and decoder; counted once)"),
     )
     formulas = {
         "output": "[..., dim] (the ids' shape plus dim)",
@@ -42,10 +44,15 @@ class Embedding(Layer):
         return a["tie"]
 
     def shared_params(self, a, shapes, target_kind, target_args, target_shapes):
+        if target_kind == "embedding":  # one table for two token streams (T5's encoder and decoder)
+            if (target_args["num"], target_args["dim"]) != (a["num"], a["dim"]):
+                raise LayerError(f"tie: the embedding's table is [{target_args['num']}, {target_args['dim']}] "
+                                 f"but this one is [{a['num']}, {a['dim']}]; tied tables have the same shape", "tie")
+            return a["num"] * a["dim"]
         # The linear's weight is [out, in] = [num, dim], the embedding table's shape.
         if target_kind != "linear":
             raise LayerError(f"tie names a {target_kind} layer; an embedding can share its table only "
-                             "with a linear layer", "tie")
+                             "with a linear layer or another embedding", "tie")
         nin, nout = target_shapes[0][-1], target_args["out"]
         if (nin, nout) != (a["dim"], a["num"]):
             raise LayerError(f"tie: the linear maps {nin} -> {nout} features, so its weight is [{nout}, {nin}], "

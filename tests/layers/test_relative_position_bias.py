@@ -116,3 +116,30 @@ def test_multiply_by_is_a_constant():
     field = last([3, 9, 9], "conv: {out: 4, kernel: 3}", "multiply_by: 2").rf
     assert field.size == (3, 3)  # unchanged
     assert "value" in spec_error([4], "multiply_by: {}").message
+
+
+# --- T5's one table: an embedding tied to another embedding (and on to the lm_head) -------------------
+
+T5_TABLE = """
+inputs: {src: {tokens: [6]}, tgt: {tokens: [4]}}
+layers:
+  - {name: enc, embedding: {num: 50, dim: 8, tie: dec}, from: src}
+  - {name: dec, embedding: {num: 50, dim: 8, tie: head}, from: tgt}
+  - {name: head, linear: {out: 50, bias: false}}
+"""
+
+
+def test_one_table_for_two_streams_and_the_head_counts_once():
+    report = archcalc.analyze_text(T5_TABLE)
+    assert [r.trainable_params for r in report.layers] == [400, 400, 400]
+    assert [r.shared_params for r in report.layers] == [0, 400, 400]
+    assert report.totals.params == report.totals.trainable_params == 400
+    assert report.layer("dec").output_shape == (4, 8)
+
+
+def test_a_tied_embedding_of_another_shape_is_refused_at_the_tie():
+    text = T5_TABLE.replace("{num: 50, dim: 8, tie: head}", "{num: 50, dim: 6, tie: head}")
+    with pytest.raises(archcalc.SpecError) as info:
+        archcalc.analyze_text(text)
+    assert "the embedding's table is [50, 6] but this one is [50, 8]" in info.value.message
+    assert (info.value.loc.line, info.value.layer) == (4, "enc")

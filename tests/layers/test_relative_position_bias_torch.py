@@ -140,3 +140,14 @@ def test_verify_is_clean_and_export_rebuilds(tmp_path):
                  + cls.export_source, "<exported>", "exec"), namespace)  # the text export writes
     rebuilt = namespace["RelativePositionBias"](4, 8, 16, True)
     assert torch.equal(rebuilt.buckets(9), cls(4, 8, 16, True).buckets(9))
+
+
+def test_tied_embeddings_are_one_tensor():
+    from test_relative_position_bias import T5_TABLE
+
+    model = build(archcalc.parse_spec(T5_TABLE))
+    assert model.enc.weight is model.dec.weight is model.head.weight
+    assert sum(p.numel() for p in model.parameters()) == 400
+    src, tgt = torch.tensor([[1, 2, 3, 4, 5, 6]]), torch.tensor([[6, 5, 4, 3]])
+    with torch.no_grad():
+        assert torch.equal(model(src, tgt), model.dec.weight[tgt] @ model.enc.weight.T)
