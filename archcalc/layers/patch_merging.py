@@ -38,7 +38,9 @@ class PatchMerging(nn.Module):
 
 
 def _half(n):
-    return -(-n // 2)
+    from archcalc.layers.window_attention import ceil_div
+
+    return ceil_div(n, 2)
 
 
 @register

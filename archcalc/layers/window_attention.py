@@ -160,9 +160,27 @@ class WindowSum(nn.Module):
 '''
 
 
+def ceil_div(n, m):
+    """ceil(n / m), exact on integers; sympy's ceiling on symbolic sizes."""
+    if is_num(n) and is_num(m):
+        return -(-n // m)
+    import sympy
+
+    return sympy.ceiling(sympy.sympify(n) / m)
+
+
 def padded(n, m):
     """n rounded up to a multiple of m (torchvision's pad to whole windows)."""
-    return -(-n // m) * m
+    return ceil_div(n, m) * m
+
+
+def _no_larger(window, size):
+    """Is the padded size no larger than the window (torchvision's `window_size >= pad_H`)? None
+    where symbolic sizes leave it undecided."""
+    try:
+        return bool(window >= size)
+    except TypeError:
+        return None
 
 
 @register
@@ -215,9 +233,13 @@ class WindowAttention(Layer):
 
     def effective_shift(self, a, shapes) -> tuple:
         """The shift torchvision applies: dropped along an axis whose padded size is no larger than
-        the window."""
+        the window (None along an axis where symbolic sizes leave that undecided)."""
         h, w, _, window, shift = self._sizes(a, shapes)
-        return tuple(0 if s == 0 or m >= padded(n, m) else s for n, m, s in zip((h, w), window, shift))
+        out = []
+        for n, m, s in zip((h, w), window, shift):
+            drop = True if s == 0 else _no_larger(m, padded(n, m))
+            out.append(0 if drop else s if drop is False else None)  # None: undecided (symbolic sizes)
+        return tuple(out)
 
     def output_shape(self, a, shapes):
         self._sizes(a, shapes)
@@ -265,11 +287,14 @@ class WindowAttention(Layer):
         hp, wp = padded(h, mh), padded(w, mw)
         p = ex.par
         effective = self.effective_shift(a, shapes)
-        dropped = [axis for axis, (s, e) in zip("HW", zip(shift, effective)) if s != e]
+        dropped = [axis for axis, (s, e) in zip("HW", zip(shift, effective)) if e is not None and s != e]
+        shown = [s if e is None else e for s, e in zip(shift, effective)]
         note = (f"H = {ex.val(h)}, W = {ex.val(w)} padded to Hp = {ex.val(hp)}, Wp = {ex.val(wp)} (whole windows "
-                f"of {ex.val(mh)} x {ex.val(mw)}); {heads} heads of d = C/heads; shift {list(effective)}"
+                f"of {ex.val(mh)} x {ex.val(mw)}); {heads} heads of d = C/heads; shift {shown}"
                 + (f" (dropped along {', '.join(dropped)}: the padded map is no larger than the window there)"
-                   if dropped else ""))
+                   if dropped else "")
+                + ("; dropped along an axis whose padded size is no larger than the window, undecided for "
+                   "symbolic sizes" if None in effective else ""))
         terms, values = ["3*C*C", "C*C"], [f"3*{p(c)}*{p(c)}", f"{p(c)}*{p(c)}"]
         if a["qkv_bias"]:
             terms.append("3*C")
@@ -293,6 +318,10 @@ class WindowAttention(Layer):
         inherited = ex.rf_inherited(rf_in[0])
         if inherited:
             return steps + [inherited]
+        if None in effective:
+            return steps + [ex.rf_untracked("symbolic sizes leave torchvision's rule undecided (the shift is dropped "
+                                            "along an axis whose padded size is no larger than the window); give "
+                                            "the sizes numbers")]
         if any(s != 0 for s in effective):
             return steps + [ex.rf_untracked(
                 "position-dependent: the roll brings the last rows/columns to the front, so each edge window holds "
