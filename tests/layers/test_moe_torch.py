@@ -196,10 +196,21 @@ def test_same_outputs_and_macs_as_hugging_face_switch_transformers():
     assert archcalc.analyze_text(spec([t, D], entry)).totals.macs * 2 == _flops(theirs, x) // 2
 
 
-def test_export_writes_the_routing_module(tmp_path):
+def test_export_writes_the_routing_module():
+    """The exported file (no archcalc in it) holds the same parameters and, given the same weights,
+    computes the same outputs."""
     from archcalc.torch.build import example_input
+    from archcalc.torch.source import class_name, pytorch_source
 
-    graph = archcalc.parse_spec(spec([4, D], "moe: {experts: 3, top_k: 2, hidden: 4, shared_experts: 1}"))
-    module = build(graph).get_submodule("moe1")
-    assert "def routes" in module.export_source and module.export_call.startswith("MoE(16, 3, 2, 4, True, 'silu'")
-    assert build(graph)(example_input(graph, 2)).shape == (2, 4, D)
+    graph = archcalc.parse_spec(spec([4, D], "moe: {experts: 3, top_k: 2, hidden: 4, shared_experts: 1}",
+                                     "moe: {experts: 4, top_k: 1, hidden: 6, expert: mlp, bias: true, "
+                                     "router_bias: true, shared_experts: 1, shared_gate: true}"))
+    built = build(graph).eval()
+    assert built.get_submodule("moe1").export_call.startswith("MoE(16, 3, 2, 4, True, 'silu'")
+    namespace = {"__name__": "generated_net"}
+    exec(compile(pytorch_source(graph), "<generated>", "exec"), namespace)  # noqa: S102 - archcalc's own output
+    generated = namespace[class_name(graph.name)]().eval()
+    generated.load_state_dict(built.state_dict())
+    x = example_input(graph, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(generated(x), built(x))
