@@ -9,7 +9,11 @@ k, v = x Wk, x Wv ([T, kv_heads*hd], each key/value head shared by heads/kv_head
 softmax(q k^T / sqrt(hd)) v per head, then the output projection ([heads*hd] -> D).
 Hugging Face's layouts: Qwen2 (q/k/v bias, no o bias), Whisper (no k bias), Gemma (head_dim
 apart from D / heads), Qwen3 (RMSNorm of each head's q and k, one weight of head_dim shared by
-the heads) and OLMo-2 (RMSNorm of the whole q and k projections), Mistral (sliding window).
+the heads) and OLMo-2 (RMSNorm of the whole q and k projections), Mistral (sliding window), T5
+(`scale: 1`, no 1/sqrt(hd); and an additive score bias as a second input, `from: [x, bias]`:
+softmax(scale q k^T + bias) with the bias [heads or 1, T, T] that relative_position_bias computes
+once per stack and every layer reads, as Hugging Face's T5Attention passes layer 0's position_bias
+on; a causal or window mask then hides what it hides).
 """
 from __future__ import annotations
 
