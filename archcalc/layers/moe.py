@@ -184,7 +184,8 @@ class Moe(Layer):
         "macs": "T*D*E (router) + T*top_k*(3*D*h gated, 2*D*h mlp) + T*(3 or 2)*D*h_s (shared) + T*D (shared gate), "
                 "T = positions (product of the leading dimensions); dropless routing, every token reaches its "
                 "top_k experts; softmax, top-k, weighting, index_add and biases count 0 (as in FlopCounterMode)",
-        "rf": "as linear: global on [F] and [C, L]; not tracked with 2+ spatial axes (each position on its own)",
+        "rf": "as linear (each position on its own, its features mixed): global on [C, L]; not tracked with 2+ "
+              "spatial axes; none on [F] (no spatial axes)",
     }
 
     # --- sizes ------------------------------------------------------------------------------
@@ -267,7 +268,7 @@ class Moe(Layer):
             shared_f, shared_s = ([f"({sf})"], [f"({ss})"]) if a["bias"] else ([sf], [ss])
             if a["shared_gate"]:
                 shared_f, shared_s = shared_f + ["D"], shared_s + [p(d)]
-        shared_note = (f"; shared experts of width hs = {ex.val(a['shared_experts'])}*{ex.val(hs // a['shared_experts'])}"
+        shared_note = (f"; shared experts of width hs = {ex.val(a['shared_experts'])}*{ex.par(a['shared_hidden'] or h)}"
                        f" = {ex.val(hs)}" + (", with a sigmoid gate D -> 1" if a["shared_gate"] else "")) if hs else ""
         params = Step("params", " + ".join(rf_ + [expert_f] + shared_f), " + ".join(rs + [expert_s] + shared_s),
                       row.params,
