@@ -82,6 +82,17 @@ def test_same_parameters_shapes_and_names_as_hugging_face_on_meta():
     assert active == archcalc.analyze(SPEC).totals.active_params == 12_879_925_248
 
 
+def test_verify_is_clean_on_the_meta_device():
+    """The full model: shapes, parameters and MACs per layer, the experts routed round-robin on meta
+    (archcalc's module; the counts are those of real dropless routing)."""
+    from archcalc.torch.verify import verify
+
+    result = verify(archcalc.load_spec(SPEC), device="meta")
+    assert result.ok, result.mismatches()
+    moe = next(layer for layer in result.layers if layer.name == "layers.32.mlp")
+    assert moe.checks["macs"].measured == 4096 * 4096 * 8 + 4096 * 2 * 3 * 4096 * 14336
+
+
 def _hf_model(sizes: dict, dtype=torch.float32):
     """HF's model, allocated without HF's slow initialisation: the values do not change the counts
     (routing is dropless), but random embeddings and routers spread the tokens over the experts."""
