@@ -196,3 +196,14 @@ def test_window_attention_refusals():
     assert "has 3 values" in spec_error([8, 8, 12], "window_attention: {heads: 3, window: [4, 4, 4]}").message
     spec_error([8, 8, 12], "window_attention: {heads: 3}")  # the window is required
     spec_error([8, 8, 12], "window_attention: {heads: 3, window: 4, shift: -1}")
+
+
+def test_window_attention_keeps_what_attention_keeps_for_backward_window_by_window():
+    from archcalc.layers import KINDS
+
+    # [6, 9, 12], 3 heads, window 4, padded to 8 x 12: the input 648, the padded windows 1152,
+    # q, k, v 3*1152, the weights 3 heads * 96 tokens * 16 keys = 4608, the heads' output 1152,
+    # the output 648.
+    a = {"heads": 3, "window": 4, "shift": 2, "qkv_bias": True, "proj_bias": True}
+    saved = KINDS["window_attention"].saved_for_backward(a, [(6, 9, 12)], (6, 9, 12))
+    assert saved == 648 + 1152 + 3 * 1152 + 4608 + 1152 + 648 == 11_664
