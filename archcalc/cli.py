@@ -92,7 +92,8 @@ ASSUME = typer.Option(None, "--assume", help="divisible: take every size symbol 
                       "floor(...)).", show_default=False)
 SPEC = typer.Argument(..., help="The YAML spec file.", show_default=False)
 INPUT = typer.Option(None, "--input", "-i",
-                     help="Override the spec's input shape, e.g. 3,64,64 (batch excluded).")
+                     help="Override the spec's input shape, e.g. 3,64,64 (batch excluded); inputs by "
+                          "name: 'features=80,3000;ids=448' (a shape alone is the first input).")
 
 
 MAX_BATCH = 10**18  # keeps every figure times the batch within a float's range for time estimates
@@ -137,8 +138,28 @@ def _parse_bindings(items) -> dict:
     return out
 
 
-def _parse_shape(text: str) -> tuple:
-    parts = [p for p in re.split(r"[\s,x×\[\]()]+", text.strip()) if p]
+def _parse_shape(text: str):
+    """`--input 3,224,224` (a tuple: the first input's shape) or, for inputs by name,
+    `--input 'features=80,3000;ids=448'` (a dict name -> shape; `input` is the first input)."""
+    if "=" not in text:
+        return _sizes(text, text)
+    shapes = {}
+    for item in text.split(";"):
+        if not item.strip():
+            continue
+        name, sep, sizes = item.partition("=")
+        name = name.strip()
+        if not sep or not _NAME.fullmatch(name):
+            raise SpecError(f"--input {_shown(text)}: expected a shape like 3,224,224, or NAME=SHAPE items "
+                            "separated by ';' for inputs by name, e.g. --input 'features=80,3000;ids=448'")
+        if name in shapes:
+            raise SpecError(f"--input {_shown(text)}: the input '{name}' is given twice")
+        shapes[name] = _sizes(sizes, text)
+    return shapes
+
+
+def _sizes(part: str, text: str) -> tuple:
+    parts = [p for p in re.split(r"[\s,x×\[\]()]+", part.strip()) if p]
     if not parts or not all(_SIZE.fullmatch(p) and int(p) > 0 for p in parts):
         raise SpecError(f"--input {_shown(text)}: expected positive sizes like 3,224,224 (channels first, no "
                         f"batch), each at most {MAX_SIZE_DIGITS} digits")
@@ -279,10 +300,10 @@ def _print_memory(plan) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from archcalc.render import make_console, shape_text
+    from archcalc.render import inputs_text, make_console
 
     console = make_console()
-    title = (f"{one_line(plan.name)}  memory and cost: input {shape_text(plan.input_shape)}, batch {plan.batch}, "
+    title = (f"{one_line(plan.name)}  memory and cost: {inputs_text(plan)}, batch {plan.batch}, "
              f"{plan.dtype}, {plan.optimizer}" + (", checkpointing" if plan.checkpointing else ""))
     tab = Table(title=Text(title), title_justify="left", header_style="bold")
     for head, justify in (("", "left"), ("amount", "right"), ("formula", "left")):
@@ -514,7 +535,11 @@ def kinds(
         raise typer.Exit(2)
     layer = KINDS[kind]
     typer.echo(f"{kind}: {layer.summary}")
-    inputs = "two or more (from: [a, b, ...])" if layer.arity is None else "one"
+    from archcalc.layers.base import arity_text
+
+    roles = getattr(layer, "input_roles", ())  # cross_attention: queries, memory
+    inputs = ("two or more (from: [a, b, ...])" if layer.arity is None
+              else f"{arity_text(layer.arity)} (from: [{', '.join(roles)}])" if roles else arity_text(layer.arity))
     typer.echo(f"inputs: {inputs}")
     if layer.primary:
         typer.echo(f"primary argument: {layer.primary} (`{kind}: VALUE`)")

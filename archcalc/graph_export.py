@@ -11,7 +11,7 @@ import re
 
 from archcalc.analysis.walk import analyze_graph
 from archcalc.errors import one_line
-from archcalc.spec.graph import INPUT, Graph
+from archcalc.spec.graph import Graph
 
 
 def _shape(shape) -> str:
@@ -24,8 +24,11 @@ def _layers(graph: Graph):
     return list(zip(graph.nodes, (row.output_shape for row in report.layers)))
 
 
-def _input_label(graph: Graph) -> str:
-    return "\n".join((INPUT, _shape(graph.input_shape)))
+def _input_label(graph: Graph, net_input=None) -> str:
+    """The label of one network input (each input is a node of its own, named as layers read it)."""
+    net_input = net_input or graph.inputs[0]
+    shape = _shape(net_input.shape)
+    return "\n".join((net_input.name, f"tokens {shape}" if net_input.tokens and graph.named_inputs else shape))
 
 
 def _label(node, shapes) -> str:
@@ -86,8 +89,8 @@ def to_dot(graph: Graph) -> str:
     out = [f"digraph {_dot_quote(graph.name)} {{",
            "  rankdir=TB;",
            '  node [shape=box, style=rounded, fontname="Helvetica"];',
-           '  edge [fontname="Helvetica"];',
-           f"  {_dot_quote(INPUT)} [label={_dot_quote(_input_label(graph))}, shape=ellipse];"]
+           '  edge [fontname="Helvetica"];']
+    out += [f"  {_dot_quote(i.name)} [label={_dot_quote(_input_label(graph, i))}, shape=ellipse];" for i in graph.inputs]
     out += _nested(graph, shapes, "}",
                    lambda instance, kind: [f"subgraph {_dot_quote('cluster_' + instance)} {{",
                                            f"  label={_dot_quote(f'{instance} ({kind})')}; style=dashed;"],
@@ -140,9 +143,8 @@ def to_mermaid(graph: Graph) -> str:
     layers = _layers(graph)
     shapes = {node.name: shape for node, shape in layers}
     ids = _Ids()
-    ids(INPUT)
-    lines = ["```mermaid", "flowchart TD",
-             f"  {ids(INPUT)}([{_mermaid_text(_input_label(graph))}])"]
+    lines = ["```mermaid", "flowchart TD"]
+    lines += [f"  {ids(i.name)}([{_mermaid_text(_input_label(graph, i))}])" for i in graph.inputs]
     lines += _nested(graph, shapes, "end",
                      lambda instance, kind: [f"subgraph {ids('subgraph ' + instance)} "
                                              f"[{_mermaid_text(f'{instance} ({kind})')}]"],

@@ -32,6 +32,14 @@ layers:
 # and by size, adaptive pooling to sizes that do not divide the input (exact fields), windows and
 # merges after such exact fields, misaligned merges, linear on [C, L] and [C, H, W].
 ALL_KINDS = {
+    "encoder_decoder": """
+inputs: {src: [7, 12], tgt: {tokens: [5]}}
+layers:
+  - {name: enc, linear: 10}
+  - {name: emb, from: tgt, embedding: {num: 20, dim: 12}}
+  - {cross_attention: {heads: 3, k_bias: false}, from: [emb, enc]}
+  - {cross_attention: {heads: 4, kv_heads: 2, head_dim: 5, bias: false, scale: 1.0}, from: [cross_attention1, enc]}
+""",
     "parameters": """
 input: [4, 6, 6]
 layers:

@@ -68,6 +68,8 @@ class MemoryPlan:
     notes: list[str] = field(default_factory=list)
     # Active parameters per token (a network with routed experts), else None: see Totals.active_params.
     active_params: int | None = None
+    # A spec with `inputs:`: every input as (name, shape, token ids?), as Report.inputs; else empty.
+    inputs: tuple = ()
 
     def sections(self):
         return (("inference", self.inference), ("training", self.training), ("cost", self.cost))
@@ -77,7 +79,8 @@ class MemoryPlan:
 
     def to_json(self) -> dict:
         suffix = {"bytes": "_bytes", "flops": "_flops", "flop/s": "_flops_per_s", "seconds": "_s"}
-        out = {"version": 1, "name": self.name, "input": list(self.input_shape), "batch": self.batch,
+        listed = {"inputs": {n: {"tokens": list(s)} if t else list(s) for n, s, t in self.inputs}} if self.inputs else {}
+        out = {"version": 1, "name": self.name, "input": list(self.input_shape), **listed, "batch": self.batch,
                "dtype": self.dtype, "optimizer": self.optimizer, "checkpointing": self.checkpointing,
                "master_weights": self.master_weights, "params": self.params,
                "trainable_params": self.trainable_params}
@@ -122,17 +125,21 @@ def plan_memory(graph: Graph, report: Report, *, optimizer: str = "adam", checkp
     t = report.totals
     P, Pt, Pn = t.params, t.trainable_params, t.non_trainable_params
     plan = MemoryPlan(graph.name, tuple(graph.input_shape), B, dtype, optimizer, checkpointing, master_weights, P, Pt)
+    plan.inputs = report.inputs
 
     # Per-node figures, per example, from each kind's own rules.
-    shapes = {INPUT: tuple(graph.input_shape)}
+    shapes = dict(graph.input_shapes)
     shapes.update((row.name, tuple(row.output_shape)) for row in report.layers)
     saved, kv, peak, peak_at = {}, 0, 0, None
     kv_layers = 0
+    cross, cross_layers = 0, 0  # cross-attention K/V: the encoder output's keys and values
     for node in graph.nodes:
         layer, ins, out = KINDS[node.kind], [shapes[i] for i in node.inputs], shapes[node.name]
         saved[node.name] = layer.saved_for_backward(node.args, ins, out)
         cache = layer.kv_cache(node.args, ins, out)
         kv, kv_layers = kv + cache, kv_layers + bool(cache)
+        cache = layer.cross_kv_cache(node.args, ins, out)
+        cross, cross_layers = cross + cache, cross_layers + bool(cache)
         live = sum(prod(s) for s in ins) + prod(out)
         if live > peak:
             peak, peak_at = live, node.name
@@ -146,7 +153,12 @@ def plan_memory(graph: Graph, report: Report, *, optimizer: str = "adam", checkp
     inf.append(Item("kv_cache", "KV cache", kv * B * b, "bytes",
                     f"{kv_layers} layer(s) with K/V: {_n(kv)} elements x batch {B} x {b} B" if kv
                     else "none: no causal attention layer"))
-    inf.append(Item("total", "total", sum(i.value for i in inf), "bytes", "weights + activations + KV cache"))
+    if cross:  # beside the self-attention cache: computed once from the encoder output, then only read
+        inf.append(Item("cross_kv_cache", "cross-attention KV cache", cross * B * b, "bytes",
+                        f"{cross_layers} cross-attention layer(s), K/V of the encoder output (computed once): "
+                        f"{_n(cross)} elements x batch {B} x {b} B"))
+    inf.append(Item("total", "total", sum(i.value for i in inf), "bytes",
+                    "weights + activations + KV cache" + (" + cross-attention KV cache" if cross else "")))
 
     # --- training ----------------------------------------------------------------------------
     k = OPTIMIZER_STATES[optimizer]
@@ -180,10 +192,10 @@ def plan_memory(graph: Graph, report: Report, *, optimizer: str = "adam", checkp
     fwd = 2 * (t.macs // B)
     c = plan.cost
     c.append(Item("forward_per_example", "forward FLOPs / example", fwd, "flops", f"2 x {_n(t.macs // B)} MACs"))
-    T = graph.input_shape[0] if _is_sequence(graph) else None
+    T, source = _sequence_length(graph)
     if T:
         c.append(Item("forward_per_token", "forward FLOPs / token", _div(fwd, T), "flops",
-                      f"forward / T = {_n(fwd)} / {T}"))
+                      f"forward / T = {_n(fwd)} / {T}" + (f" (the tokens of input '{source}')" if source else "")))
     if t.active_params is not None:
         plan.active_params = t.active_params
         c.append(Item("active_params", "active params / token", t.active_params, "count",
@@ -259,6 +271,20 @@ def _short_int(value: int) -> str:
 
 def _div(a: int, b: int):
     return a // b if a % b == 0 else a / b
+
+
+def _sequence_length(graph: Graph) -> tuple:
+    """(T, the input it is read from, or None for the one input) of the per-token figures, or
+    (None, None). With several inputs (`inputs:`), T is the length of the first input of token
+    ids (an encoder–decoder's target tokens: Whisper's decoder_input_ids); without one, the first
+    input's, under the rule for one input."""
+    if graph.named_inputs:
+        for net_input in graph.inputs:
+            if net_input.tokens:
+                return net_input.shape[0], net_input.name
+    if _is_sequence(graph):
+        return graph.input_shape[0], (graph.inputs[0].name if graph.named_inputs else None)
+    return None, None
 
 
 def _is_sequence(graph: Graph) -> bool:

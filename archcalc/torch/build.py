@@ -29,10 +29,12 @@ class SpecModule(nn.Module):
         require_numbers(graph)
         report = analyze_graph(graph)  # validates the graph and gives every input shape
         check_torch_limits(graph, report)
-        shapes = {INPUT: tuple(graph.input_shape)}
+        shapes = dict(graph.input_shapes)
         shapes.update({row.name: row.output_shape for row in report.layers})
         self.spec_name = graph.name
-        self.input_shape = tuple(graph.input_shape)
+        self.input_shape = tuple(graph.input_shape)  # the first input's
+        self.input_names = graph.input_names  # forward takes one tensor per input, in this order
+        self.input_shapes = graph.input_shapes
         last_use = {}
         for i, node in enumerate(graph.nodes):
             for name in node.inputs:
@@ -67,8 +69,12 @@ class SpecModule(nn.Module):
             parent = child
         parent.add_module(leaf, module)
 
-    def forward(self, x):
-        values = {INPUT: x}
+    def forward(self, *xs):
+        """The network on its inputs, one tensor per input in the spec's order (`inputs:`)."""
+        if len(xs) != len(self.input_names):
+            raise TypeError(f"{self.spec_name} takes {len(self.input_names)} input(s) "
+                            f"({', '.join(self.input_names)}), got {len(xs)}")
+        values = dict(zip(self.input_names, xs))
         for name, module, inputs, free in self._plan:
             values[name] = module(*(values[n] for n in inputs))
             for n in free:
@@ -103,11 +109,13 @@ def check_torch_limits(graph: Graph, report, batch: int = 1) -> None:
                 yield from walk(item)
 
     limit = "PyTorch's 64-bit limit (2**63 - 1)"
-    count = batch
-    for n in graph.input_shape:
-        count *= n
-    if count > INT64_MAX:
-        raise SpecError(f"the input batch has {_sci(count)} elements, past {limit}", graph.input_loc)
+    for net_input in graph.inputs:
+        count = batch
+        for n in net_input.shape:
+            count *= n
+        if count > INT64_MAX:
+            what = "input" if not graph.named_inputs else f"input '{net_input.name}'"
+            raise SpecError(f"the {what} batch has {_sci(count)} elements, past {limit}", net_input.loc)
     for node, row in zip(graph.nodes, report.layers):
         for arg, value in node.args.items():
             if any(abs(v) > INT64_MAX for v in walk(value)):
@@ -131,8 +139,19 @@ def _sci(n: int) -> str:
 def example_input(graph: Graph, batch: int = 1, device=None, generator=None):
     """An input batch for the graph: random real values, or for token inputs random ids valid for
     every embedding (0 .. smallest table size - 1)."""
-    shape = (batch,) + tuple(graph.input_shape)
-    if graph.tokens:
+    return _example(graph, graph.inputs[0], batch, device, generator)
+
+
+def example_inputs(graph: Graph, batch: int = 1, device=None, generator=None) -> tuple:
+    """One example batch per network input, in the spec's order (what `SpecModule.forward`
+    takes): random real values, or token ids valid for every embedding. For a spec with one
+    input, `(example_input(graph, ...),)`."""
+    return tuple(_example(graph, net_input, batch, device, generator) for net_input in graph.inputs)
+
+
+def _example(graph: Graph, net_input, batch, device, generator):
+    shape = (batch,) + tuple(net_input.shape)
+    if net_input.tokens:
         tables = [node.args["num"] for node in graph.nodes if KINDS[node.kind].reads == "tokens"]
         return torch.randint(0, min(tables, default=2), shape, device=device, generator=generator)
     return torch.randn(shape, device=device, generator=generator)
@@ -146,4 +165,5 @@ def build(spec, input_shape=None, device=None) -> SpecModule:
         return SpecModule(graph)
 
 
-__all__ = ["INT64_MAX", "SpecModule", "build", "check_torch_limits", "example_input", "require_numbers", "torch"]
+__all__ = ["INT64_MAX", "SpecModule", "build", "check_torch_limits", "example_input", "example_inputs", "require_numbers",
+           "torch"]

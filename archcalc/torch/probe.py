@@ -98,7 +98,10 @@ def _probe_graph(graph: Graph, keep: list[Node], size: tuple) -> Graph:
     for node in keep:
         args = KINDS[node.kind].probe_args({k: PROBE_ARGS.get(k, v) if k in PROBE_ARGS else v
                                             for k, v in node.args.items()})
-        nodes.append(Node(node.name, node.kind, args, node.inputs, node.loc, node.arg_locs, node.blocks))
+        # Fields are measured against the first input (several inputs: `inputs:`), which the probe
+        # network reads as its one input; layers with a field read no other input.
+        inputs = tuple(INPUT if i == graph.input_names[0] else i for i in node.inputs)
+        nodes.append(Node(node.name, node.kind, args, inputs, node.loc, node.arg_locs, node.blocks))
     return Graph(graph.name, (1,) + tuple(size), nodes, graph.file, graph.input_loc)
 
 

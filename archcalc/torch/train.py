@@ -434,6 +434,10 @@ def _load_graph(spec, cfg: TrainConfig):
     if graph.symbols:
         raise SpecError(f"{graph.name} has symbolic sizes ({', '.join(graph.symbols)}); training needs numbers: "
                         f"give them with --set (e.g. --set {graph.symbols[0]}=32)", graph.input_loc)
+    if len(graph.inputs) > 1:  # the data sources give one tensor of examples (and one of targets)
+        raise SpecError(f"{graph.name} takes {len(graph.inputs)} inputs ({', '.join(graph.input_names)}), but "
+                        "archcalc train feeds a network one input; train it from your own loop (archcalc.torch."
+                        "build gives the module, whose forward takes the inputs in order)", graph.inputs[1].loc)
     report = analyze_graph(graph)
     if not report.totals.trainable_params:  # an optimizer over no parameters, a loss with no gradient
         frozen = next((n for n in graph.nodes if not n.trainable), None)

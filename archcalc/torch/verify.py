@@ -23,7 +23,7 @@ from archcalc.analysis.rf import GLOBAL, RF
 from archcalc.analysis.walk import analyze_graph
 from archcalc.errors import SpecError, one_line
 from archcalc.spec.graph import Graph
-from archcalc.torch.build import build, example_input, require_numbers
+from archcalc.torch.build import build, example_inputs, require_numbers
 from archcalc.torch.probe import probe_receptive_fields
 
 def _cpu_formulas() -> dict:
@@ -138,9 +138,9 @@ def verify(graph: Graph, device: str = "cpu", receptive_fields: bool = True) -> 
     hooks = [model.get_submodule(row.name).register_forward_hook(
         lambda module, args, out, name=row.name: shapes.__setitem__(name, tuple(out.shape[1:])))
         for row in report.layers]
-    x = example_input(graph, 1, device=device)
+    xs = example_inputs(graph, 1, device=device)  # one per input; token ids as integers
     with torch.no_grad(), flop_counter() as counter:
-        y = model(x)
+        y = model(*xs)
     for hook in hooks:
         hook.remove()
     flops = counter.get_flop_counts()

@@ -14,7 +14,7 @@ from archcalc.errors import SpecError
 torch = pytest.importorskip("torch")
 
 from archcalc.torch import build  # noqa: E402
-from archcalc.torch.build import example_input  # noqa: E402
+from archcalc.torch.build import example_input, example_inputs  # noqa: E402
 from archcalc.torch.source import class_name, constructor_source, export_onnx, pytorch_source  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -44,6 +44,16 @@ def _spec(input_shape, *entries, blocks=""):
 # Inline specs that together use every layer kind, with the arguments whose constructor calls
 # are easy to get wrong (tuples, strings, None defaults, flags stored as Parameters).
 INLINE = {
+    # Two inputs (forward(self, src, tgt)); cross-attention with a memory of another length and width.
+    "encoder_decoder": """
+inputs: {src: [7, 12], tgt: {tokens: [5]}}
+layers:
+  - {name: enc, linear: 10}
+  - {name: emb, from: tgt, embedding: {num: 20, dim: 12}}
+  - {cross_attention: {heads: 3, k_bias: false}, from: [emb, enc]}
+  - {cross_attention: {heads: 4, kv_heads: 2, head_dim: 5, bias: false, scale: 1.0}, from: [cross_attention1, enc]}
+  - {name: x, from: [cross_attention2, emb], add: {}}
+""",
     "parameters": """
 input: [4, 6, 6]
 layers:
@@ -193,9 +203,9 @@ def _check_same_network(graph, batch=2, device="cpu"):
         return source
     generated.load_state_dict(dict(zip(gen_state, ref_state.values())), assign=True)
     generated.eval()
-    x = example_input(graph, batch)
+    xs = example_inputs(graph, batch)  # one tensor per input
     with torch.no_grad():
-        expected, got = reference(x), generated(x)
+        expected, got = reference(*xs), generated(*xs)
     assert got.shape == expected.shape == (batch, *analyze_graph(graph).output_shape)
     torch.testing.assert_close(got, expected, rtol=0, atol=0)
     return source
