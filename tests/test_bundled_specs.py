@@ -191,7 +191,9 @@ def test_spec_matches_torch_module(torch, path):
     device = torch_device(graph)
     model = archcalc.torch.build(graph, device=device).eval()
     assert sum(p.numel() for p in model.parameters()) == report.totals.trainable_params
-    buffers = sum(b.numel() for name, b in model.named_buffers() if not name.endswith("num_batches_tracked"))
+    # Floating buffers only, as verify counts them: batch-norm's num_batches_tracked and Swin's
+    # relative_position_index (int64) are bookkeeping, not parameters.
+    buffers = sum(b.numel() for b in model.buffers() if b.is_floating_point())
     assert buffers == report.totals.non_trainable_params
     counter = flop_counter()
     with torch.no_grad(), counter:
