@@ -32,6 +32,23 @@ layers:
 # and by size, adaptive pooling to sizes that do not divide the input (exact fields), windows and
 # merges after such exact fields, misaligned merges, linear on [C, L] and [C, H, W].
 ALL_KINDS = {
+    "windows": """
+input: [3, 16, 12]
+layers:
+  - conv: {out: 6, kernel: 2, stride: 2}
+  - {name: hwc, permute: [1, 2, 0]}
+  - {name: a, window_attention: {heads: 3, window: 4}}
+  - {add: {}, from: [a, hwc]}
+  - {window_attention: {heads: 2, window: [3, 4], shift: [1, 2], qkv_bias: false}}
+  - {window_attention: {heads: 1, window: 8, shift: 3}}
+  - {name: m, patch_merging: {}}
+  - {roll: {shifts: [2], dims: [2]}}
+  - {roll: {shifts: [-1, 1], dims: [0, 1]}}
+  - {name: p, window_partition: [3, 2]}
+  - {window_merge: [3, 2], from: [p, m]}
+  - {from: hwc, patch_merging: {}}
+  - {from: add1, patch_merging: {}}
+""",
     "encoder_decoder": """
 inputs: {src: [7, 12], tgt: {tokens: [5]}}
 layers:

@@ -44,6 +44,23 @@ def _spec(input_shape, *entries, blocks=""):
 # Inline specs that together use every layer kind, with the arguments whose constructor calls
 # are easy to get wrong (tuples, strings, None defaults, flags stored as Parameters).
 INLINE = {
+    "windows": """
+input: [3, 16, 12]
+layers:
+  - conv: {out: 6, kernel: 2, stride: 2}
+  - {name: hwc, permute: [1, 2, 0]}
+  - {name: a, window_attention: {heads: 3, window: 4}}
+  - {add: {}, from: [a, hwc]}
+  - {window_attention: {heads: 2, window: [3, 4], shift: [1, 2], qkv_bias: false}}
+  - {window_attention: {heads: 1, window: 8, shift: 3}}
+  - {name: m, patch_merging: {}}
+  - {roll: {shifts: [2], dims: [2]}}
+  - {roll: {shifts: [-1, 1], dims: [0, 1]}}
+  - {name: p, window_partition: [3, 2]}
+  - {window_merge: [3, 2], from: [p, m]}
+  - {from: hwc, patch_merging: {}}
+  - {from: add1, patch_merging: {}}
+""",
     # Two inputs (forward(self, src, tgt)); cross-attention with a memory of another length and width.
     "encoder_decoder": """
 inputs: {src: [7, 12], tgt: {tokens: [5]}}
