@@ -190,11 +190,13 @@ def test_spec_matches_torch_module(torch, path):
     report = archcalc.analyze(graph)
     device = torch_device(graph)
     model = archcalc.torch.build(graph, device=device).eval()
-    assert sum(p.numel() for p in model.parameters()) == report.totals.trainable_params
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == report.totals.trainable_params
     # Floating buffers only, as verify counts them: batch-norm's num_batches_tracked and Swin's
-    # relative_position_index (int64) are bookkeeping, not parameters.
+    # relative_position_index (int64) are bookkeeping, not parameters; frozen parameters
+    # (trainable: false, Whisper's position table) are non-trainable.
     buffers = sum(b.numel() for b in model.buffers() if b.is_floating_point())
-    assert buffers == report.totals.non_trainable_params
+    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    assert buffers + frozen == report.totals.non_trainable_params
     counter = flop_counter()
     with torch.no_grad(), counter:
         out = model(*example_inputs(graph, 1, device=device))  # one tensor per input (Whisper: two)
