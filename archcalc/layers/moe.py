@@ -37,7 +37,7 @@ SOURCE = '''
 _ACT = {"silu": F.silu, "gelu": F.gelu, "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"), "relu": F.relu}
 
 
-class Experts(nn.Module):
+class RoutedExperts(nn.Module):
     """E expert FFNs held as 3-d tensors (Hugging Face's layout): gated, gate_up_proj [E, 2h, D]
     (gate rows first) and down_proj [E, D, h]; plain, up_proj [E, h, D] and down_proj [E, D, h];
     with bias, a [E, rows] bias beside each (`..._bias`)."""
@@ -73,7 +73,7 @@ class Experts(nn.Module):
         return F.linear(h, self.down_proj[e], None if self.down_proj_bias is None else self.down_proj_bias[e])
 
 
-class SharedExperts(nn.Module):
+class SharedExpertsFFN(nn.Module):
     """The shared experts, one FFN of their summed width (DeepSeek's shared_experts, Qwen2-MoE's
     shared_expert): gate_proj, up_proj, down_proj (gated) or up_proj, down_proj (plain)."""
 
@@ -91,7 +91,7 @@ class SharedExperts(nn.Module):
         return self.down_proj(_ACT[self.act](self.up_proj(x)))
 
 
-class MoE(nn.Module):
+class MixtureOfExperts(nn.Module):
     """Routed experts on [N, ..., D]: the router `gate` scores every token, each token goes to its
     top_k experts (the tokens of one expert are gathered, run through it, scaled by their routing
     weights and added back with index_add_), plus the shared experts on every token."""
@@ -101,8 +101,8 @@ class MoE(nn.Module):
         super().__init__()
         self.num_experts, self.top_k, self.renormalize, self.scale = experts, top_k, renormalize, scale
         self.gate = nn.Linear(dim, experts, bias=router_bias)
-        self.experts = Experts(dim, experts, hidden, gated, act, bias)
-        self.shared_experts = SharedExperts(dim, shared_hidden, gated, act, bias) if shared_hidden else None
+        self.experts = RoutedExperts(dim, experts, hidden, gated, act, bias)
+        self.shared_experts = SharedExpertsFFN(dim, shared_hidden, gated, act, bias) if shared_hidden else None
         self.shared_expert_gate = nn.Linear(dim, 1, bias=False) if shared_gate else None
 
     def routes(self, chosen):
@@ -304,7 +304,7 @@ class Moe(Layer):
     def torch_module(self, a, shapes):
         _, d, e, k, h, gated, hs = self._plan(a, shapes)
         act = a["activation"] or ("silu" if gated else "relu")
-        return custom_module(SOURCE, "MoE", d, e, k, h, gated, act, a["bias"], a["router_bias"], a["renormalize"],
+        return custom_module(SOURCE, "MixtureOfExperts", d, e, k, h, gated, act, a["bias"], a["router_bias"], a["renormalize"],
                              float(a["scale"]), hs, a["shared_gate"])
 
     def probe_module(self, a, shapes):

@@ -206,7 +206,7 @@ def test_export_writes_the_routing_module():
                                      "moe: {experts: 4, top_k: 1, hidden: 6, expert: mlp, bias: true, "
                                      "router_bias: true, shared_experts: 1, shared_gate: true}"))
     built = build(graph).eval()
-    assert built.get_submodule("moe1").export_call.startswith("MoE(16, 3, 2, 4, True, 'silu'")
+    assert built.get_submodule("moe1").export_call.startswith("MixtureOfExperts(16, 3, 2, 4, True, 'silu'")
     namespace = {"__name__": "generated_net"}
     exec(compile(pytorch_source(graph), "<generated>", "exec"), namespace)  # noqa: S102 - archcalc's own output
     generated = namespace[class_name(graph.name)]().eval()
