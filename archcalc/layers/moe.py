@@ -16,8 +16,8 @@ Per token x (a vector of D features), exactly as transformers' eager experts com
 An expert is `gated` (Mixtral/Qwen/DeepSeek: down(act(x Wg) * (x Wu)), act SiLU by default; the
 weights are HF's fused `gate_up_proj` [E, 2h, D], gate first, and `down_proj` [E, D, h]) or `mlp`
 (Switch: wo(act(x wi)), ReLU by default; `up_proj` [E, h, D] and `down_proj` [E, D, h]). The
-shared experts take the routed experts' form, written as one FFN of width shared_experts * h_s
-(DeepSeek's `moe_intermediate_size * n_shared_experts`; Qwen2-MoE's single shared expert).
+shared experts take the routed experts' form, written as one FFN of width h_s = shared_experts *
+shared_hidden (DeepSeek's `moe_intermediate_size * n_shared_experts`; Qwen2-MoE's single shared expert).
 
 Routing is dropless: every token reaches its top_k experts (Switch Transformers' HF code drops
 tokens past `expert_capacity`; a capacity of at least the tokens is the same). MACs follow:
