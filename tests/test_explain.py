@@ -32,6 +32,16 @@ layers:
 # and by size, adaptive pooling to sizes that do not divide the input (exact fields), windows and
 # merges after such exact fields, misaligned merges, linear on [C, L] and [C, H, W].
 ALL_KINDS = {
+    "experts": """
+input: [6, 16]
+layers:
+  - moe: {experts: 4, top_k: 2, hidden: 8}
+  - {moe: {experts: 4, top_k: 1, hidden: 8, expert: mlp, bias: true, router_bias: true, renormalize: false,
+           shared_experts: 2, shared_hidden: 3, shared_gate: true}, trainable: false}
+  - {moe: {experts: 3, top_k: 3, hidden: 4, shared_experts: 1}}
+  - {name: flat, reshape: [96]}
+  - {moe: {experts: 2, top_k: 1, hidden: 4}}
+""",
     "windows": """
 input: [3, 16, 12]
 layers:
@@ -271,7 +281,7 @@ layers:
 # --- the checks -----------------------------------------------------------------------------------
 
 FIGURE = {"params": "params", "trainable": "trainable_params", "non-trainable": "non_trainable_params",
-          "macs": "macs"}
+          "active": "active_params", "macs": "macs"}
 RF_PART = {"rf": "size", "jump": "stride", "start": "start"}
 ARITHMETIC = re.compile(r"^[-+*/()\[\], .\d]*$")
 NAMES = {"floor": math.floor, "ceil": math.ceil, "max": max, "min": min}

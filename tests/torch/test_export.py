@@ -44,6 +44,14 @@ def _spec(input_shape, *entries, blocks=""):
 # Inline specs that together use every layer kind, with the arguments whose constructor calls
 # are easy to get wrong (tuples, strings, None defaults, flags stored as Parameters).
 INLINE = {
+    # Routed experts: constructor flags, choices, floats and None widths.
+    "experts": """
+input: [6, 16]
+layers:
+  - moe: {experts: 4, top_k: 2, hidden: 8}
+  - {moe: {experts: 4, top_k: 1, hidden: 8, expert: mlp, activation: gelu_tanh, bias: true, router_bias: true,
+           renormalize: false, scale: 1.5, shared_experts: 2, shared_hidden: 3, shared_gate: true}}
+""",
     "windows": """
 input: [3, 16, 12]
 layers:
