@@ -20,7 +20,8 @@ def analyze(spec: str | PathLike | Graph, *, batch: int = 1, dtype: str = "float
             input_shape=None, bindings: dict | None = None, assume_divisible: bool = False) -> Report:
     """Analyse a spec file (path), or an already loaded `Graph`.
 
-    `input_shape` (channels first, batch excluded) overrides the spec's `input`. With symbolic
+    `input_shape` (channels first, batch excluded) overrides the spec's `input` (with `inputs:`,
+    the first input; a dict {name: shape} overrides inputs by name, `input` being the first). With symbolic
     sizes (`input: [1, H, W]`) figures are sympy formulas; `bindings` gives symbols (or vars)
     numbers, like `--set H=28`; `assume_divisible` takes every size symbol as a multiple of the
     network's total stride along its axis, so that floors simplify (`--assume divisible`).
