@@ -268,6 +268,12 @@ def pytorch_source(graph: Graph) -> str:
             init_lines.append(f"self.{attr_of[target]}.weight = self.{attr_of[node.name]}.weight  # tied weights")
 
     name, title = class_name(graph.name), _docstring_text(graph.name)
+    # The network's class must not shadow a class the file defines for a kind (a spec named
+    # "self_attention" would otherwise replace SelfAttention) nor a module it imports.
+    taken = {"torch", "nn", "F", "math"} | {m for text in classes.values()
+                                            for m in re.findall(r"^class (\w+)", text, re.M)}
+    while name in taken:
+        name += "Net"
     totals = report.totals
     source = Path(graph.file).name if graph.file != "<spec>" else None
     origin = f"the spec {_docstring_text(source)}" if source else f"the spec '{title}'"

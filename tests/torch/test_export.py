@@ -525,3 +525,18 @@ def test_onnx_of_a_token_decoder_runs_in_onnxruntime(tmp_path):
     got = onnxruntime.InferenceSession(str(out)).run(None, {"input": ids.numpy()})[0]
     assert got.shape == expected.shape == (2, 10, 30)
     assert abs(got - expected).max() < 1e-4
+
+
+def test_the_network_class_never_shadows_a_kinds_class():
+    # A spec named after a kind's own module class ("self_attention" -> SelfAttention) gets a
+    # class of its own: the file still defines SelfAttention once and builds the same network.
+    import torch
+
+    text = "name: self_attention\ninput: [4, 8]\nlayers:\n  - attention: {heads: 2}\n"
+    source = pytorch_source(archcalc.parse_spec(text))
+    assert re.findall(r"^class (\w+)", source, re.M) == ["Rotary", "SelfAttention", "SelfAttentionNet"]
+    namespace = {}
+    exec(compile(source, "<export>", "exec"), namespace)  # noqa: S102 - archcalc's own output
+    model = namespace["SelfAttentionNet"]()
+    assert sum(p.numel() for p in model.parameters()) == 4 * 8 * 8 + 4 * 8
+    assert tuple(model(torch.randn(1, 4, 8)).shape) == (1, 4, 8)
