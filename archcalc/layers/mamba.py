@@ -76,14 +76,19 @@ class Mamba(nn.Module):
         x = F.silu(self.conv1d(x)[..., :t])  # causal: the first T of the T + K - 1 positions
         time_step, B, C = torch.split(self.x_proj(x.transpose(1, 2)),
                                       [self.dt_rank, self.d_state, self.d_state], dim=-1)  # [N, T, *]
-        dt = F.softplus(self.dt_proj(time_step))  # [N, T, E]
-        A = -torch.exp(self.A_log.to(torch.promote_types(self.A_log.dtype, torch.float32)))  # [E, N], fp32 or wider
+        # The scan in float32 (or wider) whatever the weights' dtype, as Hugging Face's: its bias added
+        # to dt in float32, the state kept in float32, the read-out in the input's dtype.
+        dtype = hidden.dtype
+        wide = torch.promote_types(dtype, torch.float32)
+        dt = F.softplus(F.linear(time_step, self.dt_proj.weight) + self.dt_proj.bias.to(wide))  # [N, T, E]
+        A = -torch.exp(self.A_log.to(wide))  # [E, N]
         u = x.transpose(1, 2)  # [N, T, E]
         decay = torch.exp(A * dt[..., None])  # [N, T, E, N]
-        drive = dt[..., None] * B[:, :, None, :] * u[..., None]  # (dt B) x: [N, T, E, N]
+        drive = dt[..., None] * B[:, :, None, :].to(wide) * u[..., None].to(wide)  # (dt B) x: [N, T, E, N]
         states = selective_scan(decay, drive)  # s_t = exp(dt A) s_{t-1} + dt B x, for every t: [N, T, E, N]
-        y = torch.matmul(states, C[..., None]).squeeze(-1)  # s_t C_t: [N, T, E]
-        y = (y + u * self.D) * F.silu(z.transpose(1, 2))
+        y = torch.matmul(states.to(dtype), C[..., None]).squeeze(-1)  # s_t C_t: [N, T, E]
+        y = (y + u * self.D.to(wide)) * F.silu(z.transpose(1, 2))
+        return self.out_proj(y.to(dtype))
         return self.out_proj(y)
 '''
 

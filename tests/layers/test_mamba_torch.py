@@ -189,3 +189,19 @@ def test_hugging_face_initialisation():
     dt = F.softplus(m.dt_proj.bias.detach())
     assert dt.min() >= 1e-3 * (1 - 1e-5) and dt.max() <= 0.1 * (1 + 1e-5)
     assert m.dt_proj.weight.abs().max() <= 1 / math.sqrt(1)
+
+
+@pytest.mark.parametrize("dtype, within", [(torch.bfloat16, 0.03), (torch.float16, 0.005)])
+def test_half_precision_scans_in_float32_as_hugging_face(dtype, within):
+    """In bfloat16 and float16 the weights' dtype runs the projections and the scan runs in float32,
+    as in Hugging Face's path: the outputs agree to the rounding of the dtype (bfloat16 keeps 8
+    bits: differences of about 1% of the largest output), and come out in the input's dtype."""
+    t, d, args = 6, 16, {"d_state": 4, "d_conv": 3}
+    theirs = _randomised(_hf_mixer(d, args)).to(dtype)
+    ours = build(_mixer(t, d, args)).eval().mamba1.to(dtype)
+    ours.load_state_dict(theirs.state_dict())
+    x = torch.randn(2, t, d, generator=torch.Generator().manual_seed(0)).to(dtype)
+    with torch.no_grad():
+        got, expected = ours(x), theirs(x)
+    assert got.dtype == expected.dtype == dtype
+    assert (got.float() - expected.float()).abs().max() <= within * expected.float().abs().max()
