@@ -32,6 +32,14 @@ layers:
 # and by size, adaptive pooling to sizes that do not divide the input (exact fields), windows and
 # merges after such exact fields, misaligned merges, linear on [C, L] and [C, H, W].
 ALL_KINDS = {
+    "t5": """
+input: {tokens: [6]}
+layers:
+  - {name: e, embedding: {num: 20, dim: 16}}
+  - {name: bias, relative_position_bias: {heads: 2, num_buckets: 8, max_distance: 16}, from: input}
+  - {name: a, attention: {heads: 2, bias: false, scale: 1, causal: true}, from: [e, bias]}
+  - {multiply_by: 0.25}
+""",
     "experts": """
 input: [6, 16]
 layers:

@@ -44,6 +44,14 @@ def _spec(input_shape, *entries, blocks=""):
 # Inline specs that together use every layer kind, with the arguments whose constructor calls
 # are easy to get wrong (tuples, strings, None defaults, flags stored as Parameters).
 INLINE = {
+    "t5": """
+input: {tokens: [6]}
+layers:
+  - {name: e, embedding: {num: 20, dim: 16}}
+  - {name: bias, relative_position_bias: {heads: 2, num_buckets: 8, max_distance: 16}, from: input}
+  - {name: a, attention: {heads: 2, bias: false, scale: 1, causal: true}, from: [e, bias]}
+  - {multiply_by: 0.25}
+""",
     # Routed experts: constructor flags, choices, floats and None widths.
     "experts": """
 input: [6, 16]
