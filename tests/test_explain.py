@@ -32,6 +32,24 @@ layers:
 # and by size, adaptive pooling to sizes that do not divide the input (exact fields), windows and
 # merges after such exact fields, misaligned merges, linear on [C, L] and [C, H, W].
 ALL_KINDS = {
+    "mamba": """
+input: [12, 16]
+layers:
+  - mamba: {d_state: 4, d_conv: 3}
+  - {mamba: {d_state: 2, d_conv: 2, expand: 3, dt_rank: 3, bias: true, conv_bias: false}, trainable: false}
+  - mamba: {}
+""",
+    # Frozen entries: each kind's params step gives its own count, though the row's trainable is 0.
+    "frozen": """
+input: {tokens: [8]}
+layers:
+  - {name: e, embedding: {num: 20, dim: 12}}
+  - {name: bias, relative_position_bias: {heads: 2, num_buckets: 8, max_distance: 16}, from: input, trainable: false}
+  - {name: a, attention: {heads: 2, scale: 1, causal: true}, from: [e, bias], trainable: false}
+  - {name: grid, reshape: [2, 4, 12]}
+  - {window_attention: {heads: 3, window: 2, shift: 1}, trainable: false}
+  - {patch_merging: {}, trainable: false}
+""",
     "t5": """
 input: {tokens: [6]}
 layers:

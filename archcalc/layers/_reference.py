@@ -42,15 +42,15 @@ def markdown_reference() -> str:
             out.append("|---|---|---|---|")
             for arg in layer.args:
                 notes = arg.doc
-                if arg.choices:
-                    notes = (notes + "; " if notes else "") + "one of " + ", ".join(f"`{c}`" for c in arg.choices)
-                if arg.min is not None or arg.max is not None:
-                    bounds = []
-                    if arg.min is not None:
-                        bounds.append(f">= {arg.min}")
-                    if arg.max is not None:
-                        bounds.append(f"<= {arg.max}")
-                    notes = (notes + "; " if notes else "") + " and ".join(bounds)
+                words = ", ".join(f"`{c}`" for c in arg.choices)
+                bounds = ([f">= {arg.min}"] if arg.min is not None else []) + \
+                         ([f"<= {arg.max}"] if arg.max is not None else [])
+                if arg.choices and arg.type != "choice":  # a number or a word (mamba's dt_rank: `auto` or >= 1)
+                    rule = f"{words} or {' and '.join(bounds) or 'a number'}"
+                else:
+                    rule = "; ".join(([f"one of {words}"] if arg.choices else []) + ([" and ".join(bounds)] if bounds else []))
+                if rule:
+                    notes = (notes + "; " if notes else "") + rule
                 out.append(f"| `{arg.name}` | {arg.type} | {_default(arg)} | {notes} |")
             out.append("")
         if layer.formulas:

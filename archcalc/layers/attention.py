@@ -291,7 +291,7 @@ class Attention(Layer):
                 values.append(f"{twice}({p(h)} + {p(kv)})*{p(hd)}")
             note += (f"; {a['qk_norm']} of q and k over " + ("each head (one weight of d shared by the heads)"
                      if over == "head" else "the whole projections") + (", weight and bias" if per == 2 else ""))
-        params = Step("params", " + ".join(formula), " + ".join(values), row.trainable_params, note=note)
+        params = Step("params", " + ".join(formula), " + ".join(values), self.params(a, shapes)[0], note=note)
         masked = "windowed" if a["window"] is not None else "causal" if a["causal"] else ""
         macs = Step("macs", "T*D*(H + 2*Hkv)*d + 2*H*T*T*d + T*H*d*D",
                     f"{p(t)}*{p(d)}*({p(h)} + 2*{p(kv)})*{p(hd)} + 2*{p(h)}*{p(t)}*{p(t)}*{p(hd)} + "

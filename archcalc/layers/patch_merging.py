@@ -101,7 +101,7 @@ class PatchMerging(Layer):
             ex.output_step("[ceil(H/2), ceil(W/2), 2*C]", f"[ceil({ex.val(h)}/2), ceil({ex.val(w)}/2), 2*{p(c)}]", out,
                            note="the four strided 2 x 2 slices concatenated to 4C, then Linear(4C, 2C)"
                                 + (f"; odd {', '.join(odd)} padded by one zero row/column, as torchvision" if odd else "")),
-            Step("params", "8*C + 8*C*C", f"8*{p(c)} + 8*{p(c)}*{p(c)}", row.trainable_params,
+            Step("params", "8*C + 8*C*C", f"8*{p(c)} + 8*{p(c)}*{p(c)}", self.params(a, shapes)[0],
                  note="LayerNorm(4C) weight and bias, Linear(4C, 2C) without bias"),
             Step("macs", "ceil(H/2)*ceil(W/2)*4*C*2*C",
                  f"ceil({ex.val(h)}/2)*ceil({ex.val(w)}/2)*4*{p(c)}*2*{p(c)}", self.macs(a, shapes, out),

@@ -121,7 +121,7 @@ class RelativePositionBias(Layer):
                                note=f"one bias per head, query and key; {how}: {exact} exact, the rest "
                                     f"logarithmic up to {a['max_distance']}"),
                 Step("params", "num_buckets*heads", f"{ex.par(a['num_buckets'])}*{ex.par(a['heads'])}",
-                     row.trainable_params, note="the learned table, one value per bucket and head"),
+                     self.params(a, shapes)[0], note="the learned table, one value per bucket and head"),
                 ex.zero("macs", "a table lookup, not a multiply-accumulate"),
                 ex.rf_untracked("it reads only the input's length")]
 

@@ -306,7 +306,7 @@ class WindowAttention(Layer):
         values.append(f"(2*{p(mh)} - 1)*(2*{p(mw)} - 1)*{heads}")
         steps = [
             ex.output_step("[H, W, C]", ex.shape_text(out), out, note=note),
-            Step("params", " + ".join(terms), " + ".join(values), row.trainable_params,
+            Step("params", " + ".join(terms), " + ".join(values), self.params(a, shapes)[0],
                  note="qkv and proj weights (and biases where on), the learned relative position bias table; the "
                       "int64 relative_position_index buffer is not counted"),
             Step("macs", "Hp*Wp*4*C*C + 2*Hp*Wp*Mh*Mw*C",
