@@ -9,11 +9,19 @@ from archcalc.layers.class_token import sequence
 
 LEARNED = '''
 class PositionEmbedding(nn.Module):
-    """Adds rows 0..T-1 of a learned table of `num` positions to [N, T, D]."""
+    """Adds rows 0..T-1 of a learned table of `num` positions to [N, T, D]. init "sinusoids"
+    starts the table as Whisper's sinusoids(num, dim): sin(p * 10000^(-i/(D/2-1))) in the first
+    D/2 features, cos in the rest (tensor2tensor's timing signal)."""
 
-    def __init__(self, num, dim):
+    def __init__(self, num, dim, init="normal"):
         super().__init__()
-        self.weight = nn.Parameter(torch.empty(num, dim).normal_(std=0.02))
+        if init == "sinusoids":
+            inv = torch.exp(-math.log(10000.0) / (dim // 2 - 1) * torch.arange(dim // 2))
+            angle = torch.arange(num)[:, None] * inv[None, :]
+            table = torch.cat([angle.sin(), angle.cos()], dim=1)
+        else:
+            table = torch.empty(num, dim).normal_(std=0.02)
+        self.weight = nn.Parameter(table)
 
     def forward(self, x):
         return x + self.weight[: x.shape[1]]
@@ -42,6 +50,9 @@ class Positional(Layer):
     args = (
         Arg("learned", "bool", True, doc="a learned table; false: the fixed sinusoidal encoding"),
         Arg("num", "int", None, min=1, doc="rows of the learned table (positions); empty: T"),
+        Arg("init", "choice", "normal", choices=("normal", "sinusoids"),
+            doc="the learned table's first values: normal (std 0.02), or sinusoids as Whisper's encoder "
+                "table (sin of the first D/2 features, cos of the rest; frozen there with trainable: false)"),
     )
     formulas = {"output": "same as input", "params": "num * D with learned (num = T by default); 0 sinusoidal",
                 "macs": "0 (an addition)", "rf": "not tracked (token axis)"}
@@ -52,10 +63,16 @@ class Positional(Layer):
             if a["num"] is not None:
                 raise LayerError("'num' is the size of a learned table; the sinusoidal encoding "
                                  "(learned: false) has none", "num")
+            if a["init"] != "normal":
+                raise LayerError("'init' sets a learned table's first values; the sinusoidal encoding "
+                                 "(learned: false) has no table", "init")
             if is_num(d) and d % 2:
                 raise LayerError(f"the sinusoidal encoding pairs sin and cos features: D must be even, "
                                  f"got {list(shape)}")
             return None
+        if a["init"] == "sinusoids" and is_num(d) and (d % 2 or d < 4):
+            raise LayerError(f"sinusoids pair sin and cos over D/2 > 1 timescales: D must be even and at "
+                             f"least 4, got {list(shape)}", "init")
         num = t if a["num"] is None else a["num"]
         if is_num(num) and is_num(t) and num < t:
             raise LayerError(f"the table has {num} positions but the sequence has T = {t} tokens "
@@ -90,4 +107,6 @@ class Positional(Layer):
         num = self._num(a, shapes[0])
         if num is None:
             return custom_module(SINUSOIDAL, "SinusoidalPositions")
+        if a["init"] == "sinusoids":
+            return custom_module(LEARNED, "PositionEmbedding", num, shapes[0][1], "sinusoids")
         return custom_module(LEARNED, "PositionEmbedding", num, shapes[0][1])

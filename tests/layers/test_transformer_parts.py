@@ -165,3 +165,10 @@ def test_explain_symbolic():
     if not graph.symbols:
         pytest.skip("symbolic sizes are not available")
     check(archcalc.analyze(graph), explain(graph))
+
+
+def test_positional_init_counts_as_a_table_and_is_refused_without_one():
+    assert last([20, 16], "positional: {num: 30, init: sinusoids}").trainable_params == 30 * 16
+    assert "no table" in spec_error([20, 16], "positional: {learned: false, init: sinusoids}").message
+    assert "D must be even" in spec_error([20, 15], "positional: {init: sinusoids}").message
+    assert "D must be even" in spec_error([20, 2], "positional: {init: sinusoids}").message

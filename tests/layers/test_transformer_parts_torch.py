@@ -173,3 +173,16 @@ def test_rotary_properties(interleaved, dims):
     for offset in range(-t + 1, t):
         diagonal = torch.diagonal(scores, offset)
         torch.testing.assert_close(diagonal, diagonal[:1].expand_as(diagonal))
+
+
+def test_positional_sinusoids_start_as_whispers_table():
+    # Whisper's encoder table: row p, feature i < D/2 is sin(p * 10000^(-i/(D/2 - 1))), feature
+    # D/2 + i the cosine of the same angle (values worked out here, not by the module's code).
+    table = module([6, 8], "positional: {num: 10, init: sinusoids}").weight.detach().double()
+    assert table.shape == (10, 8)
+    for p in range(10):
+        for i in range(4):
+            angle = p * 10000.0 ** (-i / 3)
+            assert table[p, i].item() == pytest.approx(math.sin(angle), abs=1e-6)
+            assert table[p, 4 + i].item() == pytest.approx(math.cos(angle), abs=1e-6)
+    assert table[0, :4].abs().max() == 0 and (table[0, 4:] == 1).all()

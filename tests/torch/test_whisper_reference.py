@@ -124,3 +124,17 @@ def test_same_logits_with_hugging_face_weights():
     short.load_state_dict(built.state_dict())
     with torch.no_grad():
         torch.testing.assert_close(short(features, ids[:, :5]), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_encoder_position_table_is_whispers_sinusoids():
+    # The frozen table holds what Hugging Face puts there (modeling_whisper.sinusoids, copied in
+    # _init_weights), not random values: a model built from the spec computes Whisper's encoder.
+    from transformers.models.whisper.modeling_whisper import sinusoids
+
+    text = SPEC.read_text().replace("depth: 4", "depth: 1")
+    ours = build(archcalc.parse_spec(text, filename=str(SPEC)))
+    table = ours.get_submodule("encoder.embed_positions").weight
+    assert table.shape == (1500, 384) and not table.requires_grad
+    assert torch.allclose(table, sinusoids(1500, 384), atol=1e-6)
+    hf = _model(encoder_layers=1, decoder_layers=1)
+    assert torch.allclose(table, hf.model.encoder.embed_positions.weight, atol=1e-6)
