@@ -131,13 +131,14 @@ def plan_memory(graph: Graph, report: Report, *, optimizer: str = "adam", checkp
     shapes = dict(graph.input_shapes)
     shapes.update((row.name, tuple(row.output_shape)) for row in report.layers)
     saved, kv, peak, peak_at = {}, 0, 0, None
-    kv_layers = 0
+    kv_layers, state_layers = 0, 0  # state: a fixed-size recurrent state (Mamba), not keys and values
     cross, cross_layers = 0, 0  # cross-attention K/V: the encoder output's keys and values
     for node in graph.nodes:
         layer, ins, out = KINDS[node.kind], [shapes[i] for i in node.inputs], shapes[node.name]
         saved[node.name] = layer.saved_for_backward(node.args, ins, out)
         cache = layer.kv_cache(node.args, ins, out)
         kv, kv_layers = kv + cache, kv_layers + bool(cache)
+        state_layers += bool(cache) and layer.cache_is_state
         cache = layer.cross_kv_cache(node.args, ins, out)
         cross, cross_layers = cross + cache, cross_layers + bool(cache)
         live = sum(prod(s) for s in ins) + prod(out)
@@ -150,8 +151,11 @@ def plan_memory(graph: Graph, report: Report, *, optimizer: str = "adam", checkp
     inf.append(Item("weights", f"weights ({dtype})", weights, "bytes", f"{b} B x {_n(P)} params"))
     inf.append(Item("activations", "activations (peak layer)", peak * B * b, "bytes",
                     f"largest layer input + output ({peak_at}): {_n(peak)} elements x batch {B} x {b} B"))
-    inf.append(Item("kv_cache", "KV cache", kv * B * b, "bytes",
-                    f"{kv_layers} layer(s) with K/V: {_n(kv)} elements x batch {B} x {b} B" if kv
+    holders = (f"{kv_layers} layer(s) with K/V" if not state_layers
+               else f"{state_layers} layer(s) with a recurrent state" if state_layers == kv_layers
+               else f"{kv_layers - state_layers} layer(s) with K/V, {state_layers} with a recurrent state")
+    inf.append(Item("kv_cache", "KV cache" if not state_layers else "KV cache / recurrent state", kv * B * b,
+                    "bytes", f"{holders}: {_n(kv)} elements x batch {B} x {b} B" if kv
                     else "none: no causal attention layer"))
     if cross:  # beside the self-attention cache: computed once from the encoder output, then only read
         inf.append(Item("cross_kv_cache", "cross-attention KV cache", cross * B * b, "bytes",

@@ -114,6 +114,9 @@ class Layer:
         layer's output, which the next layer saves; kinds that keep more (attention) override."""
         return prod(out)
 
+    # True where kv_cache is a fixed-size recurrent state rather than keys and values (mamba).
+    cache_is_state: ClassVar[bool] = False
+
     def kv_cache(self, a: dict, shapes: list[tuple], out: tuple):
         """Elements (one example) of key/value cache held while decoding; 0 but for causal attention."""
         return 0

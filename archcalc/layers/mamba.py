@@ -170,6 +170,8 @@ class Mamba(Layer):
         t, d, e, n, k, r = self._sizes(a, shapes)
         return 8 * t * e + e * (t + k - 1) + t * (r + 2 * n) + 2 * e * n + 4 * t * e * n + t * d
 
+    cache_is_state = True  # `archcalc memory` says "recurrent state", not K/V
+
     def kv_cache(self, a, shapes, out):
         _, _, e, n, k, _ = self._sizes(a, shapes)
         return e * k + e * n

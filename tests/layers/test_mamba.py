@@ -99,6 +99,12 @@ def test_memory_plan_holds_the_state_of_every_layer():
     plan = plan_memory(archcalc.parse_spec(text), archcalc.analyze_text(text))
     kv = next(i for i in plan.inference if i.key == "kv_cache")
     assert kv.value == 2 * (16 * 3 + 16 * 4) * 4  # two layers, float32: not growing with the 4,096 tokens
+    assert kv.label == "KV cache / recurrent state"
+    assert kv.formula.startswith("2 layer(s) with a recurrent state: 224 elements")
+    mixed = spec([64, 8], "mamba: {d_state: 4, d_conv: 3}", "attention: {heads: 2, causal: true}")
+    kv = next(i for i in plan_memory(archcalc.parse_spec(mixed), archcalc.analyze_text(mixed)).inference
+              if i.key == "kv_cache")
+    assert kv.formula.startswith("1 layer(s) with K/V, 1 with a recurrent state: 1,136 elements")  # 112 + 2*64*8
 
 
 @pytest.mark.parametrize("shape, entry, message", [
