@@ -1,0 +1,631 @@
+"""Hugging Face `config.json` -> an archcalc spec (YAML text), mapped from the config's fields.
+
+Pure Python (json only): neither torch nor transformers is imported, so `archcalc analyze
+llama/config.json` runs where neither is installed. Nothing is downloaded.
+
+    import_config(path, seq_len=None) -> str        the spec's text
+    convert_state_dict(config, state_dict) -> dict  HF's weights under the built spec's names
+
+Families (`model_type`): llama, mistral, qwen2, gemma, mixtral, gpt2, bert. Each maps to the
+model class named in the header (LlamaForCausalLM, ..., GPT2LMHeadModel, BertModel with its
+pooler). Entry names follow Hugging Face's module paths (`model.layers.0.self_attn`,
+`transformer.h.0.mlp.c_fc`, `encoder.layer.0.attention.self`), so the built spec's state_dict keys
+are Hugging Face's wherever archcalc's kinds name their parameters as Hugging Face does. Where they
+do not, `convert_state_dict` renames, stated key by key (never silently; a key it does not know
+is an error):
+
+- attention's projections are `q`, `k`, `v`, `out` (HF: `q_proj`, `k_proj`, `v_proj`, `o_proj`;
+  BERT: `self.query`, `self.key`, `self.value` and `output.dense`);
+- GPT-2's Conv1D weights are stored transposed ([in, out]) and q, k, v fused in `c_attn`
+  ([D, 3D], q first): they are split and transposed into `attn.q`, `attn.k`, `attn.v`, `attn.out`,
+  and `mlp.c_fc` / `mlp.c_proj` are transposed;
+- Gemma's RMSNorm multiplies by (1 + weight) (GemmaRMSNorm, in float32); archcalc's rmsnorm
+  multiplies by its weight, so the weight loaded is 1 + HF's weight: the same function exactly;
+- Hugging Face's module lists count from 0; archcalc's `repeat` copies are numbered as
+  archcalc numbers them (checked when converting, not assumed).
+
+The sequence length (`--input T`): `seq_len`, by default min(max_position_embeddings, 2048)
+(GPT-2: n_positions); for BERT the input holds two rows of T ids (word pieces, token types).
+
+Fields: each family reads the fields its table in docs/import.md lists; fields that change
+nothing archcalc computes are ignored (ids of special tokens, initialisation, caching, dropout
+probabilities, which are zero in eval mode, metadata, generation settings). Any other field, an
+unknown `model_type`, a rope scaling, a quantisation or an attention variant archcalc cannot
+write is a SpecError naming the field and the file.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+from archcalc.errors import SpecError
+
+DEFAULT_MAX_T = 2048
+
+# Fields that do not change shapes, parameters, MACs or the eval-mode function.
+IGNORED = frozenset({
+    "_name_or_path", "architectures", "transformers_version", "torch_dtype", "dtype", "model_type",
+    "id2label", "label2id", "problem_type", "output_attentions", "output_hidden_states", "return_dict",
+    "chunk_size_feed_forward", "is_encoder_decoder", "bos_token_id", "eos_token_id", "pad_token_id",
+    "sep_token_id", "decoder_start_token_id", "initializer_range", "use_cache", "tokenizer_class",
+    "prefix", "task_specific_params", "finetuning_task", "_attn_implementation_autoset",
+    "_commit_hash", "attn_implementation", "experts_implementation", "gradient_checkpointing",
+    "tf_legacy_loss", "use_bfloat16", "pruned_heads", "torchscript", "cross_attention_hidden_size",
+    "tie_encoder_decoder",
+    # generation settings (generation_config.json in recent files)
+    "max_length", "min_length", "do_sample", "early_stopping", "num_beams", "num_beam_groups",
+    "diversity_penalty", "temperature", "top_k", "top_p", "typical_p", "repetition_penalty",
+    "length_penalty", "no_repeat_ngram_size", "encoder_no_repeat_ngram_size", "bad_words_ids",
+    "num_return_sequences", "output_scores", "return_dict_in_generate", "forced_bos_token_id",
+    "forced_eos_token_id", "remove_invalid_values", "exponential_decay_length_penalty",
+    "suppress_tokens", "begin_suppress_tokens", "is_decoder", "add_cross_attention",
+})
+
+ACTIVATIONS = {  # HF's ACT2FN name -> (archcalc entry, moe's activation)
+    "silu": ("silu: {}", "silu"), "swish": ("silu: {}", "silu"), "relu": ("relu: {}", "relu"),
+    "gelu": ("gelu: {}", "gelu"), "gelu_new": ("gelu: tanh", "gelu_tanh"),
+    "gelu_pytorch_tanh": ("gelu: tanh", "gelu_tanh"), "quick_gelu": ("quick_gelu: {}", None),
+    "tanh": ("tanh: {}", None),
+}
+
+
+# --- reading ---------------------------------------------------------------------------------------
+
+def read_config(path) -> tuple[dict, Path]:
+    """(the config's fields, the config file): `path` is a config.json or a folder holding one."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "config.json"
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"no Hugging Face config at {p} (give a config.json or a folder holding one)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read {p}: {exc}") from None
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"{p} is not JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    if not isinstance(config, dict):
+        raise SpecError(f"{p} is not a Hugging Face config (a JSON object of fields)")
+    return config, p
+
+
+class _Fields:
+    """The config's fields, each read at most once; what is neither read nor ignored is refused."""
+
+    def __init__(self, config: dict, file: Path, family: str):
+        self.config, self.file, self.family = config, file, family
+        self.read = set()
+
+    def error(self, field: str, why: str) -> SpecError:
+        return SpecError(f"{self.file}: field '{field}' {why}")
+
+    def get(self, field, default=None, kind=None):
+        self.read.add(field)
+        value = self.config.get(field, default)
+        if value is None:
+            return default
+        if kind is int and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise self.error(field, f"must be a positive integer, got {value!r}")
+        if kind is float and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+            raise self.error(field, f"must be a non-negative number, got {value!r}")
+        if kind is bool and not isinstance(value, bool):
+            raise self.error(field, f"must be true or false, got {value!r}")
+        return value
+
+    def need(self, field, kind=int):
+        if self.config.get(field) is None:
+            raise self.error(field, f"is missing; the {self.family} importer needs it")
+        return self.get(field, kind=kind)
+
+    def only(self, field, allowed, default=None, why="archcalc cannot represent it"):
+        """A field whose only representable values are `allowed`."""
+        value = self.get(field, default)
+        if value not in allowed:
+            raise self.error(field, f"is {value!r}: {why} (the {self.family} importer takes "
+                                    f"{' or '.join(repr(a) for a in allowed)})")
+        return value
+
+    def zero_dropout(self, *fields):
+        """Dropout probabilities: no parameters, no MACs, nothing in eval mode; not written (the
+        spec is the eval-mode function)."""
+        for f in fields:
+            self.get(f, 0.0, kind=float)
+
+    def finish(self):
+        rest = [k for k in self.config if k not in self.read and k not in IGNORED]
+        if rest:
+            raise self.error(rest[0], f"is not understood by the {self.family} importer (model_type "
+                                      f"'{self.config.get('model_type')}'); archcalc does not guess what it changes")
+
+
+def _activation(f: _Fields, field: str, default: str, moe=False) -> str:
+    name = f.get(field, default)
+    entry = ACTIVATIONS.get(name)
+    if entry is None or (moe and entry[1] is None):
+        raise f.error(field, f"is {name!r}, an activation the importer does not map (known: "
+                             f"{', '.join(a for a, e in ACTIVATIONS.items() if e[1] or not moe)})")
+    return entry[1] if moe else entry[0]
+
+
+def _rope_theta(f: _Fields, default: float = 10000.0) -> float:
+    """The rotary base from rope_parameters (transformers >= 5) or rope_theta / rope_scaling."""
+    params = f.get("rope_parameters")
+    scaling = f.get("rope_scaling")
+    theta = f.get("rope_theta")
+    for field, spec in (("rope_parameters", params), ("rope_scaling", scaling)):
+        if spec is None:
+            continue
+        if not isinstance(spec, dict):
+            raise f.error(field, f"must be a mapping, got {spec!r}")
+        kind = spec.get("rope_type", spec.get("type", "default"))
+        if kind != "default":
+            raise f.error(field, f"has rope_type {kind!r}: archcalc's rotary embedding is the default "
+                                 "(unscaled) RoPE only")
+        for key in spec:
+            if key not in ("rope_type", "type", "rope_theta"):
+                raise f.error(field, f"holds '{key}', which archcalc's rotary embedding cannot represent")
+        if "rope_theta" in spec:
+            theta = spec["rope_theta"]
+    theta = default if theta is None else theta
+    if isinstance(theta, bool) or not isinstance(theta, (int, float)) or theta <= 0:
+        raise f.error("rope_theta", f"must be a positive number, got {theta!r}")
+    return float(theta)
+
+
+# --- writing ---------------------------------------------------------------------------------------
+
+def _num(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        if v.is_integer() and abs(v) < 1e15:
+            return str(int(v))
+        text = repr(v)
+        if "e" in text and "." not in text.split("e")[0]:
+            mantissa, exp = text.split("e")
+            text = f"{mantissa}.0e{exp}"
+        return text
+    return str(v)
+
+
+def _args(args: dict) -> str:
+    return "{" + ", ".join(f"{k}: {_num(v)}" for k, v in args.items() if v is not None) + "}"
+
+
+def _entry(name, kind, args=None, src=None, repeat=None, comment=None, text=None) -> str:
+    body = text if text is not None else _args(args or {})
+    parts = [f"name: {name}"]
+    if src is not None:
+        parts.append(f"from: {src if isinstance(src, str) else '[' + ', '.join(src) + ']'}")
+    parts.append(f"{kind}: {body}")
+    if repeat is not None:
+        parts.append(f"repeat: {repeat}")
+    line = "- {" + ", ".join(parts) + "}"
+    return line + (f"   # {comment}" if comment else "")
+
+
+class _Spec:
+    def __init__(self):
+        self.blocks = []  # (name, comment, inputs, entries)
+
+    def block(self, name, entries, comment=None, inputs=None):
+        self.blocks.append((name, comment, inputs, entries))
+
+    def text(self, header, name, description, input_line, vars_, top) -> str:
+        out = [f"# {line}" for line in header]
+        out.append(f"name: {name}")
+        out.append("description: >")
+        out += _wrap(description, "  ")
+        out.append(input_line)
+        out.append("vars: {" + ", ".join(f"{k}: {_num(v)}" for k, v in vars_.items()) + "}")
+        out.append("blocks:")
+        for bname, comment, inputs, entries in self.blocks:
+            out.append(f"  {bname}:" + (f"   # {comment}" if comment else ""))
+            if inputs:
+                out.append(f"    inputs: [{', '.join(inputs)}]")
+            out.append("    layers:")
+            out += [f"      {e}" for e in entries]
+        out.append("layers:")
+        out += [f"  {e}" for e in top]
+        return "\n".join(out) + "\n"
+
+
+def _wrap(text, indent, width=100):
+    words, lines, line = text.split(), [], indent
+    for w in words:
+        if len(line) + len(w) + 1 > width and line.strip():
+            lines.append(line.rstrip())
+            line = indent
+        line += w + " "
+    if line.strip():
+        lines.append(line.rstrip())
+    return lines
+
+
+def _spec_name(config: dict, file: Path) -> str:
+    raw = config.get("_name_or_path") or (file.parent.name if file.name == "config.json" else file.stem)
+    raw = str(raw).strip().split("/")[-1] or str(config.get("model_type", "model"))
+    return re.sub(r"[^A-Za-z0-9_.\-]", "_", raw)[:200] or "model"
+
+
+def _seq(f: _Fields, seq_len, positions_field: str, limit: int | None = None):
+    """(T, how it was chosen): seq_len, else min(max positions, 2048)."""
+    positions = f.get(positions_field, limit, kind=int) if positions_field else limit
+    if seq_len is not None:
+        if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
+            raise SpecError(f"--input for a Hugging Face config is the sequence length T, a positive integer; "
+                            f"got {seq_len!r}")
+        if positions is not None and seq_len > positions and positions_field in ("n_positions",
+                                                                                    "max_position_embeddings_learned"):
+            raise SpecError(f"--input {seq_len}: the model's learned position table holds {positions} "
+                            f"positions ({positions_field} in {f.file})")
+        return seq_len, positions, f"T = {seq_len} (--input)"
+    if positions is None:
+        return DEFAULT_MAX_T, positions, f"T = {DEFAULT_MAX_T} (default)"
+    t = min(positions, DEFAULT_MAX_T)
+    return t, positions, f"T = {t} (default: min({positions_field} = {positions}, {DEFAULT_MAX_T}); --input T changes it)"
+
+
+# --- families --------------------------------------------------------------------------------------
+
+def import_config(path, seq_len=None) -> str:
+    """The spec (YAML text) of the Hugging Face model a config.json describes. `seq_len` is the
+    sequence length T (default min(max_position_embeddings, 2048))."""
+    config, file = read_config(path)
+    model_type = config.get("model_type")
+    family = FAMILIES.get(model_type)
+    if family is None:
+        raise SpecError(f"{file}: field 'model_type' is {model_type!r}; the config importer knows "
+                        f"{', '.join(FAMILIES)}")
+    return family(config, file, seq_len)
+
+
+def _header(file, model_type, cls, how_t):
+    return [f"Imported by archcalc from the Hugging Face config {file} (model_type {model_type}),",
+            f"as transformers' {cls}; input: {how_t}.",
+            "Weights: archcalc.importers.hf_config.convert_state_dict(config, model.state_dict())."]
+
+
+def _llama_like(config, file, seq_len):
+    """llama, mistral, qwen2, gemma, mixtral: pre-norm decoders with RMSNorm, RoPE and a gated FFN."""
+    mt = config["model_type"]
+    f = _Fields(config, file, mt)
+    cls = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM",
+           "gemma": "GemmaForCausalLM", "mixtral": "MixtralForCausalLM"}[mt]
+    vocab, d = f.need("vocab_size"), f.need("hidden_size")
+    ffn, depth = f.need("intermediate_size"), f.need("num_hidden_layers")
+    heads = f.need("num_attention_heads")
+    kv = f.get("num_key_value_heads", heads, kind=int)
+    head_dim = f.get("head_dim", None, kind=int)
+    if head_dim is None:
+        if d % heads:
+            raise f.error("num_attention_heads", f"({heads}) does not divide hidden_size ({d}) and no head_dim is given")
+        head_dim = d // heads
+    if heads % kv:
+        raise f.error("num_key_value_heads", f"({kv}) does not divide num_attention_heads ({heads})")
+    eps = f.get("rms_norm_eps", 1e-6, kind=float)
+    theta = _rope_theta(f)
+    tie = f.get("tie_word_embeddings", mt in ("gemma",), kind=bool)
+    pad = config.get("pad_token_id")
+    if pad is not None and not (isinstance(pad, int) and not isinstance(pad, bool) and 0 <= pad < vocab):
+        raise f.error("pad_token_id", f"must be a token id below vocab_size, got {pad!r}")
+    default_act = "gelu_pytorch_tanh" if mt == "gemma" else "silu"
+    act_field = "hidden_activation" if mt == "gemma" and config.get("hidden_activation") else "hidden_act"
+    if mt == "gemma":
+        f.get("hidden_act")
+    f.zero_dropout("attention_dropout")
+    t, _, how_t = _seq(f, seq_len, "max_position_embeddings")
+    f.get("pretraining_tp", 1, kind=int)  # a tensor-parallel slicing of the same matmuls (same function)
+
+    qkv_bias = o_bias = mlp_bias = False
+    if mt in ("llama", "gemma"):
+        qkv_bias = o_bias = f.get("attention_bias", False, kind=bool)
+    if mt == "llama":
+        mlp_bias = f.get("mlp_bias", False, kind=bool)
+    if mt == "qwen2":
+        qkv_bias = True
+    window = None
+    if mt in ("mistral", "mixtral"):
+        window = f.get("sliding_window", None, kind=int)
+    if mt == "qwen2":
+        use_window = f.get("use_sliding_window", False, kind=bool)
+        f.get("sliding_window")
+        f.get("max_window_layers")
+        types = f.get("layer_types")
+        if use_window or (types and any(x != "full_attention" for x in types)):
+            raise f.error("use_sliding_window" if use_window else "layer_types",
+                          "asks for sliding-window attention on some layers only; the importer writes one "
+                          "layer type for the whole stack")
+    if mt == "gemma":
+        f.only("use_bidirectional_attention", (None, False), why="bidirectional attention in a causal LM")
+    if mt == "mixtral":
+        experts, top_k = f.need("num_local_experts"), f.need("num_experts_per_tok")
+        f.only("router_jitter_noise", (0, 0.0), 0.0, why="router noise (training only) changes the routing")
+        f.get("output_router_logits")
+        f.get("router_aux_loss_coef")
+        moe_act = _activation(f, "hidden_act", "silu", moe=True)
+    else:
+        act = _activation(f, act_field, default_act)
+    f.finish()
+
+    vars_ = {"vocab": vocab, "d": d, "heads": heads, "kv_heads": kv, "head_dim": head_dim, "ffn": ffn}
+    if mt == "mixtral":
+        vars_.update(experts=experts, top_k=top_k)
+    vars_["depth"] = depth
+    if window is not None:
+        vars_["window"] = window
+    base = cls[:-len("ForCausalLM")]
+    att = {"heads": "heads", "kv_heads": "kv_heads", "head_dim": "head_dim", "causal": True,
+           "window": "window" if window is not None else None, "rotary": True,
+           "rotary_base": theta if theta != 10000.0 else None}
+    if qkv_bias == o_bias:
+        att["bias"] = qkv_bias
+    else:
+        att.update(bias=qkv_bias, o_bias=o_bias)
+    norm = {"eps": eps}
+    spec = _Spec()
+    if mt != "mixtral":
+        spec.block(f"{mt}_mlp", [
+            _entry("gate_proj", "linear", {"out": "ffn", "bias": mlp_bias}),
+            _entry("act_fn", act.split(":")[0], text=act.split(": ")[1]),
+            _entry("up_proj", "linear", {"out": "ffn", "bias": mlp_bias}, src="input"),
+            _entry("gated", "multiply", {}, src=["act_fn", "up_proj"], comment="act(x W_gate) * (x W_up)"),
+            _entry("down_proj", "linear", {"out": "d", "bias": mlp_bias}),
+        ], comment=f"{base}MLP")
+        mlp = _entry("mlp", f"{mt}_mlp", {})
+    else:
+        moe = {"experts": "experts", "top_k": "top_k", "hidden": "ffn",
+               "activation": moe_act if moe_act != "silu" else None}
+        mlp = _entry("mlp", "moe", moe, comment="router gate + experts (gate_up_proj, down_proj)")
+    spec.block(f"{mt}_decoder_layer", [
+        _entry("input_layernorm", "rmsnorm", norm),
+        _entry("self_attn", "attention", att),
+        _entry("res_1", "add", {}, src=["input", "self_attn"]),
+        _entry("post_attention_layernorm", "rmsnorm", norm),
+        mlp,
+        _entry("res_2", "add", {}, src=["res_1", "mlp"]),
+    ], comment=f"{base}DecoderLayer")
+    model = [_entry("embed_tokens", "embedding", {"num": "vocab", "dim": "d", "padding_idx": pad,
+                                                   "tie": "lm_head" if tie else None})]
+    if mt == "gemma":
+        model.append(_entry("normalizer", "multiply_by", text='"d ** 0.5"',
+                            comment="GemmaModel: embeddings times sqrt(hidden_size)"))
+    model += [_entry("layers", f"{mt}_decoder_layer", {}, repeat="depth"),
+              _entry("norm", "rmsnorm", norm)]
+    spec.block(f"{mt}_model", model, comment=f"{base}Model")
+    top = [_entry("model", f"{mt}_model", {}),
+           _entry("lm_head", "linear", {"out": "vocab", "bias": False},
+                  comment="tied to model.embed_tokens" if tie else None)]
+    features = [f"{depth} pre-norm decoder layers of width {d} with RMSNorm (eps {eps:g})",
+                f"causal attention with {heads} query heads" + (f" sharing {kv} key/value heads" if kv != heads else "")
+                + f" of {head_dim}, rotary embeddings of base {theta:g}"
+                + (f", a sliding window of {window}" if window is not None else "")
+                + (", biases on q, k and v" if qkv_bias and not o_bias else ", biases" if qkv_bias else ""),
+                (f"a mixture of {experts} SwiGLU experts of {ffn}, top {top_k}" if mt == "mixtral"
+                 else f"a gated feed-forward ({act.split(':')[0]}{' tanh' if 'tanh' in act else ''}) of {ffn}")]
+    if mt == "gemma":
+        features.append("embeddings scaled by sqrt(hidden_size); RMSNorm as (1 + weight), loaded as such")
+    features.append("output layer tied to the token embedding" if tie else "untied output layer")
+    desc = f"{cls} from {file.name}: " + "; ".join(features) + "."
+    return spec.text(_header(file, mt, cls, how_t), _spec_name(config, file), desc,
+                     f"input: {{tokens: [{t}]}}", vars_, top)
+
+
+def _gpt2(config, file, seq_len):
+    f = _Fields(config, file, "gpt2")
+    vocab, d, depth, heads = f.need("vocab_size"), f.need("n_embd"), f.need("n_layer"), f.need("n_head")
+    inner = f.get("n_inner", None, kind=int) or 4 * d
+    eps = f.get("layer_norm_epsilon", 1e-5, kind=float)
+    act = _activation(f, "activation_function", "gelu_new")
+    t, positions, how_t = _seq(f, seq_len, "n_positions", 1024)
+    f.get("n_ctx")
+    scale = f.get("scale_attn_weights", True, kind=bool)
+    f.only("scale_attn_by_inverse_layer_idx", (False,), False, why="a per-layer score scale")
+    f.only("reorder_and_upcast_attn", (False,), False, why="an upcast, reordered attention")
+    f.only("add_cross_attention", (False,), False, why="cross-attention in GPT-2")
+    tie = f.get("tie_word_embeddings", True, kind=bool)
+    f.zero_dropout("resid_pdrop", "embd_pdrop", "attn_pdrop", "summary_first_dropout")
+    for k in ("summary_type", "summary_use_proj", "summary_activation", "summary_proj_to_labels"):
+        f.get(k)  # the sequence-summary head of GPT2DoubleHeadsModel: not in GPT2LMHeadModel
+    f.finish()
+    if d % heads:
+        raise f.error("n_head", f"({heads}) does not divide n_embd ({d})")
+    spec = _Spec()
+    spec.block("gpt2_mlp", [
+        _entry("c_fc", "linear", text="ffn"),
+        _entry("act", act.split(":")[0], text=act.split(": ")[1]),
+        _entry("c_proj", "linear", text="d"),
+    ], comment="GPT2MLP (Conv1D weights, loaded transposed)")
+    att = {"heads": "heads", "causal": True, "scale": None if scale else 1.0}
+    spec.block("gpt2_block", [
+        _entry("ln_1", "layernorm", {"eps": eps}),
+        _entry("attn", "attention", att, comment="c_attn (q, k, v fused) and c_proj"),
+        _entry("res_1", "add", {}, src=["input", "attn"]),
+        _entry("ln_2", "layernorm", {"eps": eps}),
+        _entry("mlp", "gpt2_mlp", {}),
+        _entry("res_2", "add", {}, src=["res_1", "mlp"]),
+    ], comment="GPT2Block")
+    spec.block("gpt2_model", [
+        _entry("wte", "embedding", {"num": "vocab", "dim": "d", "tie": "lm_head" if tie else None}),
+        _entry("wpe", "positional", {"num": "positions"}),
+        _entry("h", "gpt2_block", {}, repeat="depth"),
+        _entry("ln_f", "layernorm", {"eps": eps}),
+    ], comment="GPT2Model")
+    top = [_entry("transformer", "gpt2_model", {}),
+           _entry("lm_head", "linear", {"out": "vocab", "bias": False},
+                  comment="tied to transformer.wte" if tie else None)]
+    vars_ = {"vocab": vocab, "positions": positions, "d": d, "heads": heads, "ffn": inner, "depth": depth}
+    desc = (f"GPT2LMHeadModel from {file.name}: token and learned position embeddings ({positions}), {depth} "
+            f"pre-norm decoder blocks of width {d} with causal attention ({heads} heads"
+            + ("" if scale else ", unscaled scores") + f") and a {act.split(':')[0]} feed-forward of {inner}; "
+            + ("the output layer tied to the token embedding." if tie else "an untied output layer."))
+    return spec.text(_header(file, "gpt2", "GPT2LMHeadModel", how_t), _spec_name(config, file), desc,
+                     f"input: {{tokens: [{t}]}}", vars_, top)
+
+
+def _bert(config, file, seq_len):
+    f = _Fields(config, file, "bert")
+    vocab, d, depth = f.need("vocab_size"), f.need("hidden_size"), f.need("num_hidden_layers")
+    heads, ffn = f.need("num_attention_heads"), f.need("intermediate_size")
+    segments = f.get("type_vocab_size", 2, kind=int)
+    eps = f.get("layer_norm_eps", 1e-12, kind=float)
+    act = _activation(f, "hidden_act", "gelu")
+    f.only("position_embedding_type", ("absolute",), "absolute", why="relative position embeddings in BERT")
+    f.only("is_decoder", (False,), False, why="a causal BERT decoder")
+    f.only("add_cross_attention", (False,), False, why="cross-attention in BERT")
+    f.zero_dropout("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout")
+    pad = config.get("pad_token_id", 0)
+    f.get("tie_word_embeddings")  # BertModel has no output layer to tie
+    t, positions, how_t = _seq(f, seq_len, "max_position_embeddings", 512)
+    if seq_len is not None and seq_len > positions:
+        raise SpecError(f"--input {seq_len}: BERT's learned position table holds {positions} positions "
+                        f"(max_position_embeddings in {file})")
+    f.finish()
+    if d % heads:
+        raise f.error("num_attention_heads", f"({heads}) does not divide hidden_size ({d})")
+    norm = {"eps": eps}
+    spec = _Spec()
+    spec.block("bert_embeddings", [
+        _entry("input_ids", "select", {"dim": 0, "index": 0}, comment="[T] word-piece ids"),
+        _entry("word_embeddings", "embedding", {"num": "vocab", "dim": "d", "padding_idx": pad}),
+        _entry("token_type_ids", "select", {"dim": 0, "index": 1}, src="input", comment="[T] segment ids"),
+        _entry("token_type_embeddings", "embedding", {"num": "segments", "dim": "d"}),
+        _entry("sum", "add", {}, src=["word_embeddings", "token_type_embeddings"]),
+        _entry("position_embeddings", "positional", {"num": "positions"}),
+        _entry("LayerNorm", "layernorm", norm),
+    ], comment="BertEmbeddings (the input: row 0 the ids, row 1 the token types)")
+    spec.block("bert_add_norm", [
+        _entry("residual", "add", {}, src=["hidden_states", "input_tensor"]),
+        _entry("LayerNorm", "layernorm", norm),
+    ], comment="BertSelfOutput after its dense (inside attention): LayerNorm(x + input)",
+        inputs=["hidden_states", "input_tensor"])
+    att = {"heads": "heads"}
+    spec.block("bert_attention", [
+        _entry("self", "attention", att, comment="self.query/key/value and output.dense"),
+        _entry("output", "bert_add_norm", {}, src=["self", "input"]),
+    ], comment="BertAttention")
+    spec.block("bert_intermediate", [
+        _entry("dense", "linear", text="ffn"),
+        _entry("intermediate_act_fn", act.split(":")[0], text=act.split(": ")[1]),
+    ], comment="BertIntermediate")
+    spec.block("bert_output", [
+        _entry("dense", "linear", text="d", src="hidden_states"),
+        _entry("residual", "add", {}, src=["dense", "input_tensor"]),
+        _entry("LayerNorm", "layernorm", norm),
+    ], comment="BertOutput", inputs=["hidden_states", "input_tensor"])
+    spec.block("bert_layer", [
+        _entry("attention", "bert_attention", {}),
+        _entry("intermediate", "bert_intermediate", {}),
+        _entry("output", "bert_output", {}, src=["intermediate", "attention"]),
+    ], comment="BertLayer (post-norm)")
+    spec.block("bert_encoder", [_entry("layer", "bert_layer", {}, repeat="depth")], comment="BertEncoder")
+    spec.block("bert_pooler", [
+        _entry("first", "select", {"dim": 0, "index": 0}, comment="the [CLS] token"),
+        _entry("dense", "linear", text="d"),
+        _entry("activation", "tanh", {}),
+    ], comment="BertPooler")
+    top = [_entry("embeddings", "bert_embeddings", {}), _entry("encoder", "bert_encoder", {}),
+           _entry("pooler", "bert_pooler", {})]
+    vars_ = {"vocab": vocab, "positions": positions, "segments": segments, "d": d, "heads": heads,
+             "ffn": ffn, "depth": depth}
+    desc = (f"BertModel with its pooler from {file.name}: word-piece, token-type and learned position "
+            f"embeddings, {depth} post-norm encoder layers of width {d} with {heads} heads and a "
+            f"{act.split(':')[0]} feed-forward of {ffn}; the output is the pooler's (tanh of a dense layer "
+            "on the first token). The input holds two rows of ids: row 0 the word pieces, row 1 the token types.")
+    return spec.text(_header(file, "bert", "BertModel", how_t), _spec_name(config, file), desc,
+                     f"input: {{tokens: [2, {t}]}}", vars_, top)
+
+
+FAMILIES = {"llama": _llama_like, "mistral": _llama_like, "qwen2": _llama_like, "gemma": _llama_like,
+            "mixtral": _llama_like, "gpt2": _gpt2, "bert": _bert}
+
+
+# --- weights ---------------------------------------------------------------------------------------
+
+_ATTN = {"q_proj": "q", "k_proj": "k", "v_proj": "v", "o_proj": "out"}
+_BERT_ATTN = {"attention.self.query": "attention.self.q", "attention.self.key": "attention.self.k",
+              "attention.self.value": "attention.self.v", "attention.output.dense": "attention.self.out"}
+_SKIPPED = ("attn.bias", "attn.masked_bias", "embeddings.position_ids", "embeddings.token_type_ids")
+
+
+def _repeat_base() -> int:
+    """The number archcalc gives the first copy of a repeat (read from the parser, not assumed)."""
+    from archcalc.spec.parse import parse_spec
+
+    names = [n.name for n in parse_spec("input: [2]\nlayers:\n  - {name: r, linear: 2, repeat: 2}\n").nodes]
+    return int(names[0].split(".")[1])
+
+
+def convert_state_dict(config, state_dict) -> dict:
+    """Hugging Face's state_dict (of the class the import names) under the imported spec's names,
+    ready for `archcalc.torch.build(spec).load_state_dict(...)`. `config` is the config.json path
+    (or its folder, or its fields as a dict). Renames and transforms only what the module
+    docstring lists; any key it does not know raises SpecError."""
+    if isinstance(config, dict):
+        fields, file = config, Path("<config>")
+    else:
+        fields, file = read_config(config)
+    mt = fields.get("model_type")
+    if mt not in FAMILIES:
+        raise SpecError(f"{file}: field 'model_type' is {mt!r}; the config importer knows {', '.join(FAMILIES)}")
+    shift = _repeat_base()
+    d = fields.get("n_embd") or fields.get("hidden_size")
+    out = {}
+    for key, value in state_dict.items():
+        if key in _SKIPPED or key.endswith(tuple("." + k for k in _SKIPPED)):  # non-persistent buffers in older checkpoints: masks and index ranges
+            continue
+        if mt == "gpt2":
+            pairs = _gpt2_weights(key, value, d)
+        elif mt == "bert":
+            for hf, ours in _BERT_ATTN.items():
+                key = key.replace("." + hf + ".", "." + ours + ".")
+            pairs = [(key, value)]
+        else:
+            parts = key.split(".")
+            if len(parts) >= 5 and parts[3] == "self_attn" and parts[4] in _ATTN:
+                parts[4] = _ATTN[parts[4]]
+                key = ".".join(parts)
+            if mt == "gemma" and key.endswith("norm.weight"):
+                value = value + 1  # GemmaRMSNorm: x * (1 + weight)
+            pairs = [(key, value)]
+        for k, v in pairs:
+            out[_shift(k, shift)] = v
+    _check_known(mt, out, file)
+    return out
+
+
+def _shift(key: str, shift: int) -> str:
+    if not shift:
+        return key
+    return ".".join(str(int(p) + shift) if p.isdigit() else p for p in key.split("."))
+
+
+def _gpt2_weights(key, value, d):
+    """GPT-2's Conv1D ([in, out]) weights transposed; c_attn split into q, k, v (q first)."""
+    if key.endswith(("attn.c_attn.weight", "attn.c_attn.bias")):
+        stem, what = key.rsplit(".c_attn.", 1)
+        parts = [value[..., i * d:(i + 1) * d] for i in range(3)]
+        return [(f"{stem}.{p}.{what}", part.t().contiguous() if what == "weight" else part.clone())
+                for p, part in zip("qkv", parts)]
+    if key.endswith(("attn.c_proj.weight", "attn.c_proj.bias")):
+        key = key.replace("attn.c_proj.", "attn.out.")
+        return [(key, value.t().contiguous() if key.endswith("weight") else value)]
+    if key.endswith(("mlp.c_fc.weight", "mlp.c_proj.weight")):
+        return [(key, value.t().contiguous())]
+    return [(key, value)]
+
+
+def _check_known(mt, out, file):
+    for key in out:
+        if key.split(".")[0] not in _ROOTS[mt]:
+            raise SpecError(f"state_dict key '{key}' is not a weight of the {mt} model the importer writes "
+                            f"(from {file}); nothing is dropped silently")
+
+
+_ROOTS = {"llama": ("model", "lm_head"), "mistral": ("model", "lm_head"), "qwen2": ("model", "lm_head"),
+          "gemma": ("model", "lm_head"), "mixtral": ("model", "lm_head"), "gpt2": ("transformer", "lm_head"),
+          "bert": ("embeddings", "encoder", "pooler")}

@@ -1,0 +1,270 @@
+"""archcalc.importers.hf_config: a Hugging Face config.json mapped to a spec, checked against the
+model transformers (5.x) builds from the same config (random weights; nothing is downloaded).
+
+Per family (llama, mistral, qwen2, gemma, mixtral, gpt2, bert):
+- the real size (configs/<model>/config.json) on the meta device: the same parameters, trainable
+  and not, the same state_dict keys and shapes after convert_state_dict; for the five families
+  with a bundled spec, the import gives the bundled spec's figures (parameters, MACs, per layer);
+- a small config (configs/tiny_<family>/config.json, 2 layers): FlopCounterMode MACs of HF's
+  eager forward equal the analysis, the output shape equals, and with HF's weights loaded
+  (convert_state_dict, strict) the built spec's outputs equal HF's;
+- importing imports neither torch nor transformers (a subprocess reads sys.modules);
+- fields the importer cannot represent are errors naming the field and the file.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import archcalc
+from archcalc.api import analyze_text
+from archcalc.errors import SpecError
+from archcalc.importers.hf_config import convert_state_dict, import_config
+from archcalc.spec.parse import parse_spec
+
+HERE = Path(__file__).resolve().parent
+CONFIGS = HERE / "configs"
+SPECS = HERE.parents[1] / "specs" / "transformers"
+BIG = ["llama_7b", "mistral_7b", "qwen2_0_5b", "gemma_2b", "mixtral_8x7b", "gpt2", "bert_base"]
+TINY = ["tiny_llama", "tiny_mistral", "tiny_qwen2", "tiny_gemma", "tiny_mixtral", "tiny_gpt2", "tiny_bert"]
+CLASSES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM",
+           "gemma": "GemmaForCausalLM", "mixtral": "MixtralForCausalLM", "gpt2": "GPT2LMHeadModel",
+           "bert": "BertModel"}
+
+
+def _analyze(name, seq_len=None):
+    return analyze_text(import_config(CONFIGS / name, seq_len=seq_len), filename=name)
+
+
+# --- without torch ---------------------------------------------------------------------------------
+
+def test_importing_and_analyzing_imports_neither_torch_nor_transformers():
+    code = (
+        "import sys\n"
+        "from archcalc.importers.hf_config import import_config\n"
+        "from archcalc.api import analyze_text\n"
+        f"for name in {BIG + TINY!r}:\n"
+        f"    analyze_text(import_config({str(CONFIGS)!r} + '/' + name))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers')))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# --- the bundled specs -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("config, spec, tokens", [
+    ("llama_7b", "llama_7b", 2048), ("qwen2_0_5b", "qwen2_0_5b", 2048), ("mixtral_8x7b", "mixtral_8x7b", 4096),
+    ("gpt2", "gpt2_small", 1024), ("bert_base", "bert_base", 512)])
+def test_same_figures_as_the_bundled_spec(config, spec, tokens):
+    ours = _analyze(config, tokens)
+    bundled = archcalc.analyze(SPECS / f"{spec}.yaml")
+    for field in ("params", "trainable_params", "non_trainable_params", "macs", "active_params"):
+        assert getattr(ours.totals, field) == getattr(bundled.totals, field), field
+    assert ours.output_shape == bundled.output_shape
+    assert ours.input_shape == bundled.input_shape
+    # layer by layer: the same multiset of (kind, parameters, MACs, output shape)
+    rows = lambda r: Counter((x.kind, x.params, x.macs, tuple(x.output_shape)) for x in r.layers)  # noqa: E731
+    assert rows(ours) == rows(bundled)
+
+
+def test_published_sizes():
+    """Model cards: Mistral-7B 7.24 B, Gemma-2B 2.51 B (tied), Qwen2-0.5B 494 M, Mixtral 46.7 B."""
+    assert _analyze("mistral_7b").totals.params == 7_241_732_096
+    assert _analyze("gemma_2b").totals.params == 2_506_172_416
+    assert _analyze("qwen2_0_5b").totals.params == 494_032_768
+    assert _analyze("mixtral_8x7b").totals.active_params == 12_879_925_248
+
+
+def test_default_sequence_length_and_header():
+    text = import_config(CONFIGS / "mistral_7b")
+    assert "input: {tokens: [2048]}" in text  # min(max_position_embeddings 32768, 2048)
+    assert "min(max_position_embeddings = 32768, 2048)" in text.splitlines()[1]
+    assert text.startswith("# Imported by archcalc from the Hugging Face config")
+    assert "input: {tokens: [2, 64]}" in import_config(CONFIGS / "tiny_bert")  # min(64, 2048), two rows
+    assert "input: {tokens: [100]}" in import_config(CONFIGS / "tiny_llama" / "config.json", seq_len=100)
+    assert "window: window" in text and "window: 4096" in text
+
+
+# --- Hugging Face ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def hf():
+    torch = pytest.importorskip("torch")
+    try:  # torchvision's wheel here does not load against this torch, and transformers imports it
+        sys.path.insert(0, str(HERE.parent))
+        from torchvision_models import torchvision_models
+        torchvision_models()
+    except ImportError:
+        pass
+    transformers = pytest.importorskip("transformers")
+    return torch, transformers
+
+
+def _hf_model(hf, name, device=None):
+    torch, transformers = hf
+    fields = json.loads((CONFIGS / name / "config.json").read_text())
+    cls = getattr(transformers, CLASSES[fields["model_type"]])
+    extra = {"experts_implementation": "eager"} if fields["model_type"] == "mixtral" else {}
+    config = cls.config_class.from_pretrained(CONFIGS / name, attn_implementation="eager", **extra)
+    with torch.device(device or "cpu"):
+        if device is None:
+            torch.manual_seed(0)
+        model = cls(config).eval()
+    if device is None:  # HF starts biases at 0 and norms at 1 (Gemma's at 0): move every weight
+        gen = torch.Generator().manual_seed(2)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn(p.shape, generator=gen) * 0.05)
+    return model
+
+
+def _spec(name, seq_len=None):
+    return parse_spec(import_config(CONFIGS / name, seq_len=seq_len), name)
+
+
+@pytest.mark.parametrize("name", BIG)
+def test_real_size_parameters_keys_and_shapes_on_meta(hf, name):
+    from archcalc.torch import build
+
+    model = _hf_model(hf, name, device="meta")
+    report = _analyze(name)
+    params = list(model.parameters())  # tied weights once
+    assert report.totals.params == sum(p.numel() for p in params)
+    assert report.totals.trainable_params == sum(p.numel() for p in params if p.requires_grad)
+    assert report.totals.non_trainable_params == 0
+    ours = build(_spec(name), device="meta")
+    converted = convert_state_dict(CONFIGS / name, model.state_dict())
+    assert {k: tuple(v.shape) for k, v in converted.items()} == \
+        {k: tuple(v.shape) for k, v in ours.state_dict().items()}
+
+
+def _inputs(hf, name, tokens):
+    torch, _ = hf
+    gen = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, 256, (1, tokens), generator=gen)
+    if name == "tiny_bert":
+        types = torch.randint(0, 2, (1, tokens), generator=gen)
+        return {"input_ids": ids, "token_type_ids": types}, torch.stack([ids, types], dim=1)
+    return {"input_ids": ids}, ids
+
+
+def _hf_out(name, out):
+    return out.pooler_output if name == "tiny_bert" else out.logits
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_small_config_macs_output_shape_and_outputs_with_hf_weights(hf, name):
+    torch, _ = hf
+    from archcalc.torch import build
+    from archcalc.torch.verify import flop_counter
+
+    tokens = 24  # longer than tiny_mistral's sliding window of 8: the window matters
+    model = _hf_model(hf, name)
+    theirs_in, ours_in = _inputs(hf, name, tokens)
+    with torch.no_grad(), flop_counter() as counter:
+        expected = _hf_out(name, model(**theirs_in))
+    report = _analyze(name, tokens)
+    assert report.totals.macs == counter.get_total_flops() // 2
+    assert tuple(expected.shape[1:]) == tuple(report.output_shape)
+    ours = build(_spec(name, tokens)).eval()
+    ours.load_state_dict(convert_state_dict(CONFIGS / name, model.state_dict()), strict=True)
+    with torch.no_grad():
+        got = ours(ours_in)
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_the_sliding_window_changes_mistrals_outputs(hf):
+    """Without the window the outputs differ: the test above would catch a missing window."""
+    torch, _ = hf
+    from archcalc.torch import build
+
+    model = _hf_model(hf, "tiny_mistral")
+    theirs_in, ids = _inputs(hf, "tiny_mistral", 24)
+    text = import_config(CONFIGS / "tiny_mistral", seq_len=24).replace("window: window, ", "")
+    ours = build(parse_spec(text)).eval()
+    ours.load_state_dict(convert_state_dict(CONFIGS / "tiny_mistral", model.state_dict()))
+    with torch.no_grad():
+        assert not torch.allclose(ours(ids), model(**theirs_in).logits, atol=1e-3)
+
+
+def test_gemma_norm_weights_are_loaded_as_one_plus_hfs(hf):
+    torch, _ = hf
+    model = _hf_model(hf, "tiny_gemma")
+    sd = model.state_dict()
+    converted = convert_state_dict(CONFIGS / "tiny_gemma", sd)
+    key = next(k for k in converted if k.endswith("input_layernorm.weight"))
+    hf_key = "model.layers.0.input_layernorm.weight"
+    assert torch.equal(converted[key], sd[hf_key] + 1)
+
+
+# --- errors ----------------------------------------------------------------------------------------
+
+def _write(tmp_path, base, **changes):
+    fields = json.loads((CONFIGS / base / "config.json").read_text())
+    for k, v in changes.items():
+        if v is _DROP:
+            fields.pop(k, None)
+        else:
+            fields[k] = v
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(fields))
+    return path
+
+
+_DROP = object()
+
+
+@pytest.mark.parametrize("base, changes, words", [
+    ("tiny_llama", {"model_type": "falcon"}, ["model_type", "'falcon'", "llama"]),
+    ("tiny_llama", {"rope_parameters": {"rope_type": "llama3", "rope_theta": 5e5, "factor": 8.0}},
+     ["rope_parameters", "llama3"]),
+    ("mistral_7b", {"rope_scaling": {"type": "linear", "factor": 2.0}}, ["rope_scaling", "linear"]),
+    ("tiny_llama", {"flash_attention_window": 4}, ["flash_attention_window", "not understood"]),
+    ("tiny_llama", {"hidden_act": "mish"}, ["hidden_act", "mish"]),
+    ("tiny_llama", {"hidden_size": _DROP}, ["hidden_size", "missing"]),
+    ("tiny_llama", {"num_key_value_heads": 3}, ["num_key_value_heads"]),
+    ("tiny_qwen2", {"use_sliding_window": True}, ["use_sliding_window"]),
+    ("tiny_mixtral", {"router_jitter_noise": 0.1}, ["router_jitter_noise"]),
+    ("tiny_gpt2", {"scale_attn_by_inverse_layer_idx": True}, ["scale_attn_by_inverse_layer_idx"]),
+    ("tiny_gpt2", {"reorder_and_upcast_attn": True}, ["reorder_and_upcast_attn"]),
+    ("tiny_bert", {"position_embedding_type": "relative_key"}, ["position_embedding_type", "relative_key"]),
+    ("tiny_bert", {"is_decoder": True}, ["is_decoder"]),
+    ("tiny_gemma", {"use_bidirectional_attention": True}, ["use_bidirectional_attention"]),
+    ("tiny_llama", {"quantization_config": {"quant_method": "gptq"}}, ["quantization_config"]),
+])
+def test_unrepresentable_fields_are_errors_naming_field_and_file(tmp_path, base, changes, words):
+    path = _write(tmp_path, base, **changes)
+    with pytest.raises(SpecError) as err:
+        import_config(path)
+    message = str(err.value)
+    assert str(path) in message
+    for w in words:
+        assert w in message, message
+
+
+def test_files_that_are_not_configs(tmp_path):
+    with pytest.raises(SpecError, match="no Hugging Face config"):
+        import_config(tmp_path)
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(SpecError, match="is not JSON"):
+        import_config(tmp_path)
+    (tmp_path / "config.json").write_text("[1, 2]")
+    with pytest.raises(SpecError, match="JSON object"):
+        import_config(tmp_path)
+    with pytest.raises(SpecError, match="sequence length"):
+        import_config(CONFIGS / "tiny_llama", seq_len=0)
+    with pytest.raises(SpecError, match="position table holds 64"):
+        import_config(CONFIGS / "tiny_gpt2", seq_len=65)
+    with pytest.raises(SpecError, match="position table holds 64"):
+        import_config(CONFIGS / "tiny_bert", seq_len=65)
+
+
+def test_convert_refuses_keys_it_does_not_know():
+    with pytest.raises(SpecError, match="classifier.weight"):
+        convert_state_dict(CONFIGS / "tiny_bert", {"classifier.weight": None})
