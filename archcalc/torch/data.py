@@ -512,6 +512,12 @@ def _sample_patches(shape, seed):
     return x.numpy()
 
 
+def _torch_version() -> str:
+    import torch
+
+    return torch.__version__
+
+
 def _torchvision(source, shape):
     name, _, root = source.removeprefix("torchvision:").partition(":")
     root = root or "data"  # torchvision's examples keep datasets under ./data
@@ -520,6 +526,10 @@ def _torchvision(source, shape):
     except ImportError:
         raise SpecError(f"'{source}' needs torchvision, which is not installed (pip install torchvision); "
                         "archcalc never downloads data, so the dataset must already be on disk") from None
+    except Exception as exc:  # noqa: BLE001 - installed but broken: a wheel built for another torch
+        raise SpecError(f"'{source}' needs torchvision, which is installed but does not load beside this "
+                        f"torch {_torch_version()} ({type(exc).__name__}: {exc}); install the torchvision "
+                        "built for it") from None
     names = [n for n in dir(tvd) if n[:1].isupper()]
     cls = getattr(tvd, name, None)
     if not isinstance(cls, type):
