@@ -1,0 +1,800 @@
+"""Import a PyTorch `nn.Module` as a spec: `from_module(module, input_shape)` and
+`import_module_source("FILE.py:NAME" | "torchvision:NAME" | "timm:NAME", "3,224,224")`.
+
+How: `torch.fx` symbolic tracing, with every module archcalc has a kind for (and every other
+`torch.nn` module) kept as one call; each node keeps `nn_module_stack`, the module instances it
+runs in, which become block instances named as the modules are, so that the built spec's
+state_dict keys are the module's (`layer1.0.conv1.weight`). `torch.fx` was chosen over
+`torch.export`: it keeps module calls whole (a Conv2d is one node with its module, not an aten
+convolution whose padding and groups would have to be read back), keeps the Python functions a
+forward calls (`torch.flatten`, `+`), and needs no fake-tensor kernels (torchvision's, here, do
+not load). Shapes come from running the traced graph once on a random batch of two.
+
+Faithful or refused: a module, function or method with no kind, an argument a kind does not have
+(BatchNorm's momentum=None, MaxPool's return_indices), a parameter read directly (`get_attr`), a
+module holding parameters that the forward never calls, or one called twice (shared weights) is
+a SpecError naming it, its class and where it sits. A symbolic input (`3,H,W`) is traced at two
+sizes; where the layers' arguments differ (a reshape to a size fixed by the input) it is refused.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import math
+import operator
+import re
+import sys
+from pathlib import Path
+
+from archcalc.errors import SpecError
+from archcalc.importers._writer import INPUT, Entry, Scope, write_spec
+from archcalc.layers import KINDS
+
+_SYMBOL_SIZES = (224, 256)  # a symbolic size is traced at these two values
+
+
+def _torch():
+    try:
+        import torch
+        import torch.fx  # noqa: F401
+    except ImportError:
+        raise SpecError("importing a PyTorch module needs torch: pip install 'archcalc[torch]'") from None
+    return torch
+
+
+# --- the public functions ------------------------------------------------------------------------
+
+def from_module(module, input_shape, *, source: str | None = None, name: str | None = None) -> str:
+    """The spec (YAML text) of `module` for one example of shape `input_shape` (batch excluded;
+    channels first). Sizes may be names (`(3, "H", "W")`): the spec is then symbolic, when the
+    traced layers do not depend on them. Raises SpecError for anything archcalc cannot represent."""
+    torch = _torch()
+    if not isinstance(module, torch.nn.Module):
+        raise SpecError(f"from_module takes a torch.nn.Module, got {type(module).__name__}")
+    shape = _shape(input_shape)
+    cls = type(module)
+    source = source or f"{cls.__module__}.{cls.__qualname__}"
+    symbols = [s for s in shape if isinstance(s, str)]
+    entries = _convert(module, [s if isinstance(s, int) else _SYMBOL_SIZES[0] for s in shape])
+    if symbols:
+        other = _convert(module, [s if isinstance(s, int) else _SYMBOL_SIZES[1] for s in shape])
+        for a, b in zip(entries, other):
+            if (a.kind, a.args) != (b.kind, b.args):
+                raise SpecError(f"{a.where}: its arguments depend on the input's size ({a.kind} {a.args} at "
+                                f"{_SYMBOL_SIZES[0]}, {b.args} at {_SYMBOL_SIZES[1]}), so the spec cannot keep "
+                                f"{', '.join(symbols)} symbolic; give numbers (--input "
+                                f"{','.join(str(s if isinstance(s, int) else _SYMBOL_SIZES[0]) for s in shape)})")
+        if len(entries) != len(other):
+            raise SpecError("the traced layers depend on the input's size, so the spec cannot keep "
+                            f"{', '.join(symbols)} symbolic; give numbers")
+    spec_name = name or re.sub(r"[^a-z0-9_]", "_", cls.__name__.lower())
+    header = [f"imported by archcalc from {source} ({cls.__module__}.{cls.__qualname__})",
+              f"input: one example of shape [{', '.join(str(s) for s in shape)}] (batch excluded); "
+              "names, as state_dict keys, are the module's own"]
+    text = write_spec(entries, shape, name=spec_name, header=header, kinds=KINDS)
+    from archcalc.api import parse_spec
+
+    try:
+        parse_spec(text)
+    except SpecError as exc:  # a name or structure the spec rules refuse: say so, not a bad file
+        raise SpecError(f"the spec written for {source} does not read back ({exc}); this module cannot be "
+                        "imported yet") from None
+    return text
+
+
+def import_module_source(source: str, input_spec=None) -> str:
+    """`FILE.py:NAME` (NAME: a function or class in the user's file returning an nn.Module; the
+    file is run as Python, as `python FILE.py` would), `torchvision:NAME` or `timm:NAME`, with
+    `input_spec` the `--input` text (`3,224,224` or `3,H,W`)."""
+    source = str(source)
+    torch = _torch()
+    if source.startswith("torchvision:"):
+        module, default = _torchvision(source.split(":", 1)[1]), None
+        default = (3, 299, 299) if source.endswith("inception_v3") else (3, 224, 224)
+    elif source.startswith("timm:"):
+        module, default = _timm(source.split(":", 1)[1]), (3, 224, 224)
+    else:
+        match = re.fullmatch(r"(?P<file>.+\.py):(?P<name>[A-Za-z_][A-Za-z0-9_.]*)", source)
+        if match is None:
+            raise SpecError(f"{source!r}: expected FILE.py:NAME, torchvision:NAME or timm:NAME")
+        module, default = _from_file(Path(match["file"]), match["name"]), None
+    if not isinstance(module, torch.nn.Module):
+        raise SpecError(f"{source}: returned {type(module).__name__}, not a torch.nn.Module")
+    if input_spec is None:
+        if default is None:
+            raise SpecError(f"{source}: give the input's shape with --input (one example, batch excluded: "
+                            "--input 3,224,224, or 3,H,W for a symbolic spec)")
+        input_spec = default
+    name = source.rsplit(":", 1)[1].split(".")[-1]
+    return from_module(module, _shape(input_spec), source=source, name=_snake_name(name))
+
+
+def _from_file(path: Path, name: str):
+    if not path.is_file():
+        raise SpecError(f"{path}: no such file")
+    module_name = f"archcalc_import_{abs(hash(str(path.resolve())))}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = mod
+    try:
+        spec.loader.exec_module(mod)  # the user's own file, run as they asked
+    except SpecError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any error in the user's file is reported in one line
+        raise SpecError(f"{path}: running it failed: {type(exc).__name__}: {_first_line(exc)}") from None
+    finally:
+        sys.modules.pop(module_name, None)
+    obj = mod
+    for part in name.split("."):
+        if not hasattr(obj, part):
+            raise SpecError(f"{path}: defines no '{name}'")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise SpecError(f"{path}: '{name}' is not a function or class")
+    try:
+        return obj()
+    except Exception as exc:  # noqa: BLE001
+        raise SpecError(f"{path}: calling {name}() failed: {type(exc).__name__}: {_first_line(exc)}") from None
+
+
+def _torchvision(name: str):
+    try:
+        import torchvision.models as models
+    except Exception:  # noqa: BLE001 - torchvision absent, or its C extension does not load
+        models = _torchvision_models_tolerant()
+        if models is None:
+            raise SpecError("torchvision:NAME needs torchvision, which does not import here: pip install "
+                            "torchvision") from None
+    try:
+        builder = models.get_model_builder(name)
+    except ValueError:
+        raise SpecError(f"torchvision has no model '{name}'") from None
+    return builder(weights=None)
+
+
+def _torchvision_models_tolerant():
+    """torchvision.models where torchvision's C extension fails to load (its model code is pure
+    Python; see tests/torchvision_models.py, which does the same)."""
+    try:
+        here = Path(__file__).resolve().parents[2] / "tests" / "torchvision_models.py"
+        if not here.is_file():
+            return None
+        spec = importlib.util.spec_from_file_location("archcalc_tv_shim", here)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod.torchvision_models()
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _timm(name: str):
+    try:
+        import timm
+    except Exception:  # noqa: BLE001
+        raise SpecError("timm:NAME needs timm, which does not import here: pip install timm") from None
+    try:
+        return timm.create_model(name, pretrained=False)
+    except Exception as exc:  # noqa: BLE001
+        raise SpecError(f"timm cannot create '{name}': {_first_line(exc)}") from None
+
+
+def _first_line(exc) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def _shape(value) -> list:
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.replace("[", "").replace("]", "").split(",") if p.strip()]
+    else:
+        parts = list(value)
+    out = []
+    for p in parts:
+        if isinstance(p, int) and not isinstance(p, bool) and p > 0:
+            out.append(p)
+        elif isinstance(p, str) and re.fullmatch(r"[1-9][0-9]{0,11}", p):
+            out.append(int(p))
+        elif isinstance(p, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,99}", p):
+            out.append(p)
+        else:
+            raise SpecError(f"input shape {value!r}: expected sizes > 0 or names, such as 3,224,224 or 3,H,W")
+    if not out:
+        raise SpecError("the input shape is empty; expected one example's shape, such as 3,224,224")
+    return out
+
+
+def _snake_name(text: str) -> str:
+    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", text).lower()
+    return re.sub(r"[^a-z0-9_]", "_", text) or "model"
+
+
+# --- tracing --------------------------------------------------------------------------------------
+
+def _module_kinds():
+    """nn class -> a function (module, in_shape, out_shape) -> (kind, args)."""
+    import torch.nn as nn
+
+    table = {}
+
+    def conv(m, i, o):
+        padding = m.padding if isinstance(m.padding, str) else _axes(m.padding)
+        args = {"out": m.out_channels, "kernel": _axes(m.kernel_size), "stride": _axes(m.stride),
+                "padding": padding, "dilation": _axes(m.dilation), "groups": m.groups, "bias": m.bias is not None,
+                "padding_mode": m.padding_mode}
+        return "conv", args
+
+    def conv_t(m, i, o):
+        if m.padding_mode != "zeros":
+            _refuse_arg(m, "padding_mode", m.padding_mode)
+        args = {"out": m.out_channels, "kernel": _axes(m.kernel_size), "stride": _axes(m.stride),
+                "padding": _axes(m.padding), "output_padding": _axes(m.output_padding),
+                "dilation": _axes(m.dilation), "groups": m.groups, "bias": m.bias is not None}
+        return "conv_transpose", args
+
+    def bn(m, i, o):
+        if m.momentum is None:
+            _refuse_arg(m, "momentum", None)
+        return "batchnorm", {"eps": m.eps, "momentum": m.momentum, "affine": m.affine,
+                             "track_running_stats": m.track_running_stats}
+
+    def inorm(m, i, o):
+        if m.momentum is None:
+            _refuse_arg(m, "momentum", None)
+        return "instancenorm", {"eps": m.eps, "momentum": m.momentum, "affine": m.affine,
+                                "track_running_stats": m.track_running_stats}
+
+    def ln(m, i, o):
+        affine = m.elementwise_affine
+        return "layernorm", {"dims": len(m.normalized_shape), "eps": m.eps, "affine": affine,
+                             "bias": (m.bias is not None) if affine else True}
+
+    def gn(m, i, o):
+        return "groupnorm", {"groups": m.num_groups, "eps": m.eps, "affine": m.affine}
+
+    def rms(m, i, o):
+        return "rmsnorm", {"dims": len(m.normalized_shape), "eps": m.eps, "affine": m.elementwise_affine}
+
+    def linear(m, i, o):
+        return "linear", {"out": m.out_features, "bias": m.bias is not None}
+
+    def maxpool(m, i, o):
+        if m.return_indices:
+            _refuse_arg(m, "return_indices", True)
+        stride = m.stride if m.stride is not None else m.kernel_size
+        return "maxpool", {"kernel": _axes(m.kernel_size), "stride": _axes(stride), "padding": _axes(m.padding),
+                           "dilation": _axes(m.dilation), "ceil_mode": m.ceil_mode}
+
+    def avgpool(m, i, o):
+        if getattr(m, "divisor_override", None) is not None:
+            _refuse_arg(m, "divisor_override", m.divisor_override)
+        stride = m.stride if m.stride is not None else m.kernel_size
+        return "avgpool", {"kernel": _axes(m.kernel_size), "stride": _axes(stride), "padding": _axes(m.padding),
+                           "ceil_mode": m.ceil_mode, "count_include_pad": m.count_include_pad}
+
+    def adaptive(m, i, o):
+        return "adaptive_avgpool", {"size": _axes(tuple(o[2:]))}
+
+    def adaptive_max(m, i, o):
+        if any(s != 1 for s in o[2:]) or m.return_indices:
+            _refuse_arg(m, "output_size", m.output_size)
+        return "global_maxpool", {}
+
+    def dropout(m, i, o):
+        return "dropout", {"p": m.p}
+
+    def dropout2d(m, i, o):
+        return "dropout2d", {"p": m.p}
+
+    def flatten(m, i, o):
+        return _flatten(m.start_dim, m.end_dim, len(i), f"nn.Flatten({m.start_dim}, {m.end_dim})")
+
+    def identity(m, i, o):
+        return "identity", {}
+
+    def prelu(m, i, o):
+        return "prelu", {"num_parameters": m.num_parameters}
+
+    def shuffle(m, i, o):
+        return "channel_shuffle", {"groups": m.groups}
+
+    def upsample(m, i, o):
+        if m.recompute_scale_factor:
+            _refuse_arg(m, "recompute_scale_factor", True)
+        args = {"mode": m.mode}
+        if m.size is not None:
+            args["size"] = _axes(m.size)
+        else:
+            args["scale"] = _axes(m.scale_factor)
+        if m.align_corners is not None:
+            args["align_corners"] = m.align_corners
+        return "upsample", args
+
+    def softmax_like(kind):
+        def make(m, i, o):
+            if m.dim is None:
+                _refuse_arg(m, "dim", None)
+            return kind, {"dim": _dim(m.dim, len(i), type(m).__name__)}
+        return make
+
+    for cls in (nn.Conv1d, nn.Conv2d, nn.Conv3d):
+        table[cls] = conv
+    for cls in (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d):
+        table[cls] = conv_t
+    for cls in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d):
+        table[cls] = bn
+    for cls in (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d):
+        table[cls] = inorm
+    for cls in (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d):
+        table[cls] = maxpool
+    for cls in (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d):
+        table[cls] = avgpool
+    for cls in (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d):
+        table[cls] = adaptive
+    for cls in (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d):
+        table[cls] = adaptive_max
+    table.update({nn.LayerNorm: ln, nn.GroupNorm: gn, nn.Linear: linear, nn.Dropout: dropout,
+                  nn.Dropout1d: dropout2d, nn.Dropout2d: dropout2d, nn.Dropout3d: dropout2d, nn.Flatten: flatten,
+                  nn.Identity: identity, nn.PReLU: prelu, nn.ChannelShuffle: shuffle, nn.Upsample: upsample})
+    if hasattr(nn, "RMSNorm"):
+        table[nn.RMSNorm] = rms
+    for kind, layer in KINDS.items():  # elementwise kinds name their nn class and take its arguments
+        torch_class = getattr(layer, "torch_class", "")
+        cls = getattr(nn, torch_class, None) if torch_class else None
+        if cls is None or cls in table:
+            continue
+        if kind in ("softmax", "log_softmax", "softmin"):
+            table[cls] = softmax_like(kind)
+            continue
+        names = [a.name for a in layer.args]
+
+        def make(m, i, o, kind=kind, names=names):
+            return kind, {n: getattr(m, n) for n in names}
+        table[cls] = make
+    return table
+
+
+def _refuse_arg(m, arg, value):
+    raise _Refused(f"{type(m).__name__} with {arg}={value!r}, which no archcalc kind has")
+
+
+class _Refused(Exception):
+    """A module or operation archcalc cannot represent (made a SpecError with its place)."""
+
+
+def _axes(value):
+    value = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+    if any(isinstance(v, float) and not float(v).is_integer() for v in value):
+        value = tuple(float(v) for v in value)
+    else:
+        value = tuple(int(v) for v in value)
+    return value[0] if len(set(value)) == 1 else list(value)
+
+
+def _dim(dim: int, rank: int, what: str) -> int:
+    """A dimension of the batched tensor (rank = batched rank) as the spec's (batch excluded)."""
+    if dim < 0:
+        dim += rank
+    if dim == 0:
+        raise _Refused(f"{what} works along the batch dimension, which a spec's layers never do")
+    return dim - 1
+
+
+def _flatten(start, end, rank, what):
+    s = start + rank if start < 0 else start
+    e = end + rank if end < 0 else end
+    if s == 0:
+        raise _Refused(f"{what} merges the batch dimension into others")
+    args = {"start_dim": s - 1, "end_dim": e - 1 if end >= 0 else end}
+    return "flatten", args
+
+
+class _Unsupported(Exception):
+    pass
+
+
+def _convert(module, shape: list) -> list[Entry]:
+    torch = _torch()
+    import torch.fx as fx
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    table = _module_kinds()
+    modes = {m: m.training for m in module.modules()}
+    module.eval()  # trace the inference graph (no auxiliary training heads), and do not touch BN statistics
+    try:
+        class Tracer(fx.Tracer):
+            def is_leaf_module(self, m, qualname):
+                return type(m) in table or super().is_leaf_module(m, qualname)
+
+        tracer = Tracer()
+        try:
+            graph = tracer.trace(module)
+        except Exception as exc:  # noqa: BLE001 - data-dependent control flow, unsupported Python
+            raise SpecError(f"torch.fx cannot trace {type(module).__name__}: {type(exc).__name__}: "
+                            f"{_first_line(exc)}") from None
+        gm = fx.GraphModule(tracer.root, graph)
+        placeholders = [n for n in graph.nodes if n.op == "placeholder"]
+        if len(placeholders) != 1:
+            raise SpecError(f"{type(module).__name__}.forward takes {len(placeholders)} inputs; importing takes "
+                            "modules of one input tensor")
+        example = torch.randn(2, *shape)
+        try:
+            with torch.no_grad():
+                ShapeProp(gm).propagate(example)
+        except Exception as exc:  # noqa: BLE001
+            raise SpecError(f"{type(module).__name__} does not run on an input of shape {list(shape)}: "
+                            f"{type(exc).__name__}: {_first_line(exc)}") from None
+        return _entries(module, gm, table)
+    finally:
+        for m, mode in modes.items():
+            m.training = mode
+
+
+def _shape_of(node):
+    meta = node.meta.get("tensor_meta")
+    if meta is None or not hasattr(meta, "shape"):
+        return None
+    return tuple(meta.shape)
+
+
+def _entries(root, gm, table) -> list[Entry]:
+    import torch
+
+    entries: list[Entry] = []
+    value = {}  # fx node -> value name (a tensor), or a Python value (sizes, tuples of pieces)
+    called = {}
+    modules = dict(root.named_modules())
+    for node in gm.graph.nodes:
+        stack = list(node.meta.get("nn_module_stack", {}).items())
+        where_path = stack[-1][1][0] if stack else ""
+        where_cls = stack[-1][1][1].__name__ if stack else type(root).__name__
+        if node.op == "placeholder":
+            value[node] = INPUT
+            continue
+        if node.op == "output":
+            out = node.args[0]
+            if not isinstance(out, fx_node_type()) or not isinstance(value.get(out), str):
+                raise SpecError(f"{type(root).__name__}.forward returns {type(out).__name__}, not one tensor; "
+                                "importing takes modules with one output tensor")
+            if entries and value[out] != entries[-1].output:
+                raise SpecError(f"{type(root).__name__}.forward returns a tensor computed before its last layer; "
+                                "a spec's output is its last layer")
+            break
+        if node.op == "get_attr":
+            raise SpecError(f"'{node.target}' ({_attr_cls(root, node.target)}) is read directly by the forward of "
+                            f"{_place(where_path, where_cls)}; archcalc has no layer for a bare parameter or buffer")
+        out_shape = _shape_of(node)
+        if node.op == "call_module":
+            m = modules[node.target]
+            path, cls = node.target, type(m).__name__
+            scope_stack = stack[:-1]
+            try:
+                convert = table.get(type(m))
+                if convert is None:
+                    raise _Refused(f"module '{path}' ({cls}) has no archcalc kind")
+                in_node = node.args[0] if node.args else None
+                if len(node.args) != 1 or node.kwargs or not isinstance(value.get(in_node), str):
+                    raise _Refused(f"module '{path}' ({cls}) is called with {len(node.args)} arguments; "
+                                   "archcalc's layers take one tensor")
+                kind, args = convert(m, _shape_of(in_node), out_shape)
+            except _Refused as exc:
+                raise SpecError(f"{exc} (at {_place(path, cls)})") from None
+            has_state = any(True for _ in m.parameters()) or any(True for _ in m.buffers())
+            first_call = path not in called
+            if not first_call and has_state:
+                raise SpecError(f"module '{path}' ({cls}) is called twice: its weights are shared, which a spec "
+                                "cannot write (each layer has its own)")
+            called[path] = True
+            parent = path.rsplit(".", 1)[0] if "." in path else ""
+            enclosing = scope_stack[-1][1][0] if scope_stack else ""
+            local = path.rsplit(".", 1)[-1]
+            if parent != enclosing:
+                if has_state:
+                    raise SpecError(f"module '{path}' ({cls}) is called from {_place(enclosing, '')}, not from its "
+                                    "owner; a spec names a layer where it runs")
+                local = None
+            name = local if first_call else None
+            grads = {p.requires_grad for p in m.parameters()}
+            if len(grads) > 1:
+                raise SpecError(f"module '{path}' ({cls}) has trainable and frozen parameters; a spec freezes "
+                                "a layer whole")
+            entry = Entry(kind, _clean(kind, args), node.name, [value[in_node]], name=name,
+                          scope=_scopes(scope_stack, root), trainable=grads != {False}, where=f"{path} ({cls})")
+            entries.append(entry)
+            value[node] = node.name
+            continue
+        # functions and methods
+        what = _op_name(node)
+        try:
+            result = _function(node, value, out_shape)
+        except _Refused as exc:
+            raise SpecError(f"{exc} (at {_place(where_path, where_cls)})") from None
+        if result is None:
+            raise SpecError(f"{what} has no archcalc kind (at {_place(where_path, where_cls)})")
+        if result[0] == "value":
+            value[node] = result[1]
+            continue
+        kind, args, inputs = result
+        entry = Entry(kind, _clean(kind, args), node.name, inputs, scope=_scopes(stack, root),
+                      where=f"{what} in {_place(where_path, where_cls)}")
+        entries.append(entry)
+        value[node] = node.name
+        if out_shape is None:
+            raise SpecError(f"{what} does not give a tensor (at {_place(where_path, where_cls)})")
+    # every parameter the module holds must be in a layer that ran
+    used = set(called)
+    for path, m in modules.items():
+        own = sum(p.numel() for p in m.parameters(recurse=False)) + sum(
+            b.numel() for b in m.buffers(recurse=False) if b.is_floating_point())
+        if own and path not in used:
+            raise SpecError(f"module '{path}' ({type(m).__name__}) holds {own:,} parameters or buffers, but the "
+                            f"traced forward of {type(root).__name__} never calls it; a spec would drop them")
+    return entries
+
+
+def fx_node_type():
+    import torch.fx as fx
+
+    return fx.Node
+
+
+def _attr_cls(root, target):
+    try:
+        obj = root.get_parameter(target)
+        return "a parameter"
+    except AttributeError:
+        try:
+            root.get_buffer(target)
+            return "a buffer"
+        except AttributeError:
+            return type(obj).__name__ if (obj := getattr(root, target, None)) is not None else "an attribute"
+
+
+def _place(path: str, cls: str) -> str:
+    if not path:
+        return f"the top level ({cls})" if cls else "the top level"
+    return f"'{path}' ({cls})" if cls else f"'{path}'"
+
+
+def _scopes(stack, root) -> tuple:
+    out = []
+    previous = ""
+    for key, (path, cls) in stack:
+        local = path[len(previous) + 1:] if previous else path
+        if "." in local:
+            raise SpecError(f"module '{path}' ({cls.__name__}) runs inside '{previous or 'the top level'}' but is not "
+                            "its child; a spec names layers by where they run")
+        out.append(Scope(key, local, cls.__name__))
+        previous = path
+    return tuple(out)
+
+
+def _clean(kind: str, args: dict) -> dict:
+    """The kind's arguments in its order, without those equal to their defaults (required kept)."""
+    layer = KINDS[kind]
+    out = {}
+    for arg in layer.args:
+        if arg.name not in args:
+            continue
+        v = args[arg.name]
+        if isinstance(v, float) and v.is_integer() and arg.type in ("int", "ints", "intlist"):
+            v = int(v)
+        if arg.required or not _same(v, arg.default):
+            out[arg.name] = v
+    extra = set(args) - {a.name for a in layer.args}
+    if extra:
+        raise RuntimeError(f"internal: {kind} has no argument {extra}")
+    return out
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b or (isinstance(a, bool) and isinstance(b, bool) and a == b)
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return float(a) == float(b)
+    return a == b
+
+
+def _op_name(node) -> str:
+    if node.op == "call_method":
+        return f"method Tensor.{node.target}"
+    target = node.target
+    mod = getattr(target, "__module__", None) or ""
+    name = getattr(target, "__name__", str(target))
+    if mod in ("_operator", "operator"):
+        return f"operator {name}"
+    mod = {"torch._C._nn": "torch.nn.functional", "torch._C._VariableFunctions": "torch"}.get(mod, mod)
+    return f"function {mod}.{name}" if mod else f"function {name}"
+
+
+_ACT = {"relu": "relu", "relu_": "relu", "relu6": "relu6", "sigmoid": "sigmoid", "tanh": "tanh", "silu": "silu",
+        "hardswish": "hardswish", "hardsigmoid": "hardsigmoid", "mish": "mish", "selu": "selu", "softsign": "softsign",
+        "logsigmoid": "logsigmoid", "tanhshrink": "tanhshrink", "sigmoid_": "sigmoid", "tanh_": "tanh"}
+
+
+def _function(node, value, out_shape):
+    """("value", python value) for nodes that make no tensor (sizes, tuples), (kind, args, inputs)
+    for a layer, or None when archcalc has no kind for it."""
+    import torch
+    import torch.fx as fx
+
+    target = node.target
+    name = target if node.op == "call_method" else getattr(target, "__name__", "")
+    args, kwargs = list(node.args), dict(node.kwargs)
+    what = _op_name(node)
+
+    def tensor(x):
+        return isinstance(x, fx.Node) and isinstance(value.get(x), str)
+
+    def arg(i, key, default=None):
+        if len(args) > i:
+            return args[i]
+        return kwargs.get(key, default)
+
+    if node.op == "call_function" and target is getattr or name in ("size", "dim") or (
+            node.op == "call_function" and target is operator.getitem and not tensor(args[0])):
+        # sizes (x.size(0), x.shape) and pieces of a tuple: Python values, resolved when used
+        if target is operator.getitem and isinstance(value.get(args[0]), tuple) and value[args[0]][0] == "pieces":
+            _, kind, kargs, src = value[args[0]]
+            return kind, {**kargs, "index": args[1]}, [value[src]]
+        return "value", ("python", node.name)
+    if out_shape is None and name not in ("chunk", "split"):
+        return None
+    rank = len(out_shape) if out_shape is not None else None
+    if name in ("contiguous", "clone") or (name == "to" and all(not isinstance(a, torch.dtype) for a in args[1:])):
+        return "value", value[args[0]]  # the same values
+    if name in _ACT and tensor(args[0]) and len([a for a in args if tensor(a)]) == 1:
+        return _ACT[name], {}, [value[args[0]]]
+    if name in ("gelu",):
+        return "gelu", {"approximate": kwargs.get("approximate", "none")}, [value[args[0]]]
+    if name in ("leaky_relu", "leaky_relu_"):
+        return "leaky_relu", {"negative_slope": arg(1, "negative_slope", 0.01)}, [value[args[0]]]
+    if name in ("hardtanh", "hardtanh_"):
+        return "hardtanh", {"min_val": arg(1, "min_val", -1.0), "max_val": arg(2, "max_val", 1.0)}, [value[args[0]]]
+    if name in ("add", "iadd", "mul", "imul", "add_", "mul_", "__add__", "__mul__", "__iadd__", "__imul__",
+                "__radd__", "__rmul__"):
+        a, b = args[0], args[1] if len(args) > 1 else kwargs.get("other")
+        if kwargs.get("alpha", 1) != 1:
+            raise _Refused(f"{what} with alpha={kwargs['alpha']}, which no archcalc kind has")
+        is_mul = "mul" in name
+        if tensor(a) and tensor(b):
+            sa, sb = _shape_of(a), _shape_of(b)
+            if len(sa) != len(sb) or sa[0] != sb[0]:
+                raise _Refused(f"{what} broadcasts across the batch (shapes {list(sa)} and {list(sb)})")
+            return ("multiply" if is_mul else "add"), {}, [value[a], value[b]]
+        x, c = (a, b) if tensor(a) else (b, a)
+        if is_mul and tensor(x) and isinstance(c, (int, float)) and not isinstance(c, bool):
+            return "multiply_by", {"value": float(c)}, [value[x]]
+        raise _Refused(f"{what} with a constant ({c!r}), which no archcalc kind has")
+    if name in ("cat", "concat", "concatenate"):
+        tensors = arg(0, "tensors")
+        dim = arg(1, "dim", 0)
+        if not all(tensor(t) for t in tensors):
+            return None
+        return "concat", {"dim": _dim(dim, rank, what)}, [value[t] for t in tensors]
+    if name == "flatten":
+        start, end = arg(1, "start_dim", 0), arg(2, "end_dim", -1)
+        return (*_flatten(start, end, len(_shape_of(args[0])), what), [value[args[0]]])
+    if name in ("view", "reshape"):
+        src = args[0]
+        in_shape = _shape_of(src)
+        if out_shape[0] != in_shape[0]:
+            raise _Refused(f"{what} to {list(out_shape)} moves values across the batch")
+        if len(out_shape) == 2 and len(in_shape) > 2:
+            return "flatten", {}, [value[src]]
+        if tuple(out_shape) == tuple(in_shape):
+            return "value", value[src]
+        return "reshape", {"shape": list(out_shape[1:])}, [value[src]]
+    if name in ("permute", "transpose"):
+        src = args[0]
+        r = len(_shape_of(src))
+        if name == "permute":
+            dims = args[1:] if len(args) > 2 or not isinstance(args[1], (list, tuple)) else args[1]
+            dims = [d % r for d in dims]
+        else:
+            d0, d1 = args[1] % r, args[2] % r
+            dims = list(range(r))
+            dims[d0], dims[d1] = dims[d1], dims[d0]
+        if dims[0] != 0:
+            raise _Refused(f"{what} moves the batch dimension")
+        return "permute", {"dims": [d - 1 for d in dims[1:]]}, [value[src]]
+    if name == "mean":
+        dims = arg(1, "dim")
+        keep = arg(2, "keepdim", False)
+        src_rank = len(_shape_of(args[0]))
+        if dims is None:
+            raise _Refused(f"{what} over every dimension averages across the batch")
+        dims = [dims] if isinstance(dims, int) else list(dims)
+        return "mean", {"dim": [_dim(d, src_rank, what) for d in dims], "keepdim": bool(keep)}, [value[args[0]]]
+    if name in ("adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d"):
+        return "adaptive_avgpool", {"size": _axes(tuple(out_shape[2:]))}, [value[args[0]]]
+    if name in ("max_pool2d", "max_pool1d", "max_pool3d", "avg_pool2d", "avg_pool1d", "avg_pool3d"):
+        kernel = arg(1, "kernel_size")
+        stride = arg(2, "stride") or kernel
+        padding = arg(3, "padding", 0)
+        if name.startswith("max"):
+            if arg(6, "return_indices", False):
+                raise _Refused(f"{what} with return_indices=True, which no archcalc kind has")
+            return "maxpool", {"kernel": _axes(kernel), "stride": _axes(stride), "padding": _axes(padding),
+                               "dilation": _axes(arg(4, "dilation", 1)), "ceil_mode": bool(arg(5, "ceil_mode", False))}, \
+                [value[args[0]]]
+        if arg(6, "divisor_override") is not None:
+            raise _Refused(f"{what} with divisor_override, which no archcalc kind has")
+        return "avgpool", {"kernel": _axes(kernel), "stride": _axes(stride), "padding": _axes(padding),
+                           "ceil_mode": bool(arg(4, "ceil_mode", False)),
+                           "count_include_pad": bool(arg(5, "count_include_pad", True))}, [value[args[0]]]
+    if name in ("dropout", "dropout2d", "dropout1d", "dropout3d"):
+        training = arg(2, "training", True)
+        if not training:
+            return "value", value[args[0]]  # F.dropout(x, p, training=False) is x itself
+        p = arg(1, "p", 0.5)
+        return ("dropout" if name == "dropout" else "dropout2d"), {"p": float(p)}, [value[args[0]]]
+    if name in ("softmax", "log_softmax"):
+        dim = arg(1, "dim")
+        if dim is None:
+            raise _Refused(f"{what} without dim")
+        return name, {"dim": _dim(dim, rank, what)}, [value[args[0]]]
+    if name in ("chunk", "split"):
+        src = args[0]
+        src_rank = len(_shape_of(src))
+        dim = _dim(arg(2, "dim", 0), src_rank, what)
+        if name == "chunk":
+            return "value", ("pieces", "chunk", {"chunks": arg(1, "chunks"), "dim": dim}, src)
+        sizes = arg(1, "split_size_or_sections") if node.op == "call_function" else arg(1, "split_size")
+        return "value", ("pieces", "split", {"sizes": list(sizes) if isinstance(sizes, (list, tuple)) else sizes,
+                                             "dim": dim}, src)
+    if name == "channel_shuffle":
+        return "channel_shuffle", {"groups": arg(1, "groups")}, [value[args[0]]]
+    return None
+
+
+def compare(module, text: str, input_shape=None, *, atol: float = 1e-4, seed: int = 0) -> dict:
+    """Check an imported spec against its module: the figures of `archcalc analyze` (trainable and
+    non-trainable parameters, MACs, output shape) against the module's (parameters and floating
+    buffers counted as `verify` counts them, MACs as FlopCounterMode's FLOPs / 2 at batch 1), and
+    `archcalc.torch.build(spec).load_state_dict(module.state_dict())` followed by both forwards
+    on one random input (eval mode). Returns {"spec": ..., "module": ..., "equal": bool,
+    "max_abs_diff": float}; raises SpecError where the spec does not read or the weights do not load."""
+    torch = _torch()
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from archcalc.api import analyze_text, parse_spec
+    from archcalc.torch.build import build
+
+    graph = parse_spec(text) if input_shape is None else parse_spec(text, input_shape=tuple(input_shape))
+    report = analyze_text(text) if input_shape is None else None
+    if report is None:
+        from archcalc.api import analyze
+
+        report = analyze(graph)
+    shape = tuple(graph.input_shape)
+    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in module.parameters() if not p.requires_grad)
+    frozen += sum(b.numel() for b in module.buffers() if b.is_floating_point())
+    modes = {m: m.training for m in module.modules()}
+    module.eval()
+    try:
+        x = torch.randn((1,) + shape, generator=torch.Generator().manual_seed(seed))
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            expected = module(x)
+        macs = counter.get_total_flops() // 2
+        built = build(graph)
+        try:
+            built.load_state_dict(module.state_dict())
+        except RuntimeError as exc:
+            raise SpecError(f"the module's state_dict does not load into the built spec: {_first_line(exc)}") from None
+        built.eval()
+        with torch.no_grad():
+            got = built(x)
+    finally:
+        for m, mode in modes.items():
+            m.training = mode
+    totals = report.totals
+    spec = {"trainable": totals.trainable_params, "non_trainable": totals.non_trainable_params,
+            "macs": totals.macs, "output": tuple(report.layers[-1].output_shape)}
+    ref = {"trainable": trainable, "non_trainable": frozen, "macs": macs, "output": tuple(expected.shape[1:])}
+    diff = float((got - expected).abs().max()) if got.shape == expected.shape else math.inf
+    return {"spec": spec, "module": ref, "max_abs_diff": diff,
+            "equal": spec == ref and diff <= atol * max(1.0, float(expected.abs().max()))}
+
+
+__all__ = ["compare", "from_module", "import_module_source"]
