@@ -18,7 +18,9 @@ from archcalc.spec.parse import load_spec, parse_spec
 
 def analyze(spec: str | PathLike | Graph, *, batch: int = 1, dtype: str = "float32",
             input_shape=None, bindings: dict | None = None, assume_divisible: bool = False) -> Report:
-    """Analyse a spec file (path), or an already loaded `Graph`.
+    """Analyse a spec file (path), an import source (`model.onnx`, a Hugging Face `config.json` or
+    a folder holding one, `net.py:Net`, `torchvision:resnet50`: see `archcalc.import_source`), or
+    an already loaded `Graph`.
 
     `input_shape` (channels first, batch excluded) overrides the spec's `input` (with `inputs:`,
     the first input; a dict {name: shape} overrides inputs by name, `input` being the first). With symbolic
@@ -29,15 +31,34 @@ def analyze(spec: str | PathLike | Graph, *, batch: int = 1, dtype: str = "float
     """
     if isinstance(spec, Graph):
         return analyze_graph(spec, batch=batch, dtype=dtype)
-    return _analyze(lambda **kw: load_spec(spec, input_shape=input_shape, **{"bindings": bindings, **kw}),
-                    bindings, assume_divisible, batch, dtype)
+    return _analyze(_loader(spec, input_shape, bindings), bindings, assume_divisible, batch, dtype)
+
+
+def _loader(spec, input_shape, bindings):
+    """`load(**options)` for a spec file, or for an import source where a spec goes (`model.onnx`,
+    `llama/config.json`, `net.py:Net`): the source is imported once, its spec read from the text."""
+    from archcalc.importers import import_source, is_import_source
+
+    if not is_import_source(spec):
+        return lambda **kw: load_spec(spec, input_shape=input_shape, **{"bindings": bindings, **kw})
+    text = import_source(str(spec), _input_text(input_shape))
+    return lambda **kw: parse_spec(text, f"{spec} (imported)", input_shape=input_shape,
+                                   **{"bindings": bindings, **kw})
+
+
+def _input_text(input_shape):
+    """`--input` as an importer reads it: `3,224,224`, or `name=80,3000;ids=448`."""
+    if input_shape is None or isinstance(input_shape, str):
+        return input_shape
+    if isinstance(input_shape, dict):
+        return ";".join(f"{name}={','.join(map(str, shape))}" for name, shape in input_shape.items())
+    return ",".join(map(str, input_shape))
 
 
 def load_graph(spec: str | PathLike, *, input_shape=None, bindings: dict | None = None,
                assume_divisible: bool = False) -> Graph:
-    """The validated graph of a spec file, with the options of `analyze` applied."""
-    return _graph(lambda **kw: load_spec(spec, input_shape=input_shape, **{"bindings": bindings, **kw}),
-                  bindings, assume_divisible)
+    """The validated graph of a spec file (or an import source), with the options of `analyze` applied."""
+    return _graph(_loader(spec, input_shape, bindings), bindings, assume_divisible)
 
 
 def _graph(load, bindings, assume_divisible) -> Graph:

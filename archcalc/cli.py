@@ -166,9 +166,46 @@ def _sizes(part: str, text: str) -> tuple:
     return tuple(int(p) for p in parts)
 
 
+IMPORT_SOURCES = ("FILE.onnx; a Hugging Face config.json (or a folder holding one); FILE.py:NAME (a function "
+                  "or class there returning an nn.Module); torchvision:NAME; timm:NAME")
+SPEC_OR_SOURCE = typer.Argument(..., help="The YAML spec file, or a model to import: " + IMPORT_SOURCES + ".",
+                                show_default=False)
+
+
+@app.command(name="import")
+def import_cmd(
+    source: str = typer.Argument(..., help="What to import: " + IMPORT_SOURCES + ".", show_default=False),
+    input_shape: Optional[str] = typer.Option(
+        None, "--input", "-i", help="Modules and ONNX files: one example's shape, batch excluded (3,224,224; "
+        "3,H,W for a symbolic spec from a module); ONNX files need it only for dynamic sizes. Hugging Face "
+        "configs: the sequence length T (default: min(max positions, 2048))."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the spec here instead of stdout."),
+) -> None:
+    """Write a spec for a model that already exists: a PyTorch module, a Hugging Face config or an
+    ONNX file (docs/import.md). Its figures equal the source's; what archcalc cannot represent is
+    refused with its name (exit 2). Configs and ONNX files need no torch."""
+    from archcalc.importers import import_source
+
+    try:
+        if output is not None:
+            _output_mode(output, "--output")
+        text = import_source(source, input_shape)
+    except SpecError as exc:
+        _fail(exc)
+    except Exception as exc:  # the user's own module code failing: one line, never a traceback
+        message = str(exc).strip().splitlines()
+        _fail(SpecError(f"importing {_shown(source)} failed: {type(exc).__name__}: "
+                        f"{message[0][:MAX_MESSAGE] if message else ''}"))
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        _write_text(output, text, "--output")
+        typer.echo(one_line(f"wrote {output}"), err=True)
+
+
 @app.command(epilog=CONVENTIONS)
 def analyze(
-    spec: Path = SPEC,
+    spec: Path = SPEC_OR_SOURCE,
     format: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
     as_json: bool = typer.Option(False, "--json", help="Shorthand for --format json."),
     batch: int = typer.Option(1, "--batch", "-b", min=1, max=MAX_BATCH,
@@ -233,7 +270,7 @@ def _plan(spec, shape, bindings, batch, dtype, **options):
 
 @app.command(name="memory")
 def memory_cmd(
-    spec: Path = SPEC,
+    spec: Path = SPEC_OR_SOURCE,
     batch: int = typer.Option(1, "--batch", "-b", min=1, max=MAX_BATCH, help="Batch size."),
     input_shape: Optional[str] = INPUT,
     dtype: Dtype = typer.Option("float32", "--dtype", help="Element type of weights and activations; "
@@ -326,7 +363,7 @@ class TextFormat(str, Enum):
 
 @app.command()
 def explain(
-    spec: Path = SPEC,
+    spec: Path = SPEC_OR_SOURCE,
     layers: Optional[list[str]] = typer.Argument(None, help="Layers to explain (dotted names; a block "
                                                  "instance name picks all its layers). Default: all.",
                                                  show_default=False),

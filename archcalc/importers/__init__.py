@@ -94,10 +94,8 @@ def _seq_len(input_spec):
     text = str(input_spec).strip()
     if re.fullmatch(r"[0-9]{1,12}", text) and int(text) > 0:
         return int(text)
-    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,99}", text):  # a symbolic length: T
-        return text
-    raise SpecError(f"--input {_shown(text)}: a Hugging Face config takes the sequence length, e.g. "
-                    "--input 128 (or a name such as T for a symbolic length)")
+    raise SpecError(f"--input {_shown(text)}: a Hugging Face config takes the sequence length T, a positive "
+                    "integer, e.g. --input 128")
 
 
 def _shown(text: str, limit: int = 60) -> str:
