@@ -153,9 +153,19 @@ def _activation(f: _Fields, field: str, default: str, moe=False) -> str:
 
 def _rope_theta(f: _Fields, default: float = 10000.0) -> float:
     """The rotary base from rope_parameters (transformers >= 5) or rope_theta / rope_scaling."""
+    return _rope(f, default)[0]
+
+
+def _rope(f: _Fields, default: float = 10000.0, partial: bool = False,
+          theta_field: str = "rope_theta", partial_field: str | None = None) -> tuple[float, float]:
+    """(base, partial rotary factor) from rope_parameters (transformers >= 5), or the older
+    rope_theta / rope_scaling (and GPT-NeoX's rotary_emb_base, rotary_pct). Only the default
+    (unscaled) RoPE is representable; `partial` allows partial_rotary_factor (GPT-NeoX)."""
     params = f.get("rope_parameters")
     scaling = f.get("rope_scaling")
-    theta = f.get("rope_theta")
+    theta = f.get(theta_field)
+    factor = f.get(partial_field) if partial_field else None
+    allowed = ("rope_type", "type", "rope_theta") + (("partial_rotary_factor",) if partial else ())
     for field, spec in (("rope_parameters", params), ("rope_scaling", scaling)):
         if spec is None:
             continue
@@ -166,14 +176,19 @@ def _rope_theta(f: _Fields, default: float = 10000.0) -> float:
             raise f.error(field, f"has rope_type {kind!r}: archcalc's rotary embedding is the default "
                                  "(unscaled) RoPE only")
         for key in spec:
-            if key not in ("rope_type", "type", "rope_theta"):
+            if key not in allowed:
                 raise f.error(field, f"holds '{key}', which archcalc's rotary embedding cannot represent")
         if "rope_theta" in spec:
             theta = spec["rope_theta"]
+        if "partial_rotary_factor" in spec:
+            factor = spec["partial_rotary_factor"]
     theta = default if theta is None else theta
     if isinstance(theta, bool) or not isinstance(theta, (int, float)) or theta <= 0:
         raise f.error("rope_theta", f"must be a positive number, got {theta!r}")
-    return float(theta)
+    factor = 1.0 if factor is None else factor
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 < factor <= 1:
+        raise f.error(partial_field or "rope_parameters", f"partial rotary factor must be in (0, 1], got {factor!r}")
+    return float(theta), float(factor)
 
 
 # --- writing ---------------------------------------------------------------------------------------
@@ -410,7 +425,7 @@ def _llama_like(config, file, seq_len):
     if mt == "gemma":
         features.append("embeddings scaled by sqrt(hidden_size); RMSNorm as (1 + weight), loaded as such")
     features.append("output layer tied to the token embedding" if tie else "untied output layer")
-    desc = f"{cls} from {file.name}: " + "; ".join(features) + "."
+    desc = f"{cls} from {_where(file)}: " + "; ".join(features) + "."
     return spec.text(_header(file, mt, cls, how_t), _spec_name(config, file), desc,
                      f"input: {{tokens: [{t}]}}", vars_, top)
 
@@ -459,7 +474,7 @@ def _gpt2(config, file, seq_len):
            _entry("lm_head", "linear", {"out": "vocab", "bias": False},
                   comment="tied to transformer.wte" if tie else None)]
     vars_ = {"vocab": vocab, "positions": positions, "d": d, "heads": heads, "ffn": inner, "depth": depth}
-    desc = (f"GPT2LMHeadModel from {file.name}: token and learned position embeddings ({positions}), {depth} "
+    desc = (f"GPT2LMHeadModel from {_where(file)}: token and learned position embeddings ({positions}), {depth} "
             f"pre-norm decoder blocks of width {d} with causal attention ({heads} heads"
             + ("" if scale else ", unscaled scores") + f") and a {act.split(':')[0]} feed-forward of {inner}; "
             + ("the output layer tied to the token embedding." if tie else "an untied output layer."))
@@ -532,7 +547,7 @@ def _bert(config, file, seq_len):
            _entry("pooler", "bert_pooler", {})]
     vars_ = {"vocab": vocab, "positions": positions, "segments": segments, "d": d, "heads": heads,
              "ffn": ffn, "depth": depth}
-    desc = (f"BertModel with its pooler from {file.name}: word-piece, token-type and learned position "
+    desc = (f"BertModel with its pooler from {_where(file)}: word-piece, token-type and learned position "
             f"embeddings, {depth} post-norm encoder layers of width {d} with {heads} heads and a "
             f"{act.split(':')[0]} feed-forward of {ffn}; the output is the pooler's (tanh of a dense layer "
             "on the first token). The input holds two rows of ids: row 0 the word pieces, row 1 the token types.")
@@ -540,8 +555,95 @@ def _bert(config, file, seq_len):
                      f"input: {{tokens: [2, {t}]}}", vars_, top)
 
 
+def _gpt_neox(config, file, seq_len):
+    """GPT-NeoX (Pythia): its attention written from primitives, since it rotates only part of each
+    head (partial_rotary_factor) and fuses q, k, v per head; the names are then HF's own."""
+    f = _Fields(config, file, "gpt_neox")
+    vocab, d, depth = f.need("vocab_size"), f.need("hidden_size"), f.need("num_hidden_layers")
+    heads, ffn = f.need("num_attention_heads"), f.need("intermediate_size")
+    eps = f.get("layer_norm_eps", 1e-5, kind=float)
+    act = _activation(f, "hidden_act", "gelu")
+    theta, factor = _rope(f, partial=True, theta_field="rotary_emb_base", partial_field="rotary_pct")
+    f.get("rope_theta")
+    parallel = f.get("use_parallel_residual", True, kind=bool)
+    bias = f.get("attention_bias", True, kind=bool)
+    tie = f.get("tie_word_embeddings", False, kind=bool)
+    f.zero_dropout("attention_dropout", "hidden_dropout", "classifier_dropout")
+    t, _, how_t = _seq(f, seq_len, "max_position_embeddings")
+    f.get("rotary_emb_base")
+    f.finish()
+    if d % heads:
+        raise f.error("num_attention_heads", f"({heads}) does not divide hidden_size ({d})")
+    head_dim = d // heads
+    rot = int(head_dim * factor)
+    if rot < 2 or rot % 2:
+        raise f.error("partial_rotary_factor", f"gives {rot} rotary features of a head of {head_dim}; "
+                                               "rotary turns pairs, so an even number >= 2 is needed")
+    norm = {"eps": eps}
+    spec = _Spec()
+    spec.block("gpt_neox_attention", [
+        _entry("query_key_value", "linear", {"out": "3 * d", "bias": bias}, comment="[T, 3D]: per head q, k, v"),
+        _entry("per_head", "reshape", text="[-1, heads, 3 * head_dim]"),
+        _entry("heads_first", "permute", text="[1, 0, 2]", comment="[H, T, 3 hd]"),
+        _entry("query", "chunk", {"chunks": 3, "index": 0}),
+        _entry("key", "chunk", {"chunks": 3, "index": 1}, src="heads_first"),
+        _entry("value", "chunk", {"chunks": 3, "index": 2}, src="heads_first"),
+        _entry("query_rot", "rotary", {"dims": "rotary_dims", "base": theta}, src="query",
+               comment="the first rotary_dims features of each head"),
+        _entry("key_rot", "rotary", {"dims": "rotary_dims", "base": theta}, src="key"),
+        _entry("scores", "matmul", {"transpose": True, "scale": "head_dim ** -0.5"}, src=["query_rot", "key_rot"]),
+        _entry("causal", "causal_mask", {}),
+        _entry("weights", "softmax", text="-1"),
+        _entry("context", "matmul", {}, src=["weights", "value"]),
+        _entry("tokens_first", "permute", text="[1, 0, 2]"),
+        _entry("merged", "reshape", text="[-1, d]"),
+        _entry("dense", "linear", {"out": "d", "bias": bias}),
+    ], comment="GPTNeoXAttention (eager)")
+    spec.block("gpt_neox_mlp", [
+        _entry("dense_h_to_4h", "linear", text="ffn"),
+        _entry("act", act.split(":")[0], text=act.split(": ")[1]),
+        _entry("dense_4h_to_h", "linear", text="d"),
+    ], comment="GPTNeoXMLP")
+    if parallel:
+        layer = [_entry("input_layernorm", "layernorm", norm),
+                 _entry("attention", "gpt_neox_attention", {}),
+                 _entry("post_attention_layernorm", "layernorm", norm, src="input"),
+                 _entry("mlp", "gpt_neox_mlp", {}),
+                 _entry("residual", "add", {}, src=["mlp", "attention", "input"],
+                        comment="parallel residual: mlp(ln2(x)) + attn(ln1(x)) + x")]
+    else:
+        layer = [_entry("input_layernorm", "layernorm", norm),
+                 _entry("attention", "gpt_neox_attention", {}),
+                 _entry("res_1", "add", {}, src=["attention", "input"]),
+                 _entry("post_attention_layernorm", "layernorm", norm),
+                 _entry("mlp", "gpt_neox_mlp", {}),
+                 _entry("res_2", "add", {}, src=["mlp", "res_1"])]
+    spec.block("gpt_neox_layer", layer, comment="GPTNeoXLayer")
+    spec.block("gpt_neox_model", [
+        _entry("embed_in", "embedding", {"num": "vocab", "dim": "d", "tie": "lm_head" if tie else None}),
+        _entry("layers", "gpt_neox_layer", {}, repeat="depth"),
+        _entry("final_layer_norm", "layernorm", norm),
+    ], comment="GPTNeoXModel")
+    top = [_entry("gpt_neox", "gpt_neox_model", {}),
+           _entry("lm_head", "linear", {"out": "vocab", "bias": False},
+                  comment="tied to gpt_neox.embed_in" if tie else None)]
+    vars_ = {"vocab": vocab, "d": d, "heads": heads, "head_dim": head_dim, "rotary_dims": rot, "ffn": ffn,
+             "depth": depth}
+    desc = (f"GPTNeoXForCausalLM from {_where(file)}: {depth} pre-norm layers of width {d} with "
+            + ("parallel" if parallel else "sequential") + f" attention and feed-forward residuals, causal "
+            f"attention with {heads} heads of {head_dim} whose first {rot} features are rotated (base {theta:g}), "
+            f"written from primitives (fused per-head q, k, v), a {act.split(':')[0]} feed-forward of {ffn}; "
+            + ("the output layer tied to the token embedding." if tie else "an untied output layer."))
+    return spec.text(_header(file, "gpt_neox", "GPTNeoXForCausalLM", how_t), _spec_name(config, file), desc,
+                     f"input: {{tokens: [{t}]}}", vars_, top)
+
+
+def _where(file: Path) -> str:
+    return f"{file.parent.name}/{file.name}" if file.name == "config.json" and file.parent.name else file.name
+
+
 FAMILIES = {"llama": _llama_like, "mistral": _llama_like, "qwen2": _llama_like, "gemma": _llama_like,
-            "mixtral": _llama_like, "gpt2": _gpt2, "bert": _bert}
+            "mixtral": _llama_like, "gpt2": _gpt2, "gpt_neox": _gpt_neox, "bert": _bert}
 
 
 # --- weights ---------------------------------------------------------------------------------------
@@ -549,7 +651,8 @@ FAMILIES = {"llama": _llama_like, "mistral": _llama_like, "qwen2": _llama_like, 
 _ATTN = {"q_proj": "q", "k_proj": "k", "v_proj": "v", "o_proj": "out"}
 _BERT_ATTN = {"attention.self.query": "attention.self.q", "attention.self.key": "attention.self.k",
               "attention.self.value": "attention.self.v", "attention.output.dense": "attention.self.out"}
-_SKIPPED = ("attn.bias", "attn.masked_bias", "embeddings.position_ids", "embeddings.token_type_ids")
+_SKIPPED = ("attn.bias", "attn.masked_bias", "attention.bias", "attention.masked_bias", "rotary_emb.inv_freq",
+            "embeddings.position_ids", "embeddings.token_type_ids")
 
 
 def _repeat_base() -> int:
@@ -584,6 +687,8 @@ def convert_state_dict(config, state_dict) -> dict:
             for hf, ours in _BERT_ATTN.items():
                 key = key.replace("." + hf + ".", "." + ours + ".")
             pairs = [(key, value)]
+        elif mt == "gpt_neox":  # the names are HF's; transformers < 5 called the output layer embed_out
+            pairs = [("lm_head.weight" if key == "embed_out.weight" else key, value)]
         else:
             parts = key.split(".")
             if len(parts) >= 5 and parts[3] == "self_attn" and parts[4] in _ATTN:
@@ -628,4 +733,4 @@ def _check_known(mt, out, file):
 
 _ROOTS = {"llama": ("model", "lm_head"), "mistral": ("model", "lm_head"), "qwen2": ("model", "lm_head"),
           "gemma": ("model", "lm_head"), "mixtral": ("model", "lm_head"), "gpt2": ("transformer", "lm_head"),
-          "bert": ("embeddings", "encoder", "pooler")}
+          "gpt_neox": ("gpt_neox", "lm_head"), "bert": ("embeddings", "encoder", "pooler")}

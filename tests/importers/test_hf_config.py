@@ -1,7 +1,7 @@
 """archcalc.importers.hf_config: a Hugging Face config.json mapped to a spec, checked against the
 model transformers (5.x) builds from the same config (random weights; nothing is downloaded).
 
-Per family (llama, mistral, qwen2, gemma, mixtral, gpt2, bert):
+Per family (llama, mistral, qwen2, gemma, mixtral, gpt2, gpt_neox, bert):
 - the real size (configs/<model>/config.json) on the meta device: the same parameters, trainable
   and not, the same state_dict keys and shapes after convert_state_dict; for the five families
   with a bundled spec, the import gives the bundled spec's figures (parameters, MACs, per layer);
@@ -30,11 +30,12 @@ from archcalc.spec.parse import parse_spec
 HERE = Path(__file__).resolve().parent
 CONFIGS = HERE / "configs"
 SPECS = HERE.parents[1] / "specs" / "transformers"
-BIG = ["llama_7b", "mistral_7b", "qwen2_0_5b", "gemma_2b", "mixtral_8x7b", "gpt2", "bert_base"]
-TINY = ["tiny_llama", "tiny_mistral", "tiny_qwen2", "tiny_gemma", "tiny_mixtral", "tiny_gpt2", "tiny_bert"]
+BIG = ["llama_7b", "mistral_7b", "qwen2_0_5b", "gemma_2b", "mixtral_8x7b", "gpt2", "pythia_160m", "bert_base"]
+TINY = ["tiny_llama", "tiny_mistral", "tiny_qwen2", "tiny_gemma", "tiny_mixtral", "tiny_gpt2", "tiny_gpt_neox",
+        "tiny_bert"]
 CLASSES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM",
            "gemma": "GemmaForCausalLM", "mixtral": "MixtralForCausalLM", "gpt2": "GPT2LMHeadModel",
-           "bert": "BertModel"}
+           "gpt_neox": "GPTNeoXForCausalLM", "bert": "BertModel"}
 
 
 def _analyze(name, seq_len=None):
@@ -78,6 +79,7 @@ def test_published_sizes():
     assert _analyze("gemma_2b").totals.params == 2_506_172_416
     assert _analyze("qwen2_0_5b").totals.params == 494_032_768
     assert _analyze("mixtral_8x7b").totals.active_params == 12_879_925_248
+    assert _analyze("pythia_160m").totals.params == 162_322_944
 
 
 def test_default_sequence_length_and_header():
