@@ -254,7 +254,7 @@ def _rf_check(analytic, probed, input_shape) -> Check:
         # Only size-dependent layers (adaptive pooling, upsampling to a size) differ at the
         # enlarged probe input; the formula is checked there.
         note = (f"depends on the input size: analytic {_rf_text(probed.expected)} at the probe input "
-                f"{list(probed.at)} is what was measured against")
+                f"{probed.at_text} is what was measured against")
     return Check(analytic, probed.measured, probed.ok, note)
 
 
