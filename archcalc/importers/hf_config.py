@@ -329,9 +329,18 @@ def _llama_like(config, file, seq_len):
     if pad is not None and not (isinstance(pad, int) and not isinstance(pad, bool) and 0 <= pad < vocab):
         raise f.error("pad_token_id", f"must be a token id below vocab_size, got {pad!r}")
     default_act = "gelu_pytorch_tanh" if mt == "gemma" else "silu"
-    act_field = "hidden_activation" if mt == "gemma" and config.get("hidden_activation") else "hidden_act"
     if mt == "gemma":
-        f.get("hidden_act")
+        # GemmaConfig reads hidden_act, and turns the legacy "gelu" of the official releases into
+        # gelu_pytorch_tanh; hidden_activation (in those files too) is not read by transformers 5.
+        if config.get("hidden_act") == "gelu":
+            config = {**config, "hidden_act": "gelu_pytorch_tanh"}
+            f.config = config
+        legacy = f.get("hidden_activation")
+        if legacy is not None and legacy != config.get("hidden_act", default_act):
+            raise f.error("hidden_activation", f"is {legacy!r} but hidden_act is "
+                                               f"{config.get('hidden_act', default_act)!r}; transformers "
+                                               "uses hidden_act, so the config contradicts itself")
+    act_field = "hidden_act"
     f.zero_dropout("attention_dropout")
     t, _, how_t = _seq(f, seq_len, "max_position_embeddings")
     f.get("pretraining_tp", 1, kind=int)  # a tensor-parallel slicing of the same matmuls (same function)

@@ -108,11 +108,13 @@ def hf():
 
 
 def _hf_model(hf, name, device=None):
+    """HF's model for configs/NAME (or a folder path) with eager attention (and experts)."""
     torch, transformers = hf
-    fields = json.loads((CONFIGS / name / "config.json").read_text())
+    folder = CONFIGS / name
+    fields = json.loads((folder / "config.json").read_text())
     cls = getattr(transformers, CLASSES[fields["model_type"]])
     extra = {"experts_implementation": "eager"} if fields["model_type"] == "mixtral" else {}
-    config = cls.config_class.from_pretrained(CONFIGS / name, attn_implementation="eager", **extra)
+    config = cls.config_class.from_pretrained(folder, attn_implementation="eager", **extra)
     with torch.device(device or "cpu"):
         if device is None:
             torch.manual_seed(0)
@@ -161,17 +163,24 @@ def _hf_out(name, out):
 
 @pytest.mark.parametrize("name", TINY)
 def test_small_config_macs_output_shape_and_outputs_with_hf_weights(hf, name):
+    _same_as_hf(hf, name)
+
+
+def _same_as_hf(hf, name, family=None):
+    """MACs (FlopCounterMode), output shape, parameters and outputs with HF's weights loaded."""
     torch, _ = hf
     from archcalc.torch import build
     from archcalc.torch.verify import flop_counter
 
     tokens = 24  # longer than tiny_mistral's sliding window of 8: the window matters
+    family = family or name
     model = _hf_model(hf, name)
-    theirs_in, ours_in = _inputs(hf, name, tokens)
+    theirs_in, ours_in = _inputs(hf, family, tokens)
     with torch.no_grad(), flop_counter() as counter:
-        expected = _hf_out(name, model(**theirs_in))
+        expected = _hf_out(family, model(**theirs_in))
     report = _analyze(name, tokens)
     assert report.totals.macs == counter.get_total_flops() // 2
+    assert report.totals.params == sum(p.numel() for p in model.parameters())
     assert tuple(expected.shape[1:]) == tuple(report.output_shape)
     ours = build(_spec(name, tokens)).eval()
     ours.load_state_dict(convert_state_dict(CONFIGS / name, model.state_dict()), strict=True)
@@ -179,6 +188,23 @@ def test_small_config_macs_output_shape_and_outputs_with_hf_weights(hf, name):
         got = ours(ours_in)
     assert got.shape == expected.shape
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("base, changes", [
+    ("tiny_llama", {"attention_bias": True, "mlp_bias": True, "head_dim": 32, "tie_word_embeddings": True}),
+    ("tiny_llama", {"hidden_act": "gelu", "num_key_value_heads": 1, "rms_norm_eps": 1e-3}),
+    ("tiny_qwen2", {"tie_word_embeddings": False}),
+    ("tiny_gemma", {"hidden_act": "gelu", "hidden_activation": "gelu_pytorch_tanh", "attention_bias": True}),
+    ("tiny_gemma", {"hidden_act": "relu", "tie_word_embeddings": False}),
+    ("tiny_gpt2", {"scale_attn_weights": False, "n_inner": 80, "activation_function": "relu"}),
+    ("tiny_gpt_neox", {"use_parallel_residual": False, "attention_bias": False, "tie_word_embeddings": True,
+                       "rope_parameters": {"rope_type": "default", "rope_theta": 500.0,
+                                           "partial_rotary_factor": 0.5}}),
+    ("tiny_bert", {"hidden_act": "relu", "type_vocab_size": 3, "layer_norm_eps": 1e-5}),
+])
+def test_config_variants_are_the_same_function(hf, tmp_path, base, changes):
+    folder = _write(tmp_path, base, **changes).parent
+    _same_as_hf(hf, folder, family=base)
 
 
 def test_the_sliding_window_changes_mistrals_outputs(hf):
@@ -238,6 +264,11 @@ _DROP = object()
     ("tiny_bert", {"position_embedding_type": "relative_key"}, ["position_embedding_type", "relative_key"]),
     ("tiny_bert", {"is_decoder": True}, ["is_decoder"]),
     ("tiny_gemma", {"use_bidirectional_attention": True}, ["use_bidirectional_attention"]),
+    ("tiny_gemma", {"hidden_act": "gelu_pytorch_tanh", "hidden_activation": "relu"}, ["hidden_activation"]),
+    ("tiny_gpt_neox", {"rope_parameters": {"rope_type": "default", "rope_theta": 1e4, "partial_rotary_factor": 0.01}},
+     ["partial_rotary_factor", "even"]),
+    ("tiny_llama", {"rope_parameters": {"rope_type": "default", "rope_theta": 1e4, "partial_rotary_factor": 0.5}},
+     ["rope_parameters", "partial_rotary_factor"]),
     ("tiny_llama", {"quantization_config": {"quant_method": "gptq"}}, ["quantization_config"]),
 ])
 def test_unrepresentable_fields_are_errors_naming_field_and_file(tmp_path, base, changes, words):
