@@ -928,10 +928,13 @@ def _node_path(node):
     name = node.name or ""
     if name.startswith("/"):
         segs = [s for s in name.strip("/").split("/") if s]
-        path = ""
+        parts: list = []  # a Sequential's child is scoped `layer1.0` under `layer1`: one part, not two
         for seg in segs[:-1]:
-            path = seg if not path or seg.startswith(path + ".") else f"{path}.{seg}"
-        return path, (segs[-1] if segs else node.op_type)
+            if parts and seg.startswith(parts[-1] + "."):
+                parts[-1] = seg
+            else:
+                parts.append(seg)
+        return ".".join(parts), (segs[-1] if segs else node.op_type)
     name = re.sub(r"^node_", "", name)
     return "", name or node.op_type
 
