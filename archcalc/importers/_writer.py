@@ -152,6 +152,10 @@ class _Row:
 
 
 _REQUIRED = object()
+try:  # the names expressions call (min, max, floor, ceil, round, shape): no argument may take one
+    from archcalc.spec.parse import FUNCTIONS as _RESERVED_ARGS
+except ImportError:  # pragma: no cover
+    _RESERVED_ARGS = frozenset({"min", "max", "floor", "ceil", "round", "shape"})
 
 
 def _number(v) -> bool:
@@ -265,8 +269,10 @@ class _Writer:
                 for key in row.arg_keys:
                     vals.append(e.args.get(key, self.defaults.get(e.kind, {}).get(key)))
                     val_names.append(key)
+                # a block argument holds one value, not a list: lists stay in the structure
+                lists = tuple((k, repr(v)) for k, v in zip(row.arg_keys, vals[row.offset:]) if isinstance(v, list))
                 struct.append(("e", e.kind, e.name, row.arg_keys, tuple(row.refs) if not row.default_from else (),
-                               e.trainable))
+                               e.trainable, lists))
                 ref_of[e.output] = local
                 previous = e.output
             else:
@@ -356,7 +362,7 @@ class _Writer:
                 if found is None:
                     base_arg = re.sub(r"\W", "_", first.val_names[pos]) or "a"
                     arg, n = base_arg, 2
-                    while arg in used or arg == INPUT or arg in ("min", "max", "floor", "ceil", "round"):
+                    while arg in used or arg == INPUT or arg in _RESERVED_ARGS:
                         arg, n = f"{base_arg}{n}", n + 1
                     used.add(arg)
                     args.append((arg, col))

@@ -487,6 +487,7 @@ def _entries(root, gm, table) -> list[Entry]:
             parent = path.rsplit(".", 1)[0] if "." in path else ""
             enclosing = scope_stack[-1][1][0] if scope_stack else ""
             local = path.rsplit(".", 1)[-1]
+            _check_local(local, path, cls)
             if parent != enclosing:
                 if has_state:
                     raise SpecError(f"module '{path}' ({cls}) is called from {_place(enclosing, '')}, not from its "
@@ -563,6 +564,7 @@ def _scopes(stack, root) -> tuple:
         if "." in local:
             raise SpecError(f"module '{path}' ({cls.__name__}) runs inside '{previous or 'the top level'}' but is not "
                             "its child; a spec names layers by where they run")
+        _check_local(local, path, cls.__name__)
         out.append(Scope(key, local, cls.__name__))
         previous = path
     return tuple(out)
@@ -592,6 +594,32 @@ def _same(a, b) -> bool:
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return float(a) == float(b)
     return a == b
+
+
+def _reads_tensor(node, value) -> bool:
+    import torch.fx as fx
+
+    found = []
+
+    def visit(x):
+        if isinstance(x, fx.Node) and isinstance(value.get(x), (str, tuple)) and (
+                isinstance(value.get(x), str) or value[x][0] == "pieces"):
+            found.append(x)
+        return x
+
+    fx.node.map_aggregate(node.args, visit)
+    fx.node.map_aggregate(node.kwargs, visit)
+    return bool(found)
+
+
+_NAME_OK = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|0|[1-9][0-9]*")
+
+
+def _check_local(local: str, path: str, cls: str):
+    """A module's attribute name must be a spec name (a word, or an nn.Sequential index)."""
+    if not _NAME_OK.fullmatch(local) or len(local) > 100:
+        raise SpecError(f"module '{path}' ({cls}) is named {local!r}, which no spec layer can be named (a word of "
+                        "letters, digits and '_', or a number), so its state_dict keys cannot be kept")
 
 
 def _op_name(node) -> str:
@@ -630,6 +658,9 @@ def _function(node, value, out_shape):
             return args[i]
         return kwargs.get(key, default)
 
+    if not _reads_tensor(node, value) and out_shape is None and name not in ("chunk", "split"):
+        # arithmetic on sizes (x.shape[1] // 2), torch._assert on them: Python values, not layers
+        return "value", ("python", node.name)
     if node.op == "call_function" and target is getattr or name in ("size", "dim") or (
             node.op == "call_function" and target is operator.getitem and not tensor(args[0])):
         # sizes (x.size(0), x.shape) and pieces of a tuple: Python values, resolved when used
@@ -670,6 +701,8 @@ def _function(node, value, out_shape):
         dim = arg(1, "dim", 0)
         if not all(tensor(t) for t in tensors):
             return None
+        if len(tensors) == 1:  # torch.cat([x]) is x (DenseNet's first layer of a block)
+            return "value", value[tensors[0]]
         return "concat", {"dim": _dim(dim, rank, what)}, [value[t] for t in tensors]
     if name == "flatten":
         start, end = arg(1, "start_dim", 0), arg(2, "end_dim", -1)
