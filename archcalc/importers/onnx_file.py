@@ -63,6 +63,8 @@ class _Layer:
     inputs: list  # entry names (or input names)
     weights: dict = field(default_factory=dict)  # torch parameter name -> numpy array
     where: str = ""
+    path: str = ""  # the module path of the node it comes from (`layer1.0.conv1`), if the file says
+    classes: dict = field(default_factory=dict)  # module path -> class name, where the file says
 
 
 class _Importer:
@@ -275,10 +277,15 @@ class _Importer:
     def _add(self, kind, args, inputs, shape, weights=None, name=None, output=None):
         layer = _Layer(self._unique(name) if name else self._name(kind), kind, args,
                        [v.entry for v in inputs], weights or {}, self._where())
-        self.layers.append(layer)
+        self._push(layer)
         if output is not None or name != "output":
             self.values[output if output is not None else self.node.output[0]] = _Live(layer.name, tuple(shape))
         return layer
+
+    def _push(self, layer: _Layer):
+        layer.path, _ = _node_path(self.node)
+        layer.classes = _node_classes(self.node)
+        self.layers.append(layer)
 
     def _alias(self, node, value):
         self.values[node.output[0]] = value
@@ -395,7 +402,7 @@ class _Importer:
             pad += [int(lo), int(hi)]
         shape = tuple(x.shape[:2]) + tuple(n + lo + hi for n, lo, hi in zip(x.shape[2:], begin, end))
         layer = _Layer(self._unique(self._base_name("conv") + "_pad"), "zeropad", {"padding": _one(pad)}, [x.entry], {}, self._where())
-        self.layers.append(layer)
+        self._push(layer)
         return _Live(layer.name, shape)
 
     def _op_ConvTranspose(self, node):
@@ -540,7 +547,7 @@ class _Importer:
             shape = (1,)
         param = _Layer(self._unique(self._base_name(kind) + "_const"), "parameter", {"shape": list(shape)},
                        [live.entry], {"weight": np.ascontiguousarray(const.reshape(shape))}, self._where())
-        self.layers.append(param)
+        self._push(param)
         self._add(kind, {}, [live, _Live(param.name, (self.batch,) + shape)], self._out_shape(node))
 
     def _op_Add(self, node):
@@ -756,7 +763,7 @@ class _Importer:
             layer = _Layer(self._unique(f"{base}_{k}"), "split",
                            {"sizes": _one(sizes) if len(set(sizes[:-1])) <= 1 and sizes[-1] <= sizes[0] else sizes,
                             "dim": axis - 1, "index": k}, [x.entry], {}, self._where())
-            self.layers.append(layer)
+            self._push(layer)
             self.values[out] = _Live(layer.name, self._out_shape(node, k))
 
     def _op_BatchNormalization(self, node):
@@ -939,6 +946,19 @@ def _node_path(node):
     return "", name or node.op_type
 
 
+def _node_classes(node) -> dict:
+    """module path -> class name, from the torch exporter's `namespace` metadata."""
+    for prop in node.metadata_props:
+        if prop.key == "namespace" and prop.value:
+            out = {}
+            for part in prop.value.split("/")[:-1]:
+                path, _, cls = part.partition(":")
+                if path.strip():
+                    out[path.strip()] = cls.strip().rsplit(".", 1)[-1]
+            return out
+    return {}
+
+
 def _word(text: str) -> str:
     text = re.sub(r"[^A-Za-z0-9_]+", "_", str(text)).strip("_")
     return re.sub(r"_+", "_", text).lower() if text and not text.islower() else re.sub(r"_+", "_", text)
@@ -1007,24 +1027,76 @@ def _import(path, input_spec):
               f"input: {ins}, batch excluded ({batch})"
               + (f"; --input {imp.input_spec}" if imp.input_spec is not None else ""),
               f"{len(imp.layers)} layers from {len(imp.graph.node)} operators"]
-    text = _spec_text(imp, header)
-    _check(imp, text)
+    imp.keys = None
+    if len(imp.net_inputs) == 1 and not imp.net_inputs[0][2] and any(layer.path for layer in imp.layers):
+        try:  # the module paths as blocks and repeats (the spec's names are then the module's own)
+            text = _blocks_text(imp, header)
+            imp.keys = _check(imp, text)
+        except SpecError:
+            imp.keys = None
+    if imp.keys is None:
+        text = _spec_text(imp, header)
+        imp.keys = _check(imp, text)
     return imp, text
 
 
-def _check(imp: _Importer, text: str):
-    """Parse and analyse the spec written, and compare its output shape with the file's: a
-    mismatch is a bug of this importer, said plainly rather than returned."""
-    from archcalc.api import analyze_text
+_PART = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}|0|[1-9][0-9]{0,8}")
 
+
+def _blocks_text(imp: _Importer, header: list) -> str:
+    """The spec with the module paths the exporter recorded as blocks (`layer1.0.conv1`: the
+    block instance `layer1`, its copy `0`, the layer `conv1`), repeated instances as `repeat`,
+    through archcalc.importers._writer. A path used by one layer alone is that layer's name; a
+    path of several layers (a block's residual add, a module called twice) is a scope of them."""
+    from collections import Counter
+
+    from archcalc.importers._writer import INPUT, Entry, Scope, write_spec
+    from archcalc.layers import KINDS
+
+    paths = [layer.path for layer in imp.layers]
+    count = Counter(paths)
+    prefixes = {".".join(p.split(".")[:k]) for p in paths if p for k in range(1, p.count(".") + 1)}
+    first = imp.net_inputs[0][0]
+    entries = []
+    for layer in imp.layers:
+        parts = layer.path.split(".") if layer.path else []
+        if not all(_PART.fullmatch(p) and p not in _TORCH_ATTRS for p in parts):
+            raise SpecError("a module path that is no spec name")
+        leaf = bool(parts) and count[layer.path] == 1 and layer.path not in prefixes
+        inner = parts[:-1] if leaf else parts
+        scopes = []
+        for k, part in enumerate(inner):
+            key = ".".join(inner[:k + 1])
+            cls = layer.classes.get(key) or (re.sub(r"[0-9_]+$", "", part).capitalize() or "Block")
+            scopes.append(Scope(key, part, cls))
+        entries.append(Entry(kind=layer.kind, args=dict(layer.args), output=layer.name,
+                             inputs=[INPUT if i == first else i for i in layer.inputs],
+                             name=parts[-1] if leaf else None, scope=tuple(scopes), where=layer.where))
+    return write_spec(entries, list(imp.net_inputs[0][1]), name=Path(imp.path).stem or "model", header=header,
+                      kinds=tuple(KINDS))
+
+
+def _check(imp: _Importer, text: str) -> list:
+    """Parse and analyse the spec written, and compare its output shape with the file's: a
+    mismatch is a bug of this importer, said plainly rather than returned. Returns the spec's
+    name of each imported layer, in order (the built module's keys)."""
+    from archcalc.api import analyze_text
+    from archcalc.spec.parse import parse_spec
+
+    where = f"<import of {Path(imp.path).name}>"
     try:
-        report = analyze_text(text, filename=f"<import of {Path(imp.path).name}>")
+        report = analyze_text(text, filename=where)
+        graph = parse_spec(text, where)
     except SpecError as exc:
         raise SpecError(f"{imp.path}: the imported spec does not analyse (an archcalc import bug): {exc}") from None
     out = imp.values[imp.graph.output[0].name]
     if tuple(report.output_shape) != tuple(out.shape[1:]):
         raise SpecError(f"{imp.path}: the imported spec gives the output {list(report.output_shape)}, the file "
                         f"{list(out.shape[1:])} (an archcalc import bug)")
+    kinds = [node.kind for node in graph.nodes]
+    if kinds != [layer.kind for layer in imp.layers]:
+        raise SpecError(f"{imp.path}: the imported spec's layers are not the file's, in order (an archcalc import bug)")
+    return [node.name for node in graph.nodes]
 
 
 def import_onnx(path, input_spec=None) -> str:
@@ -1043,9 +1115,9 @@ def state_dict(path, input_spec=None) -> dict:
     """
     imp, _ = _import(path, input_spec)
     out = {}
-    for layer in imp.layers:
+    for layer, name in zip(imp.layers, imp.keys):
         for key, value in layer.weights.items():
-            out[f"{layer.name}.{key}"] = imp.np.array(value)
+            out[f"{name}.{key}"] = imp.np.array(value)
     return out
 
 

@@ -148,11 +148,19 @@ def test_resnet_written_here_round_trips(tmp_path):
     assert (report.totals.trainable_params, report.totals.non_trainable_params) == (trainable, buffers)
     assert report.totals.macs == macs
     assert report.output_shape == out == (10,)
-    # names from the module paths; the residual add of a block named after the block
+    # names from the module paths the exporter recorded: blocks and repeat, the module's own names
     names = [row.name for row in report.layers]
     assert names[:4] == ["conv1", "bn1", "relu", "maxpool"]
-    assert "layer1_0_conv1" in names and "layer2_0_downsample_0" in names and names[-1] == "fc"
+    assert "layer1.0.conv1" in names and "layer2.0.downsample.0" in names and names[-1] == "fc"
     assert "# Imported by `archcalc import` from resnet.onnx" in text.splitlines()[0]
+    assert "repeat: 2" in text
+    # so the torch module's own state_dict loads into the built spec, key for key
+    model = build(archcalc.parse_spec(text, "<import>"))
+    assert set(model.state_dict()) == set(net.state_dict())
+    model.load_state_dict(net.state_dict(), strict=True)
+    x = torch.randn(2, *shape)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(x), net.eval()(x), atol=1e-5, rtol=1e-4)
 
 
 def test_dynamo_export_folds_batchnorm_and_is_still_faithful(tmp_path):
