@@ -647,12 +647,113 @@ def _gpt_neox(config, file, seq_len):
                      f"input: {{tokens: [{t}]}}", vars_, top)
 
 
+def _num_labels(f: _Fields) -> int:
+    """Classes of a ...ForImageClassification head: num_labels, else len(id2label) (HF's rule)."""
+    n = f.get("num_labels", None, kind=int)
+    if n is None:
+        labels = f.config.get("id2label")
+        n = len(labels) if isinstance(labels, dict) and labels else 2
+    return n
+
+
+def _architecture(f: _Fields, known: tuple, default: str) -> str:
+    """The model class: the config's architectures[0] where it is one the family writes."""
+    archs = f.config.get("architectures") or [default]
+    if not isinstance(archs, list) or not archs or archs[0] not in known:
+        raise f.error("architectures", f"is {archs!r}; the {f.family} importer writes {' or '.join(known)}")
+    return archs[0]
+
+
+def _vit(config, file, seq_len):
+    f = _Fields(config, file, "vit")
+    cls = _architecture(f, ("ViTForImageClassification", "ViTModel"), "ViTModel")
+    d, depth, heads = f.need("hidden_size"), f.need("num_hidden_layers"), f.need("num_attention_heads")
+    ffn = f.need("intermediate_size")
+    act = _activation(f, "hidden_act", "gelu")
+    eps = f.get("layer_norm_eps", 1e-12, kind=float)
+    image, patch = f.get("image_size", 224), f.get("patch_size", 16)
+    channels = f.get("num_channels", 3, kind=int)
+    for name, v in (("image_size", image), ("patch_size", patch)):
+        if isinstance(v, list) and len(v) == 2 and v[0] == v[1]:
+            v = v[0]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise f.error(name, f"must be a positive integer (a square), got {v!r}")
+        if name == "image_size":
+            image = v
+        else:
+            patch = v
+    if image % patch:
+        raise f.error("patch_size", f"({patch}) does not divide image_size ({image})")
+    qkv_bias = f.get("qkv_bias", True, kind=bool)
+    f.get("encoder_stride")  # ViTForMaskedImageModeling's decoder only
+    pooler_out = f.get("pooler_output_size", d, kind=int)
+    pooler_act = _activation(f, "pooler_act", "tanh")
+    f.zero_dropout("hidden_dropout_prob", "attention_probs_dropout_prob")
+    classes = _num_labels(f) if cls == "ViTForImageClassification" else None
+    f.finish()
+    if seq_len is not None:
+        raise SpecError(f"--input {seq_len}: a ViT config's input is its image, "
+                        f"[{channels}, {image}, {image}] (image_size in {file}); it takes no sequence length")
+    if d % heads:
+        raise f.error("num_attention_heads", f"({heads}) does not divide hidden_size ({d})")
+    norm = {"eps": eps}
+    spec = _Spec()
+    spec.block("vit_patch_embeddings", [
+        _entry("projection", "conv", {"out": "d", "kernel": "patch", "stride": "patch"}),
+        _entry("flatten", "reshape", text="[d, -1]"),
+        _entry("to_tokens", "permute", text="[1, 0]", comment="[patches, d]"),
+    ], comment="ViTPatchEmbeddings")
+    spec.block("vit_embeddings", [
+        _entry("patch_embeddings", "vit_patch_embeddings", {}),
+        _entry("cls_token", "class_token", {}, comment="prepended: [patches + 1, d]"),
+        _entry("position_embeddings", "positional", {}),
+    ], comment="ViTEmbeddings")
+    spec.block("vit_mlp", [
+        _entry("fc1", "linear", text="ffn"),
+        _entry("activation_fn", act.split(":")[0], text=act.split(": ")[1]),
+        _entry("fc2", "linear", text="d"),
+    ], comment="ViTMLP")
+    att = {"heads": "heads", "bias": qkv_bias, "o_bias": None if qkv_bias else True}
+    spec.block("vit_layer", [
+        _entry("layernorm_before", "layernorm", norm),
+        _entry("attention", "attention", att),
+        _entry("res_1", "add", {}, src=["input", "attention"]),
+        _entry("layernorm_after", "layernorm", norm),
+        _entry("mlp", "vit_mlp", {}),
+        _entry("res_2", "add", {}, src=["res_1", "mlp"]),
+    ], comment="ViTLayer (pre-norm)")
+    model = [_entry("embeddings", "vit_embeddings", {}), _entry("layers", "vit_layer", {}, repeat="depth"),
+             _entry("layernorm", "layernorm", norm)]
+    vars_ = {"patch": patch, "d": d, "heads": heads, "ffn": ffn, "depth": depth}
+    if cls == "ViTModel":
+        spec.block("vit_pooler", [
+            _entry("first", "select", {"dim": 0, "index": 0}, comment="the [CLS] token"),
+            _entry("dense", "linear", text="pooler_out"),
+            _entry("activation", pooler_act.split(":")[0], text=pooler_act.split(": ")[1]),
+        ], comment="ViTPooler")
+        top = model + [_entry("pooler", "vit_pooler", {})]
+        vars_["pooler_out"] = pooler_out
+        ending = "the output is the pooler's (a dense layer and tanh on the class token)"
+    else:
+        spec.block("vit_model", model, comment="ViTModel without its pooler")
+        top = [_entry("vit", "vit_model", {}), _entry("first", "select", {"dim": 0, "index": 0},
+                                                      comment="the class token"),
+               _entry("classifier", "linear", text="classes")]
+        vars_["classes"] = classes
+        ending = f"the class token's final state classified into {classes} labels"
+    desc = (f"{cls} from {_where(file)}: {patch}x{patch} patches of a {image}x{image} image embedded by a "
+            f"strided convolution, a class token, learned positions, {depth} pre-norm encoder layers of width "
+            f"{d} with {heads} heads and a {act.split(':')[0]} feed-forward of {ffn}; {ending}.")
+    return spec.text(_header(file, "vit", cls, f"[{channels}, {image}, {image}] (image_size; no --input)"),
+                     _spec_name(config, file), desc, f"input: [{channels}, {image}, {image}]", vars_, top)
+
+
 def _where(file: Path) -> str:
     return f"{file.parent.name}/{file.name}" if file.name == "config.json" and file.parent.name else file.name
 
 
 FAMILIES = {"llama": _llama_like, "mistral": _llama_like, "qwen2": _llama_like, "gemma": _llama_like,
-            "mixtral": _llama_like, "gpt2": _gpt2, "gpt_neox": _gpt_neox, "bert": _bert}
+            "mixtral": _llama_like, "gpt2": _gpt2, "gpt_neox": _gpt_neox, "bert": _bert, "vit": _vit}
 
 
 # --- weights ---------------------------------------------------------------------------------------
@@ -696,6 +797,8 @@ def convert_state_dict(config, state_dict) -> dict:
             for hf, ours in _BERT_ATTN.items():
                 key = key.replace("." + hf + ".", "." + ours + ".")
             pairs = [(key, value)]
+        elif mt == "vit":
+            pairs = [_vit_weights(key, value)]
         elif mt == "gpt_neox":  # the names are HF's; transformers < 5 called the output layer embed_out
             pairs = [("lm_head.weight" if key == "embed_out.weight" else key, value)]
         else:
@@ -710,6 +813,20 @@ def convert_state_dict(config, state_dict) -> dict:
             out[_shift(k, shift)] = v
     _check_known(mt, out, file)
     return out
+
+
+def _vit_weights(key, value):
+    """ViT: attention's q/k/v/o_proj; cls_token [1, 1, d] is the class_token kind's parameter;
+    position_embeddings [1, N + 1, d] is the positional kind's weight [N + 1, d]."""
+    key = _ATTN_RE.sub(lambda m: f".{m[1]}.{_ATTN[m[2]]}.", key)
+    if key.endswith("embeddings.cls_token"):
+        return key + ".class_token", value
+    if key.endswith("embeddings.position_embeddings"):
+        return key + ".weight", value[0]
+    return key, value
+
+
+_ATTN_RE = re.compile(r"\.(self_attn|attention)\.(q_proj|k_proj|v_proj|o_proj)\.")
 
 
 def _shift(key: str, shift: int) -> str:
@@ -742,4 +859,5 @@ def _check_known(mt, out, file):
 
 _ROOTS = {"llama": ("model", "lm_head"), "mistral": ("model", "lm_head"), "qwen2": ("model", "lm_head"),
           "gemma": ("model", "lm_head"), "mixtral": ("model", "lm_head"), "gpt2": ("transformer", "lm_head"),
-          "gpt_neox": ("gpt_neox", "lm_head"), "bert": ("embeddings", "encoder", "pooler")}
+          "gpt_neox": ("gpt_neox", "lm_head"), "bert": ("embeddings", "encoder", "pooler"),
+          "vit": ("vit", "classifier", "embeddings", "layers", "layernorm", "pooler")}

@@ -1,7 +1,7 @@
 """archcalc.importers.hf_config: a Hugging Face config.json mapped to a spec, checked against the
 model transformers (5.x) builds from the same config (random weights; nothing is downloaded).
 
-Per family (llama, mistral, qwen2, gemma, mixtral, gpt2, gpt_neox, bert):
+Per family (llama, mistral, qwen2, gemma, mixtral, gpt2, gpt_neox, bert, vit):
 - the real size (configs/<model>/config.json) on the meta device: the same parameters, trainable
   and not, the same state_dict keys and shapes after convert_state_dict; for the five families
   with a bundled spec, the import gives the bundled spec's figures (parameters, MACs, per layer);
@@ -30,9 +30,10 @@ from archcalc.spec.parse import parse_spec
 HERE = Path(__file__).resolve().parent
 CONFIGS = HERE / "configs"
 SPECS = HERE.parents[1] / "specs" / "transformers"
-BIG = ["llama_7b", "mistral_7b", "qwen2_0_5b", "gemma_2b", "mixtral_8x7b", "gpt2", "pythia_160m", "bert_base"]
+BIG = ["llama_7b", "mistral_7b", "qwen2_0_5b", "gemma_2b", "mixtral_8x7b", "gpt2", "pythia_160m", "bert_base",
+       "vit_base_patch16_224"]
 TINY = ["tiny_llama", "tiny_mistral", "tiny_qwen2", "tiny_gemma", "tiny_mixtral", "tiny_gpt2", "tiny_gpt_neox",
-        "tiny_bert"]
+        "tiny_bert", "tiny_vit"]
 CLASSES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM",
            "gemma": "GemmaForCausalLM", "mixtral": "MixtralForCausalLM", "gpt2": "GPT2LMHeadModel",
            "gpt_neox": "GPTNeoXForCausalLM", "bert": "BertModel"}
@@ -60,7 +61,7 @@ def test_importing_and_analyzing_imports_neither_torch_nor_transformers():
 
 @pytest.mark.parametrize("config, spec, tokens", [
     ("llama_7b", "llama_7b", 2048), ("qwen2_0_5b", "qwen2_0_5b", 2048), ("mixtral_8x7b", "mixtral_8x7b", 4096),
-    ("gpt2", "gpt2_small", 1024), ("bert_base", "bert_base", 512)])
+    ("gpt2", "gpt2_small", 1024), ("bert_base", "bert_base", 512), ("vit_base_patch16_224", "vit_b16", None)])
 def test_same_figures_as_the_bundled_spec(config, spec, tokens):
     ours = _analyze(config, tokens)
     bundled = archcalc.analyze(SPECS / f"{spec}.yaml")
@@ -112,7 +113,8 @@ def _hf_model(hf, name, device=None):
     torch, transformers = hf
     folder = CONFIGS / name
     fields = json.loads((folder / "config.json").read_text())
-    cls = getattr(transformers, CLASSES[fields["model_type"]])
+    mt = fields["model_type"]
+    cls = getattr(transformers, fields["architectures"][0] if mt == "vit" else CLASSES[mt])
     extra = {"experts_implementation": "eager"} if fields["model_type"] == "mixtral" else {}
     config = cls.config_class.from_pretrained(folder, attn_implementation="eager", **extra)
     with torch.device(device or "cpu"):
@@ -150,6 +152,9 @@ def test_real_size_parameters_keys_and_shapes_on_meta(hf, name):
 def _inputs(hf, name, tokens):
     torch, _ = hf
     gen = torch.Generator().manual_seed(1)
+    if name == "tiny_vit":
+        x = torch.randn(1, 3, 32, 32, generator=gen)
+        return {"pixel_values": x}, x
     ids = torch.randint(0, 256, (1, tokens), generator=gen)
     if name == "tiny_bert":
         types = torch.randint(0, 2, (1, tokens), generator=gen)
@@ -158,7 +163,7 @@ def _inputs(hf, name, tokens):
 
 
 def _hf_out(name, out):
-    return out.pooler_output if name == "tiny_bert" else out.logits
+    return out.pooler_output if name == "tiny_bert" or not hasattr(out, "logits") else out.logits
 
 
 @pytest.mark.parametrize("name", TINY)
@@ -178,11 +183,12 @@ def _same_as_hf(hf, name, family=None):
     theirs_in, ours_in = _inputs(hf, family, tokens)
     with torch.no_grad(), flop_counter() as counter:
         expected = _hf_out(family, model(**theirs_in))
-    report = _analyze(name, tokens)
+    seq = None if family == "tiny_vit" else tokens  # an image: its size is the config's
+    report = _analyze(name, seq)
     assert report.totals.macs == counter.get_total_flops() // 2
     assert report.totals.params == sum(p.numel() for p in model.parameters())
     assert tuple(expected.shape[1:]) == tuple(report.output_shape)
-    ours = build(_spec(name, tokens)).eval()
+    ours = build(_spec(name, seq)).eval()
     ours.load_state_dict(convert_state_dict(CONFIGS / name, model.state_dict()), strict=True)
     with torch.no_grad():
         got = ours(ours_in)
@@ -201,6 +207,7 @@ def _same_as_hf(hf, name, family=None):
                        "rope_parameters": {"rope_type": "default", "rope_theta": 500.0,
                                            "partial_rotary_factor": 0.5}}),
     ("tiny_bert", {"hidden_act": "relu", "type_vocab_size": 3, "layer_norm_eps": 1e-5}),
+    ("tiny_vit", {"architectures": ["ViTModel"], "qkv_bias": False, "pooler_output_size": 48, "num_channels": 3}),
 ])
 def test_config_variants_are_the_same_function(hf, tmp_path, base, changes):
     folder = _write(tmp_path, base, **changes).parent
@@ -270,6 +277,8 @@ _DROP = object()
     ("tiny_llama", {"rope_parameters": {"rope_type": "default", "rope_theta": 1e4, "partial_rotary_factor": 0.5}},
      ["rope_parameters", "partial_rotary_factor"]),
     ("tiny_llama", {"quantization_config": {"quant_method": "gptq"}}, ["quantization_config"]),
+    ("tiny_vit", {"architectures": ["ViTForMaskedImageModeling"]}, ["architectures", "ViTForMaskedImageModeling"]),
+    ("tiny_vit", {"patch_size": 5}, ["patch_size", "does not divide"]),
 ])
 def test_unrepresentable_fields_are_errors_naming_field_and_file(tmp_path, base, changes, words):
     path = _write(tmp_path, base, **changes)
