@@ -49,7 +49,8 @@ IGNORED = frozenset({
     "_name_or_path", "architectures", "transformers_version", "torch_dtype", "dtype", "model_type",
     "id2label", "label2id", "problem_type", "output_attentions", "output_hidden_states", "return_dict",
     "chunk_size_feed_forward", "is_encoder_decoder", "bos_token_id", "eos_token_id", "pad_token_id",
-    "sep_token_id", "decoder_start_token_id", "initializer_range", "use_cache", "tokenizer_class",
+    "sep_token_id", "decoder_start_token_id", "initializer_range", "init_std", "initializer_factor",
+    "use_cache", "tokenizer_class",
     "prefix", "task_specific_params", "finetuning_task", "_attn_implementation_autoset",
     "_commit_hash", "attn_implementation", "experts_implementation", "gradient_checkpointing",
     "tf_legacy_loss", "use_bfloat16", "pruned_heads", "torchscript", "cross_attention_hidden_size",
@@ -748,17 +749,120 @@ def _vit(config, file, seq_len):
                      _spec_name(config, file), desc, f"input: [{channels}, {image}, {image}]", vars_, top)
 
 
+def _whisper(config, file, seq_len):
+    f = _Fields(config, file, "whisper")
+    _architecture(f, ("WhisperForConditionalGeneration",), "WhisperForConditionalGeneration")
+    vocab, d, mels = f.need("vocab_size"), f.need("d_model"), f.get("num_mel_bins", 80, kind=int)
+    enc_depth, dec_depth = f.need("encoder_layers"), f.need("decoder_layers")
+    enc_heads, dec_heads = f.need("encoder_attention_heads"), f.need("decoder_attention_heads")
+    enc_ffn, dec_ffn = f.need("encoder_ffn_dim"), f.need("decoder_ffn_dim")
+    f.get("num_hidden_layers")  # = encoder_layers (the cache's count)
+    sources = f.need("max_source_positions")
+    act = _activation(f, "activation_function", "gelu")
+    f.only("scale_embedding", (False,), False,
+           why="transformers 5 computes an embedding scale from it but never applies it")
+    f.only("use_weighted_layer_sum", (False,), False, why="WhisperForAudioClassification's layer weights")
+    f.get("classifier_proj_size")  # WhisperForAudioClassification only
+    f.only("apply_spec_augment", (False,), False, why="SpecAugment masking while training")
+    for k in ("mask_time_prob", "mask_time_length", "mask_time_min_masks", "mask_feature_prob",
+              "mask_feature_length", "mask_feature_min_masks", "median_filter_width", "forced_decoder_ids",
+              "alignment_heads", "lang_ids", "max_new_tokens"):
+        f.get(k)  # SpecAugment (off), word timestamps, generation: no effect on the forward pass
+    f.zero_dropout("dropout", "attention_dropout", "activation_dropout", "encoder_layerdrop", "decoder_layerdrop")
+    tie = f.get("tie_word_embeddings", True, kind=bool)
+    pad = config.get("pad_token_id")
+    if pad is not None and not (isinstance(pad, int) and not isinstance(pad, bool) and 0 <= pad < vocab):
+        raise f.error("pad_token_id", f"must be a token id below vocab_size, got {pad!r}")
+    t, targets, how_t = _seq(f, seq_len, "max_target_positions", 448)
+    if seq_len is not None and seq_len > targets:
+        raise SpecError(f"--input {seq_len}: Whisper's learned decoder position table holds {targets} positions "
+                        f"(max_target_positions in {file})")
+    f.finish()
+    for heads, field in ((enc_heads, "encoder_attention_heads"), (dec_heads, "decoder_attention_heads")):
+        if d % heads:
+            raise f.error(field, f"({heads}) does not divide d_model ({d})")
+    frames = 2 * sources
+    spec = _Spec()
+    spec.block("whisper_encoder_layer", [
+        _entry("self_attn_layer_norm", "layernorm", {}),
+        _entry("self_attn", "attention", {"heads": "enc_heads", "k_bias": False}),
+        _entry("res_1", "add", {}, src=["input", "self_attn"]),
+        _entry("final_layer_norm", "layernorm", {}),
+        _entry("fc1", "linear", text="enc_ffn"),
+        _entry("act", act.split(":")[0], text=act.split(": ")[1]),
+        _entry("fc2", "linear", text="d"),
+        _entry("res_2", "add", {}, src=["res_1", "fc2"]),
+    ], comment="WhisperEncoderLayer")
+    spec.block("whisper_decoder_layer", [
+        _entry("self_attn_layer_norm", "layernorm", {}, src="x"),
+        _entry("self_attn", "attention", {"heads": "dec_heads", "k_bias": False, "causal": True}),
+        _entry("res_1", "add", {}, src=["x", "self_attn"]),
+        _entry("encoder_attn_layer_norm", "layernorm", {}),
+        _entry("encoder_attn", "cross_attention", {"heads": "dec_heads", "k_bias": False},
+               src=["encoder_attn_layer_norm", "encoder_hidden_states"]),
+        _entry("res_2", "add", {}, src=["res_1", "encoder_attn"]),
+        _entry("final_layer_norm", "layernorm", {}),
+        _entry("fc1", "linear", text="dec_ffn"),
+        _entry("act", act.split(":")[0], text=act.split(": ")[1]),
+        _entry("fc2", "linear", text="d"),
+        _entry("res_3", "add", {}, src=["res_2", "fc2"]),
+    ], comment="WhisperDecoderLayer: self-attention, cross-attention, feed-forward",
+        inputs=["x", "encoder_hidden_states"])
+    spec.block("whisper_encoder", [
+        _entry("conv1", "conv", {"out": "d", "kernel": 3, "padding": 1}),
+        _entry("gelu1", "gelu", {}),
+        _entry("conv2", "conv", {"out": "d", "kernel": 3, "stride": 2, "padding": 1}),
+        _entry("gelu2", "gelu", {}),
+        _entry("to_tokens", "permute", text="[1, 0]", comment="[d, sources] -> [sources, d]"),
+        "- {name: embed_positions, positional: {num: sources, init: sinusoids}, trainable: false}   "
+        "# fixed sinusoids, frozen",
+        _entry("layers", "whisper_encoder_layer", {}, repeat="enc_depth"),
+        _entry("layer_norm", "layernorm", {}),
+    ], comment="WhisperEncoder")
+    spec.block("whisper_decoder", [
+        _entry("embed_tokens", "embedding", {"num": "vocab", "dim": "d", "padding_idx": pad,
+                                             "tie": "proj_out" if tie else None}, src="input_ids"),
+        _entry("embed_positions", "positional", {"num": "targets"}, comment="learned"),
+        _entry("layers", "whisper_decoder_layer", {}, src=["embed_positions", "encoder_hidden_states"],
+               repeat="dec_depth"),
+        _entry("layer_norm", "layernorm", {}),
+    ], comment="WhisperDecoder", inputs=["input_ids", "encoder_hidden_states"])
+    spec.block("whisper_model", [
+        _entry("encoder", "whisper_encoder", {}, src="input_features"),
+        _entry("decoder", "whisper_decoder", {}, src=["decoder_input_ids", "encoder"]),
+    ], comment="WhisperModel", inputs=["input_features", "decoder_input_ids"])
+    top = [_entry("model", "whisper_model", {}, src=["input_features", "decoder_input_ids"]),
+           _entry("proj_out", "linear", {"out": "vocab", "bias": False},
+                  comment="tied to model.decoder.embed_tokens" if tie else None)]
+    vars_ = {"d": d, "enc_heads": enc_heads, "dec_heads": dec_heads, "enc_ffn": enc_ffn, "dec_ffn": dec_ffn,
+             "enc_depth": enc_depth, "dec_depth": dec_depth, "vocab": vocab, "sources": sources,
+             "targets": targets}
+    desc = (f"WhisperForConditionalGeneration from {_where(file)}: an audio encoder of {enc_depth} and a text "
+            f"decoder of {dec_depth} pre-LayerNorm layers, width {d}. The encoder reads {mels} log-mel bins x "
+            f"{frames} frames through two convolutions of kernel 3 (the second of stride 2: {sources} positions) "
+            f"and adds a fixed, frozen sinusoid table; the decoder embeds tokens, adds learned positions "
+            f"({targets}), and runs causal self-attention, cross-attention to the encoder and the feed-forward. "
+            "Every attention projection has a bias but the key's; "
+            + ("the output layer is tied to the token table." if tie else "an untied output layer."))
+    inputs = (f"inputs:\n  input_features: [{mels}, {frames}]   # log-mel bins x frames (2 * max_source_positions)\n"
+              f"  decoder_input_ids: {{tokens: [{t}]}}")
+    return spec.text(_header(file, "whisper", "WhisperForConditionalGeneration",
+                             f"{mels} x {frames} features; decoder {how_t}"),
+                     _spec_name(config, file), desc, inputs, vars_, top)
+
+
 def _where(file: Path) -> str:
     return f"{file.parent.name}/{file.name}" if file.name == "config.json" and file.parent.name else file.name
 
 
 FAMILIES = {"llama": _llama_like, "mistral": _llama_like, "qwen2": _llama_like, "gemma": _llama_like,
-            "mixtral": _llama_like, "gpt2": _gpt2, "gpt_neox": _gpt_neox, "bert": _bert, "vit": _vit}
+            "mixtral": _llama_like, "gpt2": _gpt2, "gpt_neox": _gpt_neox, "bert": _bert, "vit": _vit,
+            "whisper": _whisper}
 
 
 # --- weights ---------------------------------------------------------------------------------------
 
-_ATTN = {"q_proj": "q", "k_proj": "k", "v_proj": "v", "o_proj": "out"}
+_ATTN = {"q_proj": "q", "k_proj": "k", "v_proj": "v", "o_proj": "out", "out_proj": "out"}
 _BERT_ATTN = {"attention.self.query": "attention.self.q", "attention.self.key": "attention.self.k",
               "attention.self.value": "attention.self.v", "attention.output.dense": "attention.self.out"}
 _SKIPPED = ("attn.bias", "attn.masked_bias", "attention.bias", "attention.masked_bias", "rotary_emb.inv_freq",
@@ -797,6 +901,8 @@ def convert_state_dict(config, state_dict) -> dict:
             for hf, ours in _BERT_ATTN.items():
                 key = key.replace("." + hf + ".", "." + ours + ".")
             pairs = [(key, value)]
+        elif mt == "whisper":
+            pairs = [(_ATTN_RE.sub(lambda m: f".{m[1]}.{_ATTN[m[2]]}.", key), value)]
         elif mt == "vit":
             pairs = [_vit_weights(key, value)]
         elif mt == "gpt_neox":  # the names are HF's; transformers < 5 called the output layer embed_out
@@ -826,7 +932,7 @@ def _vit_weights(key, value):
     return key, value
 
 
-_ATTN_RE = re.compile(r"\.(self_attn|attention)\.(q_proj|k_proj|v_proj|o_proj)\.")
+_ATTN_RE = re.compile(r"\.(self_attn|attention|encoder_attn)\.(q_proj|k_proj|v_proj|o_proj|out_proj)\.")
 
 
 def _shift(key: str, shift: int) -> str:
@@ -860,4 +966,4 @@ def _check_known(mt, out, file):
 _ROOTS = {"llama": ("model", "lm_head"), "mistral": ("model", "lm_head"), "qwen2": ("model", "lm_head"),
           "gemma": ("model", "lm_head"), "mixtral": ("model", "lm_head"), "gpt2": ("transformer", "lm_head"),
           "gpt_neox": ("gpt_neox", "lm_head"), "bert": ("embeddings", "encoder", "pooler"),
-          "vit": ("vit", "classifier", "embeddings", "layers", "layernorm", "pooler")}
+          "vit": ("vit", "classifier", "embeddings", "layers", "layernorm", "pooler"), "whisper": ("model", "proj_out")}

@@ -1,7 +1,7 @@
 """archcalc.importers.hf_config: a Hugging Face config.json mapped to a spec, checked against the
 model transformers (5.x) builds from the same config (random weights; nothing is downloaded).
 
-Per family (llama, mistral, qwen2, gemma, mixtral, gpt2, gpt_neox, bert, vit):
+Per family (llama, mistral, qwen2, gemma, mixtral, gpt2, gpt_neox, bert, vit, whisper):
 - the real size (configs/<model>/config.json) on the meta device: the same parameters, trainable
   and not, the same state_dict keys and shapes after convert_state_dict; for the five families
   with a bundled spec, the import gives the bundled spec's figures (parameters, MACs, per layer);
@@ -31,12 +31,12 @@ HERE = Path(__file__).resolve().parent
 CONFIGS = HERE / "configs"
 SPECS = HERE.parents[1] / "specs" / "transformers"
 BIG = ["llama_7b", "mistral_7b", "qwen2_0_5b", "gemma_2b", "mixtral_8x7b", "gpt2", "pythia_160m", "bert_base",
-       "vit_base_patch16_224"]
+       "vit_base_patch16_224", "whisper_tiny"]
 TINY = ["tiny_llama", "tiny_mistral", "tiny_qwen2", "tiny_gemma", "tiny_mixtral", "tiny_gpt2", "tiny_gpt_neox",
-        "tiny_bert", "tiny_vit"]
+        "tiny_bert", "tiny_vit", "tiny_whisper"]
 CLASSES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM",
            "gemma": "GemmaForCausalLM", "mixtral": "MixtralForCausalLM", "gpt2": "GPT2LMHeadModel",
-           "gpt_neox": "GPTNeoXForCausalLM", "bert": "BertModel"}
+           "gpt_neox": "GPTNeoXForCausalLM", "bert": "BertModel", "whisper": "WhisperForConditionalGeneration"}
 
 
 def _analyze(name, seq_len=None):
@@ -61,7 +61,8 @@ def test_importing_and_analyzing_imports_neither_torch_nor_transformers():
 
 @pytest.mark.parametrize("config, spec, tokens", [
     ("llama_7b", "llama_7b", 2048), ("qwen2_0_5b", "qwen2_0_5b", 2048), ("mixtral_8x7b", "mixtral_8x7b", 4096),
-    ("gpt2", "gpt2_small", 1024), ("bert_base", "bert_base", 512), ("vit_base_patch16_224", "vit_b16", None)])
+    ("gpt2", "gpt2_small", 1024), ("bert_base", "bert_base", 512), ("vit_base_patch16_224", "vit_b16", None),
+    ("whisper_tiny", "whisper_tiny", None)])
 def test_same_figures_as_the_bundled_spec(config, spec, tokens):
     ours = _analyze(config, tokens)
     bundled = archcalc.analyze(SPECS / f"{spec}.yaml")
@@ -142,7 +143,7 @@ def test_real_size_parameters_keys_and_shapes_on_meta(hf, name):
     params = list(model.parameters())  # tied weights once
     assert report.totals.params == sum(p.numel() for p in params)
     assert report.totals.trainable_params == sum(p.numel() for p in params if p.requires_grad)
-    assert report.totals.non_trainable_params == 0
+    assert report.totals.non_trainable_params == sum(p.numel() for p in params if not p.requires_grad)
     ours = build(_spec(name), device="meta")
     converted = convert_state_dict(CONFIGS / name, model.state_dict())
     assert {k: tuple(v.shape) for k, v in converted.items()} == \
@@ -155,6 +156,10 @@ def _inputs(hf, name, tokens):
     if name == "tiny_vit":
         x = torch.randn(1, 3, 32, 32, generator=gen)
         return {"pixel_values": x}, x
+    if name == "tiny_whisper":  # 16 mel bins x 2 * max_source_positions frames, and decoder tokens
+        x = torch.randn(1, 16, 60, generator=gen)
+        ids = torch.randint(0, 256, (1, tokens), generator=gen)
+        return {"input_features": x, "decoder_input_ids": ids}, (x, ids)
     ids = torch.randint(0, 256, (1, tokens), generator=gen)
     if name == "tiny_bert":
         types = torch.randint(0, 2, (1, tokens), generator=gen)
@@ -183,7 +188,7 @@ def _same_as_hf(hf, name, family=None):
     theirs_in, ours_in = _inputs(hf, family, tokens)
     with torch.no_grad(), flop_counter() as counter:
         expected = _hf_out(family, model(**theirs_in))
-    seq = None if family == "tiny_vit" else tokens  # an image: its size is the config's
+    seq = None if family == "tiny_vit" else tokens  # an image: its size is the config's (Whisper: T decoder tokens)
     report = _analyze(name, seq)
     assert report.totals.macs == counter.get_total_flops() // 2
     assert report.totals.params == sum(p.numel() for p in model.parameters())
@@ -191,7 +196,7 @@ def _same_as_hf(hf, name, family=None):
     ours = build(_spec(name, seq)).eval()
     ours.load_state_dict(convert_state_dict(CONFIGS / name, model.state_dict()), strict=True)
     with torch.no_grad():
-        got = ours(ours_in)
+        got = ours(*ours_in) if isinstance(ours_in, tuple) else ours(ours_in)
     assert got.shape == expected.shape
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
 
@@ -208,6 +213,7 @@ def _same_as_hf(hf, name, family=None):
                                            "partial_rotary_factor": 0.5}}),
     ("tiny_bert", {"hidden_act": "relu", "type_vocab_size": 3, "layer_norm_eps": 1e-5}),
     ("tiny_vit", {"architectures": ["ViTModel"], "qkv_bias": False, "pooler_output_size": 48, "num_channels": 3}),
+    ("tiny_whisper", {"tie_word_embeddings": False, "activation_function": "relu", "pad_token_id": None}),
 ])
 def test_config_variants_are_the_same_function(hf, tmp_path, base, changes):
     folder = _write(tmp_path, base, **changes).parent
@@ -279,6 +285,8 @@ _DROP = object()
     ("tiny_llama", {"quantization_config": {"quant_method": "gptq"}}, ["quantization_config"]),
     ("tiny_vit", {"architectures": ["ViTForMaskedImageModeling"]}, ["architectures", "ViTForMaskedImageModeling"]),
     ("tiny_vit", {"patch_size": 5}, ["patch_size", "does not divide"]),
+    ("tiny_whisper", {"scale_embedding": True}, ["scale_embedding"]),
+    ("tiny_whisper", {"apply_spec_augment": True}, ["apply_spec_augment"]),
 ])
 def test_unrepresentable_fields_are_errors_naming_field_and_file(tmp_path, base, changes, words):
     path = _write(tmp_path, base, **changes)
