@@ -141,9 +141,9 @@ layers:
 def test_nested_blocks_nest():
     g = archcalc.load_spec(archcalc_spec("zoo/resnet18.yaml"))
     dot, mermaid = to_dot(g), to_mermaid(g)
-    assert 'subgraph "cluster_layer2" {' in dot and 'subgraph "cluster_layer2.first" {' in dot
-    assert dot.index('"cluster_layer2"') < dot.index('"cluster_layer2.first"') < dot.index('"cluster_layer2.rest.1"')
-    assert '["layer2.first (basic_down)"]' in mermaid
+    assert 'subgraph "cluster_layer2" {' in dot and 'subgraph "cluster_layer2.0" {' in dot
+    assert dot.index('"cluster_layer2"') < dot.index('"cluster_layer2.0"') < dot.index('"cluster_layer2.1"')
+    assert '["layer2.0 (basic_down)"]' in mermaid
     depth = 0
     for line in mermaid.splitlines():
         if line.strip().startswith("subgraph "):

@@ -130,7 +130,8 @@ class Report:
             if group is None or rows[-1] is not group:
                 # A block instance shows its block's kind; a repeat shows what it repeats.
                 kinds = dict(row.blocks)
-                kind = kinds.get(key) or kinds.get(key + ".1") or row.kind
+                # (its copies may be numbered from 0 or any `start:`: the copy this row is in)
+                kind = kinds.get(key) or kinds.get(".".join(parts[:depth + 1])) or row.kind
                 group = LayerResult(key, kind, row.inputs, row.output_shape, 0, 0, 0, None, 0, frozen=row.frozen)
                 index[key] = group
                 rows.append(group)

@@ -6,7 +6,10 @@ Naming rule (other features refer to layers by these names):
   same scope, counted from 1 in order of appearance, named entries included (`conv1`, `relu2`);
 - a scope is the top-level list or one block instance; names inside a block instance are prefixed
   with the instance's name (`basic1.main`);
-- `repeat: N` makes copies `NAME.1` .. `NAME.N`; `NAME` itself refers to the last copy.
+- `repeat: N` makes copies `NAME.1` .. `NAME.N`; `NAME` itself refers to the last copy;
+  `start: K` beside it numbers them `NAME.K` .. `NAME.K+N-1` (`start: 0`: PyTorch's numbering);
+- a `name:` may be a number >= 0, an nn.Sequential index (`layer1.0.conv1`); a repeated entry
+  named by a number K places its copies as the entries K .. K+N-1 of its own list.
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from archcalc.spec.yaml_source import YList, YMap, load_yaml, read_source
 
 TOP_KEYS = ("name", "description", "input", "inputs", "symbols", "vars", "blocks", "layers")
 BLOCK_KEYS = ("args", "inputs", "layers", "description")
-RESERVED = ("name", "from", "repeat", "trainable")
+RESERVED = ("name", "from", "repeat", "start", "trainable")
 _BESIDE = ", ".join(f"'{k}'" for k in RESERVED[:-1]) + f" and '{RESERVED[-1]}'"  # for messages
 MAX_REPEAT = 100_000
 MAX_NODES = 1_000_000
@@ -37,7 +40,9 @@ MAX_BLOCK_DEPTH = 50  # block instances inside one another
 MAX_NAME = 100  # characters of a name the user writes (layer, block, symbol, var)
 MAX_LABEL = 200  # characters of the spec's `name`
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_REF = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*\Z")  # a `from` reference: basic1.main
+_REF = re.compile(r"([A-Za-z_][A-Za-z0-9_]*|0|[1-9][0-9]*)(\.[A-Za-z0-9_]+)*\Z")  # a `from` reference: basic1.main, 0.conv1
+_INDEX = re.compile(r"(0|[1-9][0-9]*)\Z")  # a layer named by a number: an nn.Sequential index (layer1.0.conv1)
+MAX_INDEX = 10**9  # the largest number a layer may be named by (copies of a repeat included)
 _BASE_60 = re.compile(r"[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?\Z")  # YAML 1.1 reads 1:30 as 90
 _WORD_BOOLS = ("yes", "no", "on", "off", "y", "n")
 
@@ -315,6 +320,26 @@ class _SpecBuilder:
         if name == "input" or name in FUNCTIONS:  # min, max, floor, ceil, round: called in expressions
             raise SpecError(f"'{name}' is reserved and cannot be a {what} name", loc)
 
+    def _layer_name(self, name, loc) -> str:
+        """A layer's `name:`: a word, or a number >= 0 (`name: 0`), as nn.Sequential names its
+        entries, so that built modules carry PyTorch's own state_dict keys (`downsample.0.weight`)."""
+        if isinstance(name, int) and not isinstance(name, bool):
+            if not 0 <= name <= MAX_INDEX:
+                raise SpecError(f"layer name {_shown(name)}: a layer named by a number takes one from 0 to "
+                                f"{MAX_INDEX:,} (an nn.Sequential index)", loc)
+            return str(name)
+        if isinstance(name, str) and _INDEX.match(name) and int(name) <= MAX_INDEX:
+            return name
+        if isinstance(name, str) and len(name) <= MAX_NAME and not _NAME.match(name):
+            raise SpecError(f"layer name {_shown(name)} must be a word of letters, digits and '_' (not starting "
+                            "with a digit), or a number >= 0 written without leading zeros (an nn.Sequential "
+                            "index: name: 0)", loc)
+        if not isinstance(name, str):
+            raise SpecError(f"layer name {_shown(name)} must be a word of letters, digits and '_', or a number "
+                            ">= 0 (an nn.Sequential index: name: 0)", loc)
+        self._check_name(name, loc, "layer")
+        return name
+
     def _number(self, value, scope, loc, what, positive_int=False, layer=None):
         if isinstance(value, str):
             _not_a_yaml11_number(value, what, loc, layer)
@@ -368,8 +393,7 @@ class _SpecBuilder:
             counters[kind] = counters.get(kind, 0) + 1
             local = f"{kind}{counters[kind]}"
             if meta is not None and "name" in meta:
-                local = meta["name"]
-                self._check_name(local, meta.where("name"), "layer")
+                local = self._layer_name(meta["name"], meta.where("name"))
             planned.append((kind, body, body_loc, meta, local, loc))
         later = {p[4]: p[5] for p in planned}
         previous = scope.refs[INPUT]
@@ -389,6 +413,10 @@ class _SpecBuilder:
                 raise SpecError(f"duplicate layer name '{scope.full(local)}'{where}", self._name_loc(meta, loc))
             inputs = self._inputs(meta, scope, previous, later, scope.full(local))
             repeat = self._repeat(meta, scope)
+            # A repeat named by a number K continues its list: its copies are the entries K ..
+            # K+N-1 (as an nn.Sequential's); else they are NAME.1 .. NAME.N, or from `start`.
+            flat = repeat is not None and _INDEX.match(local) is not None
+            start = self._start(meta, scope, repeat, flat, scope.full(local))
             frozen = not self._trainable(meta, scope, scope.full(local))
             first = len(self.nodes)
             # Count before unrolling: blocks calling blocks, each repeated, would otherwise build
@@ -402,16 +430,31 @@ class _SpecBuilder:
                 # A kind or block of several inputs chains its first and gives every copy the
                 # others (a decoder layer repeated reads the same encoder output each time).
                 several = kind in self.blocks or KINDS[kind].arity is not None  # not merges
-                for copy in range(1, repeat + 1):
-                    part = self._place(kind, body, body_loc, chained, f"{scope.full(local)}.{copy}",
-                                       scope, loc, stack)
+                begin = int(local) if flat else start
+                if flat and begin + repeat - 1 > MAX_INDEX:
+                    raise SpecError(f"the copies of this repeat would be numbered up to {begin + repeat - 1:,}; a "
+                                    f"layer may be named by a number up to {MAX_INDEX:,}", meta.where("repeat"),
+                                    scope.full(local))
+                for copy in range(begin, begin + repeat):
+                    if flat and str(copy) in scope.refs:
+                        taken = self.names.get(scope.full(str(copy)))
+                        where = f" (first at line {taken.line})" if taken else ""
+                        raise SpecError(f"copy {copy} of this repeat would be named '{scope.full(str(copy))}', which "
+                                        f"is already taken{where}; a repeat named {local} numbers its {repeat} "
+                                        f"copies {local} .. {begin + repeat - 1}", meta.where("repeat"),
+                                        scope.full(local))
+                    full = scope.full(str(copy)) if flat else f"{scope.full(local)}.{copy}"
+                    part = self._place(kind, body, body_loc, chained, full, scope, loc, stack)
+                    if flat:
+                        scope.refs[str(copy)] = part
                     parts[str(copy)] = part
                     chained = (part.output if isinstance(part, _Instance) else part,) + (inputs[1:] if several else ())
                 ref = _Instance(chained[0], parts)
             if frozen:  # every layer the entry placed: all of a block instance's, every copy of a repeat
                 for node in self.nodes[first:]:
                     node.trainable = False
-            scope.refs[local] = ref
+            if not flat:  # a numbered run is its copies, each already an entry of the list
+                scope.refs[local] = ref
             previous = ref.output if isinstance(ref, _Instance) else ref
         return previous
 
@@ -473,6 +516,24 @@ class _SpecBuilder:
             raise SpecError(f"repeat {n:,} is more than the limit of {MAX_REPEAT:,} copies", loc)
         return n
 
+    def _start(self, meta, scope, repeat, flat: bool, layer) -> int:
+        """The number of a repeat's first copy: `start: K` (an integer >= 0; 0 numbers them as
+        PyTorch numbers an nn.Sequential's or nn.ModuleList's entries), default 1."""
+        if meta is None or "start" not in meta:
+            return 1
+        loc = meta.where("start")
+        if repeat is None:
+            raise SpecError("'start' numbers the copies of a repeat, and this entry has no 'repeat'", loc, layer)
+        if flat:
+            raise SpecError(f"a repeat named by a number numbers its copies from that number ({meta['name']}); "
+                            "drop 'start', or name the entry by a word", loc, layer)
+        n = self._number(meta["start"], scope.values, loc, "start", layer=layer)
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise SpecError(f"'start' must be an integer >= 0 (the first copy's number), got {_shown(n)}", loc, layer)
+        if n + repeat - 1 > MAX_INDEX:
+            raise SpecError(f"the copies would be numbered up to {n + repeat - 1:,}, more than {MAX_INDEX:,}", loc, layer)
+        return n
+
     def _trainable(self, meta, scope, layer) -> bool:
         """`trainable: false` beside the kind freezes the entry's parameters (a block argument
         holding true/false may stand for the value)."""
@@ -497,6 +558,11 @@ class _SpecBuilder:
         out = []
         for i, ref in enumerate(refs):
             rloc = raw.where(i) if isinstance(raw, YList) else floc
+            if isinstance(ref, int) and not isinstance(ref, bool) and ref >= 0:
+                ref = str(ref)  # `from: 0`: the entry named 0
+            if isinstance(ref, float):  # `from: 0.1`: YAML reads a number, so the digits are lost
+                raise SpecError(f"'from' must name layers, and YAML reads {_shown(ref)} as a number; quote a dotted "
+                                f"name that starts with a number (from: \"{ref}\")", rloc, layer)
             if not isinstance(ref, str) or not _REF.match(ref):
                 raise SpecError(f"'from' must name layers (words joined by '.'), got {_shown(ref)}", rloc, layer)
             out.append(self._resolve(ref, scope, later, rloc, layer))
@@ -646,7 +712,7 @@ class _SpecBuilder:
                 raise SpecError(f"{what} must be true or false, got {_shown(value)}{hint}", loc, layer)
             return value
         if t == "layer":
-            if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_]\w*(\.\w+)*", value):
+            if not isinstance(value, str) or not re.fullmatch(r"([A-Za-z_]\w*|0|[1-9][0-9]*)(\.\w+)*", value):
                 raise SpecError(f"{what} must name a layer, got {_shown(value)}", loc, layer)
             return value  # resolved in _resolve_layer_args
         if t == "choice":

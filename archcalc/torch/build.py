@@ -56,11 +56,11 @@ class SpecModule(nn.Module):
     def _attach(self, node, module: nn.Module):
         parent = self
         *path, leaf = node.name.split(".")
-        for part in path + [leaf]:
+        for i, part in enumerate(path + [leaf]):
             if part not in parent._modules and hasattr(parent, part):
                 raise SpecError(f"'{part}' is an attribute of torch.nn.Module, so a layer or block cannot "
                                 "have that name in PyTorch; rename it", node.loc, node.name)
-            if part is leaf:
+            if i == len(path):  # the leaf (compared by place: `layer1.0.downsample.0` has two parts '0')
                 break
             child = parent._modules.get(part)
             if child is None:

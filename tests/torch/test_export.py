@@ -320,14 +320,14 @@ def test_source_layout():
     assert len(re.findall(r"^class ", source, re.M)) == 1 and "\nclass Resnet18(nn.Module):\n" in source
     assert ("        self.conv1 = nn.Conv2d(3, 64, kernel_size=(7, 7), stride=(2, 2), padding=(3, 3), "
             "bias=False)\n") in source
-    assert "        self.layer1_1_conv1 = nn.Conv2d(64, 64, kernel_size=(3, 3), padding=(1, 1), bias=False)\n" in source
+    assert "        self.layer1_0_conv1 = nn.Conv2d(64, 64, kernel_size=(3, 3), padding=(1, 1), bias=False)\n" in source
     assert "        self.bn1 = nn.BatchNorm2d(64)\n" in source
     assert "        self.fc = nn.Linear(512, 1000)\n" in source
     # a value used twice gets a name; a chain reuses x; a merge is an expression
     assert "        maxpool1 = self.maxpool1(x)  # [64, 56, 56]\n" in source
-    assert "        x = self.layer1_1_conv1(maxpool1)  # [64, 56, 56]\n" in source
+    assert "        x = self.layer1_0_conv1(maxpool1)  # [64, 56, 56]\n" in source
     assert "        x = x + maxpool1  # [64, 56, 56]\n" in source
-    assert "        # layer2.first (basic_down)\n" in source
+    assert "        # layer2.0 (basic_down)\n" in source
     assert "        return x\n" in source
     assert '\nif __name__ == "__main__":\n' in source and "torch.randn(1, 3, 224, 224)" in source
     compile(source, "resnet18.py", "exec")

@@ -34,8 +34,8 @@ def test_receptive_fields_are_measured_not_assumed():
     result = verify(archcalc.load_spec(ROOT / "specs" / "zoo" / "resnet18.yaml"))
     rf = {layer.name: layer.checks["rf"] for layer in result.layers}
     # The published ResNet-18 field, 435 pixels with stride 32, measured by the probe.
-    assert rf["layer4.rest.1.relu2"].measured == RF((435, 435), (32, 32), (-217, -217))
-    assert rf["layer4.rest.1.relu2"].ok is True
+    assert rf["layer4.1.relu2"].measured == RF((435, 435), (32, 32), (-217, -217))
+    assert rf["layer4.1.relu2"].ok is True
     assert rf["fc"].measured == GLOBAL and rf["fc"].ok is True
     # After global pooling even flatten's output truly sees the whole input: every field measured.
     assert all(c.ok is True for c in rf.values())
