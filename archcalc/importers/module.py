@@ -153,18 +153,56 @@ def _torchvision(name: str):
 
 
 def _torchvision_models_tolerant():
-    """torchvision.models where torchvision's C extension fails to load (its model code is pure
-    Python; see tests/torchvision_models.py, which does the same)."""
+    """torchvision.models where torchvision's C extension fails to load against this torch
+    ("operator torchvision::nms does not exist" while registering fake kernels): its model code is
+    pure Python, so torchvision is imported again with the registrations of fake kernels and autograd
+    formulas for `torchvision::` operators skipped where they fail (the detection operators are then
+    unavailable; no classification model uses them). tests/torchvision_models.py does the same."""
+    import contextlib
+    import functools
+
+    import torch.library as library
+
+    @contextlib.contextmanager
+    def tolerant():
+        saved = {n: getattr(library, n) for n in ("register_fake", "register_autograd", "impl_abstract")
+                 if hasattr(library, n)}
+
+        def wrap(original):
+            @functools.wraps(original)
+            def register(qualname, *args, **kwargs):
+                if not (isinstance(qualname, str) and qualname.startswith("torchvision::")):
+                    return original(qualname, *args, **kwargs)
+                try:
+                    result = original(qualname, *args, **kwargs)
+                except RuntimeError:
+                    return (lambda fn: fn) if not args else None
+                if callable(result) and not args:
+                    def decorate(fn):
+                        try:
+                            return result(fn)
+                        except RuntimeError:
+                            return fn
+                    return decorate
+                return result
+            return register
+
+        for n, original in saved.items():
+            setattr(library, n, wrap(original))
+        try:
+            yield
+        finally:
+            for n, original in saved.items():
+                setattr(library, n, original)
+
+    for n in [n for n in sys.modules if n == "torchvision" or n.startswith("torchvision.")]:
+        del sys.modules[n]  # the failed import left half-initialised modules
     try:
-        here = Path(__file__).resolve().parents[2] / "tests" / "torchvision_models.py"
-        if not here.is_file():
-            return None
-        spec = importlib.util.spec_from_file_location("archcalc_tv_shim", here)
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        return mod.torchvision_models()
+        with tolerant():
+            import torchvision.models as models
     except Exception:  # noqa: BLE001
         return None
+    return models
 
 
 def _timm(name: str):

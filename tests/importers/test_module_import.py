@@ -1,0 +1,313 @@
+"""Importing PyTorch modules (archcalc.importers.module): modules written here, a FILE.py:NAME,
+and torchvision's models where torchvision imports (tests/torchvision_models.py).
+
+Every round trip checks what the issue asks: the spec's trainable / non-trainable parameters, MACs
+(FlopCounterMode / 2) and output shape equal the module's, the module's state_dict loads into
+`archcalc.torch.build(spec)` (same keys and shapes) and both give the same outputs on a random
+input. Hand values are written beside the figures they check.
+"""
+import textwrap
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+import archcalc  # noqa: E402
+from archcalc.errors import SpecError  # noqa: E402
+from archcalc.importers.module import compare, from_module, import_module_source  # noqa: E402
+from archcalc.torch.build import build  # noqa: E402
+
+
+def round_trip(module, shape):
+    torch.manual_seed(0)
+    text = from_module(module, shape)
+    result = compare(module, text)
+    assert result["spec"] == result["module"], text
+    assert result["max_abs_diff"] <= 1e-5 * max(1.0, 1.0), result
+    built = build(archcalc.parse_spec(text))
+    assert {k: tuple(v.shape) for k, v in built.state_dict().items()} == \
+        {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    return text, result
+
+
+# --- modules written here ----------------------------------------------------------------------
+
+def test_mlp_sequential_keeps_its_indices():
+    mlp = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Dropout(0.1), nn.Linear(64, 10))
+    text, result = round_trip(mlp, (20,))
+    # 20*64 + 64 + 64*10 + 10 parameters; 20*64 + 64*10 MACs
+    assert result["spec"] == {"trainable": 1994, "non_trainable": 0, "macs": 1920, "output": (10,)}
+    assert "- {name: 0, linear: {out: 64}}" in text
+    assert "- {name: 2, dropout: 0.1}" in text or "{name: 2, dropout: {p: 0.1}}" in text
+    assert text.startswith("# imported by archcalc from torch.nn.modules.container.Sequential")
+
+
+class Residual(nn.Module):
+    def __init__(self, c, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c // stride, c, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c)
+        self.conv2 = nn.Conv2d(c, c, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c)
+        self.short = nn.Sequential(nn.Conv2d(c // stride, c, 1, stride, bias=False), nn.BatchNorm2d(c)) \
+            if stride != 1 else nn.Identity()
+
+    def forward(self, x):
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return torch.relu(out + self.short(x))
+
+
+class SmallCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.block = Residual(8)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        x = nn.functional.relu(self.bn(self.stem(x)))
+        x = self.block(x)
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+def test_small_cnn_with_batchnorm_and_residual():
+    text, result = round_trip(SmallCNN(), (3, 16, 16))
+    # stem 3*9*8 + 8 = 224; bn 16 (+16 running); block 2 * 8*9*8 = 1152 and 2 bn 32 (+32); fc 45
+    assert result["spec"]["trainable"] == 224 + 16 + 1152 + 32 + 45
+    assert result["spec"]["non_trainable"] == 16 + 32
+    # MACs: stem 16*16*27*8, block 2 * 16*16*72*8, fc 40
+    assert result["spec"]["macs"] == 16 * 16 * 27 * 8 + 2 * 16 * 16 * 72 * 8 + 40
+    assert "{name: block, residual}" in text
+    assert "{add, from: [bn2, short]}" in text
+
+
+class ResNetLike(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.layer1 = nn.Sequential(*[Residual(8) for _ in range(3)])
+        self.layer2 = nn.Sequential(Residual(16, 2), *[Residual(16) for _ in range(2)])
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+
+    def forward(self, x):
+        return self.head(self.layer2(self.layer1(self.stem(x))))
+
+
+def test_repeated_blocks_become_one_block_with_arguments_and_repeat():
+    text, result = round_trip(ResNetLike(), (3, 16, 16))
+    assert result["spec"]["output"] == (10,)
+    assert "repeat: 3" in text  # layer1: three equal blocks, named 0, 1, 2
+    assert "repeat: 2" in text  # layer2: a first block that differs, then two equal ones
+    assert text.count("  residual:") == 1 and "args: {out: 8}" in text  # one block, its width an argument
+    assert len(text.splitlines()) <= 50
+
+
+def test_symbolic_input_gives_a_symbolic_spec():
+    text = from_module(ResNetLike(), (3, "H", "W"))
+    assert "input: [3, H, W]" in text
+    report = archcalc.analyze_text(text, input_shape=(3, 32, 24))
+    module = ResNetLike()
+    result = compare(module, text, input_shape=(3, 32, 24))
+    assert result["spec"] == result["module"] and result["equal"]
+    assert report.totals.macs == result["module"]["macs"]
+
+
+class FixedReshape(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        x = self.conv(x)
+        return x.reshape(x.shape[0], 4, -1)
+
+
+def test_symbolic_input_refused_where_a_layer_fixes_a_size():
+    with pytest.raises(SpecError, match="depend on the input's size"):
+        from_module(FixedReshape(), (3, "H", "W"))
+    text, result = round_trip(FixedReshape(), (3, 8, 8))
+    assert "reshape: [4, 64]" in text or "reshape: {shape: [4, 64]}" in text
+
+
+def test_transformer_style_layer_norm_gelu_and_permute():
+    class MLPBlock(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm = nn.LayerNorm(16)
+            self.fc1 = nn.Linear(16, 32)
+            self.act = nn.GELU()
+            self.fc2 = nn.Linear(32, 16)
+
+        def forward(self, x):  # x: [N, T, D]
+            y = self.fc2(self.act(self.fc1(self.norm(x))))
+            return (x + y).permute(0, 2, 1).mean(dim=2)
+
+    text, result = round_trip(MLPBlock(), (7, 16))
+    assert result["spec"]["output"] == (16,)
+    assert result["spec"]["trainable"] == 32 + 16 * 32 + 32 + 32 * 16 + 16
+
+
+# --- refusals name what, which class and where --------------------------------------------------
+
+class Cumsum(nn.Module):
+    def forward(self, x):
+        return torch.cumsum(x, 1)
+
+
+def test_unsupported_function_is_named_with_its_module():
+    net = nn.Sequential(nn.Linear(4, 4), Cumsum())
+    with pytest.raises(SpecError) as err:
+        from_module(net, (4,))
+    assert "cumsum" in str(err.value) and "'1' (Cumsum)" in str(err.value)
+
+
+def test_transformer_encoder_layer_refused_by_name():
+    net = nn.Sequential(nn.Linear(8, 16), nn.TransformerEncoderLayer(16, 2, 32, batch_first=True))
+    with pytest.raises(SpecError, match=r"module '1' \(TransformerEncoderLayer\) has no archcalc kind"):
+        from_module(net, (5, 8))
+
+
+def test_bare_parameter_unused_module_shared_module_and_batch_ops_refused():
+    class Bias(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.b = nn.Parameter(torch.zeros(4))
+
+        def forward(self, x):
+            return x + self.b
+
+    with pytest.raises(SpecError, match=r"'b' \(a parameter\) is read directly by the forward of the top level \(Bias\)"):
+        from_module(Bias(), (4,))
+
+    class Unused(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.used = nn.Linear(4, 4)
+            self.spare = nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.used(x)
+
+    with pytest.raises(SpecError, match=r"'spare' \(Linear\) holds 10 parameters.*never calls it"):
+        from_module(Unused(), (4,))
+
+    class Shared(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.fc(self.fc(x))
+
+    with pytest.raises(SpecError, match=r"'fc' \(Linear\) is called twice"):
+        from_module(Shared(), (4,))
+
+    class BatchMean(nn.Module):
+        def forward(self, x):
+            return x.mean(dim=0)
+
+    with pytest.raises(SpecError, match="batch"):
+        from_module(BatchMean(), (4,))
+
+    with pytest.raises(SpecError, match="momentum=None"):
+        from_module(nn.Sequential(nn.BatchNorm1d(4, momentum=None)), (4,))
+
+
+def test_trace_failure_is_one_error():
+    class Branchy(nn.Module):
+        def forward(self, x):
+            return x if x.sum() > 0 else -x
+
+    with pytest.raises(SpecError, match="torch.fx cannot trace Branchy"):
+        from_module(Branchy(), (4,))
+
+
+def test_import_leaves_the_module_as_it_was():
+    net = SmallCNN().train()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    from_module(net, (3, 8, 8))
+    assert net.training and all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+# --- FILE.py:NAME -------------------------------------------------------------------------------
+
+def test_file_source_function_and_class(tmp_path):
+    path = tmp_path / "mynet.py"
+    path.write_text(textwrap.dedent("""
+        import torch
+        from torch import nn
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv = nn.Conv2d(1, 4, 3)
+                self.head = nn.Linear(4 * 6 * 6, 3)
+
+            def forward(self, x):
+                return self.head(torch.flatten(torch.relu(self.conv(x)), 1))
+
+        def make():
+            return nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU())
+    """))
+    text = import_module_source(f"{path}:Net", "1,8,8")
+    assert f"# imported by archcalc from {path}:Net" in text
+    report = archcalc.analyze_text(text)
+    assert report.totals.trainable_params == 4 * 9 + 4 + 144 * 3 + 3
+    assert archcalc.analyze_text(import_module_source(f"{path}:make", "1,H,W"), input_shape=(1, 5, 5)) \
+        .layers[-1].output_shape == (2, 3, 3)
+    with pytest.raises(SpecError, match="defines no 'Missing'"):
+        import_module_source(f"{path}:Missing", "1,8,8")
+    with pytest.raises(SpecError, match="give the input's shape with --input"):
+        import_module_source(f"{path}:Net")
+    with pytest.raises(SpecError, match="no such file"):
+        import_module_source(f"{tmp_path}/absent.py:Net", "1,8,8")
+    bad = tmp_path / "bad.py"
+    bad.write_text("raise ValueError('broken on purpose')\n")
+    with pytest.raises(SpecError, match="running it failed: ValueError: broken on purpose"):
+        import_module_source(f"{bad}:Net", "1,8,8")
+
+
+# --- torchvision --------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tv():
+    from torchvision_models import torchvision_models
+
+    models = torchvision_models()
+    if models is None:
+        pytest.skip("torchvision does not import here")
+    return models
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small", "squeezenet1_1", "densenet121",
+                                  "shufflenet_v2_x0_5"])
+def test_torchvision_round_trip(tv, name):
+    torch.manual_seed(0)
+    module = tv.get_model(name, weights=None)
+    text = from_module(module, (3, 32, 32), source=f"torchvision:{name}")
+    result = compare(module, text)
+    assert result["spec"] == result["module"] and result["equal"], result
+
+
+def test_torchvision_resnet50_in_at_most_80_lines_with_torchvision_names(tv):
+    torch.manual_seed(0)
+    module = tv.resnet50()
+    text = from_module(module, (3, 64, 64), source="torchvision:resnet50")
+    assert len(text.splitlines()) <= 80
+    result = compare(module, text)
+    assert result["equal"], result
+    # 25,557,032 trainable parameters (torchvision's documented count) and 53,120 running statistics
+    assert result["spec"]["trainable"] == 25_557_032 and result["spec"]["non_trainable"] == 53_120
+    names = {n.name for n in archcalc.parse_spec(text).nodes}
+    assert {"layer1.0.conv1", "layer1.0.downsample.0", "layer3.5.bn3", "fc"} <= names
+
+
+def test_torchvision_refusals_name_the_construct(tv):
+    with pytest.raises(SpecError, match=r"stochastic_depth.*'features\.\d\.\d\.stochastic_depth' \(StochasticDepth\)"):
+        from_module(tv.efficientnet_b0(), (3, 64, 64))
+    with pytest.raises(SpecError, match=r"'aux1\..*never calls it"):
+        from_module(tv.googlenet(init_weights=False), (3, 64, 64))
