@@ -851,13 +851,170 @@ def _whisper(config, file, seq_len):
                      _spec_name(config, file), desc, inputs, vars_, top)
 
 
+T5_DECODER_T = 128  # the decoder's default length (the bundled t5_small's)
+
+
+def _t5(config, file, seq_len):
+    f = _Fields(config, file, "t5")
+    _architecture(f, ("T5ForConditionalGeneration",), "T5ForConditionalGeneration")
+    vocab, d, d_kv, d_ff = f.need("vocab_size"), f.need("d_model"), f.need("d_kv"), f.need("d_ff")
+    depth, heads = f.need("num_layers"), f.need("num_heads")
+    dec_depth = f.get("num_decoder_layers", depth, kind=int)
+    buckets = f.get("relative_attention_num_buckets", 32, kind=int)
+    distance = f.get("relative_attention_max_distance", 128, kind=int)
+    eps = f.get("layer_norm_epsilon", 1e-6, kind=float)
+    proj = f.get("feed_forward_proj", "relu")
+    parts = str(proj).split("-")
+    gated = parts[0] == "gated" and len(parts) == 2
+    if len(parts) > 2 or (len(parts) == 2 and not gated):
+        raise f.error("feed_forward_proj", f"is {proj!r}; transformers takes 'ACT' or 'gated-ACT'")
+    act_name = "gelu_new" if proj == "gated-gelu" else parts[-1]
+    f.get("dense_act_fn")
+    f.get("is_gated_act")
+    for field, derived in (("dense_act_fn", act_name), ("is_gated_act", gated)):
+        if config.get(field) is not None and config[field] != derived:
+            raise f.error(field, f"is {config[field]!r} but feed_forward_proj {proj!r} gives {derived!r} "
+                                 "(transformers derives it from feed_forward_proj)")
+    act = ACTIVATIONS.get(act_name)
+    if act is None:
+        raise f.error("feed_forward_proj", f"names the activation {act_name!r}, which the importer does not map")
+    act = act[0]
+    # transformers 5: the output layer is always the shared table; tie_word_embeddings: false (T5
+    # v1.1's files) only turns off the decoder output's scaling by d_model ** -0.5.
+    scale = config.get("tie_word_embeddings", None) is not False
+    f.get("tie_word_embeddings")
+    saved = f.get("scale_decoder_outputs")
+    if saved is not None and saved != scale:
+        raise f.error("scale_decoder_outputs", f"is {saved!r} but tie_word_embeddings gives {scale!r}; "
+                                               "transformers 5 derives it from tie_word_embeddings")
+    f.get("n_positions")  # a legacy field: T5's positions are relative
+    f.zero_dropout("dropout_rate", "classifier_dropout")
+    f.get("output_past")
+    f.finish()
+    if isinstance(seq_len, (tuple, list)) and len(seq_len) == 2:
+        enc_t, dec_t = seq_len
+        how = f"encoder T = {enc_t}, decoder T = {dec_t} (--input)"
+    elif seq_len is not None:
+        enc_t, dec_t = seq_len, T5_DECODER_T
+        how = f"encoder T = {enc_t} (--input), decoder T = {dec_t} (default)"
+    else:
+        enc_t, dec_t = 512, T5_DECODER_T
+        how = f"encoder T = 512, decoder T = {dec_t} (defaults; --input T sets the encoder's)"
+    for v in (enc_t, dec_t):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise SpecError(f"--input for a T5 config is the encoder's sequence length T, a positive integer; "
+                            f"got {v!r}")
+    norm = {"eps": "eps"}
+    att = {"heads": "heads", "head_dim": "d_kv", "bias": False, "scale": 1}
+
+    def ff(n, src):
+        if gated:
+            return [_entry(f"layer_norm_{n}", "rmsnorm", norm),
+                    _entry("wi_0", "linear", {"out": "d_ff", "bias": False}, comment="DenseReluDense (gated)"),
+                    _entry("act", act.split(":")[0], text=act.split(": ")[1]),
+                    _entry("wi_1", "linear", {"out": "d_ff", "bias": False}, src=f"layer_norm_{n}"),
+                    _entry("gated", "multiply", {}, src=["act", "wi_1"]),
+                    _entry("wo", "linear", {"out": "d", "bias": False}),
+                    _entry(f"res_{n}", "add", {}, src=[src, "wo"])]
+        return [_entry(f"layer_norm_{n}", "rmsnorm", norm),
+                _entry("wi", "linear", {"out": "d_ff", "bias": False}, comment="DenseReluDense"),
+                _entry("act", act.split(":")[0], text=act.split(": ")[1]),
+                _entry("wo", "linear", {"out": "d", "bias": False}),
+                _entry(f"res_{n}", "add", {}, src=[src, "wo"])]
+
+    spec = _Spec()
+    spec.block("t5_encoder_layer", [
+        _entry("layer_norm_1", "rmsnorm", norm, src="x"),
+        _entry("SelfAttention", "attention", att, src=["layer_norm_1", "position_bias"]),
+        _entry("res_1", "add", {}, src=["x", "SelfAttention"]),
+    ] + ff(2, "res_1"), comment="T5Block: layer.0 = T5LayerSelfAttention, layer.1 = T5LayerFF",
+        inputs=["x", "position_bias"])
+    spec.block("t5_decoder_layer", [
+        _entry("layer_norm_1", "rmsnorm", norm, src="x"),
+        _entry("SelfAttention", "attention", {**att, "causal": True}, src=["layer_norm_1", "position_bias"]),
+        _entry("res_1", "add", {}, src=["x", "SelfAttention"]),
+        _entry("layer_norm_2", "rmsnorm", norm),
+        _entry("EncDecAttention", "cross_attention", att, src=["layer_norm_2", "encoder_hidden_states"]),
+        _entry("res_2", "add", {}, src=["res_1", "EncDecAttention"]),
+    ] + ff(3, "res_2"), comment="layer.0 self-attention (causal), layer.1 T5LayerCrossAttention, layer.2 T5LayerFF",
+        inputs=["x", "position_bias", "encoder_hidden_states"])
+    bias = {"heads": "heads", "num_buckets": "buckets", "max_distance": "max_distance"}
+    spec.block("t5_encoder", [
+        _entry("embed_tokens", "embedding", {"num": "vocab", "dim": "d", "tie": "decoder.embed_tokens"},
+               comment="the shared table"),
+        _entry("relative_attention_bias", "relative_position_bias", bias, src="input",
+               comment="layer 0's, read by every layer"),
+        _entry("block", "t5_encoder_layer", {}, src=["embed_tokens", "relative_attention_bias"], repeat="depth"),
+        _entry("final_layer_norm", "rmsnorm", norm),
+    ], comment="T5Stack (is_decoder false)")
+    spec.block("t5_decoder", [
+        _entry("embed_tokens", "embedding", {"num": "vocab", "dim": "d", "tie": "lm_head"}, src="ids",
+               comment="the shared table"),
+        _entry("relative_attention_bias", "relative_position_bias", {**bias, "bidirectional": False}, src="ids"),
+        _entry("block", "t5_decoder_layer", {}, src=["embed_tokens", "relative_attention_bias",
+                                                     "encoder_hidden_states"], repeat="dec_depth"),
+        _entry("final_layer_norm", "rmsnorm", norm),
+    ], comment="T5Stack (is_decoder true)", inputs=["ids", "encoder_hidden_states"])
+    top = [_entry("encoder", "t5_encoder", {}, src="input_ids"),
+           _entry("decoder", "t5_decoder", {}, src=["decoder_input_ids", "encoder"])]
+    if scale:
+        top.append(_entry("scale_decoder_outputs", "multiply_by", text='"d ** -0.5"',
+                          comment="sequence_output * model_dim ** -0.5"))
+    top.append(_entry("lm_head", "linear", {"out": "vocab", "bias": False}, comment="the shared table"))
+    vars_ = {"vocab": vocab, "d": d, "heads": heads, "d_kv": d_kv, "d_ff": d_ff, "depth": depth,
+             "dec_depth": dec_depth, "buckets": buckets, "max_distance": distance, "eps": eps}
+    desc = (f"T5ForConditionalGeneration from {_where(file)}: an encoder of {depth} and a decoder of {dec_depth} "
+            f"pre-norm layers, width {d}, sharing one token table with each other and with lm_head (as "
+            f"transformers 5 always ties it). Each stack computes one relative position bias ({buckets} buckets "
+            f"up to {distance}; the encoder's bidirectional, the decoder's causal) that every layer reads. "
+            f"Attention has {heads} heads of {d_kv}, no biases, unscaled scores; "
+            + (f"a gated {act.split(':')[0]} feed-forward" if gated else f"a {act.split(':')[0]} feed-forward")
+            + f" of {d_ff} without biases; RMS norms (eps {eps:g})"
+            + ("; the decoder's output scaled by d_model ** -0.5 before lm_head." if scale else
+               "; the decoder's output not scaled (tie_word_embeddings false)."))
+    inputs = (f"inputs:\n  input_ids: {{tokens: [{enc_t}]}}           # the encoder's tokens\n"
+              f"  decoder_input_ids: {{tokens: [{dec_t}]}}   # the decoder's")
+    return spec.text(_header(file, "t5", "T5ForConditionalGeneration", how), _spec_name(config, file), desc,
+                     inputs, vars_, top)
+
+
+def _t5_weights(key, value):
+    """T5: HF's block.{i}.layer.{j}.X -> the spec's block.{i}.X by sublayer; the relative bias table
+    of block 0 -> the stack's relative_attention_bias; `o` -> `out`; shared.weight -> the tied
+    embed_tokens (HF's encoder/decoder embed_tokens and lm_head are that same table: skipped)."""
+    if key == "shared.weight":
+        return [("encoder.embed_tokens.weight", value), ("decoder.embed_tokens.weight", value),
+                ("lm_head.weight", value)]
+    if key in ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "lm_head.weight"):
+        return []  # tied to shared (transformers 5 always ties them)
+    m = re.fullmatch(r"(encoder|decoder)\.block\.(\d+)\.layer\.(\d)\.(.+)", key)
+    if not m:
+        return [(key, value)]
+    stack, i, j, rest = m[1], m[2], int(m[3]), m[4]
+    if rest.endswith("relative_attention_bias.weight"):
+        if i != "0" or j != 0:
+            raise SpecError(f"state_dict key '{key}': only block 0's self-attention holds a relative bias table")
+        return [(f"{stack}.relative_attention_bias.weight", value)]
+    ff = 2 if stack == "decoder" else 1
+    if rest.startswith("layer_norm."):
+        rest = f"layer_norm_{j + 1}." + rest[len("layer_norm."):]
+    elif rest.startswith("DenseReluDense.") and j == ff:
+        rest = rest[len("DenseReluDense."):]
+    elif rest.startswith(("SelfAttention.", "EncDecAttention.")):
+        head, proj, what = rest.split(".")
+        rest = f"{head}.{'out' if proj == 'o' else proj}.{what}"
+    else:
+        raise SpecError(f"state_dict key '{key}' is not a weight of the T5 model the importer writes")
+    return [(f"{stack}.block.{i}.{rest}", value)]
+
+
 def _where(file: Path) -> str:
     return f"{file.parent.name}/{file.name}" if file.name == "config.json" and file.parent.name else file.name
 
 
 FAMILIES = {"llama": _llama_like, "mistral": _llama_like, "qwen2": _llama_like, "gemma": _llama_like,
             "mixtral": _llama_like, "gpt2": _gpt2, "gpt_neox": _gpt_neox, "bert": _bert, "vit": _vit,
-            "whisper": _whisper}
+            "t5": _t5, "whisper": _whisper}
 
 
 # --- weights ---------------------------------------------------------------------------------------
@@ -866,7 +1023,8 @@ _ATTN = {"q_proj": "q", "k_proj": "k", "v_proj": "v", "o_proj": "out", "out_proj
 _BERT_ATTN = {"attention.self.query": "attention.self.q", "attention.self.key": "attention.self.k",
               "attention.self.value": "attention.self.v", "attention.output.dense": "attention.self.out"}
 _SKIPPED = ("attn.bias", "attn.masked_bias", "attention.bias", "attention.masked_bias", "rotary_emb.inv_freq",
-            "embeddings.position_ids", "embeddings.token_type_ids")
+            "embeddings.position_ids", "embeddings.token_type_ids",
+            "layer.1.EncDecAttention.relative_attention_bias.weight")
 
 
 def _repeat_base() -> int:
@@ -901,6 +1059,8 @@ def convert_state_dict(config, state_dict) -> dict:
             for hf, ours in _BERT_ATTN.items():
                 key = key.replace("." + hf + ".", "." + ours + ".")
             pairs = [(key, value)]
+        elif mt == "t5":
+            pairs = _t5_weights(key, value)
         elif mt == "whisper":
             pairs = [(_ATTN_RE.sub(lambda m: f".{m[1]}.{_ATTN[m[2]]}.", key), value)]
         elif mt == "vit":
@@ -966,4 +1126,5 @@ def _check_known(mt, out, file):
 _ROOTS = {"llama": ("model", "lm_head"), "mistral": ("model", "lm_head"), "qwen2": ("model", "lm_head"),
           "gemma": ("model", "lm_head"), "mixtral": ("model", "lm_head"), "gpt2": ("transformer", "lm_head"),
           "gpt_neox": ("gpt_neox", "lm_head"), "bert": ("embeddings", "encoder", "pooler"),
-          "vit": ("vit", "classifier", "embeddings", "layers", "layernorm", "pooler"), "whisper": ("model", "proj_out")}
+          "vit": ("vit", "classifier", "embeddings", "layers", "layernorm", "pooler"), "whisper": ("model", "proj_out"),
+          "t5": ("encoder", "decoder", "lm_head")}
