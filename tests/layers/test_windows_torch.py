@@ -213,5 +213,5 @@ def test_swin_t_verifies_clean():
     result = verify(archcalc.load_spec(SPECS / "zoo/swin_t.yaml"))
     assert result.ok
     rows = {row.name: row for row in result.layers}
-    assert rows["stage1.block.attn"].checks["rf"].ok and rows["stage1.block.add2"].checks["rf"].ok
-    assert rows["stage1.block.attn"].checks["rf"].analytic.size == (28, 28)
+    assert rows["features.1.0.attn"].checks["rf"].ok and rows["features.1.0.add2"].checks["rf"].ok
+    assert rows["features.1.0.attn"].checks["rf"].analytic.size == (28, 28)

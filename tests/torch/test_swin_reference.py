@@ -328,7 +328,7 @@ def test_the_spec_counts_what_the_reference_computes(reference):
 def test_other_input_sizes_count_what_the_reference_computes(reference, shape):
     graph = archcalc.load_spec(SPEC, input_shape=shape)
     report = assert_counts_equal(graph, reference, trainable=28_288_354, input_shape=shape)
-    assert report.layer("stage1.block.attn").output_shape == (shape[1] // 4, shape[2] // 4, 96)
+    assert report.layer("features.1.0.attn").output_shape == (shape[1] // 4, shape[2] // 4, 96)
 
 
 def test_the_last_stage_at_200_x_300_drops_the_shift_along_h_only():
@@ -336,8 +336,8 @@ def test_the_last_stage_at_200_x_300_drops_the_shift_along_h_only():
 
     graph = archcalc.load_spec(SPEC, input_shape=(3, 200, 300))
     report = archcalc.analyze(graph)
-    node = next(n for n in graph.nodes if n.name == "stage4.shifted.attn")
-    shape = report.layer("merge4").output_shape
+    node = next(n for n in graph.nodes if n.name == "features.7.1.attn")
+    shape = report.layer("features.6").output_shape
     assert shape == (7, 10, 768)  # 200/4 = 50 -> 25 -> 13 -> 7; 300/4 = 75 -> 38 -> 19 -> 10
     assert KINDS["window_attention"].effective_shift(node.args, [shape]) == (0, 3)
 
