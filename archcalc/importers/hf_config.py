@@ -21,8 +21,8 @@ is an error):
   and `mlp.c_fc` / `mlp.c_proj` are transposed;
 - Gemma's RMSNorm multiplies by (1 + weight) (GemmaRMSNorm, in float32); archcalc's rmsnorm
   multiplies by its weight, so the weight loaded is 1 + HF's weight: the same function exactly;
-- Hugging Face's module lists count from 0; archcalc's `repeat` copies are numbered as
-  archcalc numbers them (checked when converting, not assumed).
+- Hugging Face's module lists count from 0: every `repeat` is written with `start: 0`, so
+  `model.layers.0` is the spec's `model.layers.0`.
 
 The sequence length (`--input T`): `seq_len`, by default min(max_position_embeddings, 2048)
 (GPT-2: n_positions); for BERT the input holds two rows of T ids (word pieces, token types).
@@ -218,8 +218,8 @@ def _entry(name, kind, args=None, src=None, repeat=None, comment=None, text=None
     if src is not None:
         parts.append(f"from: {src if isinstance(src, str) else '[' + ', '.join(src) + ']'}")
     parts.append(f"{kind}: {body}")
-    if repeat is not None:
-        parts.append(f"repeat: {repeat}")
+    if repeat is not None:  # numbered from 0, as Hugging Face's nn.ModuleList
+        parts.append(f"repeat: {repeat}, start: 0")
     line = "- {" + ", ".join(parts) + "}"
     return line + (f"   # {comment}" if comment else "")
 
@@ -1027,14 +1027,6 @@ _SKIPPED = ("attn.bias", "attn.masked_bias", "attention.bias", "attention.masked
             "layer.1.EncDecAttention.relative_attention_bias.weight")
 
 
-def _repeat_base() -> int:
-    """The number archcalc gives the first copy of a repeat (read from the parser, not assumed)."""
-    from archcalc.spec.parse import parse_spec
-
-    names = [n.name for n in parse_spec("input: [2]\nlayers:\n  - {name: r, linear: 2, repeat: 2}\n").nodes]
-    return int(names[0].split(".")[1])
-
-
 def convert_state_dict(config, state_dict) -> dict:
     """Hugging Face's state_dict (of the class the import names) under the imported spec's names,
     ready for `archcalc.torch.build(spec).load_state_dict(...)`. `config` is the config.json path
@@ -1047,7 +1039,6 @@ def convert_state_dict(config, state_dict) -> dict:
     mt = fields.get("model_type")
     if mt not in FAMILIES:
         raise SpecError(f"{file}: field 'model_type' is {mt!r}; the config importer knows {', '.join(FAMILIES)}")
-    shift = _repeat_base()
     d = fields.get("n_embd") or fields.get("hidden_size")
     out = {}
     for key, value in state_dict.items():
@@ -1076,7 +1067,7 @@ def convert_state_dict(config, state_dict) -> dict:
                 value = value + 1  # GemmaRMSNorm: x * (1 + weight)
             pairs = [(key, value)]
         for k, v in pairs:
-            out[_shift(k, shift)] = v
+            out[k] = v
     _check_known(mt, out, file)
     return out
 
@@ -1093,12 +1084,6 @@ def _vit_weights(key, value):
 
 
 _ATTN_RE = re.compile(r"\.(self_attn|attention|encoder_attn)\.(q_proj|k_proj|v_proj|o_proj|out_proj)\.")
-
-
-def _shift(key: str, shift: int) -> str:
-    if not shift:
-        return key
-    return ".".join(str(int(p) + shift) if p.isdigit() else p for p in key.split("."))
 
 
 def _gpt2_weights(key, value, d):

@@ -329,3 +329,24 @@ def test_files_that_are_not_configs(tmp_path):
 def test_convert_refuses_keys_it_does_not_know():
     with pytest.raises(SpecError, match="classifier.weight"):
         convert_state_dict(CONFIGS / "tiny_bert", {"classifier.weight": None})
+
+
+@pytest.mark.parametrize("name, renamed", [
+    ("tiny_llama", r"\.self_attn\.(q|k|v|o|out)(_proj)?\."), ("tiny_mixtral", r"\.self_attn\.(q|k|v|o|out)(_proj)?\."),
+    ("tiny_qwen2", r"\.self_attn\.(q|k|v|o|out)(_proj)?\."), ("tiny_gpt_neox", None),
+    ("tiny_whisper", r"_attn\.(q|k|v|out)(_proj)?\."),
+    ("tiny_vit", r"\.attention\.(q|k|v|o|out)(_proj)?\.|\.cls_token|\.position_embeddings")])
+def test_state_dict_keys_are_hugging_faces_apart_from_the_documented_renames(hf, name, renamed):
+    """Without convert_state_dict: every key but the renamed ones (attention's projections; ViT's
+    class token and position table) is Hugging Face's own, layers numbered from 0."""
+    import re
+
+    from archcalc.torch import build
+
+    theirs = set(_hf_model(hf, name, device="meta").state_dict())
+    ours = set(build(_spec(name), device="meta").state_dict())
+    keep = (lambda k: True) if renamed is None else (lambda k: not re.search(renamed, k))  # noqa: E731
+    assert {k for k in ours if keep(k)} == {k for k in theirs if keep(k)}
+    assert any(".0." in k for k in ours)
+    if renamed is None:
+        assert ours == theirs
