@@ -5,7 +5,15 @@ parentheses, and calls of `min(...)` / `max(...)`, `floor(x)` / `ceil(x)` and `r
 `round(x, ndigits)`. Python's `ast` parses the text; only the node types below are accepted, so no
 attribute access, subscripts, lambdas or other calls can run. `/` is exact (7/2 is 3.5, 8/2 is 4),
 and so are floor, ceil and round of it; round is Python's own (halves go to the even neighbour:
-round(5/2) is 2, round(7/2) is 4), floor(x + 1/2) rounds halves up. Work and results are bounded whatever the numbers: every
+round(5/2) is 2, round(7/2) is 4), floor(x + 1/2) rounds halves up.
+
+`shape(NAME, dim)` reads a size of a tensor the spec knows: inside a block, NAME is the block's
+`input` (or one of its named inputs, or an earlier entry of the block), and dim counts as PyTorch
+does with the batch left out (0: channels, 1 the next, -1 the last); `shape(input, 0) // 2` is
+DenseNet's transition width. The size is exact (a formula of the input's symbols where sizes are
+symbolic). NAME is a reference, never evaluated; the caller provides the sizes through the scope
+entry SHAPE_READER (a callable from a name to its shape), and where it gives none (outside a
+block) shape() is an error. Work and results are bounded whatever the numbers: every
 value (written or computed) is finite and at most 10^30 in magnitude, an exact fraction's
 numerator and denominator have at most 256 bits, a nonzero result too small to represent is an
 error rather than 0, and the expression is at most 500 characters and nested at most 200 deep.
@@ -39,11 +47,13 @@ _BINOPS = {
     ast.FloorDiv: operator.floordiv,
     ast.Mod: operator.mod,
 }
-_FUNCS = {"min": min, "max": max, "floor": math.floor, "ceil": math.ceil, "round": round}
+_FUNCS = {"min": min, "max": max, "floor": math.floor, "ceil": math.ceil, "round": round, "shape": None}
 #: Names that are functions in an expression, so cannot name a var or a symbol.
 FUNCTIONS = frozenset(_FUNCS)
 _ARITY = {"floor": (1, 1), "ceil": (1, 1), "round": (1, 2)}  # (fewest, most) values; min/max: 1 or more
-_CALLS = "min(...), max(...), floor(x), ceil(x) and round(x[, ndigits])"
+_CALLS = "min(...), max(...), floor(x), ceil(x) and round(x[, ndigits])"  # and, in a block, shape(input, dim)
+#: The scope entry holding shape()'s reader: NAME -> its shape (batch excluded); no name is spelled so.
+SHAPE_READER = "shape()"
 MAX_ROUND_DIGITS = 30  # round(x, ndigits): no finer than the bound on every number
 
 
@@ -66,6 +76,10 @@ def _parse(text: str) -> ast.expression:
         if isinstance(sub, ast.Call):
             if not isinstance(sub.func, ast.Name) or sub.func.id not in _FUNCS or sub.keywords or not sub.args:
                 raise ExprError(f"only {_CALLS} may be called, in {text!r}")
+            if sub.func.id == "shape" and (len(sub.args) != 2 or not isinstance(sub.args[0], ast.Name)
+                                           or sub.args[0].id in _FUNCS):
+                raise ExprError(f"shape() takes a name and a dim, as in shape(input, 0) (the channels of a block's "
+                                f"input), in {_quoted(text)}")
             fewest, most = _ARITY.get(sub.func.id, (1, None))
             if most is not None and len(sub.args) > most:
                 raise ExprError(f"{sub.func.id}() takes {'one value' if most == 1 else 'a value and ndigits'}, "
@@ -109,7 +123,8 @@ _ALLOWED_NODES = (
 def names_in(text: str) -> set[str]:
     """The variable names an expression uses."""
     tree = _parse(text)
-    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id not in _FUNCS}
+    read = {id(n.args[0]) for n in ast.walk(tree) if isinstance(n, ast.Call) and n.func.id == "shape"}
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id not in _FUNCS and id(n) not in read}
 
 
 def evaluate(text: str, scope: dict):
@@ -164,7 +179,9 @@ def _eval(node, scope, text):
         if node.id in _FUNCS:
             raise ExprError(f"'{node.id}' must be called, in {text!r}")
         if node.id not in scope:
-            raise ExprError(f"unknown name '{node.id}' in {text!r}{did_you_mean(node.id, scope)}")
+            hint = " (shape(input, 0) reads a block input's channels)" if node.id == "input" and SHAPE_READER in scope \
+                else did_you_mean(node.id, [k for k in scope if k != SHAPE_READER])
+            raise ExprError(f"unknown name '{node.id}' in {text!r}{hint}")
         value = scope[node.id]
         if isinstance(value, bool) or isinstance(value, (str, list, tuple, dict)) or value is None:
             raise ExprError(f"'{node.id}' is {value!r}, not a number, in {text!r}")
@@ -173,6 +190,8 @@ def _eval(node, scope, text):
         value = _eval(node.operand, scope, text)
         return -value if isinstance(node.op, ast.USub) else value
     if isinstance(node, ast.Call):
+        if node.func.id == "shape":
+            return _shape(node, scope, text)
         values = [_eval(a, scope, text) for a in node.args]
         if node.func.id in _ARITY:
             return _rounded(node.func.id, values, text)
@@ -247,6 +266,26 @@ def _degree(value) -> float:
             else:  # Add, and functions (floor, Min, Max, Mod): the largest of their arguments
                 found[expr] = max(args)
     return found[value]
+
+
+def _shape(node, scope, text):
+    """shape(NAME, dim): one size of NAME's shape (batch excluded), from the scope's reader."""
+    name = node.args[0].id
+    reader = scope.get(SHAPE_READER)
+    if reader is None:
+        raise ExprError(f"shape({name}, ...) reads the shape of a block's input, so it is written in a block's "
+                        f"layers or arguments; here (outside a block) write the size itself, in {_quoted(text)}")
+    dims = tuple(reader(name))  # an ExprError where NAME names nothing shaped here
+    d = _eval(node.args[1], scope, text)
+    if isinstance(d, Fraction) and d.denominator == 1:
+        d = d.numerator
+    if isinstance(d, bool) or not isinstance(d, int):
+        raise ExprError(f"shape()'s dim must be a whole number, got {d}, in {_quoted(text)}")
+    if not -len(dims) <= d < len(dims):
+        raise ExprError(f"shape({name}, {d}): '{name}' has the shape [{', '.join(map(str, dims))}] (batch excluded), "
+                        f"so dim is {f'0 to {len(dims) - 1}' if len(dims) > 1 else '0'} (or -{len(dims)} to -1 from "
+                        f"the end), in {_quoted(text)}")
+    return dims[d]
 
 
 def _rounded(name: str, values: list, text: str):

@@ -21,7 +21,7 @@ from pathlib import Path
 from archcalc.errors import Loc, SpecError, did_you_mean
 from archcalc.layers import KINDS
 from archcalc.layers.base import Arg, Layer, arity_error
-from archcalc.spec.expr import FUNCTIONS, ExprError, evaluate, names_in
+from archcalc.spec.expr import FUNCTIONS, SHAPE_READER, ExprError, evaluate, names_in
 from archcalc.spec.symbols import CONSTRAINT_KEYS, is_symbolic
 from archcalc.spec.symbols import make as symbols_make
 from archcalc.spec.graph import INPUT, Graph, NetInput, Node
@@ -101,6 +101,33 @@ class _Instance:
         self.parts = parts
 
 
+class _ShapeReader:
+    """shape(NAME, dim) inside a block instance: NAME is its `input` (or one of its named inputs)
+    or an earlier entry of the block, by the names `from` takes.
+
+    Shapes are needed while the spec is expanded (a width is an argument, and arguments are plain
+    numbers in the graph), so they are computed then, eagerly but only on demand: the first
+    shape() asks every kind placed so far for its output shape by its own rule (`output_shape`,
+    the one the analysis uses, symbolic sizes included), in order, remembering them; later ones
+    continue from there. A spec that never calls shape() pays nothing; one that does pays one
+    pass of shape rules over the layers before the last one read. (Deferring the value to the
+    analysis would leave arguments unknown in the graph, for every consumer: build, export,
+    explain.)"""
+
+    __slots__ = ("builder", "refs")
+
+    def __init__(self, builder, refs: dict):
+        self.builder = builder
+        self.refs = refs
+
+    def __call__(self, name: str) -> tuple:
+        if name not in self.refs:
+            raise ExprError(f"shape({name}, ...): '{name}' is neither this block's input nor an earlier layer of it"
+                            f"{did_you_mean(name, self.refs)}")
+        target = self.refs[name]
+        return self.builder.shape_of(target.output if isinstance(target, _Instance) else target)
+
+
 class _SpecBuilder:
     def __init__(self, doc: YMap, filename: str):
         self.doc = doc
@@ -110,6 +137,8 @@ class _SpecBuilder:
         self.layer_refs: list = []  # (node args, argument, name as written, layer, loc): resolved at the end
         self._sizes: dict = {}  # (block, its argument values) -> layers it expands to
         self.limit, self.why = MAX_NODES, ""  # the layer limit, and why it is lower (symbolic sizes)
+        self._shapes: dict = {}  # output shapes of the inputs and the first _shaped nodes (shape())
+        self._shaped = 0
 
     # --- top level ------------------------------------------------------------------------------
     def build(self, input_shape, bindings: dict, multiples: dict) -> Graph:
@@ -153,6 +182,7 @@ class _SpecBuilder:
         if not isinstance(layers, YList) or not layers:
             raise SpecError("'layers' must be a non-empty list of layer entries", doc.where("layers"))
         named = {i.name: i.name for i in inputs} if "inputs" in doc else None
+        self._shapes = {i.name: tuple(i.shape) for i in inputs}
         self._expand(layers, _Scope("", self.globals, inputs[0].name, named), stack=())
         self._resolve_layer_args()
         first = inputs[0]
@@ -631,16 +661,43 @@ class _SpecBuilder:
                 hint = f" ({_BESIDE} go beside the block, not inside)" if key in RESERVED else ""
                 raise SpecError(f"block '{kind}' has no argument {_shown(key)}{did_you_mean(key, defaults)}{hint}; "
                                 f"its arguments are: {', '.join(defaults) or 'none'}", body.key_locs[key], full)
-        values = self._block_values(kind, body, scope.values, full)
+        reader = _ShapeReader(self, {INPUT: inputs[0], **dict(zip(names, inputs))})
+        values = self._block_values(kind, body, scope.values, full, reader)
         inner = _Scope(full + ".", values, inputs[0], dict(zip(names, inputs)))
+        reader.refs = inner.refs  # from here on, the block's earlier entries too
         output = self._expand(block["layers"], inner, stack + ((full, kind),))
         parts = {k: v for k, v in inner.refs.items() if k != INPUT and k not in inner.inputs}
         return _Instance(output, parts)
 
-    def _block_values(self, kind, body, caller: dict, full) -> dict:
-        """The scope inside an instance of block `kind`: the globals and its arguments."""
+    def shape_of(self, name: str) -> tuple:
+        """The output shape (batch excluded) of a network input or a node placed already, by the
+        kinds' own rules (see _ShapeReader); a layer whose shape cannot be had is reported there."""
+        from archcalc.errors import LayerError
+
+        while name not in self._shapes and self._shaped < len(self.nodes):
+            node = self.nodes[self._shaped]
+            self._shaped += 1
+            try:
+                out = tuple(KINDS[node.kind].output_shape(node.args, [self._shapes[i] for i in node.inputs]))
+            except LayerError as exc:
+                raise SpecError(exc.message, node.arg_locs.get(exc.arg, node.loc) if exc.arg else node.loc,
+                                node.name, node.kind) from None
+            except (TypeError, OverflowError):
+                raise SpecError(f"the output shape of this {node.kind} layer cannot be computed here, so a later "
+                                "shape() cannot read it", node.loc, node.name, node.kind) from None
+            if any(not is_symbolic(n) and n < 1 for n in out):
+                raise SpecError(f"the output shape would be {list(out)}; sizes must be positive", node.loc,
+                                node.name, node.kind)
+            self._shapes[node.name] = out
+        return self._shapes[name]
+
+    def _block_values(self, kind, body, caller: dict, full, reader=None) -> dict:
+        """The scope inside an instance of block `kind`: the globals, its arguments and, where
+        `reader` is given, shape()'s reader of its input (so defaults may read it too)."""
         defaults = self.blocks[kind].get("args") or YMap()
         values = dict(self.globals)
+        if reader is not None:
+            values[SHAPE_READER] = reader
         for key, default in defaults.items():
             if key in body:  # evaluated in the caller's scope
                 values[key] = self._block_value(body[key], caller, body.where(key), key, full)
