@@ -146,6 +146,8 @@ class _Importer:
             name = self._unique(_word(item.name) or "input", k == 0 and len(graph_inputs) == 1)
             self.net_inputs.append((name, tuple(sizes), tokens))
             self.values[item.name] = _Live(name, tuple([batch] + sizes))
+            if k == 0:
+                self.values_first_shape = tuple([batch] + sizes)
         if isinstance(given, dict):
             unknown = set(given) - {i.name for i in graph_inputs}
             if unknown:
@@ -174,13 +176,8 @@ class _Importer:
             inferred = onnx.shape_inference.infer_shapes(self.model, strict_mode=False, data_prop=True)
         except Exception as exc:  # onnx raises InferenceError, ValidationError, RuntimeError...
             raise SpecError(f"{self.path}: ONNX shape inference failed: {_first_line(exc)}") from None
-        self.shapes = {}
-        for vi in list(inferred.graph.value_info) + list(inferred.graph.output) + list(inferred.graph.input):
-            tt = vi.type.tensor_type
-            if vi.type.HasField("tensor_type") and tt.HasField("shape"):
-                dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
-                if all(d is not None for d in dims):
-                    self.shapes[vi.name] = tuple(dims)
+        self.shapes, self.elems = {}, {}
+        self._record(inferred.graph)
 
     # --- the walk ------------------------------------------------------------------------------------
     def run(self):
@@ -254,11 +251,48 @@ class _Importer:
         name = node.output[k]
         shape = self.shapes.get(name)
         if shape is None:
+            self._infer_node(node)
+            shape = self.shapes.get(name)
+        if shape is None:
             self._refuse(f"has an output ('{name}') whose shape ONNX shape inference could not tell")
         if not shape or shape[0] != self.batch:
             self._refuse(f"mixes the batch axis into others (output shape {list(shape)}); archcalc keeps the batch "
                          "as the first axis")
         return shape
+
+    def _infer_node(self, node):
+        """Shape inference of this node alone, from its inputs' shapes and the constants computed
+        so far: where the graph-wide pass gave up (a Reshape to a size computed with Div, which
+        ONNX's data propagation does not follow), every later node still gets its shapes."""
+        onnx = self.onnx
+        helper = onnx.helper
+        inputs, inits = [], []
+        for name in node.input:
+            value = self.values.get(name) if name else None
+            if isinstance(value, _Live):
+                inputs.append(helper.make_tensor_value_info(name, self.elems.get(name, onnx.TensorProto.FLOAT),
+                                                            list(value.shape)))
+            elif value is not None:
+                inits.append(onnx.numpy_helper.from_array(self.np.asarray(value), name))
+        graph = helper.make_graph([node], "one", inputs, [helper.make_tensor_value_info(o, 0, None)
+                                                          for o in node.output if o], inits)
+        model = helper.make_model(graph, opset_imports=list(self.model.opset_import))
+        model.ir_version = self.model.ir_version
+        try:
+            inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+        except Exception:  # noqa: BLE001 - the caller refuses the node, naming it
+            return
+        self._record(inferred.graph)
+
+    def _record(self, graph):
+        for vi in list(graph.value_info) + list(graph.output) + list(graph.input):
+            tt = vi.type.tensor_type
+            if vi.type.HasField("tensor_type") and tt.HasField("shape"):
+                dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
+                if all(d is not None for d in dims):
+                    self.shapes[vi.name] = tuple(dims)
+                if tt.elem_type:
+                    self.elems[vi.name] = tt.elem_type
 
     def _base_name(self, kind: str) -> str:
         """The node's name in the spec, before it is made unique: its module path (`layer1_0_conv1`),
@@ -319,6 +353,24 @@ class _Importer:
         if node.op_type in ("RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
                             "Bernoulli"):
             return False
+        if node.op_type == "Expand" and len(ins) == 2:  # a constant for every example: cls_token.expand(n, -1, -1)
+            np = self.np
+            const, target = ins[0], tuple(int(v) for v in np.asarray(ins[1]).reshape(-1))
+            try:
+                full = tuple(np.broadcast_shapes(const.shape, target))
+            except ValueError:
+                self._refuse(f"expands a constant of shape {list(const.shape)} to {list(target)}, which do not broadcast")
+            if full and full[0] == BATCH_PROBE:
+                padded = (1,) * (len(full) - const.ndim) + tuple(const.shape)
+                if padded[0] != 1 or padded[1:] != full[1:]:
+                    self._refuse(f"expands a constant of shape {list(const.shape)} along axes besides the batch "
+                                 f"(to {list(full)}); archcalc's parameter is one tensor for every example")
+                first = self.net_inputs[0][0]
+                self._parameter(const.reshape(padded[1:]), _Live(first, self.values_first_shape), node.output[0])
+                return True
+            if math.prod(full) > MAX_FOLDED:
+                self._refuse(f"computes a constant of {math.prod(full):,} values; archcalc folds constants of at "
+                             f"most {MAX_FOLDED:,}")
         for k, name in enumerate(node.output):
             shape = self.shapes.get(name)
             if shape is not None and math.prod(shape) > MAX_FOLDED:
@@ -734,10 +786,69 @@ class _Importer:
             return
         self._add("permute", {"dims": [p - 1 for p in perm[1:]]}, [x], self._out_shape(node))
 
+    def _parameter(self, value, reader: _Live, output=None) -> _Live:
+        """A `parameter` layer holding the constant `value` (batch excluded), its batch read from
+        `reader`; its output is `output`'s value (or only returned)."""
+        np = self.np
+        shape = tuple(int(d) for d in value.shape) or (1,)
+        layer = _Layer(self._unique(self._base_name("parameter") + "_const"), "parameter", {"shape": list(shape)},
+                       [reader.entry], {"weight": np.ascontiguousarray(value.reshape(shape))}, self._where())
+        self._push(layer)
+        live = _Live(layer.name, (self.batch,) + shape)
+        if output is not None:
+            self.values[output] = live
+        return live
+
+    def _op_Slice(self, node):
+        np = self.np
+        x = self._live(node, 0)
+        rank = len(x.shape)
+        if self.opset < 10:
+            starts, ends = self._attr(node, "starts"), self._attr(node, "ends")
+            axes, steps = self._attr(node, "axes"), None
+        else:
+            starts, ends = self._const(node, 1, "starts"), self._const(node, 2, "ends")
+            axes = self._in(node, 3)
+            steps = self._in(node, 4)
+            if isinstance(axes, _Live) or isinstance(steps, _Live):
+                self._refuse("slices with computed axes or steps")
+        starts = [int(v) for v in np.asarray(starts).reshape(-1)]
+        ends = [int(v) for v in np.asarray(ends).reshape(-1)]
+        axes = list(range(len(starts))) if axes is None else [int(v) for v in np.asarray(axes).reshape(-1)]
+        steps = [1] * len(starts) if steps is None else [int(v) for v in np.asarray(steps).reshape(-1)]
+        cuts = []
+        for start, end, axis, step in zip(starts, ends, axes, steps):
+            axis = axis + rank if axis < 0 else axis
+            n = x.shape[axis]
+            lo = min(max(start + n if start < 0 else start, 0), n)
+            hi = min(max(end + n if end < 0 else end, 0), n)
+            if (lo, hi) == (0, n) and step == 1:
+                continue
+            if step != 1:
+                self._refuse(f"takes every {step}th position; archcalc takes contiguous pieces (split)")
+            if axis == 0:
+                self._refuse("slices the batch axis")
+            if hi <= lo:
+                self._refuse("takes an empty slice")
+            cuts.append((axis, lo, hi, n))
+        if not cuts:
+            self._alias(node, x)
+            return
+        if len(cuts) > 1:
+            self._refuse("slices several axes at once; archcalc's split takes a piece along one")
+        axis, lo, hi, n = cuts[0]
+        sizes = ([lo] if lo else []) + [hi - lo] + ([n - hi] if hi < n else [])
+        self._add("split", {"sizes": sizes, "dim": axis - 1, "index": 1 if lo else 0}, [x], self._out_shape(node))
+
     def _op_Concat(self, node):
         ins = [self._in(node, k) for k in range(len(node.input))]
-        if not all(isinstance(v, _Live) for v in ins):
-            self._refuse("concatenates a constant; archcalc concatenates computed tensors")
+        live = next((v for v in ins if isinstance(v, _Live)), None)
+        for k, v in enumerate(ins):  # a constant joined to every example (ViT's class token, batch 1 fixed)
+            if not isinstance(v, _Live):
+                if v.ndim != len(live.shape) or v.shape[0] != 1:
+                    self._refuse(f"concatenates a constant of shape {list(v.shape)}; archcalc joins a constant "
+                                 "of batch 1 to every example")
+                ins[k] = self._parameter(v[0], live)
         rank = len(ins[0].shape)
         axis = int(self._attr(node, "axis"))
         axis = axis + rank if axis < 0 else axis
