@@ -71,7 +71,7 @@ def test_the_receptive_field_goes_through_every_channels_last_section():
         if i:
             size, jump = size + jump, jump * 2
         size += depth * 6 * jump
-    assert report.layer("stage4.3.add1").rf.size == (size, size) == (1688, 1688)
+    assert report.layer("features.7.2.add1").rf.size == (size, size) == (1688, 1688)
 
 
 def in_spec_order(model):
