@@ -293,6 +293,44 @@ def test_token_model_embedding_round_trips(tmp_path):
     assert report.totals.macs == 7 * 8 * 50
 
 
+class ShuffleAndToken(nn.Module):
+    """ShuffleNet's channel shuffle (a view whose sizes are computed with x.size() and //: ONNX's
+    graph-wide shape inference cannot follow the Div), then patches with a class token expanded
+    over the batch, a learned position table, the class token picked (x[:, 0]) and the patch
+    tokens sliced (x[:, 1:])."""
+
+    def __init__(self, c=8, groups=2, d=6):
+        super().__init__()
+        self.groups = groups
+        self.conv = nn.Conv2d(3, c, 1)
+        self.patch = nn.Conv2d(c, d, 4, 4)
+        self.cls_token = nn.Parameter(torch.randn(1, 1, d))
+        self.pos = nn.Parameter(torch.randn(1, 5, d))
+        self.head = nn.Linear(d, 3)
+
+    def forward(self, x):
+        x = self.conv(x)
+        b, c, h, w = x.size()
+        x = x.view(b, self.groups, c // self.groups, h, w).transpose(1, 2).reshape(b, -1, h, w)
+        t = self.patch(x).flatten(2).transpose(1, 2)  # [b, 4, d]
+        t = torch.cat([self.cls_token.expand(t.shape[0], -1, -1), t], dim=1) + self.pos
+        return self.head(t[:, 0]) + self.head(t[:, 1:].mean(1))
+
+
+def test_channel_shuffle_and_class_token_round_trip(tmp_path):
+    net = ShuffleAndToken()
+    shape = (3, 8, 8)
+    path = export(net, shape, tmp_path / "shuffle_token.onnx")  # a dynamic batch: Shape, Gather, Div
+    text = assert_same_function(path, shape, batch=4)
+    report = archcalc.analyze_text(text)
+    trainable, _, macs, out = torch_figures(net, shape)
+    # the head is used twice: its initializer counts once per use, as archcalc's two linears do
+    assert report.totals.params == trainable + 6 * 3 + 3
+    assert report.totals.macs == macs and report.output_shape == out == (3,)
+    kinds = [r.kind for r in report.layers]
+    assert kinds.count("parameter") == 2 and "select" in kinds and "split" in kinds and "concat" in kinds
+
+
 # --- graphs made with onnx.helper -----------------------------------------------------------------
 def _model(nodes, inputs, outputs, inits, opset=17):
     graph = helper.make_graph(nodes, "g", inputs, outputs,
