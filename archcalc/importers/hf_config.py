@@ -561,7 +561,12 @@ def _bert(config, file, seq_len):
             f"embeddings, {depth} post-norm encoder layers of width {d} with {heads} heads and a "
             f"{act.split(':')[0]} feed-forward of {ffn}; the output is the pooler's (tanh of a dense layer "
             "on the first token). The input holds two rows of ids: row 0 the word pieces, row 1 the token types.")
-    return spec.text(_header(file, "bert", "BertModel", how_t), _spec_name(config, file), desc,
+    header = _header(file, "bert", "BertModel", how_t)
+    archs = config.get("architectures")
+    if isinstance(archs, list) and archs and archs[0] != "BertModel":
+        header.insert(2, f"The config's architectures names {archs[0]}: this is its BertModel (with the pooler); "
+                         "the task head is not imported.")
+    return spec.text(header, _spec_name(config, file), desc,
                      f"input: {{tokens: [2, {t}]}}", vars_, top)
 
 
@@ -851,6 +856,123 @@ def _whisper(config, file, seq_len):
                      _spec_name(config, file), desc, inputs, vars_, top)
 
 
+def _clip(config, file, seq_len):
+    f = _Fields(config, file, "clip")
+    raise f.error("model_type", "is 'clip': CLIPModel's logits compare every image of a batch with every text "
+                                "(logits_per_image is [images, texts]) after an L2 normalisation: not a function of "
+                                "one example, which a spec is. Import a tower: a config of model_type "
+                                "clip_vision_model (CLIPVisionModel, CLIPVisionModelWithProjection) or "
+                                "clip_text_model (CLIPTextModel), e.g. its vision_config or text_config")
+
+
+def _clip_layers(spec, f, heads_field, causal):
+    """The blocks CLIPMLP, CLIPEncoderLayer and CLIPEncoder, shared by both towers."""
+    act = _activation(f, "hidden_act", "quick_gelu")
+    spec.block("clip_mlp", [
+        _entry("fc1", "linear", text="ffn"),
+        _entry("activation_fn", act.split(":")[0], text=act.split(": ")[1]),
+        _entry("fc2", "linear", text="d"),
+    ], comment="CLIPMLP")
+    spec.block("clip_encoder_layer", [
+        _entry("layer_norm1", "layernorm", {"eps": "eps"}),
+        _entry("self_attn", "attention", {"heads": "heads", "causal": True if causal else None}),
+        _entry("res_1", "add", {}, src=["input", "self_attn"]),
+        _entry("layer_norm2", "layernorm", {"eps": "eps"}),
+        _entry("mlp", "clip_mlp", {}),
+        _entry("res_2", "add", {}, src=["res_1", "mlp"]),
+    ], comment="CLIPEncoderLayer (pre-norm)")
+    spec.block("clip_encoder", [_entry("layers", "clip_encoder_layer", {}, repeat="depth")], comment="CLIPEncoder")
+    return act
+
+
+def _clip_vision(config, file, seq_len):
+    f = _Fields(config, file, "clip_vision_model")
+    cls = _architecture(f, ("CLIPVisionModel", "CLIPVisionModelWithProjection"), "CLIPVisionModel")
+    d, ffn = f.need("hidden_size"), f.need("intermediate_size")
+    depth, heads = f.need("num_hidden_layers"), f.need("num_attention_heads")
+    channels = f.get("num_channels", 3, kind=int)
+    image, patch = f.get("image_size", 224, kind=int), f.get("patch_size", 32, kind=int)
+    eps = f.get("layer_norm_eps", 1e-5, kind=float)
+    proj = f.get("projection_dim", 512, kind=int)
+    f.zero_dropout("attention_dropout", "dropout")
+    spec = _Spec()
+    act = _clip_layers(spec, f, "num_attention_heads", causal=False)
+    f.finish()
+    if seq_len is not None:
+        raise SpecError(f"--input {seq_len}: a CLIP vision config's input is its image, "
+                        f"[{channels}, {image}, {image}] (image_size in {file}); it takes no sequence length")
+    if image % patch:
+        raise f.error("patch_size", f"({patch}) does not divide image_size ({image})")
+    if d % heads:
+        raise f.error("num_attention_heads", f"({heads}) does not divide hidden_size ({d})")
+    spec.block("clip_vision_embeddings", [
+        _entry("patch_embedding", "conv", {"out": "d", "kernel": "patch", "stride": "patch", "bias": False}),
+        _entry("flatten", "reshape", text="[d, -1]"),
+        _entry("to_tokens", "permute", text="[1, 0]", comment="[patches, d]"),
+        _entry("class_embedding", "class_token", {}, comment="prepended: [patches + 1, d]"),
+        _entry("position_embedding", "positional", {}),
+    ], comment="CLIPVisionEmbeddings")
+    model = [_entry("embeddings", "clip_vision_embeddings", {}),
+             _entry("pre_layrnorm", "layernorm", {"eps": "eps"}, comment="Hugging Face's spelling"),
+             _entry("encoder", "clip_encoder", {}),
+             _entry("first", "select", {"dim": 0, "index": 0}, comment="the class token"),
+             _entry("post_layernorm", "layernorm", {"eps": "eps"}, comment="pooler_output")]
+    vars_ = {"patch": patch, "d": d, "heads": heads, "ffn": ffn, "depth": depth, "eps": eps}
+    if cls == "CLIPVisionModel":
+        top = model
+        ending = "the output is pooler_output (post_layernorm of the class token)"
+    else:
+        spec.block("clip_vision_transformer", model, comment="CLIPVisionTransformer")
+        top = [_entry("vision_model", "clip_vision_transformer", {}),
+               _entry("visual_projection", "linear", {"out": "projection_dim", "bias": False},
+                      comment="image_embeds")]
+        vars_["projection_dim"] = proj
+        ending = f"the output is image_embeds (the pooled class token projected to {proj}, no bias)"
+    desc = (f"{cls} from {_where(file)}: {patch}x{patch} patches of a {image}x{image} image embedded by a strided "
+            f"convolution without bias, a class token, learned positions, a LayerNorm, {depth} pre-norm encoder "
+            f"layers of width {d} with {heads} heads and a {act.split(':')[0]} feed-forward of {ffn}; {ending}.")
+    return spec.text(_header(file, "clip_vision_model", cls, f"[{channels}, {image}, {image}] (image_size; no --input)"),
+                     _spec_name(config, file), desc, f"input: [{channels}, {image}, {image}]", vars_, top)
+
+
+def _clip_text(config, file, seq_len):
+    f = _Fields(config, file, "clip_text_model")
+    archs = config.get("architectures")
+    if isinstance(archs, list) and archs and archs[0] != "CLIPTextModel":
+        raise f.error("architectures", f"is {archs!r}: its text_embeds project the hidden state at each "
+                                       "sequence's end-of-text token, a position found from the ids (not "
+                                       "representable); the importer writes CLIPTextModel")
+    f.get("architectures")
+    vocab, d, ffn = f.need("vocab_size"), f.need("hidden_size"), f.need("intermediate_size")
+    depth, heads = f.need("num_hidden_layers"), f.need("num_attention_heads")
+    eps = f.get("layer_norm_eps", 1e-5, kind=float)
+    f.get("projection_dim")  # CLIPTextModelWithProjection's only
+    f.zero_dropout("attention_dropout", "dropout")
+    t, positions, how_t = _seq(f, seq_len, "max_position_embeddings", 77)
+    if seq_len is not None and seq_len > positions:
+        raise SpecError(f"--input {seq_len}: CLIP's learned position table holds {positions} positions "
+                        f"(max_position_embeddings in {file})")
+    spec = _Spec()
+    act = _clip_layers(spec, f, "num_attention_heads", causal=True)
+    f.finish()
+    if d % heads:
+        raise f.error("num_attention_heads", f"({heads}) does not divide hidden_size ({d})")
+    spec.block("clip_text_embeddings", [
+        _entry("token_embedding", "embedding", {"num": "vocab", "dim": "d"}),
+        _entry("position_embedding", "positional", {"num": "positions"}),
+    ], comment="CLIPTextEmbeddings")
+    top = [_entry("embeddings", "clip_text_embeddings", {}), _entry("encoder", "clip_encoder", {}),
+           _entry("final_layer_norm", "layernorm", {"eps": "eps"}, comment="last_hidden_state")]
+    vars_ = {"vocab": vocab, "positions": positions, "d": d, "heads": heads, "ffn": ffn, "depth": depth, "eps": eps}
+    desc = (f"CLIPTextModel from {_where(file)}: token and learned position embeddings ({positions}), {depth} "
+            f"pre-norm layers of width {d} with causal attention ({heads} heads) and a {act.split(':')[0]} "
+            "feed-forward of " f"{ffn}, a final LayerNorm. The output is last_hidden_state; pooler_output (the "
+            "hidden state at each sequence's end-of-text token, a position found from the ids) is not written.")
+    header = _header(file, "clip_text_model", "CLIPTextModel", how_t)
+    header.insert(2, "Output: last_hidden_state (pooler_output picks a position from the ids: not written).")
+    return spec.text(header, _spec_name(config, file), desc, f"input: {{tokens: [{t}]}}", vars_, top)
+
+
 T5_DECODER_T = 128  # the decoder's default length (the bundled t5_small's)
 
 
@@ -1014,7 +1136,8 @@ def _where(file: Path) -> str:
 
 FAMILIES = {"llama": _llama_like, "mistral": _llama_like, "qwen2": _llama_like, "gemma": _llama_like,
             "mixtral": _llama_like, "gpt2": _gpt2, "gpt_neox": _gpt_neox, "bert": _bert, "vit": _vit,
-            "t5": _t5, "whisper": _whisper}
+            "t5": _t5, "whisper": _whisper, "clip_vision_model": _clip_vision, "clip_text_model": _clip_text,
+            "clip": _clip}
 
 
 # --- weights ---------------------------------------------------------------------------------------
@@ -1037,8 +1160,9 @@ def convert_state_dict(config, state_dict) -> dict:
     else:
         fields, file = read_config(config)
     mt = fields.get("model_type")
-    if mt not in FAMILIES:
-        raise SpecError(f"{file}: field 'model_type' is {mt!r}; the config importer knows {', '.join(FAMILIES)}")
+    if mt not in _ROOTS:
+        raise SpecError(f"{file}: field 'model_type' is {mt!r}; the config importer converts the weights of "
+                        f"{', '.join(_ROOTS)}")
     d = fields.get("n_embd") or fields.get("hidden_size")
     out = {}
     for key, value in state_dict.items():
@@ -1054,6 +1178,11 @@ def convert_state_dict(config, state_dict) -> dict:
             pairs = _t5_weights(key, value)
         elif mt == "whisper":
             pairs = [(_ATTN_RE.sub(lambda m: f".{m[1]}.{_ATTN[m[2]]}.", key), value)]
+        elif mt in ("clip_vision_model", "clip_text_model"):
+            key = _ATTN_RE.sub(lambda m: f".{m[1]}.{_ATTN[m[2]]}.", key)
+            if key.endswith("embeddings.class_embedding"):  # [d] -> the class_token kind's [1, 1, d]
+                key, value = key + ".class_token", value.reshape(1, 1, -1)
+            pairs = [(key, value)]
         elif mt == "vit":
             pairs = [_vit_weights(key, value)]
         elif mt == "gpt_neox":  # the names are HF's; transformers < 5 called the output layer embed_out
@@ -1112,4 +1241,7 @@ _ROOTS = {"llama": ("model", "lm_head"), "mistral": ("model", "lm_head"), "qwen2
           "gemma": ("model", "lm_head"), "mixtral": ("model", "lm_head"), "gpt2": ("transformer", "lm_head"),
           "gpt_neox": ("gpt_neox", "lm_head"), "bert": ("embeddings", "encoder", "pooler"),
           "vit": ("vit", "classifier", "embeddings", "layers", "layernorm", "pooler"), "whisper": ("model", "proj_out"),
-          "t5": ("encoder", "decoder", "lm_head")}
+          "t5": ("encoder", "decoder", "lm_head"),
+          "clip_vision_model": ("vision_model", "visual_projection", "embeddings", "pre_layrnorm", "encoder",
+                                "post_layernorm"),
+          "clip_text_model": ("embeddings", "encoder", "final_layer_norm")}

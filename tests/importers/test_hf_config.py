@@ -1,7 +1,7 @@
 """archcalc.importers.hf_config: a Hugging Face config.json mapped to a spec, checked against the
 model transformers (5.x) builds from the same config (random weights; nothing is downloaded).
 
-Per family (llama, mistral, qwen2, gemma, mixtral, gpt2, gpt_neox, bert, vit, whisper, t5):
+Per family (llama, mistral, qwen2, gemma, mixtral, gpt2, gpt_neox, bert, vit, whisper, t5, clip towers):
 - the real size (configs/<model>/config.json) on the meta device: the same parameters, trainable
   and not, the same state_dict keys and shapes after convert_state_dict; for the five families
   with a bundled spec, the import gives the bundled spec's figures (parameters, MACs, per layer);
@@ -31,9 +31,9 @@ HERE = Path(__file__).resolve().parent
 CONFIGS = HERE / "configs"
 SPECS = HERE.parents[1] / "specs" / "transformers"
 BIG = ["llama_7b", "mistral_7b", "qwen2_0_5b", "gemma_2b", "mixtral_8x7b", "gpt2", "pythia_160m", "bert_base",
-       "vit_base_patch16_224", "whisper_tiny", "t5_small"]
+       "vit_base_patch16_224", "whisper_tiny", "t5_small", "clip_vit_b32_vision", "clip_vit_b32_text"]
 TINY = ["tiny_llama", "tiny_mistral", "tiny_qwen2", "tiny_gemma", "tiny_mixtral", "tiny_gpt2", "tiny_gpt_neox",
-        "tiny_bert", "tiny_vit", "tiny_whisper", "tiny_t5"]
+        "tiny_bert", "tiny_vit", "tiny_whisper", "tiny_t5", "tiny_clip_vision", "tiny_clip_text"]
 CLASSES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM",
            "gemma": "GemmaForCausalLM", "mixtral": "MixtralForCausalLM", "gpt2": "GPT2LMHeadModel",
            "gpt_neox": "GPTNeoXForCausalLM", "bert": "BertModel", "whisper": "WhisperForConditionalGeneration",
@@ -117,7 +117,8 @@ def _hf_model(hf, name, device=None):
     folder = CONFIGS / name
     fields = json.loads((folder / "config.json").read_text())
     mt = fields["model_type"]
-    cls = getattr(transformers, fields["architectures"][0] if mt == "vit" else CLASSES[mt])
+    by_architecture = ("vit", "clip_vision_model", "clip_text_model")
+    cls = getattr(transformers, fields["architectures"][0] if mt in by_architecture else CLASSES[mt])
     extra = {"experts_implementation": "eager"} if fields["model_type"] == "mixtral" else {}
     config = cls.config_class.from_pretrained(folder, attn_implementation="eager", **extra)
     with torch.device(device or "cpu"):
@@ -155,7 +156,7 @@ def test_real_size_parameters_keys_and_shapes_on_meta(hf, name):
 def _inputs(hf, name, tokens):
     torch, _ = hf
     gen = torch.Generator().manual_seed(1)
-    if name == "tiny_vit":
+    if name in ("tiny_vit", "tiny_clip_vision"):
         x = torch.randn(1, 3, 32, 32, generator=gen)
         return {"pixel_values": x}, x
     if name == "tiny_whisper":  # 16 mel bins x 2 * max_source_positions frames, and decoder tokens
@@ -174,7 +175,14 @@ def _inputs(hf, name, tokens):
 
 
 def _hf_out(name, out):
-    return out.pooler_output if name == "tiny_bert" or not hasattr(out, "logits") else out.logits
+    """The output the imported spec computes: logits, else BERT's / ViTModel's / CLIPVisionModel's
+    pooler_output, CLIPVisionModelWithProjection's image_embeds, CLIPTextModel's last_hidden_state."""
+    if name == "tiny_clip_text":
+        return out.last_hidden_state
+    for field in ("logits", "image_embeds", "pooler_output"):
+        if getattr(out, field, None) is not None and not (name == "tiny_bert" and field == "logits"):
+            return getattr(out, field)
+    raise AssertionError(f"no output for {name}")
 
 
 @pytest.mark.parametrize("name", TINY)
@@ -194,7 +202,7 @@ def _same_as_hf(hf, name, family=None):
     theirs_in, ours_in = _inputs(hf, family, tokens)
     with torch.no_grad(), flop_counter() as counter:
         expected = _hf_out(family, model(**theirs_in))
-    seq = None if family == "tiny_vit" else (tokens, 16) if family == "tiny_t5" else tokens  # an image: its size is the config's (Whisper: T decoder tokens)
+    seq = None if family in ("tiny_vit", "tiny_clip_vision") else (tokens, 16) if family == "tiny_t5" else tokens  # an image: its size is the config's (Whisper: T decoder tokens)
     report = _analyze(name, seq)
     assert report.totals.macs == counter.get_total_flops() // 2
     assert report.totals.params == sum(p.numel() for p in model.parameters())
@@ -223,6 +231,7 @@ def _same_as_hf(hf, name, family=None):
     ("tiny_t5", {"feed_forward_proj": "gated-gelu", "tie_word_embeddings": False, "scale_decoder_outputs": False,
                  "dense_act_fn": "gelu_new", "is_gated_act": True, "num_decoder_layers": 3}),
     ("tiny_t5", {"feed_forward_proj": "gated-silu", "dense_act_fn": "silu", "is_gated_act": True}),
+    ("tiny_clip_vision", {"architectures": ["CLIPVisionModel"], "hidden_act": "gelu", "layer_norm_eps": 1e-6}),
 ])
 def test_config_variants_are_the_same_function(hf, tmp_path, base, changes):
     folder = _write(tmp_path, base, **changes).parent
@@ -298,6 +307,8 @@ _DROP = object()
     ("tiny_whisper", {"apply_spec_augment": True}, ["apply_spec_augment"]),
     ("tiny_t5", {"feed_forward_proj": "fancy-relu"}, ["feed_forward_proj", "fancy-relu"]),
     ("tiny_t5", {"scale_decoder_outputs": False}, ["scale_decoder_outputs"]),
+    ("clip_vit_b32", {}, ["model_type", "'clip'", "clip_vision_model", "clip_text_model"]),
+    ("tiny_clip_text", {"architectures": ["CLIPTextModelWithProjection"]}, ["architectures", "end-of-text"]),
 ])
 def test_unrepresentable_fields_are_errors_naming_field_and_file(tmp_path, base, changes, words):
     path = _write(tmp_path, base, **changes)
@@ -335,7 +346,8 @@ def test_convert_refuses_keys_it_does_not_know():
     ("tiny_llama", r"\.self_attn\.(q|k|v|o|out)(_proj)?\."), ("tiny_mixtral", r"\.self_attn\.(q|k|v|o|out)(_proj)?\."),
     ("tiny_qwen2", r"\.self_attn\.(q|k|v|o|out)(_proj)?\."), ("tiny_gpt_neox", None),
     ("tiny_whisper", r"_attn\.(q|k|v|out)(_proj)?\."),
-    ("tiny_vit", r"\.attention\.(q|k|v|o|out)(_proj)?\.|\.cls_token|\.position_embeddings")])
+    ("tiny_vit", r"\.attention\.(q|k|v|o|out)(_proj)?\.|\.cls_token|\.position_embeddings"),
+    ("tiny_clip_vision", r"_attn\.(q|k|v|out)(_proj)?\.|class_embedding"), ("tiny_clip_text", r"_attn\.(q|k|v|out)(_proj)?\.")])
 def test_state_dict_keys_are_hugging_faces_apart_from_the_documented_renames(hf, name, renamed):
     """Without convert_state_dict: every key but the renamed ones (attention's projections; ViT's
     class token and position table) is Hugging Face's own, layers numbered from 0."""
