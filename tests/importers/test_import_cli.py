@@ -112,6 +112,31 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path):
     assert result.exit_code == 2 and "it is a folder" in result.stderr
 
 
+NET_PY = '''
+from torch import nn
+
+
+def make(width=8):
+    return nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(width, 4))
+'''
+
+
+def test_a_module_file_where_a_spec_goes(tmp_path):
+    pytest.importorskip("torch")
+    (tmp_path / "net.py").write_text(NET_PY)
+    source = f"{tmp_path / 'net.py'}:make"
+    result = runner.invoke(app, ["analyze", source, "--input", "3,16,16", "--json"])
+    assert result.exit_code == 0, result.output
+    totals = json.loads(result.stdout)["totals"]
+    # by hand: conv 8*3*9 + 8 = 224, linear 8*4 + 4 = 36; MACs 16*16*27*8 + 32
+    assert (totals["params"], totals["macs"], totals["output_shape"]) == (260, 55328, [4])
+    result = runner.invoke(app, ["import", source, "--input", "3,16,16"])
+    assert result.exit_code == 0 and "conv: {out: 8, kernel: 3, padding: 1}" in result.stdout
+    result = runner.invoke(app, ["import", f"{tmp_path / 'net.py'}:nothing", "--input", "3,16,16"])
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1 and "nothing" in result.stderr
+
+
 def _no_torch_run(args, cwd):
     """Run the CLI in a fresh interpreter where `import torch` fails; report torch's absence."""
     code = (
@@ -138,3 +163,11 @@ def test_onnx_and_configs_need_no_torch(tmp_path):
         assert "EXIT 0 no-torch" in done.stdout, done.stdout + done.stderr
         done = _no_torch_run(["import", str(CONFIGS / "tiny_gpt2" / "config.json")], tmp_path)
         assert "EXIT 0 no-torch" in done.stdout, done.stdout + done.stderr
+
+
+def test_from_module_is_exported_without_importing_torch():
+    code = ("import sys\nimport archcalc\nassert 'torch' not in sys.modules\n"
+            "assert callable(archcalc.from_module) and callable(archcalc.import_source)\n"
+            "assert 'torch' not in sys.modules\nprint('ok')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "ok", done.stderr
