@@ -877,6 +877,64 @@ class _Importer:
             self._push(layer)
             self.values[out] = _Live(layer.name, self._out_shape(node, k))
 
+    def _op_Resize(self, node):
+        """F.interpolate as torch.onnx.export writes it: nearest (asymmetric coordinates, floor),
+        linear modes with half_pixel / pytorch_half_pixel (align_corners false) or align_corners,
+        cubic (a = -0.75, half_pixel)."""
+        np = self.np
+        x = self._live(node, 0)
+        rank = len(x.shape)
+        text = lambda key, default: (lambda v: v.decode() if isinstance(v, bytes) else v)(self._attr(node, key, default))  # noqa: E731
+        mode, coords = text("mode", "nearest"), text("coordinate_transformation_mode", "half_pixel")
+        if self.opset < 11:
+            self._refuse(f"is opset {self.opset}'s Resize/Upsample; archcalc reads opset 11's and later")
+        if self._attr(node, "antialias", 0) or self._attr(node, "axes") is not None or \
+                text("keep_aspect_ratio_policy", "stretch") != "stretch":
+            self._refuse("uses antialias, axes or keep_aspect_ratio_policy, which nn.Upsample has not")
+        scales, sizes = self._in(node, 2), self._in(node, 3)
+        if isinstance(scales, _Live) or isinstance(sizes, _Live):
+            self._refuse("resizes to computed scales or sizes")
+        args = {}
+        if sizes is not None and np.asarray(sizes).size:
+            sizes = [int(v) for v in np.asarray(sizes).reshape(-1)]
+            if sizes[:2] != list(x.shape[:2]):
+                self._refuse("resizes the batch or channel axis")
+            args["size"] = _one(sizes[2:])
+        elif scales is not None and np.asarray(scales).size:
+            scales = [float(v) for v in np.asarray(scales).reshape(-1)]
+            if scales[:2] != [1.0, 1.0]:
+                self._refuse("resizes the batch or channel axis")
+            values = [_f(v) for v in scales[2:]]
+            args["scale"] = values[0] if len(set(values)) == 1 else values
+        else:
+            self._refuse("gives neither scales nor sizes")
+        spatial = rank - 2
+        if mode == "nearest":
+            if coords != "asymmetric" or text("nearest_mode", "round_prefer_floor") != "floor":
+                self._refuse(f"rounds nearest with coordinate_transformation_mode '{coords}' and nearest_mode "
+                             f"'{text('nearest_mode', 'round_prefer_floor')}'; archcalc's nearest is PyTorch's "
+                             "(asymmetric, floor)")
+        elif mode in ("linear", "cubic"):
+            if mode == "cubic" and (spatial != 2 or not _close(float(self._attr(node, "cubic_coeff_a", -0.75)), -0.75)):
+                self._refuse("is a cubic resize other than PyTorch's bicubic (2-d, a = -0.75)")
+            if mode == "linear":
+                args["mode"] = {1: "linear", 2: "bilinear", 3: "trilinear"}.get(spatial)
+                if args["mode"] is None:
+                    self._refuse(f"interpolates {spatial} axes linearly; PyTorch has 1, 2 or 3")
+            else:
+                args["mode"] = "bicubic"
+            if coords == "align_corners":
+                args["align_corners"] = True
+            elif coords not in ("half_pixel", "pytorch_half_pixel"):
+                self._refuse(f"uses coordinate_transformation_mode '{coords}'; PyTorch's are half_pixel and "
+                             "align_corners")
+            elif coords == "half_pixel" and any(n == 1 for n in self._out_shape(node)[2:]):
+                self._refuse("resizes an axis to one position with half_pixel coordinates (PyTorch's "
+                             "pytorch_half_pixel differs there)")
+        else:
+            self._refuse(f"has mode '{mode}'")
+        self._add("upsample", args, [x], self._out_shape(node))
+
     def _op_BatchNormalization(self, node):
         x = self._live(node, 0)
         if self._attr(node, "training_mode", 0) or len([o for o in node.output if o]) > 1:

@@ -140,7 +140,7 @@ def _randomise_bn(module):
 
 def test_resnet_written_here_round_trips(tmp_path):
     net = _randomise_bn(TinyResNet())
-    shape = (3, 64, 64)
+    shape = (3, 32, 32)
     path = export(net, shape, tmp_path / "resnet.onnx")
     text = assert_same_function(path, shape)
     report = archcalc.analyze_text(text)
@@ -329,6 +329,37 @@ def test_channel_shuffle_and_class_token_round_trip(tmp_path):
     assert report.totals.macs == macs and report.output_shape == out == (3,)
     kinds = [r.kind for r in report.layers]
     assert kinds.count("parameter") == 2 and "select" in kinds and "split" in kinds and "concat" in kinds
+
+
+class Upsampler(nn.Module):
+    """F.interpolate as decoders use it: nearest x2, bilinear x2, bilinear to a size with
+    align_corners, bicubic x2; a skip connection concatenated."""
+
+    def __init__(self):
+        super().__init__()
+        self.down = nn.Conv2d(3, 4, 3, 2, 1)
+        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+        self.mix = nn.Conv2d(7, 4, 1)
+
+    def forward(self, x):
+        y = torch.cat([self.up(self.down(x)), x], 1)
+        y = self.mix(y)
+        y = nn.functional.interpolate(y, scale_factor=2, mode="bilinear", align_corners=False)
+        y = nn.functional.interpolate(y, size=(9, 11), mode="bilinear", align_corners=True)
+        return nn.functional.interpolate(y, scale_factor=2, mode="bicubic", align_corners=False)
+
+
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_resize_round_trips(tmp_path, dynamo):
+    net = Upsampler()
+    shape = (3, 8, 8)
+    path = export(net, shape, tmp_path / "up.onnx", dynamo=dynamo, **({} if dynamo else {"dynamic_batch": False}))
+    text = assert_same_function(path, shape, batch=1, atol=1e-4)
+    report = archcalc.analyze_text(text)
+    trainable, _, macs, out = torch_figures(net, shape)
+    assert report.totals.params == trainable and report.totals.macs == macs
+    assert report.output_shape == out == (4, 18, 22)
+    assert [r.kind for r in report.layers].count("upsample") == 4
 
 
 # --- graphs made with onnx.helper -----------------------------------------------------------------
