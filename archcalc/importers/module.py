@@ -208,8 +208,13 @@ def _torchvision_models_tolerant():
 def _timm(name: str):
     try:
         import timm
-    except Exception:  # noqa: BLE001
-        raise SpecError("timm:NAME needs timm, which does not import here: pip install timm") from None
+    except Exception:  # noqa: BLE001 - timm imports torchvision, whose C extension may not load here
+        try:
+            if _torchvision_models_tolerant() is None:
+                raise ImportError("torchvision")
+            import timm
+        except Exception:  # noqa: BLE001
+            raise SpecError("timm:NAME needs timm, which does not import here: pip install timm") from None
     try:
         return timm.create_model(name, pretrained=False)
     except Exception as exc:  # noqa: BLE001
@@ -375,6 +380,7 @@ def _module_kinds():
                   nn.Identity: identity, nn.PReLU: prelu, nn.ChannelShuffle: shuffle, nn.Upsample: upsample})
     if hasattr(nn, "RMSNorm"):
         table[nn.RMSNorm] = rms
+    table["BatchNormAct2d"] = _bn_act(bn, table)
     for kind, layer in KINDS.items():  # elementwise kinds name their nn class and take its arguments
         torch_class = getattr(layer, "torch_class", "")
         cls = getattr(nn, torch_class, None) if torch_class else None
@@ -389,6 +395,26 @@ def _module_kinds():
             return kind, {n: getattr(m, n) for n in names}
         table[cls] = make
     return table
+
+
+def _bn_act(bn, table):
+    """timm's BatchNormAct2d: a BatchNorm2d (its weights the module's own: `bn1.weight`) followed
+    by its `drop` and `act` children, which hold no weights (so they may take automatic names)."""
+    import torch.nn as nn
+
+    def convert(m, i, o):
+        if not isinstance(m, nn.BatchNorm2d):
+            raise _Refused(f"{type(m).__name__} is not a BatchNorm2d")
+        out = [bn(m, i, o)]
+        for part in (m.drop, m.act):
+            if isinstance(part, nn.Identity):
+                continue
+            make = table.get(type(part))
+            if make is None or any(True for _ in part.parameters()):
+                raise _Refused(f"{type(m).__name__} with {type(part).__name__}, which has no archcalc kind")
+            out.append(make(part, o, o))
+        return out
+    return convert
 
 
 def _refuse_arg(m, arg, value):
@@ -441,7 +467,7 @@ def _convert(module, shape: list) -> list[Entry]:
     try:
         class Tracer(fx.Tracer):
             def is_leaf_module(self, m, qualname):
-                return type(m) in table or super().is_leaf_module(m, qualname)
+                return (type(m) in table or type(m).__name__ in table or super().is_leaf_module(m, qualname))
 
         tracer = Tracer()
         try:
@@ -454,7 +480,9 @@ def _convert(module, shape: list) -> list[Entry]:
         if len(placeholders) != 1:
             raise SpecError(f"{type(module).__name__}.forward takes {len(placeholders)} inputs; importing takes "
                             "modules of one input tensor")
-        example = torch.randn(2, *shape)
+        first = next(iter(module.parameters()), None)
+        example = torch.randn(2, *shape, device=first.device if first is not None else None,
+                              dtype=first.dtype if first is not None and first.is_floating_point() else None)
         try:
             with torch.no_grad():
                 ShapeProp(gm).propagate(example)
@@ -506,14 +534,14 @@ def _entries(root, gm, table) -> list[Entry]:
             path, cls = node.target, type(m).__name__
             scope_stack = stack[:-1]
             try:
-                convert = table.get(type(m))
+                convert = table.get(type(m)) or table.get(cls)
                 if convert is None:
                     raise _Refused(f"module '{path}' ({cls}) has no archcalc kind")
                 in_node = node.args[0] if node.args else None
                 if len(node.args) != 1 or node.kwargs or not isinstance(value.get(in_node), str):
                     raise _Refused(f"module '{path}' ({cls}) is called with {len(node.args)} arguments; "
                                    "archcalc's layers take one tensor")
-                kind, args = convert(m, _shape_of(in_node), out_shape)
+                made = convert(m, _shape_of(in_node), out_shape)
             except _Refused as exc:
                 raise SpecError(f"{exc} (at {_place(path, cls)})") from None
             has_state = any(True for _ in m.parameters()) or any(True for _ in m.buffers())
@@ -536,10 +564,14 @@ def _entries(root, gm, table) -> list[Entry]:
             if len(grads) > 1:
                 raise SpecError(f"module '{path}' ({cls}) has trainable and frozen parameters; a spec freezes "
                                 "a layer whole")
-            entry = Entry(kind, _clean(kind, args), node.name, [value[in_node]], name=name,
-                          scope=_scopes(scope_stack, root), trainable=grads != {False}, where=f"{path} ({cls})")
-            entries.append(entry)
-            value[node] = node.name
+            source = value[in_node]
+            for k, (kind, args) in enumerate(made if isinstance(made, list) else [made]):
+                out = node.name if k == 0 else f"{node.name}__{k}"
+                entries.append(Entry(kind, _clean(kind, args), out, [source], name=name if k == 0 else None,
+                                     scope=_scopes(scope_stack, root), trainable=grads != {False},
+                                     where=f"{path} ({cls})"))
+                source = out
+            value[node] = source
             continue
         # functions and methods
         what = _op_name(node)
