@@ -504,7 +504,13 @@ def _bert(config, file, seq_len):
     f.only("add_cross_attention", (False,), False, why="cross-attention in BERT")
     f.zero_dropout("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout")
     pad = config.get("pad_token_id", 0)
-    f.get("tie_word_embeddings")  # BertModel has no output layer to tie
+    archs = config.get("architectures")
+    mlm = isinstance(archs, list) and bool(archs) and archs[0] == "BertForMaskedLM"
+    tie = f.get("tie_word_embeddings", True, kind=bool)  # BertForMaskedLM's decoder; BertModel has none
+    if mlm and not tie:
+        raise f.error("tie_word_embeddings", "is false: BertForMaskedLM then keeps cls.predictions.bias apart "
+                                             "from the decoder's bias, a parameter its forward never reads "
+                                             "(no spec holds an unread weight)")
     t, positions, how_t = _seq(f, seq_len, "max_position_embeddings", 512)
     if seq_len is not None and seq_len > positions:
         raise SpecError(f"--input {seq_len}: BERT's learned position table holds {positions} positions "
@@ -516,7 +522,8 @@ def _bert(config, file, seq_len):
     spec = _Spec()
     spec.block("bert_embeddings", [
         _entry("input_ids", "select", {"dim": 0, "index": 0}, comment="[T] word-piece ids"),
-        _entry("word_embeddings", "embedding", {"num": "vocab", "dim": "d", "padding_idx": pad}),
+        _entry("word_embeddings", "embedding", {"num": "vocab", "dim": "d", "padding_idx": pad,
+                                                "tie": "cls.predictions.decoder" if mlm and tie else None}),
         _entry("token_type_ids", "select", {"dim": 0, "index": 1}, src="input", comment="[T] segment ids"),
         _entry("token_type_embeddings", "embedding", {"num": "segments", "dim": "d"}),
         _entry("sum", "add", {}, src=["word_embeddings", "token_type_embeddings"]),
@@ -557,15 +564,36 @@ def _bert(config, file, seq_len):
            _entry("pooler", "bert_pooler", {})]
     vars_ = {"vocab": vocab, "positions": positions, "segments": segments, "d": d, "heads": heads,
              "ffn": ffn, "depth": depth}
-    desc = (f"BertModel with its pooler from {_where(file)}: word-piece, token-type and learned position "
-            f"embeddings, {depth} post-norm encoder layers of width {d} with {heads} heads and a "
-            f"{act.split(':')[0]} feed-forward of {ffn}; the output is the pooler's (tanh of a dense layer "
-            "on the first token). The input holds two rows of ids: row 0 the word pieces, row 1 the token types.")
-    header = _header(file, "bert", "BertModel", how_t)
-    archs = config.get("architectures")
-    if isinstance(archs, list) and archs and archs[0] != "BertModel":
-        header.insert(2, f"The config's architectures names {archs[0]}: this is its BertModel (with the pooler); "
-                         "the task head is not imported.")
+    what = (f"word-piece, token-type and learned position embeddings, {depth} post-norm encoder layers of width "
+            f"{d} with {heads} heads and a {act.split(':')[0]} feed-forward of {ffn}")
+    rows = "The input holds two rows of ids: row 0 the word pieces, row 1 the token types."
+    if mlm:
+        spec.blocks.pop()  # no pooler (add_pooling_layer=False)
+        spec.block("bert_model", top[:2], comment="BertModel without its pooler")
+        spec.block("bert_prediction_head_transform", [
+            _entry("dense", "linear", text="d"),
+            _entry("transform_act_fn", act.split(":")[0], text=act.split(": ")[1]),
+            _entry("LayerNorm", "layernorm", norm),
+        ], comment="BertPredictionHeadTransform")
+        spec.block("bert_lm_prediction_head", [
+            _entry("transform", "bert_prediction_head_transform", {}),
+            _entry("decoder", "linear", {"out": "vocab"},
+                   comment="weight tied to bert.embeddings.word_embeddings" if tie else None),
+        ], comment="BertLMPredictionHead (its bias is decoder's, tied)")
+        spec.block("bert_only_mlm_head", [_entry("predictions", "bert_lm_prediction_head", {})],
+                   comment="BertOnlyMLMHead")
+        top = [_entry("bert", "bert_model", {}), _entry("cls", "bert_only_mlm_head", {})]
+        desc = (f"BertForMaskedLM from {_where(file)}: {what}; the output is the masked-language-model logits "
+                "(a dense layer, activation and LayerNorm, then the "
+                + ("token table's transpose" if tie else "decoder") + " with a bias). " + rows)
+        header = _header(file, "bert", "BertForMaskedLM", how_t)
+    else:
+        desc = (f"BertModel with its pooler from {_where(file)}: {what}; the output is the pooler's (tanh of a "
+                f"dense layer on the first token). {rows}")
+        header = _header(file, "bert", "BertModel", how_t)
+        if isinstance(archs, list) and archs and archs[0] != "BertModel":
+            header.insert(2, f"The config's architectures names {archs[0]}: this is its BertModel (with the "
+                             "pooler); the task head is not imported.")
     return spec.text(header, _spec_name(config, file), desc,
                      f"input: {{tokens: [2, {t}]}}", vars_, top)
 
@@ -1173,7 +1201,8 @@ def convert_state_dict(config, state_dict) -> dict:
         elif mt == "bert":
             for hf, ours in _BERT_ATTN.items():
                 key = key.replace("." + hf + ".", "." + ours + ".")
-            pairs = [(key, value)]
+            # BertForMaskedLM: cls.predictions.bias is cls.predictions.decoder.bias (tied): kept once
+            pairs = [] if key == "cls.predictions.bias" else [(key, value)]
         elif mt == "t5":
             pairs = _t5_weights(key, value)
         elif mt == "whisper":
@@ -1239,7 +1268,7 @@ def _check_known(mt, out, file):
 
 _ROOTS = {"llama": ("model", "lm_head"), "mistral": ("model", "lm_head"), "qwen2": ("model", "lm_head"),
           "gemma": ("model", "lm_head"), "mixtral": ("model", "lm_head"), "gpt2": ("transformer", "lm_head"),
-          "gpt_neox": ("gpt_neox", "lm_head"), "bert": ("embeddings", "encoder", "pooler"),
+          "gpt_neox": ("gpt_neox", "lm_head"), "bert": ("embeddings", "encoder", "pooler", "bert", "cls"),
           "vit": ("vit", "classifier", "embeddings", "layers", "layernorm", "pooler"), "whisper": ("model", "proj_out"),
           "t5": ("encoder", "decoder", "lm_head"),
           "clip_vision_model": ("vision_model", "visual_projection", "embeddings", "pre_layrnorm", "encoder",

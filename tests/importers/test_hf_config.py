@@ -30,7 +30,7 @@ from archcalc.spec.parse import parse_spec
 HERE = Path(__file__).resolve().parent
 CONFIGS = HERE / "configs"
 SPECS = HERE.parents[1] / "specs" / "transformers"
-BIG = ["llama_7b", "mistral_7b", "qwen2_0_5b", "gemma_2b", "mixtral_8x7b", "gpt2", "pythia_160m", "bert_base",
+BIG = ["llama_7b", "mistral_7b", "qwen2_0_5b", "gemma_2b", "mixtral_8x7b", "gpt2", "pythia_160m", "bert_base", "bert_base_uncased",
        "vit_base_patch16_224", "whisper_tiny", "t5_small", "clip_vit_b32_vision", "clip_vit_b32_text"]
 TINY = ["tiny_llama", "tiny_mistral", "tiny_qwen2", "tiny_gemma", "tiny_mixtral", "tiny_gpt2", "tiny_gpt_neox",
         "tiny_bert", "tiny_vit", "tiny_whisper", "tiny_t5", "tiny_clip_vision", "tiny_clip_text"]
@@ -117,7 +117,7 @@ def _hf_model(hf, name, device=None):
     folder = CONFIGS / name
     fields = json.loads((folder / "config.json").read_text())
     mt = fields["model_type"]
-    by_architecture = ("vit", "clip_vision_model", "clip_text_model")
+    by_architecture = ("vit", "clip_vision_model", "clip_text_model", "bert")
     cls = getattr(transformers, fields["architectures"][0] if mt in by_architecture else CLASSES[mt])
     extra = {"experts_implementation": "eager"} if fields["model_type"] == "mixtral" else {}
     config = cls.config_class.from_pretrained(folder, attn_implementation="eager", **extra)
@@ -175,12 +175,12 @@ def _inputs(hf, name, tokens):
 
 
 def _hf_out(name, out):
-    """The output the imported spec computes: logits, else BERT's / ViTModel's / CLIPVisionModel's
+    """The output the imported spec computes: logits (BertForMaskedLM's too), else BertModel's / ViTModel's / CLIPVisionModel's
     pooler_output, CLIPVisionModelWithProjection's image_embeds, CLIPTextModel's last_hidden_state."""
     if name == "tiny_clip_text":
         return out.last_hidden_state
     for field in ("logits", "image_embeds", "pooler_output"):
-        if getattr(out, field, None) is not None and not (name == "tiny_bert" and field == "logits"):
+        if getattr(out, field, None) is not None:
             return getattr(out, field)
     raise AssertionError(f"no output for {name}")
 
@@ -226,6 +226,8 @@ def _same_as_hf(hf, name, family=None):
                        "rope_parameters": {"rope_type": "default", "rope_theta": 500.0,
                                            "partial_rotary_factor": 0.5}}),
     ("tiny_bert", {"hidden_act": "relu", "type_vocab_size": 3, "layer_norm_eps": 1e-5}),
+    ("tiny_bert", {"architectures": ["BertForMaskedLM"]}),
+    ("tiny_bert", {"architectures": ["BertForMaskedLM"], "hidden_act": "gelu_new", "pad_token_id": 3}),
     ("tiny_vit", {"architectures": ["ViTModel"], "qkv_bias": False, "pooler_output_size": 48, "num_channels": 3}),
     ("tiny_whisper", {"tie_word_embeddings": False, "activation_function": "relu", "pad_token_id": None}),
     ("tiny_t5", {"feed_forward_proj": "gated-gelu", "tie_word_embeddings": False, "scale_decoder_outputs": False,
@@ -294,6 +296,7 @@ _DROP = object()
     ("tiny_gpt2", {"reorder_and_upcast_attn": True}, ["reorder_and_upcast_attn"]),
     ("tiny_bert", {"position_embedding_type": "relative_key"}, ["position_embedding_type", "relative_key"]),
     ("tiny_bert", {"is_decoder": True}, ["is_decoder"]),
+    ("tiny_bert", {"architectures": ["BertForMaskedLM"], "tie_word_embeddings": False}, ["tie_word_embeddings"]),
     ("tiny_gemma", {"use_bidirectional_attention": True}, ["use_bidirectional_attention"]),
     ("tiny_gemma", {"hidden_act": "gelu_pytorch_tanh", "hidden_activation": "relu"}, ["hidden_activation"]),
     ("tiny_gpt_neox", {"rope_parameters": {"rope_type": "default", "rope_theta": 1e4, "partial_rotary_factor": 0.01}},
@@ -362,3 +365,12 @@ def test_state_dict_keys_are_hugging_faces_apart_from_the_documented_renames(hf,
     assert any(".0." in k for k in ours)
     if renamed is None:
         assert ours == theirs
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_archcalc_verify_is_clean_on_the_imported_spec(hf, name):
+    """Every layer's shape, parameters and MACs, measured on the built module (archcalc verify)."""
+    from archcalc.torch.verify import verify
+
+    result = verify(_spec(name))
+    assert result.ok, result.mismatches()
