@@ -4,7 +4,8 @@
   meta device no memory is used, so models too large to hold can be checked;
 - parameters: trainable = parameters with requires_grad; non-trainable = parameters without it
   plus floating-point buffers (BatchNorm's running mean and variance). Integer buffers
-  (`num_batches_tracked`) are counters, not parameters: they are not counted, only reported;
+  (BatchNorm's `num_batches_tracked`, Swin's `relative_position_index`) are counters or indices, not
+  parameters: they are not counted, only reported, by name;
 - MACs: `torch.utils.flop_counter.FlopCounterMode` per module, FLOPs / 2;
 - receptive fields: the gradient probe of `archcalc.torch.probe`.
 """
@@ -148,13 +149,16 @@ def verify(graph: Graph, device: str = "cpu", receptive_fields: bool = True) -> 
 
     probed, probe_inputs = probe_receptive_fields(graph, report) if receptive_fields else ({}, [])
     layers = []
-    integer_buffers = 0
+    integer_buffers, integer_names = 0, set()  # BatchNorm's num_batches_tracked, Swin's relative_position_index
     for row in report.layers:
         module = model.get_submodule(row.name)
         trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
         frozen = sum(p.numel() for p in module.parameters() if not p.requires_grad)
         frozen += sum(b.numel() for b in module.buffers() if b.is_floating_point())
-        integer_buffers += sum(b.numel() for b in module.buffers() if not b.is_floating_point())
+        for buffer_name, b in module.named_buffers():
+            if not b.is_floating_point():
+                integer_buffers += b.numel()
+                integer_names.add(buffer_name.rsplit(".", 1)[-1])
         layer_flops = sum(flops.get(f"{root}.{row.name}", {}).values())
         checks = {
             "output_shape": _check(tuple(row.output_shape), shapes.get(row.name)),
@@ -177,8 +181,8 @@ def verify(graph: Graph, device: str = "cpu", receptive_fields: bool = True) -> 
     }
     notes = []
     if integer_buffers:
-        notes.append(f"{integer_buffers} integer buffer value(s) (BatchNorm's num_batches_tracked) are "
-                     "counters, not parameters: counted by neither side")
+        notes.append(f"{integer_buffers} integer buffer value(s) ({', '.join(sorted(integer_names))}) are "
+                     "counters or indices, not parameters: counted by neither side")
     larger = [list(shape) for shape in probe_inputs if tuple(shape[1:]) != tuple(graph.input_shape[1:])]
     if larger:
         notes.append("receptive fields larger than the input were probed on larger one-channel inputs "
