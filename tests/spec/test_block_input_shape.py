@@ -129,11 +129,15 @@ def test_densenet_and_efficientnet_read_their_widths():
     from pathlib import Path
 
     specs = Path(__file__).resolve().parents[2] / "specs" / "zoo"
-    dense = _out(archcalc.load_spec(specs / "densenet121.yaml"))
+    dense = archcalc.load_spec(specs / "densenet121.yaml")
     # 64 + 6 x 32 = 256 -> 128; 128 + 12 x 32 = 512 -> 256; 256 + 24 x 32 = 1024 -> 512
-    assert [dense[f"transition{i}.conv1"] for i in (1, 2, 3)] == [128, 256, 512]
-    eff = _out(archcalc.load_spec(specs / "efficientnet_b0.yaml"))
-    # squeeze = max(1, block input // 4): 32 -> 8 (stage 1), 16 -> 4 (stage 2), 24 -> 6, 192 -> 48
-    assert eff["stage1.se1.conv1"] == 8 and eff["stage2.se1.conv1"] == 4
-    assert eff["stage2_res.se1.conv1"] == 6 and eff["stage7.se1.conv1"] == 48
-    assert eff["stage7.se1.conv2"] == 6 * 192  # the gate's width: the SE block's own input
+    assert [n.args["out"] for n in dense.nodes if n.kind == "conv" and "transition" in n.name] == [128, 256, 512]
+    eff = archcalc.load_spec(specs / "efficientnet_b0.yaml")
+    # squeeze-and-excitation: its squeeze (fc1) is max(1, MBConv input // 4), its gate (fc2) as
+    # wide as its own input (the expanded channels): 16 blocks, inputs 32, 16, 24, 24, 40, ...
+    inputs = [32, 16, 24, 24, 40, 40, 80, 80, 80, 112, 112, 112, 192, 192, 192, 192]
+    expand = [1] + [6] * 15
+    squeeze = [n.args["out"] for n in eff.nodes if n.kind == "conv" and n.name.endswith("fc1")]
+    gate = [n.args["out"] for n in eff.nodes if n.kind == "conv" and n.name.endswith("fc2")]
+    assert squeeze == [max(1, c // 4) for c in inputs]
+    assert gate == [t * c for t, c in zip(expand, inputs)]
