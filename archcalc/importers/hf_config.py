@@ -6,16 +6,26 @@ llama/config.json` runs where neither is installed. Nothing is downloaded.
     import_config(path, seq_len=None) -> str        the spec's text
     convert_state_dict(config, state_dict) -> dict  HF's weights under the built spec's names
 
-Families (`model_type`): llama, mistral, qwen2, gemma, mixtral, gpt2, bert. Each maps to the
-model class named in the header (LlamaForCausalLM, ..., GPT2LMHeadModel, BertModel with its
-pooler). Entry names follow Hugging Face's module paths (`model.layers.0.self_attn`,
+Families (`model_type`): llama, mistral, qwen2, gemma, mixtral, gpt2, gpt_neox, bert, vit,
+whisper, t5, clip_vision_model, clip_text_model (clip itself, CLIPModel, is refused: its logits
+mix the examples of a batch). Each maps to the model class named in the header
+(LlamaForCausalLM, ..., GPT2LMHeadModel, BertModel with its pooler or BertForMaskedLM,
+ViTForImageClassification or ViTModel, WhisperForConditionalGeneration,
+T5ForConditionalGeneration, CLIPVisionModel(WithProjection), CLIPTextModel). Entry names
+follow Hugging Face's module paths (`model.layers.0.self_attn`,
 `transformer.h.0.mlp.c_fc`, `encoder.layer.0.attention.self`), so the built spec's state_dict keys
 are Hugging Face's wherever archcalc's kinds name their parameters as Hugging Face does. Where they
 do not, `convert_state_dict` renames, stated key by key (never silently; a key it does not know
 is an error):
 
-- attention's projections are `q`, `k`, `v`, `out` (HF: `q_proj`, `k_proj`, `v_proj`, `o_proj`;
-  BERT: `self.query`, `self.key`, `self.value` and `output.dense`);
+- attention's projections are `q`, `k`, `v`, `out` (HF: `q_proj`, `k_proj`, `v_proj`, `o_proj`
+  or `out_proj`; BERT: `self.query`, `self.key`, `self.value` and `output.dense`; T5: `q`, `k`,
+  `v`, `o`; GPT-NeoX's attention is written from primitives under HF's own names);
+- ViT's `cls_token` [1, 1, D] and CLIP's `class_embedding` [D] are the class_token kind's
+  parameter [1, 1, D]; ViT's `position_embeddings` [1, N + 1, D] the positional kind's weight;
+- T5's `block.{i}.layer.{j}.X` are the spec's `block.{i}.X` by sublayer (layer_norm_{j+1}),
+  block 0's relative bias table the stack's `relative_attention_bias`, `shared` the tied tables;
+- BertForMaskedLM's `cls.predictions.bias` is its decoder's bias (tied): kept once;
 - GPT-2's Conv1D weights are stored transposed ([in, out]) and q, k, v fused in `c_attn`
   ([D, 3D], q first): they are split and transposed into `attn.q`, `attn.k`, `attn.v`, `attn.out`,
   and `mlp.c_fc` / `mlp.c_proj` are transposed;
@@ -25,7 +35,11 @@ is an error):
   `model.layers.0` is the spec's `model.layers.0`.
 
 The sequence length (`--input T`): `seq_len`, by default min(max_position_embeddings, 2048)
-(GPT-2: n_positions); for BERT the input holds two rows of T ids (word pieces, token types).
+(GPT-2: n_positions; Whisper: the decoder's max_target_positions); for BERT the input holds two
+rows of T ids (word pieces, token types); T5's encoder T defaults to 512 and its decoder's to 128
+(`seq_len=(T_enc, T_dec)` sets both); ViT and CLIP's vision tower take their image_size.
+
+`convert_state_dict` takes the state_dict of transformers 5's model (its key names).
 
 Fields: each family reads the fields its table in docs/import.md lists; fields that change
 nothing archcalc computes are ignored (ids of special tokens, initialisation, caching, dropout
@@ -36,7 +50,6 @@ write is a SpecError naming the field and the file.
 from __future__ import annotations
 
 import json
-import math
 import re
 from pathlib import Path
 
@@ -283,7 +296,8 @@ def _seq(f: _Fields, seq_len, positions_field: str, limit: int | None = None):
     if positions is None:
         return DEFAULT_MAX_T, positions, f"T = {DEFAULT_MAX_T} (default)"
     t = min(positions, DEFAULT_MAX_T)
-    return t, positions, f"T = {t} (default: min({positions_field} = {positions}, {DEFAULT_MAX_T}); --input T changes it)"
+    return t, positions, (f"T = {t} (default: min({positions_field} = {positions}, {DEFAULT_MAX_T}); "
+                          "--input T changes it)")
 
 
 # --- families --------------------------------------------------------------------------------------
@@ -319,7 +333,8 @@ def _llama_like(config, file, seq_len):
     head_dim = f.get("head_dim", None, kind=int)
     if head_dim is None:
         if d % heads:
-            raise f.error("num_attention_heads", f"({heads}) does not divide hidden_size ({d}) and no head_dim is given")
+            raise f.error("num_attention_heads",
+                          f"({heads}) does not divide hidden_size ({d}) and no head_dim is given")
         head_dim = d // heads
     if heads % kv:
         raise f.error("num_key_value_heads", f"({kv}) does not divide num_attention_heads ({heads})")
@@ -959,7 +974,8 @@ def _clip_vision(config, file, seq_len):
     desc = (f"{cls} from {_where(file)}: {patch}x{patch} patches of a {image}x{image} image embedded by a strided "
             f"convolution without bias, a class token, learned positions, a LayerNorm, {depth} pre-norm encoder "
             f"layers of width {d} with {heads} heads and a {act.split(':')[0]} feed-forward of {ffn}; {ending}.")
-    return spec.text(_header(file, "clip_vision_model", cls, f"[{channels}, {image}, {image}] (image_size; no --input)"),
+    how = f"[{channels}, {image}, {image}] (image_size; no --input)"
+    return spec.text(_header(file, "clip_vision_model", cls, how),
                      _spec_name(config, file), desc, f"input: [{channels}, {image}, {image}]", vars_, top)
 
 
@@ -1194,7 +1210,8 @@ def convert_state_dict(config, state_dict) -> dict:
     d = fields.get("n_embd") or fields.get("hidden_size")
     out = {}
     for key, value in state_dict.items():
-        if key in _SKIPPED or key.endswith(tuple("." + k for k in _SKIPPED)):  # non-persistent buffers in older checkpoints: masks and index ranges
+        # non-persistent buffers of older checkpoints: masks and index ranges
+        if key in _SKIPPED or key.endswith(tuple("." + k for k in _SKIPPED)):
             continue
         if mt == "gpt2":
             pairs = _gpt2_weights(key, value, d)

@@ -30,7 +30,8 @@ from archcalc.spec.parse import parse_spec
 HERE = Path(__file__).resolve().parent
 CONFIGS = HERE / "configs"
 SPECS = HERE.parents[1] / "specs" / "transformers"
-BIG = ["llama_7b", "mistral_7b", "qwen2_0_5b", "gemma_2b", "mixtral_8x7b", "gpt2", "pythia_160m", "bert_base", "bert_base_uncased",
+BIG = ["llama_7b", "mistral_7b", "qwen2_0_5b", "gemma_2b", "mixtral_8x7b", "gpt2", "pythia_160m", "bert_base",
+       "bert_base_uncased",
        "vit_base_patch16_224", "whisper_tiny", "t5_small", "clip_vit_b32_vision", "clip_vit_b32_text"]
 TINY = ["tiny_llama", "tiny_mistral", "tiny_qwen2", "tiny_gemma", "tiny_mixtral", "tiny_gpt2", "tiny_gpt_neox",
         "tiny_bert", "tiny_vit", "tiny_whisper", "tiny_t5", "tiny_clip_vision", "tiny_clip_text"]
@@ -175,7 +176,8 @@ def _inputs(hf, name, tokens):
 
 
 def _hf_out(name, out):
-    """The output the imported spec computes: logits (BertForMaskedLM's too), else BertModel's / ViTModel's / CLIPVisionModel's
+    """The output the imported spec computes: logits (BertForMaskedLM's too), else BertModel's /
+    ViTModel's / CLIPVisionModel's
     pooler_output, CLIPVisionModelWithProjection's image_embeds, CLIPTextModel's last_hidden_state."""
     if name == "tiny_clip_text":
         return out.last_hidden_state
@@ -202,7 +204,8 @@ def _same_as_hf(hf, name, family=None):
     theirs_in, ours_in = _inputs(hf, family, tokens)
     with torch.no_grad(), flop_counter() as counter:
         expected = _hf_out(family, model(**theirs_in))
-    seq = None if family in ("tiny_vit", "tiny_clip_vision") else (tokens, 16) if family == "tiny_t5" else tokens  # an image: its size is the config's (Whisper: T decoder tokens)
+    # an image's size is the config's; T5: encoder and decoder tokens; Whisper: T decoder tokens
+    seq = None if family in ("tiny_vit", "tiny_clip_vision") else (tokens, 16) if family == "tiny_t5" else tokens
     report = _analyze(name, seq)
     assert report.totals.macs == counter.get_total_flops() // 2
     assert report.totals.params == sum(p.numel() for p in model.parameters())
@@ -350,7 +353,8 @@ def test_convert_refuses_keys_it_does_not_know():
     ("tiny_qwen2", r"\.self_attn\.(q|k|v|o|out)(_proj)?\."), ("tiny_gpt_neox", None),
     ("tiny_whisper", r"_attn\.(q|k|v|out)(_proj)?\."),
     ("tiny_vit", r"\.attention\.(q|k|v|o|out)(_proj)?\.|\.cls_token|\.position_embeddings"),
-    ("tiny_clip_vision", r"_attn\.(q|k|v|out)(_proj)?\.|class_embedding"), ("tiny_clip_text", r"_attn\.(q|k|v|out)(_proj)?\.")])
+    ("tiny_clip_vision", r"_attn\.(q|k|v|out)(_proj)?\.|class_embedding"),
+    ("tiny_clip_text", r"_attn\.(q|k|v|out)(_proj)?\.")])
 def test_state_dict_keys_are_hugging_faces_apart_from_the_documented_renames(hf, name, renamed):
     """Without convert_state_dict: every key but the renamed ones (attention's projections; ViT's
     class token and position table) is Hugging Face's own, layers numbered from 0."""
