@@ -256,9 +256,17 @@ class _Importer:
         if shape is None:
             self._refuse(f"has an output ('{name}') whose shape ONNX shape inference could not tell")
         if not shape or shape[0] != self.batch:
-            self._refuse(f"mixes the batch axis into others (output shape {list(shape)}); archcalc keeps the batch "
-                         "as the first axis")
+            batch = "N" if self.batch == BATCH_PROBE else self.batch
+            self._refuse(f"mixes the batch axis into others (output shape [{self._shape_text(shape)}] for a batch of "
+                         f"{batch}); archcalc keeps the batch as the first axis")
         return shape
+
+    def _shape_text(self, shape) -> str:
+        """A shape with a dynamic batch written as N (`64*N, 49, 96`), not as its stand-in number."""
+        if self.batch != BATCH_PROBE:
+            return ", ".join(map(str, shape))
+        return ", ".join("N" if d == BATCH_PROBE else f"{d // BATCH_PROBE}*N" if d and d % BATCH_PROBE == 0 else str(d)
+                         for d in shape)
 
     def _infer_node(self, node):
         """Shape inference of this node alone, from its inputs' shapes and the constants computed
