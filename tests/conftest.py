@@ -1,3 +1,4 @@
+import importlib.util
 import sys
 import textwrap
 from pathlib import Path
@@ -7,6 +8,15 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/bundled.py for every test folder
 
 import archcalc
+
+if importlib.util.find_spec("torchvision") is not None:
+    # A torchvision wheel built for another torch fails at import ("torchvision::nms does not
+    # exist"), and transformers imports torchvision wherever it is installed: load its pure-Python
+    # model code once, with the failing registrations skipped (tests/torchvision_models.py), so
+    # that every later import finds it whole.
+    from torchvision_models import torchvision_models
+
+    torchvision_models()
 
 
 @pytest.fixture
