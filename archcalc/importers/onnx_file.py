@@ -195,12 +195,20 @@ class _Importer:
             self.index, self.node = index, node
             if node.domain not in ("", "ai.onnx"):
                 self._refuse(f"is in the operator domain '{node.domain}', which archcalc does not know")
-            if self._fold(node):
-                continue
-            handler = getattr(self, f"_op_{node.op_type}", None)
-            if handler is None:
-                self._refuse("has no archcalc layer kind")
-            handler(node)
+            if not [o for o in node.output if o]:
+                self._refuse("has no output")
+            try:
+                if self._fold(node):
+                    continue
+                handler = getattr(self, f"_op_{node.op_type}", None)
+                if handler is None:
+                    self._refuse("has no archcalc layer kind")
+                handler(node)
+            except SpecError:
+                raise
+            except (TypeError, ValueError, IndexError, KeyError, AttributeError, OverflowError) as exc:
+                # a malformed node (a required attribute missing, an input of the wrong rank)
+                self._refuse(f"cannot be read: {type(exc).__name__}: {_first_line(exc)}")
         if len(self.graph.output) != 1:
             raise SpecError(f"{self.path}: the graph has {len(self.graph.output)} outputs; a spec has one")
         out = self.values.get(self.graph.output[0].name)
@@ -441,6 +449,9 @@ class _Importer:
                          "and 3-d convolutions of [N, C, ...]")
         strides, dilations, begin, end = self._window(node, x, kernel)
         groups = int(self._attr(node, "group", 1))
+        if groups < 1 or x.shape[1] != w.shape[1] * groups or w.shape[0] % groups:
+            self._refuse(f"has a weight {list(w.shape)} and group {groups} that do not fit its input's {x.shape[1]} "
+                         "channels")
         inputs = [x]
         if begin != end:  # asymmetric padding (auto_pad SAME, TensorFlow's): pad first, exactly
             inputs = [self._zeropad(x, begin, end)]
@@ -720,6 +731,8 @@ class _Importer:
         x = self._live(node, 0)
         if len(node.output) > 1 and node.output[1] and self.uses.get(node.output[1]):
             self._refuse("gives the indices of the maxima as a second output; archcalc's maxpool gives the values")
+        if self._attr(node, "kernel_shape") is None:
+            self._refuse("has no kernel_shape")
         kernel = list(self._attr(node, "kernel_shape"))
         strides, dilations, begin, end = self._window(node, x, kernel)
         if begin != end:
@@ -1265,14 +1278,14 @@ def _check(imp: _Importer, text: str) -> list:
         report = analyze_text(text, filename=where)
         graph = parse_spec(text, where)
     except SpecError as exc:
-        raise SpecError(f"{imp.path}: the imported spec does not analyse (an archcalc import bug): {exc}") from None
+        raise SpecError(f"{imp.path}: the imported spec does not analyse (the file is inconsistent, or archcalc's import is wrong): {exc}") from None
     out = imp.values[imp.graph.output[0].name]
     if tuple(report.output_shape) != tuple(out.shape[1:]):
         raise SpecError(f"{imp.path}: the imported spec gives the output {list(report.output_shape)}, the file "
-                        f"{list(out.shape[1:])} (an archcalc import bug)")
+                        f"{list(out.shape[1:])} (the file is inconsistent, or archcalc's import is wrong)")
     kinds = [node.kind for node in graph.nodes]
     if kinds != [layer.kind for layer in imp.layers]:
-        raise SpecError(f"{imp.path}: the imported spec's layers are not the file's, in order (an archcalc import bug)")
+        raise SpecError(f"{imp.path}: the imported spec's layers are not the file's, in order (the file is inconsistent, or archcalc's import is wrong)")
     return [node.name for node in graph.nodes]
 
 

@@ -464,3 +464,25 @@ def test_not_an_onnx_file_and_dispatch(tmp_path):
         import_source(str(tmp_path / "missing.onnx"))
     assert is_import_source("model.onnx") and is_import_source("net.py:Net") and is_import_source("timm:vit_b")
     assert not is_import_source("specs/zoo/resnet18.yaml")
+
+
+MALFORMED = [  # (nodes, initializers, input dims, words of the message)
+    ([helper.make_node("MaxPool", ["x"], ["y"], name="p")], {}, [1, 3, 8, 8], "MaxPool at node 'p' (#0) has no kernel_shape"),
+    ([helper.make_node("Conv", ["x", "w"], ["y"], name="c", group=2)], {"w": np.zeros((4, 3, 3, 3), np.float32)},
+     [1, 3, 8, 8], "group 2 that do not fit its input's 3 channels"),
+    ([helper.make_node("Relu", ["z"], ["y"], name="r")], {}, [1, 3], "reads 'z', which nothing before it makes"),
+    ([helper.make_node("Reshape", ["x", "s"], ["y"], name="all")], {"s": np.array([-1], np.int64)}, [1, 3, 8, 8],
+     "mixes the batch axis into others (output shape [192] for a batch of 1)"),
+    ([helper.make_node("ConstantOfShape", ["s"], ["c"], name="big"), helper.make_node("Add", ["x", "c"], ["y"])],
+     {"s": np.array([100000, 100000, 10], np.int64)}, [1, 3], "computes a constant of 100,000,000,000 values"),
+    ([helper.make_node("Relu", ["x"], ["y"])], {}, [1], "has rank 1"),
+]
+
+
+@pytest.mark.parametrize("nodes, inits, dims, words", MALFORMED)
+def test_malformed_graphs_are_one_line_errors(tmp_path, nodes, inits, dims, words):
+    model = _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)],
+                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    with pytest.raises(SpecError) as info:
+        import_onnx(_save(model, tmp_path / "m.onnx"))
+    assert words in str(info.value) and "\n" not in str(info.value)
