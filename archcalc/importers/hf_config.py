@@ -324,8 +324,10 @@ def _llama_like(config, file, seq_len):
     """llama, mistral, qwen2, gemma, mixtral: pre-norm decoders with RMSNorm, RoPE and a gated FFN."""
     mt = config["model_type"]
     f = _Fields(config, file, mt)
-    cls = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM",
-           "gemma": "GemmaForCausalLM", "mixtral": "MixtralForCausalLM"}[mt]
+    lm = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM",
+          "gemma": "GemmaForCausalLM", "mixtral": "MixtralForCausalLM"}[mt]
+    cls = _architecture(f, (lm, lm[:-len("ForCausalLM")] + "Model"), lm)
+    bare = cls != lm  # the base model: no output layer, the final norm's states are the output
     vocab, d = f.need("vocab_size"), f.need("hidden_size")
     ffn, depth = f.need("intermediate_size"), f.need("num_hidden_layers")
     heads = f.need("num_attention_heads")
@@ -340,7 +342,7 @@ def _llama_like(config, file, seq_len):
         raise f.error("num_key_value_heads", f"({kv}) does not divide num_attention_heads ({heads})")
     eps = f.get("rms_norm_eps", 1e-6, kind=float)
     theta = _rope_theta(f)
-    tie = f.get("tie_word_embeddings", mt in ("gemma",), kind=bool)
+    tie = f.get("tie_word_embeddings", mt in ("gemma",), kind=bool) and not bare
     pad = config.get("pad_token_id")
     if pad is not None and not (isinstance(pad, int) and not isinstance(pad, bool) and 0 <= pad < vocab):
         raise f.error("pad_token_id", f"must be a token id below vocab_size, got {pad!r}")
@@ -398,7 +400,7 @@ def _llama_like(config, file, seq_len):
     vars_["depth"] = depth
     if window is not None:
         vars_["window"] = window
-    base = cls[:-len("ForCausalLM")]
+    base = lm[:-len("ForCausalLM")]
     att = {"heads": "heads", "kv_heads": "kv_heads", "head_dim": "head_dim", "causal": True,
            "window": "window" if window is not None else None, "rotary": True,
            "rotary_base": theta if theta != 10000.0 else None}
@@ -436,10 +438,13 @@ def _llama_like(config, file, seq_len):
                             comment="GemmaModel: embeddings times sqrt(hidden_size)"))
     model += [_entry("layers", f"{mt}_decoder_layer", {}, repeat="depth"),
               _entry("norm", "rmsnorm", norm)]
-    spec.block(f"{mt}_model", model, comment=f"{base}Model")
-    top = [_entry("model", f"{mt}_model", {}),
-           _entry("lm_head", "linear", {"out": "vocab", "bias": False},
-                  comment="tied to model.embed_tokens" if tie else None)]
+    if bare:
+        top = model
+    else:
+        spec.block(f"{mt}_model", model, comment=f"{base}Model")
+        top = [_entry("model", f"{mt}_model", {}),
+               _entry("lm_head", "linear", {"out": "vocab", "bias": False},
+                      comment="tied to model.embed_tokens" if tie else None)]
     features = [f"{depth} pre-norm decoder layers of width {d} with RMSNorm (eps {eps:g})",
                 f"causal attention with {heads} query heads" + (f" sharing {kv} key/value heads" if kv != heads else "")
                 + f" of {head_dim}, rotary embeddings of base {theta:g}"
@@ -449,7 +454,8 @@ def _llama_like(config, file, seq_len):
                  else f"a gated feed-forward ({act.split(':')[0]}{' tanh' if 'tanh' in act else ''}) of {ffn}")]
     if mt == "gemma":
         features.append("embeddings scaled by sqrt(hidden_size); RMSNorm as (1 + weight), loaded as such")
-    features.append("output layer tied to the token embedding" if tie else "untied output layer")
+    features.append("no output layer (the base model: the final norm's states)" if bare else
+                    "output layer tied to the token embedding" if tie else "untied output layer")
     desc = f"{cls} from {_where(file)}: " + "; ".join(features) + "."
     return spec.text(_header(file, mt, cls, how_t), _spec_name(config, file), desc,
                      f"input: {{tokens: [{t}]}}", vars_, top)
@@ -457,6 +463,8 @@ def _llama_like(config, file, seq_len):
 
 def _gpt2(config, file, seq_len):
     f = _Fields(config, file, "gpt2")
+    cls = _architecture(f, ("GPT2LMHeadModel", "GPT2Model"), "GPT2LMHeadModel")
+    bare = cls == "GPT2Model"
     vocab, d, depth, heads = f.need("vocab_size"), f.need("n_embd"), f.need("n_layer"), f.need("n_head")
     inner = f.get("n_inner", None, kind=int) or 4 * d
     eps = f.get("layer_norm_epsilon", 1e-5, kind=float)
@@ -467,7 +475,7 @@ def _gpt2(config, file, seq_len):
     f.only("scale_attn_by_inverse_layer_idx", (False,), False, why="a per-layer score scale")
     f.only("reorder_and_upcast_attn", (False,), False, why="an upcast, reordered attention")
     f.only("add_cross_attention", (False,), False, why="cross-attention in GPT-2")
-    tie = f.get("tie_word_embeddings", True, kind=bool)
+    tie = f.get("tie_word_embeddings", True, kind=bool) and not bare
     f.zero_dropout("resid_pdrop", "embd_pdrop", "attn_pdrop", "summary_first_dropout")
     for k in ("summary_type", "summary_use_proj", "summary_activation", "summary_proj_to_labels"):
         f.get(k)  # the sequence-summary head of GPT2DoubleHeadsModel: not in GPT2LMHeadModel
@@ -489,21 +497,24 @@ def _gpt2(config, file, seq_len):
         _entry("mlp", "gpt2_mlp", {}),
         _entry("res_2", "add", {}, src=["res_1", "mlp"]),
     ], comment="GPT2Block")
-    spec.block("gpt2_model", [
-        _entry("wte", "embedding", {"num": "vocab", "dim": "d", "tie": "lm_head" if tie else None}),
-        _entry("wpe", "positional", {"num": "positions"}),
-        _entry("h", "gpt2_block", {}, repeat="depth"),
-        _entry("ln_f", "layernorm", {"eps": eps}),
-    ], comment="GPT2Model")
-    top = [_entry("transformer", "gpt2_model", {}),
-           _entry("lm_head", "linear", {"out": "vocab", "bias": False},
-                  comment="tied to transformer.wte" if tie else None)]
+    model = [_entry("wte", "embedding", {"num": "vocab", "dim": "d", "tie": "lm_head" if tie else None}),
+             _entry("wpe", "positional", {"num": "positions"}),
+             _entry("h", "gpt2_block", {}, repeat="depth"),
+             _entry("ln_f", "layernorm", {"eps": eps})]
+    if bare:
+        top = model
+    else:
+        spec.block("gpt2_model", model, comment="GPT2Model")
+        top = [_entry("transformer", "gpt2_model", {}),
+               _entry("lm_head", "linear", {"out": "vocab", "bias": False},
+                      comment="tied to transformer.wte" if tie else None)]
     vars_ = {"vocab": vocab, "positions": positions, "d": d, "heads": heads, "ffn": inner, "depth": depth}
-    desc = (f"GPT2LMHeadModel from {_where(file)}: token and learned position embeddings ({positions}), {depth} "
+    desc = (f"{cls} from {_where(file)}: token and learned position embeddings ({positions}), {depth} "
             f"pre-norm decoder blocks of width {d} with causal attention ({heads} heads"
             + ("" if scale else ", unscaled scores") + f") and a {act.split(':')[0]} feed-forward of {inner}; "
-            + ("the output layer tied to the token embedding." if tie else "an untied output layer."))
-    return spec.text(_header(file, "gpt2", "GPT2LMHeadModel", how_t), _spec_name(config, file), desc,
+            + ("no output layer (the base model)." if bare else
+               "the output layer tied to the token embedding." if tie else "an untied output layer."))
+    return spec.text(_header(file, "gpt2", cls, how_t), _spec_name(config, file), desc,
                      f"input: {{tokens: [{t}]}}", vars_, top)
 
 
@@ -519,8 +530,7 @@ def _bert(config, file, seq_len):
     f.only("add_cross_attention", (False,), False, why="cross-attention in BERT")
     f.zero_dropout("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout")
     pad = config.get("pad_token_id", 0)
-    archs = config.get("architectures")
-    mlm = isinstance(archs, list) and bool(archs) and archs[0] == "BertForMaskedLM"
+    mlm = _architecture(f, ("BertModel", "BertForMaskedLM"), "BertModel") == "BertForMaskedLM"
     tie = f.get("tie_word_embeddings", True, kind=bool)  # BertForMaskedLM's decoder; BertModel has none
     if mlm and not tie:
         raise f.error("tie_word_embeddings", "is false: BertForMaskedLM then keeps cls.predictions.bias apart "
@@ -606,9 +616,6 @@ def _bert(config, file, seq_len):
         desc = (f"BertModel with its pooler from {_where(file)}: {what}; the output is the pooler's (tanh of a "
                 f"dense layer on the first token). {rows}")
         header = _header(file, "bert", "BertModel", how_t)
-        if isinstance(archs, list) and archs and archs[0] != "BertModel":
-            header.insert(2, f"The config's architectures names {archs[0]}: this is its BertModel (with the "
-                             "pooler); the task head is not imported.")
     return spec.text(header, _spec_name(config, file), desc,
                      f"input: {{tokens: [2, {t}]}}", vars_, top)
 
@@ -617,6 +624,8 @@ def _gpt_neox(config, file, seq_len):
     """GPT-NeoX (Pythia): its attention written from primitives, since it rotates only part of each
     head (partial_rotary_factor) and fuses q, k, v per head; the names are then HF's own."""
     f = _Fields(config, file, "gpt_neox")
+    cls = _architecture(f, ("GPTNeoXForCausalLM", "GPTNeoXModel"), "GPTNeoXForCausalLM")
+    bare = cls == "GPTNeoXModel"
     vocab, d, depth = f.need("vocab_size"), f.need("hidden_size"), f.need("num_hidden_layers")
     heads, ffn = f.need("num_attention_heads"), f.need("intermediate_size")
     eps = f.get("layer_norm_eps", 1e-5, kind=float)
@@ -625,7 +634,7 @@ def _gpt_neox(config, file, seq_len):
     f.get("rope_theta")
     parallel = f.get("use_parallel_residual", True, kind=bool)
     bias = f.get("attention_bias", True, kind=bool)
-    tie = f.get("tie_word_embeddings", False, kind=bool)
+    tie = f.get("tie_word_embeddings", False, kind=bool) and not bare
     f.zero_dropout("attention_dropout", "hidden_dropout", "classifier_dropout")
     t, _, how_t = _seq(f, seq_len, "max_position_embeddings")
     f.get("rotary_emb_base")
@@ -677,22 +686,25 @@ def _gpt_neox(config, file, seq_len):
                  _entry("mlp", "gpt_neox_mlp", {}),
                  _entry("res_2", "add", {}, src=["mlp", "res_1"])]
     spec.block("gpt_neox_layer", layer, comment="GPTNeoXLayer")
-    spec.block("gpt_neox_model", [
-        _entry("embed_in", "embedding", {"num": "vocab", "dim": "d", "tie": "lm_head" if tie else None}),
-        _entry("layers", "gpt_neox_layer", {}, repeat="depth"),
-        _entry("final_layer_norm", "layernorm", norm),
-    ], comment="GPTNeoXModel")
-    top = [_entry("gpt_neox", "gpt_neox_model", {}),
-           _entry("lm_head", "linear", {"out": "vocab", "bias": False},
-                  comment="tied to gpt_neox.embed_in" if tie else None)]
+    model = [_entry("embed_in", "embedding", {"num": "vocab", "dim": "d", "tie": "lm_head" if tie else None}),
+             _entry("layers", "gpt_neox_layer", {}, repeat="depth"),
+             _entry("final_layer_norm", "layernorm", norm)]
+    if bare:
+        top = model
+    else:
+        spec.block("gpt_neox_model", model, comment="GPTNeoXModel")
+        top = [_entry("gpt_neox", "gpt_neox_model", {}),
+               _entry("lm_head", "linear", {"out": "vocab", "bias": False},
+                      comment="tied to gpt_neox.embed_in" if tie else None)]
     vars_ = {"vocab": vocab, "d": d, "heads": heads, "head_dim": head_dim, "rotary_dims": rot, "ffn": ffn,
              "depth": depth}
-    desc = (f"GPTNeoXForCausalLM from {_where(file)}: {depth} pre-norm layers of width {d} with "
+    desc = (f"{cls} from {_where(file)}: {depth} pre-norm layers of width {d} with "
             + ("parallel" if parallel else "sequential") + f" attention and feed-forward residuals, causal "
             f"attention with {heads} heads of {head_dim} whose first {rot} features are rotated (base {theta:g}), "
             f"written from primitives (fused per-head q, k, v), a {act.split(':')[0]} feed-forward of {ffn}; "
-            + ("the output layer tied to the token embedding." if tie else "an untied output layer."))
-    return spec.text(_header(file, "gpt_neox", "GPTNeoXForCausalLM", how_t), _spec_name(config, file), desc,
+            + ("no output layer (the base model)." if bare else
+               "the output layer tied to the token embedding." if tie else "an untied output layer."))
+    return spec.text(_header(file, "gpt_neox", cls, how_t), _spec_name(config, file), desc,
                      f"input: {{tokens: [{t}]}}", vars_, top)
 
 
@@ -709,7 +721,8 @@ def _architecture(f: _Fields, known: tuple, default: str) -> str:
     """The model class: the config's architectures[0] where it is one the family writes."""
     archs = f.config.get("architectures") or [default]
     if not isinstance(archs, list) or not archs or archs[0] not in known:
-        raise f.error("architectures", f"is {archs!r}; the {f.family} importer writes {' or '.join(known)}")
+        raise f.error("architectures", f"is {archs!r}; the {f.family} importer writes {' or '.join(known)} "
+                                       "(name one of them there to import it)")
     return archs[0]
 
 
@@ -1234,10 +1247,7 @@ def convert_state_dict(config, state_dict) -> dict:
         elif mt == "gpt_neox":  # the names are HF's; transformers < 5 called the output layer embed_out
             pairs = [("lm_head.weight" if key == "embed_out.weight" else key, value)]
         else:
-            parts = key.split(".")
-            if len(parts) >= 5 and parts[3] == "self_attn" and parts[4] in _ATTN:
-                parts[4] = _ATTN[parts[4]]
-                key = ".".join(parts)
+            key = _ATTN_RE.sub(lambda m: f".{m[1]}.{_ATTN[m[2]]}.", key)
             if mt == "gemma" and key.endswith("norm.weight"):
                 value = value + 1  # GemmaRMSNorm: x * (1 + weight)
             pairs = [(key, value)]
@@ -1283,9 +1293,10 @@ def _check_known(mt, out, file):
                             f"(from {file}); nothing is dropped silently")
 
 
-_ROOTS = {"llama": ("model", "lm_head"), "mistral": ("model", "lm_head"), "qwen2": ("model", "lm_head"),
-          "gemma": ("model", "lm_head"), "mixtral": ("model", "lm_head"), "gpt2": ("transformer", "lm_head"),
-          "gpt_neox": ("gpt_neox", "lm_head"), "bert": ("embeddings", "encoder", "pooler", "bert", "cls"),
+_LM = ("model", "lm_head", "embed_tokens", "layers", "norm")  # ...ForCausalLM, and the base ...Model
+_ROOTS = {"llama": _LM, "mistral": _LM, "qwen2": _LM, "gemma": _LM, "mixtral": _LM,
+          "gpt2": ("transformer", "lm_head", "wte", "wpe", "h", "ln_f"),
+          "gpt_neox": ("gpt_neox", "lm_head", "embed_in", "layers", "final_layer_norm"), "bert": ("embeddings", "encoder", "pooler", "bert", "cls"),
           "vit": ("vit", "classifier", "embeddings", "layers", "layernorm", "pooler"), "whisper": ("model", "proj_out"),
           "t5": ("encoder", "decoder", "lm_head"),
           "clip_vision_model": ("vision_model", "visual_projection", "embeddings", "pre_layrnorm", "encoder",

@@ -118,8 +118,7 @@ def _hf_model(hf, name, device=None):
     folder = CONFIGS / name
     fields = json.loads((folder / "config.json").read_text())
     mt = fields["model_type"]
-    by_architecture = ("vit", "clip_vision_model", "clip_text_model", "bert")
-    cls = getattr(transformers, fields["architectures"][0] if mt in by_architecture else CLASSES[mt])
+    cls = getattr(transformers, (fields.get("architectures") or [CLASSES[mt]])[0])
     extra = {"experts_implementation": "eager"} if fields["model_type"] == "mixtral" else {}
     config = cls.config_class.from_pretrained(folder, attn_implementation="eager", **extra)
     with torch.device(device or "cpu"):
@@ -181,7 +180,7 @@ def _hf_out(name, out):
     pooler_output, CLIPVisionModelWithProjection's image_embeds, CLIPTextModel's last_hidden_state."""
     if name == "tiny_clip_text":
         return out.last_hidden_state
-    for field in ("logits", "image_embeds", "pooler_output"):
+    for field in ("logits", "image_embeds", "pooler_output", "last_hidden_state"):
         if getattr(out, field, None) is not None:
             return getattr(out, field)
     raise AssertionError(f"no output for {name}")
@@ -221,6 +220,10 @@ def _same_as_hf(hf, name, family=None):
 @pytest.mark.parametrize("base, changes", [
     ("tiny_llama", {"attention_bias": True, "mlp_bias": True, "head_dim": 32, "tie_word_embeddings": True}),
     ("tiny_llama", {"hidden_act": "gelu", "num_key_value_heads": 1, "rms_norm_eps": 1e-3}),
+    ("tiny_llama", {"architectures": ["LlamaModel"], "tie_word_embeddings": True}),
+    ("tiny_mixtral", {"architectures": ["MixtralModel"]}),
+    ("tiny_gpt2", {"architectures": ["GPT2Model"]}),
+    ("tiny_gpt_neox", {"architectures": ["GPTNeoXModel"]}),
     ("tiny_qwen2", {"tie_word_embeddings": False}),
     ("tiny_gemma", {"hidden_act": "gelu", "hidden_activation": "gelu_pytorch_tanh", "attention_bias": True}),
     ("tiny_gemma", {"hidden_act": "relu", "tie_word_embeddings": False}),
@@ -299,6 +302,8 @@ _DROP = object()
     ("tiny_gpt2", {"reorder_and_upcast_attn": True}, ["reorder_and_upcast_attn"]),
     ("tiny_bert", {"position_embedding_type": "relative_key"}, ["position_embedding_type", "relative_key"]),
     ("tiny_bert", {"is_decoder": True}, ["is_decoder"]),
+    ("tiny_bert", {"architectures": ["BertForSequenceClassification"]}, ["architectures", "BertForMaskedLM"]),
+    ("tiny_llama", {"architectures": ["LlamaForSequenceClassification"]}, ["architectures", "LlamaModel"]),
     ("tiny_bert", {"architectures": ["BertForMaskedLM"], "tie_word_embeddings": False}, ["tie_word_embeddings"]),
     ("tiny_gemma", {"use_bidirectional_attention": True}, ["use_bidirectional_attention"]),
     ("tiny_gemma", {"hidden_act": "gelu_pytorch_tanh", "hidden_activation": "relu"}, ["hidden_activation"]),
