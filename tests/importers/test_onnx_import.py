@@ -206,10 +206,11 @@ class Mixer(nn.Module):
         return self.head(x)
 
 
-def test_transformer_block_round_trips(tmp_path):
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_transformer_block_round_trips(tmp_path, dynamo):
     net = Mixer()
     shape = (6, 16)
-    path = export(net, shape, tmp_path / "mixer.onnx", dynamic_batch=False)
+    path = export(net, shape, tmp_path / "mixer.onnx", dynamo=dynamo, **({} if dynamo else {"dynamic_batch": False}))
     text, _ = built_from(path)
     x = torch.randn(1, *shape)
     with torch.no_grad():
