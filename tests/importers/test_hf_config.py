@@ -2,7 +2,9 @@
 model transformers (5.x) builds from the same config (random weights; nothing is downloaded).
 
 Per family (llama, mistral, qwen2, gemma, mixtral, gpt2, gpt_neox, bert, vit, whisper, t5, clip towers):
-- the real size (configs/<model>/config.json) on the meta device: the same parameters, trainable
+- the real size (configs/<model>/config.json; llama2_7b, mistral_7b, qwen2_0_5b, mixtral_8x7b, gpt2,
+  bert_base_uncased, pythia_160m and t5_small in the Hub's transformers-4 layout, rope_theta and
+  rotary_pct at the top level, the rest as transformers 5 writes them) on the meta device: the same parameters, trainable
   and not, the same state_dict keys and shapes after convert_state_dict; for the five families
   with a bundled spec, the import gives the bundled spec's figures (parameters, MACs, per layer);
 - a small config (configs/tiny_<family>/config.json, 2 layers): FlopCounterMode MACs of HF's
@@ -30,7 +32,7 @@ from archcalc.spec.parse import parse_spec
 HERE = Path(__file__).resolve().parent
 CONFIGS = HERE / "configs"
 SPECS = HERE.parents[1] / "specs" / "transformers"
-BIG = ["llama_7b", "mistral_7b", "qwen2_0_5b", "gemma_2b", "mixtral_8x7b", "gpt2", "pythia_160m", "bert_base",
+BIG = ["llama_7b", "llama2_7b", "mistral_7b", "qwen2_0_5b", "gemma_2b", "mixtral_8x7b", "gpt2", "pythia_160m", "bert_base",
        "bert_base_uncased",
        "vit_base_patch16_224", "whisper_tiny", "t5_small", "clip_vit_b32_vision", "clip_vit_b32_text"]
 TINY = ["tiny_llama", "tiny_mistral", "tiny_qwen2", "tiny_gemma", "tiny_mixtral", "tiny_gpt2", "tiny_gpt_neox",
@@ -85,6 +87,8 @@ def test_published_sizes():
     assert _analyze("qwen2_0_5b").totals.params == 494_032_768
     assert _analyze("mixtral_8x7b").totals.active_params == 12_879_925_248
     assert _analyze("pythia_160m").totals.params == 162_322_944
+    assert _analyze("llama2_7b").totals.params == 6_738_415_616
+    assert _analyze("bert_base_uncased").totals.params == 109_514_298  # BertForMaskedLM
 
 
 def test_default_sequence_length_and_header():
