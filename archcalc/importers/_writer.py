@@ -61,7 +61,28 @@ class _Node:
     output: str | None = None
 
 
+def _hoist(entries: list[Entry]) -> None:
+    """Unnamed layers (functions, weightless modules) that run between two modules of one list
+    looped over (`for block in self.blocks: x = act(block(x))`) join that list's scope, where the
+    loop puts them, so the list stays one scope; it holds no weights, so no name changes."""
+    i = 0
+    while i < len(entries):
+        e = entries[i]
+        j = i
+        while j < len(entries) and entries[j].name is None and entries[j].scope == e.scope:
+            j += 1
+        if j > i and i > 0 and j < len(entries):
+            k = len(e.scope)
+            before, after = entries[i - 1].scope, entries[j].scope
+            if (len(before) > k and len(after) > k and before[:k] == e.scope and after[:k] == e.scope
+                    and before[k] == after[k] and before[k].key.startswith("container:")):
+                for entry in entries[i:j]:
+                    entry.scope = e.scope + (before[k],)
+        i = max(j, i + 1)
+
+
 def _tree(entries: list[Entry]) -> _Node:
+    _hoist(entries)
     root = _Node(None)
     closed = set()
     for entry in entries:
@@ -72,7 +93,8 @@ def _tree(entries: list[Entry]) -> _Node:
                 node = last
                 continue
             if scope.key in closed or any(isinstance(i, _Node) and i.scope.key == scope.key for i in node.items):
-                raise SpecError(f"{entry.where}: the layers of '{scope.key}' ({scope.cls}) do not run one after "
+                raise SpecError(f"{entry.where}: the layers of '{scope.key.removeprefix('container:')}' ({scope.cls}) "
+                                "do not run one after "
                                 "another (another module's layers run between them); a spec block cannot hold them")
             if isinstance(last, _Node):
                 _close(last, closed)

@@ -68,7 +68,8 @@ def from_module(module, input_shape, *, source: str | None = None, name: str | N
             raise SpecError("the traced layers depend on the input's size, so the spec cannot keep "
                             f"{', '.join(symbols)} symbolic; give numbers")
     spec_name = name or re.sub(r"[^a-z0-9_]", "_", cls.__name__.lower())
-    header = [f"imported by archcalc from {source} ({cls.__module__}.{cls.__qualname__})",
+    where = cls.__qualname__ if cls.__module__.startswith("archcalc_import_") else f"{cls.__module__}.{cls.__qualname__}"
+    header = [f"imported by archcalc from {source} ({where})",
               f"input: one example of shape [{', '.join(str(s) for s in shape)}] (batch excluded); "
               "names, as state_dict keys, are the module's own"]
     text = write_spec(entries, shape, name=spec_name, header=header, kinds=KINDS)
@@ -381,6 +382,9 @@ def _module_kinds():
     if hasattr(nn, "RMSNorm"):
         table[nn.RMSNorm] = rms
     table["BatchNormAct2d"] = _bn_act(bn, table)
+    # timm.layers.Linear: nn.Linear whose forward casts the weight to the input's dtype (for
+    # torchscript); in one dtype it is nn.Linear's computation
+    table["timm.layers.linear.Linear"] = linear
     for kind, layer in KINDS.items():  # elementwise kinds name their nn class and take its arguments
         torch_class = getattr(layer, "torch_class", "")
         cls = getattr(nn, torch_class, None) if torch_class else None
@@ -415,6 +419,10 @@ def _bn_act(bn, table):
             out.append(make(part, o, o))
         return out
     return convert
+
+
+def _qualified(m) -> str:
+    return f"{type(m).__module__}.{type(m).__qualname__}"
 
 
 def _refuse_arg(m, arg, value):
@@ -467,7 +475,8 @@ def _convert(module, shape: list) -> list[Entry]:
     try:
         class Tracer(fx.Tracer):
             def is_leaf_module(self, m, qualname):
-                return (type(m) in table or type(m).__name__ in table or super().is_leaf_module(m, qualname))
+                return (type(m) in table or type(m).__name__ in table or _qualified(m) in table
+                        or super().is_leaf_module(m, qualname))
 
         tracer = Tracer()
         try:
@@ -534,7 +543,7 @@ def _entries(root, gm, table) -> list[Entry]:
             path, cls = node.target, type(m).__name__
             scope_stack = stack[:-1]
             try:
-                convert = table.get(type(m)) or table.get(cls)
+                convert = table.get(type(m)) or table.get(cls) or table.get(_qualified(m))
                 if convert is None:
                     raise _Refused(f"module '{path}' ({cls}) has no archcalc kind")
                 in_node = node.args[0] if node.args else None
@@ -550,15 +559,17 @@ def _entries(root, gm, table) -> list[Entry]:
                 raise SpecError(f"module '{path}' ({cls}) is called twice: its weights are shared, which a spec "
                                 "cannot write (each layer has its own)")
             called[path] = True
-            parent = path.rsplit(".", 1)[0] if "." in path else ""
             enclosing = scope_stack[-1][1][0] if scope_stack else ""
-            local = path.rsplit(".", 1)[-1]
-            _check_local(local, path, cls)
-            if parent != enclosing:
+            placed = _between(enclosing, path, root)
+            between = ()
+            if placed is None:
                 if has_state:
-                    raise SpecError(f"module '{path}' ({cls}) is called from {_place(enclosing, '')}, not from its "
-                                    "owner; a spec names a layer where it runs")
-                local = None
+                    raise SpecError(f"module '{path}' ({cls}) is called from {_place(enclosing, '')}, which does not "
+                                    "hold it; a spec names a layer where it runs")
+                local = None  # a stateless module used elsewhere (a shared activation): an automatic name
+            else:
+                between, local = placed
+                _check_local(local, path, cls)
             name = local if first_call else None
             grads = {p.requires_grad for p in m.parameters()}
             if len(grads) > 1:
@@ -568,7 +579,7 @@ def _entries(root, gm, table) -> list[Entry]:
             for k, (kind, args) in enumerate(made if isinstance(made, list) else [made]):
                 out = node.name if k == 0 else f"{node.name}__{k}"
                 entries.append(Entry(kind, _clean(kind, args), out, [source], name=name if k == 0 else None,
-                                     scope=_scopes(scope_stack, root), trainable=grads != {False},
+                                     scope=_scopes(scope_stack, root, between), trainable=grads != {False},
                                      where=f"{path} ({cls})"))
                 source = out
             value[node] = source
@@ -626,18 +637,37 @@ def _place(path: str, cls: str) -> str:
     return f"'{path}' ({cls})" if cls else f"'{path}'"
 
 
-def _scopes(stack, root) -> tuple:
+def _between(outer: str, inner: str, root):
+    """(scopes, local name) placing module `inner` below the module `outer` ("" the root) that runs
+    it: the modules in between, never called themselves (an nn.ModuleList looped over, a plain
+    attribute holder), become scopes too, so that names stay paths (`blocks.0`); None where
+    `inner` is not below `outer`."""
+    if outer and not inner.startswith(outer + "."):
+        return None
+    parts = (inner[len(outer) + 1:] if outer else inner).split(".")
+    out, prefix = [], outer
+    for part in parts[:-1]:
+        prefix = f"{prefix}.{part}" if prefix else part
+        cls = type(root.get_submodule(prefix)).__name__
+        _check_local(part, prefix, cls)
+        out.append(Scope(f"container:{prefix}", part, cls))
+    return out, parts[-1]
+
+
+def _scopes(stack, root, tail=()) -> tuple:
     out = []
     previous = ""
     for key, (path, cls) in stack:
-        local = path[len(previous) + 1:] if previous else path
-        if "." in local:
+        placed = _between(previous, path, root)
+        if placed is None:
             raise SpecError(f"module '{path}' ({cls.__name__}) runs inside '{previous or 'the top level'}' but is not "
-                            "its child; a spec names layers by where they run")
+                            "below it; a spec names layers by where they run")
+        between, local = placed
         _check_local(local, path, cls.__name__)
+        out.extend(between)
         out.append(Scope(key, local, cls.__name__))
         previous = path
-    return tuple(out)
+    return tuple(out) + tuple(tail)
 
 
 def _clean(kind: str, args: dict) -> dict:
@@ -664,6 +694,41 @@ def _same(a, b) -> bool:
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return float(a) == float(b)
     return a == b
+
+
+def _index(src, index, value, what):
+    """x[:, a:b] (one dimension sliced with step 1, every other taken whole) is a `split` piece;
+    x[:, i] a `select`. Anything else (steps, several sliced dimensions, tensors as indices) is refused."""
+    shape = _shape_of(src)
+    items = list(index) if isinstance(index, tuple) else [index]
+    if any(i is Ellipsis for i in items) or len(items) > len(shape):
+        raise _Refused(f"{what} with the index {index!r}, which no archcalc kind has")
+    items += [slice(None)] * (len(shape) - len(items))
+    cut = [(d, i) for d, i in enumerate(items) if i != slice(None)]
+    if len(cut) != 1 or cut[0][0] == 0:
+        raise _Refused(f"{what} with the index {index!r}, which no archcalc kind has (one dimension other than the "
+                       "batch can be sliced)")
+    d, i = cut[0]
+    n = shape[d]
+    if isinstance(i, int) and not isinstance(i, bool):
+        return "select", {"index": i, "dim": d - 1}, [value[src]]
+    if not isinstance(i, slice) or i.step not in (None, 1) or not all(
+            isinstance(v, int) or v is None for v in (i.start, i.stop)):
+        raise _Refused(f"{what} with the index {index!r}, which no archcalc kind has")
+    start, stop, _ = i.indices(n)
+    stop = max(stop, start)
+    pieces = [p for p in (start, stop - start, n - stop)]
+    if start == 0:
+        sizes, k = [stop, n - stop], 0
+    elif stop == n:
+        sizes, k = [start, n - start], 1
+    else:
+        sizes, k = pieces, 1
+    if sizes[k] == 0:
+        raise _Refused(f"{what} takes nothing ({index!r})")
+    if stop == n and start == 0:
+        return "value", value[src]
+    return "split", {"sizes": sizes, "dim": d - 1, "index": k}, [value[src]]
 
 
 def _reads_tensor(node, value) -> bool:
@@ -741,6 +806,8 @@ def _function(node, value, out_shape):
     if out_shape is None and name not in ("chunk", "split"):
         return None
     rank = len(out_shape) if out_shape is not None else None
+    if node.op == "call_function" and target is operator.getitem and tensor(args[0]):
+        return _index(args[0], args[1], value, what)
     if name in ("contiguous", "clone") or (name == "to" and all(not isinstance(a, torch.dtype) for a in args[1:])):
         return "value", value[args[0]]  # the same values
     if name in _ACT and tensor(args[0]) and len([a for a in args if tensor(a)]) == 1:

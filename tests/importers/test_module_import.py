@@ -151,6 +151,34 @@ def test_transformer_style_layer_norm_gelu_and_permute():
     assert result["spec"]["trainable"] == 32 + 16 * 32 + 32 + 32 * 16 + 16
 
 
+def test_module_list_loop_and_channel_slices():
+    class Ghost(nn.Module):  # GhostNet-like: a cheap branch concatenated, then sliced back
+        def __init__(self):
+            super().__init__()
+            self.primary = nn.Conv2d(4, 6, 1)
+            self.cheap = nn.Conv2d(6, 6, 3, padding=1, groups=6)
+
+        def forward(self, x):
+            a = self.primary(x)
+            return torch.cat([a, self.cheap(a)], dim=1)[:, :8]
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = nn.ModuleList([nn.Conv2d(4, 4, 3, padding=1) for _ in range(3)])
+            self.ghost = Ghost()
+
+        def forward(self, x):
+            for block in self.blocks:
+                x = torch.relu(block(x))
+            return self.ghost(x)[:, 2]
+
+    text, result = round_trip(Net(), (4, 8, 8))
+    assert result["spec"]["output"] == (8, 8)
+    assert "split: {sizes: [8, 4], dim: 0, index: 0}" in text and "select: {index: 2}" in text
+    assert "{name: blocks, blocks}" in text  # the ModuleList, looped over, is a scope named as it is
+
+
 # --- refusals name what, which class and where --------------------------------------------------
 
 class Cumsum(nn.Module):
