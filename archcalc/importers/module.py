@@ -93,7 +93,9 @@ def import_module_source(source: str, input_spec=None) -> str:
         module, default = _torchvision(source.split(":", 1)[1]), None
         default = (3, 299, 299) if source.endswith("inception_v3") else (3, 224, 224)
     elif source.startswith("timm:"):
-        module, default = _timm(source.split(":", 1)[1]), (3, 224, 224)
+        module = _timm(source.split(":", 1)[1])
+        cfg = getattr(module, "pretrained_cfg", None) or {}
+        default = tuple(cfg.get("input_size", (3, 224, 224)))  # the size the model was made for
     else:
         match = re.fullmatch(r"(?P<file>.+\.py):(?P<name>[A-Za-z_][A-Za-z0-9_.]*)", source)
         if match is None:

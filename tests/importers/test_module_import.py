@@ -339,3 +339,17 @@ def test_torchvision_refusals_name_the_construct(tv):
         from_module(tv.efficientnet_b0(), (3, 64, 64))
     with pytest.raises(SpecError, match=r"'aux1\..*never calls it"):
         from_module(tv.googlenet(init_weights=False), (3, 64, 64))
+
+
+def test_timm_round_trip_where_timm_imports(tv):
+    from archcalc.importers.module import _timm
+
+    try:
+        module = _timm("regnety_002")  # BatchNormAct2d (batchnorm keys kept, then its activation), squeeze-excite
+    except SpecError:
+        pytest.skip("timm does not import here")
+    torch.manual_seed(0)
+    text = import_module_source("timm:regnety_002", "3,32,32")
+    assert text.startswith("# imported by archcalc from timm:regnety_002")
+    result = compare(module, text)
+    assert result["spec"] == result["module"] and result["equal"], result
