@@ -158,7 +158,7 @@ class _Fields:
 
 def _activation(f: _Fields, field: str, default: str, moe=False) -> str:
     name = f.get(field, default)
-    entry = ACTIVATIONS.get(name)
+    entry = ACTIVATIONS.get(name) if isinstance(name, str) else None
     if entry is None or (moe and entry[1] is None):
         raise f.error(field, f"is {name!r}, an activation the importer does not map (known: "
                              f"{', '.join(a for a, e in ACTIVATIONS.items() if e[1] or not moe)})")
@@ -307,7 +307,7 @@ def import_config(path, seq_len=None) -> str:
     sequence length T (default min(max_position_embeddings, 2048))."""
     config, file = read_config(path)
     model_type = config.get("model_type")
-    family = FAMILIES.get(model_type)
+    family = FAMILIES.get(model_type) if isinstance(model_type, str) else None
     if family is None:
         raise SpecError(f"{file}: field 'model_type' is {model_type!r}; the config importer knows "
                         f"{', '.join(FAMILIES)}")
@@ -529,7 +529,9 @@ def _bert(config, file, seq_len):
     f.only("is_decoder", (False,), False, why="a causal BERT decoder")
     f.only("add_cross_attention", (False,), False, why="cross-attention in BERT")
     f.zero_dropout("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout")
-    pad = config.get("pad_token_id", 0)
+    pad = config.get("pad_token_id", 0)  # BertConfig's default; the word table's padding_idx
+    if pad is not None and not (isinstance(pad, int) and not isinstance(pad, bool) and 0 <= pad < vocab):
+        raise f.error("pad_token_id", f"must be a token id below vocab_size, got {pad!r}")
     mlm = _architecture(f, ("BertModel", "BertForMaskedLM"), "BertModel") == "BertForMaskedLM"
     tie = f.get("tie_word_embeddings", True, kind=bool)  # BertForMaskedLM's decoder; BertModel has none
     if mlm and not tie:
@@ -1217,7 +1219,7 @@ def convert_state_dict(config, state_dict) -> dict:
     else:
         fields, file = read_config(config)
     mt = fields.get("model_type")
-    if mt not in _ROOTS:
+    if not isinstance(mt, str) or mt not in _ROOTS:
         raise SpecError(f"{file}: field 'model_type' is {mt!r}; the config importer converts the weights of "
                         f"{', '.join(_ROOTS)}")
     d = fields.get("n_embd") or fields.get("hidden_size")

@@ -387,3 +387,18 @@ def test_archcalc_verify_is_clean_on_the_imported_spec(hf, name):
 
     result = verify(_spec(name))
     assert result.ok, result.mismatches()
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_any_wrong_value_of_any_field_is_a_spec_error_never_a_traceback(tmp_path, name):
+    """Every field of the small configs set in turn to a word, a list, a negative number and a
+    mapping: the import (and the analysis of what it writes) succeeds or raises SpecError."""
+    base = json.loads((CONFIGS / name / "config.json").read_text())
+    path = tmp_path / "config.json"
+    for key in base:
+        for value in ("x", [1], -1, {"a": 1}):
+            path.write_text(json.dumps({**base, key: value}))
+            try:
+                analyze_text(import_config(path))
+            except SpecError as exc:
+                assert str(exc).startswith("error:") and "\n" not in str(exc)
