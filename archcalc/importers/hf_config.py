@@ -311,7 +311,14 @@ def import_config(path, seq_len=None) -> str:
     if family is None:
         raise SpecError(f"{file}: field 'model_type' is {model_type!r}; the config importer knows "
                         f"{', '.join(FAMILIES)}")
-    return family(config, file, seq_len)
+    text = family(config, file, seq_len)
+    dtype = config.get("torch_dtype") or config.get("dtype")
+    if dtype in ("float32", "float16", "bfloat16", "float64"):  # stored weights' type: memory's --dtype
+        head, rest = text.split("\n# Weights: ", 1)
+        weights, rest = rest.split("\n", 1)
+        text = (f"{head}\n# Weights: {weights}\n"
+                f"# The checkpoint's dtype is {dtype}: archcalc memory --dtype {dtype}.\n{rest}")
+    return text
 
 
 def _header(file, model_type, cls, how_t):
