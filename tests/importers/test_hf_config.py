@@ -4,7 +4,8 @@ model transformers (5.x) builds from the same config (random weights; nothing is
 Per family (llama, mistral, qwen2, gemma, mixtral, gpt2, gpt_neox, bert, vit, whisper, t5, clip towers):
 - the real size (configs/<model>/config.json; llama2_7b, mistral_7b, qwen2_0_5b, mixtral_8x7b, gpt2,
   bert_base_uncased, pythia_160m and t5_small in the Hub's transformers-4 layout, rope_theta and
-  rotary_pct at the top level, the rest as transformers 5 writes them) on the meta device: the same parameters, trainable
+  rotary_pct at the top level, the rest as transformers 5 writes them) on the meta device
+  (FlopCounterMode MACs of HF's full forward pass on meta too, all but Mixtral): the same parameters, trainable
   and not, the same state_dict keys and shapes after convert_state_dict; for the five families
   with a bundled spec, the import gives the bundled spec's figures (parameters, MACs, per layer);
 - a small config (configs/tiny_<family>/config.json, 2 layers): FlopCounterMode MACs of HF's
@@ -402,3 +403,29 @@ def test_any_wrong_value_of_any_field_is_a_spec_error_never_a_traceback(tmp_path
                 analyze_text(import_config(path))
             except SpecError as exc:
                 assert str(exc).startswith("error:") and "\n" not in str(exc)
+
+
+@pytest.mark.parametrize("name", [n for n in BIG if n != "mixtral_8x7b"])  # HF's experts call nonzero()
+def test_real_size_macs_on_meta_equal_flop_counter(hf, name):
+    """FlopCounterMode on Hugging Face's forward pass of the full model on the meta device, at the
+    import's default input, counts the analysis's MACs (Mixtral: on the small config above)."""
+    torch, _ = hf
+    from archcalc.torch.verify import flop_counter
+
+    model = _hf_model(hf, name, device="meta")
+    report = _analyze(name)
+    shape, mt = report.input_shape, model.config.model_type
+    zeros = lambda *s: torch.zeros(1, *s, dtype=torch.long, device="meta")  # noqa: E731
+    if mt == "bert":
+        inputs = {"input_ids": zeros(shape[1]), "token_type_ids": zeros(shape[1])}
+    elif mt in ("vit", "clip_vision_model"):
+        inputs = {"pixel_values": torch.zeros(1, *shape, device="meta")}
+    elif mt == "whisper":
+        inputs = {"input_features": torch.zeros(1, *shape, device="meta"), "decoder_input_ids": zeros(448)}
+    elif mt == "t5":
+        inputs = {"input_ids": zeros(512), "decoder_input_ids": zeros(128)}
+    else:
+        inputs = {"input_ids": zeros(shape[0])}
+    with torch.no_grad(), flop_counter() as counter:
+        model(**inputs)
+    assert counter.get_total_flops() // 2 == report.totals.macs
