@@ -380,15 +380,36 @@ def _llama_like(config, file, seq_len):
     window = None
     if mt in ("mistral", "mixtral"):
         window = f.get("sliding_window", None, kind=int)
+    runs = None  # Qwen2: [(first layer, count, sliding?)] where the layers differ
     if mt == "qwen2":
+        # Qwen2Config: sliding_window only with use_sliding_window; layer i slides when
+        # i >= max_window_layers, unless layer_types lists each layer's type.
         use_window = f.get("use_sliding_window", False, kind=bool)
-        f.get("sliding_window")
-        f.get("max_window_layers")
+        sliding = f.get("sliding_window", None, kind=int) if use_window else (f.get("sliding_window") and None)
+        first = f.get("max_window_layers", 28)
+        if isinstance(first, bool) or not isinstance(first, int) or first < 0:
+            raise f.error("max_window_layers", f"must be a whole number >= 0, got {first!r}")
         types = f.get("layer_types")
-        if use_window or (types and any(x != "full_attention" for x in types)):
-            raise f.error("use_sliding_window" if use_window else "layer_types",
-                          "asks for sliding-window attention on some layers only; the importer writes one "
-                          "layer type for the whole stack")
+        if types is None:
+            types = ["sliding_attention" if sliding is not None and i >= first else "full_attention"
+                     for i in range(depth)]
+        if (not isinstance(types, list) or len(types) != depth
+                or any(x not in ("full_attention", "sliding_attention") for x in types)):
+            raise f.error("layer_types", f"must list {depth} layer types, each 'full_attention' or "
+                                         f"'sliding_attention'; got {types!r}")
+        if "sliding_attention" in types and sliding is None:
+            raise f.error("layer_types", "names sliding_attention layers but use_sliding_window is false "
+                                         "(transformers then has no window)")
+        if "sliding_attention" in types:
+            window = sliding
+            runs = []
+            for i, kind in enumerate(types):
+                if runs and runs[-1][2] == (kind == "sliding_attention"):
+                    runs[-1][1] += 1
+                else:
+                    runs.append([i, 1, kind == "sliding_attention"])
+            if len(runs) == 1 and runs[0][2]:
+                runs = None  # every layer slides: one block with the window
     if mt == "gemma":
         f.only("use_bidirectional_attention", (None, False), why="bidirectional attention in a causal LM")
     if mt == "mixtral":
@@ -430,21 +451,36 @@ def _llama_like(config, file, seq_len):
         moe = {"experts": "experts", "top_k": "top_k", "hidden": "ffn",
                "activation": moe_act if moe_act != "silu" else None}
         mlp = _entry("mlp", "moe", moe, comment="router gate + experts (gate_up_proj, down_proj)")
-    spec.block(f"{mt}_decoder_layer", [
-        _entry("input_layernorm", "rmsnorm", norm),
-        _entry("self_attn", "attention", att),
-        _entry("res_1", "add", {}, src=["input", "self_attn"]),
-        _entry("post_attention_layernorm", "rmsnorm", norm),
-        mlp,
-        _entry("res_2", "add", {}, src=["res_1", "mlp"]),
-    ], comment=f"{base}DecoderLayer")
+    def decoder_layer(name, att, comment):
+        spec.block(name, [
+            _entry("input_layernorm", "rmsnorm", norm),
+            _entry("self_attn", "attention", att),
+            _entry("res_1", "add", {}, src=["input", "self_attn"]),
+            _entry("post_attention_layernorm", "rmsnorm", norm),
+            mlp,
+            _entry("res_2", "add", {}, src=["res_1", "mlp"]),
+        ], comment=comment)
+
+    if runs is None:
+        decoder_layer(f"{mt}_decoder_layer", att, f"{base}DecoderLayer")
+        layers = _entry("layers", f"{mt}_decoder_layer", {}, repeat="depth")
+    else:  # full-attention and sliding-window layers, numbered as HF's ModuleList
+        decoder_layer(f"{mt}_decoder_layer", {**att, "window": None}, f"{base}DecoderLayer, full attention")
+        decoder_layer(f"{mt}_sliding_decoder_layer", att, f"{base}DecoderLayer, sliding_attention")
+        entries = []
+        for start, count, slides in runs:
+            kind = f"{mt}_sliding_decoder_layer" if slides else f"{mt}_decoder_layer"
+            entries.append(_entry(start, kind, {}, repeat=None) if count == 1 else
+                           "- {" + f"name: {start}, {kind}: {{}}, repeat: {count}" + "}")
+        spec.block(f"{mt}_layers", entries, comment="layer_types: "
+                   + ", ".join(f"{s}-{s + c - 1} {'sliding' if w else 'full'}" for s, c, w in runs))
+        layers = _entry("layers", f"{mt}_layers", {})
     model = [_entry("embed_tokens", "embedding", {"num": "vocab", "dim": "d", "padding_idx": pad,
                                                    "tie": "lm_head" if tie else None})]
     if mt == "gemma":
         model.append(_entry("normalizer", "multiply_by", text='"d ** 0.5"',
                             comment="GemmaModel: embeddings times sqrt(hidden_size)"))
-    model += [_entry("layers", f"{mt}_decoder_layer", {}, repeat="depth"),
-              _entry("norm", "rmsnorm", norm)]
+    model += [layers, _entry("norm", "rmsnorm", norm)]
     if bare:
         top = model
     else:
