@@ -339,7 +339,8 @@ def _llama_like(config, file, seq_len):
     ffn, depth = f.need("intermediate_size"), f.need("num_hidden_layers")
     heads = f.need("num_attention_heads")
     kv = f.get("num_key_value_heads", heads, kind=int)
-    head_dim = f.get("head_dim", None, kind=int)
+    # GemmaConfig's head_dim defaults to 256 (a field of its own); the others' to D / heads
+    head_dim = f.get("head_dim", 256 if mt == "gemma" else None, kind=int)
     if head_dim is None:
         if d % heads:
             raise f.error("num_attention_heads",

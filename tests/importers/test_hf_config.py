@@ -38,6 +38,7 @@ BIG = ["llama_7b", "llama2_7b", "mistral_7b", "qwen2_0_5b", "gemma_2b", "mixtral
        "vit_base_patch16_224", "whisper_tiny", "t5_small", "clip_vit_b32_vision", "clip_vit_b32_text"]
 TINY = ["tiny_llama", "tiny_mistral", "tiny_qwen2", "tiny_gemma", "tiny_mixtral", "tiny_gpt2", "tiny_gpt_neox",
         "tiny_bert", "tiny_vit", "tiny_whisper", "tiny_t5", "tiny_clip_vision", "tiny_clip_text"]
+_DROP = object()  # a field removed from a config (_write)
 CLASSES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM",
            "gemma": "GemmaForCausalLM", "mixtral": "MixtralForCausalLM", "gpt2": "GPT2LMHeadModel",
            "gpt_neox": "GPTNeoXForCausalLM", "bert": "BertModel", "whisper": "WhisperForConditionalGeneration",
@@ -237,6 +238,7 @@ def _same_as_hf(hf, name, family=None):
                     "layer_types": ["sliding_attention", "full_attention", "sliding_attention"]}),
     ("tiny_gemma", {"hidden_act": "gelu", "hidden_activation": "gelu_pytorch_tanh", "attention_bias": True}),
     ("tiny_gemma", {"hidden_act": "relu", "tie_word_embeddings": False}),
+    ("tiny_gemma", {"head_dim": _DROP}),  # GemmaConfig's default head_dim: 256, not hidden_size / heads
     ("tiny_gpt2", {"scale_attn_weights": False, "n_inner": 80, "activation_function": "relu"}),
     ("tiny_gpt_neox", {"use_parallel_residual": False, "attention_bias": False, "tie_word_embeddings": True,
                        "rope_parameters": {"rope_type": "default", "rope_theta": 500.0,
@@ -293,8 +295,6 @@ def _write(tmp_path, base, **changes):
     path.write_text(json.dumps(fields))
     return path
 
-
-_DROP = object()
 
 
 @pytest.mark.parametrize("base, changes, words", [
