@@ -554,7 +554,8 @@ def _entries(root, gm, table) -> list[Entry]:
                                    "archcalc's layers take one tensor")
                 made = convert(m, _shape_of(in_node), out_shape)
             except _Refused as exc:
-                raise SpecError(f"{exc} (at {_place(path, cls)})") from None
+                at = "" if f"'{path}'" in str(exc) else f" (at {_place(path, cls)})"
+                raise SpecError(f"{exc}{at}") from None
             has_state = any(True for _ in m.parameters()) or any(True for _ in m.buffers())
             first_call = path not in called
             if not first_call and has_state:
