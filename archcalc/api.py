@@ -46,6 +46,11 @@ def _loader(spec, input_shape, bindings):
                                    **{"bindings": bindings, **kw})
 
 
+def load_source(spec, *, input_shape=None, bindings: dict | None = None) -> Graph:
+    """`load_spec` that also takes an import source (`model.onnx`, `config.json`, `net.py:Net`)."""
+    return _loader(spec, input_shape, bindings)()
+
+
 def _input_text(input_shape):
     """`--input` as an importer reads it: `3,224,224`, or `name=80,3000;ids=448`."""
     if input_shape is None or isinstance(input_shape, str):

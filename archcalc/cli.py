@@ -469,7 +469,7 @@ class Device(str, Enum):
 
 @app.command()
 def verify(
-    spec: Path = SPEC,
+    spec: Path = SPEC_OR_SOURCE,
     device: Device = typer.Option(Device.cpu, "--device", help="Where to build and run the model; "
                                   "meta measures shapes, parameters and MACs without memory."),
     as_json: bool = typer.Option(False, "--json", help="Both figures per layer, as JSON."),
@@ -484,7 +484,7 @@ def verify(
 
     try:
         shape = _parse_shape(input_shape) if input_shape is not None else None
-        graph = api.load_spec(spec, input_shape=shape, bindings=_parse_bindings(bindings))
+        graph = api.load_source(spec, input_shape=shape, bindings=_parse_bindings(bindings))
         result = verify_mod.verify(graph, device=device.value)
     except SpecError as exc:
         _fail(exc)
@@ -504,7 +504,7 @@ class ExportFormat(str, Enum):
 
 @app.command()
 def export(
-    spec: Path = SPEC,
+    spec: Path = SPEC_OR_SOURCE,
     to: ExportFormat = typer.Option(..., "--to", help="pytorch: a standalone nn.Module file; onnx: an ONNX "
                                     "graph (needs -o); dot: Graphviz; mermaid: a Markdown diagram."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here instead of stdout."),
@@ -516,7 +516,7 @@ def export(
     if to in (ExportFormat.pytorch, ExportFormat.onnx):
         _need_torch()
     try:
-        graph = api.load_spec(spec, bindings=_parse_bindings(bindings))
+        graph = api.load_source(spec, bindings=_parse_bindings(bindings))
         if to is ExportFormat.onnx:
             if output is None:
                 raise SpecError("--to onnx writes a binary file: give it with -o FILE.onnx")

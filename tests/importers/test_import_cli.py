@@ -74,6 +74,15 @@ def test_analyze_and_explain_take_an_onnx_file(tmp_path):
     assert result.exit_code == 0 and "fc  params = (Nin + 1)*Nout = (4 + 1)*3 = 15" in result.stdout
 
 
+def test_verify_and_export_take_an_onnx_file(tmp_path):
+    pytest.importorskip("torch")
+    path = small_onnx(tmp_path / "small.onnx")
+    result = runner.invoke(app, ["verify", path, "--json"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["export", path, "--to", "pytorch"])
+    assert result.exit_code == 0 and "class " in result.stdout
+
+
 def test_memory_takes_a_hugging_face_config():
     folder = CONFIGS / "tiny_gpt2"
     if not (folder / "config.json").is_file():
