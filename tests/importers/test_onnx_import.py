@@ -487,3 +487,24 @@ def test_malformed_graphs_are_one_line_errors(tmp_path, nodes, inits, dims, word
     with pytest.raises(SpecError) as info:
         import_onnx(_save(model, tmp_path / "m.onnx"))
     assert words in str(info.value) and "\n" not in str(info.value)
+
+
+def test_several_inputs_become_inputs_by_name(tmp_path):
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((4, 3)).astype(np.float32)
+    nodes = [helper.make_node("MatMul", ["a", "w"], ["m"], name="proj"),
+             helper.make_node("Add", ["m", "b"], ["s"], name="sum"),
+             helper.make_node("Relu", ["s"], ["y"], name="act")]
+    model = _model(nodes, [helper.make_tensor_value_info("a", TensorProto.FLOAT, ["N", 5, 4]),
+                           helper.make_tensor_value_info("b", TensorProto.FLOAT, ["N", 5, 3])],
+                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], {"w": w})
+    path = _save(model, tmp_path / "two.onnx")
+    text, built = built_from(path)
+    assert "inputs:\n  a: [5, 4]\n  b: [5, 3]\n" in text and "from: [proj, b]" in text
+    a, b = torch.randn(2, 5, 4), torch.randn(2, 5, 3)
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    expected = session.run(None, {"a": a.numpy(), "b": b.numpy()})[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(built(a, b).numpy(), expected, atol=1e-5)
+    report = archcalc.analyze_text(text)
+    assert (report.totals.params, report.totals.macs, report.output_shape) == (12, 5 * 4 * 3, (5, 3))
