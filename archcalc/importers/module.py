@@ -481,13 +481,23 @@ def _convert(module, shape: list) -> list[Entry]:
                         or super().is_leaf_module(m, qualname))
 
         tracer = Tracer()
+        # arguments of forward after the input that have defaults (timm's attn_mask=None) keep them
+        import inspect
+
         try:
-            graph = tracer.trace(module)
+            params = list(inspect.signature(module.forward).parameters.values())[1:]
+        except (TypeError, ValueError):
+            params = []
+        fixed = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty
+                 and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        try:
+            graph = tracer.trace(module, concrete_args=fixed or None)
         except Exception as exc:  # noqa: BLE001 - data-dependent control flow, unsupported Python
             raise SpecError(f"torch.fx cannot trace {type(module).__name__}: {type(exc).__name__}: "
                             f"{_first_line(exc)}") from None
         gm = fx.GraphModule(tracer.root, graph)
-        placeholders = [n for n in graph.nodes if n.op == "placeholder"]
+        placeholders = [n for n in graph.nodes if n.op == "placeholder"
+                        and re.sub(r"_[0-9]+$", "", n.target) not in fixed]
         if len(placeholders) != 1:
             raise SpecError(f"{type(module).__name__}.forward takes {len(placeholders)} inputs; importing takes "
                             "modules of one input tensor")
@@ -524,8 +534,9 @@ def _entries(root, gm, table) -> list[Entry]:
         stack = list(node.meta.get("nn_module_stack", {}).items())
         where_path = stack[-1][1][0] if stack else ""
         where_cls = stack[-1][1][1].__name__ if stack else type(root).__name__
-        if node.op == "placeholder":
-            value[node] = INPUT
+        if node.op == "placeholder":  # the input; forward's arguments with defaults are fixed (Python values)
+            value[node] = INPUT if value.get("__input_taken") is None else ("python", node.name)
+            value["__input_taken"] = True
             continue
         if node.op == "output":
             out = node.args[0]
