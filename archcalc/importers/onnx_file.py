@@ -31,7 +31,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from archcalc.errors import SpecError
+from archcalc.errors import SpecError, one_line
 
 MAX_FILE = 2 ** 31  # protobuf's own limit for one message; larger models keep weights outside
 BATCH_PROBE = 1_000_003  # a dynamic batch is given this prime during shape inference, to tell it apart
@@ -905,7 +905,10 @@ class _Importer:
         np = self.np
         x = self._live(node, 0)
         rank = len(x.shape)
-        text = lambda key, default: (lambda v: v.decode() if isinstance(v, bytes) else v)(self._attr(node, key, default))  # noqa: E731
+        def text(key, default):
+            value = self._attr(node, key, default)
+            return value.decode() if isinstance(value, bytes) else value
+
         mode, coords = text("mode", "nearest"), text("coordinate_transformation_mode", "half_pixel")
         if self.opset < 11:
             self._refuse(f"is opset {self.opset}'s Resize/Upsample; archcalc reads opset 11's and later")
@@ -1185,9 +1188,15 @@ def _yaml(value) -> str:
     return yaml.safe_dump(value, default_flow_style=True, width=10**9, sort_keys=False).strip().removesuffix("...").strip()
 
 
+def _spec_name(imp: _Importer) -> str:
+    """The spec's name: the file's stem, printable and at most 200 characters (the spec's limit)."""
+    name = "".join(c for c in Path(imp.path).stem if c.isprintable())[:200].strip()
+    return name or "model"
+
+
 def _spec_text(imp: _Importer, header: list) -> str:
     lines = [f"# {h}" for h in header]
-    name = Path(imp.path).stem or "model"
+    name = _spec_name(imp)
     lines.append(f"name: {_yaml(name)}")
     if len(imp.net_inputs) == 1 and imp.net_inputs[0][0] == "input":
         _, shape, tokens = imp.net_inputs[0]
@@ -1217,6 +1226,7 @@ def _import(path, input_spec):
               f"input: {ins}, batch excluded ({batch})"
               + (f"; --input {imp.input_spec}" if imp.input_spec is not None else ""),
               f"{len(imp.layers)} layers from {len(imp.graph.node)} operators"]
+    header = [one_line(h) for h in header]  # a file name with a newline must not end the comment
     imp.keys = None
     if len(imp.net_inputs) == 1 and not imp.net_inputs[0][2] and any(layer.path for layer in imp.layers):
         try:  # the module paths as blocks and repeats (the spec's names are then the module's own)
@@ -1262,7 +1272,7 @@ def _blocks_text(imp: _Importer, header: list) -> str:
         entries.append(Entry(kind=layer.kind, args=dict(layer.args), output=layer.name,
                              inputs=[INPUT if i == first else i for i in layer.inputs],
                              name=parts[-1] if leaf else None, scope=tuple(scopes), where=layer.where))
-    return write_spec(entries, list(imp.net_inputs[0][1]), name=Path(imp.path).stem or "model", header=header,
+    return write_spec(entries, list(imp.net_inputs[0][1]), name=_spec_name(imp), header=header,
                       kinds=tuple(KINDS))
 
 
