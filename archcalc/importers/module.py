@@ -119,25 +119,28 @@ def _from_file(path: Path, name: str):
     spec = importlib.util.spec_from_file_location(module_name, path)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = mod
+    folder = str(path.resolve().parent)
+    sys.path.insert(0, folder)  # as `python FILE.py` does: the file's folder first, for its own imports
     try:
-        spec.loader.exec_module(mod)  # the user's own file, run as they asked
-    except SpecError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any error in the user's file is reported in one line
-        raise SpecError(f"{path}: running it failed: {type(exc).__name__}: {_first_line(exc)}") from None
+        try:
+            spec.loader.exec_module(mod)  # the user's own file, run as they asked
+        except Exception as exc:  # noqa: BLE001 - any error in the user's file is reported in one line
+            raise SpecError(f"{path}: running it failed: {type(exc).__name__}: {_first_line(exc)}") from None
+        obj = mod
+        for part in name.split("."):
+            if not hasattr(obj, part):
+                raise SpecError(f"{path}: defines no '{name}'")
+            obj = getattr(obj, part)
+        if not callable(obj):
+            raise SpecError(f"{path}: '{name}' is not a function or class")
+        try:
+            return obj()
+        except Exception as exc:  # noqa: BLE001
+            raise SpecError(f"{path}: calling {name}() failed: {type(exc).__name__}: {_first_line(exc)}") from None
     finally:
         sys.modules.pop(module_name, None)
-    obj = mod
-    for part in name.split("."):
-        if not hasattr(obj, part):
-            raise SpecError(f"{path}: defines no '{name}'")
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise SpecError(f"{path}: '{name}' is not a function or class")
-    try:
-        return obj()
-    except Exception as exc:  # noqa: BLE001
-        raise SpecError(f"{path}: calling {name}() failed: {type(exc).__name__}: {_first_line(exc)}") from None
+        if folder in sys.path:
+            sys.path.remove(folder)
 
 
 def _torchvision(name: str):
