@@ -572,13 +572,58 @@ class _Importer:
     def _peek(self, name):
         return self.values.get(name)
 
-    def _only_consumer(self, name):
+    def _only_consumer(self, name, after=None):
+        """The index of the one node reading `name` (after node `after`), or None."""
         if self.uses.get(name) != 1 or name in self.outputs:
             return None
-        for k in range(self.index + 1, len(self.nodes)):
+        for k in range((self.index if after is None else after) + 1, len(self.nodes)):
             if name in self.nodes[k].input:
                 return k
         return None
+
+    def _scalar(self, name, value) -> bool:
+        const = self.values.get(name)
+        if const is None:  # a Constant node later in the graph (exporters put them just before use)
+            maker = next((n for n in self.nodes if n.op_type == "Constant" and name in n.output and n.attribute), None)
+            if maker is not None:
+                const = self.onnx.helper.get_attribute_value(maker.attribute[0])
+                const = self.np.asarray(self.onnx.numpy_helper.to_array(const)
+                                        if isinstance(const, self.onnx.TensorProto) else const)
+        return (const is not None and not isinstance(const, _Live) and const.size == 1
+                and _close(float(const.reshape(())), value))
+
+    def _erf_gelu(self, node) -> bool:
+        """GELU as exporters before opset 20 write it: x / sqrt(2) -> Erf -> + 1 -> x * . -> * 0.5
+        (either order of the products). One `gelu` layer when every step is that, and each
+        intermediate is used once."""
+        x = self._in(node, 0)
+        if not isinstance(x, _Live) or not self._scalar(node.input[1], math.sqrt(2)):
+            return False
+        chain, value, at = [], node.output[0], self.index
+        for op in ("Erf", "Add", "Mul", "Mul"):
+            k = self._only_consumer(value, at)
+            if k is None or self.nodes[k].op_type != op:
+                return False
+            step = self.nodes[k]
+            others = [n for n in step.input if n != value]
+            if len(others) != (0 if op == "Erf" else 1):
+                return False
+            if op == "Erf":
+                chain.append((k, None))
+                value, at = step.output[0], k
+                continue
+            if op == "Add" and not self._scalar(others[0], 1.0):
+                return False
+            if op == "Mul" and not (self._scalar(others[0], 0.5) or others[0] == node.input[0]):
+                return False
+            chain.append((k, others[0] if op == "Mul" else None))
+            value, at = step.output[0], k
+        factors = [other for _, other in chain[2:]]
+        if sorted(f == node.input[0] for f in factors) != [False, True]:
+            return False
+        self.absorbed.update(k for k, _ in chain)
+        self._add("gelu", {}, [x], self._out_shape(self.nodes[chain[-1][0]]), output=value)
+        return True
 
     def _binary(self, node, kind):
         np = self.np
@@ -631,7 +676,8 @@ class _Importer:
         self._binary(node, "multiply")
 
     def _op_Div(self, node):
-        self._binary(node, "multiply")
+        if not self._erf_gelu(node):
+            self._binary(node, "multiply")
 
     def _unary(self, kind, args=None):
         node = self.node

@@ -508,3 +508,16 @@ def test_several_inputs_become_inputs_by_name(tmp_path):
         np.testing.assert_allclose(built(a, b).numpy(), expected, atol=1e-5)
     report = archcalc.analyze_text(text)
     assert (report.totals.params, report.totals.macs, report.output_shape) == (12, 5 * 4 * 3, (5, 3))
+
+
+def test_gelu_written_with_erf_before_opset_20_is_one_gelu(tmp_path):
+    """Opset 17's export of nn.GELU: x / sqrt(2) -> Erf -> + 1 -> x * . -> * 0.5, one gelu;
+    an Erf anywhere else is still refused (test_refused_operator_names_its_type_node_and_index)."""
+    net = nn.Sequential(nn.Linear(8, 16), nn.GELU(), nn.Linear(16, 4))
+    path = export(net, (5, 8), tmp_path / "gelu17.onnx", opset_version=17)
+    assert "Erf" in [n.op_type for n in onnx.load(path).graph.node]
+    text = assert_same_function(path, (5, 8))
+    report = archcalc.analyze_text(text)
+    assert [r.kind for r in report.layers] == ["linear", "gelu", "linear"]
+    trainable, _, macs, out = torch_figures(net, (5, 8))
+    assert (report.totals.params, report.totals.macs, report.output_shape) == (trainable, macs, out)
