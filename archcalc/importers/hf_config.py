@@ -171,7 +171,8 @@ def _rope_theta(f: _Fields, default: float = 10000.0) -> float:
 
 
 def _rope(f: _Fields, default: float = 10000.0, partial: bool = False,
-          theta_field: str = "rope_theta", partial_field: str | None = None) -> tuple[float, float]:
+          theta_field: str = "rope_theta", partial_field: str | None = None,
+          partial_default: float = 1.0) -> tuple[float, float]:
     """(base, partial rotary factor) from rope_parameters (transformers >= 5), or the older
     rope_theta / rope_scaling (and GPT-NeoX's rotary_emb_base, rotary_pct). Only the default
     (unscaled) RoPE is representable; `partial` allows partial_rotary_factor (GPT-NeoX)."""
@@ -199,7 +200,7 @@ def _rope(f: _Fields, default: float = 10000.0, partial: bool = False,
     theta = default if theta is None else theta
     if isinstance(theta, bool) or not isinstance(theta, (int, float)) or theta <= 0:
         raise f.error("rope_theta", f"must be a positive number, got {theta!r}")
-    factor = 1.0 if factor is None else factor
+    factor = partial_default if factor is None else factor
     if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 < factor <= 1:
         raise f.error(partial_field or "rope_parameters", f"partial rotary factor must be in (0, 1], got {factor!r}")
     return float(theta), float(factor)
@@ -338,7 +339,10 @@ def _llama_like(config, file, seq_len):
     vocab, d = f.need("vocab_size"), f.need("hidden_size")
     ffn, depth = f.need("intermediate_size"), f.need("num_hidden_layers")
     heads = f.need("num_attention_heads")
-    kv = f.get("num_key_value_heads", heads, kind=int)
+    # A field left out takes the config class's default, which differs by family (null: heads)
+    kv = f.get("num_key_value_heads", heads, kind=int) if "num_key_value_heads" in config else \
+        {"llama": heads, "mistral": 8, "qwen2": 32, "gemma": 16, "mixtral": 8}[mt]
+    f.read.add("num_key_value_heads")
     # GemmaConfig's head_dim defaults to 256 (a field of its own); the others' to D / heads
     head_dim = f.get("head_dim", 256 if mt == "gemma" else None, kind=int)
     if head_dim is None:
@@ -348,10 +352,10 @@ def _llama_like(config, file, seq_len):
         head_dim = d // heads
     if heads % kv:
         raise f.error("num_key_value_heads", f"({kv}) does not divide num_attention_heads ({heads})")
-    eps = f.get("rms_norm_eps", 1e-6, kind=float)
-    theta = _rope_theta(f)
+    eps = f.get("rms_norm_eps", 1e-5 if mt == "mixtral" else 1e-6, kind=float)
+    theta = _rope_theta(f, 1e6 if mt == "mixtral" else 10000.0)
     tie = f.get("tie_word_embeddings", mt in ("gemma",), kind=bool) and not bare
-    pad = config.get("pad_token_id")
+    pad = config.get("pad_token_id", 0 if mt == "gemma" else None)  # GemmaConfig's default: 0
     if pad is not None and not (isinstance(pad, int) and not isinstance(pad, bool) and 0 <= pad < vocab):
         raise f.error("pad_token_id", f"must be a token id below vocab_size, got {pad!r}")
     default_act = "gelu_pytorch_tanh" if mt == "gemma" else "silu"
@@ -380,13 +384,18 @@ def _llama_like(config, file, seq_len):
         qkv_bias = True
     window = None
     if mt in ("mistral", "mixtral"):
-        window = f.get("sliding_window", None, kind=int)
+        # MistralConfig's default window is 4096 (a field left out); null: none
+        window = (f.get("sliding_window", None, kind=int) if "sliding_window" in config
+                  else 4096 if mt == "mistral" else None)
+        f.read.add("sliding_window")
     runs = None  # Qwen2: [(first layer, count, sliding?)] where the layers differ
     if mt == "qwen2":
         # Qwen2Config: sliding_window only with use_sliding_window; layer i slides when
         # i >= max_window_layers, unless layer_types lists each layer's type.
         use_window = f.get("use_sliding_window", False, kind=bool)
-        sliding = f.get("sliding_window", None, kind=int) if use_window else (f.get("sliding_window") and None)
+        sliding = ((f.get("sliding_window", None, kind=int) if "sliding_window" in config else 4096)
+                   if use_window else (f.get("sliding_window") and None))
+        f.read.add("sliding_window")
         first = f.get("max_window_layers", 28)
         if isinstance(first, bool) or not isinstance(first, int) or first < 0:
             raise f.error("max_window_layers", f"must be a whole number >= 0, got {first!r}")
@@ -676,7 +685,9 @@ def _gpt_neox(config, file, seq_len):
     heads, ffn = f.need("num_attention_heads"), f.need("intermediate_size")
     eps = f.get("layer_norm_eps", 1e-5, kind=float)
     act = _activation(f, "hidden_act", "gelu")
-    theta, factor = _rope(f, partial=True, theta_field="rotary_emb_base", partial_field="rotary_pct")
+    # GPTNeoXConfig rotates a quarter of each head unless told otherwise (rotary_pct 0.25)
+    theta, factor = _rope(f, partial=True, theta_field="rotary_emb_base", partial_field="rotary_pct",
+                          partial_default=0.25)
     f.get("rope_theta")
     parallel = f.get("use_parallel_residual", True, kind=bool)
     bias = f.get("attention_bias", True, kind=bool)
@@ -877,7 +888,7 @@ def _whisper(config, file, seq_len):
         f.get(k)  # SpecAugment (off), word timestamps, generation: no effect on the forward pass
     f.zero_dropout("dropout", "attention_dropout", "activation_dropout", "encoder_layerdrop", "decoder_layerdrop")
     tie = f.get("tie_word_embeddings", True, kind=bool)
-    pad = config.get("pad_token_id")
+    pad = config.get("pad_token_id", 50256)  # WhisperConfig's default
     if pad is not None and not (isinstance(pad, int) and not isinstance(pad, bool) and 0 <= pad < vocab):
         raise f.error("pad_token_id", f"must be a token id below vocab_size, got {pad!r}")
     t, targets, how_t = _seq(f, seq_len, "max_target_positions", 448)

@@ -239,6 +239,11 @@ def _same_as_hf(hf, name, family=None):
     ("tiny_gemma", {"hidden_act": "gelu", "hidden_activation": "gelu_pytorch_tanh", "attention_bias": True}),
     ("tiny_gemma", {"hidden_act": "relu", "tie_word_embeddings": False}),
     ("tiny_gemma", {"head_dim": _DROP}),  # GemmaConfig's default head_dim: 256, not hidden_size / heads
+    # fields left out take the config class's defaults, which differ by family:
+    ("tiny_mistral", {"sliding_window": _DROP}),  # MistralConfig: 4096 (not none)
+    ("tiny_mixtral", {"rms_norm_eps": _DROP, "rope_parameters": _DROP}),  # MixtralConfig: 1e-5, base 1e6
+    ("tiny_gpt_neox", {"rope_parameters": _DROP}),  # GPTNeoXConfig: a quarter of each head rotated
+    ("tiny_gpt_neox", {"rope_parameters": {"rope_type": "default", "rope_theta": 10000.0}}),  # the same
     ("tiny_gpt2", {"scale_attn_weights": False, "n_inner": 80, "activation_function": "relu"}),
     ("tiny_gpt_neox", {"use_parallel_residual": False, "attention_bias": False, "tie_word_embeddings": True,
                        "rope_parameters": {"rope_type": "default", "rope_theta": 500.0,
