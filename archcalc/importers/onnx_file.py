@@ -807,7 +807,101 @@ class _Importer:
             axes = self._const(node, k, "axes")
         return None if axes is None else [int(a) for a in self.np.asarray(axes).reshape(-1)]
 
+    def _const_peek(self, name):
+        """A constant by name: computed already, or made by a Constant node later in the graph."""
+        const = self.values.get(name)
+        if const is None:
+            maker = next((n for n in self.nodes if n.op_type == "Constant" and name in n.output and n.attribute), None)
+            if maker is not None:
+                const = self.onnx.helper.get_attribute_value(maker.attribute[0])
+                const = self.np.asarray(self.onnx.numpy_helper.to_array(const)
+                                        if isinstance(const, self.onnx.TensorProto) else const)
+        return None if isinstance(const, _Live) else const
+
+    def _readers(self, name, after):
+        return [k for k in range(after + 1, len(self.nodes)) if name in self.nodes[k].input]
+
+    def _decomposed_layernorm(self, node) -> bool:
+        """LayerNorm as exporters before opset 17 write it: m = mean(x); d = x - m;
+        v = mean(d ** 2); y = d / sqrt(v + eps) (* scale + bias): one `layernorm` (without the
+        scale and bias: affine false) when every step is that and each intermediate is used once
+        (d twice)."""
+        np = self.np
+        x = self._in(node, 0)
+        if not isinstance(x, _Live) or not self._attr(node, "keepdims", 1):
+            return False
+        rank = len(x.shape)
+        axes = sorted(a + rank if a < 0 else a for a in (self._attr(node, "axes") or
+                                                          list(np.asarray(self._const_peek(node.input[1])
+                                                                          if len(node.input) > 1 and node.input[1]
+                                                                          else []).reshape(-1))))
+        if not axes or axes != list(range(rank - len(axes), rank)) or 0 in axes:
+            return False
+
+        def one(name, after, op):
+            k = self._only_consumer(name, after)
+            return (k, self.nodes[k]) if k is not None and self.nodes[k].op_type == op else (None, None)
+
+        k_sub, sub = one(node.output[0], self.index, "Sub")
+        if sub is None or list(sub.input) != [node.input[0], node.output[0]]:
+            return False
+        d = sub.output[0]
+        readers = self._readers(d, k_sub)
+        if len(readers) != 2 or self.uses.get(d) != 2 or d in self.outputs:
+            return False
+        k_pow, k_div = sorted(readers, key=lambda k: self.nodes[k].op_type != "Pow")
+        pow_, div = self.nodes[k_pow], self.nodes[k_div]
+        if pow_.op_type != "Pow" or div.op_type != "Div" or pow_.input[0] != d or div.input[0] != d:
+            return False
+        if not self._scalar(pow_.input[1], 2.0):
+            return False
+        k_mean, mean2 = one(pow_.output[0], k_pow, "ReduceMean")
+        if mean2 is None or not self._attr(mean2, "keepdims", 1):
+            return False
+        axes2 = self._attr(mean2, "axes") or list(np.asarray(self._const_peek(mean2.input[1]) if len(mean2.input) > 1
+                                                             else []).reshape(-1))
+        if sorted(a + rank if a < 0 else a for a in axes2) != axes:
+            return False
+        k_add, add = one(mean2.output[0], k_mean, "Add")
+        if add is None:
+            return False
+        eps = self._const_peek([n for n in add.input if n != mean2.output[0]][0])
+        if eps is None or eps.size != 1:
+            return False
+        k_sqrt, sqrt = one(add.output[0], k_add, "Sqrt")
+        if sqrt is None or one(sqrt.output[0], k_sqrt, "Div")[0] != k_div or div.input[1] != sqrt.output[0]:
+            return False
+        used = [k_sub, k_pow, k_mean, k_add, k_sqrt, k_div]
+        out, weights, norm = div.output[0], {}, tuple(x.shape[rank - len(axes):])
+        k_mul, mul = one(out, k_div, "Mul")
+        scale = self._const_peek([n for n in mul.input if n != out][0]) if mul is not None else None
+        if scale is not None and scale.size == math.prod(norm):
+            k_bias, badd = one(mul.output[0], k_mul, "Add")
+            bias = self._const_peek([n for n in badd.input if n != mul.output[0]][0]) if badd is not None else None
+            weights["weight"] = scale.reshape(norm)
+            used.append(k_mul)
+            out = mul.output[0]
+            if bias is not None and bias.size == math.prod(norm):
+                weights["bias"] = bias.reshape(norm)
+                used.append(k_bias)
+                out = badd.output[0]
+        args = {}
+        if len(axes) != 1:
+            args["dims"] = len(axes)
+        eps = float(eps.reshape(()))
+        if not _close(eps, 1e-5):
+            args["eps"] = _f(eps)
+        if not weights:
+            args["affine"] = False
+        elif "bias" not in weights:
+            args["bias"] = False
+        self.absorbed.update(used)
+        self._add("layernorm", args, [x], self._out_shape(self.nodes[used[-1]]), weights, output=out)
+        return True
+
     def _op_ReduceMean(self, node):
+        if self._decomposed_layernorm(node):
+            return
         x = self._live(node, 0)
         rank = len(x.shape)
         axes = self._axes(node, 1)

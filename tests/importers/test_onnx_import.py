@@ -521,3 +521,20 @@ def test_gelu_written_with_erf_before_opset_20_is_one_gelu(tmp_path):
     assert [r.kind for r in report.layers] == ["linear", "gelu", "linear"]
     trainable, _, macs, out = torch_figures(net, (5, 8))
     assert (report.totals.params, report.totals.macs, report.output_shape) == (trainable, macs, out)
+
+
+@pytest.mark.parametrize("norm", [nn.LayerNorm(8), nn.LayerNorm([5, 8], eps=1e-6)])
+def test_layernorm_written_out_before_opset_17_is_one_layernorm(tmp_path, norm):
+    """Opset 14's export of nn.LayerNorm: ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div, Mul,
+    Add: one layernorm with the scale and shift (over 1 or 2 trailing axes)."""
+    net = nn.Sequential(norm, nn.Linear(8, 4))
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.uniform_(-0.5, 0.5)
+    path = export(net, (5, 8), tmp_path / "ln14.onnx", opset_version=14)
+    assert "LayerNormalization" not in [n.op_type for n in onnx.load(path).graph.node]
+    text = assert_same_function(path, (5, 8))
+    report = archcalc.analyze_text(text)
+    assert [r.kind for r in report.layers] == ["layernorm", "linear"]
+    trainable, _, macs, out = torch_figures(net, (5, 8))
+    assert (report.totals.params, report.totals.macs, report.output_shape) == (trainable, macs, out)
