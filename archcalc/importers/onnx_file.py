@@ -915,6 +915,25 @@ class _Importer:
         self._add("mean", {"dim": _one([a - 1 for a in axes]), **({"keepdim": True} if keep else {})}, [x],
                   self._out_shape(node))
 
+    def _op_ReduceMax(self, node):
+        x = self._live(node, 0)
+        rank = len(x.shape)
+        axes = self._axes(node, 1)
+        axes = list(range(rank)) if not axes else sorted(a + rank if a < 0 else a for a in axes)
+        if not (self._attr(node, "keepdims", 1) and rank >= 3 and axes == list(range(2, rank))):
+            self._refuse("takes a maximum other than over every spatial axis (keepdims); archcalc has global_maxpool")
+        self._unary("global_maxpool")
+
+    def _op_Cast(self, node):
+        x = self._live(node, 0)
+        floats = {self.onnx.TensorProto.FLOAT, self.onnx.TensorProto.DOUBLE, self.onnx.TensorProto.FLOAT16,
+                  self.onnx.TensorProto.BFLOAT16}
+        to = int(self._attr(node, "to", 0))
+        source = self.elems.get(node.input[0], self.onnx.TensorProto.FLOAT)
+        if to != source and not (to in floats and source in floats):
+            self._refuse("changes integers to reals or back; archcalc's values keep their kind")
+        self._alias(node, x)  # a precision change: archcalc's figures do not depend on it
+
     def _op_Flatten(self, node):
         x = self._live(node, 0)
         axis = int(self._attr(node, "axis", 1))

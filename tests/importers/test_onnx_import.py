@@ -538,3 +538,19 @@ def test_layernorm_written_out_before_opset_17_is_one_layernorm(tmp_path, norm):
     assert [r.kind for r in report.layers] == ["layernorm", "linear"]
     trainable, _, macs, out = torch_figures(net, (5, 8))
     assert (report.totals.params, report.totals.macs, report.output_shape) == (trainable, macs, out)
+
+
+def test_reduce_max_and_cast(tmp_path):
+    nodes = [helper.make_node("Cast", ["x"], ["c"], to=TensorProto.FLOAT, name="cast"),
+             helper.make_node("ReduceMax", ["c"], ["m"], axes=[2, 3], name="gmp"),
+             helper.make_node("Flatten", ["m"], ["y"], name="flat")]
+    model = _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 5, 5])],
+                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], {})
+    path = _save(model, tmp_path / "max.onnx")
+    text = assert_same_function(path, (3, 5, 5))
+    assert [r.kind for r in archcalc.analyze_text(text).layers] == ["global_maxpool", "flatten"]
+    nodes[0] = helper.make_node("Cast", ["x"], ["c"], to=TensorProto.INT64, name="to_int")
+    model = _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 5, 5])],
+                   [helper.make_tensor_value_info("y", TensorProto.INT64, None)], {})
+    with pytest.raises(SpecError, match=r"Cast at node 'to_int' \(#0\) changes integers to reals or back"):
+        import_onnx(_save(model, tmp_path / "int.onnx"))
