@@ -249,10 +249,31 @@ def plan_memory(graph: Graph, report: Report, *, optimizer: str = "adam", checkp
 
 
 def _checkpointed(graph: Graph, shapes: dict, saved: dict) -> tuple:
-    """Elements kept with activation checkpointing per top-level block instance: layers outside
-    blocks as usual, every tensor a block passes out (to another block or an outside layer) once,
+    """Elements kept with activation checkpointing per block instance (the top level's, or inside
+    a single wrapping instance the first level with several): layers outside them as usual, every tensor a block passes out (to another block or an outside layer) once,
     plus the largest block's own activations (recomputed during its backward, one at a time)."""
-    owner = {n.name: n.blocks[0][0] for n in graph.nodes if n.blocks}
+    # Segments are block instances, the top level's first. One that would keep more than half of
+    # all saved activations and holds instances of its own (torchvision's `features` Sequential
+    # wrapping the whole network) is split into them, again as needed: checkpointing it whole
+    # would save nothing. Its layers outside those instances count as outside.
+    total = sum(saved.values()) or 1
+    split: set = set()
+    while True:
+        owner = {}
+        for n in graph.nodes:
+            depth = 0
+            while depth < len(n.blocks) and n.blocks[depth][0] in split:
+                depth += 1
+            if depth < len(n.blocks):
+                owner[n.name] = n.blocks[depth][0]
+        per: dict = {}
+        for name, inst in owner.items():
+            per[inst] = per.get(inst, 0) + saved[name]
+        holders = {n.blocks[i - 1][0] for n in graph.nodes for i in range(1, len(n.blocks))}  # hold instances
+        big = [inst for inst, size in per.items() if 2 * size > total and inst in holders]
+        if not big:
+            break
+        split.update(big)
     outside = sum(saved[n.name] for n in graph.nodes if n.name not in owner)
     per_block: dict[str, int] = {}
     for name, inst in owner.items():

@@ -120,6 +120,33 @@ def test_checkpointing_by_hand(write):
     assert p.get("training", "total") == p.get("training", "model_states") + 82 * 4 * 4
 
 
+WRAPPED = """\
+input: [16]
+blocks:
+  unit:
+    layers:
+      - linear: 16
+      - relu
+  features:
+    layers:
+      - {name: 0, unit: {}}
+      - {name: 1, unit: {}, repeat: 2}
+      - {name: head, linear: 16}
+layers:
+  - {name: features, features: {}}
+  - linear: 2
+"""
+
+
+def test_checkpointing_splits_a_block_wrapping_the_network(write):
+    # As torchvision writes its networks: one `features` block holds 7 of the 8 outputs. Whole, it
+    # would be one segment and save nothing; split into its three units: outside 16 (features.head)
+    # + 2 (linear) + the three unit outputs that leave their unit (48) + one unit recomputed (32).
+    _, p = plan(write(WRAPPED), batch=1, checkpointing=True)
+    assert p.get("training", "activations") == (7 * 16 + 2) * 4
+    assert p.get("training", "activations_checkpointed") == (16 + 2 + 48 + 32) * 4
+
+
 def test_checkpointing_saves_memory_on_resnet18():
     _, p = plan(RESNET18, checkpointing=True)
     assert p.get("training", "activations_checkpointed") < p.get("training", "activations")
