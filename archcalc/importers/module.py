@@ -343,6 +343,13 @@ def _module_kinds():
     def prelu(m, i, o):
         return "prelu", {"num_parameters": m.num_parameters}
 
+    def zeropad(m, i, o):
+        made = _zeropad(list(m.padding) if isinstance(m.padding, (tuple, list)) else [m.padding] * 2 * (len(i) - 2),
+                        len(i), "x", type(m).__name__)
+        if made[0] == "value":
+            return "identity", {}
+        return made[0], made[1]
+
     def shuffle(m, i, o):
         return "channel_shuffle", {"groups": m.groups}
 
@@ -383,7 +390,7 @@ def _module_kinds():
         table[cls] = adaptive_max
     table.update({nn.LayerNorm: ln, nn.GroupNorm: gn, nn.Linear: linear, nn.Dropout: dropout,
                   nn.Dropout1d: dropout2d, nn.Dropout2d: dropout2d, nn.Dropout3d: dropout2d, nn.Flatten: flatten,
-                  nn.Identity: identity, nn.PReLU: prelu, nn.ChannelShuffle: shuffle, nn.Upsample: upsample})
+                  nn.Identity: identity, nn.ZeroPad1d: zeropad, nn.ZeroPad2d: zeropad, nn.ZeroPad3d: zeropad, nn.PReLU: prelu, nn.ChannelShuffle: shuffle, nn.Upsample: upsample})
     if hasattr(nn, "RMSNorm"):
         table[nn.RMSNorm] = rms
     table["BatchNormAct2d"] = _bn_act(bn, table)
@@ -508,8 +515,15 @@ def _convert(module, shape: list) -> list[Entry]:
         example = torch.randn(2, *shape, device=first.device if first is not None else None,
                               dtype=first.dtype if first is not None and first.is_floating_point() else None)
         try:
+            class Prop(ShapeProp):  # shapes of tensors, and the Python values (sizes) beside them
+                def run_node(self, n):
+                    result = super().run_node(n)
+                    if not isinstance(result, torch.Tensor):
+                        n.meta["python_value"] = result
+                    return result
+
             with torch.no_grad():
-                ShapeProp(gm).propagate(example)
+                Prop(gm).propagate(example)
         except Exception as exc:  # noqa: BLE001
             raise SpecError(f"{type(module).__name__} does not run on an input of shape {list(shape)}: "
                             f"{type(exc).__name__}: {_first_line(exc)}") from None
@@ -748,6 +762,29 @@ def _index(src, index, value, what):
     return "split", {"sizes": sizes, "dim": d - 1, "index": k}, [value[src]]
 
 
+def _zeropad(pad: list, rank: int, src, what):
+    """F.pad's list (last dimension first, (left, right) pairs) as `zeropad` over the spatial axes
+    (every dimension after the batch and the first): the first dimension's pair, if given, must be
+    zeros; a pad of zeros everywhere is the input itself."""
+    if len(pad) % 2 or any(not isinstance(p, int) or p < 0 for p in pad):
+        raise _Refused(f"{what} with pad {pad}; archcalc pads by whole non-negative amounts")
+    pairs = [pad[i:i + 2] for i in range(0, len(pad), 2)]  # last dimension first
+    spatial = rank - 2
+    if len(pairs) > rank - 1:
+        raise _Refused(f"{what} pads the batch dimension")
+    if len(pairs) == rank - 1:
+        if pairs[-1] != [0, 0]:
+            raise _Refused(f"{what} pads the first dimension after the batch (channels); zeropad pads the spatial axes")
+        pairs = pairs[:-1]
+    pairs += [[0, 0]] * (spatial - len(pairs))
+    flat = [p for pair in pairs for p in pair]
+    if not any(flat):
+        return "value", src
+    if spatial < 1:
+        raise _Refused(f"{what} pads a tensor without spatial axes")
+    return "zeropad", {"padding": flat}, [src]
+
+
 def _reads_tensor(node, value) -> bool:
     import torch.fx as fx
 
@@ -799,7 +836,15 @@ def _function(node, value, out_shape):
 
     target = node.target
     name = target if node.op == "call_method" else getattr(target, "__name__", "")
-    args, kwargs = list(node.args), dict(node.kwargs)
+
+    def concrete(x):  # a size computed from the input's shape: the number it was when traced
+        if isinstance(x, fx.Node) and not isinstance(value.get(x), str) and "python_value" in x.meta and not (
+                isinstance(value.get(x), tuple) and value[x][0] == "pieces"):
+            return x.meta["python_value"]
+        return x
+
+    args = list(fx.node.map_aggregate(tuple(node.args), concrete))
+    kwargs = dict(fx.node.map_aggregate(dict(node.kwargs), concrete))
     what = _op_name(node)
 
     def tensor(x):
@@ -929,6 +974,11 @@ def _function(node, value, out_shape):
         sizes = arg(1, "split_size_or_sections") if node.op == "call_function" else arg(1, "split_size")
         return "value", ("pieces", "split", {"sizes": list(sizes) if isinstance(sizes, (list, tuple)) else sizes,
                                              "dim": dim}, src)
+    if name == "pad" and node.op == "call_function":
+        mode, fill = arg(2, "mode", "constant"), arg(3, "value", None)
+        if mode != "constant" or fill not in (None, 0, 0.0):
+            raise _Refused(f"{what} with mode={mode!r}, value={fill!r}; archcalc pads with zeros only")
+        return _zeropad(list(arg(1, "pad")), len(_shape_of(args[0])), value[args[0]], what)
     if name == "channel_shuffle":
         return "channel_shuffle", {"groups": arg(1, "groups")}, [value[args[0]]]
     return None
