@@ -353,3 +353,17 @@ def test_timm_round_trip_where_timm_imports(tv):
     assert text.startswith("# imported by archcalc from timm:regnety_002")
     result = compare(module, text)
     assert result["spec"] == result["module"] and result["equal"], result
+
+
+def test_bench_import_coverage_rows(tv):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "import_coverage.py"
+    spec = importlib.util.spec_from_file_location("bench_import_coverage", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.round_trip(tv, "squeezenet1_1") == (36, "equal")
+    lines, result = bench.round_trip(tv, "vit_b_16")
+    assert lines is None and result.startswith("refused: 'class_token' (a parameter)")
+    assert "resnet50" in bench.models_to_run(tv) and bench.models_to_run(tv, ["alexnet"]) == ["alexnet"]
