@@ -170,6 +170,7 @@ layers:
   - {name: attn, attention: {heads: 4, causal: true}}
   - {name: gqa, attention: {heads: 4, kv_heads: 2, rotary: true, bias: false}}
   - {name: wide, attention: {heads: 2, kv_heads: 1, head_dim: 12}}
+  - {name: mha, attention: {heads: 4, causal: true, layout: packed}}
   - {name: head, linear: {out: 40, bias: false}}
 """,
     "sequence": """
@@ -206,6 +207,7 @@ layers:
   - identity
   - dropout: 0.3
   - dropout2d: 0.1
+  - {stochastic_depth: {p: 0.2, mode: batch}}
   - prelu
   - prelu: 8
   - groupnorm: 4

@@ -14,6 +14,10 @@ the heads) and OLMo-2 (RMSNorm of the whole q and k projections), Mistral (slidi
 softmax(scale q k^T + bias) with the bias [heads or 1, T, T] that relative_position_bias computes
 once per stack and every layer reads, as Hugging Face's T5Attention passes layer 0's position_bias
 on; a causal or window mask then hides what it hides).
+`layout: packed` holds the weights as nn.MultiheadAttention does (in_proj_weight [3D, D], rows q
+then k then v; in_proj_bias [3D]; out_proj.weight, out_proj.bias), so its state_dict loads (the
+module importer maps nn.MultiheadAttention to it); only for its plain form (kv_heads = heads,
+head_dim = D / heads, one bias switch, no q/k norm, rotary, window, scale or score bias input).
 """
 from __future__ import annotations
 
@@ -87,6 +91,37 @@ class SelfAttention(nn.Module):
 
 '''
 
+# layout: packed's module, apart so that an exported network holds only the classes it uses
+PACKED_SOURCE = '''
+
+class PackedSelfAttention(nn.Module):
+    """nn.MultiheadAttention(dim, heads, bias=bias, batch_first=True) called as attn(x, x, x): its
+    parameters by its names and layout (in_proj_weight [3*dim, dim], rows q then k then v;
+    in_proj_bias [3*dim]; out_proj), so its state_dict loads; forward splits the one projection
+    into q, k, v and computes SelfAttention's outputs (causal: MultiheadAttention with the square
+    causal mask)."""
+
+    def __init__(self, dim, heads, bias, causal, dropout):
+        super().__init__()
+        self.heads, self.head_dim, self.causal, self.dropout = heads, dim // heads, causal, dropout
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        if bias:
+            self.in_proj_bias = nn.Parameter(torch.zeros(3 * dim))
+        else:
+            self.register_parameter("in_proj_bias", None)
+        self.out_proj = nn.Linear(dim, dim, bias=bias)
+
+    def forward(self, x):
+        n, t, d = x.shape
+        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
+        q, k, v = qkv.view(n, t, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        p = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=self.causal)
+        return self.out_proj(y.transpose(1, 2).reshape(n, t, d))
+
+'''
+
 
 # Argument groups shared with other attention kinds (cross_attention): the heads, the projections'
 # bias switches (read with projection_biases), and the scores' scale and dropout (score_scale).
@@ -151,8 +186,16 @@ class Attention(Layer):
                 "all: over the whole projection, heads*head_dim for q and kv_heads*head_dim for k (OLMo-2)"),
         Arg("qk_norm_eps", "float", None, min=0,
             doc="added to the variance in the q/k norm (default: 1e-6 for rmsnorm as in Qwen3, 1e-5 for layernorm)"),
+        Arg("layout", "choice", "separate", choices=("separate", "packed"),
+            doc="separate: q, k, v, out Linears (Hugging Face's layout); packed: nn.MultiheadAttention's "
+                "in_proj_weight [3D, D] (rows q, k, v), in_proj_bias [3D], out_proj (its state_dict loads); "
+                "packed needs kv_heads = heads, head_dim = D/heads, one bias switch, and no qk_norm, rotary, "
+                "window, scale or score bias input"),
     )
     formulas = {
+        "layout": "packed = nn.MultiheadAttention's parameters: in_proj_weight [3*D, D] = [Wq; Wk; Wv], "
+                  "in_proj_bias [3*D], out_proj.weight [D, D], out_proj.bias [D]; the same parameter count, "
+                  "MACs and outputs as separate q, k, v, out",
         "output": "[T, D]",
         "params": "D*(H + 2*Hkv)*d + H*d*D  (+ biases: H*d for q, Hkv*d for k, Hkv*d for v, D for the output, "
                   "each where its switch is on) (+ q/k norm: 2*d per head, (H + Hkv)*d over all; twice that "
@@ -200,7 +243,33 @@ class Attention(Layer):
                     raise LayerError(f"{name} applies to the q/k norm; add qk_norm: rmsnorm or layernorm", name)
         if len(shapes) == 2:
             score_bias_shape(tuple(shapes[1]), h, t, t)
+        if a["layout"] == "packed":
+            self._packable(a, d, h, kv, hd, len(shapes))
         return t, d, h, kv, hd
+
+    @staticmethod
+    def _packable(a, d, h, kv, hd, inputs) -> None:
+        """layout: packed is nn.MultiheadAttention's layout, which has none of the variants."""
+        why = None
+        if kv != h:
+            why = f"kv_heads {kv} differs from heads {h}"
+        elif h * hd != d:
+            why = f"head_dim {hd} is not D / heads = {d} / {h}"
+        elif len(set(projection_biases(a))) != 1:
+            why = "the projections' bias switches differ (it has one bias switch)"
+        else:
+            for name in ("qk_norm", "window", "scale"):
+                if a[name] is not None:
+                    why = f"{name} is given"
+                    break
+            else:
+                if a["rotary"]:
+                    why = "rotary is on"
+                elif inputs == 2:
+                    why = "a score bias input is given"
+        if why is not None:
+            raise LayerError(f"layout: packed is nn.MultiheadAttention's layout (one q/k/v projection of D = "
+                             f"heads * head_dim), but {why}; use layout: separate", "layout")
 
     @staticmethod
     def _biases(a) -> tuple:
@@ -291,6 +360,8 @@ class Attention(Layer):
                 values.append(f"{twice}({p(h)} + {p(kv)})*{p(hd)}")
             note += (f"; {a['qk_norm']} of q and k over " + ("each head (one weight of d shared by the heads)"
                      if over == "head" else "the whole projections") + (", weight and bias" if per == 2 else ""))
+        if a["layout"] == "packed":
+            note += "; packed as nn.MultiheadAttention's in_proj_weight [3D, D] and out_proj"
         params = Step("params", " + ".join(formula), " + ".join(values), self.params(a, shapes)[0], note=note)
         masked = "windowed" if a["window"] is not None else "causal" if a["causal"] else ""
         macs = Step("macs", "T*D*(H + 2*Hkv)*d + 2*H*T*T*d + T*H*d*D",
@@ -306,6 +377,8 @@ class Attention(Layer):
         _, d, h, kv, hd = self._sizes(a, shapes)
         biases = self._biases(a)
         bias = biases[0] if len(set(biases)) == 1 else biases
+        if a["layout"] == "packed":
+            return custom_module(PACKED_SOURCE, "PackedSelfAttention", d, h, bias, a["causal"], a["dropout"])
         extra = ()
         if a["qk_norm"] is not None or a["window"] is not None or a["scale"] is not None:
             over, eps, _ = self._norm(a)

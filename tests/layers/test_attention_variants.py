@@ -110,6 +110,14 @@ def test_symbolic_tokens_with_a_window():
     ("{heads: 4, qk_norm: rmsnorm, qk_norm_eps: .nan}", "finite", None),  # the reader's rule for every number
     ("{heads: 4, k_bias: no}", "true or false", "k_bias"),
     ("{heads: 4, o_bias: 1}", "true or false", "o_bias"),
+    ("{heads: 4, layout: fused}", "packed", "layout"),
+    ("{heads: 4, kv_heads: 2, layout: packed}", "kv_heads 2 differs from heads 4", "layout"),
+    ("{heads: 4, head_dim: 16, layout: packed}", "head_dim 16 is not D / heads = 32 / 4", "layout"),
+    ("{heads: 4, o_bias: false, layout: packed}", "bias switches differ", "layout"),
+    ("{heads: 4, qk_norm: rmsnorm, layout: packed}", "qk_norm is given", "layout"),
+    ("{heads: 4, causal: true, window: 4, layout: packed}", "window is given", "layout"),
+    ("{heads: 4, scale: 1, layout: packed}", "scale is given", "layout"),
+    ("{heads: 4, rotary: true, layout: packed}", "rotary is on", "layout"),
 ])
 def test_errors_are_located(args, words, arg):
     text = f"input: [10, 32]\nlayers:\n  - {{name: attn, attention: {args}}}\n"
@@ -199,3 +207,27 @@ def test_memory_cli_kv_cache_with_a_window(tmp_path, tokens, dtype, held, size):
     assert result.exit_code == 0, result.output
     # keys and values of min(T, window) positions, 2 heads of 8
     assert json.loads(result.output)["inference"]["kv_cache_bytes"] == 2 * held * 2 * 8 * size
+
+
+# --- layout: packed (nn.MultiheadAttention's parameters) ---------------------------------------
+
+@pytest.mark.parametrize("args, bias", [
+    ("{heads: 4, layout: packed}", True),
+    ("{heads: 4, bias: false, layout: packed}", False),
+    ("{heads: 4, causal: true, layout: packed}", True),
+])
+def test_packed_layout_keeps_the_figures(args, bias):
+    row = last([10, 32], f"attention: {args}")
+    # nn.MultiheadAttention(32, 4): in_proj_weight 96 x 32, in_proj_bias 96, out_proj 32 x 32 + 32
+    assert row.trainable_params == 96 * 32 + 32 * 32 + (96 + 32 if bias else 0)
+    assert row.macs == hand_macs(10, 32, 4, 4, 8)
+
+
+def test_packed_layout_in_explain():
+    from archcalc.explain import explain
+
+    text = "input: [10, 32]\nlayers:\n  - {name: mha, attention: {heads: 4, layout: packed}}\n"
+    (entry,) = explain(archcalc.parse_spec(text))
+    params = next(x for x in entry.steps if x.figure == "params")
+    assert params.result == 4 * 32 * 32 + 4 * 32
+    assert "in_proj_weight [3D, D]" in params.note

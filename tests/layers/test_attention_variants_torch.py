@@ -185,6 +185,8 @@ def test_rmsnorm_per_head_by_hand():
 @pytest.mark.parametrize("args", [
     "{heads: 4, kv_heads: 2, o_bias: false, causal: true, window: 4, qk_norm: rmsnorm, rotary: true}",
     "{heads: 4, head_dim: 16, k_bias: false, qk_norm: layernorm, qk_norm_over: all}",
+    "{heads: 4, causal: true, layout: packed}",
+    "{heads: 2, bias: false, layout: packed}",
 ])
 def test_verify_is_clean_and_export_rebuilds_the_module(args, tmp_path):
     from archcalc.torch.verify import verify
@@ -273,3 +275,32 @@ def test_causal_mask_export_expression_equals_the_module():
     x = torch.randn(2, 3, 6, 6)
     exported = eval(module.export_expression(["x"]), {"torch": torch}, {"x": x})  # noqa: S307 - archcalc's text
     assert torch.equal(exported, module(x))
+
+
+# --- layout: packed loads nn.MultiheadAttention's state_dict ------------------------------------
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("bias", [True, False])
+def test_packed_layout_loads_multihead_attention(causal, bias):
+    t, d, h = 9, 24, 3
+    graph, ours = _ours(f"{{heads: {h}, causal: {str(causal).lower()}, bias: {str(bias).lower()}, layout: packed}}",
+                        t, d)
+    torch.manual_seed(1)
+    mha = torch.nn.MultiheadAttention(d, h, bias=bias, batch_first=True).eval()
+    if bias:  # nn.MultiheadAttention starts its biases at zero: make them count
+        with torch.no_grad():
+            mha.in_proj_bias.normal_()
+            mha.out_proj.bias.normal_()
+    assert [(n, p.shape) for n, p in ours.named_parameters()] == [(n, p.shape) for n, p in mha.named_parameters()]
+    ours.load_state_dict(mha.state_dict())
+    x = torch.randn(2, t, d)
+    mask = torch.nn.Transformer.generate_square_subsequent_mask(t) if causal else None
+    with torch.no_grad():
+        expected, _ = mha(x, x, x, attn_mask=mask, is_causal=causal, need_weights=False)
+        got = ours(x)
+    assert torch.allclose(got, expected, atol=1e-5)
+    assert sum(p.numel() for p in mha.parameters()) == archcalc.analyze(graph).totals.trainable_params
+
+
+def test_packed_layout_figures_match_pytorch():
+    torch_check([10, 32], "attention: {heads: 4, causal: true, layout: packed}")

@@ -113,6 +113,7 @@ layers:
   - {name: attn, attention: {heads: 4, causal: true}}
   - {name: gqa, attention: {heads: 4, kv_heads: 2, rotary: true, bias: false}}
   - {name: mqa, attention: {heads: 2, kv_heads: 1, head_dim: 4}}
+  - {name: mha, attention: {heads: 4, causal: true, layout: packed}}
   - {name: head, linear: {out: 30, bias: false}}
 """,
     "tensor_ops": """
@@ -175,7 +176,7 @@ layers:
                        "upsample: {size: [11, 7], mode: bicubic, align_corners: false}",
                        "avgpool: {kernel: 3, stride: 2, padding: 1, ceil_mode: true, count_include_pad: false}",
                        "groupnorm: {groups: 2, eps: 0.0001, affine: false}", "prelu: {num_parameters: 4, init: 0.1}",
-                       "prelu", "dropout2d: 0.2", "gelu: tanh", "gelu", "silu", "sigmoid", "tanh", "identity",
+                       "prelu", "dropout2d: 0.2", "stochastic_depth: {p: 0.3, mode: row}", "gelu: tanh", "gelu", "silu", "sigmoid", "tanh", "identity",
                        "zeropad: [1, 2, 3, 4]", "adaptive_avgpool: [3, 2]", "softmax", "log_softmax: -1"),
     "norms": _spec([5, 6], "layernorm", "layernorm: {dims: 2, eps: 0.01}", "layernorm: {bias: false}",
                    "layernorm: {affine: false}", "batchnorm: {affine: false}",
