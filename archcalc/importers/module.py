@@ -393,6 +393,7 @@ def _module_kinds():
                   nn.Identity: identity, nn.ZeroPad1d: zeropad, nn.ZeroPad2d: zeropad, nn.ZeroPad3d: zeropad, nn.PReLU: prelu, nn.ChannelShuffle: shuffle, nn.Upsample: upsample})
     if hasattr(nn, "RMSNorm"):
         table[nn.RMSNorm] = rms
+    table[nn.MultiheadAttention] = _multihead_attention
     table["BatchNormAct2d"] = _bn_act(bn, table)
     # timm.layers.Linear: nn.Linear whose forward casts the weight to the input's dtype (for
     # torchscript); in one dtype it is nn.Linear's computation
@@ -431,6 +432,44 @@ def _bn_act(bn, table):
             out.append(make(part, o, o))
         return out
     return convert
+
+
+def _multihead_attention(m, i, o):
+    """nn.MultiheadAttention(D, H, batch_first=True) as self-attention: attention with its packed
+    layout (in_proj_weight [3D, D], in_proj_bias, out_proj), so its state_dict loads."""
+    if not m.batch_first:
+        _refuse_arg(m, "batch_first", False)  # [T, N, D]: a spec's sequences are [T, D] per example
+    if not m._qkv_same_embed_dim:
+        raise _Refused(f"MultiheadAttention with kdim={m.kdim}, vdim={m.vdim} apart from embed_dim={m.embed_dim} "
+                       "(separate key/value projections), which no archcalc kind has")
+    if m.bias_k is not None:
+        _refuse_arg(m, "add_bias_kv", True)
+    if m.add_zero_attn:
+        _refuse_arg(m, "add_zero_attn", True)
+    if i is None or len(i) != 3:
+        raise _Refused(f"MultiheadAttention on an input of shape {list(i or ())}; it takes [N, T, D]")
+    return "attention", {"heads": m.num_heads, "bias": m.in_proj_bias is not None, "dropout": m.dropout,
+                         "layout": "packed"}
+
+
+def _self_attention_input(m, node, value, path):
+    """The one tensor nn.MultiheadAttention reads as query, key and value (self-attention, no mask);
+    other uses are refused by name."""
+    names = ("query", "key", "value", "key_padding_mask", "need_weights", "attn_mask", "average_attn_weights",
+             "is_causal")
+    given = dict(zip(names, node.args))
+    given.update(node.kwargs)
+    q, k, v = (given.get(n) for n in names[:3])
+    if not (q is k is v) or not isinstance(value.get(q), str):
+        raise _Refused(f"module '{path}' (MultiheadAttention) is called with a query, key and value that differ "
+                       "(cross-attention); archcalc imports it as self-attention, attn(x, x, x)")
+    for name in ("key_padding_mask", "attn_mask"):
+        if given.get(name) is not None:
+            raise _Refused(f"module '{path}' (MultiheadAttention) is called with {name}, which the importer does "
+                           "not map (a spec's attention takes causal: true for the causal mask)")
+    if given.get("is_causal"):
+        _refuse_arg(m, "is_causal", True)
+    return q
 
 
 def _qualified(m) -> str:
@@ -487,6 +526,8 @@ def _convert(module, shape: list) -> list[Entry]:
     try:
         class Tracer(fx.Tracer):
             def is_leaf_module(self, m, qualname):
+                if type(m) is torch.nn.TransformerEncoderLayer:
+                    return False  # traced through: norms, nn.MultiheadAttention, Linears, residual adds
                 return (type(m) in table or type(m).__name__ in table or _qualified(m) in table
                         or super().is_leaf_module(m, qualname))
 
@@ -500,11 +541,17 @@ def _convert(module, shape: list) -> list[Entry]:
             params = []
         fixed = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty
                  and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        fastpath = torch.backends.mha.get_fastpath_enabled()
         try:
+            # nn.TransformerEncoderLayer tests its input before its fused fast path (the same
+            # computation); with the fast path off it takes its plain path, which traces
+            torch.backends.mha.set_fastpath_enabled(False)
             graph = tracer.trace(module, concrete_args=fixed or None)
         except Exception as exc:  # noqa: BLE001 - data-dependent control flow, unsupported Python
             raise SpecError(f"torch.fx cannot trace {type(module).__name__}: {type(exc).__name__}: "
                             f"{_first_line(exc)}") from None
+        finally:
+            torch.backends.mha.set_fastpath_enabled(fastpath)
         gm = fx.GraphModule(tracer.root, graph)
         placeholders = [n for n in graph.nodes if n.op == "placeholder"
                         and re.sub(r"_[0-9]+$", "", n.target) not in fixed]
@@ -577,7 +624,9 @@ def _entries(root, gm, table) -> list[Entry]:
                 if convert is None:
                     raise _Refused(f"module '{path}' ({cls}) has no archcalc kind")
                 in_node = node.args[0] if node.args else None
-                if len(node.args) != 1 or node.kwargs or not isinstance(value.get(in_node), str):
+                if isinstance(m, torch.nn.MultiheadAttention):
+                    in_node = _self_attention_input(m, node, value, path)
+                elif len(node.args) != 1 or node.kwargs or not isinstance(value.get(in_node), str):
                     raise _Refused(f"module '{path}' ({cls}) is called with {len(node.args)} arguments; "
                                    "archcalc's layers take one tensor")
                 made = convert(m, _shape_of(in_node), out_shape)
@@ -613,7 +662,15 @@ def _entries(root, gm, table) -> list[Entry]:
                                      scope=_scopes(scope_stack, root, between), trainable=grads != {False},
                                      where=f"{path} ({cls})"))
                 source = out
-            value[node] = source
+            value[node] = ("attn_output", source) if isinstance(m, torch.nn.MultiheadAttention) else source
+            continue
+        if node.op == "call_function" and node.target is operator.getitem and isinstance(
+                value.get(node.args[0]), tuple) and value[node.args[0]][0] == "attn_output":
+            if node.args[1] != 0:  # (output, weights): the weights are not a layer's output
+                raise SpecError(f"the attention weights (item {node.args[1]!r} of what nn.MultiheadAttention "
+                                f"returns) are read (at {_place(where_path, where_cls)}); a spec's attention "
+                                "gives its output only")
+            value[node] = value[node.args[0]][1]
             continue
         # functions and methods
         what = _op_name(node)
@@ -638,7 +695,8 @@ def _entries(root, gm, table) -> list[Entry]:
     for path, m in modules.items():
         own = sum(p.numel() for p in m.parameters(recurse=False)) + sum(
             b.numel() for b in m.buffers(recurse=False) if b.is_floating_point())
-        if own and path not in used:
+        inside = any(path.startswith(p + ".") for p in used if p)  # nn.MultiheadAttention's out_proj
+        if own and path not in used and not inside:
             raise SpecError(f"module '{path}' ({type(m).__name__}) holds {own:,} parameters or buffers, but the "
                             f"traced forward of {type(root).__name__} never calls it; a spec would drop them")
     return entries
@@ -992,9 +1050,8 @@ def compare(module, text: str, input_shape=None, *, atol: float = 1e-4, seed: in
     on one random input (eval mode). Returns {"spec": ..., "module": ..., "equal": bool,
     "max_abs_diff": float}; raises SpecError where the spec does not read or the weights do not load."""
     torch = _torch()
-    from torch.utils.flop_counter import FlopCounterMode
-
     from archcalc.api import analyze_text, parse_spec
+    from archcalc.torch.verify import flop_counter  # FlopCounterMode, with the CPU attention kernel counted
     from archcalc.torch.build import build
 
     graph = parse_spec(text) if input_shape is None else parse_spec(text, input_shape=tuple(input_shape))
@@ -1011,8 +1068,13 @@ def compare(module, text: str, input_shape=None, *, atol: float = 1e-4, seed: in
     module.eval()
     try:
         x = torch.randn((1,) + shape, generator=torch.Generator().manual_seed(seed))
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            expected = module(x)
+        fastpath = torch.backends.mha.get_fastpath_enabled()
+        torch.backends.mha.set_fastpath_enabled(False)  # FlopCounterMode counts no fused transformer kernel
+        try:
+            with torch.no_grad(), flop_counter() as counter:
+                expected = module(x)
+        finally:
+            torch.backends.mha.set_fastpath_enabled(fastpath)
         macs = counter.get_total_flops() // 2
         built = build(graph)
         try:

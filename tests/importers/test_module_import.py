@@ -193,10 +193,61 @@ def test_unsupported_function_is_named_with_its_module():
     assert "cumsum" in str(err.value) and "'1' (Cumsum)" in str(err.value)
 
 
-def test_transformer_encoder_layer_refused_by_name():
-    net = nn.Sequential(nn.Linear(8, 16), nn.TransformerEncoderLayer(16, 2, 32, batch_first=True))
-    with pytest.raises(SpecError, match=r"module '1' \(TransformerEncoderLayer\) has no archcalc kind"):
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+def test_transformer_encoder_layer_round_trip(norm_first, activation):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(8, 16), nn.TransformerEncoderLayer(
+        16, 2, 32, batch_first=True, norm_first=norm_first, activation=activation))
+    with torch.no_grad():  # nn.MultiheadAttention starts its biases at zero: make them count
+        net[1].self_attn.in_proj_bias.normal_()
+        net[1].self_attn.out_proj.bias.normal_()
+    text, result = round_trip(net, (5, 8))
+    assert "attention: {heads: 2, dropout: 0.1, layout: packed}" in text
+    # by hand: linear 5*8*16; attention 5*16*48 + 2*2*5*5*8 + 5*16*16; feed-forward 2*5*16*32
+    assert result["spec"]["macs"] == 640 + 3840 + 800 + 1280 + 5120
+    # parameters: 8*16+16, 4*16*16+4*16, two layernorms 4*16, 16*32+32 + 32*16+16
+    assert result["spec"]["trainable"] == 144 + 1088 + 64 + 544 + 528
+    built = build(archcalc.parse_spec(text)).eval()
+    built.load_state_dict(net.state_dict())
+    net.eval()
+    x = torch.randn(3, 5, 8)
+    with torch.no_grad():  # also against the module's fused fast path (eval, no grad)
+        assert torch.allclose(built(x), net(x), atol=1e-5)
+
+
+def test_multihead_attention_uses_not_mapped_are_refused_by_name():
+    net = nn.Sequential(nn.Linear(8, 16), nn.TransformerEncoderLayer(16, 2, 32))  # batch_first=False
+    with pytest.raises(SpecError, match=r"MultiheadAttention with batch_first=False.*1\.self_attn"):
         from_module(net, (5, 8))
+
+    class Cross(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.kv = nn.Linear(16, 16)
+            self.attn = nn.MultiheadAttention(16, 2, batch_first=True)
+
+        def forward(self, x):
+            kv = self.kv(x)
+            return self.attn(x, kv, kv)[0]
+
+    with pytest.raises(SpecError, match=r"module 'attn' \(MultiheadAttention\) .* differ \(cross-attention\)"):
+        from_module(Cross(), (5, 16))
+
+    class Weights(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = nn.MultiheadAttention(16, 2, batch_first=True)
+
+        def forward(self, x):
+            return self.attn(x, x, x)[1]
+
+    with pytest.raises(SpecError, match=r"attention weights"):
+        from_module(Weights(), (5, 16))
+
+    encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 2, 32, batch_first=True), 2)
+    with pytest.raises(SpecError, match=r"TransformerEncoder"):
+        from_module(encoder, (5, 16))
 
 
 def test_bare_parameter_unused_module_shared_module_and_batch_ops_refused():
