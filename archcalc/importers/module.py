@@ -340,6 +340,13 @@ def _module_kinds():
     def identity(m, i, o):
         return "identity", {}
 
+    def stochastic_depth(m, i, o):
+        if m.mode not in ("row", "batch"):
+            _refuse_arg(m, "mode", m.mode)
+        if not 0 <= m.p <= 1:
+            _refuse_arg(m, "p", m.p)
+        return "stochastic_depth", {"p": float(m.p), "mode": m.mode}
+
     def prelu(m, i, o):
         return "prelu", {"num_parameters": m.num_parameters}
 
@@ -398,6 +405,9 @@ def _module_kinds():
     # timm.layers.Linear: nn.Linear whose forward casts the weight to the input's dtype (for
     # torchscript); in one dtype it is nn.Linear's computation
     table["timm.layers.linear.Linear"] = linear
+    # torchvision.ops.StochasticDepth(p, mode) (EfficientNet's, Swin's, ConvNeXt's residual branches):
+    # the kind of the same name and arguments, identity in eval as torchvision's
+    table["torchvision.ops.stochastic_depth.StochasticDepth"] = stochastic_depth
     for kind, layer in KINDS.items():  # elementwise kinds name their nn class and take its arguments
         torch_class = getattr(layer, "torch_class", "")
         cls = getattr(nn, torch_class, None) if torch_class else None
