@@ -676,6 +676,9 @@ def _entries(root, gm, table) -> list[Entry]:
             continue
         if node.op == "call_function" and node.target is operator.getitem and isinstance(
                 value.get(node.args[0]), tuple) and value[node.args[0]][0] == "attn_output":
+            if node.args[1] != 0 and not node.users:  # `y, _ = attn(x, x, x)`: the weights, unread
+                value[node] = ("python", node.name)
+                continue
             if node.args[1] != 0:  # (output, weights): the weights are not a layer's output
                 raise SpecError(f"the attention weights (item {node.args[1]!r} of what nn.MultiheadAttention "
                                 f"returns) are read (at {_place(where_path, where_cls)}); a spec's attention "

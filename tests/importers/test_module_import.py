@@ -216,6 +216,22 @@ def test_transformer_encoder_layer_round_trip(norm_first, activation):
         assert torch.allclose(built(x), net(x), atol=1e-5)
 
 
+def test_multihead_attention_without_bias_unpacked_as_output_and_weights():
+    class Attend(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = nn.MultiheadAttention(16, 4, bias=False, batch_first=True)
+
+        def forward(self, x):
+            y, _ = self.attn(x, x, x)  # need_weights=True (the default): the weights go unread
+            return y
+
+    text, result = round_trip(Attend(), (6, 16))
+    assert "{name: attn, attention: {heads: 4, bias: false, layout: packed}}" in text
+    # 4*16*16 weights; 6*16*48 + 2*4*6*6*4 + 6*16*16 MACs
+    assert result["spec"]["trainable"] == 1024 and result["spec"]["macs"] == 4608 + 1152 + 1536
+
+
 def test_multihead_attention_uses_not_mapped_are_refused_by_name():
     net = nn.Sequential(nn.Linear(8, 16), nn.TransformerEncoderLayer(16, 2, 32))  # batch_first=False
     with pytest.raises(SpecError, match=r"MultiheadAttention with batch_first=False.*1\.self_attn"):
