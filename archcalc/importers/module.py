@@ -163,7 +163,7 @@ def _torchvision_models_tolerant():
     ("operator torchvision::nms does not exist" while registering fake kernels): its model code is
     pure Python, so torchvision is imported again with the registrations of fake kernels and autograd
     formulas for `torchvision::` operators skipped where they fail (the detection operators are then
-    unavailable; no classification model uses them). tests/torchvision_models.py does the same."""
+    unavailable; no classification model uses them). tests/torchvision_models.py uses it."""
     import contextlib
     import functools
 
