@@ -163,6 +163,23 @@ def score_bias_shape(shape: tuple, heads, tq, tk) -> None:
                          "relative_position_bias gives one")
 
 
+def head_sizes(a: dict, d, what: str) -> tuple:
+    """(heads, kv_heads, head_dim) of an attention kind's arguments on features of width d: kv_heads
+    defaults to heads and must divide it; head_dim defaults to d / heads. `what` names d in errors."""
+    h = a["heads"]
+    kv = a["kv_heads"] if a["kv_heads"] is not None else h
+    if h % kv:
+        raise LayerError(f"heads {h} are not divisible by kv_heads {kv}; each key/value head serves "
+                         "heads / kv_heads query heads", "kv_heads")
+    hd = a["head_dim"]
+    if hd is None:
+        if d % h:
+            raise LayerError(f"{what} D = {d} are not divisible by heads {h}; give head_dim "
+                             "to choose the head size", "heads")
+        hd = d // h
+    return h, kv, hd
+
+
 @register
 class Attention(Layer):
     kind = "attention"
@@ -220,17 +237,7 @@ class Attention(Layer):
             raise LayerError(f"attention needs a sequence shaped [T, D] (tokens, features), got "
                              f"{list(shapes[0])}")
         t, d = shapes[0]
-        h = a["heads"]
-        kv = a["kv_heads"] if a["kv_heads"] is not None else h
-        if h % kv:
-            raise LayerError(f"heads {h} are not divisible by kv_heads {kv}; each key/value head serves "
-                             "heads / kv_heads query heads", "kv_heads")
-        hd = a["head_dim"]
-        if hd is None:
-            if d % h:
-                raise LayerError(f"the features D = {d} are not divisible by heads {h}; give head_dim "
-                                 "to choose the head size", "heads")
-            hd = d // h
+        h, kv, hd = head_sizes(a, d, "the features")
         if a["rotary"] and hd % 2:
             raise LayerError(f"rotary embeddings turn pairs of features, so head_dim must be even, got {hd}",
                              "rotary")

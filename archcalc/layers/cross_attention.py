@@ -15,7 +15,8 @@ encoder_attn (Whisper: no k bias), T5's EncDecAttention (no biases, scale 1).
 from __future__ import annotations
 
 from archcalc.errors import LayerError
-from archcalc.layers.attention import BIAS_ARGS, HEAD_ARGS, SCORE_ARGS, projection_biases, score_scale
+from archcalc.layers.attention import (BIAS_ARGS, HEAD_ARGS, SCORE_ARGS, head_sizes, projection_biases,
+                                       score_scale)
 from archcalc.layers.base import Layer, Step, custom_module, register
 
 SOURCE = '''
@@ -86,17 +87,7 @@ class CrossAttention(Layer):
                 raise LayerError(f"cross_attention needs {what} shaped {names} (tokens, features), got "
                                  f"{list(shape)}")
         (tq, d), (tk, dm) = shapes
-        h = a["heads"]
-        kv = a["kv_heads"] if a["kv_heads"] is not None else h
-        if h % kv:
-            raise LayerError(f"heads {h} are not divisible by kv_heads {kv}; each key/value head serves "
-                             "heads / kv_heads query heads", "kv_heads")
-        hd = a["head_dim"]
-        if hd is None:
-            if d % h:
-                raise LayerError(f"the queries' features D = {d} are not divisible by heads {h}; give head_dim "
-                                 "to choose the head size", "heads")
-            hd = d // h
+        h, kv, hd = head_sizes(a, d, "the queries' features")
         return tq, d, tk, dm, h, kv, hd
 
     def output_shape(self, a, shapes):
