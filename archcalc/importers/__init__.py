@@ -13,6 +13,7 @@ needs it, so `archcalc analyze config.json` runs without either installed.
 from __future__ import annotations
 
 import importlib
+import json
 import re
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def source_kind(text: str) -> str | None:
     if text.lower().endswith(".onnx"):
         return "onnx"
     path = Path(text)
-    if path.name == "config.json" or (path.suffix.lower() == ".json" and not text.lower().endswith((".yaml", ".yml"))):
+    if path.name == "config.json" or (path.suffix.lower() == ".json" and _names_a_model_type(path)):
         return "config"
     try:
         if path.is_dir() and (path / "config.json").is_file():
@@ -41,6 +42,18 @@ def source_kind(text: str) -> str | None:
     except OSError:
         return None
     return None
+
+
+def _names_a_model_type(path: Path) -> bool:
+    """Is this .json file a Hugging Face config (an object with a "model_type")? A spec may be
+    written in JSON too (YAML reads it), and stays a spec. Only a small regular file is read."""
+    try:
+        if not path.is_file() or path.stat().st_size > 1 << 20:  # configs are a few KiB
+            return False
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(value, dict) and "model_type" in value
 
 
 def is_import_source(text) -> bool:

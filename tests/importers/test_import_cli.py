@@ -180,3 +180,22 @@ def test_from_module_is_exported_without_importing_torch():
             "assert 'torch' not in sys.modules\nprint('ok')\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_a_spec_written_in_json_stays_a_spec_and_a_config_is_known_by_its_model_type(tmp_path):
+    # YAML reads JSON, so a spec may be a .json file: only an object with "model_type" (or a file
+    # named config.json) is read as a Hugging Face config.
+    import archcalc
+    from archcalc.importers import is_import_source
+
+    spec = tmp_path / "net.json"
+    spec.write_text('{"input": [3, 8, 8], "layers": [{"conv": {"out": 4, "kernel": 3}}, "relu"]}')
+    assert not is_import_source(spec)
+    assert archcalc.analyze(spec).totals.params == 3 * 3 * 3 * 4 + 4
+    config = tmp_path / "llama.json"
+    config.write_text((Path(__file__).parent / "configs" / "tiny_llama" / "config.json").read_text())
+    assert is_import_source(config)
+    bad = tmp_path / "typo.json"
+    bad.write_text('{"model_typ": "llama"}')
+    result = runner.invoke(app, ["analyze", str(bad)])
+    assert result.exit_code == 2 and "unknown top-level key 'model_typ'" in result.output
