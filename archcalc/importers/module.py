@@ -124,7 +124,7 @@ def _from_file(path: Path, name: str):
     try:
         try:
             spec.loader.exec_module(mod)  # the user's own file, run as they asked
-        except Exception as exc:  # noqa: BLE001 - any error in the user's file is reported in one line
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - any error (or sys.exit) in the user's file: one line
             raise SpecError(f"{path}: running it failed: {type(exc).__name__}: {_first_line(exc)}") from None
         obj = mod
         for part in name.split("."):
@@ -135,7 +135,7 @@ def _from_file(path: Path, name: str):
             raise SpecError(f"{path}: '{name}' is not a function or class")
         try:
             return obj()
-        except Exception as exc:  # noqa: BLE001
+        except (Exception, SystemExit) as exc:  # noqa: BLE001
             raise SpecError(f"{path}: calling {name}() failed: {type(exc).__name__}: {_first_line(exc)}") from None
     finally:
         sys.modules.pop(module_name, None)

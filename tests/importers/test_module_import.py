@@ -364,6 +364,13 @@ def test_file_source_function_and_class(tmp_path):
     bad.write_text("raise ValueError('broken on purpose')\n")
     with pytest.raises(SpecError, match="running it failed: ValueError: broken on purpose"):
         import_module_source(f"{bad}:Net", "1,8,8")
+    quits = tmp_path / "quits.py"  # sys.exit in the user's file (or in NAME()) is an error too, not an exit
+    quits.write_text("import sys\n\ndef make():\n    sys.exit(5)\n\nif __name__ == '__main__':\n    pass\n")
+    with pytest.raises(SpecError, match=r"calling make\(\) failed: SystemExit: 5"):
+        import_module_source(f"{quits}:make", "1,8,8")
+    quits.write_text("import sys\nsys.exit(5)\n")
+    with pytest.raises(SpecError, match="running it failed: SystemExit: 5"):
+        import_module_source(f"{quits}:make", "1,8,8")
 
 
 # --- torchvision --------------------------------------------------------------------------------
