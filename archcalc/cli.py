@@ -177,7 +177,8 @@ def import_cmd(
     source: str = typer.Argument(..., help="What to import: " + IMPORT_SOURCES + ".", show_default=False),
     input_shape: Optional[str] = typer.Option(
         None, "--input", "-i", help="Modules and ONNX files: one example's shape, batch excluded (3,224,224; "
-        "3,H,W for a symbolic spec from a module); ONNX files need it only for dynamic sizes. Hugging Face "
+        "3,H,W for a symbolic spec from a module); ONNX files need it only for dynamic sizes, several inputs "
+        "by name: 'ids=128;mask=128'. Hugging Face "
         "configs: the sequence length T (default: min(max positions, 2048))."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the spec here instead of stdout."),
 ) -> None:
