@@ -357,3 +357,30 @@ def test_the_shifted_blocks_really_shift():
         y = model(x)
         model.features[1][1].attn.shift_size = [0, 0]
         assert not torch.allclose(model(x), y, atol=1e-4)
+
+
+def test_the_copy_is_torchvisions_own_swin_t():
+    """Where torchvision's model code imports (tests/torchvision_models.py), the copy above is
+    checked against it: the same state_dict keys and shapes, the same outputs with the same weights
+    and the same FlopCounterMode MACs, so that the reference is torchvision's, not a transcription
+    that could share a mistake with the window_attention kind (whose module follows the same code)."""
+    from torchvision_models import torchvision_models
+
+    from archcalc.torch.verify import flop_counter
+
+    models = torchvision_models()
+    if models is None:
+        pytest.skip("torchvision's model code does not import here")
+    torch.manual_seed(0)
+    copy, theirs = swin_t().eval(), models.swin_t().eval()
+    assert {k: v.shape for k, v in copy.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}
+    theirs.load_state_dict(copy.state_dict(), strict=True)
+    x = torch.randn(1, 3, 200, 300)
+    macs = []
+    with torch.no_grad():
+        for model in (copy, theirs):
+            with flop_counter() as counter:
+                model(x)
+            macs.append(counter.get_total_flops() // 2)
+        torch.testing.assert_close(copy(x), theirs(x), rtol=1e-5, atol=1e-5)
+    assert macs[0] == macs[1]
