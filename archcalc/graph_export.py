@@ -24,9 +24,8 @@ def _layers(graph: Graph):
     return list(zip(graph.nodes, (row.output_shape for row in report.layers)))
 
 
-def _input_label(graph: Graph, net_input=None) -> str:
+def _input_label(graph: Graph, net_input) -> str:
     """The label of one network input (each input is a node of its own, named as layers read it)."""
-    net_input = net_input or graph.inputs[0]
     shape = _shape(net_input.shape)
     return "\n".join((net_input.name, f"tokens {shape}" if net_input.tokens and graph.named_inputs else shape))
 
