@@ -48,3 +48,19 @@ def window_output(size, kernel, stride, pad_left, pad_right, dilation, axis, cei
     if is_num(out) and (out - 1) * stride >= size + pad_left:
         out -= 1
     return out
+
+
+def channels_last_rf(field, step):
+    """The field of a kind that reads a channels-last [H, W, C] (Swin's): global stays global; a field
+    whose spatial axes are at dims 0, 1 (RF.layout (0, 1)) goes through `step` as a [C, H, W] field
+    would and comes back channels-last; any other field is not tracked (None), nor is one `step` drops."""
+    from dataclasses import replace
+
+    from archcalc.analysis.rf import GLOBAL, RF
+
+    if field == GLOBAL:
+        return GLOBAL
+    if not isinstance(field, RF) or field.layout != (0, 1):
+        return None  # not channels-last [H, W, C] with H, W where the field has them
+    kept = step(replace(field, layout=None))
+    return None if kept is None else replace(kept, layout=(0, 1))

@@ -79,17 +79,9 @@ class PatchMerging(Layer):
         return _half(h) * _half(w) * 4 * c * 2 * c
 
     def rf(self, a, rfs, shapes, out):
-        from dataclasses import replace
+        from archcalc.layers._window import channels_last_rf
 
-        from archcalc.analysis.rf import GLOBAL, RF
-
-        field = rfs[0]
-        if field == GLOBAL:
-            return GLOBAL
-        if not isinstance(field, RF) or field.layout != (0, 1):
-            return None  # not channels-last [H, W, C] with H, W where the field has them
-        kept = replace(field, layout=None).window((2, 2), (2, 2), (0, 0), (1, 1))
-        return None if kept is None else replace(kept, layout=(0, 1))
+        return channels_last_rf(rfs[0], lambda field: field.window((2, 2), (2, 2), (0, 0), (1, 1)))
 
     def explain(self, a, shapes, out, rf_in, rf_out, row):
         from archcalc.layers import _explain as ex

@@ -263,21 +263,16 @@ class WindowAttention(Layer):
         return h * w * c + hp * wp * c + 3 * hp * wp * c + a["heads"] * hp * wp * mh * mw + hp * wp * c + h * w * c
 
     def rf(self, a, rfs, shapes, out):
-        from dataclasses import replace
+        from archcalc.analysis.rf import Reads
+        from archcalc.layers._window import channels_last_rf
 
-        from archcalc.analysis.rf import GLOBAL, RF, Reads
+        def step(field):
+            if any(s != 0 for s in self.effective_shift(a, shapes)):
+                return None  # position-dependent (see `formulas`)
+            _, _, _, window, _ = self._sizes(a, shapes)
+            return field.map([Reads(lambda o, m=m: ((o // m) * m, 1, m), m, m, m - 1) for m in window])
 
-        field = rfs[0]
-        if field == GLOBAL:
-            return GLOBAL
-        if not isinstance(field, RF) or field.layout != (0, 1):
-            return None  # not channels-last [H, W, C] with H, W where the field has them
-        if any(s != 0 for s in self.effective_shift(a, shapes)):
-            return None  # position-dependent (see `formulas`)
-        _, _, _, window, _ = self._sizes(a, shapes)
-        reads = [Reads(lambda o, m=m: ((o // m) * m, 1, m), m, m, m - 1) for m in window]
-        kept = replace(field, layout=None).map(reads)
-        return None if kept is None else replace(kept, layout=(0, 1))
+        return channels_last_rf(rfs[0], step)
 
     def explain(self, a, shapes, out, rf_in, rf_out, row):
         from archcalc.layers import _explain as ex
