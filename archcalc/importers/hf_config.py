@@ -328,6 +328,18 @@ def _header(file, model_type, cls, how_t):
             "Weights: archcalc.importers.hf_config.convert_state_dict(config, model.state_dict())."]
 
 
+def _causal_lm_top(spec, model, bare, tie, block, attr, table, comment):
+    """The top-level entries of a decoder-only model: the base model's own entries (`bare`), or the
+    ...ForCausalLM: the base model as block `block` under `attr`, then an unbiased lm_head to the
+    vocabulary (tied to `attr`.`table` when `tie`)."""
+    if bare:
+        return model
+    spec.block(block, model, comment=comment)
+    return [_entry(attr, block, {}),
+            _entry("lm_head", "linear", {"out": "vocab", "bias": False},
+                   comment=f"tied to {attr}.{table}" if tie else None)]
+
+
 def _llama_like(config, file, seq_len):
     """llama, mistral, qwen2, gemma, mixtral: pre-norm decoders with RMSNorm, RoPE and a gated FFN."""
     mt = config["model_type"]
@@ -491,13 +503,7 @@ def _llama_like(config, file, seq_len):
         model.append(_entry("normalizer", "multiply_by", text='"d ** 0.5"',
                             comment="GemmaModel: embeddings times sqrt(hidden_size)"))
     model += [layers, _entry("norm", "rmsnorm", norm)]
-    if bare:
-        top = model
-    else:
-        spec.block(f"{mt}_model", model, comment=f"{base}Model")
-        top = [_entry("model", f"{mt}_model", {}),
-               _entry("lm_head", "linear", {"out": "vocab", "bias": False},
-                      comment="tied to model.embed_tokens" if tie else None)]
+    top = _causal_lm_top(spec, model, bare, tie, f"{mt}_model", "model", "embed_tokens", f"{base}Model")
     features = [f"{depth} pre-norm decoder layers of width {d} with RMSNorm (eps {eps:g})",
                 f"causal attention with {heads} query heads" + (f" sharing {kv} key/value heads" if kv != heads else "")
                 + f" of {head_dim}, rotary embeddings of base {theta:g}"
@@ -554,13 +560,7 @@ def _gpt2(config, file, seq_len):
              _entry("wpe", "positional", {"num": "positions"}),
              _entry("h", "gpt2_block", {}, repeat="depth"),
              _entry("ln_f", "layernorm", {"eps": eps})]
-    if bare:
-        top = model
-    else:
-        spec.block("gpt2_model", model, comment="GPT2Model")
-        top = [_entry("transformer", "gpt2_model", {}),
-               _entry("lm_head", "linear", {"out": "vocab", "bias": False},
-                      comment="tied to transformer.wte" if tie else None)]
+    top = _causal_lm_top(spec, model, bare, tie, "gpt2_model", "transformer", "wte", "GPT2Model")
     vars_ = {"vocab": vocab, "positions": positions, "d": d, "heads": heads, "ffn": inner, "depth": depth}
     desc = (f"{cls} from {_where(file)}: token and learned position embeddings ({positions}), {depth} "
             f"pre-norm decoder blocks of width {d} with causal attention ({heads} heads"
@@ -746,13 +746,7 @@ def _gpt_neox(config, file, seq_len):
     model = [_entry("embed_in", "embedding", {"num": "vocab", "dim": "d", "tie": "lm_head" if tie else None}),
              _entry("layers", "gpt_neox_layer", {}, repeat="depth"),
              _entry("final_layer_norm", "layernorm", norm)]
-    if bare:
-        top = model
-    else:
-        spec.block("gpt_neox_model", model, comment="GPTNeoXModel")
-        top = [_entry("gpt_neox", "gpt_neox_model", {}),
-               _entry("lm_head", "linear", {"out": "vocab", "bias": False},
-                      comment="tied to gpt_neox.embed_in" if tie else None)]
+    top = _causal_lm_top(spec, model, bare, tie, "gpt_neox_model", "gpt_neox", "embed_in", "GPTNeoXModel")
     vars_ = {"vocab": vocab, "d": d, "heads": heads, "head_dim": head_dim, "rotary_dims": rot, "ffn": ffn,
              "depth": depth}
     desc = (f"{cls} from {_where(file)}: {depth} pre-norm layers of width {d} with "
