@@ -456,16 +456,24 @@ class _Importer:
         if begin != end:  # asymmetric padding (auto_pad SAME, TensorFlow's): pad first, exactly
             inputs = [self._zeropad(x, begin, end)]
             begin = [0] * len(kernel)
-        args = {"out": int(w.shape[0]), "kernel": _one(kernel)}
+        self._add_conv("conv", int(w.shape[0]), kernel, strides, begin, dilations, groups, w, b, inputs,
+                       self._out_shape(node))
+
+    def _add_conv(self, kind, out_channels, kernel, strides, padding, dilations, groups, w, b, inputs, out,
+                  output_padding=()):
+        """A conv / conv_transpose layer: its args (only those that differ from the default, in the
+        kind's order) and its weight (and bias, if the node has one)."""
+        args = {"out": out_channels, "kernel": _one(kernel)}
         _put(args, "stride", strides, 1)
-        _put(args, "padding", begin, 0)
+        _put(args, "padding", padding, 0)
+        _put(args, "output_padding", output_padding, 0)
         _put(args, "dilation", dilations, 1)
         if groups != 1:
             args["groups"] = groups
         if b is None:
             args["bias"] = False
         weights = {"weight": w} if b is None else {"weight": w, "bias": b}
-        self._add("conv", args, inputs, self._out_shape(node), weights)
+        self._add(kind, args, inputs, out, weights)
 
     def _zeropad(self, x, begin, end):
         pad = []
@@ -505,17 +513,8 @@ class _Importer:
         if begin != end:
             self._refuse(f"pads its sides unequally ({begin} before, {end} after); archcalc's conv_transpose pads "
                          "both sides alike")
-        args = {"out": int(w.shape[1]) * groups, "kernel": _one(kernel)}
-        _put(args, "stride", strides, 1)
-        _put(args, "padding", begin, 0)
-        _put(args, "output_padding", out_pad, 0)
-        _put(args, "dilation", dilations, 1)
-        if groups != 1:
-            args["groups"] = groups
-        if b is None:
-            args["bias"] = False
-        weights = {"weight": w} if b is None else {"weight": w, "bias": b}
-        self._add("conv_transpose", args, [x], out, weights)
+        self._add_conv("conv_transpose", int(w.shape[1]) * groups, kernel, strides, begin, dilations, groups, w, b,
+                       [x], out, output_padding=out_pad)
 
     def _op_Gemm(self, node):
         np = self.np
