@@ -908,6 +908,9 @@ def _overrides(given, names: list, named: bool) -> dict:
             have = ", ".join(names) if named else "one, named 'input'"
             raise SpecError(f"--input {_word(key)}=...: the spec has no input named {_shown(key)}"
                             f"{did_you_mean(key, names)}; its inputs: {have}")
+        if target in out:  # `input` and the first input's own name are one input: never keep one silently
+            raise SpecError(f"--input gives the first input '{target}' twice ('input' names it too); "
+                            "give it once")
         out[target] = tuple(shape)
     return out
 
