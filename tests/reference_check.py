@@ -45,8 +45,10 @@ def assert_same_function(spec, reference, parameters=None, *, batch: int = 1, in
     built = build(archcalc.load_spec(spec)).eval()
     mine, theirs = list(built.parameters()), list(parameters if parameters is not None else reference.parameters())
     assert len(mine) == len(theirs)
-    pairs = list(zip(mine, theirs)) + [(a, b) for a, b in zip(built.buffers(), reference.buffers())
-                                       if a.is_floating_point()]
+    # floating buffers on both sides (batch-norm statistics; not int64 indices or counters), as many
+    my_buffers, their_buffers = ([b for b in m.buffers() if b.is_floating_point()] for m in (built, reference))
+    assert len(my_buffers) == len(their_buffers)
+    pairs = list(zip(mine, theirs)) + list(zip(my_buffers, their_buffers))
     assert all(a.numel() == b.numel() for a, b in pairs)
     with torch.no_grad():
         for a, b in pairs:
