@@ -8,6 +8,15 @@ def is_num(x) -> bool:
     return isinstance(x, int)
 
 
+def ceil_div(n, m):
+    """ceil(n / m), exact on integers; sympy's ceiling on symbolic sizes."""
+    if is_num(n) and is_num(m):
+        return -(-n // m)
+    import sympy
+
+    return sympy.ceiling(sympy.sympify(n) / m)
+
+
 def resolve_padding(padding, kernel, dilation, stride, axes, arg="padding"):
     """Per-axis (left, right) padding. 'same' pads d(k-1) in total, the odd one on the right,
     as PyTorch does; it needs stride 1. 'valid' is no padding."""

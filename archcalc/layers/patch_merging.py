@@ -38,7 +38,7 @@ class PatchMerging(nn.Module):
 
 
 def _half(n):
-    from archcalc.layers.window_attention import ceil_div
+    from archcalc.layers._window import ceil_div
 
     return ceil_div(n, 2)
 

@@ -23,7 +23,7 @@ the padded map, as FlopCounterMode measures torchvision's module.
 from __future__ import annotations
 
 from archcalc.errors import LayerError
-from archcalc.layers._window import is_num
+from archcalc.layers._window import ceil_div, is_num
 from archcalc.layers.base import Arg, Layer, Step, custom_module, register
 
 SOURCE = '''
@@ -158,15 +158,6 @@ class WindowSum(nn.Module):
             x = torch.roll(x, shifts=(sh, sw), dims=(1, 2))
         return x[:, :H, :W, :]
 '''
-
-
-def ceil_div(n, m):
-    """ceil(n / m), exact on integers; sympy's ceiling on symbolic sizes."""
-    if is_num(n) and is_num(m):
-        return -(-n // m)
-    import sympy
-
-    return sympy.ceiling(sympy.sympify(n) / m)
 
 
 def padded(n, m):

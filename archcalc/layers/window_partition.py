@@ -40,7 +40,7 @@ def window_grid(layer: Layer, a, shape, what: str):
                          f"after a convolution), got {list(shape)}")
     h, w, c = shape
     mh, mw = layer.per_axis(a["window"], 2, "window")
-    from archcalc.layers.window_attention import ceil_div
+    from archcalc.layers._window import ceil_div
 
     return h, w, c, (mh, mw), (ceil_div(h, mh), ceil_div(w, mw))
 
