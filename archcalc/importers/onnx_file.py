@@ -1268,9 +1268,16 @@ def _parse_input(text, names):
     for item in text.split(";"):
         if item.strip():
             name, _, part = item.partition("=")
-            out[name.strip()] = sizes(part)
+            name = name.strip()
+            if name in out:
+                raise SpecError(f"--input {text!r}: the input '{name}' is given twice")
+            out[name] = sizes(part)
     if "input" in out and "input" not in names and names:
         out[names[0]] = out.pop("input")
+    unknown = [n for n in out if names and n not in names]
+    if unknown:
+        raise SpecError(f"--input {text!r}: the file has no input named '{unknown[0]}' (its inputs: "
+                        f"{', '.join(names)})")
     return out
 
 

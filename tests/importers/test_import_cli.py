@@ -117,6 +117,9 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path):
         assert "dynamic size ('H') at axis 2" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     result = runner.invoke(app, ["import", dyn, "--input", "2,H,8"])
     assert result.exit_code == 2 and "positive sizes" in result.stderr
+    for given, words in (("nope=2,8,8", "no input named 'nope'"), ("input=2,8,8;input=2,4,4", "given twice")):
+        result = runner.invoke(app, ["import", dyn, "--input", given])
+        assert result.exit_code == 2 and words in result.stderr and len(result.stderr.strip().splitlines()) == 1
     result = runner.invoke(app, ["import", str(tmp_path / "small.onnx"), "-o", str(tmp_path)])
     assert result.exit_code == 2 and "it is a folder" in result.stderr
 
