@@ -59,6 +59,14 @@ def window_output(size, kernel, stride, pad_left, pad_right, dilation, axis, cei
     return out
 
 
+def channels_last(kind: str, shape, what: str = "a feature map"):
+    """(H, W, C) of a channels-last map [H, W, C] (Swin's kinds), or a LayerError naming what was expected."""
+    if len(shape) != 3:
+        raise LayerError(f"{kind} needs {what} shaped [H, W, C] (channels-last: write permute: [1, 2, 0] after a "
+                         f"convolution, as Swin does), got {list(shape)}")
+    return tuple(shape)
+
+
 def channels_last_rf(field, step):
     """The field of a kind that reads a channels-last [H, W, C] (Swin's): global stays global; a field
     whose spatial axes are at dims 0, 1 (RF.layout (0, 1)) goes through `step` as a [C, H, W] field

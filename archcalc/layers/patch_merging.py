@@ -58,13 +58,9 @@ class PatchMerging(Layer):
     }
 
     def _sizes(self, a, shapes):
-        from archcalc.errors import LayerError
+        from archcalc.layers._window import channels_last
 
-        shape = shapes[0]
-        if len(shape) != 3:
-            raise LayerError(f"patch_merging needs a channels-last feature map [H, W, C] (write permute: [1, 2, 0] "
-                             f"after a convolution, as Swin does), got {list(shape)}")
-        return shape
+        return channels_last(self.kind, shapes[0])
 
     def output_shape(self, a, shapes):
         h, w, c = self._sizes(a, shapes)

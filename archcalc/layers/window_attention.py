@@ -23,7 +23,7 @@ the padded map, as FlopCounterMode measures torchvision's module.
 from __future__ import annotations
 
 from archcalc.errors import LayerError
-from archcalc.layers._window import ceil_div, is_num
+from archcalc.layers._window import ceil_div, channels_last, is_num
 from archcalc.layers.base import Arg, Layer, Step, custom_module, register
 
 SOURCE = '''
@@ -206,11 +206,7 @@ class WindowAttention(Layer):
 
     def _sizes(self, a, shapes):
         """(H, W, C, (Mh, Mw), (sh, sw) as given), checked as torchvision's code needs them."""
-        shape = shapes[0]
-        if len(shape) != 3:
-            raise LayerError(f"window_attention needs a channels-last feature map [H, W, C] (write permute: [1, 2, 0] "
-                             f"after a convolution, as Swin does), got {list(shape)}")
-        h, w, c = shape
+        h, w, c = channels_last(self.kind, shapes[0])
         window = self.per_axis(a["window"], 2, "window")
         shift = self.per_axis(a["shift"], 2, "shift")
         for s, m in zip(shift, window):

@@ -12,7 +12,6 @@ become window and token indices and no spatial axis is left to give a field alon
 """
 from __future__ import annotations
 
-from archcalc.errors import LayerError
 from archcalc.layers.base import Arg, Layer, register
 
 SOURCE = '''
@@ -35,12 +34,10 @@ class WindowPartition(nn.Module):
 
 def window_grid(layer: Layer, a, shape, what: str):
     """(H, W, C, (Mh, Mw), (nH, nW)): the windows over a channels-last [H, W, C]."""
-    if len(shape) != 3:
-        raise LayerError(f"{layer.kind} needs {what} shaped [H, W, C] (channels-last; write permute: [1, 2, 0] "
-                         f"after a convolution), got {list(shape)}")
-    h, w, c = shape
+    from archcalc.layers._window import ceil_div, channels_last
+
+    h, w, c = channels_last(layer.kind, shape, what)
     mh, mw = layer.per_axis(a["window"], 2, "window")
-    from archcalc.layers._window import ceil_div
 
     return h, w, c, (mh, mw), (ceil_div(h, mh), ceil_div(w, mw))
 
