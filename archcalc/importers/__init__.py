@@ -111,6 +111,12 @@ def _seq_len(input_spec):
                     "integer, e.g. --input 128")
 
 
+def _first_line(exc) -> str:
+    """An exception's message in one line (its first, at most 200 characters), or its type's name."""
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
 def _shown(text: str, limit: int = 60) -> str:
     text = repr(text)
     return text if len(text) <= limit else f"{text[:limit - 12]}...{text[-8:]}"

@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 from archcalc.errors import SpecError
+from archcalc.importers import _first_line
 from archcalc.importers._writer import INPUT, Entry, Scope, write_spec
 from archcalc.layers import KINDS
 
@@ -225,11 +226,6 @@ def _timm(name: str):
         return timm.create_model(name, pretrained=False)
     except Exception as exc:  # noqa: BLE001
         raise SpecError(f"timm cannot create '{name}': {_first_line(exc)}") from None
-
-
-def _first_line(exc) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
 
 
 def _shape(value) -> list:

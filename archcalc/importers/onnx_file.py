@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from archcalc.errors import SpecError, one_line
+from archcalc.importers import _first_line
 
 MAX_FILE = 2 ** 31  # protobuf's own limit for one message; larger models keep weights outside
 BATCH_PROBE = 1_000_003  # a dynamic batch is given this prime during shape inference, to tell it apart
@@ -1238,11 +1239,6 @@ def _read(path: str):
     if not model.HasField("graph") or not model.graph.node:
         raise SpecError(f"{path}: not an ONNX model (no graph, or a graph without operators)")
     return model
-
-
-def _first_line(exc) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
 
 
 def _parse_input(text, names):
