@@ -2,7 +2,7 @@
 so that the documentation cannot drift from the code (a test compares the two)."""
 from __future__ import annotations
 
-from archcalc.layers.base import KINDS, REQUIRED, arity_text
+from archcalc.layers.base import KINDS, REQUIRED, inputs_text
 
 HEADER = """# Layer kinds
 
@@ -30,10 +30,7 @@ def markdown_reference() -> str:
         layer = KINDS[name]
         out.append(f"## `{name}`\n")
         out.append(f"{layer.summary}.\n" if layer.summary and not layer.summary.endswith(".") else f"{layer.summary}\n")
-        roles = getattr(layer, "input_roles", ())  # cross_attention: queries, memory
-        facts = ["inputs: " + ("two or more (`from: [a, b, ...]`)" if layer.arity is None
-                               else f"{arity_text(layer.arity)} (`from: [{', '.join(roles)}]`)" if roles
-                               else arity_text(layer.arity))]
+        facts = ["inputs: " + inputs_text(layer, "`")]
         if layer.primary:
             facts.append(f"a single value sets `{layer.primary}` (`{name}: VALUE`)")
         out.append("; ".join(facts) + ".\n")

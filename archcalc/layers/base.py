@@ -218,6 +218,17 @@ def arity_text(arity) -> str:
     return f"{word} {'or' if high == low + 1 else 'to'} {_COUNT_WORDS.get(high, str(high))}"
 
 
+def inputs_text(layer, code: str = "") -> str:
+    """A kind's inputs in words, with its roles where it names them (cross_attention: queries,
+    memory); `code` wraps the from: example (Markdown's backtick for the reference)."""
+    roles = getattr(layer, "input_roles", ())
+    if layer.arity is None:
+        return f"two or more ({code}from: [a, b, ...]{code})"
+    if roles:
+        return f"{arity_text(layer.arity)} ({code}from: [{', '.join(roles)}]{code})"
+    return arity_text(layer.arity)
+
+
 def arity_error(kind: str, arity, count: int) -> str | None:
     """Why `count` inputs do not suit a kind of this arity (None when they do)."""
     low, high = arity_bounds(arity)
