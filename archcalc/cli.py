@@ -573,20 +573,19 @@ def kinds(
         raise typer.Exit(2)
     layer = KINDS[kind]
     typer.echo(f"{kind}: {layer.summary}")
-    from archcalc.layers.base import arity_text
+    from archcalc.layers.base import inputs_text
 
-    roles = getattr(layer, "input_roles", ())  # cross_attention: queries, memory
-    inputs = ("two or more (from: [a, b, ...])" if layer.arity is None
-              else f"{arity_text(layer.arity)} (from: [{', '.join(roles)}])" if roles else arity_text(layer.arity))
-    typer.echo(f"inputs: {inputs}")
+    typer.echo(f"inputs: {inputs_text(layer)}")
     if layer.primary:
         typer.echo(f"primary argument: {layer.primary} (`{kind}: VALUE`)")
     typer.echo("arguments:" if layer.args else "arguments: none")
     for arg in layer.args:
         default = "required" if arg.default is REQUIRED else f"default {arg.default!r}"
-        extra = f", one of {', '.join(arg.choices)}" if arg.choices else ""
+        extra = f", one of {', '.join(arg.choices)}" if arg.choices and arg.type == "choice" else ""
+        # a number that may also be a word (mamba's dt_rank: an int or auto)
+        typename = f"{arg.type} or {' or '.join(arg.choices)}" if arg.choices and arg.type != "choice" else arg.type
         doc = f"  {arg.doc}" if arg.doc else ""
-        typer.echo(f"  {arg.name:<20} {arg.type} ({default}{extra}){doc}")
+        typer.echo(f"  {arg.name:<20} {typename} ({default}{extra}){doc}")
     for figure, formula in layer.formulas.items():
         typer.echo(f"{figure:>7}: {formula}")
 
