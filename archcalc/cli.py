@@ -159,6 +159,10 @@ def _parse_shape(text: str):
 
 
 def _sizes(part: str, text: str) -> tuple:
+    bare = part.strip().strip("[]()").strip()
+    if re.search(r"^,|,\s*,|,$", bare):  # `3,,224`: a size left out, never silently closed up
+        raise SpecError(f"--input {_shown(text)}: a size is missing between commas; expected positive sizes "
+                        "like 3,224,224")
     parts = [p for p in re.split(r"[\s,x×\[\]()]+", part.strip()) if p]
     if not parts or not all(_SIZE.fullmatch(p) and int(p) > 0 for p in parts):
         raise SpecError(f"--input {_shown(text)}: expected positive sizes like 3,224,224 (channels first, no "

@@ -69,6 +69,8 @@ def test_input_override_by_name(spec):
     ("tgt=9;tgt=3", "error: --input 'tgt=9;tgt=3': the input 'tgt' is given twice"),
     ("t-g=9", "expected a shape like 3,224,224, or NAME=SHAPE items separated by ';'"),
     ("tgt=0", "expected positive sizes like 3,224,224"),
+    ("src=4,,30", "error: --input 'src=4,,30': a size is missing between commas"),
+    ("4,30,", "error: --input '4,30,': a size is missing between commas"),
     ("input=4,20;src=4,30", "error: --input gives the first input 'src' twice ('input' names it too)"),
 ])
 def test_input_override_mistakes_are_one_line(spec, value, message):
