@@ -27,6 +27,7 @@ them beside the figure.
 from __future__ import annotations
 
 from archcalc.errors import LayerError
+from archcalc.layers._window import ceil_div
 from archcalc.layers.base import Arg, Layer, Step, custom_module, register
 
 SOURCE = '''
@@ -100,10 +101,6 @@ def _num(x) -> str:
     return f"{x:,}" if isinstance(x, int) else ex.val(x)
 
 
-def _ceil_div(a, b):
-    return -(-a // b)  # exact on integers and on sympy sizes (ceiling)
-
-
 @register
 class Mamba(Layer):
     kind = "mamba"
@@ -141,7 +138,7 @@ class Mamba(Layer):
         t, d = shape
         rank = a["dt_rank"]
         if rank == "auto":
-            rank = _ceil_div(d, 16)
+            rank = ceil_div(d, 16)
         return t, d, a["expand"] * d, a["d_state"], a["d_conv"], rank
 
     def output_shape(self, a, shapes):

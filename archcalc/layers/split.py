@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from archcalc.analysis.rf import RF, Reads
 from archcalc.errors import LayerError
-from archcalc.layers._window import is_num
+from archcalc.layers._window import ceil_div, is_num
 from archcalc.layers.base import Arg, Layer, Step, dim_index, register
 
 DIM = Arg("dim", "int", -1, doc="dimension without the batch; 0 is channels, negative counts from the end")
 INDEX = Arg("index", "int", doc="which piece (negative counts from the end, as in Python)")
-
-
-def _ceil_div(n, d):
-    return -(-n // d)
 
 
 class OnePiece(Layer):
@@ -138,7 +134,7 @@ class Split(OnePiece):
                     f"sizes {list(sizes)} make {len(sizes)} piece{'s' * (len(sizes) != 1)}")
         if is_num(sizes) and sizes == 0:
             raise LayerError("'sizes' is 0; expected a piece size >= 1 or a list of sizes", "sizes")
-        count = _ceil_div(n, sizes)
+        count = ceil_div(n, sizes)
         return (count, lambda i: sizes if i < count - 1 else n - (count - 1) * sizes, lambda i: i * sizes,
                 f"pieces of {sizes} from size {n} make ceil({n}/{sizes}) = {count} piece{'s' * (count != 1)}")
 
@@ -169,8 +165,8 @@ class Chunk(OnePiece):
 
     def _pieces(self, a, n):
         c = a["chunks"]
-        s = _ceil_div(n, c)
-        count = _ceil_div(n, s)
+        s = ceil_div(n, c)
+        count = ceil_div(n, s)
         fewer = f", fewer than the {c} chunks asked" if is_num(count) and count < c else ""
         return (count, lambda i: s if i < count - 1 else n - (count - 1) * s, lambda i: i * s,
                 f"{c} chunks of size {n} are pieces of ceil({n}/{c}) = {s}: {count} of them{fewer}")
