@@ -18,6 +18,7 @@ except ImportError:  # pragma: no cover - older typer raises click's own
 from archcalc.analysis.memory import DEFAULT_UTILIZATION, MAX_PEAK_TFLOPS, MIN_PEAK_TFLOPS, MIN_UTILIZATION
 from archcalc.analysis.report import DTYPE_BYTES
 from archcalc.errors import SpecError, one_line
+from archcalc.importers import SOURCES as IMPORT_SOURCES
 
 
 class _OneLineErrors(TyperGroup):
@@ -170,8 +171,6 @@ def _sizes(part: str, text: str) -> tuple:
     return tuple(int(p) for p in parts)
 
 
-IMPORT_SOURCES = ("FILE.onnx; a Hugging Face config.json (or a folder holding one); FILE.py:NAME (a function "
-                  "or class there returning an nn.Module); torchvision:NAME; timm:NAME")
 SPEC_OR_SOURCE = typer.Argument(..., help="The YAML spec file, or a model to import: " + IMPORT_SOURCES + ".",
                                 show_default=False)
 

@@ -22,8 +22,9 @@ from archcalc.errors import SpecError
 _MODULE = re.compile(r"(?:torchvision|timm):[A-Za-z_][A-Za-z0-9_.]*")
 _FILE_PY = re.compile(r"(?P<file>.+\.py):(?P<name>[A-Za-z_][A-Za-z0-9_.]*)")
 
-SOURCES = ("FILE.onnx, a Hugging Face config.json (or a folder holding one), FILE.py:NAME, "
-           "torchvision:NAME or timm:NAME")
+# What an import source may be, in words: the import errors and the CLI's help say it.
+SOURCES = ("FILE.onnx; a Hugging Face config.json (or a folder holding one); FILE.py:NAME (a function "
+           "or class there returning an nn.Module); torchvision:NAME; timm:NAME")
 
 
 def source_kind(text: str) -> str | None:
