@@ -30,6 +30,7 @@ from archcalc.errors import SpecError
 from archcalc.importers import _first_line
 from archcalc.importers._writer import INPUT, Entry, Scope, write_spec
 from archcalc.layers import KINDS
+from archcalc.spec.cli_text import parse_sizes
 
 _SYMBOL_SIZES = (224, 256)  # a symbolic size is traced at these two values
 
@@ -229,10 +230,11 @@ def _timm(name: str):
 
 
 def _shape(value) -> list:
-    if isinstance(value, str):
-        parts = [p.strip() for p in value.replace("[", "").replace("]", "").split(",") if p.strip()]
-    else:
-        parts = list(value)
+    """One example's shape: the `--input` text (`3,224,224`, `3,H,W`) or a sequence of sizes and names."""
+    bad = f"input shape {value!r}: expected sizes > 0 or names, such as 3,224,224 or 3,H,W"
+    parts = parse_sizes(value, names=True, digits=12) if isinstance(value, str) else list(value)
+    if parts is None:
+        raise SpecError(bad)
     out = []
     for p in parts:
         if isinstance(p, int) and not isinstance(p, bool) and p > 0:
@@ -242,7 +244,7 @@ def _shape(value) -> list:
         elif isinstance(p, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,99}", p):
             out.append(p)
         else:
-            raise SpecError(f"input shape {value!r}: expected sizes > 0 or names, such as 3,224,224 or 3,H,W")
+            raise SpecError(bad)
     if not out:
         raise SpecError("the input shape is empty; expected one example's shape, such as 3,224,224")
     return out
@@ -404,6 +406,11 @@ def _module_kinds():
     # torchvision.ops.StochasticDepth(p, mode) (EfficientNet's, Swin's, ConvNeXt's residual branches):
     # the kind of the same name and arguments, identity in eval as torchvision's
     table["torchvision.ops.stochastic_depth.StochasticDepth"] = stochastic_depth
+    table["timm.layers.drop.DropPath"] = _drop_path
+    # timm's LayerScale (x * gamma, gamma [D] along the last axis) and LayerScale2d (gamma viewed as
+    # [1, C, 1, 1]): `scale`, whose module holds `gamma` as they do
+    table["timm.layers.layer_scale.LayerScale"] = _layer_scale(-1)
+    table["timm.layers.layer_scale.LayerScale2d"] = _layer_scale(0)
     for kind, layer in KINDS.items():  # elementwise kinds name their nn class and take its arguments
         torch_class = getattr(layer, "torch_class", "")
         cls = getattr(nn, torch_class, None) if torch_class else None
@@ -438,6 +445,39 @@ def _bn_act(bn, table):
             out.append(make(part, o, o))
         return out
     return convert
+
+
+def _drop_path(m, i, o):
+    """timm's DropPath(drop_prob, scale_by_keep): stochastic depth per example (`mode: row`), the
+    kept examples divided by 1 - p (as torchvision's); an identity in eval mode."""
+    if not m.scale_by_keep and m.drop_prob > 0:
+        _refuse_arg(m, "scale_by_keep", False)  # the kept examples not rescaled: not torchvision's rule
+    if not 0 <= m.drop_prob <= 1:
+        _refuse_arg(m, "drop_prob", m.drop_prob)
+    return "stochastic_depth", {"p": float(m.drop_prob), "mode": "row"}
+
+
+def _layer_scale(dim):
+    def convert(m, i, o):
+        gamma = m.gamma.detach()
+        if gamma.dim() != 1:
+            raise _Refused(f"{type(m).__name__} with gamma of shape {list(gamma.shape)}; scale takes a vector")
+        return "scale", {"init": _init_value(gamma, m.init_values), "dim": dim}
+    return convert
+
+
+def _init_value(tensor, fallback=1.0) -> float:
+    """A learned tensor's starting value for the spec: its value where all its values are equal,
+    else `fallback` (the values themselves load with the state_dict; no figure depends on them)."""
+    flat = tensor.detach().reshape(-1)
+    if not (flat.numel() and bool((flat == flat[0]).all())):
+        return float(fallback)
+    value = float(flat[0])
+    for digits in range(1, 18):  # the shortest decimal that is the same value in the tensor's dtype (1e-06)
+        short = float(f"{value:.{digits}g}")
+        if bool(flat.new_tensor(short) == flat[0]):
+            return short
+    return value
 
 
 def _multihead_attention(m, i, o):
@@ -600,10 +640,47 @@ def _entries(root, gm, table) -> list[Entry]:
     value = {}  # fx node -> value name (a tensor), or a Python value (sizes, tuples of pieces)
     called = {}
     modules = dict(root.named_modules())
+    own_calls, own_reads = _own_parameter_calls(root, gm, modules)
+    owners = set(own_calls.values())
     for node in gm.graph.nodes:
         stack = list(node.meta.get("nn_module_stack", {}).items())
+        for k, (_, (path, _)) in enumerate(stack):
+            if path in owners:  # inside a module whose one functional call is its layer (LayerNorm2d):
+                stack = stack[:k]  # its other, weightless steps (the permutes) sit where it sits
+                break
         where_path = stack[-1][1][0] if stack else ""
         where_cls = stack[-1][1][1].__name__ if stack else type(root).__name__
+        if node in own_reads:  # a parameter that the one functional call of its module reads
+            value[node] = ("python", node.name)
+            continue
+        if node in own_calls:
+            owner = own_calls[node]
+            m = modules[owner]
+            cls = type(m).__name__
+            try:
+                kind, args, src = _own_call_kind(node, value)
+            except _Refused as exc:
+                raise SpecError(f"{exc} (at {_place(owner, cls)})") from None
+            if owner in called:
+                raise SpecError(f"module '{owner}' ({cls}) is called twice: its weights are shared, which a spec "
+                                "cannot write (each layer has its own)")
+            called[owner] = True
+            enclosing = stack[-1][1][0] if stack else ""
+            placed = _between(enclosing, owner, root)
+            if placed is None:
+                raise SpecError(f"module '{owner}' ({cls}) is called from {_place(enclosing, '')}, which does not "
+                                "hold it; a spec names a layer where it runs")
+            between, local = placed
+            _check_local(local, owner, cls)
+            grads = {p.requires_grad for p in m.parameters()}
+            if len(grads) > 1:
+                raise SpecError(f"module '{owner}' ({cls}) has trainable and frozen parameters; a spec freezes "
+                                "a layer whole")
+            entries.append(Entry(kind, _clean(kind, args), node.name, [value[src]], name=local,
+                                 scope=_scopes(stack, root, between), trainable=grads != {False},
+                                 where=f"{owner} ({cls})"))
+            value[node] = node.name
+            continue
         if node.op == "placeholder":  # the input; forward's arguments with defaults are fixed (Python values)
             value[node] = INPUT if value.get("__input_taken") is None else ("python", node.name)
             value["__input_taken"] = True
@@ -709,6 +786,86 @@ def _entries(root, gm, table) -> list[Entry]:
             raise SpecError(f"module '{path}' ({type(m).__name__}) holds {own:,} parameters or buffers, but the "
                             f"traced forward of {type(root).__name__} never calls it; a spec would drop them")
     return entries
+
+
+# functional calls that are one layer when they read one module's own parameters: their arguments' names
+_OWN_ARG_NAMES = {"layer_norm": ("input", "normalized_shape", "weight", "bias", "eps"),
+                  "group_norm": ("input", "num_groups", "weight", "bias", "eps"),
+                  "linear": ("input", "weight", "bias"),
+                  "conv": ("input", "weight", "bias", "stride", "padding", "dilation", "groups")}
+
+
+def _own_call_args(node) -> dict:
+    name = node.target.__name__
+    names = _OWN_ARG_NAMES["conv" if name.startswith("conv") else name]
+    given = dict(zip(names, node.args))
+    given.update(node.kwargs)
+    return given
+
+
+def _own_parameter_calls(root, gm, modules):
+    """A module whose forward is one functional call reading all of its own parameters
+    (torchvision's and timm's LayerNorm2d: `F.layer_norm(x.permute(...), self.normalized_shape,
+    self.weight, self.bias, self.eps)`; F.linear or F.conv2d with the module's weight and bias):
+    that call is the module's layer, named as the module. Returns ({call node: module path},
+    {the get_attr nodes it reads}); a parameter read anywhere else stays refused (by the caller)."""
+    import torch.fx as fx
+    import torch.nn.functional as F
+
+    calls, reads = {}, set()
+    for node in gm.graph.nodes:
+        name = getattr(node.target, "__name__", None) if node.op == "call_function" else None
+        if name not in ("layer_norm", "group_norm", "linear", "conv1d", "conv2d", "conv3d") or \
+                getattr(F, name, None) is not node.target:
+            continue
+        given = _own_call_args(node)
+        attrs = []
+        fx.node.map_aggregate((tuple(given.values())), lambda x: attrs.append(x) if isinstance(x, fx.Node)
+                              and x.op == "get_attr" else None)
+        if not attrs:
+            continue
+        owner = attrs[0].target.rpartition(".")[0]
+        m = modules.get(owner)
+        weight_bias = [given.get("weight"), given.get("bias")]
+        state = {f"{owner}.{n}" if owner else n for n, _ in (m.named_parameters() if m is not None else ())}
+        state |= {f"{owner}.{n}" if owner else n for n, _ in (m.named_buffers() if m is not None else ())}
+        if (m is None or m is root or {a.target for a in attrs} != state
+                or any(a not in weight_bias for a in attrs) or any(set(a.users) != {node} for a in attrs)):
+            continue
+        calls[node] = owner
+        reads.update(attrs)
+    return calls, reads
+
+
+def _own_call_kind(node, value):
+    """(kind, args, input node) of a functional call that `_own_parameter_calls` found."""
+    import torch.fx as fx
+
+    name = node.target.__name__
+    given = _own_call_args(node)
+    x, weight, bias = given.get("input"), given.get("weight"), given.get("bias")
+    if not (isinstance(x, fx.Node) and isinstance(value.get(x), str)):
+        raise _Refused(f"function torch.nn.functional.{name} on no tensor")
+    w = weight.meta.get("tensor_meta") if weight is not None else None
+    w_shape = tuple(w.shape) if w is not None else None
+    if name in ("layer_norm", "group_norm") and weight is None and bias is not None:
+        raise _Refused(f"function torch.nn.functional.{name} with a bias and no weight, which no archcalc kind has")
+    if name == "layer_norm":
+        affine = weight is not None
+        return "layernorm", {"dims": len(given["normalized_shape"]), "eps": float(given.get("eps", 1e-5)),
+                             "affine": affine, "bias": bias is not None if affine else True}, x
+    if name == "group_norm":
+        return "groupnorm", {"groups": given["num_groups"], "eps": float(given.get("eps", 1e-5)),
+                             "affine": weight is not None}, x
+    if weight is None or w_shape is None:
+        raise _Refused(f"function torch.nn.functional.{name} without a weight")
+    if name == "linear":
+        return "linear", {"out": w_shape[0], "bias": bias is not None}, x
+    padding = given.get("padding", 0)
+    return "conv", {"out": w_shape[0], "kernel": _axes(w_shape[2:]), "stride": _axes(given.get("stride", 1)),
+                    "padding": padding if isinstance(padding, str) else _axes(padding),
+                    "dilation": _axes(given.get("dilation", 1)), "groups": given.get("groups", 1),
+                    "bias": bias is not None}, x
 
 
 def fx_node_type():

@@ -1,0 +1,162 @@
+"""Importing the module families that read parameters outside a module call: LayerNorm2d's
+functional layer norm, ConvNeXt's layer scale, ViT's class token and position table, Swin's
+windows; timm's DropPath and LayerScale (archcalc.importers.module).
+
+Each round trip checks the figures (trainable and non-trainable parameters, MACs as
+FlopCounterMode / 2, output shape) against the module's, that `build(spec)` has the module's
+state_dict keys and shapes, and that after `load_state_dict(module.state_dict())` the outputs are
+equal. Models are small (64 x 64 inputs, few layers) to keep the suite fast.
+"""
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+import archcalc  # noqa: E402
+from archcalc.errors import SpecError  # noqa: E402
+from archcalc.importers.module import compare, from_module  # noqa: E402
+from archcalc.torch.build import build  # noqa: E402
+
+
+def round_trip(module, shape):
+    torch.manual_seed(0)
+    text = from_module(module, shape)
+    result = compare(module, text)
+    assert result["spec"] == result["module"], text
+    assert result["equal"], result
+    built = build(archcalc.parse_spec(text))
+    assert {k: tuple(v.shape) for k, v in built.state_dict().items()} == \
+        {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    return text, result
+
+
+# --- a functional call reading one module's own parameters ----------------------------------------
+
+class LayerNorm2d(nn.LayerNorm):  # torchvision's (and timm's) LayerNorm2d: a LayerNorm over channels of NCHW
+    def forward(self, x):
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class FunctionalLinear(nn.Linear):
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias)
+
+
+class FunctionalConv(nn.Conv2d):
+    def forward(self, x):
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+def test_functional_call_of_a_modules_own_parameters_is_its_layer():
+    net = nn.Sequential(FunctionalConv(3, 8, 3, 2, 1), LayerNorm2d(8, eps=1e-6), nn.Flatten(),
+                        FunctionalLinear(8 * 8 * 8, 5))
+    for p in net.parameters():  # no unit norms or zero biases hiding a weight that does not load
+        nn.init.normal_(p)
+    text, result = round_trip(net, (3, 16, 16))
+    # conv 3*9*8 + 8 = 224, layernorm 2 * 8 = 16, linear 512*5 + 5 = 2,565; MACs: 8*8*8 outputs of 27
+    # products = 13,824, linear 2,560 (a layernorm counts no MACs)
+    assert result["spec"] == {"trainable": 2805, "non_trainable": 0, "macs": 16384, "output": (5,)}
+    lines = text.splitlines()
+    at = lines.index("  - {name: 1, layernorm: {eps: 1.0e-06}}")  # named as the module, the permutes unnamed
+    assert lines[at - 2:at + 4] == ["  - {name: 0, conv: {out: 8, kernel: 3, stride: 2, padding: 1}}",
+                                    "  - permute: {dims: [1, 2, 0]}",
+                                    "  - {name: 1, layernorm: {eps: 1.0e-06}}",
+                                    "  - permute: {dims: [2, 0, 1]}",
+                                    "  - {name: 2, flatten}",
+                                    "  - {name: 3, linear: {out: 5}}"]
+
+
+def test_own_parameters_read_otherwise_stay_refused():
+    class NormPlusWeight(nn.LayerNorm):  # the weight read a second time, outside the layer norm
+        def forward(self, x):
+            return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps) + self.weight
+
+    with pytest.raises(SpecError, match=r"'0\.weight' \(a parameter\) is read directly by the forward of "
+                                        r"'0' \(NormPlusWeight\)"):
+        from_module(nn.Sequential(NormPlusWeight(4)), (4,))
+
+    class HalfLinear(nn.Module):  # F.linear with its weight but another module's bias
+        def __init__(self):
+            super().__init__()
+            self.weight = nn.Parameter(torch.randn(4, 4))
+            self.other = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return F.linear(x, self.weight, self.other.bias)
+
+    with pytest.raises(SpecError, match=r"'weight' \(a parameter\) is read directly"):
+        from_module(HalfLinear(), (4,))
+
+    class TwiceNorm(nn.Module):  # one LayerNorm2d called twice: shared weights
+        def __init__(self):
+            super().__init__()
+            self.norm = LayerNorm2d(3)
+
+        def forward(self, x):
+            return self.norm(self.norm(x))
+
+    with pytest.raises(SpecError, match=r"'norm\.weight' \(a parameter\) is read directly"):
+        from_module(TwiceNorm(), (3, 4, 4))
+
+
+# --- timm's DropPath and LayerScale -----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def timm_layers():
+    from torchvision_models import torchvision_models
+
+    torchvision_models()  # timm imports torchvision, whose C extension does not load here
+    try:
+        import timm.layers as layers
+    except Exception:  # noqa: BLE001
+        pytest.skip("timm does not import here")
+    return layers
+
+
+def test_timm_drop_path_and_layer_scale(timm_layers):
+    class Block(nn.Module):  # timm's ViT block shape: x + drop_path(ls(fc(norm(x))))
+        def __init__(self):
+            super().__init__()
+            self.norm = nn.LayerNorm(16)
+            self.fc = nn.Linear(16, 16)
+            self.ls = timm_layers.LayerScale(16, init_values=1e-5)
+            self.drop_path = timm_layers.DropPath(0.25)
+
+        def forward(self, x):
+            return x + self.drop_path(self.ls(self.fc(self.norm(x))))
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, 16, 1)
+            self.ls = timm_layers.LayerScale2d(16, init_values=0.5)
+            self.blocks = nn.Sequential(Block(), Block())
+
+        def forward(self, x):
+            x = self.ls(self.stem(x)).flatten(2).transpose(1, 2)
+            return self.blocks(x)
+
+    net = Net()
+    text, result = round_trip(net, (3, 4, 4))
+    # stem 3*16 + 16 = 64, ls 16; per block: norm 32, fc 272, ls 16 -> 64 + 16 + 2 * 320 = 720
+    assert result["spec"]["trainable"] == 720
+    assert "- {name: ls, scale: 0.5}" in text or "- {name: ls, scale: {init: 0.5}}" in text
+    assert "scale: {init: 1.0e-05, dim: -1}" in text
+    assert "stochastic_depth: {p: 0.25}" in text
+    # in training both drop the same rows with the same seed (stochastic depth per example, the kept
+    # ones divided by 1 - p): timm's rule is torchvision's
+    built = build(archcalc.parse_spec(text))
+    built.load_state_dict(net.state_dict())
+    built.train()
+    net.train()
+    x = torch.randn(8, 3, 4, 4)
+    torch.manual_seed(3)
+    theirs = net(x)
+    torch.manual_seed(3)
+    assert torch.allclose(built(x), theirs, atol=1e-6)
+
+    with pytest.raises(SpecError, match=r"DropPath with scale_by_keep=False"):
+        from_module(nn.Sequential(nn.Linear(4, 4), timm_layers.DropPath(0.1, scale_by_keep=False)), (4,))
