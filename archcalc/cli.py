@@ -19,6 +19,7 @@ from archcalc.analysis.memory import DEFAULT_UTILIZATION, MAX_PEAK_TFLOPS, MIN_P
 from archcalc.analysis.report import DTYPE_BYTES
 from archcalc.errors import SpecError, one_line
 from archcalc.importers import SOURCES as IMPORT_SOURCES
+from archcalc.spec.cli_text import MAX_SIZE_DIGITS, parse_sizes, size_left_out
 
 
 class _OneLineErrors(TyperGroup):
@@ -112,11 +113,7 @@ def _fail(exc: SpecError) -> None:
     raise typer.Exit(2)
 
 
-# Sizes on the command line: ASCII digits only (str.isdigit also accepts '²' and '٣', which int()
-# refuses or reads as something else), at most MAX_SIZE_DIGITS of them (int() of a 5000-digit
-# string raises, and no tensor is that large).
-MAX_SIZE_DIGITS = 30
-_SIZE = re.compile(rf"-?[0-9]{{1,{MAX_SIZE_DIGITS}}}")
+_SIZE = re.compile(rf"-?[0-9]{{1,{MAX_SIZE_DIGITS}}}")  # a --set value: ASCII digits (see spec/cli_text)
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -160,15 +157,14 @@ def _parse_shape(text: str):
 
 
 def _sizes(part: str, text: str) -> tuple:
-    bare = part.strip().strip("[]()").strip()
-    if re.search(r"^,|,\s*,|,$", bare):  # `3,,224`: a size left out, never silently closed up
+    if size_left_out(part):  # `3,,224`: never silently closed up
         raise SpecError(f"--input {_shown(text)}: a size is missing between commas; expected positive sizes "
                         "like 3,224,224")
-    parts = [p for p in re.split(r"[\s,x×\[\]()]+", part.strip()) if p]
-    if not parts or not all(_SIZE.fullmatch(p) and int(p) > 0 for p in parts):
+    sizes = parse_sizes(part)
+    if not sizes:
         raise SpecError(f"--input {_shown(text)}: expected positive sizes like 3,224,224 (channels first, no "
                         f"batch), each at most {MAX_SIZE_DIGITS} digits")
-    return tuple(int(p) for p in parts)
+    return sizes
 
 
 SPEC_OR_SOURCE = typer.Argument(..., help="The YAML spec file, or a model to import: " + IMPORT_SOURCES + ".",

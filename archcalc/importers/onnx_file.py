@@ -33,6 +33,7 @@ from pathlib import Path
 
 from archcalc.errors import SpecError, one_line
 from archcalc.importers import _first_line
+from archcalc.spec.cli_text import parse_sizes
 
 MAX_FILE = 2 ** 31  # protobuf's own limit for one message; larger models keep weights outside
 BATCH_PROBE = 1_000_003  # a dynamic batch is given this prime during shape inference, to tell it apart
@@ -1252,11 +1253,11 @@ def _parse_input(text, names):
     text = str(text)
 
     def sizes(part):
-        items = [p for p in re.split(r"[\s,x\[\]()]+", part.strip()) if p]
-        if not items or not all(re.fullmatch(r"[0-9]{1,18}", p) and int(p) > 0 for p in items):
+        items = parse_sizes(part, digits=18)
+        if not items:
             raise SpecError(f"--input {text!r}: an ONNX file takes positive sizes like 3,224,224 (channels first, no "
                             "batch); the graph's shapes are computed for numbers")
-        return tuple(int(p) for p in items)
+        return items
 
     if "=" not in text:
         return sizes(text)
