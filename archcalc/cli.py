@@ -19,7 +19,7 @@ from archcalc.analysis.memory import DEFAULT_UTILIZATION, MAX_PEAK_TFLOPS, MIN_P
 from archcalc.analysis.report import DTYPE_BYTES
 from archcalc.errors import SpecError, one_line
 from archcalc.importers import SOURCES as IMPORT_SOURCES
-from archcalc.spec.cli_text import MAX_SIZE_DIGITS, parse_sizes, size_left_out
+from archcalc.spec.cli_text import MAX_SIZE_DIGITS, parse_sizes, size_left_out, shown as _shown
 
 
 class _OneLineErrors(TyperGroup):
@@ -115,11 +115,6 @@ def _fail(exc: SpecError) -> None:
 
 _SIZE = re.compile(rf"-?[0-9]{{1,{MAX_SIZE_DIGITS}}}")  # a --set value: ASCII digits (see spec/cli_text)
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def _shown(text: str, limit: int = 60) -> str:
-    text = repr(text)
-    return text if len(text) <= limit else f"{text[:limit - 12]}...{text[-8:]} ({len(text)} characters)"
 
 
 def _parse_bindings(items) -> dict:

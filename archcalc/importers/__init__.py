@@ -18,6 +18,7 @@ import re
 from pathlib import Path
 
 from archcalc.errors import SpecError
+from archcalc.spec.cli_text import shown as _shown
 
 _MODULE = re.compile(r"(?:torchvision|timm):[A-Za-z_][A-Za-z0-9_.]*")
 _FILE_PY = re.compile(r"(?P<file>.+\.py):(?P<name>[A-Za-z_][A-Za-z0-9_.]*)")
@@ -116,11 +117,6 @@ def _first_line(exc) -> str:
     """An exception's message in one line (its first, at most 200 characters), or its type's name."""
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__
-
-
-def _shown(text: str, limit: int = 60) -> str:
-    text = repr(text)
-    return text if len(text) <= limit else f"{text[:limit - 12]}...{text[-8:]}"
 
 
 __all__ = ["import_source", "is_import_source", "source_kind"]

@@ -1,5 +1,6 @@
-"""Text a user types on the command line, read the same way wherever it goes: the `--input` shape
-(the CLI's commands and the importers, which are handed the same text). Pure Python, no torch."""
+"""Text a user types on the command line, read and quoted the same way wherever it goes: the
+`--input` shape (the CLI's commands and the importers, which are handed the same text), and a value
+quoted in a message. Pure Python, no torch."""
 from __future__ import annotations
 
 import re
@@ -35,3 +36,9 @@ def parse_sizes(text: str, *, names: bool = False, digits: int = MAX_SIZE_DIGITS
         else:
             return None
     return tuple(out)
+
+
+def shown(text: str, limit: int = 60) -> str:
+    """`text` as a message quotes it: its repr, cut in the middle (with its length) when longer than `limit`."""
+    text = repr(text)
+    return text if len(text) <= limit else f"{text[:limit - 12]}...{text[-8:]} ({len(text)} characters)"
