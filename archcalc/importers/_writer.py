@@ -153,9 +153,16 @@ class _Expr:
     text: str
 
 
+def snake_case(text: str) -> str:
+    """`ResNet50` -> `res_net50`, `vit.b-16` -> `vit_b_16`: camel case split, lower case, every other
+    character '_' (may be empty, or start with a digit or '_')."""
+    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", text).lower()
+    return re.sub(r"[^a-z0-9_]", "_", text)
+
+
 def _snake(cls: str) -> str:
-    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", cls).lower()
-    text = re.sub(r"[^a-z0-9_]", "_", text).strip("_") or "block"
+    """A block name from a class name: snake case, starting with a letter."""
+    text = snake_case(cls).strip("_") or "block"
     return text if text[0].isalpha() else f"b_{text}"
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from archcalc.errors import SpecError
 from archcalc.importers import _first_line
-from archcalc.importers._writer import INPUT, Entry, Scope, write_spec
+from archcalc.importers._writer import INPUT, Entry, Scope, snake_case, write_spec
 from archcalc.layers import KINDS
 from archcalc.spec.cli_text import parse_sizes
 
@@ -111,7 +111,7 @@ def import_module_source(source: str, input_spec=None) -> str:
                             "--input 3,224,224, or 3,H,W for a symbolic spec)")
         input_spec = default
     name = source.rsplit(":", 1)[1].split(".")[-1]
-    return from_module(module, _shape(input_spec), source=source, name=_snake_name(name))
+    return from_module(module, _shape(input_spec), source=source, name=snake_case(name) or "model")
 
 
 def _from_file(path: Path, name: str):
@@ -248,11 +248,6 @@ def _shape(value) -> list:
     if not out:
         raise SpecError("the input shape is empty; expected one example's shape, such as 3,224,224")
     return out
-
-
-def _snake_name(text: str) -> str:
-    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", text).lower()
-    return re.sub(r"[^a-z0-9_]", "_", text) or "model"
 
 
 # --- tracing --------------------------------------------------------------------------------------
