@@ -137,6 +137,13 @@ class Layer:
         none of its spatial dims (archcalc.analysis.rf.moved); other kinds see only [C, spatial...]."""
         return None
 
+    def bare_tensor(self, a: dict) -> str | None:
+        """The attribute of this kind's PyTorch module that holds its one learned tensor, for an
+        entry written `bare: true` (the tensor then belongs to the enclosing block's module, under
+        the layer's own name: torchvision's `features.1.0.layer_scale`, `class_token`); None
+        where the kind holds no tensor or several."""
+        return None
+
     def tied_to(self, a: dict) -> str | None:
         """The layer whose weight this one shares (resolved name), if any."""
         return None

@@ -49,5 +49,8 @@ class ClassToken(Layer):
                 Step("params", "D", "", d, note="one learned token of D features"),
                 ex.zero("macs", "a concatenation"), ex.rf_untracked("tokens are not a spatial axis")]
 
+    def bare_tensor(self, a):
+        return "class_token"  # [1, 1, D], as torchvision's VisionTransformer holds it
+
     def torch_module(self, a, shapes):
         return custom_module(SOURCE, "ClassToken", sequence(shapes[0], self.kind)[1])

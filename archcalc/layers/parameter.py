@@ -81,6 +81,9 @@ class Parameter(Layer):
                 ex.zero("macs", "no computation: the tensor is its own weights"),
                 ex.rf_untracked("a learned tensor reads no input values")]
 
+    def bare_tensor(self, a):
+        return "weight"
+
     def torch_module(self, a, shapes):
         self._check(a)
         std = (DEFAULT_STD if a["std"] is None else float(a["std"])) if a["init"] == "normal" else None

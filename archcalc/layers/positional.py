@@ -13,7 +13,7 @@ class PositionEmbedding(nn.Module):
     starts the table as Whisper's sinusoids(num, dim): sin(p * 10000^(-i/(D/2-1))) in the first
     D/2 features, cos in the rest (tensor2tensor's timing signal)."""
 
-    def __init__(self, num, dim, init="normal"):
+    def __init__(self, num, dim, init="normal", broadcast=False):
         super().__init__()
         if init == "sinusoids":
             inv = torch.exp(-math.log(10000.0) / (dim // 2 - 1) * torch.arange(dim // 2))
@@ -21,10 +21,12 @@ class PositionEmbedding(nn.Module):
             table = torch.cat([angle.sin(), angle.cos()], dim=1)
         else:
             table = torch.empty(num, dim).normal_(std=0.02)
-        self.weight = nn.Parameter(table)
+        # broadcast: held as [1, num, D], with the batch axis (torchvision's ViT pos_embedding)
+        self.weight = nn.Parameter(table[None] if broadcast else table)
 
     def forward(self, x):
-        return x + self.weight[: x.shape[1]]
+        table = self.weight[0] if self.weight.dim() == 3 else self.weight
+        return x + table[: x.shape[1]]
 '''
 
 # Computed in forward, not a buffer: a fixed table is neither a parameter nor state to count.
@@ -53,6 +55,9 @@ class Positional(Layer):
         Arg("init", "choice", "normal", choices=("normal", "sinusoids"),
             doc="the learned table's first values: normal (std 0.02), or sinusoids as Whisper's encoder "
                 "table (sin of the first D/2 features, cos of the rest; frozen there with trainable: false)"),
+        Arg("broadcast", "bool", False, doc="hold the learned table as [1, num, D], with the batch axis, as "
+                                            "torchvision's ViT (pos_embedding) and timm (pos_embed) do; "
+                                            "false: [num, D] (BERT, GPT-2). The figures are the same"),
     )
     formulas = {"output": "same as input", "params": "num * D with learned (num = T by default); 0 sinusoidal",
                 "macs": "0 (an addition)", "rf": "not tracked (token axis)"}
@@ -66,6 +71,9 @@ class Positional(Layer):
             if a["init"] != "normal":
                 raise LayerError("'init' sets a learned table's first values; the sinusoidal encoding "
                                  "(learned: false) has no table", "init")
+            if a["broadcast"]:
+                raise LayerError("'broadcast' says how a learned table is held; the sinusoidal encoding "
+                                 "(learned: false) has no table", "broadcast")
             if is_num(d) and d % 2:
                 raise LayerError(f"the sinusoidal encoding pairs sin and cos features: D must be even, "
                                  f"got {list(shape)}")
@@ -103,10 +111,15 @@ class Positional(Layer):
         return [ex.output_step("input shape", "", out), params, ex.zero("macs", "an addition"),
                 ex.rf_untracked("tokens are not a spatial axis")]
 
+    def bare_tensor(self, a):
+        return "weight" if a["learned"] else None  # the sinusoidal encoding holds no tensor
+
     def torch_module(self, a, shapes):
         num = self._num(a, shapes[0])
         if num is None:
             return custom_module(SINUSOIDAL, "SinusoidalPositions")
+        if a["broadcast"]:
+            return custom_module(LEARNED, "PositionEmbedding", num, shapes[0][1], a["init"], True)
         if a["init"] == "sinusoids":
             return custom_module(LEARNED, "PositionEmbedding", num, shapes[0][1], "sinusoids")
         return custom_module(LEARNED, "PositionEmbedding", num, shapes[0][1])

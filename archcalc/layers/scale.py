@@ -8,10 +8,11 @@ SOURCE = '''
 class LayerScale(nn.Module):
     """Multiplies [N, ...] by a learned vector gamma along dimension `dim` (batch included)."""
 
-    def __init__(self, channels, dim, init):
+    def __init__(self, channels, dim, init, stored=None):
         super().__init__()
         self.dim = dim
-        self.gamma = nn.Parameter(init * torch.ones(channels))
+        # stored: gamma's own shape where it is not a vector ([C, 1, 1]: torchvision's ConvNeXt)
+        self.gamma = nn.Parameter(init * torch.ones(stored or (channels,)))
 
     def forward(self, x):
         shape = [1] * x.dim()
@@ -30,6 +31,9 @@ class Scale(Layer):
         Arg("init", "float", 1.0, doc="the starting value of every entry of gamma (ConvNeXt: 1e-6)"),
         Arg("dim", "int", 0, doc="the dimension gamma runs along, batch excluded: 0 channels of [C, ...], "
                                  "-1 features of a sequence [T, D]"),
+        Arg("broadcast", "bool", False, doc="hold gamma in the shape it multiplies by, [C, 1, 1] for dim 0 of "
+                                            "[C, H, W], as torchvision's ConvNeXt does (layer_scale); false: "
+                                            "a vector [C] (timm). The figures are the same"),
     )
     formulas = {"output": "same as input", "params": "C = size of dim (one gamma per channel)",
                 "macs": "0 (an elementwise product, as multiply: not a multiply-accumulate)",
@@ -59,7 +63,13 @@ class Scale(Layer):
                 ex.zero("macs", "an elementwise product, not a multiply-accumulate"),
                 ex.rf_unchanged(rf_in[0])]
 
+    def bare_tensor(self, a):
+        return "gamma"
+
     def torch_module(self, a, shapes):
         shape = shapes[0]
         dim = dim_index(a["dim"], len(shape))
+        if a["broadcast"] and dim < len(shape) - 1:  # [C, 1, 1]: trailing ones after the scaled dim
+            stored = (shape[dim],) + (1,) * (len(shape) - 1 - dim)
+            return custom_module(SOURCE, "LayerScale", shape[dim], dim + 1, float(a["init"]), stored)
         return custom_module(SOURCE, "LayerScale", shape[dim], dim + 1, float(a["init"]))

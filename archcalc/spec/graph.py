@@ -20,6 +20,9 @@ class Node:
     # False: `trainable: false` on the entry or an enclosing block instance; its parameters are
     # counted non-trainable and built with requires_grad=False.
     trainable: bool = True
+    # True: `bare: true` on the entry; the built module holds the layer's one learned tensor in the
+    # enclosing block's module, under the layer's own name (archcalc.torch.build). Figures unchanged.
+    bare: bool = False
 
     @property
     def block(self) -> str | None:

@@ -29,7 +29,7 @@ from archcalc.spec.yaml_source import YList, YMap, load_yaml, read_source
 
 TOP_KEYS = ("name", "description", "input", "inputs", "symbols", "vars", "blocks", "layers")
 BLOCK_KEYS = ("args", "inputs", "layers", "description")
-RESERVED = ("name", "from", "repeat", "start", "trainable")
+RESERVED = ("name", "from", "repeat", "start", "trainable", "bare")
 _BESIDE = ", ".join(f"'{k}'" for k in RESERVED[:-1]) + f" and '{RESERVED[-1]}'"  # for messages
 MAX_REPEAT = 100_000
 MAX_NODES = 1_000_000
@@ -447,7 +447,8 @@ class _SpecBuilder:
             # K+N-1 (as an nn.Sequential's); else they are NAME.1 .. NAME.N, or from `start`.
             flat = repeat is not None and _INDEX.match(local) is not None
             start = self._start(meta, scope, repeat, flat, scope.full(local))
-            frozen = not self._trainable(meta, scope, scope.full(local))
+            frozen = not self._flag(meta, scope, scope.full(local), "trainable", True)
+            bare = self._flag(meta, scope, scope.full(local), "bare", False)
             first = len(self.nodes)
             # Count before unrolling: blocks calling blocks, each repeated, would otherwise build
             # millions of layers before the limit is noticed.
@@ -483,6 +484,8 @@ class _SpecBuilder:
             if frozen:  # every layer the entry placed: all of a block instance's, every copy of a repeat
                 for node in self.nodes[first:]:
                     node.trainable = False
+            if bare:
+                self._bare(kind, self.nodes[first:], meta.where("bare"), scope.full(local))
             if not flat:  # a numbered run is its copies, each already an entry of the list
                 scope.refs[local] = ref
             previous = ref.output if isinstance(ref, _Instance) else ref
@@ -564,19 +567,34 @@ class _SpecBuilder:
             raise SpecError(f"the copies would be numbered up to {n + repeat - 1:,}, more than {MAX_INDEX:,}", loc, layer)
         return n
 
-    def _trainable(self, meta, scope, layer) -> bool:
-        """`trainable: false` beside the kind freezes the entry's parameters (a block argument
-        holding true/false may stand for the value)."""
-        if meta is None or "trainable" not in meta:
-            return True
-        value, loc = meta["trainable"], meta.where("trainable")
+    def _flag(self, meta, scope, layer, key, default) -> bool:
+        """A true/false beside the kind (a block argument holding true/false may stand for it):
+        `trainable: false` freezes the entry's parameters, `bare: true` holds its one tensor in
+        the enclosing block's module."""
+        if meta is None or key not in meta:
+            return default
+        value, loc = meta[key], meta.where(key)
         if isinstance(value, str) and isinstance(scope.values.get(value), bool):
             value = scope.values[value]
         if not isinstance(value, bool):
             hint = (" (yes/no/on/off are read as words, as in YAML 1.2)"
                     if isinstance(value, str) and value.lower() in _WORD_BOOLS else "")
-            raise SpecError(f"'trainable' must be true or false, got {_shown(value)}{hint}", loc, layer)
+            raise SpecError(f"'{key}' must be true or false, got {_shown(value)}{hint}", loc, layer)
         return value
+
+    def _bare(self, kind, nodes, loc, layer) -> None:
+        """`bare: true`: the layer's one learned tensor is held by the enclosing block's module under
+        the layer's name (torchvision's `features.1.0.layer_scale`), so only a kind holding exactly
+        one tensor may say it."""
+        takes = sorted(k for k, layer_kind in KINDS.items() if type(layer_kind).bare_tensor is not Layer.bare_tensor)
+        if kind in self.blocks:
+            raise SpecError(f"'bare: true' holds a layer's one learned tensor in the enclosing block; '{kind}' is "
+                            f"a block, which holds layers (kinds that take it: {', '.join(takes)})", loc, layer)
+        for node in nodes:
+            if KINDS[node.kind].bare_tensor(node.args) is None:
+                raise SpecError(f"'bare: true' holds a layer's one learned tensor in the enclosing block; this "
+                                f"{node.kind} holds none (kinds that take it: {', '.join(takes)})", loc, layer)
+            node.bare = True
 
     def _inputs(self, meta, scope, previous, later, layer) -> tuple:
         if meta is None or "from" not in meta:

@@ -23,6 +23,18 @@ class _Group(nn.Module):
     """A block instance or repeat: only holds the modules of its parts."""
 
 
+class _ReadFrom:
+    """A `bare: true` layer's forward pre-hook: its module, which is no submodule of the network,
+    runs with the tensor its block holds (so `.to()`, `to_empty` or `load_state_dict`, which may
+    replace the block's parameter, never leave the layer with a stale copy)."""
+
+    def __init__(self, owner: nn.Module, name: str, attr: str):
+        self.owner, self.name, self.attr = owner, name, attr
+
+    def __call__(self, module, args):
+        module._parameters[self.attr] = self.owner._parameters[self.name]
+
+
 class SpecModule(nn.Module):
     def __init__(self, graph: Graph):
         super().__init__()
@@ -40,17 +52,19 @@ class SpecModule(nn.Module):
             for name in node.inputs:
                 last_use[name] = i
         self._plan = []
+        self._layers = {}  # node name -> its module (a bare layer's is no submodule: see `layer`)
         for i, node in enumerate(graph.nodes):
             module = KINDS[node.kind].torch_module(node.args, [shapes[n] for n in node.inputs])
             if not node.trainable:  # `trainable: false` (buffers such as running statistics are untouched)
                 module.requires_grad_(False)
             self._attach(node, module)
+            self._layers[node.name] = module
             free = tuple(n for n in dict.fromkeys(node.inputs) if last_use[n] == i)
             self._plan.append((node.name, module, node.inputs, free))
         for node in graph.nodes:  # tied weights (an embedding's table used by a later linear)
             target = KINDS[node.kind].tied_to(node.args)
             if target is not None:
-                KINDS[node.kind].tie_modules(self.get_submodule(node.name), self.get_submodule(target))
+                KINDS[node.kind].tie_modules(self.layer(node.name), self.layer(target))
         self._output = graph.output
 
     def _attach(self, node, module: nn.Module):
@@ -67,7 +81,20 @@ class SpecModule(nn.Module):
                 child = _Group()
                 parent.add_module(part, child)
             parent = child
-        parent.add_module(leaf, module)
+        if not node.bare:
+            parent.add_module(leaf, module)
+            return
+        # bare: true: the block holds the layer's one tensor under the layer's name (torchvision's
+        # `features.1.0.layer_scale`, `class_token`), and the layer's module reads it from there.
+        attr = KINDS[node.kind].bare_tensor(node.args)
+        parent.register_parameter(leaf, module._parameters[attr])
+        module.register_forward_pre_hook(_ReadFrom(parent, leaf, attr))
+
+    def layer(self, name: str) -> nn.Module:
+        """The module of the layer `name` (the spec's dotted name). It is `get_submodule(name)` but
+        for a `bare: true` layer, whose tensor is a parameter of its block and whose module is no
+        submodule (its state_dict key is `name` itself)."""
+        return self._layers[name]
 
     def forward(self, *xs):
         """The network on its inputs, one tensor per input in the spec's order (`inputs:`)."""

@@ -175,7 +175,7 @@ def test_a_trainable_value_that_is_no_boolean_is_refused_where_written(tmp_path,
 def test_trainable_among_the_arguments_is_refused_with_a_hint():
     err = spec_error([4], "linear: {out: 3, trainable: false}")
     assert "linear has no argument 'trainable'" in err.message
-    assert "'trainable' go beside the kind" in err.message
+    assert "'trainable' and 'bare' go beside the kind" in err.message
     err = spec_error([4], "{linear: 3, trainable: 3}")
     assert err.loc.line == 3
 

@@ -239,8 +239,12 @@ def _check_same_network(graph, batch=2, device="cpu"):
     assert generated.__class__.__name__.startswith(class_name(graph.name))
     count = sum(p.numel() for p in reference.parameters())
     assert sum(p.numel() for p in generated.parameters()) == count
-    ref_state, gen_state = reference.state_dict(), generated.state_dict()
-    assert len(ref_state) == len(gen_state)
+    gen_state = generated.state_dict()
+    # In the order of the layers, as the generated class holds them: a block's bare tensor
+    # (`bare: true`) comes before the block's layers in `reference.state_dict()`.
+    ref_state = {f"{node.name}.{key}": value for node in graph.nodes
+                 for key, value in reference.layer(node.name).state_dict().items()}
+    assert len(ref_state) == len(reference.state_dict()) == len(gen_state)
     for (ref_key, ref_value), (gen_key, gen_value) in zip(ref_state.items(), gen_state.items()):
         # state_dict order and names: `stage.2.conv1.weight` is `stage_2_conv1.weight`
         assert ref_key.rsplit(".", 1)[1] == gen_key.rsplit(".", 1)[1], (ref_key, gen_key)

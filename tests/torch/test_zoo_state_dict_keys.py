@@ -5,9 +5,8 @@ load with `load_state_dict(strict=True)`, and then the outputs are torchvision's
 Checked against torchvision itself where its model code imports (tests/torchvision_models.py:
 its C extension does not load here), and, without it, against the reference modules that
 tests/torch/test_*_reference.py write from torchvision's code (ConvNeXt-T, ShuffleNet V2, Swin-T;
-their keys are torchvision's). The one known difference: torchvision holds ConvNeXt's layer scale
-as a bare [C, 1, 1] tensor `features.1.0.layer_scale`, archcalc's `scale` kind as a [C] vector
-`features.1.0.layer_scale.gamma` (the same values); it is mapped, and asserted to be the only one.
+their keys are torchvision's). No key is mapped: ConvNeXt's layer scale, a [C, 1, 1] tensor of the
+block itself (`features.1.0.layer_scale`), is written `bare: true` in the spec and held so.
 """
 import importlib.util
 from pathlib import Path
@@ -34,30 +33,11 @@ def shapes(module) -> dict:
     return {k: tuple(v.shape) for k, v in module.state_dict().items()}
 
 
-def to_spec_keys(name: str, state: dict, mine) -> dict:
-    """torchvision's state_dict as the spec's module `mine` (its keys) names it: ConvNeXt's bare
-    layer scale [C, 1, 1] becomes the scale layer's gamma [C] where the built module holds one;
-    nothing else changes."""
-    if name != "convnext_tiny":
-        return dict(state)
-    out = {}
-    for key, value in state.items():
-        if key.endswith(".layer_scale") and key + ".gamma" in mine:
-            key, value = key + ".gamma", value.reshape(-1)
-        out[key] = value
-    return out
-
-
 def assert_same_keys(name: str, built, theirs) -> None:
-    mine = shapes(built)
-    want = {k: tuple(v.shape) for k, v in to_spec_keys(name, theirs.state_dict(), mine).items()}
+    mine, want = shapes(built), shapes(theirs)
     assert sorted(set(mine) ^ set(want)) == [], f"{name}: keys differ"
     assert {k: s for k, s in mine.items() if want[k] != s} == {}, f"{name}: shapes differ"
-    renamed = [k for k in theirs.state_dict() if k not in mine]
-    if name == "convnext_tiny":  # the mapping touched the 18 block scales (or none, held bare)
-        assert len(renamed) in (0, 3 + 3 + 9 + 3) and all(k.endswith(".layer_scale") for k in renamed)
-    else:
-        assert renamed == []
+    assert list(mine) == list(want), f"{name}: the keys come in another order"
 
 
 def assert_loads_and_computes_the_same(name: str, theirs, spec=None) -> None:
@@ -74,8 +54,7 @@ def assert_loads_and_computes_the_same(name: str, theirs, spec=None) -> None:
                 p.uniform_(0.5, 1.5)
     # Built on the meta device and given the tensors themselves (assign): no second initialisation.
     built = build(archcalc.load_spec(spec or SPECS / f"zoo/{name}.yaml", input_shape=SIZE), device="meta")
-    result = built.load_state_dict(to_spec_keys(name, theirs.state_dict(), built.state_dict()), strict=True,
-                                   assign=True)
+    result = built.load_state_dict(theirs.state_dict(), strict=True, assign=True)
     assert not result.missing_keys and not result.unexpected_keys
     theirs.eval(), built.eval()
     x = torch.randn(2, *SIZE)
