@@ -439,13 +439,17 @@ class _Importer:
         begin, end = self._pads(node, x, kernel, strides, dilations)
         return strides, dilations, begin, end
 
-    def _op_Conv(self, node):
+    def _conv_operands(self, node):
+        """(input, weight, bias or None, kernel size) of a Conv or ConvTranspose node."""
         x = self._live(node, 0)
         w = self._const(node, 1, "weight")
         b = self._in(node, 2)
         if isinstance(b, _Live):
             self._refuse("has a computed bias; archcalc needs it stored in the file")
-        kernel = list(w.shape[2:])
+        return x, w, b, list(w.shape[2:])
+
+    def _op_Conv(self, node):
+        x, w, b, kernel = self._conv_operands(node)
         if not 1 <= len(kernel) <= 3 or len(x.shape) != len(kernel) + 2:
             self._refuse(f"is a {len(kernel)}-d convolution of a rank-{len(x.shape)} tensor; archcalc has 1-, 2- "
                          "and 3-d convolutions of [N, C, ...]")
@@ -487,12 +491,7 @@ class _Importer:
         return _Live(layer.name, shape)
 
     def _op_ConvTranspose(self, node):
-        x = self._live(node, 0)
-        w = self._const(node, 1, "weight")
-        b = self._in(node, 2)
-        if isinstance(b, _Live):
-            self._refuse("has a computed bias; archcalc needs it stored in the file")
-        kernel = list(w.shape[2:])
+        x, w, b, kernel = self._conv_operands(node)
         rank = len(kernel)
         groups = int(self._attr(node, "group", 1))
         strides = list(self._attr(node, "strides", [1] * rank))
