@@ -46,6 +46,7 @@ class Entry:
     scope: tuple = ()  # Scope, outermost first
     trainable: bool = True
     where: str = ""  # for messages: "layer1.0.conv1 (Conv2d)"
+    bare: bool = False  # `bare: true`: its one tensor held by the enclosing block (ConvNeXt's layer_scale)
 
 
 INPUT = "input"
@@ -301,7 +302,7 @@ class _Writer:
                 # a block argument holds one value, not a list: lists stay in the structure
                 lists = tuple((k, repr(v)) for k, v in zip(row.arg_keys, vals[row.offset:]) if isinstance(v, list))
                 struct.append(("e", e.kind, e.name, row.arg_keys, tuple(row.refs) if not row.default_from else (),
-                               e.trainable, lists))
+                               e.trainable, lists, e.bare))
                 ref_of[e.output] = local
                 previous = e.output
             else:
@@ -441,6 +442,8 @@ class _Writer:
                 parts.append(f"repeat: {_fmt(value(row.count_pos, row.count))}")
             if row.entry is not None and not row.entry.trainable:
                 parts.append("trainable: false")
+            if row.entry is not None and row.entry.bare:
+                parts.append("bare: true")
             lines.append(f"{indent}- " + ("{" + ", ".join(parts) + "}" if len(parts) > 1 else parts[0]))
         return lines
 

@@ -10,10 +10,16 @@ convolution whose padding and groups would have to be read back), keeps the Pyth
 forward calls (`torch.flatten`, `+`), and needs no fake-tensor kernels (torchvision's, here, do
 not load). Shapes come from running the traced graph once on a random batch of two.
 
+Parameters read directly (`get_attr`) are layers in two cases only: a module whose one functional
+call reads all of its own parameters (LayerNorm2d's `F.layer_norm(x, ..., self.weight, self.bias)`)
+is that kind, named as the module; a parameter used as a kind holding one bare tensor uses it
+(`x * self.layer_scale`, `torch.cat([self.class_token.expand(n, -1, -1), x], 1)`, `x + self.pos_embedding`)
+is that kind with `bare: true`, named as the parameter.
+
 Faithful or refused: a module, function or method with no kind, an argument a kind does not have
-(BatchNorm's momentum=None, MaxPool's return_indices), a parameter read directly (`get_attr`), a
-module holding parameters that the forward never calls, or one called twice (shared weights) is
-a SpecError naming it, its class and where it sits. A symbolic input (`3,H,W`) is traced at two
+(BatchNorm's momentum=None, MaxPool's return_indices), any other direct read of a parameter or
+buffer, a module holding parameters that the forward never calls, or one called twice (shared
+weights) is a SpecError naming it, its class and where it sits. A symbolic input (`3,H,W`) is traced at two
 sizes; where the layers' arguments differ (a reshape to a size fixed by the input) it is refused.
 """
 from __future__ import annotations
@@ -402,6 +408,11 @@ def _module_kinds():
     # the kind of the same name and arguments, identity in eval as torchvision's
     table["torchvision.ops.stochastic_depth.StochasticDepth"] = stochastic_depth
     table["timm.layers.drop.DropPath"] = _drop_path
+    table["torchvision.ops.misc.Permute"] = _permute  # ConvNeXt's and Swin's torch.permute(x, self.dims)
+    # torchvision's Swin (v1): the window kinds hold the same tensors under the same names (qkv, proj,
+    # relative_position_bias_table, the relative_position_index buffer; reduction, norm)
+    table["torchvision.models.swin_transformer.ShiftedWindowAttention"] = _window_attention
+    table["torchvision.models.swin_transformer.PatchMerging"] = _patch_merging
     # timm's LayerScale (x * gamma, gamma [D] along the last axis) and LayerScale2d (gamma viewed as
     # [1, C, 1, 1]): `scale`, whose module holds `gamma` as they do
     table["timm.layers.layer_scale.LayerScale"] = _layer_scale(-1)
@@ -440,6 +451,41 @@ def _bn_act(bn, table):
             out.append(make(part, o, o))
         return out
     return convert
+
+
+def _permute(m, i, o):
+    dims = [d % len(i) for d in m.dims]
+    if len(dims) != len(i) or dims[0] != 0:
+        raise _Refused(f"{type(m).__name__} with dims={list(m.dims)}, which moves the batch dimension")
+    return "permute", {"dims": [d - 1 for d in dims[1:]]}
+
+
+def _window_attention(m, i, o):
+    """torchvision's ShiftedWindowAttention on [N, H, W, C]: window_attention with its arguments."""
+    import torch.nn as nn
+
+    if i is None or len(i) != 4:
+        raise _Refused(f"ShiftedWindowAttention on an input of shape {list(i or ())}; it takes [N, H, W, C]")
+    if not (isinstance(m.qkv, nn.Linear) and isinstance(m.proj, nn.Linear)) or \
+            tuple(m.relative_position_bias_table.shape) != ((2 * m.window_size[0] - 1) * (2 * m.window_size[1] - 1),
+                                                          m.num_heads):
+        raise _Refused("ShiftedWindowAttention whose projections or bias table differ from torchvision's")
+    return "window_attention", {"heads": m.num_heads, "window": _axes(m.window_size), "shift": _axes(m.shift_size),
+                                "qkv_bias": m.qkv.bias is not None, "proj_bias": m.proj.bias is not None,
+                                "attention_dropout": float(m.attention_dropout), "dropout": float(m.dropout)}
+
+
+def _patch_merging(m, i, o):
+    """torchvision's PatchMerging (v1): pad to even H and W, the four 2 x 2 neighbours side by side,
+    LayerNorm over 4C, a Linear to 2C without bias: patch_merging."""
+    import torch.nn as nn
+
+    norm = m.norm
+    if type(norm) is not nn.LayerNorm or not norm.elementwise_affine or norm.bias is None or \
+            m.reduction.bias is not None:
+        raise _Refused(f"PatchMerging with norm {type(norm).__name__} (patch_merging holds torchvision's "
+                       "nn.LayerNorm with weight and bias, and a Linear without bias)")
+    return "patch_merging", {"eps": norm.eps}
 
 
 def _drop_path(m, i, o):
@@ -637,6 +683,8 @@ def _entries(root, gm, table) -> list[Entry]:
     modules = dict(root.named_modules())
     own_calls, own_reads = _own_parameter_calls(root, gm, modules)
     owners = set(own_calls.values())
+    bare_uses, bare_reads = _bare_parameter_uses(root, gm)
+    bare_done = set()  # the parameters made bare layers
     for node in gm.graph.nodes:
         stack = list(node.meta.get("nn_module_stack", {}).items())
         for k, (_, (path, _)) in enumerate(stack):
@@ -645,8 +693,23 @@ def _entries(root, gm, table) -> list[Entry]:
                 break
         where_path = stack[-1][1][0] if stack else ""
         where_cls = stack[-1][1][1].__name__ if stack else type(root).__name__
-        if node in own_reads:  # a parameter that the one functional call of its module reads
+        if node in own_reads or node in bare_reads:  # read by the layer that a later node makes
             value[node] = ("python", node.name)
+            continue
+        if node in bare_uses:
+            kind, args, x, target = bare_uses[node]
+            owner, _, local = target.rpartition(".")
+            if where_path != owner or not isinstance(value.get(x), str):
+                raise SpecError(f"'{target}' (a parameter) is read directly by the forward of "
+                                f"{_place(where_path, where_cls)}, which does not hold it; a spec holds a bare "
+                                "parameter in the block that uses it")
+            _check_local(local, target, "a parameter")
+            entry = Entry(kind, _clean(kind, args), node.name, [value[x]], name=local, scope=_scopes(stack, root),
+                          trainable=root.get_parameter(target).requires_grad,
+                          where=f"{target} (a parameter of {_place(owner, where_cls)})", bare=True)
+            entries.append(entry)
+            bare_done.add(target)
+            value[node] = node.name
             continue
         if node in own_calls:
             owner = own_calls[node]
@@ -774,7 +837,8 @@ def _entries(root, gm, table) -> list[Entry]:
     # every parameter the module holds must be in a layer that ran
     used = set(called)
     for path, m in modules.items():
-        own = sum(p.numel() for p in m.parameters(recurse=False)) + sum(
+        own = sum(p.numel() for n, p in m.named_parameters(recurse=False)
+                  if (f"{path}.{n}" if path else n) not in bare_done) + sum(
             b.numel() for b in m.buffers(recurse=False) if b.is_floating_point())
         inside = any(path.startswith(p + ".") for p in used if p)  # nn.MultiheadAttention's out_proj
         if own and path not in used and not inside:
@@ -830,6 +894,86 @@ def _own_parameter_calls(root, gm, modules):
         calls[node] = owner
         reads.update(attrs)
     return calls, reads
+
+
+def _bare_parameter_uses(root, gm):
+    """Parameters a forward reads directly, used in one of the ways a kind holding one bare tensor
+    (`bare: true`) computes, and nowhere else:
+
+    - `x * P` (or `P * x`), P a vector along one axis of x, or [C, 1, 1] along the channels of
+      [C, H, W] (torchvision's ConvNeXt `layer_scale`), or `x * P.reshape(1, -1, 1, 1)` (timm's
+      ConvNeXt `gamma`): `scale` {dim, broadcast where P has trailing ones};
+    - `torch.cat([P.expand(n, -1, -1), x], dim=1)`, P [1, 1, D]: `class_token`;
+    - `x + P`, P [1, T, D] with x [T, D] per example: `positional` {broadcast: true} (learned).
+
+    Returns ({the node computing it: (kind, args, x node, parameter name)}, {the nodes it consumes:
+    the get_attr and the expand or reshape}); any other use stays refused by the caller."""
+    import torch.fx as fx
+
+    uses, consumed = {}, set()
+
+    def only_user(node):
+        return next(iter(node.users)) if len(node.users) == 1 else None
+
+    def tensor_arg(node, other):
+        args = [a for a in list(node.args) + list(node.kwargs.values()) if isinstance(a, fx.Node) and a is not other]
+        return args[0] if len(args) == 1 and len(node.args) + len(node.kwargs) == 2 else None
+
+    def is_op(node, *names):
+        name = node.target if node.op == "call_method" else getattr(node.target, "__name__", None)
+        return node.op in ("call_function", "call_method") and name in names
+
+    for node in gm.graph.nodes:
+        if node.op != "get_attr":
+            continue
+        try:
+            p = root.get_parameter(node.target)
+        except AttributeError:
+            continue  # a buffer, or another attribute: refused as before
+        shape, user = tuple(p.shape), only_user(node)
+        if user is None:
+            continue
+        reshaped = None
+        if is_op(user, "reshape", "view") and p.dim() == 1 and only_user(user) is not None:
+            reshaped, user = user, only_user(user)
+        if is_op(user, "mul", "__mul__", "__rmul__") and (x := tensor_arg(user, reshaped or node)) is not None:
+            x_shape, used = _shape_of(x), _shape_of(reshaped) if reshaped is not None else shape
+            if x_shape is None or used is None or _shape_of(user) != x_shape:
+                continue
+            rank = len(x_shape) - 1  # per example
+            kept = list(used)
+            while len(kept) > 1 and kept[0] == 1:
+                kept.pop(0)
+            if reshaped is None and len(kept) != len(used):
+                continue  # leading ones ([1, C, 1, 1]) are not a shape scale holds
+            d = rank - len(kept)  # the axis of x (per example) P runs along
+            if d < 0 or any(k != 1 for k in kept[1:]) or kept[0] != x_shape[1 + d] or (
+                    reshaped is not None and len(kept) > rank):
+                continue
+            broadcast = reshaped is None and len(kept) > 1
+            args = {"init": _init_value(p), "dim": -1 if d == rank - 1 else d, "broadcast": broadcast}
+            uses[user] = ("scale", args, x, node.target)
+            consumed.update({node} | ({reshaped} if reshaped is not None else set()))
+        elif is_op(user, "expand") and len(shape) == 3 and shape[:2] == (1, 1):
+            cat = only_user(user)
+            if cat is None or not is_op(cat, "cat", "concat", "concatenate"):
+                continue
+            tensors = cat.args[0] if cat.args else cat.kwargs.get("tensors")
+            dim = cat.args[1] if len(cat.args) > 1 else cat.kwargs.get("dim", 0)
+            if not isinstance(tensors, (list, tuple)) or len(tensors) != 2 or tensors[0] is not user or dim not in (1, -2):
+                continue
+            x = tensors[1]
+            if not isinstance(x, fx.Node) or _shape_of(x) is None or len(_shape_of(x)) != 3 or _shape_of(x)[2] != shape[2]:
+                continue
+            uses[cat] = ("class_token", {}, x, node.target)
+            consumed.update({node, user})
+        elif is_op(user, "add", "__add__", "__radd__", "iadd", "__iadd__") and len(shape) == 3 and shape[0] == 1 and (
+                x := tensor_arg(user, node)) is not None:
+            if _shape_of(x) is None or tuple(_shape_of(x)[1:]) != shape[1:] or _shape_of(user) != _shape_of(x):
+                continue
+            uses[user] = ("positional", {"learned": True, "broadcast": True}, x, node.target)
+            consumed.add(node)
+    return uses, consumed
 
 
 def _own_call_kind(node, value):

@@ -160,3 +160,158 @@ def test_timm_drop_path_and_layer_scale(timm_layers):
 
     with pytest.raises(SpecError, match=r"DropPath with scale_by_keep=False"):
         from_module(nn.Sequential(nn.Linear(4, 4), timm_layers.DropPath(0.1, scale_by_keep=False)), (4,))
+
+
+# --- parameters read directly: `bare: true` layers ---------------------------------------------------
+
+def test_parameters_read_by_a_forward_become_bare_layers():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 4, 4)
+            self.layer_scale = nn.Parameter(torch.full((8, 1, 1), 0.5))  # torchvision's ConvNeXt
+            self.class_token = nn.Parameter(torch.randn(1, 1, 8))  # torchvision's ViT
+            self.pos_embedding = nn.Parameter(torch.randn(1, 5, 8))
+            self.gamma = nn.Parameter(torch.randn(8))  # another value each: init 1.0, the values load
+            self.fc = nn.Linear(8, 3)
+
+        def forward(self, x):
+            x = self.layer_scale * self.conv(x)  # [8, 2, 2]
+            x = x.flatten(2).transpose(1, 2)  # [4, 8]
+            x = torch.cat([self.class_token.expand(x.shape[0], -1, -1), x], dim=1)
+            x = x + self.pos_embedding
+            return self.fc(x * self.gamma)
+
+    net = Net()
+    text, result = round_trip(net, (3, 8, 8))
+    # conv 3*16*8 + 8 = 392; layer scale 8, class token 8, positions 5*8 = 40, gamma 8; fc 27
+    assert result["spec"]["trainable"] == 392 + 8 + 8 + 40 + 8 + 27
+    for line in ["- {name: layer_scale, scale: {init: 0.5, broadcast: true}, bare: true}",
+                 "- {name: class_token, class_token, bare: true}",
+                 "- {name: pos_embedding, positional: {broadcast: true}, bare: true}",
+                 "- {name: gamma, scale: {dim: -1}, bare: true}"]:
+        assert line in text, text
+    built = build(archcalc.parse_spec(text))
+    assert {k: tuple(v.shape) for k, v in built.state_dict().items()}["layer_scale"] == (8, 1, 1)
+
+
+def test_parameters_read_otherwise_stay_refused():
+    class LeadingOnes(nn.Module):  # [1, C, 1, 1]: not a shape scale holds
+        def __init__(self):
+            super().__init__()
+            self.s = nn.Parameter(torch.ones(1, 4, 1, 1))
+
+        def forward(self, x):
+            return x * self.s
+
+    with pytest.raises(SpecError, match=r"'s' \(a parameter\) is read directly by the forward of the top level"):
+        from_module(LeadingOnes(), (4, 2, 2))
+
+    class TwoUses(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.s = nn.Parameter(torch.ones(4))
+
+        def forward(self, x):
+            return x * self.s + self.s
+
+    with pytest.raises(SpecError, match=r"'s' \(a parameter\) is read directly"):
+        from_module(TwoUses(), (4,))
+
+    class TokenAtTheEnd(nn.Module):  # appended, not prepended: class_token prepends
+        def __init__(self):
+            super().__init__()
+            self.t = nn.Parameter(torch.zeros(1, 1, 4))
+
+        def forward(self, x):
+            return torch.cat([x, self.t.expand(x.shape[0], -1, -1)], dim=1)
+
+    with pytest.raises(SpecError, match=r"'t' \(a parameter\) is read directly"):
+        from_module(TokenAtTheEnd(), (3, 4))
+
+    class TableWithoutBatch(nn.Module):  # x + P with P [T, D]: positional's bare table is [1, T, D]
+        def __init__(self):
+            super().__init__()
+            self.p = nn.Parameter(torch.zeros(3, 4))
+
+        def forward(self, x):
+            return x + self.p
+
+    with pytest.raises(SpecError, match=r"'p' \(a parameter\) is read directly"):
+        from_module(TableWithoutBatch(), (3, 4))
+
+
+# --- torchvision's ConvNeXt, ViT and Swin --------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tv():
+    from torchvision_models import torchvision_models
+
+    models = torchvision_models()
+    if models is None:
+        pytest.skip("torchvision does not import here")
+    return models
+
+
+def test_torchvision_convnext_tiny(tv):
+    torch.manual_seed(0)
+    module = tv.convnext_tiny()
+    text = from_module(module, (3, 64, 64), source="torchvision:convnext_tiny")
+    result = compare(module, text)
+    assert result["spec"] == result["module"] and result["equal"], result
+    assert result["spec"]["trainable"] == 28_589_128  # torchvision's documented count
+    assert "- {name: layer_scale, scale: {init: 1.0e-06, broadcast: true}, bare: true}" in text
+    assert "- {name: 1, permute: {dims: [1, 2, 0]}}" in text  # torchvision's Permute module, entry 1 of `block`
+    keys = {k: tuple(v.shape) for k, v in build(archcalc.parse_spec(text)).state_dict().items()}
+    assert keys == {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    assert keys["features.1.0.layer_scale"] == (96, 1, 1) and keys["features.0.1.weight"] == (96,)
+
+
+def test_torchvision_vision_transformer(tv):
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    module = VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=16, mlp_dim=32,
+                               num_classes=10)
+    text, result = round_trip(module, (3, 32, 32))
+    # conv_proj 3*64*16 + 16 = 3,088; class token 16; pos_embedding 17*16 = 272; a layer: ln_1 32,
+    # attention 4*16*16 + 4*16 = 1,088, ln_2 32, mlp 16*32 + 32 + 32*16 + 16 = 1,072; ln 32; head 170
+    assert result["spec"]["trainable"] == 3088 + 16 + 272 + 2 * (32 + 1088 + 32 + 1072) + 32 + 170
+    assert "- {name: class_token, class_token, bare: true}" in text
+    assert "- {name: pos_embedding, positional: {broadcast: true}, bare: true}" in text
+    assert "- select: {index: 0}" in text  # x[:, 0]
+
+
+def test_torchvision_swin_t(tv):
+    torch.manual_seed(0)
+    module = tv.swin_t()
+    text = from_module(module, (3, 64, 64), source="torchvision:swin_t")
+    result = compare(module, text)
+    assert result["spec"] == result["module"] and result["equal"], result
+    assert result["spec"]["trainable"] == 28_288_354  # torchvision's documented count
+    assert "window_attention: {heads: heads, window: 7, shift: shift}" in text
+    assert "- {name: 2, patch_merging}" in text
+    graph = archcalc.parse_spec(text)
+    assert {n.name: n.args["shift"] for n in graph.nodes if n.kind == "window_attention"}["features.1.1.attn"] == 3
+
+
+def test_swin_v2_stays_refused(tv):
+    from torchvision.models.swin_transformer import PatchMergingV2, SwinTransformer, SwinTransformerBlockV2
+
+    v2 = SwinTransformer(patch_size=[4, 4], embed_dim=16, depths=[2, 2], num_heads=[2, 4], window_size=[4, 4],
+                         block=SwinTransformerBlockV2, downsample_layer=PatchMergingV2)
+    # its attention computes the bias from a buffer through an MLP: no archcalc kind
+    with pytest.raises(SpecError, match=r"'features\.1\.0\.attn\.relative_coords_table' \(a buffer\)"):
+        from_module(v2, (3, 32, 32))
+
+
+def test_timm_convnext_gamma_reshaped(timm_layers):
+    import timm
+
+    torch.manual_seed(0)
+    module = timm.create_model("convnext_atto", pretrained=False)
+    text = from_module(module, (3, 32, 32), source="timm:convnext_atto")
+    result = compare(module, text)
+    assert result["spec"] == result["module"] and result["equal"], result
+    assert result["spec"]["trainable"] == 3_695_520  # timm's convnext_atto
+    assert "- {name: gamma, scale: 1.0e-06, bare: true}" in text or \
+        "- {name: gamma, scale: {init: 1.0e-06}, bare: true}" in text, text
