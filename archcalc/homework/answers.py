@@ -1,6 +1,7 @@
 """Reading a student's answers file.
 
 ```yaml
+student: Alice Martin          # optional: who answered (`archcalc grade` uses the file name otherwise)
 set: {H: 28, W: 28}            # optional: numbers for the spec's size symbols
 tolerance: 0.01                # optional: relative tolerance of approximate answers (or "1%")
 answers:
@@ -31,7 +32,8 @@ from archcalc.errors import Loc, SpecError, did_you_mean
 from archcalc.spec.expr import MAX_MAGNITUDE, MAX_SYMBOLIC_EXPONENT, ExprError, evaluate, names_in
 from archcalc.spec.yaml_source import YList, YMap, load_yaml, read_source
 
-TOP_KEYS = ("set", "tolerance", "answers")
+TOP_KEYS = ("set", "tolerance", "answers", "student")
+MAX_STUDENT = 200  # characters of a `student:` name
 FIGURES = ("params", "trainable_params", "non_trainable_params", "macs", "flops", "output_shape", "rf",
            "activation_bytes", "param_bytes")
 LAYER_ONLY = frozenset({"rf"})
@@ -142,6 +144,10 @@ class AnswerSheet:
     tolerance: float = DEFAULT_TOLERANCE
     file: str = "<answers>"
     binding_locs: dict = field(default_factory=dict)  # name -> where its `set:` value was written
+    student: str | None = None  # the optional top-level `student:` (a name or an id)
+    # Under an answer key's policy (`parse_answers(..., policy=...)`): the file's own `set:` and
+    # `tolerance:` as written (plain values), which the key's replaced; {} otherwise.
+    ignored: dict = field(default_factory=dict)
 
 
 # --- loading ----------------------------------------------------------------------------------
@@ -150,8 +156,13 @@ def load_answers(path) -> AnswerSheet:
     return parse_answers(read_source(path, "answers"), str(path))
 
 
-def parse_answers(text: str, filename: str = "<answers>") -> AnswerSheet:
-    """Parse answers-file text (see the module docstring)."""
+def parse_answers(text: str, filename: str = "<answers>", policy=None) -> AnswerSheet:
+    """Parse answers-file text (see the module docstring).
+
+    `policy` (for grading against an answer key, whose policy the TA owns): a callable taking the
+    file's `student:` (None when absent) and returning the (bindings, tolerance) to read the answers
+    with. The file's own `set:` and `tolerance:` then have no effect, are not validated, and are kept
+    as written in `sheet.ignored` so that the grader can report them."""
     doc = load_yaml(text, filename)
     start = Loc(filename, 1, 1)
     if not isinstance(doc, YMap):
@@ -161,8 +172,15 @@ def parse_answers(text: str, filename: str = "<answers>") -> AnswerSheet:
         if key not in TOP_KEYS:
             raise SpecError(f"unknown top-level key '{key}'{did_you_mean(key, TOP_KEYS)}; expected "
                             f"{', '.join(TOP_KEYS)}", doc.key_locs[key])
-    tolerance = _tolerance(doc["tolerance"], doc.where("tolerance")) if "tolerance" in doc else DEFAULT_TOLERANCE
-    bindings, binding_locs = _bindings(doc["set"], doc.where("set")) if "set" in doc else ({}, {})
+    student = _student(doc["student"], doc.where("student")) if "student" in doc else None
+    ignored: dict = {}
+    if policy is None:
+        tolerance = _tolerance(doc["tolerance"], doc.where("tolerance")) if "tolerance" in doc else DEFAULT_TOLERANCE
+        bindings, binding_locs = _bindings(doc["set"], doc.where("set")) if "set" in doc else ({}, {})
+    else:  # the key's policy: the file's own set:/tolerance: are reported, never applied
+        bindings, tolerance = policy(student)
+        bindings, binding_locs = dict(bindings), {}
+        ignored = {k: plain(doc[k]) for k in ("set", "tolerance") if k in doc}
     raw = doc.get("answers")
     if "answers" not in doc:
         raise SpecError("missing 'answers:' (a mapping like {conv1.params: 416})", doc.loc)
@@ -176,7 +194,19 @@ def parse_answers(text: str, filename: str = "<answers>") -> AnswerSheet:
         layer, figure = _split_key(key, key_loc)
         answers.append(Answer(str(key), layer, figure, parser.parse(figure, value, loc), plain(value),
                               loc, key_loc))
-    return AnswerSheet(answers, bindings, tolerance, filename, binding_locs)
+    return AnswerSheet(answers, bindings, tolerance, filename, binding_locs, student, ignored)
+
+
+def _student(value, loc) -> str:
+    """The optional `student:` of an answers file: a name or an id, one line of text."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**MAX_DIGITS:
+        value = str(value)
+    if not isinstance(value, str) or not value.strip() or "\n" in value.strip() or "\r" in value:
+        raise SpecError(f"'student' must be the student's name or id, one line of text; got {_shown(plain(value))}",
+                        loc)
+    if len(value.strip()) > MAX_STUDENT:
+        raise SpecError(f"'student' is {len(value.strip()):,} characters long; at most {MAX_STUDENT}", loc)
+    return value.strip()
 
 
 def _split_key(key, loc) -> tuple[str, str]:
