@@ -753,8 +753,13 @@ def _entries(root, gm, table) -> list[Entry]:
                                 "a spec's output is its last layer")
             break
         if node.op == "get_attr":
-            raise SpecError(f"'{node.target}' ({_attr_cls(root, node.target)}) is read directly by the forward of "
-                            f"{_place(where_path, where_cls)}; archcalc has no layer for a bare parameter or buffer")
+            what = _attr_cls(root, node.target)
+            known = ("archcalc has no layer for a buffer read directly" if what == "a buffer" else
+                     "archcalc reads a parameter directly only as its module's one functional call (LayerNorm2d), "
+                     "a layer scale (x * P), a class token (torch.cat([P.expand(n, -1, -1), x], 1)) or a "
+                     "position table (x + P, P [1, T, D]), each its only use")
+            raise SpecError(f"'{node.target}' ({what}) is read directly by the forward of "
+                            f"{_place(where_path, where_cls)}; {known}")
         out_shape = _shape_of(node)
         if node.op == "call_module":
             m = modules[node.target]
