@@ -11,9 +11,11 @@ within the tolerance; counts as right), "wrong" and "undecided" (a formula too l
 within archcalc.homework.decide's bounds; not counted right). An answer naming no layer is a mistake in the
 file: `check` raises SpecError at the answer's location, with a did-you-mean.
 
-A wrong answer gets a hint when it equals what a usual mistake gives: each candidate mistaken
-value is computed from the report and compared with the answer the same way the expected value is
-(exactly, symbolically or within the tolerance); the first one that matches names the mistake.
+A wrong answer gets a hint when it equals what a usual mistake gives: the catalogue of mistakes
+(archcalc.homework.mistakes, one small rule per mistake) is walked for the answer's figure; each
+rule's mistaken value is derived from the network and compared with the answer the same way the
+expected value is (exactly, symbolically or within the tolerance); the first one that matches
+names the mistake.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from archcalc.analysis.report import DTYPE_BYTES, LayerResult
+from archcalc.analysis.report import LayerResult
 from archcalc.analysis.rf import GLOBAL, RF
 from archcalc.errors import SpecError, did_you_mean
 from archcalc.homework import decide
@@ -34,8 +36,6 @@ UNDECIDED_HINT = ("archcalc cannot decide whether this formula equals the expect
                   "bounds (it agrees at the sizes tried but is too large to prove); write it in a "
                   "simpler, expanded form")
 GRADE_HEADER = ("student", "right", "total", "score", "wrong")
-BIASED_KINDS = ("conv", "conv_transpose", "linear")
-WINDOW_KINDS = ("conv", "maxpool", "avgpool")
 OUTPUT_FORMULA = "M = floor((N + 2P - D(K-1) - 1)/S) + 1"
 
 # Sizes tried when an equivalence sympy cannot prove (floors) is checked at sample points.
@@ -147,15 +147,16 @@ class _Target:
 
 class _Checker:
     def __init__(self, report, sheet, graph):
+        from archcalc.homework.mistakes.network import Network
+
         self.report = report
         self.sheet = sheet
         self.graph = graph
-        self.rows = {row.name: row for row in report.layers}
-        self.nodes = {node.name: node for node in graph.nodes} if graph is not None else {}
-        self.back = dict(getattr(graph, "back", None) or {})
-        self.bytes = DTYPE_BYTES.get(report.dtype, 4)
-        self.batch = report.batch
-        self._symbols = None
+        self.net = Network(report, graph, sheet.bindings)
+        self.rows = self.net.rows
+
+    def norm(self, value):
+        return self.net.norm(value)
 
     # --- targets and expected values -------------------------------------------------------
     def target(self, answer) -> _Target:
@@ -187,7 +188,7 @@ class _Checker:
             shape = report.output_shape if row is None else row.output_shape
             return tuple(self.norm(n) for n in shape)
         if figure == "rf":
-            return self.norm_rf(row.rf)
+            return self.net.norm_rf(row.rf)
         if row is None:
             t = report.totals
             value = {"params": t.params, "trainable_params": t.trainable_params,
@@ -197,408 +198,102 @@ class _Checker:
             value = getattr(row, figure)
         return self.norm(value)
 
-    def norm(self, value):
-        """An expected value as int, Fraction, float or a sympy expression in the user's symbols
-        (Symbol(name, integer=True, positive=True)) with the `set` bindings substituted."""
-        if isinstance(value, bool):
-            return int(value)
-        if isinstance(value, Fraction):
-            return value.numerator if value.denominator == 1 else value
-        if isinstance(value, (int, float)) or not hasattr(value, "free_symbols"):
-            return value
-        if not value.free_symbols:  # a sympy number
-            return _from_sympy(value)
-        import sympy
-
-        if self.back:
-            value = value.subs(self.back)
-        canon = {s: sympy.Symbol(str(s), integer=True, positive=True) for s in value.free_symbols}
-        value = value.xreplace(canon)
-        if self.sheet.bindings:
-            value = value.xreplace({sympy.Symbol(k, integer=True, positive=True): sympy.Integer(v)
-                                    for k, v in self.sheet.bindings.items()})
-        return _from_sympy(value)
-
-    def norm_rf(self, rf):
-        if rf is None or rf == GLOBAL:
-            return rf
-        return RF(tuple(self.norm(v) for v in rf.size), tuple(self.norm(v) for v in rf.stride),
-                  tuple(self.norm(v) for v in rf.start), rf.misaligned)
-
-    @property
-    def symbols(self) -> set:
-        """Names of the spec's free size symbols."""
-        if self._symbols is None:
-            names = set(getattr(self.graph, "symbols", ()) or ()) | set(getattr(self.report, "symbols", ()) or ())
-            for n in self.report.input_shape:
-                if _symbolic(n):
-                    names |= {str(s) for s in n.free_symbols}
-            self._symbols = names
-        return self._symbols
-
     # --- one answer ------------------------------------------------------------------------
     def one(self, answer) -> AnswerResult:
-        target = self.target(answer)
+        if isinstance(answer.value, Invalid):  # unreadable (strict=False): this answer only
+            return invalid_result(answer, answer.value.error)
+        try:
+            target = self.target(answer)
+        except SpecError as exc:  # an unknown layer: under strict=False, this answer only
+            if getattr(self.sheet, "strict", True):
+                raise
+            return invalid_result(answer, exc)
         expected = self.expected(target, answer.figure)
         value = answer.value
-        if answer.figure == "rf":
-            verdict = _VERDICTS[rf_matches(value, expected)]
-        elif answer.figure == "output_shape":
-            verdict = _VERDICTS[shape_matches(value, expected)]
-        else:
-            verdict = number_verdict(value, expected)
+        verdict = figure_verdict(answer.figure, value, expected, self.whole_input())
         hint = None
         if verdict == WRONG:
-            try:
-                hint = self.hint(answer, target, expected)
-            except (ArithmeticError, TypeError, ValueError, RecursionError):  # a form sympy cannot combine
-                hint = None
+            hint = self.divisible_hint(answer, expected) or self.hint(answer, target, expected)
         elif verdict == UNDECIDED:
             hint = UNDECIDED_HINT
         return AnswerResult(answer.quantity, answer.given, answer.given_text,
                             format_expected(expected, answer.figure), verdict, hint, None, answer.loc)
 
-    # --- hints -----------------------------------------------------------------------------
+    def whole_input(self) -> tuple:
+        """The input's sizes a whole-input field may be written as: its spatial sizes ([H, W] of
+        [C, H, W], [L] of [C, L]), or the sizes of a one-axis input ([784])."""
+        shape = tuple(self.norm(n) for n in self.report.input_shape)
+        return shape[1:] if len(shape) > 1 else shape
+
+    def divisible_hint(self, answer, expected) -> str | None:
+        """For an answer that is wrong as a formula of every size but right where the sizes are
+        multiples of the network's strides (40*(H-4)*(W-4) + 426 for a floor(H/2) network, right
+        for even H and W): it says so, and how to declare it."""
+        found = right_if_divisible(answer.figure, answer.value, expected, self.whole_input(), self.multiples())
+        if not found:
+            return None
+        names = sorted(found)
+        where = " and ".join(f"{n} a multiple of {m}" if m != 2 else f"{n} even" for n, m in
+                             ((n, found[n]) for n in names))
+        declared = ", ".join(f"{n}: {{multiple_of: {found[n]}}}" for n in names)
+        return (f"right only where {where} (there the floors divide exactly), not for every size: the spec "
+                f"does not say so; declare `symbols: {{{declared}}}` in the spec, or check with "
+                "`--assume divisible` (in an answer key: `assume: divisible`)")
+
+    def multiples(self) -> dict:
+        """Per size symbol, the multiple `--assume divisible` would take (the total stride along
+        its axis), for the symbols not already constrained to it; {} without the spec's graph."""
+        if self.graph is None:
+            return {}
+        from archcalc.api import divisible_multiples
+
+        try:
+            found = divisible_multiples(self.report, self.graph)
+        except (AttributeError, TypeError, ValueError, IndexError):
+            return {}
+        constraints = _CONSTRAINTS.get()
+        out = {}
+        for name, m in found.items():
+            have = int((constraints.get(name) or {}).get("multiple_of", 1) or 1)
+            if m > 1 and m % have == 0 and m != have:
+                out[name] = m
+        return out
+
+    # --- the walk over the catalogue of mistakes ---------------------------------------------
     def hint(self, answer, target, expected) -> str | None:
-        value = answer.value
-        hint = self.symbol_hint(value, expected)
-        if hint:
-            return hint
-        figure = answer.figure
-        if figure == "rf":
-            return self.rf_hint(value, target, expected)
-        if figure == "output_shape":
-            if isinstance(value, Shape) and len(value.items) == len(expected) + 1 \
-                    and shape_matches(Shape(value.items[1:], ""), expected):
-                return "shapes exclude the batch dimension"
-            for candidate, text in self.shape_candidates(target, expected):
-                if _shape_mistake(value, candidate, expected):
-                    return text
-            return self.shape_fallback(value, target, expected)
-        for candidate, text in getattr(self, f"{figure}_candidates")(target, expected):
-            if candidate is not None and number_verdict(value, candidate) in (RIGHT, CLOSE) \
-                    and number_verdict(Exact(candidate, ""), expected) == WRONG:
-                return text
+        """The hint of the first mistake of the catalogue (archcalc.homework.mistakes) that the
+        answer matches, in the catalogue's order."""
+        from archcalc.homework.mistakes import Case, Said, for_figure
+
+        case = Case(self.net, target, answer.figure, expected, answer.value)
+        for rule in for_figure(answer.figure):
+            try:
+                found = rule.derive(case)
+                if found is None:
+                    continue
+                if isinstance(found, Said):
+                    return rule.text(found.fields)
+                for wrong in (found if isinstance(found, list) else [found]):
+                    if self.matches(case, wrong):
+                        return rule.text(wrong.fields)
+            except (ArithmeticError, TypeError, ValueError, RecursionError):  # a form sympy cannot combine
+                continue
         return None
 
-    def symbol_hint(self, value, expected) -> str | None:
-        names = set()
-        for part in _answer_parts(value):
-            if isinstance(part, Symbolic):
-                names |= part.names
-        unknown = sorted(names - self.symbols)
-        if unknown:
-            if not self.symbols:
-                return (f"this spec has no size symbols, so the answer is a number; {', '.join(unknown)} "
-                        "could be given values under set:")
-            return (f"{', '.join(unknown)} {'is not a size symbol' if len(unknown) == 1 else 'are not size symbols'}"
-                    f" of this spec (its symbols: {', '.join(sorted(self.symbols))})")
-        free = sorted({str(s) for e in _expected_parts(expected) if _symbolic(e) for s in e.free_symbols})
-        numeric = [p for p in _answer_parts(value) if not isinstance(p, Symbolic)]
-        if free and numeric and not names:
-            return (f"the expected value depends on {', '.join(free)}: answer with a formula in "
-                    f"{', '.join(free)}, or give their values under set:")
-        return None
-
-    # Candidate lists: (mistaken value, hint). None values are skipped.
-    def params_candidates(self, target, e):
-        yield from self.bias_candidates(target, e)
-        nt = self.norm(_sum_rows(target, "non_trainable_params"))
-        if not _is_zero(nt):
-            tr = self.norm(_sum_rows(target, "trainable_params"))
-            yield tr, ("that is the trainable count only: BatchNorm has 2C trainable parameters (scale, "
-                       "shift) and 2C non-trainable ones (running mean and variance); params counts all 4C")
-            bias = self.bias_total(target)
-            if not _is_zero(bias):
-                yield tr - bias, ("forgot the biases, and counted BatchNorm as 2C instead of 4C (params "
-                                  "include the running mean and variance)")
-        yield from self.batch_param_candidates(e)
-
-    def trainable_params_candidates(self, target, e):
-        yield from self.bias_candidates(target, e)
-        nt = self.norm(_sum_rows(target, "non_trainable_params"))
-        if not _is_zero(nt):
-            yield self.norm(_sum_rows(target, "params")), (
-                "counted BatchNorm as 4C: its running mean and variance are buffers, not trainable; "
-                "trainable_params is 2C (scale, shift) per BatchNorm")
-        yield from self.batch_param_candidates(e)
-
-    def non_trainable_params_candidates(self, target, e):
-        tr = self.norm(_sum_rows(target, "trainable_params"))
-        if _is_zero(e):
-            yield tr, "this has no buffers: all of its parameters are trainable, none non-trainable"
-        else:
-            yield 0, ("BatchNorm's running mean and variance are non-trainable parameters: 2C per "
-                      "BatchNorm layer")
-            yield self.norm(_sum_rows(target, "params")), (
-                "that counts all of BatchNorm's parameters; non-trainable are only the running mean "
-                "and variance (2C)")
-        yield from self.batch_param_candidates(e)
-
-    def batch_param_candidates(self, e):
-        if self.batch > 1:
-            yield e * self.batch, f"parameters do not depend on the batch size (batch {self.batch})"
-
-    def bias_candidates(self, target, e):
-        rows = [r for r in target.rows if r.kind in BIASED_KINDS]
-        if not rows:
-            return
-        bias = self.bias_total(target)
-        one = target.row is not None and len(target.rows) == 1
-        if not _is_zero(bias):
-            if one:
-                unit = "feature" if rows[0].kind == "linear" else "channel"
-                yield e - bias, (f"forgot the bias: one per output {unit} (+{_fmt(bias)}); "
-                                 "params = (K1*K2*Cin/groups + 1)*Cout for a convolution, (in + 1)*out "
-                                 "for a linear layer")
-            else:
-                yield e - bias, ("forgot the biases: every conv and linear layer with a bias adds one "
-                                 f"per output channel or feature (+{_fmt(bias)} in all)")
-        elif one:
-            out = _out_units(rows[0])
-            yield e + out, f"this layer has no bias (bias: false), so there is no +{_fmt(out)}"
-
-    def bias_total(self, target):
-        total = 0
-        for row in target.rows:
-            if row.kind in BIASED_KINDS and self.has_bias(row):
-                total = total + _out_units(row)
-        return self.norm(total)
-
-    def has_bias(self, row) -> bool:
-        node = self.nodes.get(row.name)
-        if node is not None and "bias" in node.args:
-            return bool(node.args["bias"])
-        weights = self.weights(row)
-        return weights is not None and not _is_zero(self.norm(row.params - weights))
-
-    def weights(self, row):
-        """A conv/linear layer's weight count, read off its MACs (MACs = positions x weights)."""
-        if row.kind == "conv":
-            positions = _prod(row.output_shape[1:])
-        elif row.kind == "linear":
-            positions = _prod(row.output_shape[:-1])
-        elif row.kind == "conv_transpose":
-            in_shape = self.input_shape(row)
-            if in_shape is None:
-                return None
-            positions = _prod(in_shape[1:])
-        else:
-            return None
-        return _div(row.macs, positions * self.batch)
-
-    def input_shape(self, row):
-        if not row.inputs:
-            return None
-        name = row.inputs[0]
-        if name == "input":
-            return tuple(self.report.input_shape)
-        source = self.rows.get(name)
-        return None if source is None else tuple(source.output_shape)
-
-    def macs_candidates(self, target, e):
-        yield 2 * e, "that is the FLOP count: FLOPs = 2 x MACs (a multiply-accumulate is two operations)"
-        if self.batch > 1:
-            yield _div(e, self.batch), f"MACs are for the whole batch: multiply by the batch size {self.batch}"
-        additions = 0
-        for row in target.rows:
-            if row.kind in BIASED_KINDS and self.has_bias(row):
-                additions = additions + self.batch * _prod(row.output_shape)
-        if not _is_zero(additions):
-            yield e + self.norm(additions), ("bias additions are not multiply-accumulates: MACs count "
-                                             "only the multiplications by weights (as PyTorch's FlopCounterMode)")
-        row = target.row
-        if row is not None and len(target.rows) == 1 and row.kind in ("conv", "linear"):
-            weights = self.weights(row)
-            positions = _div(e, weights) if weights is not None and not _is_zero(weights) else None
-            if positions is not None and not _is_zero(self.norm(positions - self.batch)):
-                yield self.norm(weights), ("that is the number of weights: multiply by the number of output "
-                                           "positions (MACs = M1*M2*K1*K2*Cin/groups*Cout)")
-            for shape, text in self.window_shapes(row):
-                yield self.norm(_div(e * _prod(shape[1:]), _prod(row.output_shape[1:]))), (
-                    f"these MACs are for an output of {format_expected(shape, 'output_shape')}: {text}")
-
-    def flops_candidates(self, target, e):
-        yield _div(e, 2), "that is the MAC count: FLOPs = 2 x MACs"
-        if self.batch > 1:
-            yield _div(e, self.batch), f"FLOPs are for the whole batch: multiply by the batch size {self.batch}"
-            yield _div(e, 2 * self.batch), (f"that is the MAC count of one example: FLOPs = 2 x MACs, "
-                                            f"times the batch size {self.batch}")
-
-    def activation_bytes_candidates(self, target, e):
-        yield _div(e, self.bytes), (f"that is the number of values: multiply by {self.bytes} bytes per "
-                                    f"{self.report.dtype} value")
-        if self.batch > 1:
-            yield _div(e, self.batch), f"activations are for the whole batch: multiply by the batch size {self.batch}"
-            yield _div(e, self.bytes * self.batch), (f"that is the size of one example's output in values: "
-                                                     f"multiply by the batch ({self.batch}) and {self.bytes} bytes")
-        if target.row is None and len(self.report.layers) > 1:
-            yield self.norm(self.report.layers[-1].activation_bytes), (
-                "that is only the last layer's output; the total sums the outputs of every layer")
-
-    def param_bytes_candidates(self, target, e):
-        yield _div(e, self.bytes), (f"that is the parameter count: multiply by {self.bytes} bytes per "
-                                    f"{self.report.dtype} value")
-        t = self.report.totals
-        if not _is_zero(self.norm(t.non_trainable_params)):
-            yield self.norm(t.trainable_params * self.bytes), (
-                "that counts only trainable parameters; the memory includes BatchNorm's running mean "
-                "and variance too")
-
-    # --- shapes ----------------------------------------------------------------------------
-    def shape_candidates(self, target, e):
-        e = tuple(e)
-        if len(e) >= 2:
-            yield e[1:] + e[:1], "archcalc writes shapes channels first: [C, H, W]"
-        row = target.row
-        if row is not None and len(target.rows) == 1:
-            yield from self.window_shapes(row)
-
-    def window_shapes(self, row):
-        """Output shapes from the usual output-size mistakes of a convolution or pooling layer."""
-        geometry = self.window_geometry(row)
-        if geometry is None:
-            return
-        sizes, spans, strides, pads = geometry
-        actual = tuple(row.output_shape)
-        channels = actual[:1]
-
-        def shape(f):
-            return channels + tuple(self.norm(f(n, k, s, p)) for n, k, s, p in zip(sizes, spans, strides, pads))
-
-        pad_text = _axes_text(pads)
-        out = []
-        if any(p != 0 for p in pads):
-            out.append((shape(lambda n, k, s, p: (n - k - 1) // s + 1),
-                        f"that is the size without padding ('valid'); this layer pads {pad_text}: {OUTPUT_FORMULA}"))
-        out.append((shape(lambda n, k, s, p: (n + 2 * p - k - 1) // s),
-                    f"off by one: {OUTPUT_FORMULA}; the + 1 counts the first window"))
-        out.append((shape(lambda n, k, s, p: -((-(n + 2 * p - k - 1)) // s) + 1),
-                    f"rounded up: {OUTPUT_FORMULA} rounds down (floor) unless ceil_mode is set"))
-        out.append((shape(lambda n, k, s, p: (n - 1) // s + 1),
-                    f"that is the size with 'same' padding (N/S); this layer pads {pad_text}: {OUTPUT_FORMULA}"))
-        out.append((shape(lambda n, k, s, p: (n + 2 * p - k - 1) + 1),
-                    f"forgot to divide by the stride {_axes_text(strides)}: {OUTPUT_FORMULA}"))
-        if any(p != 0 for p in pads):
-            out.append((shape(lambda n, k, s, p: (n + p - k - 1) // s + 1),
-                        f"padding P is added on both sides (2P): {OUTPUT_FORMULA}"))
-        seen = [actual]
-        for candidate, text in out:
-            if not any(shape_equal(candidate, s) for s in seen):
-                seen.append(candidate)
-                yield candidate, text
-
-    def window_geometry(self, row):
-        """(input sizes, D(K-1), stride, left padding) per spatial axis, read off the receptive
-        fields of the layer and its input; None when they do not tell."""
-        if row.kind not in WINDOW_KINDS or not isinstance(row.rf, RF) or not row.rf.regular:
-            return None
-        in_shape = self.input_shape(row)
-        if in_shape is None or len(in_shape) != len(row.output_shape):
-            return None
-        in_rf = self.input_rf(row)
-        if not isinstance(in_rf, RF) or not in_rf.regular or len(in_rf.size) != len(row.rf.size):
-            return None
-        spans, strides, pads = [], [], []
-        for r0, j0, b0, r1, j1, b1 in zip(in_rf.size, in_rf.stride, in_rf.start, row.rf.size, row.rf.stride,
-                                          row.rf.start):
-            span, stride, pad = Fraction(r1 - r0, j0), Fraction(j1, j0), Fraction(b0 - b1, j0)
-            if any(v.denominator != 1 for v in (span, stride, pad)):
-                return None
-            spans.append(int(span))
-            strides.append(int(stride))
-            pads.append(int(pad))
-        return tuple(in_shape[1:]), spans, strides, pads
-
-    def input_rf(self, row):
-        source = row.inputs[0] if row.inputs else "input"
-        if source == "input":
-            return RF.identity(len(self.report.input_shape) - 1) if len(self.report.input_shape) > 1 else None
-        source = self.rows.get(source)
-        return None if source is None else source.rf
-
-    def shape_fallback(self, value, target, expected) -> str | None:
-        if not isinstance(value, Shape):
-            return None
-        if len(value.items) != len(expected):
-            return (f"the output has {len(expected)} dimension{'s' if len(expected) != 1 else ''} "
-                    "(batch excluded)")
-        row = target.row
-        if row is None or row.kind not in WINDOW_KINDS or len(expected) < 2:
-            return None
-        given = [_answer_value(v) for v in value.items]
-        if given[0] != expected[0] and not _symbolic(given[0]):
-            return None
-        diffs = {self.norm(g - e) for g, e in zip(given[1:], expected[1:])}
-        if len(diffs) == 1:
-            d = diffs.pop()
-            if not _symbolic(d) and d != 0:
-                return (f"the spatial sizes are off by {d}: check the padding and {OUTPUT_FORMULA} "
-                        "(without padding the output shrinks by D(K-1))")
-        return None
-
-    # --- receptive fields ------------------------------------------------------------------
-    def rf_hint(self, value, target, expected) -> str | None:
-        if expected is None:
-            return ("the receptive field is not tracked here: after reshape, a permute of spatial axes "
-                    "or a linear layer over several spatial axes, outputs no longer line up with input axes")
-        if expected == GLOBAL:
-            return ("every output here sees the whole input (after flatten, global pooling or a linear "
-                    "layer over the last spatial axis): the answer is 'global'")
-        if value.is_global:
-            return "these outputs do not see the whole input yet; give the size of their window"
-        candidates = []
-        row = target.row
-        size = tuple(expected.size)
-        candidates.append(("size", tuple(expected.stride),
-                           "that is the stride (jump) of the field, not its size"))
-        geometry = self.window_geometry(row) if row is not None else None
-        if geometry is not None:
-            _, spans, strides, _ = geometry
-            in_rf = self.input_rf(row)
-            candidates.append(("size", tuple(in_rf.size),
-                               "that is the field of this layer's input; this layer's window adds "
-                               "D(K-1) j to it: r' = r + D(K-1) j"))
-            candidates.append(("size", tuple(k + 1 for k in spans),
-                               "that is this layer's own window; the field grows through every earlier "
-                               "layer: r' = r + D(K-1) j, j being the product of the earlier strides"))
-            candidates.append(("stride", tuple(strides),
-                               "that is this layer's own stride; the field's stride (jump) multiplies "
-                               "the strides of all layers up to here"))
-            candidates.append(("start", tuple(-p for p in geometry[3]),
-                               "that is this layer's own padding; the start accumulates through every "
-                               "layer: start' = start - P j"))
-        candidates.append(("start", (0,) * len(size),
-                           "output 0's window begins in the padding: start' = start - P j is negative "
-                           "where layers pad"))
-        naive = self.unscaled_size(row) if row is not None else None
-        if naive is not None and naive != size:
-            candidates.append(("size", naive,
-                               "forgot to scale by the jump: each layer adds D(K-1) times the product of "
-                               "the strides before it (r' = r + D(K-1) j)"))
-        for part, candidate, text in candidates:
-            given = value.parts.get(part)
-            if given is not None and tuple(candidate) != tuple(getattr(expected, part)) \
-                    and _axes_match(given, candidate):
-                return text
-        return None
-
-    def unscaled_size(self, row):
-        """The field size if every layer's D(K-1) were added without multiplying by the jump
-        (followed back along first inputs)."""
-        total = None
-        while row is not None:
-            if not isinstance(row.rf, RF):
-                return None
-            source = row.inputs[0] if row.inputs else "input"
-            in_rf = self.input_rf(row)
-            if not isinstance(in_rf, RF) or len(in_rf.size) != len(row.rf.size) or not row.rf.regular \
-                    or not in_rf.regular:
-                return None
-            spans = tuple(Fraction(r1 - r0, j0) for r0, r1, j0 in zip(in_rf.size, row.rf.size, in_rf.stride))
-            total = spans if total is None else tuple(a + b for a, b in zip(total, spans))
-            row = None if source == "input" else self.rows.get(source)
-        return None if total is None else tuple(_plain(t + 1) for t in total)
+    @staticmethod
+    def matches(case, wrong) -> bool:
+        """Whether the answer is the mistaken value (and that differs from the expected one)."""
+        value, expected, candidate = case.value, case.expected, wrong.value
+        if candidate is None:
+            return False
+        if case.figure == "output_shape":
+            return _shape_mistake(value, candidate, expected)
+        if case.figure == "rf":
+            given = value.parts.get(wrong.part) if isinstance(value, RFAnswer) else None
+            return given is not None and tuple(candidate) != tuple(getattr(expected, wrong.part)) \
+                and bool(_axes_match(given, candidate))
+        return number_verdict(value, candidate) in (RIGHT, CLOSE) \
+            and number_verdict(Exact(candidate, ""), expected) == WRONG
 
 
 # --- comparisons ------------------------------------------------------------------------------
@@ -648,9 +343,61 @@ def shape_equal(a, b) -> bool:
     return len(a) == len(b) and all(values_equal(x, y) for x, y in zip(a, b))
 
 
-def rf_matches(value, expected) -> bool | None:
+def figure_verdict(figure: str, value, expected, whole=()) -> str:
+    """The verdict of one typed answer of `figure` against its expected value (`whole`: the
+    input's sizes, for a field written as the whole input)."""
+    if figure == "rf":
+        return _VERDICTS[rf_matches(value, expected, whole)]
+    if figure == "output_shape":
+        return _VERDICTS[shape_matches(value, expected)]
+    return number_verdict(value, expected)
+
+
+def invalid_result(answer, error) -> AnswerResult:
+    """The verdict "invalid" for an answer that cannot be read or names no layer: its message
+    (located) is the hint; the file's other answers are graded."""
+    return AnswerResult(answer.quantity, answer.given, answer.given_text, "", INVALID, error.message, None,
+                        error.loc or answer.loc)
+
+
+def right_if_divisible(figure, value, expected, whole, multiples) -> dict | None:
+    """For a wrong answer: the smallest multiples ({H: 2, W: 2}, each dividing `multiples`) of the
+    expected value's size symbols at which it is right; None when there are none. Only where the
+    expected value holds a floor or ceiling (elsewhere divisibility changes nothing)."""
+    import sympy
+
+    parts = [e for e in _expected_parts(expected) if _symbolic(e)]
+    names = {str(s) for e in parts for s in e.free_symbols} & set(multiples)
+    if not names or not any(e.has(sympy.floor, sympy.ceiling) for e in parts):
+        return None
+    steps = sorted({d for n in names for d in range(2, multiples[n] + 1) if multiples[n] % d == 0})
+    base = _CONSTRAINTS.get()
+    for d in steps:
+        trial = {n: math.gcd(multiples[n], d) for n in sorted(names) if math.gcd(multiples[n], d) > 1}
+        constraints = dict(base)
+        for n, m in trial.items():
+            rule = dict(constraints.get(n) or {})
+            rule["multiple_of"] = math.lcm(int(rule.get("multiple_of", 1) or 1), m)
+            constraints[n] = rule
+        token = _CONSTRAINTS.set(constraints)
+        try:
+            if figure_verdict(figure, value, expected, whole) == RIGHT:
+                return trial
+        except (ArithmeticError, TypeError, ValueError, RecursionError):
+            return None
+        finally:
+            _CONSTRAINTS.reset(token)
+    return None
+
+
+def rf_matches(value, expected, whole=()) -> bool | None:
+    """Whether an rf answer is the expected field. A global field may also be written as the
+    input's size ([H, W], or [28, 28] for a 28 x 28 input: the lecture's "the whole image"), given
+    as `whole` (the input's spatial sizes)."""
     if not isinstance(value, RFAnswer):
         return False
+    if expected == GLOBAL and not value.is_global and value.size is not None and whole:
+        return _axes_match(value.size, tuple(whole))
     if value.is_global or expected is None or expected == GLOBAL:
         return value.is_global and expected == GLOBAL
     parts = value.parts
@@ -867,11 +614,6 @@ def _sum_rows(target, attr):
     if target.row is None:
         return sum_(getattr(r, attr) for r in target.rows)
     return getattr(target.row, attr)
-
-
-def _out_units(row):
-    """Output channels (conv, conv_transpose) or features (linear): the bias count when biased."""
-    return row.output_shape[-1] if row.kind == "linear" else row.output_shape[0]
 
 
 def _csv_text(value) -> str:

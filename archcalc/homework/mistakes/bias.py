@@ -1,0 +1,44 @@
+"""Biases: forgotten (one layer, all of them), or counted where there is none (bias: false)."""
+from __future__ import annotations
+
+from archcalc.homework.check import _fmt, _is_zero
+from archcalc.homework.mistakes.base import Wrong, mistake
+from archcalc.homework.mistakes.network import BIASED_KINDS, out_units
+
+PARAMS = ("params", "trainable_params")
+
+
+@mistake("forgot_bias", PARAMS, rank=10,
+         hint="forgot the bias: one per output {unit} (+{bias}); params = (K1*K2*Cin/groups + 1)*Cout for a "
+              "convolution, (in + 1)*out for a linear layer")
+def forgot_bias(case):
+    """One conv or linear layer: its count less its bias (one per output channel or feature)."""
+    row = case.single
+    if row is None or row.kind not in BIASED_KINDS:
+        return None
+    bias = case.net.bias_total([row])
+    if _is_zero(bias):
+        return None
+    return Wrong(case.expected - bias, unit="feature" if row.kind == "linear" else "channel", bias=_fmt(bias))
+
+
+@mistake("forgot_biases", PARAMS, rank=10,
+         hint="forgot the biases: every conv and linear layer with a bias adds one per output channel or "
+              "feature (+{bias} in all)")
+def forgot_biases(case):
+    """A block or the total: its count less every layer's bias."""
+    if case.single is not None or not any(r.kind in BIASED_KINDS for r in case.target.rows):
+        return None
+    bias = case.net.bias_total(case.target.rows)
+    return None if _is_zero(bias) else Wrong(case.expected - bias, bias=_fmt(bias))
+
+
+@mistake("no_bias", PARAMS, rank=10,
+         hint="this layer has no bias (bias: false), so there is no +{out}")
+def no_bias(case):
+    """One conv or linear layer built with bias: false: its count plus the bias it does not have."""
+    row = case.single
+    if row is None or row.kind not in BIASED_KINDS or not _is_zero(case.net.bias_total([row])):
+        return None
+    out = out_units(row)
+    return Wrong(case.expected + out, out=_fmt(out))

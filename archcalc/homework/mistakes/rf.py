@@ -1,0 +1,96 @@
+"""Receptive fields: r' = r + D(K-1) j, j' = j S, start' = start - P j, and 'global'."""
+from __future__ import annotations
+
+from archcalc.analysis.rf import GLOBAL
+from archcalc.homework.answers import RFAnswer
+from archcalc.homework.mistakes.base import Said, Wrong, mistake
+
+RF_STEP = "r' = r + D(K-1) j"
+
+
+@mistake("rf_not_tracked", "rf", rank=1,
+         hint="the receptive field is not tracked here: after reshape, a permute of spatial axes or a linear "
+              "layer over several spatial axes, outputs no longer line up with input axes")
+def rf_not_tracked(case):
+    """Any answer where archcalc does not track the field."""
+    return Said() if case.expected is None else None
+
+
+@mistake("rf_is_global", "rf", rank=2,
+         hint="every output here sees the whole input (after flatten, global pooling or a linear layer over "
+              "the last spatial axis): the answer is 'global'")
+def rf_is_global(case):
+    """A window given where every output sees the whole input."""
+    return Said() if case.expected == GLOBAL else None
+
+
+@mistake("rf_not_global_yet", "rf", rank=3,
+         hint="these outputs do not see the whole input yet; give the size of their window")
+def rf_not_global_yet(case):
+    """'global' given for a field that is a window."""
+    return Said() if isinstance(case.value, RFAnswer) and case.value.is_global else None
+
+
+@mistake("rf_stride_as_size", "rf", rank=10, hint="that is the stride (jump) of the field, not its size")
+def rf_stride_as_size(case):
+    """The field's stride (jump) as its size."""
+    return Wrong(tuple(case.expected.stride), part="size")
+
+
+def _geometry(case):
+    row = case.row
+    return case.net.window_geometry(row) if row is not None else None
+
+
+@mistake("rf_input_field", "rf", rank=20,
+         hint="that is the field of this layer's input; this layer's window adds D(K-1) j to it: " + RF_STEP)
+def rf_input_field(case):
+    """A conv or pooling layer: the field of its input (this layer's window not added)."""
+    if _geometry(case) is None:
+        return None
+    return Wrong(tuple(case.net.input_rf(case.row).size), part="size")
+
+
+@mistake("rf_own_window", "rf", rank=20,
+         hint="that is this layer's own window; the field grows through every earlier layer: " + RF_STEP
+              + ", j being the product of the earlier strides")
+def rf_own_window(case):
+    """A conv or pooling layer: its own window D(K-1) + 1 as the field."""
+    geometry = _geometry(case)
+    return None if geometry is None else Wrong(tuple(k + 1 for k in geometry[1]), part="size")
+
+
+@mistake("rf_own_stride", "rf", rank=20,
+         hint="that is this layer's own stride; the field's stride (jump) multiplies the strides of all "
+              "layers up to here")
+def rf_own_stride(case):
+    """A conv or pooling layer: its own stride as the field's stride."""
+    geometry = _geometry(case)
+    return None if geometry is None else Wrong(tuple(geometry[2]), part="stride")
+
+
+@mistake("rf_own_padding", "rf", rank=20,
+         hint="that is this layer's own padding; the start accumulates through every layer: start' = start - P j")
+def rf_own_padding(case):
+    """A conv or pooling layer: minus its own padding as the field's start."""
+    geometry = _geometry(case)
+    return None if geometry is None else Wrong(tuple(-p for p in geometry[3]), part="start")
+
+
+@mistake("rf_start_zero", "rf", rank=30,
+         hint="output 0's window begins in the padding: start' = start - P j is negative where layers pad")
+def rf_start_zero(case):
+    """Start 0 where layers pad."""
+    return Wrong((0,) * len(tuple(case.expected.size)), part="start")
+
+
+@mistake("rf_unscaled", "rf", rank=40,
+         hint="forgot to scale by the jump: each layer adds D(K-1) times the product of the strides before it "
+              "(" + RF_STEP + ")")
+def rf_unscaled(case):
+    """Every layer's D(K-1) added without multiplying by the jump (followed back along first inputs)."""
+    row = case.row
+    naive = case.net.unscaled_size(row) if row is not None else None
+    if naive is None or naive == tuple(case.expected.size):
+        return None
+    return Wrong(naive, part="size")

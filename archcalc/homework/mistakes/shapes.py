@@ -1,0 +1,122 @@
+"""Output shapes: the batch dimension, channels last, and the usual output-size mistakes of a
+convolution or pooling window (each also read through the MACs it gives)."""
+from __future__ import annotations
+
+from archcalc.homework.answers import Shape
+from archcalc.homework.check import (OUTPUT_FORMULA, _answer_value, _axes_text, _div, _prod, _symbolic,
+                                     format_expected, shape_matches)
+from archcalc.homework.mistakes.base import Said, Wrong, mistake
+from archcalc.homework.mistakes.network import WINDOW_KINDS
+
+
+@mistake("batch_dimension", "output_shape", rank=5, hint="shapes exclude the batch dimension")
+def batch_dimension(case):
+    """The right shape with one more (leading) size: the batch."""
+    value = case.value
+    if isinstance(value, Shape) and len(value.items) == len(case.expected) + 1 \
+            and shape_matches(Shape(value.items[1:], ""), case.expected):
+        return Said()
+    return None
+
+
+@mistake("channels_last", "output_shape", rank=10, hint="archcalc writes shapes channels first: [C, H, W]")
+def channels_last(case):
+    """The shape with its first size moved last."""
+    e = tuple(case.expected)
+    return Wrong(e[1:] + e[:1]) if len(e) >= 2 else None
+
+
+# --- output-size mistakes of a window (conv, pooling) ----------------------------------------------
+def _window(name, hint, size, padded_only=False):
+    """Register the window mistake `name`: `size(n, k, s, p)` is the mistaken output size of one axis
+    (n the input size, k = D(K-1), s the stride, p the left padding)."""
+
+    def derive(case):
+        row, net = case.single, case.net
+        geometry = net.window_geometry(row) if row is not None else None
+        if geometry is None:
+            return None
+        sizes, spans, strides, pads = geometry
+        if padded_only and not any(p != 0 for p in pads):
+            return None
+        shape = tuple(row.output_shape[:1]) + tuple(net.norm(size(n, k, s, p))
+                                                    for n, k, s, p in zip(sizes, spans, strides, pads))
+        fields = {"pads": _axes_text(pads), "strides": _axes_text(strides), "formula": OUTPUT_FORMULA,
+                  "lead": ""}
+        if case.figure == "output_shape":
+            return Wrong(shape, **fields)
+        fields["lead"] = f"these MACs are for an output of {format_expected(shape, 'output_shape')}: "
+        return Wrong(net.norm(_div(case.expected * _prod(shape[1:]), _prod(row.output_shape[1:]))), **fields)
+
+    derive.__doc__ = f"One conv or pooling layer: its output size per axis as {size.__doc__}."
+    mistake(name, ("output_shape", "macs"), "{lead}" + hint, rank=50)(derive)
+
+
+def _valid(n, k, s, p):
+    """floor((N - D(K-1) - 1)/S) + 1, the padding left out"""
+    return (n - k - 1) // s + 1
+
+
+def _no_plus_one(n, k, s, p):
+    """floor((N + 2P - D(K-1) - 1)/S), without the + 1"""
+    return (n + 2 * p - k - 1) // s
+
+
+def _rounded_up(n, k, s, p):
+    """ceil((N + 2P - D(K-1) - 1)/S) + 1"""
+    return -((-(n + 2 * p - k - 1)) // s) + 1
+
+
+def _same(n, k, s, p):
+    """ceil(N/S), as if padded 'same'"""
+    return (n - 1) // s + 1
+
+
+def _no_stride(n, k, s, p):
+    """N + 2P - D(K-1), not divided by the stride"""
+    return (n + 2 * p - k - 1) + 1
+
+
+def _padded_once(n, k, s, p):
+    """floor((N + P - D(K-1) - 1)/S) + 1, the padding added on one side"""
+    return (n + p - k - 1) // s + 1
+
+
+_window("unpadded", "that is the size without padding ('valid'); this layer pads {pads}: {formula}", _valid,
+        padded_only=True)
+_window("off_by_one", "off by one: {formula}; the + 1 counts the first window", _no_plus_one)
+_window("rounded_up", "rounded up: {formula} rounds down (floor) unless ceil_mode is set", _rounded_up)
+_window("same_padding", "that is the size with 'same' padding (N/S); this layer pads {pads}: {formula}", _same)
+_window("stride_forgotten", "forgot to divide by the stride {strides}: {formula}", _no_stride)
+_window("padded_once", "padding P is added on both sides (2P): {formula}", _padded_once, padded_only=True)
+
+
+# --- when no mistake's value matches ---------------------------------------------------------------
+@mistake("dimensions", "output_shape", rank=900,
+         hint="the output has {n} dimension{s} (batch excluded)")
+def dimensions(case):
+    """An answer with another number of sizes than the output."""
+    if not isinstance(case.value, Shape) or len(case.value.items) == len(case.expected):
+        return None
+    n = len(case.expected)
+    return Said(n=n, s="s" if n != 1 else "")
+
+
+@mistake("spatial_offset", "output_shape", rank=900,
+         hint="the spatial sizes are off by {d}: check the padding and {formula} (without padding the output "
+              "shrinks by D(K-1))")
+def spatial_offset(case):
+    """One conv or pooling layer: every spatial size off by the same number."""
+    value, expected, row = case.value, case.expected, case.row
+    if not isinstance(value, Shape) or len(value.items) != len(expected) or row is None \
+            or row.kind not in WINDOW_KINDS or len(expected) < 2:
+        return None
+    given = [_answer_value(v) for v in value.items]
+    if given[0] != expected[0] and not _symbolic(given[0]):
+        return None
+    diffs = {case.net.norm(g - e) for g, e in zip(given[1:], expected[1:])}
+    if len(diffs) == 1:
+        d = diffs.pop()
+        if not _symbolic(d) and d != 0:
+            return Said(d=d, formula=OUTPUT_FORMULA)
+    return None
