@@ -165,34 +165,61 @@ def _activation(f: _Fields, field: str, default: str, moe=False) -> str:
     return entry[1] if moe else entry[0]
 
 
-def _rope_theta(f: _Fields, default: float = 10000.0) -> float:
-    """The rotary base from rope_parameters (transformers >= 5) or rope_theta / rope_scaling."""
-    return _rope(f, default)[0]
+def _rope_theta(f: _Fields, default: float = 10000.0) -> tuple[float, dict]:
+    """The rotary base from rope_parameters (transformers >= 5) or rope_theta / rope_scaling, and
+    the attention kind's scaling arguments (rotary_scaling linear or llama3; {} for none)."""
+    theta, _, scaling = _rope(f, default, scalings=True)
+    return theta, scaling
+
+
+# Hugging Face's rope_type -> its fields -> the attention kind's arguments
+_SCALINGS = {"linear": {"factor": "rotary_factor"},
+             "llama3": {"factor": "rotary_factor", "low_freq_factor": "rotary_low_freq_factor",
+                        "high_freq_factor": "rotary_high_freq_factor",
+                        "original_max_position_embeddings": "rotary_original_max"}}
 
 
 def _rope(f: _Fields, default: float = 10000.0, partial: bool = False,
           theta_field: str = "rope_theta", partial_field: str | None = None,
-          partial_default: float = 1.0) -> tuple[float, float]:
-    """(base, partial rotary factor) from rope_parameters (transformers >= 5), or the older
-    rope_theta / rope_scaling (and GPT-NeoX's rotary_emb_base, rotary_pct). Only the default
-    (unscaled) RoPE is representable; `partial` allows partial_rotary_factor (GPT-NeoX)."""
+          partial_default: float = 1.0, scalings: bool = False) -> tuple[float, float, dict]:
+    """(base, partial rotary factor, scaling arguments) from rope_parameters (transformers >= 5),
+    or the older rope_theta / rope_scaling (and GPT-NeoX's rotary_emb_base, rotary_pct). The
+    default RoPE, and with `scalings` the linear and llama3 scalings (the attention kind's
+    rotary_scaling); `partial` allows partial_rotary_factor (GPT-NeoX)."""
     params = f.get("rope_parameters")
     scaling = f.get("rope_scaling")
     theta = f.get(theta_field)
     factor = f.get(partial_field) if partial_field else None
     allowed = ("rope_type", "type", "rope_theta") + (("partial_rotary_factor",) if partial else ())
+    out = {}
     for field, spec in (("rope_parameters", params), ("rope_scaling", scaling)):
         if spec is None:
             continue
         if not isinstance(spec, dict):
             raise f.error(field, f"must be a mapping, got {spec!r}")
         kind = spec.get("rope_type", spec.get("type", "default"))
-        if kind != "default":
-            raise f.error(field, f"has rope_type {kind!r}: archcalc's rotary embedding is the default "
-                                 "(unscaled) RoPE only")
+        fields = _SCALINGS.get(kind, {}) if scalings else {}
+        if kind != "default" and not fields:
+            known = "the default RoPE" + (", linear and llama3" if scalings else " only")
+            raise f.error(field, f"has rope_type {kind!r}: archcalc's rotary embedding is {known}")
         for key in spec:
-            if key not in allowed:
+            if key not in allowed and key not in fields:
                 raise f.error(field, f"holds '{key}', which archcalc's rotary embedding cannot represent")
+        if fields:
+            if not isinstance(spec.get("factor"), (int, float)) or isinstance(spec.get("factor"), bool) \
+                    or spec["factor"] <= 0:
+                raise f.error(field, f"rope_type {kind} needs a factor above 0, got {spec.get('factor')!r}")
+            out = {"rotary_scaling": kind}
+            for key, arg in fields.items():
+                value = spec.get(key)
+                if value is None and key == "original_max_position_embeddings":
+                    value = f.config.get("max_position_embeddings")  # Hugging Face's fallback
+                if value is None:
+                    raise f.error(field, f"rope_type {kind} needs '{key}'")
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 or (
+                        arg == "rotary_original_max" and not float(value).is_integer()):
+                    raise f.error(field, f"'{key}' must be a positive number, got {value!r}")
+                out[arg] = int(value) if arg == "rotary_original_max" else float(value)
         if "rope_theta" in spec:
             theta = spec["rope_theta"]
         if "partial_rotary_factor" in spec:
@@ -203,7 +230,7 @@ def _rope(f: _Fields, default: float = 10000.0, partial: bool = False,
     factor = partial_default if factor is None else factor
     if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 < factor <= 1:
         raise f.error(partial_field or "rope_parameters", f"partial rotary factor must be in (0, 1], got {factor!r}")
-    return float(theta), float(factor)
+    return float(theta), float(factor), out
 
 
 # --- writing ---------------------------------------------------------------------------------------
@@ -365,7 +392,7 @@ def _llama_like(config, file, seq_len):
     if heads % kv:
         raise f.error("num_key_value_heads", f"({kv}) does not divide num_attention_heads ({heads})")
     eps = f.get("rms_norm_eps", 1e-5 if mt == "mixtral" else 1e-6, kind=float)
-    theta = _rope_theta(f, 1e6 if mt == "mixtral" else 10000.0)
+    theta, scaling = _rope_theta(f, 1e6 if mt == "mixtral" else 10000.0)
     tie = f.get("tie_word_embeddings", mt in ("gemma",), kind=bool) and not bare
     pad = config.get("pad_token_id", 0 if mt == "gemma" else None)  # GemmaConfig's default: 0
     if pad is not None and not (isinstance(pad, int) and not isinstance(pad, bool) and 0 <= pad < vocab):
@@ -453,7 +480,7 @@ def _llama_like(config, file, seq_len):
     base = lm[:-len("ForCausalLM")]
     att = {"heads": "heads", "kv_heads": "kv_heads", "head_dim": "head_dim", "causal": True,
            "window": "window" if window is not None else None, "rotary": True,
-           "rotary_base": theta if theta != 10000.0 else None}
+           "rotary_base": theta if theta != 10000.0 else None, **scaling}
     if qkv_bias == o_bias:
         att["bias"] = qkv_bias
     else:
@@ -507,6 +534,7 @@ def _llama_like(config, file, seq_len):
     features = [f"{depth} pre-norm decoder layers of width {d} with RMSNorm (eps {eps:g})",
                 f"causal attention with {heads} query heads" + (f" sharing {kv} key/value heads" if kv != heads else "")
                 + f" of {head_dim}, rotary embeddings of base {theta:g}"
+                + (f" ({scaling['rotary_scaling']} scaling by {scaling['rotary_factor']:g})" if scaling else "")
                 + (f", a sliding window of {window}" if window is not None else "")
                 + (", biases on q, k and v" if qkv_bias and not o_bias else ", biases" if qkv_bias else ""),
                 (f"a mixture of {experts} SwiGLU experts of {ffn}, top {top_k}" if mt == "mixtral"
@@ -686,8 +714,8 @@ def _gpt_neox(config, file, seq_len):
     eps = f.get("layer_norm_eps", 1e-5, kind=float)
     act = _activation(f, "hidden_act", "gelu")
     # GPTNeoXConfig rotates a quarter of each head unless told otherwise (rotary_pct 0.25)
-    theta, factor = _rope(f, partial=True, theta_field="rotary_emb_base", partial_field="rotary_pct",
-                          partial_default=0.25)
+    theta, factor, _ = _rope(f, partial=True, theta_field="rotary_emb_base", partial_field="rotary_pct",
+                             partial_default=0.25)
     f.get("rope_theta")
     parallel = f.get("use_parallel_residual", True, kind=bool)
     bias = f.get("attention_bias", True, kind=bool)

@@ -39,11 +39,12 @@ class SelfAttention(nn.Module):
     the softmax, then the causal or window mask hides what it hides (-inf)."""
 
     def __init__(self, dim, heads, kv_heads, head_dim, bias, causal, dropout, rotary, rotary_base,
-                 qk_norm=None, qk_norm_over="head", qk_norm_eps=1e-6, window=None, scale=None):
+                 qk_norm=None, qk_norm_over="head", qk_norm_eps=1e-6, window=None, scale=None,
+                 rotary_scaling=None):
         super().__init__()
         self.heads, self.kv_heads, self.head_dim = heads, kv_heads, head_dim
         self.causal, self.dropout, self.window, self.scale = causal, dropout, window, scale
-        self.rotary = Rotary(head_dim, rotary_base) if rotary else None  # no weights
+        self.rotary = Rotary(head_dim, rotary_base, False, rotary_scaling) if rotary else None  # no weights
         qb, kb, vb, ob = bias if isinstance(bias, tuple) else (bias,) * 4
         self.q = nn.Linear(dim, heads * head_dim, bias=qb)
         self.k = nn.Linear(dim, kv_heads * head_dim, bias=kb)
@@ -154,6 +155,39 @@ def score_scale(a):
     return None if a["scale"] is None else float(a["scale"])
 
 
+ROPE_SCALINGS = ("linear", "llama3")
+LLAMA3_DEFAULTS = {"rotary_low_freq_factor": 1.0, "rotary_high_freq_factor": 4.0, "rotary_original_max": 8192}
+
+
+def rotary_scaling(a) -> tuple | None:
+    """The rotary scaling for the module: None, ("linear", factor) or ("llama3", factor, low,
+    high, original); LayerError where the arguments do not make one. They change the values
+    computed, never a figure (cos and sin are computed in forward)."""
+    kind, factor = a["rotary_scaling"], a["rotary_factor"]
+    llama3 = [name for name in LLAMA3_DEFAULTS if a[name] is not None]
+    if kind is None:
+        for name in ["rotary_factor"] + llama3:
+            if a[name] is not None:
+                raise LayerError(f"{name} is an argument of the rotary scaling; add rotary_scaling: "
+                                 f"{'llama3' if name != 'rotary_factor' else 'linear or llama3'}", name)
+        return None
+    if not a["rotary"]:
+        raise LayerError(f"rotary_scaling {kind} scales the rotary embedding's frequencies; add rotary: true",
+                         "rotary_scaling")
+    if factor is None or factor <= 0:
+        raise LayerError(f"rotary_scaling {kind} needs rotary_factor, a number above 0 (rope_scaling.factor)",
+                         "rotary_factor")
+    if kind == "linear":
+        if llama3:
+            raise LayerError(f"{llama3[0]} is an argument of the llama3 scaling, not of linear", llama3[0])
+        return ("linear", float(factor))
+    low, high, original = (LLAMA3_DEFAULTS[n] if a[n] is None else a[n] for n in LLAMA3_DEFAULTS)
+    if not 0 < low < high:
+        raise LayerError(f"llama3 scaling needs 0 < rotary_low_freq_factor < rotary_high_freq_factor, got "
+                         f"{low} and {high}", "rotary_high_freq_factor")
+    return ("llama3", float(factor), float(low), float(high), int(original))
+
+
 def score_bias_shape(shape: tuple, heads, tq, tk) -> None:
     """An additive score bias (a second input) must broadcast to the scores [heads, Tq, Tk] of one
     example, as scaled_dot_product_attention's attn_mask: [heads or 1, Tq, Tk]."""
@@ -196,6 +230,15 @@ class Attention(Layer):
     ) + SCORE_ARGS + (
         Arg("rotary", "bool", False, doc="rotary position embedding of queries and keys (rotate-half form)"),
         Arg("rotary_base", "float", 10000.0, min=0, doc="rotary frequency base"),
+        Arg("rotary_scaling", "choice", None, choices=ROPE_SCALINGS,
+            doc="scaled rotary frequencies, as Hugging Face's rope_type: linear (every frequency / factor) or "
+                "llama3 (Llama 3.1: long wavelengths / factor, short ones kept, smoothed between)"),
+        Arg("rotary_factor", "float", None, min=0, doc="the scaling's factor (rope_scaling.factor); needed with "
+                                                       "rotary_scaling"),
+        Arg("rotary_low_freq_factor", "float", None, min=0, doc="llama3: low_freq_factor (default 1)"),
+        Arg("rotary_high_freq_factor", "float", None, min=0, doc="llama3: high_freq_factor (default 4)"),
+        Arg("rotary_original_max", "int", None, min=1,
+            doc="llama3: original_max_position_embeddings, the pre-training context (default 8192)"),
         Arg("qk_norm", "choice", None, choices=("rmsnorm", "layernorm"),
             doc="normalise queries and keys after their projections, before rotary (Qwen3, OLMo-2)"),
         Arg("qk_norm_over", "choice", None, choices=("head", "all"),
@@ -241,6 +284,7 @@ class Attention(Layer):
         if a["rotary"] and hd % 2:
             raise LayerError(f"rotary embeddings turn pairs of features, so head_dim must be even, got {hd}",
                              "rotary")
+        rotary_scaling(a)
         if a["window"] is not None and not a["causal"]:
             raise LayerError(f"window {a['window']} is a causal sliding window (each query sees the last "
                              "window keys); add causal: true", "window")
@@ -387,11 +431,14 @@ class Attention(Layer):
         if a["layout"] == "packed":
             return custom_module(PACKED_SOURCE, "PackedSelfAttention", d, h, bias, a["causal"], a["dropout"])
         extra = ()
-        if a["qk_norm"] is not None or a["window"] is not None or a["scale"] is not None:
+        scaling = rotary_scaling(a)
+        if a["qk_norm"] is not None or a["window"] is not None or a["scale"] is not None or scaling:
             over, eps, _ = self._norm(a)
             extra = (a["qk_norm"], over, eps, a["window"])
-            if a["scale"] is not None:
-                extra += (score_scale(a),)
+            if a["scale"] is not None or scaling:
+                extra += (score_scale(a) if a["scale"] is not None else None,)
+            if scaling:
+                extra += (scaling,)
         return custom_module(SOURCE, "SelfAttention", d, h, kv, hd, bias, a["causal"], a["dropout"],
                              a["rotary"], a["rotary_base"], *extra)
 

@@ -12,15 +12,35 @@ class Rotary(nn.Module):
     """Rotates feature pairs of [N, ..., T, Dh] by position: pairs (i, i + dims/2) (GPT-NeoX,
     HF LLaMA) or, interleaved, (2i, 2i+1) (RoFormer, Meta LLaMA); features past `dims` pass."""
 
-    def __init__(self, dims, base=10000.0, interleaved=False):
+    def __init__(self, dims, base=10000.0, interleaved=False, scaling=None):
         super().__init__()
         self.dims, self.base, self.interleaved = dims, base, interleaved
+        # scaling: None, ("linear", factor) or ("llama3", factor, low_freq_factor, high_freq_factor,
+        # original_max_position_embeddings), the frequencies as Hugging Face's rope utilities give them
+        self.scaling = tuple(scaling) if scaling else None
+
+    def frequencies(self, dt, device):
+        d = self.dims
+        freq = self.base ** (-torch.arange(0, d, 2, dtype=dt, device=device) / d)
+        if self.scaling is None:
+            return freq
+        kind, factor = self.scaling[0], self.scaling[1]
+        if kind == "linear":
+            return freq / factor
+        low, high, original = self.scaling[2:]
+        # llama3: wavelengths past original/low slowed by factor, below original/high kept, smoothed between
+        wavelen = 2 * math.pi / freq
+        scaled = torch.where(wavelen > original / low, freq / factor, freq)
+        smooth = (original / wavelen - low) / (high - low)
+        smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+        medium = (wavelen >= original / high) & (wavelen <= original / low)
+        return torch.where(medium, smoothed, scaled)
 
     def forward(self, x):
         t, d = x.shape[-2], self.dims
         dt = torch.promote_types(x.dtype, torch.float32)  # at least float32 for the angles
         pos = torch.arange(t, dtype=dt, device=x.device)[:, None]
-        freq = self.base ** (-torch.arange(0, d, 2, dtype=dt, device=x.device) / d)
+        freq = self.frequencies(dt, x.device)
         angle = pos * freq[None, :]
         cos, sin = angle.cos().to(x.dtype), angle.sin().to(x.dtype)
         rot, rest = x[..., :d], x[..., d:]

@@ -17,6 +17,7 @@ Per family (llama, mistral, qwen2, gemma, mixtral, gpt2, gpt_neox, bert, vit, wh
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -238,6 +239,14 @@ def _same_as_hf(hf, name, family=None):
                     "layer_types": ["sliding_attention", "full_attention", "sliding_attention"]}),
     ("tiny_gemma", {"hidden_act": "gelu", "hidden_activation": "gelu_pytorch_tanh", "attention_bias": True}),
     ("tiny_gemma", {"hidden_act": "relu", "tie_word_embeddings": False}),
+    # scaled rotary frequencies (Llama 3.1's llama3, and linear, in both config layouts); the
+    # pre-training context of 16 < 24 tokens puts some frequencies in each of llama3's three bands
+    ("tiny_llama", {"rope_parameters": {"rope_type": "llama3", "rope_theta": 5e5, "factor": 8.0, "low_freq_factor": 1.0,
+                                        "high_freq_factor": 4.0, "original_max_position_embeddings": 16}}),
+    ("tiny_llama", {"rope_parameters": _DROP, "rope_theta": 5e5,
+                    "rope_scaling": {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 2.0,
+                                     "high_freq_factor": 3.0, "original_max_position_embeddings": 12}}),
+    ("tiny_mistral", {"rope_parameters": _DROP, "rope_scaling": {"type": "linear", "factor": 3.0}}),
     ("tiny_gemma", {"head_dim": _DROP}),  # GemmaConfig's default head_dim: 256, not hidden_size / heads
     # fields left out take the config class's defaults, which differ by family:
     ("tiny_mistral", {"sliding_window": _DROP}),  # MistralConfig: 4096 (not none)
@@ -277,6 +286,26 @@ def test_the_sliding_window_changes_mistrals_outputs(hf):
         assert not torch.allclose(ours(ids), model(**theirs_in).logits, atol=1e-3)
 
 
+def test_the_rope_scaling_changes_llamas_outputs(hf, tmp_path):
+    """Without rotary_scaling the outputs differ: the variants above would catch a scaling left out."""
+    torch, _ = hf
+    from archcalc.torch import build
+
+    rope = {"rope_type": "llama3", "rope_theta": 5e5, "factor": 8.0, "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0, "original_max_position_embeddings": 16}
+    folder = _write(tmp_path, "tiny_llama", rope_parameters=rope).parent
+    model = _hf_model(hf, folder)
+    theirs_in, ids = _inputs(hf, "tiny_llama", 24)
+    text = import_config(folder, seq_len=24)
+    assert "rotary_scaling: llama3" in text and "rotary_original_max: 16" in text
+    plain = re.sub(r", rotary_scaling: llama3(, rotary_\w+: [\d.]+)+", "", text)
+    assert "rotary_factor" not in plain and "rotary_base: 500000" in plain
+    ours = build(parse_spec(plain)).eval()
+    ours.load_state_dict(convert_state_dict(folder, model.state_dict()))
+    with torch.no_grad():
+        assert not torch.allclose(ours(ids), model(**theirs_in).logits, atol=1e-3)
+
+
 def test_gemma_norm_weights_are_loaded_as_one_plus_hfs(hf):
     torch, _ = hf
     model = _hf_model(hf, "tiny_gemma")
@@ -306,7 +335,11 @@ def _write(tmp_path, base, **changes):
     ("tiny_llama", {"model_type": "falcon"}, ["model_type", "'falcon'", "llama"]),
     ("tiny_llama", {"rope_parameters": {"rope_type": "llama3", "rope_theta": 5e5, "factor": 8.0}},
      ["rope_parameters", "llama3"]),
-    ("mistral_7b", {"rope_scaling": {"type": "linear", "factor": 2.0}}, ["rope_scaling", "linear"]),
+    ("mistral_7b", {"rope_scaling": {"type": "dynamic", "factor": 2.0}}, ["rope_scaling", "dynamic", "llama3"]),
+    ("tiny_llama", {"rope_parameters": {"rope_type": "yarn", "rope_theta": 1e4, "factor": 4.0}}, ["yarn"]),
+    ("tiny_llama", {"rope_parameters": {"rope_type": "linear", "rope_theta": 1e4, "factor": 0}}, ["factor above 0"]),
+    ("tiny_llama", {"rope_parameters": {"rope_type": "linear", "rope_theta": 1e4, "factor": 2.0,
+                                        "low_freq_factor": 1.0}}, ["low_freq_factor"]),
     ("tiny_llama", {"flash_attention_window": 4}, ["flash_attention_window", "not understood"]),
     ("tiny_llama", {"hidden_act": "mish"}, ["hidden_act", "mish"]),
     ("tiny_llama", {"hidden_size": _DROP}, ["hidden_size", "missing"]),

@@ -118,6 +118,16 @@ def test_symbolic_tokens_with_a_window():
     ("{heads: 4, causal: true, window: 4, layout: packed}", "window is given", "layout"),
     ("{heads: 4, scale: 1, layout: packed}", "scale is given", "layout"),
     ("{heads: 4, rotary: true, layout: packed}", "rotary is on", "layout"),
+    ("{heads: 4, rotary_scaling: linear, rotary_factor: 2}", "add rotary: true", "rotary_scaling"),
+    ("{heads: 4, rotary: true, rotary_scaling: llama3}", "needs rotary_factor", "rotary_factor"),
+    ("{heads: 4, rotary: true, rotary_scaling: linear, rotary_factor: 0}", "above 0", "rotary_factor"),
+    ("{heads: 4, rotary: true, rotary_factor: 2}", "add rotary_scaling", "rotary_factor"),
+    ("{heads: 4, rotary: true, rotary_original_max: 64}", "add rotary_scaling: llama3", "rotary_original_max"),
+    ("{heads: 4, rotary: true, rotary_scaling: linear, rotary_factor: 2, rotary_low_freq_factor: 1}",
+     "of the llama3 scaling, not of linear", "rotary_low_freq_factor"),
+    ("{heads: 4, rotary: true, rotary_scaling: llama3, rotary_factor: 8, rotary_low_freq_factor: 4, "
+     "rotary_high_freq_factor: 2}", "0 < rotary_low_freq_factor < rotary_high_freq_factor", "rotary_high_freq_factor"),
+    ("{heads: 4, rotary: true, rotary_scaling: yarn, rotary_factor: 2}", "llama3", "rotary_scaling"),
 ])
 def test_errors_are_located(args, words, arg):
     text = f"input: [10, 32]\nlayers:\n  - {{name: attn, attention: {args}}}\n"
@@ -127,6 +137,18 @@ def test_errors_are_located(args, words, arg):
     assert words in err.message, err.message
     assert arg is None or arg in err.message
     assert err.loc is not None and err.loc.line == 3
+
+
+def test_a_rotary_scaling_changes_no_figure():
+    # cos and sin are computed in forward: the same parameters, MACs and cache as unscaled rotary
+    plain = analyze([24, 64], "attention: {heads: 4, kv_heads: 2, causal: true, rotary: true}")
+    scaled = analyze([24, 64], "attention: {heads: 4, kv_heads: 2, causal: true, rotary: true, rotary_scaling: llama3, "
+                               "rotary_factor: 8, rotary_original_max: 16}")
+    assert (scaled.totals.params, scaled.totals.macs) == (plain.totals.params, plain.totals.macs)
+    # q 64x64 + k, v 64x32 each + out 64x64, and their biases (on by default: 64 + 32 + 32 + 64);
+    # MACs: projections 24*64*(64+32+32) + scores 2*4*24*24*16 + output 24*64*64
+    assert scaled.totals.params == 64 * 64 + 2 * 64 * 32 + 64 * 64 + 64 + 32 + 32 + 64
+    assert scaled.totals.macs == 24 * 64 * 128 + 2 * 4 * 24 * 24 * 16 + 24 * 64 * 64
 
 
 def test_cli_refuses_in_one_located_line(tmp_path):
