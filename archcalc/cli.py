@@ -444,6 +444,69 @@ def _print_check(results) -> None:
         console.print(table)
 
 
+class SheetFormat(str, Enum):
+    markdown = "markdown"
+    latex = "latex"
+
+
+KEY_FILE = typer.Argument(..., help="The answer key (YAML: spec, questions, optional vary).", show_default=False)
+
+
+@app.command(name="key")
+def key_cmd(
+    key_file: Path = KEY_FILE,
+    format: SheetFormat = typer.Option(SheetFormat.markdown, "--format", "-f", help="markdown or latex."),
+    student: Optional[str] = typer.Option(None, "--student", help="With vary: the student whose variant "
+                                          "to answer (as in the roster).", show_default=False),
+    seed: Optional[int] = typer.Option(None, "--seed", help="With vary: the seed given to `variants`.",
+                                       show_default=False),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the sheet to this file.",
+                                          show_default=False),
+) -> None:
+    """The answer key as a solution sheet: each question, its answer and the worked formula."""
+    from archcalc.homework import sheet as sheets
+    from archcalc.homework.key import check_against_spec, load_key
+
+    try:
+        key = load_key(key_file)
+        check_against_spec(key)
+        solved = sheets.solve(key, student, seed)
+    except SpecError as exc:
+        _fail(exc)
+    out = sheets.latex(solved) if format is SheetFormat.latex else sheets.markdown(solved)
+    if output is None:
+        typer.echo(out, nl=not out.endswith("\n"))
+    else:
+        _write_text(output, out, "--output")
+        typer.echo(one_line(f"wrote {output}"), err=True)
+
+
+@app.command(name="variants")
+def variants_cmd(
+    key_file: Path = KEY_FILE,
+    roster: Path = typer.Option(..., "--roster", help="CSV with a header and a 'student' (or 'id') column.",
+                                show_default=False),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Draws each student's values (required with "
+                                       "vary); grade with the same seed.", show_default=False),
+    out_dir: Path = typer.Option(..., "--output", "-o", help="Folder to write (new, empty, or an earlier "
+                                 "output of this command).", show_default=False),
+) -> None:
+    """Per-student variants: each student's spec, question sheet, answers file and key, reproducible
+    from the seed, and DIR/variants.csv (student, folder, their values)."""
+    from archcalc.homework import variants as variants_mod
+    from archcalc.homework.key import check_against_spec, load_key
+
+    try:
+        key = load_key(key_file)
+        check_against_spec(key)
+        students = variants_mod.read_roster(roster)
+        written = variants_mod.write_variants(key, students, seed, out_dir)
+    except SpecError as exc:
+        _fail(exc)
+    typer.echo(one_line(f"wrote {len(written)} variants to {out_dir} (students/, keys/, {variants_mod.MANIFEST})"),
+               err=True)
+
+
 TORCH_NEEDED = "archcalc[torch] is needed: pip install 'archcalc[torch]'"
 
 
