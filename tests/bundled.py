@@ -6,8 +6,9 @@ import archcalc
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
-#: Every spec file; answer keys (*.answers.yaml) sit beside the homework specs and are not specs.
-SPEC_FILES = sorted(p for p in SPECS.rglob("*.yaml") if not p.name.endswith(".answers.yaml"))
+#: Every spec file; answers files (*.answers.yaml) and answer keys (*.key.yaml, for `archcalc grade`)
+#: sit beside the homework specs and are not specs.
+SPEC_FILES = sorted(p for p in SPECS.rglob("*.yaml") if not p.name.endswith((".answers.yaml", ".key.yaml")))
 #: Sizes given to symbolic specs (homework: input [1, H, W]) where a test needs numbers.
 EXAMPLE_SIZE = 28
 

@@ -34,7 +34,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-SPECS = sorted(p for p in (ROOT / "specs").rglob("*.yaml") if not p.name.endswith(".answers.yaml"))
+SPECS = sorted(p for p in (ROOT / "specs").rglob("*.yaml") if not p.name.endswith((".answers.yaml", ".key.yaml")))
 ANSWERS = sorted((ROOT / "specs").rglob("*.answers.yaml"))
 LOCATED = re.compile(r"^.+:\d+:\d+: error: \S")
 OPTION_ERROR = re.compile(r"^error: --[a-z-]+\b")  # a command-line value: there is no file to point at
