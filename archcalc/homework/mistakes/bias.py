@@ -33,6 +33,30 @@ def forgot_biases(case):
     return None if _is_zero(bias) else Wrong(case.expected - bias, bias=_fmt(bias))
 
 
+@mistake("forgot_one_bias", PARAMS, rank=25,
+         hint="forgot {who}: one per output {unit} (+{bias}); the other layers are counted right")
+def forgot_one_bias(case):
+    """A block or the total with several biased layers: its count less one layer's bias (one
+    candidate per biased layer; layers with as many biases are named together)."""
+    if case.single is not None:
+        return None
+    biased = case.net.biased(case.target.rows)
+    if len(biased) < 2:
+        return None
+    by_bias = {}
+    for row in biased:
+        bias = case.net.norm(out_units(row))
+        by_bias.setdefault(str(bias), (bias, []))[1].append(row)
+    out = []
+    for bias, rows in by_bias.values():
+        names = [r.name for r in rows]
+        who = f"{names[0]}'s bias" if len(names) == 1 else \
+            "the bias of " + ", ".join(names[:-1]) + f" or {names[-1]} (each +{_fmt(bias)})"
+        units = {"feature" if r.kind == "linear" else "channel" for r in rows}
+        out.append(Wrong(case.expected - bias, who=who, unit=" or ".join(sorted(units)), bias=_fmt(bias)))
+    return out
+
+
 @mistake("no_bias", PARAMS, rank=10,
          hint="this layer has no bias (bias: false), so there is no +{out}")
 def no_bias(case):
