@@ -89,8 +89,7 @@ def solve(key: Key, student: str | None = None, seed: int | None = None) -> Shee
                         f"(--student ID --seed N), as `archcalc variants` does")
     variant = key.variant(student, seed) if key.vary else {}
     bindings = key.bindings_for(student, seed)
-    graph = _graph(key, bindings, variant)
-    report = analyze_graph(graph)
+    graph, report = _graph(key, bindings, variant)
     steps = {e.name: e for e in explain_mod.explain(graph)}
     back = dict(getattr(graph, "back", None) or {})
     multiples = {}
@@ -104,9 +103,11 @@ def solve(key: Key, student: str | None = None, seed: int | None = None) -> Shee
 
 def _graph(key: Key, bindings: dict, variant: dict):
     from archcalc import api
+    from archcalc.analysis.walk import analyze_graph
 
     try:
-        return api.load_graph(key.spec, bindings=dict(bindings) or None, assume_divisible=key.assume_divisible)
+        graph = api.load_graph(key.spec, bindings=dict(bindings) or None, assume_divisible=key.assume_divisible)
+        return graph, analyze_graph(graph)
     except SpecError as exc:
         if not variant:
             raise
