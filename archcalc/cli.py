@@ -503,6 +503,8 @@ def variants_cmd(
         written = variants_mod.write_variants(key, students, seed, out_dir)
     except SpecError as exc:
         _fail(exc)
+    if seed is not None and not key.vary:
+        typer.echo("note: --seed is ignored: the key has no vary:", err=True)
     typer.echo(one_line(f"wrote {len(written)} variants to {out_dir} (students/, keys/, {variants_mod.MANIFEST})"),
                err=True)
 

@@ -322,10 +322,10 @@ def _points(p) -> str:
     return f"{p:g} point" + ("" if p == 1 else "s")
 
 
-def _sizes_words(sheet: Sheet) -> list[str]:
+def _sizes_words(sheet: Sheet, student_facing: bool = False) -> list[str]:
     out = []
     if sheet.variant:
-        out.append("your values: " + ", ".join(f"{k} = {v}" for k, v in sheet.variant.items()))
+        out.append(("your values: " if student_facing else "the variant: ") + ", ".join(f"{k} = {v}" for k, v in sheet.variant.items()))
     fixed = {k: v for k, v in sheet.bindings.items() if k not in sheet.variant}
     if fixed:
         out.append("sizes: " + ", ".join(f"{k} = {v}" for k, v in fixed.items()))
@@ -372,13 +372,13 @@ def _pct(t: float) -> str:
     return f"{t * 100:.4g} %"
 
 
-def _header_md(sheet: Sheet) -> list[str]:
+def _header_md(sheet: Sheet, student_facing: bool = False) -> list[str]:
     facts = [f"spec {_code(sheet.key.spec.name)}"]
     if sheet.student is not None:
         facts.append(f"student {_code(sheet.student)}")
     facts.append(f"{len(sheet.items)} questions, {_points(sheet.max_points)}")
     out = [" · ".join(facts), ""]
-    words = _sizes_words(sheet)
+    words = _sizes_words(sheet, student_facing)
     if words:
         out += [_cap("; ".join(_md(w) for w in words)) + ".", ""]
     return out
@@ -388,7 +388,7 @@ def questions_markdown(sheet: Sheet, spec_text: str | None = None, spec_file: st
     """The question sheet: the network (the student's spec, when given), the questions and their
     points, and an answers file to fill in. No answers."""
     out = [f"# {_md(sheet.title)}", ""]
-    out += _header_md(sheet)
+    out += _header_md(sheet, student_facing=True)
     if spec_text is not None:
         where = f" ({_code(spec_file)})" if spec_file else ""
         out += [f"The network{where}:", "", *_yaml_block(spec_text), ""]

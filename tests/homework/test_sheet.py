@@ -147,7 +147,8 @@ def test_vary_needs_the_student_and_seed(tmp_path):
         assert item(s, "conv1.params").value == (k * k + 1) * c
         side = (28 - k + 1) // 2
         assert item(s, "total.params").value == (k * k + 1) * c + (c * side * side + 1) * 10
-        assert f"Your values: K = {k}, C = {c}" in sheets.markdown(s)
+        assert f"The variant: K = {k}, C = {c}; sizes: H = 28, W = 28." in sheets.markdown(s)
+        assert f"Your values: K = {k}, C = {c}; sizes: H = 28, W = 28." in sheets.questions_markdown(s)
 
 
 def test_questions_sheet_holds_no_answer(tmp_path):
