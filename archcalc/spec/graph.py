@@ -44,21 +44,29 @@ class NetInput:
 @dataclass
 class Graph:
     name: str
-    input_shape: tuple
     nodes: list[Node]
+    # Every network input (NetInput) in order: one named `input` for `input:`, or those of
+    # `inputs:`. The first is the one `input_shape`, `tokens` and `input_loc` describe.
+    inputs: tuple
     file: str = "<spec>"
-    input_loc: Loc | None = None
     symbols: tuple = ()  # names of the size symbols left free (not bound by --set)
     back: dict = field(default_factory=dict)  # internal symbol -> its form in the user's symbols
     constraints: dict = field(default_factory=dict)  # symbol -> {multiple_of, min, max}
-    tokens: bool = False  # the input holds integer token ids (`input: {tokens: [T]}`), not real values
-    # Every network input in order (`inputs:`); the first is the one input_shape, tokens and
-    # input_loc describe. Left empty, it is that one input, named `input`.
-    inputs: tuple = ()
 
-    def __post_init__(self):
-        if not self.inputs:
-            self.inputs = (NetInput(INPUT, tuple(self.input_shape), self.tokens, self.input_loc),)
+    @property
+    def input_shape(self) -> tuple:
+        """The first input's shape, batch excluded."""
+        return tuple(self.inputs[0].shape)
+
+    @property
+    def tokens(self) -> bool:
+        """The first input holds integer token ids (`input: {tokens: [T]}`), not real values."""
+        return self.inputs[0].tokens
+
+    @property
+    def input_loc(self) -> Loc | None:
+        """Where the first input was written."""
+        return self.inputs[0].loc
 
     @property
     def input_names(self) -> tuple:

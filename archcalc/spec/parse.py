@@ -185,9 +185,7 @@ class _SpecBuilder:
         self._shapes = {i.name: tuple(i.shape) for i in inputs}
         self._expand(layers, _Scope("", self.globals, inputs[0].name, named), stack=())
         self._resolve_layer_args()
-        first = inputs[0]
-        return Graph(name, first.shape, self.nodes, self.file, first.loc,
-                     tuple(constraints), back, constraints, first.tokens, inputs)
+        return Graph(name, self.nodes, tuple(inputs), self.file, tuple(constraints), back, constraints)
 
     def _raw_inputs(self, doc) -> list:
         """[(name, sizes as written, token ids?, where)] of `input:` (one input named `input`) or

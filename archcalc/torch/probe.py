@@ -53,7 +53,7 @@ from archcalc.analysis.rf import GLOBAL, RF, spatial_dims
 from archcalc.analysis.walk import analyze_graph
 from archcalc.errors import SpecError
 from archcalc.layers import KINDS
-from archcalc.spec.graph import INPUT, Graph, Node
+from archcalc.spec.graph import INPUT, Graph, NetInput, Node
 
 #: Arguments set for the probe: one channel, no bias, plain zero padding.
 PROBE_ARGS = {"out": 1, "groups": 1, "bias": False, "padding_mode": "zeros", "num_parameters": 1}
@@ -148,7 +148,7 @@ def _probe_graph(graph: Graph, keep: list[Node], size: tuple) -> Graph:
         # network reads as its one input; layers with a field read no other input.
         inputs = tuple(INPUT if i == graph.input_names[0] else i for i in node.inputs)
         nodes.append(Node(node.name, node.kind, args, inputs, node.loc, node.arg_locs, node.blocks))
-    return Graph(graph.name, (1,) + tuple(size), nodes, graph.file, graph.input_loc)
+    return Graph(graph.name, nodes, (NetInput(INPUT, (1,) + tuple(size), False, graph.input_loc),), graph.file)
 
 
 def probe_receptive_fields(graph: Graph, report) -> tuple[dict[str, Probed], list[tuple]]:
