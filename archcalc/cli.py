@@ -392,9 +392,12 @@ def check(
     as_json: bool = typer.Option(False, "--json", help="Verdicts as JSON, for autograders."),
     gradebook: Optional[Path] = typer.Option(None, "--gradebook", help="Write one CSV row per answers "
                                              "file (student = file name without .yaml)."),
+    assume: Optional[Assume] = ASSUME,
 ) -> None:
     """Judge answers about SPEC: exact, symbolic (compared for equivalence) or approximate
-    ("about 822 million"). Exit 0 when all are right, 1 when any is wrong, 2 for an invalid file."""
+    ("about 822 million"). An answer that cannot be read is "invalid" (its error on stderr) and
+    the others are judged. Exit 0 when all are right, 1 when any is wrong, 2 for an invalid file
+    or answer."""
     import csv
     import json
 
@@ -404,7 +407,7 @@ def check(
     results = []
     for path in answers:
         try:
-            results.append((path, grade(spec, path)))
+            results.append((path, grade(spec, path, assume_divisible=assume is Assume.divisible, strict=False)))
         except SpecError as exc:
             _fail(exc)
     if as_json:
@@ -422,7 +425,10 @@ def check(
             writer.writerows(result.grade_rows(path.name.removesuffix(".yaml").removesuffix(".answers")))
         _write_text(gradebook, rows.getvalue(), "--gradebook")
         typer.echo(one_line(f"wrote {gradebook}"), err=True)
-    raise typer.Exit(0 if all(r.ok for _, r in results) else 1)
+    invalid = [r for _, result in results for r in result.results if r.verdict == "invalid"]
+    for r in invalid:  # each unreadable answer: one located line, as a file's mistake is
+        typer.echo(one_line(str(SpecError(r.hint or "invalid answer", r.loc))), err=True)
+    raise typer.Exit(2 if invalid else 0 if all(r.ok for _, r in results) else 1)
 
 
 def _print_check(results) -> None:
@@ -432,7 +438,8 @@ def _print_check(results) -> None:
     from archcalc.render import make_console
 
     console = make_console()
-    marks = {"right": "✓ right", "close": "✓ close", "wrong": "✗ wrong", "undecided": "? undecided"}
+    marks = {"right": "✓ right", "close": "✓ close", "wrong": "✗ wrong", "undecided": "? undecided",
+             "invalid": "✗ invalid"}
     for path, result in results:
         table = Table(title=Text(one_line(f"{path}: {result.right}/{result.total} right")), title_justify="left")
         for head in ("quantity", "given", "expected", "verdict", "why / formula"):

@@ -12,13 +12,20 @@ answers:
   pool1.output_shape: [16, 14, 14]      # shape (items may be expressions)
   conv2.rf: 7                           # rf: size on every axis, [sizes per axis], "global",
                                         #     or {size:, stride:, start:}
+  pool2.rf: 6x6                         # axes may be written with x: "6x6", "16 x 14 x 14"
+  fc.rf: [H, W]                         # a global field may be the input's size, or "the whole image"
+  pool1.output_shape: [16, "(H-4)//2", "floor((W-4)/2)"]   # floor(), ceil(), // (and ⌊x⌋, ceiling())
 ```
 
 Every key is `LAYER.FIGURE` (split on the last dot, so `layer1.1.conv1.params` names layer
 `layer1.1.conv1`) or `total.FIGURE`. Every value becomes a typed answer (`Exact`, `Approx`,
 `Symbolic`, `Shape`, `RFAnswer`) that remembers where it was written. Expressions are evaluated only
-by `archcalc.spec.expr.evaluate` (an allow-list AST evaluator); sympy is imported only when an
-answer uses names. Mistakes in the file raise `SpecError` with FILE:LINE:COL.
+by `archcalc.spec.expr.evaluate` (an allow-list AST evaluator; what check prints, sympy's
+`ceiling(...)`, `Min(...)` and `⌊x⌋` included, is read back); sympy is imported only when an
+answer uses names. A product must be written with `*`: `40(H-4)(W-4)` and `5x5x16+16` are refused
+with the text to write instead (`40*(H-4)*(W-4)`, `5*5*16+16`). Mistakes in the file raise
+`SpecError` with FILE:LINE:COL; with `strict=False` a mistake in one answer (its key or its value)
+makes only that answer `Invalid`, and the others are read.
 """
 from __future__ import annotations
 
@@ -29,7 +36,7 @@ from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
 from archcalc.errors import Loc, SpecError, did_you_mean
-from archcalc.spec.expr import MAX_MAGNITUDE, MAX_SYMBOLIC_EXPONENT, ExprError, evaluate, names_in
+from archcalc.spec.expr import MAX_MAGNITUDE, MAX_SYMBOLIC_EXPONENT, MAX_TEXT, ExprError, evaluate, names_in
 from archcalc.spec.yaml_source import YList, YMap, load_yaml, read_source
 
 TOP_KEYS = ("set", "tolerance", "answers", "student")
@@ -61,6 +68,92 @@ _APPROX = re.compile(rf"\s*(?P<about>{_APPROX_WORDS}\s*)?(?P<num>{_NUMBER})\s*(?
                      re.IGNORECASE)
 _LOOKS_APPROX = re.compile(rf"\s*({_APPROX_WORDS}|[+-]?[\d.,_]+\s*[A-Za-z]+\s*\Z)", re.IGNORECASE)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+# --- notation ---------------------------------------------------------------------------------
+#: Functions as sympy prints them (archcalc's own expected values: `ceiling(H/2)`, `Min(H, 3)`),
+#: and the floor and ceiling brackets, are read as the expression parser's floor/ceil/min/max.
+#: Only names right before "(" are rewritten, and the result still goes through the parser.
+_FUNCTION_ALIASES = {"ceiling": "ceil", "Min": "min", "Max": "max", "Floor": "floor", "Ceil": "ceil"}
+_ALIAS_CALL = re.compile(r"\b(ceiling|Min|Max|Floor|Ceil)(?=\s*\()")
+_BRACKETS = str.maketrans({"⌊": "floor(", "⌋": ")", "⌈": "ceil(", "⌉": ")"})
+#: A product written as a times sign or an x between numbers, brackets or spaced-out terms
+#: (5x5x16, (H-4)x(W-4), H x W); for rf and output_shape the same signs separate the axes (6x6).
+_TIMES_SIGN = re.compile(r"\s*[×·⋅∙]\s*")
+_X_SIGN = re.compile(r"(?<=[\d)])\s*[xX]\s*(?=[\d(])|(?<=[\w)])\s+[xX]\s+(?=[\w(])")
+_TOKEN = re.compile(r"\s*(?:(?P<num>(?:\d[\d_]*(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)|(?P<name>[A-Za-z_]\w*)"
+                    r"|(?P<op>\*\*|//|[-+*/%(),])|(?P<other>\S))")
+_CALLABLE = frozenset({"min", "max", "floor", "ceil", "round", "shape"})
+_WHOLE_INPUT = re.compile(r"\s*(?:the\s+)?(?:whole|entire|full)\s+(?:image|input)\s*\Z", re.IGNORECASE)
+
+
+def _notation(text: str) -> str:
+    """`text` with sympy's function names and the floor/ceiling brackets in the parser's words."""
+    return _ALIAS_CALL.sub(lambda m: _FUNCTION_ALIASES[m[1]], text.translate(_BRACKETS))
+
+
+def _with_products(text: str) -> tuple[str, bool] | None:
+    """(the text with the products it implies written with *, whether an x or a times sign was
+    one of them), or None when it implies none: '40(H-4)(W-4) + 426' -> '40*(H-4)*(W-4) + 426',
+    '5x5x16+16' -> '5*5*16+16', '2 H' -> '2*H'. Only for the message; never evaluated as such."""
+    written = _X_SIGN.sub("*", _TIMES_SIGN.sub("*", text))
+    out, before, name, pos = [], None, None, 0
+    while pos < len(written):
+        match = _TOKEN.match(written, pos)
+        if match is None:  # trailing spaces
+            break
+        pos = match.end()
+        kind = match.lastgroup
+        token = match[kind]
+        this = ")" if token == ")" else "(" if token == "(" else kind
+        implied = before in ("num", "name", ")") and this in ("num", "name", "(") \
+            and not (before == "name" and name in _CALLABLE and this == "(")
+        out.append("*" + token if implied else match[0])
+        before, name = this, token
+    fixed = "".join(out) + written[pos:]
+    if fixed == text:
+        return None
+    return fixed, written != text
+
+
+def _unreadable(written: str, text: str, exc: ExprError) -> str:
+    """The message for an answer the parser refused: how to write it where it implies a product
+    (40(H-4)(W-4), 5x5x16+16), the parser's own reason otherwise."""
+    fixed = _with_products(text) if len(text) <= MAX_TEXT else None  # the parser refuses longer ones
+    if fixed is not None:
+        try:
+            names_in(fixed[0])
+        except ExprError:
+            fixed = None
+    if fixed is None:
+        return (f"{exc}; an answer is a number, an expression like '4*H*W*10 + 10' or an approximate value "
+                "like 'about 822 million'")
+    shown = _shown(fixed[0])
+    if fixed[1]:
+        return (f"{_shown(written)}: x is not a multiplication sign in a formula; write every product with *: "
+                f"{shown}")
+    return (f"{_shown(written)}: a product needs its * (a number, name or bracket right before a bracket or a "
+            f"name is not multiplied); write {shown}")
+
+
+def _dims(text: str) -> list[str] | None:
+    """The sizes of a shape or field written in one string: '[H, W]', '6x6', '16 x 12 x 12',
+    '28×28'; None when it is one value."""
+    body = text.strip()
+    if len(body) > 4 * MAX_TEXT:  # a longer shape is written as a YAML list
+        return None
+    if body.startswith("[") and body.endswith("]"):
+        parts, depth, current = [], 0, ""
+        for ch in body[1:-1]:
+            depth += (ch == "(") - (ch == ")")
+            if ch == "," and depth == 0:
+                parts.append(current)
+                current = ""
+            else:
+                current += ch
+        parts.append(current)
+        return [p.strip() for p in parts]
+    parts = re.split(r"\s*×\s*|" + _X_SIGN.pattern, body)
+    return [p.strip() for p in parts] if len(parts) > 1 else None
 
 
 # --- typed answers ----------------------------------------------------------------------------
@@ -118,6 +211,22 @@ class RFAnswer:
                 if v is not None}
 
 
+@dataclass(frozen=True)
+class Invalid:
+    """An answer that cannot be read (`parse_answers(..., strict=False)`): the located error,
+    so that this answer alone gets the verdict "invalid" and the file's other answers are graded."""
+
+    error: SpecError
+    text: str
+
+    @property
+    def message(self) -> str:
+        return self.error.message
+
+    def __str__(self) -> str:  # FILE:LINE:COL: error: message
+        return str(self.error)
+
+
 @dataclass
 class Answer:
     quantity: str  # the key as written, e.g. "conv1.params"
@@ -148,16 +257,28 @@ class AnswerSheet:
     # Under an answer key's policy (`parse_answers(..., policy=...)`): the file's own `set:` and
     # `tolerance:` as written (plain values), which the key's replaced; {} otherwise.
     ignored: dict = field(default_factory=dict)
+    strict: bool = True  # False: a value that cannot be read is an `Invalid` answer, not an error
+
+    @property
+    def invalid(self) -> list:
+        """The answers that could not be read (only with strict=False)."""
+        return [a for a in self.answers if isinstance(a.value, Invalid)]
 
 
 # --- loading ----------------------------------------------------------------------------------
-def load_answers(path) -> AnswerSheet:
-    """Read and validate an answers file; raises SpecError (with FILE:LINE:COL) on any mistake."""
-    return parse_answers(read_source(path, "answers"), str(path))
+def load_answers(path, strict: bool = True) -> AnswerSheet:
+    """Read and validate an answers file; raises SpecError (with FILE:LINE:COL) on any mistake
+    (with strict=False, on a mistake in the file's layout only: see `parse_answers`)."""
+    return parse_answers(read_source(path, "answers"), str(path), strict=strict)
 
 
-def parse_answers(text: str, filename: str = "<answers>", policy=None) -> AnswerSheet:
+def parse_answers(text: str, filename: str = "<answers>", policy=None, strict: bool = True) -> AnswerSheet:
     """Parse answers-file text (see the module docstring).
+
+    `strict=False` (grading a class): an answer whose key or value cannot be read becomes an
+    `Invalid` answer holding the located error, and the other answers are read; a mistake in
+    the file's layout (not YAML, not a mapping, an unknown top-level key, a bad `set:` or
+    `tolerance:`, a duplicate key) still raises, since then no answer can be trusted.
 
     `policy` (for grading against an answer key, whose policy the TA owns): a callable taking the
     file's `student:` (None when absent) and returning the (bindings, tolerance) to read the answers
@@ -191,10 +312,16 @@ def parse_answers(text: str, filename: str = "<answers>", policy=None) -> Answer
     answers = []
     for key, value in raw.items():
         key_loc, loc = raw.key_locs[key], raw.where(key)
-        layer, figure = _split_key(key, key_loc)
-        answers.append(Answer(str(key), layer, figure, parser.parse(figure, value, loc), plain(value),
-                              loc, key_loc))
-    return AnswerSheet(answers, bindings, tolerance, filename, binding_locs, student, ignored)
+        try:
+            layer, figure = _split_key(key, key_loc)
+            typed = parser.parse(figure, value, loc)
+        except SpecError as exc:
+            if strict:
+                raise
+            layer, _, figure = str(key).strip().rpartition(".")
+            typed = Invalid(exc, format_given(plain(value)))
+        answers.append(Answer(str(key), layer, figure, typed, plain(value), loc, key_loc))
+    return AnswerSheet(answers, bindings, tolerance, filename, binding_locs, student, ignored, strict)
 
 
 def _student(value, loc) -> str:
@@ -306,11 +433,11 @@ class _ValueParser:
         return self.expression(text, loc)
 
     def expression(self, text: str, loc):
+        written, text = text, _notation(text)  # ceiling(...), Min(...), ⌊x⌋ as the parser's names
         try:
             names = names_in(text)
         except ExprError as exc:
-            raise SpecError(f"{exc}; an answer is a number, an expression like '4*H*W*10 + 10' or an "
-                            "approximate value like 'about 822 million'", loc) from None
+            raise SpecError(_unreadable(written, text, exc), loc) from None
         scope: dict = {}
         free = sorted(n for n in names if n not in self.bindings)
         if free:
@@ -325,8 +452,8 @@ class _ValueParser:
         except (TypeError, ValueError, ArithmeticError) as exc:  # sympy refusing an operation
             raise SpecError(f"cannot evaluate {_shown(text)}: {exc}", loc) from None
         if isinstance(result, (int, float, Fraction)):
-            return Exact(result, text)
-        return self._symbolic(result, text, loc)
+            return Exact(result, written)
+        return self._symbolic(result, written, loc)
 
     def _symbolic(self, result, text, loc):
         import sympy
@@ -354,6 +481,10 @@ class _ValueParser:
         return Symbolic(result, text)
 
     def shape(self, value, loc):
+        dims = _dims(value) if isinstance(value, str) else None
+        if dims is not None and all(dims):  # one string: '[16, H/2, W/2]', '16 x 14 x 14'
+            items = tuple(self.number(v, loc, approx=False, what="a shape size", integer=True) for v in dims)
+            return Shape(items, value)
         if not isinstance(value, YList) or not value:
             raise SpecError("an output shape is a list of sizes, batch excluded, like [16, 14, 14]", loc)
         items = tuple(self.number(v, value.where(i), approx=False, what="a shape size", integer=True)
@@ -362,8 +493,12 @@ class _ValueParser:
 
     def rf(self, value, loc):
         text = format_given(plain(value))
-        if isinstance(value, str) and value.strip().lower() == "global":
+        if isinstance(value, str) and (value.strip().lower() == "global" or _WHOLE_INPUT.match(value)):
             return RFAnswer(is_global=True, text=text)
+        dims = _dims(value) if isinstance(value, str) else None
+        if dims is not None and all(dims):  # one string: '6x6', '[H, W]', '28 × 28'
+            size = tuple(self.number(v, loc, approx=False, what="an rf size") for v in dims)
+            return RFAnswer(size=size, text=text)
         if isinstance(value, YMap):
             if not value:
                 raise SpecError("an rf mapping needs at least one of size, stride, start", loc)

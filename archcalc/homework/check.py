@@ -28,10 +28,11 @@ from archcalc.analysis.report import LayerResult
 from archcalc.analysis.rf import GLOBAL, RF
 from archcalc.errors import SpecError, did_you_mean
 from archcalc.homework import decide
-from archcalc.homework.answers import TOTAL, Approx, Exact, RFAnswer, Shape, Symbolic, _shown
+from archcalc.homework.answers import TOTAL, Approx, Exact, Invalid, RFAnswer, Shape, Symbolic, _shown
 
 RIGHT, CLOSE, WRONG = "right", "close", "wrong"
 UNDECIDED = "undecided"  # a symbolic answer too large to compare within bounds; not counted right
+INVALID = "invalid"  # an answer that cannot be read, or names no layer (strict=False); not counted right
 UNDECIDED_HINT = ("archcalc cannot decide whether this formula equals the expected one within its "
                   "bounds (it agrees at the sizes tried but is too large to prove); write it in a "
                   "simpler, expanded form")
@@ -118,6 +119,8 @@ class CheckResult:
                 line += f"  (expected {r.expected})"
                 if r.hint:
                     line += f": {r.hint}"
+            elif r.verdict == INVALID:
+                line += f"  ({r.hint})"
             out.append(line)
         out.append(f"score {self.right}/{self.total}")
         return out
@@ -233,11 +236,13 @@ class _Checker:
         if not found:
             return None
         names = sorted(found)
-        where = " and ".join(f"{n} a multiple of {m}" if m != 2 else f"{n} even" for n, m in
-                             ((n, found[n]) for n in names))
+        if set(found.values()) == {2}:
+            where = f"for even {' and '.join(names)}"
+        else:
+            where = "where " + " and ".join(f"{n} is a multiple of {found[n]}" for n in names)
         declared = ", ".join(f"{n}: {{multiple_of: {found[n]}}}" for n in names)
-        return (f"right only where {where} (there the floors divide exactly), not for every size: the spec "
-                f"does not say so; declare `symbols: {{{declared}}}` in the spec, or check with "
+        return (f"right only {where} (there the floors divide exactly), not for every size; if the sizes "
+                f"are meant to be so, declare `symbols: {{{declared}}}` in the spec, or check with "
                 "`--assume divisible` (in an answer key: `assume: divisible`)")
 
     def multiples(self) -> dict:

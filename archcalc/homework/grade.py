@@ -13,13 +13,16 @@ _STEP_FOR = {"params": ("params",), "trainable_params": ("trainable", "params"),
              "output_shape": ("output",), "rf": ("rf",)}
 
 
-def grade(spec, answers_path) -> CheckResult:
-    """Check one answers file: its `set:` bindings are applied to the spec's symbols."""
-    sheet = load_answers(answers_path)
+def grade(spec, answers_path, assume_divisible: bool = False, strict: bool = True) -> CheckResult:
+    """Check one answers file: its `set:` bindings are applied to the spec's symbols;
+    `assume_divisible` takes every size symbol as a multiple of the network's total stride
+    (`--assume divisible`), so that floors simplify. With `strict=False` an answer that cannot be
+    read (or names no layer) gets the verdict "invalid" and the others are graded."""
+    sheet = load_answers(answers_path, strict=strict)
     if sheet.bindings:
         check_bindings(api.load_spec(spec).constraints, sheet)
     try:
-        graph = api.load_graph(spec, bindings=sheet.bindings or None)
+        graph = api.load_graph(spec, bindings=sheet.bindings or None, assume_divisible=assume_divisible)
         report = analyze_graph(graph)
     except SpecError as exc:
         # The spec reader words binding mistakes for the command line (`--set Q: ...`); here the

@@ -5,6 +5,7 @@ Hangs and memory bombs run in their own process (tests/hostile.py: a hang timeou
 space cap); plain refusals run in-process with typer's CliRunner.
 """
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -252,3 +253,38 @@ def test_a_modulo_that_is_zero_for_every_allowed_size_is_wrong_not_a_traceback(t
     # H is a multiple of 2 in this spec, so H - 2*(H//2) is 0 wherever the formula is asked.
     run, data = _check_json(tmp_path, 'answers:\n  fc.params: "40*H*W + 10 + W % (H - 2*(H//2))"\n')
     assert data["answers"][0]["verdict"] == "wrong" and run.rc == 1
+
+
+# --- issue 13: one bad answer is that answer's mistake, and the rewritten notations stay bounded
+LOCATED_LINE = re.compile(r"^.+:\d+:\d+: error: .{1,400}$")
+
+
+def test_thousands_of_invalid_answers_are_each_one_line_and_the_rest_graded(tmp_path):
+    body = "answers:\n  conv1.params: 416\n" + "\n".join(f'  l{i}.params: "40(H-4)(W-4)"' for i in range(1500)) + "\n"
+    path = _answers(tmp_path, body)
+    run = run_cli(["check", "--json", SPEC, path], timeout=60)
+    assert "Traceback" not in run.stderr and run.rc == 2
+    data = json.loads(run.stdout)
+    assert data["answers"][0]["verdict"] == "right" and data["right"] == 1
+    assert {a["verdict"] for a in data["answers"][1:]} == {"invalid"}
+    errors = run.lines
+    assert len(errors) == 1500 and all(LOCATED_LINE.match(e) for e in errors), errors[:3]
+    assert errors[0].startswith(f"{path}:3:14: error: '40(H-4)(W-4)': a product needs its *")
+
+
+@pytest.mark.parametrize("text, contains", [
+    ("40(H-4)" * 100, "longer than 500"),  # past the parser's bound: no rewriting is tried
+    ("⌊__import__('os')⌋", "may be called"),  # the floor brackets are rewritten, then parsed as ever
+    ("ceiling(open('x'))", "may be called"),
+    ("Min(H.__class__, 2)", "Attribute"),
+])
+def test_rewritten_notations_are_still_refused_by_the_parser(tmp_path, text, contains):
+    path = _answers(tmp_path, f'answers:\n  fc.params: "{text}"\n')
+    line = assert_refused(_invoke("check", SPEC, path), where=f"{path}:2:14", contains=contains)
+    assert len(line) < 500
+
+
+def test_a_long_shape_in_one_string_is_not_split(tmp_path):
+    text = "[" + ", ".join(["16"] * 1500) + "]"
+    path = _answers(tmp_path, f'answers:\n  pool1.output_shape: "{text}"\n')
+    assert_refused(_invoke("check", SPEC, path), where=f"{path}:2:23", contains="list of sizes")
