@@ -60,6 +60,8 @@ def read_roster(path) -> list[Student]:
     a `student` (or `id`) column, a row without an id, an id listed twice, or two ids that would
     share a folder."""
     path = Path(path)
+    if path.is_dir():  # read_source would open a folder and fail later, with a traceback
+        raise SpecError(f"{_shown(str(path))}: is a directory, expected a CSV roster file")
     text = read_source(path, "roster")
     return parse_roster(text, str(path))
 
@@ -281,6 +283,13 @@ def csv_cell(text) -> str:
 
 def _check_out_dir(out_dir: Path) -> None:
     where = f"-o {_shown(str(out_dir))}"
+    try:
+        _check_out_dir_at(out_dir, where)
+    except OSError as exc:  # a name too long to look at, a folder without permission
+        raise SpecError(f"{where}: cannot write: {exc.strerror or exc}") from None
+
+
+def _check_out_dir_at(out_dir: Path, where: str) -> None:
     if out_dir.is_symlink() and not out_dir.is_dir():
         raise SpecError(f"{where}: a link to nothing")
     if out_dir.exists():

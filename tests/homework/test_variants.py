@@ -296,3 +296,25 @@ def test_cli_variants_errors(tmp_path):
     result = runner.invoke(app, ["variants", str(tmp_path / "key.yaml"), "--roster", str(tmp_path / "nope.csv"),
                                  "-o", str(tmp_path / "o")])
     assert result.exit_code == 2 and "nope.csv: no such file" in result.output
+
+
+@pytest.mark.parametrize("roster, out, message", [
+    ("{tmp}", "{tmp}/o", "is a directory, expected a CSV roster file"),
+    ("/dev/zero", "{tmp}/o", "is a character device, not a regular file"),
+    ("{tmp}/roster.csv", "{tmp}/" + "a" * 300, "cannot write: File name too long"),
+    ("{tmp}/roster.csv", "{tmp}/key.yaml/sub", "cannot write: Not a directory"),
+    ("{tmp}/roster.csv", "{tmp}/key.yaml", "not a folder"),
+])
+def test_cli_variants_hostile_paths_are_one_line(tmp_path, roster, out, message):
+    setup(tmp_path)
+    args = ["variants", str(tmp_path / "key.yaml"), "--roster", roster.replace("{tmp}", str(tmp_path)),
+            "--seed", "1", "-o", out.replace("{tmp}", str(tmp_path))]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.output.count("\n") == 1 and message in result.output and "Traceback" not in result.output
+
+
+def test_cli_key_output_to_a_folder_is_one_line(tmp_path):
+    setup(tmp_path)
+    result = runner.invoke(app, ["key", str(tmp_path / "key.yaml"), "--student", "a", "--seed", "1", "-o", str(tmp_path)])
+    assert result.exit_code == 2 and result.output.count("\n") == 1 and "it is a folder" in result.output
