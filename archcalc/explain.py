@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
+from archcalc.analysis import formula
 from archcalc.analysis.rf import GLOBAL, RF
 from archcalc.analysis.walk import analyze_graph, input_fields, layer_field, moved_axes
 from archcalc.errors import SpecError, did_you_mean, one_line
@@ -20,6 +21,7 @@ from archcalc.layers import _explain as ex
 from archcalc.layers.base import Step
 from archcalc.render import markdown_escape
 from archcalc.spec.graph import INPUT, Graph
+from archcalc.spec.symbols import is_symbolic
 
 #: The figures a step may explain, in the order `text` and `markdown` show them.
 FIGURES = ("output", "trainable", "non-trainable", "params", "active", "macs", "rf", "jump", "start")
@@ -47,7 +49,7 @@ def explain(graph: Graph, layers: list[str] | None = None, batch: int = 1) -> li
 
     shapes = dict(graph.input_shapes)
     rfs = input_fields(graph)  # as the analysis: fields in pixels of the first input
-    token = ex.DISPLAY.set(show)
+    token = ex.DISPLAY.set(_display_text(show) if symbolic else None)
     try:
         out_list = []
         for node, row in zip(graph.nodes, report.layers):
@@ -115,6 +117,17 @@ def _display(back: dict):
     return lambda value: shown(value, back)
 
 
+def _display_text(show):
+    """How a formula is written inside a step's formula text (the kinds' `ex.val`): in the user's
+    symbols and the one printer's readable form (archcalc/analysis/formula.py), its numbers not
+    grouped (the text also writes shapes, whose commas separate sizes); numbers stay numbers."""
+    def text(value):
+        value = show(value)
+        return formula.text(value, group=False) if is_symbolic(value) else value
+
+    return text
+
+
 def _select(graph: Graph, layers) -> set:
     names = [node.name for node in graph.nodes]
     if layers is None:
@@ -171,10 +184,10 @@ def number(value) -> str:
     if isinstance(value, Fraction):
         return str(value)
     if isinstance(value, tuple):
-        return ex.shape_text(value)
+        return formula.shape(value)  # as analyze's output shape column
     if value is None or value == GLOBAL or isinstance(value, RF):
         return ex.rf_text(value)
-    return str(value)
+    return formula.text(value)  # a formula: as analyze's columns write it
 
 
 def _chain(step: Step) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from fractions import Fraction
 
+from archcalc.analysis import formula
 from archcalc.analysis.report import Report
 from archcalc.analysis.rf import GLOBAL
 from archcalc.errors import one_line
@@ -24,7 +24,9 @@ def human(n) -> str:
 
 
 def grouped(n) -> str:
-    return f"{n:,}" if isinstance(n, int) else str(n)
+    """A figure for people: numbers grouped by thousands, formulas in their readable form
+    (archcalc/analysis/formula.py)."""
+    return f"{n:,}" if isinstance(n, int) else formula.text(n)
 
 
 def human_bytes(n) -> str:
@@ -36,7 +38,10 @@ def human_bytes(n) -> str:
     return f"{n} B"
 
 
-def shape_text(shape, fmt=str) -> str:
+def shape_text(shape, fmt=None) -> str:
+    """A shape: sizes as PyTorch prints them (no grouping: commas separate the sizes), formulas in
+    their readable form (or `fmt`'s)."""
+    fmt = fmt or (lambda n: formula.text(n, group=False))
     return "[" + ", ".join(str(n) if isinstance(n, int) else fmt(n) for n in shape) + "]"
 
 
@@ -50,8 +55,7 @@ def inputs_text(report) -> str:
 
 
 def _axis_text(values) -> str:
-    texts = [str(v) if not isinstance(v, Fraction) or v.denominator == 1 else f"{v.numerator}/{v.denominator}"
-             for v in values]
+    texts = [formula.text(v) for v in values]
     return texts[0] if len(set(texts)) == 1 else "x".join(texts)
 
 
@@ -73,18 +77,22 @@ HEADERS = ("name", "kind", "output shape", "params", "MACs", "RF size /stride")
 
 
 def _cells(row, fmt=None):
+    latex = fmt is latex_text
     fmt = fmt or grouped
-    return (row.name, row.kind, shape_text(row.output_shape, fmt), fmt(row.params), fmt(row.macs),
-            rf_text(row.rf))
+    return (row.name, row.kind, shape_text(row.output_shape, latex_shape if latex else None), fmt(row.params),
+            fmt(row.macs), rf_text(row.rf))
 
 
 def latex_text(value) -> str:
     """A figure for a LaTeX write-up: formulas as $...$, numbers grouped."""
     if isinstance(value, int):
         return grouped(value)
-    from archcalc.spec.symbols import latex
+    return f"${formula.latex(value)}$"
 
-    return f"${latex(value)}$"
+
+def latex_shape(value) -> str:
+    """A size in a shape for LaTeX: as latex_text, numbers not grouped."""
+    return f"${formula.latex(value, group=False)}$"
 
 
 def footer_lines(report: Report, latex: bool = False) -> list[str]:
@@ -137,7 +145,7 @@ def shared_notes(report: Report) -> list[str]:
 
 
 def _symbolic_footer(report: Report, latex: bool) -> list[str]:
-    t, f = report.totals, (latex_text if latex else str)
+    t, f = report.totals, (latex_text if latex else grouped)
     symbols = ", ".join(name + (f" ({', '.join(f'{k} {v}' for k, v in report.constraints[name].items())})"
                                 if report.constraints.get(name) else "") for name in report.symbols)
     return [
@@ -147,7 +155,7 @@ def _symbolic_footer(report: Report, latex: bool) -> list[str]:
         f"MACs {f(t.macs)}, FLOPs = 2 x MACs = {f(t.flops)}",
         f"memory ({report.dtype}, batch {report.batch}, bytes): parameters {f(t.param_bytes)}, "
         f"activations {f(t.activation_bytes)}, input {f(t.input_bytes)}",
-        f"output {shape_text(report.output_shape, f)}",
+        f"output {shape_text(report.output_shape, latex_shape if latex else None)}",
     ] + shared_notes(report)
 
 

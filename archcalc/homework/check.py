@@ -539,8 +539,8 @@ def format_expected(expected, figure: str) -> str:
             axes = getattr(expected, name)
             parts.append(f"{name} {_axes_text(axes)}")
         return ", ".join(parts) + (" (misaligned)" if expected.misaligned else "")
-    if isinstance(expected, tuple):
-        return "[" + ", ".join(_fmt(v) for v in expected) + "]"
+    if isinstance(expected, tuple):  # a shape: sizes ungrouped, as analyze writes shapes
+        return "[" + ", ".join(_fmt(v, group=False) for v in expected) + "]"
     return _fmt(expected)
 
 
@@ -551,12 +551,15 @@ def _axes_text(axes) -> str:
     return "[" + ", ".join(_fmt(v) for v in axes) + "]"
 
 
-def _fmt(value) -> str:
-    if isinstance(value, Fraction):
-        return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
+def _fmt(value, group: bool = True) -> str:
+    """An expected value as analyze and explain write it (archcalc/analysis/formula.py): whole
+    numbers grouped by thousands (31,370), formulas in their readable form (40*(H - 4)*(W - 4) +
+    426, floor((H - 1)/2) + 1)."""
+    from archcalc.analysis import formula
+
     if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+        value = int(value)
+    return formula.text(value, group)
 
 
 # --- small helpers ----------------------------------------------------------------------------

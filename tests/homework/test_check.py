@@ -391,7 +391,7 @@ def test_lines_and_empty_result():
     result = run(SMALL, "answers:\n  conv1.params: 400\n  total.params: 51.2k\n")
     lines = result.lines()
     assert lines[0].startswith("wrong  conv1.params = 400  (expected 416): forgot the bias")
-    assert lines[1] == "close  total.params = 51.2k  (exact: 51210)"
+    assert lines[1] == "close  total.params = 51.2k  (exact: 51,210)"  # grouped as analyze writes it
     assert lines[-1] == "score 1/2"
     empty = CheckResult("x")
     assert empty.ok and empty.score == 0.0 and empty.to_json()["answers"] == []
@@ -514,7 +514,7 @@ def test_set_binds_symbols(sym_report):
           total.params: 31518
         """)
     assert [r.verdict for r in result.results] == ["right", "right", "close", "right", "right"]
-    assert result.results[0].expected == "31370"
+    assert result.results[0].expected == "31,370"
 
 
 def test_partial_set_leaves_a_formula(sym_report):
