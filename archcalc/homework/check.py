@@ -60,6 +60,9 @@ class AnswerResult:
     hint: str | None = None
     formula: str | None = None  # filled by the caller (e.g. from `explain`); not set here
     loc: object = None  # where the answer was written
+    # The diagnosed mistake's name (archcalc.homework.mistakes: "forgot_bias", "padding_assumed",
+    # ...; "right_if_divisible" for a formula right only for even sizes), None when none is.
+    mistake: str | None = None
 
     @property
     def correct(self) -> bool:
@@ -191,6 +194,9 @@ class _Checker:
             shape = report.output_shape if row is None else row.output_shape
             return tuple(self.norm(n) for n in shape)
         if figure == "rf":
+            if row.rf is None and self.net.sees_every_feature(target.rows[-1]):
+                return GLOBAL  # an MLP's layer: the analysis tracks no field on a vector, but each
+                # output depends on every input feature, as a linear layer's on its whole input
             return self.net.norm_rf(row.rf)
         if row is None:
             t = report.totals
@@ -214,13 +220,21 @@ class _Checker:
         expected = self.expected(target, answer.figure)
         value = answer.value
         verdict = figure_verdict(answer.figure, value, expected, self.whole_input())
-        hint = None
+        hint = mistake = None
         if verdict == WRONG:
-            hint = self.divisible_hint(answer, expected) or self.hint(answer, target, expected)
+            hint = self.divisible_hint(answer, expected)
+            if hint:
+                mistake = "right_if_divisible"
+            else:
+                mistake, hint = self.diagnose(answer, target, expected)
+            distance = distance_text(value, expected)
+            if distance:  # an approximate answer outside the tolerance: how far off it is
+                hint = f"{distance}; {hint}" if hint else distance
         elif verdict == UNDECIDED:
             hint = UNDECIDED_HINT
         return AnswerResult(answer.quantity, answer.given, answer.given_text,
-                            format_expected(expected, answer.figure), verdict, hint, None, answer.loc)
+                            format_expected(expected, answer.figure), verdict, hint, None, answer.loc,
+                            mistake)
 
     def whole_input(self) -> tuple:
         """The input's sizes a whole-input field may be written as: its spatial sizes ([H, W] of
@@ -266,24 +280,51 @@ class _Checker:
 
     # --- the walk over the catalogue of mistakes ---------------------------------------------
     def hint(self, answer, target, expected) -> str | None:
-        """The hint of the first mistake of the catalogue (archcalc.homework.mistakes) that the
-        answer matches, in the catalogue's order."""
+        return self.diagnose(answer, target, expected)[1]
+
+    def diagnose(self, answer, target, expected) -> tuple:
+        """(name, hint) of the first mistake of the catalogue (archcalc.homework.mistakes) that
+        the answer matches, in the catalogue's order; (None, None) when none does."""
         from archcalc.homework.mistakes import Case, Said, for_figure
 
         case = Case(self.net, target, answer.figure, expected, answer.value)
+        derived = []  # (rule, its mistaken values), for the second pass
         for rule in for_figure(answer.figure):
             try:
                 found = rule.derive(case)
                 if found is None:
                     continue
                 if isinstance(found, Said):
-                    return rule.text(found.fields)
-                for wrong in (found if isinstance(found, list) else [found]):
+                    return rule.name, rule.text(found.fields)
+                found = found if isinstance(found, list) else [found]
+                derived.append((rule, found))
+                for wrong in found:
                     if self.matches(case, wrong):
-                        return rule.text(wrong.fields)
+                        return rule.name, rule.text(wrong.fields)
             except (ArithmeticError, TypeError, ValueError, RecursionError):  # a form sympy cannot combine
                 continue
-        return None
+        # A formula equal to a mistake's value only where the sizes divide (40*H*W + 426 for the
+        # count with 'same' padding, floor(H/2) in it): that mistake, for those sizes.
+        if not isinstance(answer.value, Symbolic) or not derived:
+            return None, None
+        multiples = self.multiples()
+        if not multiples:
+            return None, None
+        for rule, found in derived:
+            for wrong in found:
+                try:
+                    if not _symbolic(wrong.value) or number_verdict(Exact(wrong.value, ""), expected) != WRONG:
+                        continue
+                    where = right_if_divisible(answer.figure, answer.value, wrong.value, self.whole_input(),
+                                               multiples)
+                except (ArithmeticError, TypeError, ValueError, RecursionError):
+                    continue
+                if where:
+                    names = sorted(where)
+                    sizes = (f"even {' and '.join(names)}" if set(where.values()) == {2} else
+                             " and ".join(f"{n} a multiple of {where[n]}" for n in names))
+                    return rule.name, f"{rule.text(wrong.fields)} (the answer is that value for {sizes})"
+        return None, None
 
     @staticmethod
     def matches(case, wrong) -> bool:
@@ -297,8 +338,67 @@ class _Checker:
             given = value.parts.get(wrong.part) if isinstance(value, RFAnswer) else None
             return given is not None and tuple(candidate) != tuple(getattr(expected, wrong.part)) \
                 and bool(_axes_match(given, candidate))
-        return number_verdict(value, candidate) in (RIGHT, CLOSE) \
-            and number_verdict(Exact(candidate, ""), expected) == WRONG
+        if number_verdict(Exact(candidate, ""), expected) != WRONG:
+            return False  # the "mistake" gives the right value here
+        if isinstance(value, Approx):
+            return _better_than_truth(value, candidate, expected)
+        return number_verdict(value, candidate) in (RIGHT, CLOSE)
+
+
+def _better_than_truth(value: Approx, candidate, expected) -> bool:
+    """An approximate answer names a mistake only when it matches the mistaken value better than
+    the true one at its own precision: it is within the tolerance (or half a unit of its last
+    digit) of the mistaken value, closer to it than to the truth, and the truth is not itself
+    within half a unit of its last digit ("about 40 k" for 40,451 could as well be meant for the
+    truth as for 40,320: no diagnosis)."""
+    if _symbolic(candidate) or _symbolic(expected) or isinstance(candidate, (tuple, str, RF)):
+        return False
+    v, c, e, half = float(value.value), float(candidate), float(expected), half_unit(value)
+    if abs(v - e) <= half or abs(v - c) >= abs(v - e):
+        return False
+    return number_verdict(value, candidate) in (RIGHT, CLOSE) or abs(v - c) <= half
+
+
+def half_unit(value) -> float:
+    """Half a unit of the last digit an approximate answer is written with, its own precision:
+    500 for "about 40 k", 5,000 for "1.02 M" and for "2.05e6"; 0 for an exact answer."""
+    if not isinstance(value, Approx):
+        return 0.0
+    from decimal import Decimal, InvalidOperation
+
+    from archcalc.homework.answers import _APPROX
+
+    match = _APPROX.match(value.text or "")
+    num = (match["num"] if match else "") or ""
+    try:
+        written = Decimal(num.replace(",", "").replace("_", ""))
+    except (InvalidOperation, ValueError):
+        return 0.0
+    if not written.is_finite() or written == 0:
+        return 0.0
+    scale = abs(float(value.value) / float(written))  # the unit's multiplier (k, M, MiB, ...)
+    return 0.5 * float(Decimal(1).scaleb(written.as_tuple().exponent)) * scale
+
+
+def distance_text(value, expected) -> str | None:
+    """How far a wrong approximate answer is from the exact value: "1.1 % below the exact value
+    (the tolerance is 1 %)", or "about 1,000 times too large"; None where it does not apply."""
+    if not isinstance(value, Approx) or _symbolic(expected) or expected is None \
+            or isinstance(expected, (tuple, str, RF)):
+        return None
+    v, e = float(value.value), float(expected)
+    if e == 0 or v / e <= 0:
+        return f"the exact value is {'zero' if e == 0 else 'of the other sign'}"
+    ratio = v / e
+    if 1 / 3 <= ratio <= 3:
+        pct, tolerance = abs(ratio - 1) * 100, value.tolerance * 100
+        shown = f"{pct:.1f}" if pct < 10 else f"{pct:.0f}"
+        if float(shown) <= tolerance:  # 1.04 % against a 1 % tolerance: not "1.0 %"
+            shown = f"{pct:.2f}"
+        return f"{shown} % {'below' if ratio < 1 else 'above'} the exact value (the tolerance is {tolerance:g} %)"
+    times = ratio if ratio > 1 else 1 / ratio
+    shown = f"{times:,.0f}" if times >= 10 else f"{times:.1f}"
+    return f"about {shown} times too {'large' if ratio > 1 else 'small'}"
 
 
 # --- comparisons ------------------------------------------------------------------------------

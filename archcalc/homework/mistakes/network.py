@@ -10,6 +10,7 @@ from archcalc.homework.check import _div, _from_sympy, _is_zero, _plain, _prod, 
 
 BIASED_KINDS = ("conv", "conv_transpose", "linear")
 WINDOW_KINDS = ("conv", "maxpool", "avgpool")
+DENSE_KINDS = ("linear",)  # every output a weighted sum of every input feature
 
 
 class Network:
@@ -134,6 +135,27 @@ class Network:
             strides.append(int(stride))
             pads.append(int(pad))
         return tuple(in_shape[1:]), spans, strides, pads
+
+    @property
+    def vector_input(self) -> bool:
+        """The input is a vector ([784]: features, no spatial axes), as an MLP's."""
+        return len(self.report.input_shape) == 1
+
+    def sees_every_feature(self, row) -> bool:
+        """On a vector input, whether every output of `row` depends on every input feature: a
+        linear layer (each output a weighted sum of all its inputs) at or before it."""
+        if not self.vector_input:
+            return False
+        seen, todo = set(), [row]
+        while todo:
+            r = todo.pop()
+            if r is None or r.name in seen:
+                continue
+            seen.add(r.name)
+            if r.kind in DENSE_KINDS:
+                return True
+            todo.extend(self.rows.get(name) for name in r.inputs if name != "input")
+        return False
 
     def unscaled_size(self, row):
         """The field size if every layer's D(K-1) were added without multiplying by the jump

@@ -12,16 +12,32 @@ RF_STEP = "r' = r + D(K-1) j"
          hint="the receptive field is not tracked here: after reshape, a permute of spatial axes or a linear "
               "layer over several spatial axes, outputs no longer line up with input axes")
 def rf_not_tracked(case):
-    """Any answer where archcalc does not track the field."""
-    return Said() if case.expected is None else None
+    """Any answer where archcalc does not track the field (on a network of spatial axes)."""
+    return Said() if case.expected is None and not case.net.vector_input else None
+
+
+@mistake("rf_vector_input", "rf", rank=1,
+         hint="the input {shape} is a vector (features, no spatial axes) and no linear layer has mixed them "
+              "yet: each output of {layer} reads its own input feature(s), so there is no window to give")
+def rf_vector_input(case):
+    """Any answer on a vector input (an MLP's) before its first linear layer."""
+    if case.expected is not None or not case.net.vector_input:
+        return None
+    shape = "[" + ", ".join(str(n) for n in case.net.report.input_shape) + "]"
+    return Said(shape=shape, layer=case.target.name)
 
 
 @mistake("rf_is_global", "rf", rank=2,
-         hint="every output here sees the whole input (after flatten, global pooling or a linear layer over "
-              "the last spatial axis): the answer is 'global'")
+         hint="every output here sees the whole input ({why}): the answer is 'global'")
 def rf_is_global(case):
     """A window given where every output sees the whole input."""
-    return Said() if case.expected == GLOBAL else None
+    if case.expected != GLOBAL:
+        return None
+    if case.net.vector_input:
+        shape = "[" + ", ".join(str(n) for n in case.net.report.input_shape) + "]"
+        return Said(why=f"the input {shape} is a vector, and each output of a linear layer is a weighted sum "
+                        "of every feature of its input")
+    return Said(why="after flatten, global pooling or a linear layer over the last spatial axis")
 
 
 @mistake("rf_not_global_yet", "rf", rank=3,
