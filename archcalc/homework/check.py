@@ -210,7 +210,7 @@ class _Checker:
     # --- one answer ------------------------------------------------------------------------
     def one(self, answer) -> AnswerResult:
         if isinstance(answer.value, Invalid):  # unreadable (strict=False): this answer only
-            return invalid_result(answer, answer.value.error)
+            return invalid_result(answer, answer.value.error, self.expected_text(answer))
         try:
             target = self.target(answer)
         except SpecError as exc:  # an unknown layer: under strict=False, this answer only
@@ -235,6 +235,18 @@ class _Checker:
         return AnswerResult(answer.quantity, answer.given, answer.given_text,
                             format_expected(expected, answer.figure), verdict, hint, None, answer.loc,
                             mistake)
+
+    def expected_text(self, answer) -> str:
+        """The expected value of an unreadable answer's quantity, formatted; "" where the
+        quantity itself is not one (an unknown layer or figure)."""
+        from archcalc.homework.answers import FIGURES
+
+        if answer.figure not in FIGURES or (answer.is_total and answer.figure == "rf"):
+            return ""
+        try:
+            return format_expected(self.expected(self.target(answer), answer.figure), answer.figure)
+        except (SpecError, AttributeError, KeyError, TypeError, ValueError, ArithmeticError):
+            return ""
 
     def whole_input(self) -> tuple:
         """The input's sizes a whole-input field may be written as: its spatial sizes ([H, W] of
@@ -458,10 +470,11 @@ def figure_verdict(figure: str, value, expected, whole=()) -> str:
     return number_verdict(value, expected)
 
 
-def invalid_result(answer, error) -> AnswerResult:
+def invalid_result(answer, error, expected: str = "") -> AnswerResult:
     """The verdict "invalid" for an answer that cannot be read or names no layer: its message
-    (located) is the hint; the file's other answers are graded."""
-    return AnswerResult(answer.quantity, answer.given, answer.given_text, "", INVALID, error.message, None,
+    (located) is the hint, `expected` the right value where the quantity names one; the file's
+    other answers are graded."""
+    return AnswerResult(answer.quantity, answer.given, answer.given_text, expected, INVALID, error.message, None,
                         error.loc or answer.loc)
 
 

@@ -180,6 +180,9 @@ def test_check_grades_the_other_answers_and_names_each_invalid_one(tmp_path):
     assert [got[q]["verdict"] for q in ("conv1.params", "pool1.rf")] == ["right", "right"]
     assert [got[q]["verdict"] for q in ("fc.params", "cnv1.params", "conv1.parms")] == ["invalid"] * 3
     assert "did you mean 'conv1'" in got["cnv1.params"]["hint"]
+    # The right value is still shown where the quantity names one: fc has 10*(16*...+1) parameters.
+    assert [got[q]["expected"] for q in ("cnv1.params", "conv1.parms")] == ["", ""]
+    assert "floor" in got["fc.params"]["expected"] and got["fc.params"]["expected"].endswith("+ 10")
     path = tmp_path / "answers.yaml"
     lines = result.stderr.strip().splitlines()
     assert [line.split(": error: ")[0] for line in lines] == [f"{path}:3:14", f"{path}:5:3", f"{path}:6:3"]
