@@ -472,11 +472,11 @@ def key_cmd(
 ) -> None:
     """The answer key as a solution sheet: each question, its answer and the worked formula."""
     from archcalc.homework import sheet as sheets
-    from archcalc.homework.key import check_against_spec, load_key
+    from archcalc.homework.key import load_key
 
     try:
         key = load_key(key_file)
-        check_against_spec(key)
+        sheets.check_key(key)
         solved = sheets.solve(key, student, seed)
     except SpecError as exc:
         _fail(exc)
@@ -500,12 +500,13 @@ def variants_cmd(
 ) -> None:
     """Per-student variants: each student's spec, question sheet, answers file and key, reproducible
     from the seed, and DIR/variants.csv (student, folder, their values)."""
+    from archcalc.homework import sheet as sheets
     from archcalc.homework import variants as variants_mod
-    from archcalc.homework.key import check_against_spec, load_key
+    from archcalc.homework.key import load_key
 
     try:
         key = load_key(key_file)
-        check_against_spec(key)
+        sheets.check_key(key)
         students = variants_mod.read_roster(roster)
         written = variants_mod.write_variants(key, students, seed, out_dir)
     except SpecError as exc:

@@ -109,12 +109,45 @@ def _graph(key: Key, bindings: dict, variant: dict):
         graph = api.load_graph(key.spec, bindings=dict(bindings) or None, assume_divisible=key.assume_divisible)
         return graph, analyze_graph(graph)
     except SpecError as exc:
-        if not variant:
-            raise
-        values = ", ".join(f"{k} = {v}" for k, v in variant.items())
-        where = f" (at {exc.loc})" if exc.loc is not None else ""
-        raise SpecError(f"vary: the spec is invalid for the variant {values}: {exc.message}{where}",
-                        next(iter(key.vary_locs.values()), None)) from None
+        raise _blamed(key, exc, variant) from None
+
+
+def check_key(key: Key) -> None:
+    """`key.check_against_spec`, its binding mistakes located at the key's `set:`/`vary:`."""
+    from archcalc.homework.key import check_against_spec
+
+    try:
+        check_against_spec(key)
+    except SpecError as exc:  # it analyses the first combination of the varied values
+        raise _blamed(key, exc, {name: values[0] for name, values in key.vary.items()}) from None
+
+
+def _blamed(key: Key, exc: SpecError, variant: dict) -> SpecError:
+    """A spec error met at the key's sizes, located at the key where the key caused it: the spec
+    reader words a binding mistake for the command line (`--set Q: ...`), and a spec valid on its
+    own may be invalid at the sizes the key sets or a variant gives."""
+    from archcalc import api
+
+    if exc.loc is None and exc.message.startswith("--set "):
+        rest = exc.message[len("--set "):]
+        name = rest.partition(":")[0]
+        where = key.binding_locs.get(name) or key.vary_locs.get(name)
+        return SpecError(("vary " if name in key.vary and name not in key.bindings else "set ") + rest, where)
+    if not variant and not key.bindings:
+        return exc
+    try:
+        api.analyze(key.spec)
+    except SpecError:
+        return exc  # invalid without the key's sizes too: the spec's own error stands
+    where = f" (at {exc.loc})" if exc.loc is not None else ""
+    fixed = ", ".join(f"{k}: {v}" for k, v in key.bindings.items())
+    values = ", ".join(f"{k} = {v}" for k, v in variant.items())
+    if not variant:
+        return SpecError(f"set {{{fixed}}}: the spec is invalid at these sizes: {exc.message}{where}",
+                         next(iter(key.binding_locs.values()), None))
+    also = f" (with set {{{fixed}}})" if fixed else ""
+    return SpecError(f"vary: the spec is invalid for the variant {values}{also}: {exc.message}{where}",
+                     next(iter(key.vary_locs.values()), None))
 
 
 class _Work:
@@ -484,5 +517,5 @@ def latex(sheet: Sheet) -> str:
     return "\n".join(out) + "\n"
 
 
-__all__ = ["FIGURE_WORDS", "Sheet", "Worked", "answer_text", "answers_template", "latex", "latex_escape",
-           "markdown", "question_words", "questions_markdown", "solve"]
+__all__ = ["FIGURE_WORDS", "Sheet", "Worked", "answer_text", "answers_template", "check_key", "latex",
+           "latex_escape", "markdown", "question_words", "questions_markdown", "solve"]

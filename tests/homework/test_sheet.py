@@ -242,3 +242,17 @@ def test_cli_key_errors_are_one_line(tmp_path):
     bad = key_file(tmp_path, "questions:\n  conv9.params: 2\n")
     result = runner.invoke(app, ["key", str(bad)])
     assert result.exit_code == 2 and "key.yaml:3:3: error: " in result.output and "conv9" in result.output
+
+
+def test_the_keys_set_is_blamed_at_the_key(tmp_path):
+    bad_name = key_file(tmp_path, "set: {Q: 3}\nquestions:\n  conv1.params: 1\n")
+    with pytest.raises(SpecError) as err:
+        sheets.check_key(load_key(bad_name))
+    assert str(err.value) == f"{bad_name}:2:10: error: set Q: the spec has no symbol or var 'Q'"
+    too_small = key_file(tmp_path, "set: {H: 3, W: 9}\nquestions:\n  conv1.params: 1\n")
+    with pytest.raises(SpecError) as err:
+        sheets.solve(load_key(too_small))
+    assert str(err.value).startswith(f"{too_small}:2:10: error: set {{H: 3, W: 9}}: the spec is invalid at these "
+                                     "sizes: kernel 5 is larger than the padded input along H")
+    result = runner.invoke(app, ["key", str(too_small)])
+    assert result.exit_code == 2 and result.output.startswith(f"{too_small}:2:10: error: set {{H: 3, W: 9}}")

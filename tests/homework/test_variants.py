@@ -219,7 +219,8 @@ def test_vary_needs_a_seed(tmp_path):
 
 def test_an_invalid_variant_is_named(tmp_path):
     key, students = setup(tmp_path, key=KEY.replace("H: [28, 32]", "H: [8]").replace("K: [3, 5, 7]", "K: [9]"))
-    with pytest.raises(SpecError, match=r"vary: the spec is invalid for the variant K = 9, C = \d+, H = 8: "):
+    with pytest.raises(SpecError, match=r"key.yaml:10:3: error: vary: the spec is invalid for the variant K = 9, C = \d+, H = 8 "
+                       r"\(with set \{W: 28\}\): kernel 9 is larger"):
         write_variants(key, students, 1, tmp_path / "out")
     assert not (tmp_path / "out").exists()  # nothing written
 
