@@ -472,11 +472,11 @@ def key_cmd(
 ) -> None:
     """The answer key as a solution sheet: each question, its answer and the worked formula."""
     from archcalc.homework import sheet as sheets
-    from archcalc.homework.key import load_key
+    from archcalc.homework.key import check_against_spec, load_key
 
     try:
         key = load_key(key_file)
-        sheets.check_key(key)
+        check_against_spec(key)
         solved = sheets.solve(key, student, seed)
     except SpecError as exc:
         _fail(exc)
@@ -500,13 +500,12 @@ def variants_cmd(
 ) -> None:
     """Per-student variants: each student's spec, question sheet, answers file and key, reproducible
     from the seed, and DIR/variants.csv (student, folder, their values)."""
-    from archcalc.homework import sheet as sheets
     from archcalc.homework import variants as variants_mod
-    from archcalc.homework.key import load_key
+    from archcalc.homework.key import check_against_spec, load_key
 
     try:
         key = load_key(key_file)
-        sheets.check_key(key)
+        check_against_spec(key)
         students = variants_mod.read_roster(roster)
         written = variants_mod.write_variants(key, students, seed, out_dir)
     except SpecError as exc:
@@ -515,6 +514,85 @@ def variants_cmd(
         typer.echo("note: --seed is ignored: the key has no vary:", err=True)
     typer.echo(one_line(f"wrote {len(written)} variants to {out_dir} (students/, keys/, {variants_mod.MANIFEST})"),
                err=True)
+
+
+@app.command(name="grade")
+def grade_cmd(
+    key_file: Path = KEY_FILE,
+    answers: list[Path] = typer.Argument(..., help="The students' answers files (YAML), or folders of them "
+                                          "(every *.yaml and *.yml inside).", show_default=False),
+    csv_file: Optional[Path] = typer.Option(None, "--csv", help="Write the gradebook: student, points per "
+                                            "question, total, max, percent, status, note.", show_default=False),
+    feedback: Optional[Path] = typer.Option(None, "--feedback", help="Write one Markdown file per student "
+                                            "into this folder.", show_default=False),
+    as_json: bool = typer.Option(False, "--json", help="Every student's verdicts and the class summary as JSON."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="With vary: the seed given to `variants`; each "
+                                       "student is graded at their own variant.", show_default=False),
+) -> None:
+    """Grade a class against an answer key (the TA's tool): every file a row, scored over the
+    key's questions with the key's points and tolerances. Exit 0 when every row is plainly graded,
+    1 when some row needs the TA (invalid file, duplicate student, undecided or unreadable answer,
+    ignored set:/tolerance:), 2 when nothing could be graded (an invalid key, spec or option)."""
+    import json
+
+    from archcalc.homework import classroom
+    from archcalc.homework.key import load_key
+
+    try:
+        key = load_key(key_file)
+        classroom.prepare(key)
+        grades = classroom.grade_class(key, classroom.answer_files(answers), seed)
+    except SpecError as exc:
+        _fail(exc)
+    if seed is not None and not key.vary:
+        typer.echo("note: --seed is ignored: the key has no vary:", err=True)
+    if csv_file is not None:
+        _write_text(csv_file, grades.csv_text(), "--csv")
+        typer.echo(one_line(f"wrote {csv_file}"), err=True)
+    if feedback is not None:
+        try:
+            feedback.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            _fail(SpecError(f"--feedback {_shown(str(feedback))}: cannot make the folder: {exc.strerror or exc}"))
+        texts = grades.feedback()
+        for name, text in texts.items():
+            _write_text(feedback / name, text, "--feedback")
+        typer.echo(one_line(f"wrote {len(texts)} feedback files to {feedback}"), err=True)
+    if as_json:
+        typer.echo(json.dumps(grades.to_json(), indent=1))
+    else:
+        _print_grades(grades)
+    raise typer.Exit(1 if grades.needs_review else 0)
+
+
+def _print_grades(grades) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from archcalc.render import make_console
+
+    console = make_console()
+    key = grades.key
+    title = f"{key.title or key.spec.name}: {len(grades.rows)} files, {len(grades.graded)} graded, max {key.max_points}"
+    table = Table(title=Text(one_line(title)), title_justify="left")
+    for head, justify in (("student", "left"), ("points", "right"), ("percent", "right"), ("status", "left"),
+                          ("note", "left")):
+        table.add_column(head, justify=justify, overflow="fold")
+    for r in grades.rows:
+        table.add_row(Text(one_line(r.student)), Text(f"{r.total}/{r.max}"), Text(f"{r.percent:g} %"),
+                      Text(r.status), Text(r.note()))
+    console.print(table)
+    summary = Table(title=Text("per question"), title_justify="left")
+    for head, justify in (("question", "left"), ("points", "right"), ("right", "right"), ("wrong", "right"),
+                          ("unanswered", "right"), ("commonest mistakes", "left")):
+        summary.add_column(head, justify=justify, overflow="fold")
+    for s in grades.summary():
+        other = f" (+{s.undecided} undecided)" if s.undecided else ""
+        other += f" (+{s.unreadable} unreadable)" if s.unreadable else ""
+        mistakes = "\n".join(one_line(f"{n} x {hint}") for hint, n in s.mistakes)
+        summary.add_row(Text(one_line(s.question.id)), Text(str(s.question.points)), Text(str(s.right)),
+                        Text(f"{s.wrong}{other}"), Text(str(s.unanswered)), Text(mistakes))
+    console.print(summary)
 
 
 TORCH_NEEDED = "archcalc[torch] is needed: pip install 'archcalc[torch]'"

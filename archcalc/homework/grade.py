@@ -67,19 +67,61 @@ def check_bindings(constraints: dict, sheet) -> None:
                             sheet.binding_locs.get(name))
 
 
-def _add_formulas(graph, result: CheckResult) -> None:
-    """Beside each wrong answer, the formula that gives the right one (from `explain`)."""
-    wrong = [r for r in result.results if not r.correct]
-    if not wrong:
+def _add_formulas(graph, result: CheckResult, every: bool = False) -> None:
+    """Beside each wrong answer (each answer with `every`), the formula that gives the right one
+    (from `explain`)."""
+    wanted = [r for r in result.results if every or not r.correct]
+    if not wanted:
         return
+    lookup = formula_lookup(graph)
+    for r in wanted:
+        r.formula = lookup(r.quantity)
+
+
+def formula_lookup(graph):
+    """A function from a quantity (`conv1.params`) to the formula behind its figure, as `explain`
+    words it (`params = (K1*K2*Cin + 1)*Cout`), or None (totals, block sums, figures with no step)."""
     from archcalc.explain import explain
 
     by_layer = {e.name: e for e in explain(graph)}
-    for r in wrong:
-        layer, _, figure = r.quantity.rpartition(".")
+
+    def formula(quantity: str):
+        layer, _, figure = quantity.strip().rpartition(".")
         steps = by_layer[layer].steps if layer in by_layer else []
         for wanted in _STEP_FOR.get(figure, ()):
             step = next((s for s in steps if s.figure == wanted), None)
-            if step is not None:
-                r.formula = f"{wanted} = {step.formula}"
-                break
+            if step is not None and step.formula:  # an untracked field has no formula: no empty `rf =`
+                return f"{wanted} = {step.formula}"
+        return None
+
+    return formula
+
+
+# The explain steps that work out each figure of one layer, for feedback.
+_WORKED_FOR = {"params": ("trainable", "non-trainable", "params"), "trainable_params": ("trainable", "params"),
+               "non_trainable_params": ("non-trainable",), "macs": ("macs",), "flops": ("macs",),
+               "output_shape": ("output",), "rf": ("rf", "jump", "start")}
+
+
+def worked_lookup(graph):
+    """A function from a quantity (`conv1.params`) to `explain`'s lines working out its figure
+    (`params = (K1*K2*Cin + 1)*Cout = (5*5*1 + 1)*16 = 416`, formula, values, result), [] where
+    explain has no step for it (totals, block sums, bytes)."""
+    from dataclasses import replace
+
+    from archcalc import explain as explain_mod
+
+    by_layer = {e.name: e for e in explain_mod.explain(graph)}
+
+    def worked(quantity: str) -> list[str]:
+        layer, _, figure = quantity.strip().rpartition(".")
+        entry = by_layer.get(layer)
+        if entry is None:
+            return []
+        figures = _WORKED_FOR.get(figure, ())
+        steps = [s for s in entry.steps if s.figure in figures]
+        if figure == "trainable_params" and any(s.figure == "trainable" for s in steps):
+            steps = [s for s in steps if s.figure == "trainable"]
+        return explain_mod.lines(replace(entry, steps=steps)) if steps else []
+
+    return worked

@@ -1,0 +1,601 @@
+"""Grading a class against an answer key: what `archcalc grade KEY ANSWERS...` runs (the CLI only
+renders).
+
+    key = load_key("specs/homework/written_assignment_1.key.yaml")
+    grades = grade_class(key, paths, seed=None)   # every file becomes a row, whatever it holds
+    grades.csv_text()                              # student, one column per question, total, max, percent, status, note
+    grades.to_json()                               # per student and question: verdict, expected, given, hint, points
+    grades.feedback()                              # {safe file name: Markdown} one per student
+    grades.summary()                               # per question: how many right, commonest mistakes
+
+The policy is the key's alone: its questions, points, tolerances, `set:` and `assume:`; a
+student's own `tolerance:` and `set:` are ignored and reported. Scores are over the key's
+questions: an unanswered question earns 0 and is listed; an answer to a question the key does not
+ask earns nothing and is listed. Verdicts and points:
+
+- right, close (an approximate answer within the question's tolerance): the question's points;
+- wrong: 0;
+- undecided (a formula too large for archcalc to compare within its bounds): 0, and the row's
+  status is `review`: the TA looks at it and decides;
+- an answer that cannot be read (`40(H-4)(W-4)`: check's verdict "invalid", with the reader's
+  message as its hint): 0, the file's other answers graded, and the row's status is `review`;
+- unanswered: 0.
+
+Row status: `graded`; `review` (a TA should look: an undecided or unreadable answer, or the file
+set its own `tolerance:`/`set:`, which were ignored); `duplicate` (another file names the same student: both
+rows are kept, neither merged); `invalid` (the file could not be read or is not a valid answers
+file: the row holds the one-line error and 0 points; the other files are graded all the same).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from archcalc.errors import SpecError, one_line
+from archcalc.homework.answers import Approx, Exact, RFAnswer, Shape, format_given, parse_answers
+from archcalc.homework.check import CLOSE, RIGHT, UNDECIDED, WRONG
+
+UNREADABLE = "invalid"  # check's verdict for one answer that cannot be read (the file's others are graded)
+from archcalc.homework.key import Key, Question
+from archcalc.spec.yaml_source import YMap, load_yaml, read_source
+
+UNANSWERED = "unanswered"
+NOT_IN_KEY = "not in the key"
+GRADED, REVIEW, DUPLICATE, INVALID = "graded", "review", "duplicate", "invalid"
+STATUSES = (GRADED, REVIEW, DUPLICATE, INVALID)  # from least to most in need of the TA
+ANSWER_SUFFIXES = (".yaml", ".yml")
+MAX_MISTAKES = 3  # commonest diagnosed mistakes listed per question in the summary
+MAX_FILE_NAME = 80  # characters of a feedback file's stem
+_WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
+                     *(f"lpt{i}" for i in range(1, 10))}
+
+
+# --- results ----------------------------------------------------------------------------------
+@dataclass
+class QuestionGrade:
+    question: Question
+    verdict: str  # right, close, wrong, undecided, unanswered
+    expected: str | None = None
+    given: object = None  # as written (plain YAML value); None when unanswered
+    given_text: str | None = None
+    hint: str | None = None
+    formula: str | None = None  # the formula behind the figure (explain's notation)
+    worked: tuple = ()  # explain's lines working the figure out (for feedback)
+
+    @property
+    def earned(self):
+        return self.question.points if self.verdict in (RIGHT, CLOSE) else 0
+
+    def to_json(self, tolerance: float) -> dict:
+        return {"verdict": self.verdict, "expected": self.expected, "given": self.given, "hint": self.hint,
+                "points": self.earned, "max_points": self.question.points, "tolerance": tolerance,
+                "formula": self.formula}
+
+
+@dataclass
+class StudentGrade:
+    student: str
+    file: str
+    status: str = GRADED
+    questions: list = field(default_factory=list)  # QuestionGrade, in the key's order (empty if invalid)
+    not_in_key: list = field(default_factory=list)  # (quantity, given) answered but not asked
+    ignored: dict = field(default_factory=dict)  # the file's own set:/tolerance:, as written
+    variant: dict = field(default_factory=dict)  # the student's values of the key's vary: names
+    error: str | None = None  # the one-line error of an invalid file
+    notes: list = field(default_factory=list)  # why the status is not `graded`, in words
+    max: object = 0
+
+    @property
+    def total(self):
+        return _number(sum(q.earned for q in self.questions))
+
+    @property
+    def percent(self) -> float:
+        return round(100 * self.total / self.max, 1) if self.max else 0.0
+
+    @property
+    def unanswered(self) -> list:
+        return [q.question.id for q in self.questions if q.verdict == UNANSWERED]
+
+    @property
+    def undecided(self) -> list:
+        return [q.question.id for q in self.questions if q.verdict == UNDECIDED]
+
+    def note(self) -> str:
+        """The row's remarks in one line: the error, duplicates, ignored fields, undecided,
+        unanswered and unasked answers."""
+        parts = list(self.notes)
+        if self.error:
+            parts.insert(0, self.error)
+        if self.unanswered:
+            parts.append("unanswered: " + ", ".join(self.unanswered))
+        if self.not_in_key:
+            parts.append("not in the key (0 points): " + ", ".join(q for q, _ in self.not_in_key))
+        return one_line("; ".join(parts))
+
+    def to_json(self, key: Key) -> dict:
+        out = {"student": self.student, "file": self.file, "status": self.status, "total": self.total,
+               "max": self.max, "percent": self.percent, "note": self.note()}
+        if self.variant:
+            out["variant"] = self.variant
+        if self.error:
+            out["error"] = self.error
+        if self.ignored:
+            out["ignored"] = self.ignored
+        out["questions"] = {q.question.id: q.to_json(key.tolerance_of(q.question)) for q in self.questions}
+        out["unanswered"] = self.unanswered
+        out["not_in_key"] = [{"quantity": q, "given": g} for q, g in self.not_in_key]
+        return out
+
+
+@dataclass
+class QuestionSummary:
+    question: Question
+    right: int = 0  # right or close
+    close: int = 0
+    wrong: int = 0
+    undecided: int = 0
+    unreadable: int = 0  # answers that could not be read
+    unanswered: int = 0
+    mistakes: list = field(default_factory=list)  # (hint, how many), commonest first
+
+    def to_json(self) -> dict:
+        return {"points": self.question.points, "right": self.right, "close": self.close, "wrong": self.wrong,
+                "undecided": self.undecided, "unreadable": self.unreadable, "unanswered": self.unanswered,
+                "mistakes": [{"hint": h, "count": n} for h, n in self.mistakes]}
+
+
+@dataclass
+class ClassGrades:
+    key: Key
+    rows: list  # StudentGrade, in the order the files were given
+    seed: int | None = None
+
+    @property
+    def graded(self) -> list:
+        return [r for r in self.rows if r.status != INVALID]
+
+    @property
+    def needs_review(self) -> bool:
+        """Some row is not plainly `graded`: the TA should look before uploading."""
+        return any(r.status != GRADED for r in self.rows)
+
+    def summary(self) -> list:
+        out = []
+        for i, q in enumerate(self.key.questions):
+            s = QuestionSummary(q)
+            hints = Counter()
+            for row in self.graded:
+                g = row.questions[i]
+                if g.verdict in (RIGHT, CLOSE):
+                    s.right += 1
+                    s.close += g.verdict == CLOSE
+                elif g.verdict == WRONG:
+                    s.wrong += 1
+                    if g.hint:
+                        hints[g.hint] += 1
+                elif g.verdict == UNDECIDED:
+                    s.undecided += 1
+                elif g.verdict == UNREADABLE:
+                    s.unreadable += 1
+                else:
+                    s.unanswered += 1
+            s.mistakes = hints.most_common(MAX_MISTAKES)
+            out.append(s)
+        return out
+
+    def header(self) -> list:
+        return ["student", *(q.id for q in self.key.questions), "total", "max", "percent", "status", "note"]
+
+    def csv_rows(self) -> list:
+        rows = [self.header()]
+        for r in self.rows:
+            cells = [r.student, *("" if r.status == INVALID else _number(q.earned) for q in r.questions)]
+            if r.status == INVALID:
+                cells += [""] * len(self.key.questions)
+            rows.append(cells + [r.total, r.max, r.percent, r.status, r.note()])
+        return [[csv_cell(c) for c in row] for row in rows]
+
+    def csv_text(self) -> str:
+        out = io.StringIO(newline="")
+        csv.writer(out).writerows(self.csv_rows())
+        return out.getvalue()
+
+    def to_json(self) -> dict:
+        key = self.key
+        return {"key": key.file, "title": key.title, "spec": str(key.spec), "seed": self.seed,
+                "max": key.max_points,
+                "questions": [{"id": q.id, "points": q.points, "tolerance": key.tolerance_of(q)}
+                              for q in key.questions],
+                "students": [r.to_json(key) for r in self.rows],
+                "summary": {s.question.id: s.to_json() for s in self.summary()},
+                "duplicates": self.duplicates()}
+
+    def duplicates(self) -> list:
+        """The files of each student named by more than one file."""
+        groups: dict = {}
+        for r in self.rows:
+            groups.setdefault(_same_student(r.student), []).append(r.file)
+        return [files for files in groups.values() if len(files) > 1]
+
+    def feedback(self) -> dict:
+        """One Markdown text per row, under a safe, unique file name (`alice.md`, `alice-2.md`)."""
+        out, taken = {}, set()
+        for r in self.rows:
+            stem = safe_stem(r.student)
+            name, n = f"{stem}.md", 1
+            while name.casefold() in taken:  # case-insensitive file systems too
+                n += 1
+                name = f"{stem}-{n}.md"
+            taken.add(name.casefold())
+            out[name] = feedback_markdown(self.key, r)
+        return out
+
+
+# --- grading ----------------------------------------------------------------------------------
+def prepare(key: Key) -> None:
+    """Check a key against its spec before grading with it (SpecError at the key's line): its
+    questions name layers of the spec, its varied names are the spec's, and its `set:` and
+    `vary:` numbers keep the spec's constraints on each symbol."""
+    from archcalc import api
+    from archcalc.homework.key import check_against_spec
+
+    constraints = api.load_spec(key.spec).constraints
+    numbers = [(name, value, key.binding_locs.get(name), "set") for name, value in key.bindings.items()]
+    numbers += [(name, v, key.vary_locs.get(name), "vary") for name, values in key.vary.items() for v in values]
+    for name, value, loc, where in numbers:
+        rules = constraints.get(name) or {}
+        step, low, high = rules.get("multiple_of", 1), rules.get("min"), rules.get("max")
+        broken = (f"is not a multiple of {step}" if value % step
+                  else f"is below its min {low}" if low is not None and value < low
+                  else f"is above its max {high}" if high is not None and value > high else None)
+        if broken:
+            shown = ", ".join(f"{k}: {v}" for k, v in rules.items())
+            raise SpecError(f"{where} {name}: {value} {broken} (the spec constrains {name} to {{{shown}}})", loc)
+    check_against_spec(key)
+
+
+def grade_class(key: Key, paths, seed: int | None = None) -> ClassGrades:
+    """Grade every answers file in `paths` against `key` (call `prepare(key)` first). A key with
+    `vary:` needs the seed: each student is graded at `key.bindings_for(student, seed)`."""
+    if key.vary and seed is None:
+        raise SpecError(f"the key varies {', '.join(key.vary)} per student: give the seed the variants were "
+                        "made with (--seed N)", next(iter(key.vary_locs.values()), None))
+    specs = _Specs(key)
+    rows = [grade_file(key, Path(p), seed, specs) for p in paths]
+    _mark_duplicates(rows)
+    return ClassGrades(key, rows, seed)
+
+
+def answer_files(paths) -> list:
+    """The files to grade: each path given, a folder as every *.yaml and *.yml inside it (sorted,
+    at any depth). A path that does not exist stays, to become an `invalid` row."""
+    out = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in ANSWER_SUFFIXES)
+        else:
+            out.append(p)
+    if not out:
+        raise SpecError(f"no answers files in {', '.join(map(str, paths))} (files *.yaml or *.yml)")
+    return out
+
+
+def student_name(path: Path) -> str:
+    """The student a file names when it has no `student:`: its file name without .yaml/.yml."""
+    name = path.name
+    for suffix in ANSWER_SUFFIXES:
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            return name[:-len(suffix)]
+    return name
+
+
+def grade_file(key: Key, path: Path, seed, specs=None) -> StudentGrade:
+    """One row: the file graded, or `invalid` with the one-line error. Never raises for the file."""
+    specs = specs or _Specs(key)
+    fallback = student_name(path)
+    row = StudentGrade(student=fallback, file=str(path), max=key.max_points)
+    text = None
+    try:
+        text = read_source(path, "answers")
+        chosen: dict = {}
+
+        def policy(student):
+            chosen["bindings"] = key.bindings_for(student or fallback, seed)
+            return chosen["bindings"], key.tolerance
+
+        sheet = parse_answers(text, str(path), policy=policy, **_LENIENT)
+        row.student = sheet.student or fallback
+        row.variant = key.variant(row.student, seed) if key.vary else {}
+        row.ignored = sheet.ignored
+        _grade_sheet(key, sheet, specs.at(chosen["bindings"]), row, seed)
+    except SpecError as exc:
+        _invalid(row, str(exc), text)
+    except Exception as exc:  # noqa: BLE001 - one file must never stop the class
+        _invalid(row, f"{path}: error: archcalc could not grade this file ({type(exc).__name__}: "
+                      f"{one_line(str(exc))[:200]}); please report it", text)
+    return row
+
+
+def _lenient() -> dict:
+    """Read answers one by one where the answers reader can (`strict=False`): an answer that cannot
+    be read is then that question's "invalid" verdict (0 points), not the whole file's."""
+    import inspect
+
+    return {"strict": False} if "strict" in inspect.signature(parse_answers).parameters else {}
+
+
+_LENIENT = _lenient()
+
+
+def _invalid(row: StudentGrade, message: str, text) -> None:
+    row.status, row.error, row.questions = INVALID, one_line(message), []
+    named = _student_field(text) if text is not None else None
+    if named:
+        row.student = named
+
+
+def _student_field(text: str):
+    """The `student:` of a file that is otherwise invalid, where it can still be read."""
+    try:
+        doc = load_yaml(text, "<answers>")
+    except SpecError:
+        return None
+    value = doc.get("student") if isinstance(doc, YMap) else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if isinstance(value, str) and value.strip() and len(value) <= 200 and "\n" not in value.strip():
+        return value.strip()
+    return None
+
+
+def _grade_sheet(key: Key, sheet, spec, row: StudentGrade, seed=None) -> None:
+    from archcalc.homework.check import check
+
+    asked = {_qid(q.layer, q.figure): q for q in key.questions}
+    answers, seen = {}, set()
+    for a in sheet.answers:
+        qid = _qid(a.layer, a.figure)
+        q = asked.get(qid)
+        if q is None:
+            row.not_in_key.append((a.quantity.strip(), a.given))
+            continue
+        value = a.value
+        if isinstance(value, Approx):  # the question's own tolerance, the key's otherwise
+            value = replace(value, tolerance=key.tolerance_of(q))
+        answers[qid] = replace(a, value=value)
+        seen.add(qid)
+    checked = {}
+    if answers:
+        result = check(spec.report, replace(sheet, answers=list(answers.values())), spec_graph=spec.graph)
+        checked = dict(zip(answers, result.results))
+    missing = [q for q in key.questions if _qid(q.layer, q.figure) not in checked
+               or not checked[_qid(q.layer, q.figure)].expected]  # unanswered, or unreadable
+    expected = spec.expected(sheet, missing)
+    for q in key.questions:
+        qid = _qid(q.layer, q.figure)
+        worked = spec.worked_of(q, row.student, seed)
+        r = checked.get(qid)
+        if r is None:
+            row.questions.append(QuestionGrade(q, UNANSWERED, expected.get(qid), formula=spec.formula(q.id),
+                                               worked=worked))
+        else:
+            row.questions.append(QuestionGrade(q, r.verdict, r.expected or expected.get(qid), r.given, r.given_text,
+                                               _under_key(r.hint), spec.formula(q.id), worked))
+    if sheet.ignored:
+        shown = ", ".join(f"{k}: {format_given(v)}" for k, v in sheet.ignored.items())
+        row.notes.append(f"ignored the file's own {shown} (the key's policy applies)")
+    unreadable = [q.question.id for q in row.questions if q.verdict == UNREADABLE]
+    if unreadable:
+        row.notes.append("unreadable answers (0 points, for the TA to look at): " + ", ".join(unreadable))
+    if row.undecided:
+        row.notes.append("undecided (0 points, for the TA to look at): " + ", ".join(row.undecided))
+    if row.notes:
+        row.status = REVIEW
+
+
+_SET_ADVICE = re.compile(r",? or give (?:their|its) values? under set:")
+
+
+def _under_key(hint):
+    """A hint as graded under a key: `check` may advise giving sizes under `set:`, which a student's
+    file cannot do here (the key sets the sizes), so that advice is left out."""
+    return _SET_ADVICE.sub("", hint) if hint else hint
+
+
+def _mark_duplicates(rows: list) -> None:
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault(_same_student(r.student), []).append(r)
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        for r in group:
+            others = ", ".join(o.file for o in group if o is not r)
+            r.notes.insert(0, f"duplicate: the same student as {others} (both rows kept, not merged)")
+            if r.status != INVALID:
+                r.status = DUPLICATE
+
+
+def _same_student(name: str) -> str:
+    return " ".join(name.casefold().split())
+
+
+def _qid(layer: str, figure: str) -> str:
+    return f"{layer}.{figure}"
+
+
+class _Specs:
+    """The key's spec analysed once per set of sizes (one per variant)."""
+
+    def __init__(self, key: Key):
+        self.key = key
+        self.cache: dict = {}
+
+    def at(self, bindings: dict) -> "_Spec":
+        index = tuple(sorted(bindings.items()))
+        if index not in self.cache:
+            self.cache[index] = _Spec(self.key, dict(bindings))
+        return self.cache[index]
+
+
+class _Spec:
+    def __init__(self, key: Key, bindings: dict):
+        from archcalc import api
+        from archcalc.analysis.walk import analyze_graph
+        from archcalc.homework.grade import formula_lookup, worked_lookup
+
+        try:
+            self.graph = api.load_graph(key.spec, bindings=bindings or None, assume_divisible=key.assume_divisible)
+            self.report = analyze_graph(self.graph)
+        except SpecError as exc:
+            if not bindings:
+                raise
+            sizes = ", ".join(f"{k} = {v}" for k, v in bindings.items())
+            raise SpecError(f"the key's spec is invalid at this student's sizes ({sizes}): {exc.message}"
+                            + (f" (at {exc.loc})" if exc.loc else "")) from None
+        self.formula = formula_lookup(self.graph)
+        self.worked = worked_lookup(self.graph)
+        self.key = key
+        self._expected: dict = {}
+        self._solved = None
+
+    def worked_of(self, question: Question, student: str, seed) -> tuple:
+        """The working of a question's answer: the solution sheet's lines (archcalc.homework.sheet:
+        a total's layers and their sum too), explain's steps for the layer where the sheet cannot
+        be made."""
+        if self._solved is None:
+            try:
+                from archcalc.homework import sheet as sheets
+
+                solved = sheets.solve(self.key, student if self.key.vary else None, seed if self.key.vary else None)
+                self._solved = {w.question.id: tuple(w.lines) for w in solved.items}
+            except (ImportError, SpecError, AttributeError):
+                self._solved = {}
+        return self._solved.get(question.id) or tuple(self.worked(question.id))
+
+    def expected(self, sheet, questions) -> dict:
+        """The expected value, formatted, of questions no answer was given to: checked with a
+        stand-in answer of the figure's type, whose verdict is thrown away."""
+        from archcalc.homework.answers import Answer
+        from archcalc.homework.check import check
+
+        todo = [q for q in questions if q.id not in self._expected]
+        if todo:
+            stand_ins = [Answer(q.id, q.layer, q.figure, _stand_in(q.figure), 0, None, q.loc) for q in todo]
+            result = check(self.report, replace(sheet, answers=stand_ins), spec_graph=self.graph)
+            for q, r in zip(todo, result.results):
+                self._expected[q.id] = r.expected
+        return {_qid(q.layer, q.figure): self._expected[q.id] for q in questions}
+
+
+def _stand_in(figure: str):
+    zero = Exact(0, "0")
+    if figure == "output_shape":
+        return Shape((zero,), "[0]")
+    if figure == "rf":
+        return RFAnswer(size=zero, text="0")
+    return zero
+
+
+# --- output -----------------------------------------------------------------------------------
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value) -> str:
+    """A CSV cell a spreadsheet shows as text: one line, and a cell that would start with
+    = + - @ (or a tab or carriage return, also after leading spaces) gets a leading ' so that it
+    is never run as a formula (OWASP's advice against CSV injection). Numbers stay numbers."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raw = str(value)
+    text = one_line(raw)
+    if raw.lstrip(" ")[:1] in _FORMULA_START or text.lstrip(" ")[:1] in _FORMULA_START:
+        return "'" + text
+    return text
+
+
+def safe_stem(name: str) -> str:
+    """A file-name stem from a student's name: letters, digits, '.', '-' and '_' only (others
+    become '_'), no leading dot, at most MAX_FILE_NAME characters, never a Windows device name."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "student"
+    stem = stem[:MAX_FILE_NAME]
+    if stem.split(".")[0].lower() in _WINDOWS_RESERVED:
+        stem = "_" + stem
+    return stem
+
+
+def _number(value):
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return round(value, 4) if isinstance(value, float) else value
+
+
+def _code(text) -> str:
+    """A Markdown code span holding `text` as one line, whatever backticks it holds."""
+    text = one_line(str(text))
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    return f"{fence} {text} {fence}" if longest or text.startswith(" ") else f"{fence}{text}{fence}"
+
+
+def _fenced(lines) -> list:
+    """Lines as a fenced code block (indented under a list item), one line each, whatever
+    backticks they hold."""
+    lines = [one_line(str(line)) for line in lines]
+    longest = max((len(m) for line in lines for m in re.findall(r"`+", line)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [f"  {fence}", *(f"  {line}" for line in lines), f"  {fence}"]
+
+
+_VERDICT_WORDS = {RIGHT: "right", CLOSE: "right (close enough: within the tolerance)", WRONG: "wrong",
+                  UNDECIDED: "undecided (your TA will look at it)", UNANSWERED: "not answered",
+                  UNREADABLE: "could not be read (your TA will look at it)"}
+
+
+def feedback_markdown(key: Key, row: StudentGrade) -> str:
+    from archcalc.render import markdown_escape as md
+
+    title = key.title or Path(key.spec).stem
+    out = [f"# {md(title)}: feedback for {md(row.student)}", ""]
+    if row.status == INVALID:
+        out += ["Your answers file could not be graded:", "", f"    {row.error}", "",
+                f"Score: {row.total} / {_number(row.max)} points. Fix the file and hand it in again, or ask your TA.",
+                ""]
+        return "\n".join(out)
+    out += [f"Score: **{row.total} / {_number(row.max)}** points ({row.percent:g} %).", ""]
+    if row.variant:
+        out += ["Your variant: " + ", ".join(f"{md(k)} = {v}" for k, v in row.variant.items()) + ".", ""]
+    if row.ignored:
+        out += ["Your file's own " + ", ".join(f"`{k}:`" for k in row.ignored) +
+                " was ignored: the answer key sets the tolerance and the sizes.", ""]
+    out += ["| question | points | verdict |", "|---|---:|---|"]
+    for q in row.questions:
+        out.append(f"| {_code(q.question.id)} | {_number(q.earned)} / {_number(q.question.points)} | "
+                   f"{md(_VERDICT_WORDS.get(q.verdict, q.verdict))} |")
+    out.append("")
+    for q in row.questions:
+        out += [f"## {md(q.question.id)}: {md(_VERDICT_WORDS.get(q.verdict, q.verdict))}", ""]
+        if q.given is not None:
+            out.append(f"- your answer: {_code(q.given_text)}")
+        if q.expected is not None:
+            out.append(f"- expected: {_code(q.expected)}")
+        if q.hint:
+            out.append(f"- why: {md(q.hint)}")
+        if q.worked:
+            out += ["- worked out:", "", *_fenced(q.worked)]
+        elif q.formula:
+            out.append(f"- formula: {_code(q.formula)}")
+        out.append("")
+    if row.not_in_key:
+        out += ["Answers to questions the assignment does not ask (no points): "
+                + ", ".join(_code(qid) for qid, _ in row.not_in_key), ""]
+    return "\n".join(out)
+
+
+__all__ = ["ClassGrades", "QuestionGrade", "QuestionSummary", "StudentGrade", "answer_files", "csv_cell", "feedback_markdown",
+           "grade_class", "grade_file", "prepare", "safe_stem", "student_name"]
