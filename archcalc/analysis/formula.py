@@ -148,6 +148,7 @@ def _over_one(arg):
 _SIZES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 16, 17, 31, 32, 33, 63, 97, 224)
 
 
+@lru_cache(maxsize=16384)  # the layers of a network share their input's subformulas
 def _merge_floors(e):
     """Nested floors (ceilings) of whole divisors merged: floor((floor(x) + m)/n) is
     floor((x + m)/n) for a whole m and n >= 1 (likewise ceil)."""
@@ -193,6 +194,7 @@ def _latex(expr, group: bool) -> str:
     return _latex_printer(group).doprint(_choose(expr)[0])
 
 
+@lru_cache(maxsize=16384)
 def _tidy(e, factor: bool):
     """e rewritten as an unevaluated expression: floors over one fraction, and (with `factor`)
     sums in products giving up their common factor, like terms added."""
@@ -293,6 +295,19 @@ def _str_printer_class():
         def __init__(self, group: bool):
             super().__init__()
             self._group = group
+            self._seen: dict = {}  # text of subformulas printed before: a network repeats them
+
+        def _print(self, expr, **kwargs):
+            if kwargs or not hasattr(expr, "func"):
+                return super()._print(expr, **kwargs)
+            key = (type(expr), expr)  # equal by structure: an unevaluated form prints as its args say
+            done = self._seen.get(key)
+            if done is None:
+                done = super()._print(expr)
+                if len(self._seen) > 50_000:
+                    self._seen.clear()
+                self._seen[key] = done
+            return done
 
         def _print_Integer(self, expr):
             return number(int(expr), self._group)
