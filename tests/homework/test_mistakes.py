@@ -158,6 +158,16 @@ CASES = {
     # the colour denoiser unpadded: (1,728 (H-2)(W-2) + 36,864 (H-4)(W-4) + 1,728 (H-6)(W-6)) at 32 x 32
     "padding_left_out": (COLOUR, "total.macs", 1728 * 30 * 30 + 36864 * 28 * 28 + 1728 * 26 * 26, 1,
                          "that is the MAC count without the padding of conv1, conv2 and conv3"),
+    # (3*3 + 1)*64 = 640 for conv1's (3*3*3 + 1)*64 = 1,792; in every conv: 640 + 640 + 30 = 1,310
+    "forgot_input_channels": (COLOUR, "conv1.params", 640, 1, "each filter spans all 3 input channels"),
+    "one_bias_per_layer": (COLOUR, "conv2.params", 36928 - 64 + 1, 1, "one per output channel, not one per layer: +64"),
+    # fc after an unpooled [16, H - 4, W - 4]: (16*(H - 4)*(W - 4) + 1)*10 + 416
+    "downsampling_forgotten": (WA1_EVEN, "total.trainable_params", '"160*(H-4)*(W-4) + 426"', 1,
+                               "without pool1's downsampling, as if its output were [16, H - 4, W - 4]; pool1 has "
+                               "stride 2"),
+    "shape_of_input": (WA1_EVEN, "pool1.output_shape", '[16, "H-4", "W-4"]', 1, "the shape of pool1's input"),
+    # 5 + 2 for Written Assignment 1's layer 2, whose field is 5 + (2 - 1)*1 = 6
+    "rf_kernels_added": (WA1_EVEN, "pool1.rf", 7, 1, "adds up the kernel sizes"),
 }
 CASE_TOP = {"padding_left_out": "set: {H: 32, W: 32}\n"}
 
@@ -265,3 +275,21 @@ def test_mlp_global_field_reason():
     assert "the input [784] is a vector, and each output of a linear layer is a weighted sum" in wrong.hint
     assert "flatten" not in wrong.hint and "spatial axis" not in wrong.hint
 
+
+
+def test_same_mistake_in_every_layer_of_a_total():
+    # Cin left out of every conv of the colour denoiser: 640 + 640 + 30
+    r = one(COLOUR, "total.params", 1310)
+    assert r.mistake == "forgot_input_channels" and r.hint.startswith("in every convolution, ")
+    # one bias per layer: 40,451 - 131 + 3
+    r = one(COLOUR, "total.params", 40323)
+    assert r.mistake == "one_bias_per_layer" and "+131 in all" in r.hint
+
+
+def test_sum_of_kernels_for_the_denoiser():
+    # four 3 x 3 convolutions: the field is 9, the kernels add up to 12
+    spec = SMALL.replace("input: [1, 28, 28]", "input: [1, 32, 32]")
+    four = "input: [1, H, W]\nlayers:\n" + "".join("  - conv: {out: 4, kernel: 3, padding: 1}\n" for _ in range(4))
+    r = one(four, "conv4.rf", 12)
+    assert r.mistake == "rf_kernels_added" and r.expected.startswith("size 9")
+    assert one(spec, "conv2.rf", 5 + 2 + 3 * 2).mistake == "rf_kernels_added"  # K1 + K2 j1 + K3 j2

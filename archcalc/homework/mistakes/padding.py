@@ -38,15 +38,18 @@ def _convs(net, padded: bool) -> list:
     return out
 
 
-def _variant(net, changes: dict):
-    """The network analysed with `changes` ({node name: padding}); None where it does not analyse."""
-    cache = net.__dict__.setdefault("_padding_variants", {})
-    key = tuple(sorted((k, str(v)) for k, v in changes.items()))
+def variant(net, changes: dict):
+    """The network analysed with `changes` ({node name: {argument: value}}); None where it does not
+    analyse (or without the spec's graph). Cached on `net`."""
+    if net.graph is None:
+        return None
+    cache = net.__dict__.setdefault("_variants", {})
+    key = tuple(sorted((k, tuple(sorted((a, str(v)) for a, v in c.items()))) for k, c in changes.items()))
     if key not in cache:
         from archcalc.analysis.walk import analyze_graph
 
         graph = net.graph
-        nodes = [dataclasses.replace(n, args={**n.args, "padding": changes[n.name]}) if n.name in changes else n
+        nodes = [dataclasses.replace(n, args={**n.args, **changes[n.name]}) if n.name in changes else n
                  for n in graph.nodes]
         try:
             cache[key] = analyze_graph(dataclasses.replace(graph, nodes=nodes), batch=net.batch,
@@ -56,7 +59,7 @@ def _variant(net, changes: dict):
     return cache[key]
 
 
-def _figure(net, report, case):
+def figure_of(net, report, case):
     """The asked figure of the asked layer, block or total in another analysis of the network."""
     figure = case.figure
     if case.is_total:
@@ -81,11 +84,11 @@ def _wrongs(case, convs, padding_of, fields_of):
     groups = [[c] for c in convs] + ([convs] if len(convs) > 1 else [])
     out = []
     for group in groups:
-        changes = {node.name: padding_of(geometry) for node, _, geometry in group}
-        report = _variant(net, changes)
+        changes = {node.name: {"padding": padding_of(geometry)} for node, _, geometry in group}
+        report = variant(net, changes)
         if report is None:
             continue
-        value = _figure(net, report, case)
+        value = figure_of(net, report, case)
         if value is None:
             continue
         first = group[0][0].name

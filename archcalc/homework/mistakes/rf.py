@@ -1,7 +1,7 @@
 """Receptive fields: r' = r + D(K-1) j, j' = j S, start' = start - P j, and 'global'."""
 from __future__ import annotations
 
-from archcalc.analysis.rf import GLOBAL
+from archcalc.analysis.rf import GLOBAL, RF
 from archcalc.homework.answers import RFAnswer
 from archcalc.homework.mistakes.base import Said, Wrong, mistake
 
@@ -98,6 +98,33 @@ def rf_own_padding(case):
 def rf_start_zero(case):
     """Start 0 where layers pad."""
     return Wrong((0,) * len(tuple(case.expected.size)), part="start")
+
+
+@mistake("rf_kernels_added", "rf", rank=40,
+         hint="that adds up the kernel sizes; each layer widens the field by D(K-1) times the jump j, not by "
+              "K: " + RF_STEP + ", from r = 1")
+def rf_kernels_added(case):
+    """The field as the sum of the window sizes D(K-1) + 1 of every layer on the way, each times the
+    jump before it (3 + 3 + 3 + 3 = 12 for four 3 x 3 convolutions, whose field is 9)."""
+    net, row = case.net, case.row
+    total = None
+    while row is not None:
+        geometry = net.window_geometry(row)
+        in_rf = net.input_rf(row)
+        if not isinstance(in_rf, RF) or not isinstance(row.rf, RF) or not in_rf.regular or not row.rf.regular:
+            return None
+        if geometry is not None:
+            add = tuple((k + 1) * j for k, j in zip(geometry[1], in_rf.stride))
+        elif tuple(in_rf.size) == tuple(row.rf.size):
+            add = (0,) * len(in_rf.size)  # an elementwise layer: no window
+        else:
+            return None
+        total = add if total is None else tuple(a + b for a, b in zip(total, add))
+        source = row.inputs[0] if row.inputs else "input"
+        row = None if source == "input" else net.rows.get(source)
+    if total is None or tuple(total) == tuple(case.expected.size):
+        return None
+    return Wrong(tuple(net.norm(t) for t in total), part="size")
 
 
 @mistake("rf_unscaled", "rf", rank=40,

@@ -91,6 +91,19 @@ _window("stride_forgotten", "forgot to divide by the stride {strides}: {formula}
 _window("padded_once", "padding P is added on both sides (2P): {formula}", _padded_once, padded_only=True)
 
 
+@mistake("shape_of_input", "output_shape", rank=60,
+         hint="that is the shape of {layer}'s input: its window of stride {strides} changes the sizes: {formula}")
+def shape_of_input(case):
+    """One conv or pooling layer: the shape of its input given as its output (the layer skipped)."""
+    row, net = case.single, case.net
+    geometry = net.window_geometry(row) if row is not None else None
+    if geometry is None:
+        return None
+    shape = net.input_shape(row)
+    return Wrong(tuple(net.norm(n) for n in shape), layer=row.name, strides=_axes_text(geometry[2]),
+                 formula=OUTPUT_FORMULA)
+
+
 # --- when no mistake's value matches ---------------------------------------------------------------
 @mistake("dimensions", "output_shape", rank=900,
          hint="the output has {n} dimension{s} (batch excluded)")

@@ -1,0 +1,82 @@
+"""A convolution's weights miscounted: the input channels left out (K1*K2*Cout, a filter seen as
+one 2-D kernel; in a colour network (3*3 + 1)*64 = 640 for (3*3*3 + 1)*64 = 1,792), or one bias per
+layer instead of one per output channel. For a block or the total, the same mistake in every layer
+it applies to."""
+from __future__ import annotations
+
+from archcalc.homework.check import _div, _fmt, _is_zero, sum_
+from archcalc.homework.mistakes.base import Wrong, mistake
+from archcalc.homework.mistakes.network import BIASED_KINDS, out_units
+
+PARAMS = ("params", "trainable_params")
+
+
+def _per_layer(case, mistaken):
+    """The asked count with `mistaken(row)` (None where the mistake cannot be made) for every
+    layer it applies to, the other layers' counts as they are; None where it applies to none."""
+    net, figure = case.net, case.figure
+    values, applied = [], 0
+    for row in case.target.rows:
+        wrong = mistaken(row)
+        if wrong is None:
+            values.append(net.norm(getattr(row, figure)))
+        else:
+            values.append(net.norm(wrong))
+            applied += 1
+    return net.norm(sum_(values)) if applied else None
+
+
+def _without_input_channels(net, row):
+    """A conv's count with its weights K1*K2*Cout (no Cin/groups factor)."""
+    if row.kind != "conv" or not row.trainable_params:
+        return None
+    in_shape = net.input_shape(row)
+    weights = net.weights(row)
+    if in_shape is None or weights is None:
+        return None
+    weights = net.norm(weights)
+    node = net.nodes.get(row.name)
+    groups = int(node.args.get("groups", 1)) if node is not None else 1
+    per_group = _div(net.norm(in_shape[0]), groups)
+    if per_group is None or _is_zero(net.norm(per_group - 1)):
+        return None  # one input channel per group: nothing to forget
+    without = _div(weights, per_group)
+    return None if without is None else without + (net.norm(row.params) - weights)
+
+
+@mistake("forgot_input_channels", PARAMS, rank=35,
+         hint="{where}the weights are K1*K2*Cin/groups*Cout: each filter spans all {cin} input channels, not one "
+              "2-D kernel; params = (K1*K2*Cin/groups + 1)*Cout")
+def forgot_input_channels(case):
+    """A conv's count as (K1*K2 + 1)*Cout, Cin left out; for a block or the total, in every conv."""
+    net = case.net
+    value = _per_layer(case, lambda row: _without_input_channels(net, row))
+    if value is None:
+        return None
+    convs = [r for r in case.target.rows if _without_input_channels(net, r) is not None]
+    cin = sorted({str(_fmt(net.norm(net.input_shape(r)[0]))) for r in convs})
+    where = "" if case.single is not None else "in every convolution, "
+    return Wrong(value, where=where, cin=" or ".join(cin))
+
+
+def _one_bias(net, row):
+    if row.kind not in BIASED_KINDS or not net.has_bias(row):
+        return None
+    units = out_units(row)
+    return None if _is_zero(net.norm(units - 1)) else row.params - units + 1
+
+
+@mistake("one_bias_per_layer", PARAMS, rank=35,
+         hint="a bias is one per output {unit}, not one per layer: +{bias}{where}")
+def one_bias_per_layer(case):
+    """A biased layer's count with a single bias instead of one per output channel or feature; for a
+    block or the total, in every biased layer."""
+    net = case.net
+    value = _per_layer(case, lambda row: _one_bias(net, row))
+    if value is None:
+        return None
+    rows = [r for r in case.target.rows if _one_bias(net, r) is not None]
+    units = sorted({"feature" if r.kind == "linear" else "channel" for r in rows})
+    if case.single is not None:
+        return Wrong(value, unit=units[0], bias=_fmt(net.norm(out_units(rows[0]))), where="")
+    return Wrong(value, unit=" or ".join(units), bias=_fmt(net.bias_total(rows)), where=" in all")
