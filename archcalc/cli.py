@@ -469,18 +469,29 @@ def key_cmd(
                                        show_default=False),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the sheet to this file.",
                                           show_default=False),
+    questions: bool = typer.Option(False, "--questions", help="The question sheet instead: the questions "
+                                   "and points, no answers."),
 ) -> None:
     """The answer key as a solution sheet: each question, its answer and the worked formula."""
     from archcalc.homework import sheet as sheets
-    from archcalc.homework.key import check_against_spec, load_key
+    from archcalc.homework.key import load_key
 
     try:
         key = load_key(key_file)
-        check_against_spec(key)
+        sheets.check_key(key)
         solved = sheets.solve(key, student, seed)
     except SpecError as exc:
         _fail(exc)
-    out = sheets.latex(solved) if format is SheetFormat.latex else sheets.markdown(solved)
+    latex = format is SheetFormat.latex
+    if questions:
+        from archcalc.homework.variants import question_sheet
+
+        try:
+            out = question_sheet(key, solved, latex)
+        except SpecError as exc:
+            _fail(exc)
+    else:
+        out = sheets.latex(solved) if latex else sheets.markdown(solved)
     if output is None:
         typer.echo(out, nl=not out.endswith("\n"))
     else:
@@ -500,12 +511,13 @@ def variants_cmd(
 ) -> None:
     """Per-student variants: each student's spec, question sheet, answers file and key, reproducible
     from the seed, and DIR/variants.csv (student, folder, their values)."""
+    from archcalc.homework import sheet as sheets
     from archcalc.homework import variants as variants_mod
-    from archcalc.homework.key import check_against_spec, load_key
+    from archcalc.homework.key import load_key
 
     try:
         key = load_key(key_file)
-        check_against_spec(key)
+        sheets.check_key(key)
         students = variants_mod.read_roster(roster)
         written = variants_mod.write_variants(key, students, seed, out_dir)
     except SpecError as exc:

@@ -491,20 +491,44 @@ def _tt(text) -> str:
     return r"\texttt{" + latex_escape(text) + "}"
 
 
-def latex(sheet: Sheet) -> str:
-    """The solution sheet as a LaTeX document (article class, T1 fonts, utf8 input)."""
+def _latex_head(sheet: Sheet, title: str, student_facing: bool) -> list[str]:
     out = [r"\documentclass[11pt]{article}", r"\usepackage[T1]{fontenc}", r"\usepackage[utf8]{inputenc}",
            r"\usepackage[margin=2cm]{geometry}", r"\setlength{\parindent}{0pt}", r"\setlength{\parskip}{4pt}",
-           r"\begin{document}", r"\sloppy", "",
-           r"\section*{" + latex_escape(f"{sheet.title}: solution sheet") + "}", ""]
+           r"\begin{document}", r"\sloppy", "", r"\section*{" + latex_escape(title) + "}", ""]
     facts = [f"spec {_tt(sheet.key.spec.name)}"]
     if sheet.student is not None:
         facts.append(f"student {_tt(sheet.student)}")
     facts.append(latex_escape(f"{len(sheet.items)} questions, {_points(sheet.max_points)}"))
     out += [r" \textperiodcentered{} ".join(facts), ""]
-    words = _sizes_words(sheet)
+    words = _sizes_words(sheet, student_facing)
     if words:
         out += [latex_escape(_cap("; ".join(words)) + "."), ""]
+    return out
+
+
+def questions_latex(sheet: Sheet, spec_text: str | None = None, spec_file: str | None = None) -> str:
+    """The question sheet as a LaTeX document: the network (when given), the questions and their
+    points, no answers."""
+    out = _latex_head(sheet, sheet.title, student_facing=True)
+    if spec_text is not None:
+        out += [latex_escape("The network" + (f" ({spec_file})" if spec_file else "") + ":"), ""]
+        lines = spec_text.rstrip("\n").split("\n")
+        if any("\\end{verbatim}" in line for line in lines) or any(ord(c) > 0xFF for c in spec_text):
+            out += [r"\begin{flushleft}"] + [_tt(line) + r"\\" for line in lines] + [r"\end{flushleft}", ""]
+        else:
+            out += [r"\begin{verbatim}", *lines, r"\end{verbatim}", ""]
+    out.append(r"\begin{enumerate}")
+    for w in sheet.items:
+        q = w.question
+        out.append(r"\item " + latex_escape(_cap(question_words(q)) + ": ") + _tt(q.id)
+                   + latex_escape(f" ({_points(q.points)})"))
+    out += [r"\end{enumerate}", "", r"\end{document}"]
+    return "\n".join(out) + "\n"
+
+
+def latex(sheet: Sheet) -> str:
+    """The solution sheet as a LaTeX document (article class, T1 fonts, utf8 input)."""
+    out = _latex_head(sheet, f"{sheet.title}: solution sheet", student_facing=False)
     for i, w in enumerate(sheet.items, 1):
         q = w.question
         tol = _tolerance_md(w).replace(" %", "%")
@@ -518,4 +542,4 @@ def latex(sheet: Sheet) -> str:
 
 
 __all__ = ["FIGURE_WORDS", "Sheet", "Worked", "answer_text", "answers_template", "check_key", "latex",
-           "latex_escape", "markdown", "question_words", "questions_markdown", "solve"]
+           "latex_escape", "markdown", "question_words", "questions_latex", "questions_markdown", "solve"]

@@ -221,15 +221,28 @@ def make_variants(key: Key, students: list[Student], seed: int | None) -> list[V
     out = []
     for student in students:
         solved = sheets.solve(key, student.id, seed)
-        spec_file = key.spec.name
-        values = ", ".join(f"{k} = {v}" for k, v in solved.variant.items())
-        header = f"{solved.title}: the network of your questions (student {student.id}" + \
-                 (f"; {values})" if values else ")")
-        text = student_spec(key, solved.bindings, header)
+        text = sheet_spec(key, solved)
         out.append(Variant(student, dict(solved.variant), text,
-                           sheets.questions_markdown(solved, text, spec_file),
+                           sheets.questions_markdown(solved, text, key.spec.name),
                            sheets.answers_template(solved), sheets.markdown(solved)))
     return out
+
+
+def sheet_spec(key: Key, solved) -> str:
+    """The spec of a solved sheet (its student's values written in), with a header line."""
+    values = ", ".join(f"{k} = {v}" for k, v in solved.variant.items())
+    who = f"student {solved.student}" if solved.student is not None else ""
+    about = "; ".join(filter(None, [who, values]))
+    header = f"{solved.title}: the network of your questions" + (f" ({about})" if about else "")
+    return student_spec(key, solved.bindings, header)
+
+
+def question_sheet(key: Key, solved, latex: bool = False) -> str:
+    """The question sheet of a solved key: the network as `sheet_spec` writes it, the questions."""
+    from archcalc.homework import sheet as sheets
+
+    text = sheet_spec(key, solved)
+    return (sheets.questions_latex if latex else sheets.questions_markdown)(solved, text, key.spec.name)
 
 
 def check_variant(key: Key, variant: Variant, spec_path: Path, expected) -> None:
@@ -329,4 +342,4 @@ def _write_all(out_dir: Path, files: dict) -> None:
 
 
 __all__ = ["Student", "Variant", "csv_cell", "folder_name", "make_variants", "manifest", "parse_roster",
-           "read_roster", "student_spec", "write_variants"]
+           "question_sheet", "read_roster", "sheet_spec", "student_spec", "write_variants"]

@@ -197,6 +197,7 @@ def _latex_body_ok(text: str) -> None:
     ends = re.findall(r"\\end\{(\w+)\}", text)
     assert sorted(begins) == sorted(ends)
     stripped = re.sub(r"\$\\(times|approx|cdot|leq|geq)\$", "", text)
+    stripped = re.sub(r"\\begin\{verbatim\}.*?\\end\{verbatim\}", "", stripped, flags=re.S)
     assert not LATEX_SPECIAL.search(stripped), LATEX_SPECIAL.search(stripped)
 
 
@@ -256,3 +257,21 @@ def test_the_keys_set_is_blamed_at_the_key(tmp_path):
                                      "sizes: kernel 5 is larger than the padded input along H")
     result = runner.invoke(app, ["key", str(too_small)])
     assert result.exit_code == 2 and result.output.startswith(f"{too_small}:2:10: error: set {{H: 3, W: 9}}")
+
+
+def test_cli_key_questions_holds_the_network_and_no_answer(tmp_path):
+    path = key_file(tmp_path, "title: WA1\nset: {H: 28, W: 28}\nquestions:\n  conv1.params: 2\n"
+                              "  total.trainable_params: 3\n")
+    result = runner.invoke(app, ["key", str(path), "--questions"])
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert "416" not in text and "23,466" not in text and "23466" not in text  # the spec's comment is not copied
+    assert "```yaml\n# WA1: the network of your questions\nname: wa1\nvars: {H: 28, W: 28}\n" in text
+    assert "  - {name: conv1, conv: {out: 16, kernel: 5}}\n" in text
+    assert "2. The number of trainable parameters of the whole network: `total.trainable_params` (3 points)" in text
+    result = runner.invoke(app, ["key", str(path), "--questions", "--format", "latex"])
+    assert result.exit_code == 0, result.output
+    _latex_body_ok(result.stdout)
+    assert "\\begin{verbatim}\n# WA1: the network of your questions\n" in result.stdout
+    assert "416" not in result.stdout
+    assert r"\item The number of parameters of layer conv1: \texttt{conv1.params} (2 points)" in result.stdout
