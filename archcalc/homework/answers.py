@@ -75,7 +75,8 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 #: Only names right before "(" are rewritten, and the result still goes through the parser.
 _FUNCTION_ALIASES = {"ceiling": "ceil", "Min": "min", "Max": "max", "Floor": "floor", "Ceil": "ceil"}
 _ALIAS_CALL = re.compile(r"\b(ceiling|Min|Max|Floor|Ceil)(?=\s*\()")
-_BRACKETS = str.maketrans({"⌊": "floor(", "⌋": ")", "⌈": "ceil(", "⌉": ")"})
+_BRACKETS = str.maketrans({"⌊": "floor(", "⌋": ")", "⌈": "ceil(", "⌉": ")",
+                           "−": "-"})  # and the minus sign of typeset formulas (U+2212), pasted
 #: A product written as a times sign or an x between numbers, brackets or spaced-out terms
 #: (5x5x16, (H-4)x(W-4), H x W); for rf and output_shape the same signs separate the axes (6x6).
 _TIMES_SIGN = re.compile(r"\s*[×·⋅∙]\s*")
@@ -91,12 +92,13 @@ def _notation(text: str) -> str:
     return _ALIAS_CALL.sub(lambda m: _FUNCTION_ALIASES[m[1]], text.translate(_BRACKETS))
 
 
-def _with_products(text: str) -> tuple[str, bool] | None:
+def _with_products(text: str) -> tuple[str, bool, bool] | None:
     """(the text with the products it implies written with *, whether an x or a times sign was
-    one of them), or None when it implies none: '40(H-4)(W-4) + 426' -> '40*(H-4)*(W-4) + 426',
-    '5x5x16+16' -> '5*5*16+16', '2 H' -> '2*H'. Only for the message; never evaluated as such."""
+    one of them, whether a product was left implied), or None when it implies none:
+    '40(H-4)(W-4) + 426' -> '40*(H-4)*(W-4) + 426', '5x5x16+16' -> '5*5*16+16', '2 H' -> '2*H'.
+    Only for the message; never evaluated as such."""
     written = _X_SIGN.sub("*", _TIMES_SIGN.sub("*", text))
-    out, before, name, pos = [], None, None, 0
+    out, before, name, pos, implicit = [], None, None, 0, False
     while pos < len(written):
         match = _TOKEN.match(written, pos)
         if match is None:  # trailing spaces
@@ -108,31 +110,39 @@ def _with_products(text: str) -> tuple[str, bool] | None:
         implied = before in ("num", "name", ")") and this in ("num", "name", "(") \
             and not (before == "name" and name in _CALLABLE and this == "(")
         out.append("*" + token if implied else match[0])
+        implicit = implicit or implied
         before, name = this, token
     fixed = "".join(out) + written[pos:]
     if fixed == text:
         return None
-    return fixed, written != text
+    return fixed, written != text, implicit
 
 
 def _unreadable(written: str, text: str, exc: ExprError) -> str:
     """The message for an answer the parser refused: how to write it where it implies a product
-    (40(H-4)(W-4), 5x5x16+16), the parser's own reason otherwise."""
-    fixed = _with_products(text) if len(text) <= MAX_TEXT else None  # the parser refuses longer ones
-    if fixed is not None:
+    (40(H-4)(W-4), 5x5x16+16) or writes a power as ^ (10^6), the parser's own reason otherwise."""
+    fixed, reasons = text, []
+    if len(text) <= MAX_TEXT:  # the parser refuses longer ones whatever they hold
+        if "^" in fixed:
+            fixed = fixed.replace("^", "**")
+            reasons.append("^ is not a power in a formula (** is)")
+        products = _with_products(fixed)
+        if products is not None:
+            fixed = products[0]
+            if products[1]:
+                reasons.append("x is not a multiplication sign in a formula")
+            if products[2]:
+                reasons.append("a product needs its * (a number, name or bracket right before a bracket or a "
+                               "name is not multiplied)")
+    if reasons:
         try:
-            names_in(fixed[0])
+            names_in(fixed)
         except ExprError:
-            fixed = None
-    if fixed is None:
+            reasons = []
+    if not reasons:
         return (f"{exc}; an answer is a number, an expression like '4*H*W*10 + 10' or an approximate value "
                 "like 'about 822 million'")
-    shown = _shown(fixed[0])
-    if fixed[1]:
-        return (f"{_shown(written)}: x is not a multiplication sign in a formula; write every product with *: "
-                f"{shown}")
-    return (f"{_shown(written)}: a product needs its * (a number, name or bracket right before a bracket or a "
-            f"name is not multiplied); write {shown}")
+    return f"{_shown(written)}: {'; '.join(reasons)}; write {_shown(fixed)}"
 
 
 def _dims(text: str) -> list[str] | None:

@@ -219,6 +219,23 @@ def test_x_as_a_product_sign_says_how_to_write_it(text, written):
     assert info.value.message.endswith(f"'{written}'"), info.value.message
 
 
+@pytest.mark.parametrize("text, written, reasons", [
+    ("H^2 + 1", "H**2 + 1", ["^ is not a power"]),
+    ("5 x 10^6", "5*10**6", ["^ is not a power", "x is not a multiplication sign"]),
+    ("(5x5+1)(16)", "(5*5+1)*(16)", ["x is not a multiplication sign", "a product needs its *"]),
+])
+def test_every_reason_is_named_and_one_text_to_write(text, written, reasons):
+    with pytest.raises(SpecError) as info:
+        _value(json.dumps(text))
+    message = info.value.message
+    assert all(r in message for r in reasons) and message.endswith(f"; write '{written}'"), message
+
+
+def test_a_pasted_minus_sign_is_a_minus():
+    # U+2212, the minus of typeset formulas (a PDF's 40(H − 4)), is read as "-".
+    assert _value('"40*(H−4)*(W−4) + 426"').value == _value('"40*(H-4)*(W-4) + 426"').value
+
+
 def test_a_product_message_is_given_only_where_the_product_would_parse():
     for text in ("__import__('os')", "2 *", "[1, 2][0]", "open('x')(2)"):
         with pytest.raises(SpecError) as info:
