@@ -1169,14 +1169,14 @@ def _reads_tensor(node, value) -> bool:
     return bool(found)
 
 
-_NAME_OK = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|0|[1-9][0-9]*")
+_NAME_OK = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(-[A-Za-z0-9_]+)*|0|[1-9][0-9]*")  # spec/parse.py's layer names
 
 
 def _check_local(local: str, path: str, cls: str):
     """A module's attribute name must be a spec name (a word, or an nn.Sequential index)."""
     if not _NAME_OK.fullmatch(local) or len(local) > 100:
-        raise SpecError(f"module '{path}' ({cls}) is named {local!r}, which no spec layer can be named (a word of "
-                        "letters, digits and '_', or a number), so its state_dict keys cannot be kept")
+        raise SpecError(f"module '{path}' ({cls}) is named {local!r}, which no spec layer can be named (words of "
+                        "letters, digits and '_' joined by '-', or a number), so its state_dict keys cannot be kept")
 
 
 def _op_name(node) -> str:

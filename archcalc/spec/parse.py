@@ -40,7 +40,11 @@ MAX_BLOCK_DEPTH = 50  # block instances inside one another
 MAX_NAME = 100  # characters of a name the user writes (layer, block, symbol, var)
 MAX_LABEL = 200  # characters of the spec's `name`
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_REF = re.compile(r"([A-Za-z_][A-Za-z0-9_]*|0|[1-9][0-9]*)(\.[A-Za-z0-9_]+)*\Z")  # a `from` reference: basic1.main, 0.conv1
+# A layer's name may also hold hyphens between its words (torchvision's RegNet: `block1-0`), so
+# that modules named so keep their state_dict keys; block, var and symbol names may not (they are
+# read in expressions, where `-` subtracts).
+_LAYER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(-[A-Za-z0-9_]+)*\Z")
+_REF = re.compile(r"([A-Za-z_][A-Za-z0-9_]*(-[A-Za-z0-9_]+)*|0|[1-9][0-9]*)(\.[A-Za-z0-9_]+(-[A-Za-z0-9_]+)*)*\Z")  # a `from` reference: basic1.main, 0.conv1
 _INDEX = re.compile(r"(0|[1-9][0-9]*)\Z")  # a layer named by a number: an nn.Sequential index (layer1.0.conv1)
 MAX_INDEX = 10**9  # the largest number a layer may be named by (copies of a repeat included)
 _BASE_60 = re.compile(r"[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?\Z")  # YAML 1.1 reads 1:30 as 90
@@ -342,7 +346,7 @@ class _SpecBuilder:
     def _check_name(self, name, loc, what):
         if isinstance(name, str) and len(name) > MAX_NAME:
             raise SpecError(f"{what} name {_shown(name)} is longer than {MAX_NAME} characters", loc)
-        if not isinstance(name, str) or not _NAME.match(name):
+        if not isinstance(name, str) or not (_LAYER_NAME if what == "layer" else _NAME).match(name):
             raise SpecError(f"{what} name {_shown(name)} must be a word of letters, digits and '_' "
                             "(not starting with a digit)", loc)
         if name == "input" or name in FUNCTIONS:  # min, max, floor, ceil, round: called in expressions
@@ -358,10 +362,10 @@ class _SpecBuilder:
             return str(name)
         if isinstance(name, str) and _INDEX.match(name) and int(name) <= MAX_INDEX:
             return name
-        if isinstance(name, str) and len(name) <= MAX_NAME and not _NAME.match(name):
+        if isinstance(name, str) and len(name) <= MAX_NAME and not _LAYER_NAME.match(name):
             raise SpecError(f"layer name {_shown(name)} must be a word of letters, digits and '_' (not starting "
-                            "with a digit), or a number >= 0 written without leading zeros (an nn.Sequential "
-                            "index: name: 0)", loc)
+                            "with a digit; words may be joined by '-', as in block1-0), or a number >= 0 written "
+                            "without leading zeros (an nn.Sequential index: name: 0)", loc)
         if not isinstance(name, str):
             raise SpecError(f"layer name {_shown(name)} must be a word of letters, digits and '_', or a number "
                             ">= 0 (an nn.Sequential index: name: 0)", loc)

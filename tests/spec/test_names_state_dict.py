@@ -168,3 +168,27 @@ def test_a_numbered_block_instance_and_its_parts_are_reachable():
               "  - {name: 0, b: {}}\n  - {name: 1, b: {}, repeat: 2}\n  - {add: {}, from: [\"0.0\", 2]}\n")
     assert [n.name for n in g.nodes] == ["0.0", "0.1", "1.0", "1.1", "2.0", "2.1", "add1"]
     assert g.nodes[-1].inputs == ("0.0", "2.1")
+
+
+def test_a_layer_name_may_join_words_by_hyphens_as_regnets_blocks():
+    # torchvision's RegNet: trunk_output.block1.block1-0.proj.0.weight
+    g = graph("input: [4]\nblocks:\n  blk:\n    layers:\n      - {name: proj-0, linear: 4}\n"
+              "layers:\n  - {name: block1-0, blk: {}}\n  - {name: block1-1, blk: {}}\n"
+              "  - {add: {}, from: [block1-0, block1-1.proj-0]}\n")
+    assert [n.name for n in g.nodes] == ["block1-0.proj-0", "block1-1.proj-0", "add1"]
+    assert g.nodes[2].inputs == ("block1-0.proj-0", "block1-1.proj-0")
+
+
+@pytest.mark.parametrize("name", ["-a", "a-", "a--b", "1-a", "a-.b", "a b"])
+def test_a_hyphen_only_joins_words(name):
+    with pytest.raises(SpecError) as info:
+        graph(f"input: [4]\nlayers:\n  - {{name: '{name}', relu: {{}}}}\n")
+    assert "joined by '-'" in info.value.message or "must be a word" in info.value.message
+
+
+def test_block_and_var_names_take_no_hyphen():
+    # read in expressions, where '-' subtracts
+    with pytest.raises(SpecError, match="must be a word of letters, digits and '_'"):
+        graph("input: [4]\nvars: {a-b: 3}\nlayers:\n  - {linear: 4}\n")
+    with pytest.raises(SpecError, match="must be a word of letters, digits and '_'"):
+        graph("input: [4]\nblocks:\n  my-block:\n    layers: [{relu: {}}]\nlayers:\n  - {relu: {}}\n")
