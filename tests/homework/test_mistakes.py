@@ -293,3 +293,16 @@ def test_sum_of_kernels_for_the_denoiser():
     r = one(four, "conv4.rf", 12)
     assert r.mistake == "rf_kernels_added" and r.expected.startswith("size 9")
     assert one(spec, "conv2.rf", 5 + 2 + 3 * 2).mistake == "rf_kernels_added"  # K1 + K2 j1 + K3 j2
+
+
+def test_mlp_field_has_no_empty_formula(tmp_path):
+    from archcalc.homework.grade import grade
+
+    spec = tmp_path / "mlp.yaml"
+    spec.write_text(MLP)
+    answers = tmp_path / "a.yaml"
+    answers.write_text("answers:\n  linear1.rf: 5\n  dropout1.rf: 1\n")
+    result = grade(spec, answers)
+    assert [r.verdict for r in result.results] == ["wrong", "wrong"]
+    assert all(r.formula is None or r.formula.strip() not in ("rf =", "rf") for r in result.results)
+    assert result.results[1].mistake == "rf_vector_input"
