@@ -240,23 +240,12 @@ class ClassGrades:
 def prepare(key: Key) -> None:
     """Check a key against its spec before grading with it (SpecError at the key's line): its
     questions name layers of the spec, its varied names are the spec's, and its `set:` and
-    `vary:` numbers keep the spec's constraints on each symbol."""
-    from archcalc import api
+    `vary:` numbers keep the spec's constraints (`key.check_against_spec`), with a spec error met
+    at the key's sizes located at the key, as `archcalc key` and `archcalc variants` do."""
+    from archcalc.homework import sheet
     from archcalc.homework.key import check_against_spec
 
-    constraints = api.load_spec(key.spec).constraints
-    numbers = [(name, value, key.binding_locs.get(name), "set") for name, value in key.bindings.items()]
-    numbers += [(name, v, key.vary_locs.get(name), "vary") for name, values in key.vary.items() for v in values]
-    for name, value, loc, where in numbers:
-        rules = constraints.get(name) or {}
-        step, low, high = rules.get("multiple_of", 1), rules.get("min"), rules.get("max")
-        broken = (f"is not a multiple of {step}" if value % step
-                  else f"is below its min {low}" if low is not None and value < low
-                  else f"is above its max {high}" if high is not None and value > high else None)
-        if broken:
-            shown = ", ".join(f"{k}: {v}" for k, v in rules.items())
-            raise SpecError(f"{where} {name}: {value} {broken} (the spec constrains {name} to {{{shown}}})", loc)
-    check_against_spec(key)
+    getattr(sheet, "check_key", check_against_spec)(key)
 
 
 def grade_class(key: Key, paths, seed: int | None = None) -> ClassGrades:

@@ -226,10 +226,12 @@ def spec_names(key: Key) -> set:
 
 def check_against_spec(key: Key) -> None:
     """The key's names and questions fit its spec: every varied name is a var or symbol of the
-    spec, and every question names a layer (or block instance) the spec has, in every variant's
-    first combination. SpecError at the key's line otherwise."""
+    spec, every `set:` and `vary:` number keeps the spec's constraints on its symbol (multiple_of,
+    min, max), and every question names a layer (or block instance) the spec has, in every
+    variant's first combination. SpecError at the key's line otherwise."""
     from archcalc import api
 
+    _check_constraints(key, api.load_spec(key.spec).constraints)
     known = spec_names(key)
     for name, loc in key.vary_locs.items():
         if name not in known:
@@ -245,6 +247,22 @@ def check_against_spec(key: Key) -> None:
             choices = [TOTAL] + sorted(layers | prefixes)
             raise SpecError(f"question {_shown(q.id)}: the spec has no layer {_shown(q.layer)}"
                             f"{did_you_mean(q.layer, choices)}; layers are named as in `archcalc analyze`", q.loc)
+
+
+def _check_constraints(key: Key, constraints: dict) -> None:
+    """Each number the key gives a symbol (`set:`, every `vary:` value) within the spec's
+    constraints on it: the formulas hold only there. SpecError at the number's name otherwise."""
+    numbers = [(name, value, key.binding_locs.get(name), "set") for name, value in key.bindings.items()]
+    numbers += [(name, v, key.vary_locs.get(name), "vary") for name, values in key.vary.items() for v in values]
+    for name, value, loc, where in numbers:
+        rules = constraints.get(name) or {}
+        step, low, high = rules.get("multiple_of", 1), rules.get("min"), rules.get("max")
+        broken = (f"is not a multiple of {step}" if value % step
+                  else f"is below its min {low}" if low is not None and value < low
+                  else f"is above its max {high}" if high is not None and value > high else None)
+        if broken:
+            shown = ", ".join(f"{k}: {v}" for k, v in rules.items())
+            raise SpecError(f"{where} {name}: {value} {broken} (the spec constrains {name} to {{{shown}}})", loc)
 
 
 __all__ = ["Key", "Question", "check_against_spec", "load_key", "parse_key"]

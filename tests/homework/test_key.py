@@ -78,6 +78,11 @@ def test_points_shorthand_tolerance_and_totals():
      "expected positive integers"),
     ("spec: conv_pool_fc.yaml\nquestions: {conv1.params: 1}\nset: {H: 8}\nvary: {H: [8, 16]}\n", (4, 8),
      "both set"),
+    # conv_pool_fc.yaml constrains H and W to {multiple_of: 2, min: 2}: the key's numbers must keep that
+    ("spec: conv_pool_fc.yaml\nquestions: {conv1.params: 1}\nset: {H: 27, W: 28}\n", (3, 10),
+     "set H: 27 is not a multiple of 2"),
+    ("spec: conv_pool_fc.yaml\nquestions: {conv1.params: 1}\nvary: {W: [8, 9]}\n", (3, 8),
+     "vary W: 9 is not a multiple of 2"),
 ])
 def test_key_mistakes_are_located(text, where, words):
     err = error(text)
