@@ -267,9 +267,9 @@ class _Checker:
         else:
             where = "where " + " and ".join(f"{n} is a multiple of {found[n]}" for n in names)
         declared = ", ".join(f"{n}: {{multiple_of: {found[n]}}}" for n in names)
-        return (f"right only {where} (there the floors divide exactly), not for every size; if the sizes "
-                f"are meant to be so, declare `symbols: {{{declared}}}` in the spec, or check with "
-                "`--assume divisible` (in an answer key: `assume: divisible`)")
+        return (f"right only {where}, where the floors divide exactly; if the sizes are so, declare "
+                f"`symbols: {{{declared}}}` in the spec or check with `--assume divisible` (a key: "
+                "`assume: divisible`)")
 
     def multiples(self) -> dict:
         """Per size symbol, the multiple `--assume divisible` would take (the total stride along
