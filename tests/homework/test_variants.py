@@ -182,7 +182,7 @@ def test_the_key_answers_check_right_on_the_students_spec(tmp_path):
         solved = sheets.solve(key, student.id, 5)
         folder = out / "students" / student.folder
         template = (folder / "answers.yaml").read_text()
-        assert template.startswith(f'student: "{student.id}"\nanswers:\n')
+        assert template.split("\n")[2:4] == [f'student: "{student.id}"', "answers:"]
         lines = []
         for line in template.splitlines():
             qid = line.strip().split(":")[0]
@@ -319,3 +319,46 @@ def test_cli_key_output_to_a_folder_is_one_line(tmp_path):
     setup(tmp_path)
     result = runner.invoke(app, ["key", str(tmp_path / "key.yaml"), "--student", "a", "--seed", "1", "-o", str(tmp_path)])
     assert result.exit_code == 2 and result.output.count("\n") == 1 and "it is a folder" in result.output
+
+
+def _filled(template: str, solved, wrong: str | None = None) -> str:
+    """The answers template with the solution sheet's answers (and one answer off by 1)."""
+    lines = []
+    for line in template.splitlines():
+        qid = line.strip().split(":")[0]
+        w = next((w for w in solved.items if w.question.id == qid), None)
+        if w is None:
+            lines.append(line)
+            continue
+        value = w.value.size[0] if w.question.figure == "rf" else w.value
+        if isinstance(value, tuple):
+            value = list(value)
+        lines.append(f"  {qid}: {value + 1 if qid == wrong else value}")
+    return "\n".join(lines) + "\n"
+
+
+def test_grade_grades_each_student_at_the_variant_variants_gave(tmp_path):
+    """variants, then the students' filled-in answers files, then grade --seed: each student is
+    graded at their own values (the same files graded with another seed are wrong)."""
+    key, students = setup(tmp_path)
+    out = tmp_path / "out"
+    write_variants(key, students, 99, out)
+    answers = tmp_path / "answers"
+    answers.mkdir()
+    for student in students:
+        template = (out / "students" / student.folder / "answers.yaml").read_text()
+        wrong = "conv1.params" if student.id == "bob" else None
+        (answers / f"{student.folder}.yaml").write_text(_filled(template, sheets.solve(key, student.id, 99), wrong))
+    grades = tmp_path / "grades.csv"
+    result = runner.invoke(app, ["grade", str(tmp_path / "key.yaml"), str(answers), "--seed", "99", "--csv", str(grades)])
+    assert result.exit_code == 0, result.output
+    rows = {r["student"]: r for r in csv.DictReader(io.StringIO(grades.read_text()))}
+    assert {s: rows[s]["total"] for s in rows} == {"alice": "7", "bob": "5", "carol": "7"}  # bob: conv1 (2) off
+    assert rows["bob"]["conv1.params"] == "0" and rows["bob"]["total.trainable_params"] == "3"
+    other = tmp_path / "other.csv"
+    runner.invoke(app, ["grade", str(tmp_path / "key.yaml"), str(answers), "--seed", "98", "--csv", str(other)])
+    rows = {r["student"]: r for r in csv.DictReader(io.StringIO(other.read_text()))}
+    moved = [s.id for s in students if key.variant(s.id, 98) != key.variant(s.id, 99)]
+    assert moved  # a fixed fact of these three ids and seeds
+    for s in moved:
+        assert rows[s]["total"] != "7"
