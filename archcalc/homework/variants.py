@@ -318,27 +318,41 @@ def _check_out_dir_at(out_dir: Path, where: str) -> None:
 
 
 def _write_all(out_dir: Path, files: dict) -> None:
-    root = None
+    """Every file, or (for a link in the way) none: the paths are checked before the first write;
+    each file is written beside itself (a fresh temporary name) and renamed over the old one."""
+    import tempfile
+
+    where = f"-o {_shown(str(out_dir))}"
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        root = out_dir.resolve()
-        for rel, text in files.items():
+        for rel in files:
             path = out_dir / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
             for part in [path, *path.parents]:
                 if part == out_dir:
                     break
                 if part.is_symlink():
-                    raise SpecError(f"-o {_shown(str(out_dir))}: {_shown(str(part))} is a link; not writing through it")
-            if root not in path.resolve().parents:
-                raise SpecError(f"-o {_shown(str(out_dir))}: {_shown(str(path))} would be outside it")
-            tmp = path.with_name(f".{path.name}.tmp")
-            with open(tmp, "w", encoding="utf-8", newline="") as handle:
-                handle.write(text)
-            os.replace(tmp, path)
+                    raise SpecError(f"{where}: {_shown(str(part))} is a link; not writing through it")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for rel, text in files.items():
+            path = out_dir / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+                    handle.write(text)
+                os.chmod(tmp, 0o666 & ~_umask())
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
     except OSError as exc:
-        raise SpecError(f"-o {_shown(str(out_dir))}: cannot write: {exc.strerror or exc}"
+        raise SpecError(f"{where}: cannot write: {exc.strerror or exc}"
                         + (f" ({exc.filename})" if exc.filename else "")) from None
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 __all__ = ["Student", "Variant", "csv_cell", "folder_name", "make_variants", "manifest", "parse_roster",

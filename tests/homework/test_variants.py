@@ -259,9 +259,12 @@ def test_no_writing_through_a_link(tmp_path):
     elsewhere.mkdir()
     os.rename(out / "students" / "bob", tmp_path / "bob-old")
     os.symlink(elsewhere, out / "students" / "bob")
+    before = (out / "students" / "alice" / "wa1.yaml").stat().st_mtime_ns
     with pytest.raises(SpecError, match="is a link; not writing through it"):
         write_variants(key, students, 1, out)
     assert list(elsewhere.iterdir()) == []
+    assert (out / "students" / "alice" / "wa1.yaml").stat().st_mtime_ns == before  # nothing written at all
+    assert not [p for p in out.rglob(".*.tmp")]
 
 
 # --- the command --------------------------------------------------------------------------------
