@@ -318,3 +318,21 @@ def test_the_input_size_is_not_a_local_field(tmp_path):
     # pool1's field is 6 (stride 2), not global: [H, W] is wrong there, 6x6 right.
     _, got = _check(tmp_path, "answers:\n  pool1.rf: [H, W]\n  conv1.rf: '5x5'\n")
     assert got["pool1.rf"]["verdict"] == "wrong" and got["conv1.rf"]["verdict"] == "right"
+
+
+MLP = """\
+name: mlp
+input: [784]
+layers:
+  - {name: fc1, linear: 100}
+  - relu
+  - {name: fc2, linear: 10}
+"""
+
+
+@pytest.mark.parametrize("answer, verdict", [("784", "right"), ("[784]", "right"), ("global", "right"),
+                                             ("100", "wrong"), ("[28, 28]", "wrong")])
+def test_an_mlps_whole_input_is_its_784_features(tmp_path, answer, verdict):
+    # Each of fc1's outputs depends on all 784 inputs: the whole input, written as its size.
+    _, got = _check(tmp_path, f"answers:\n  fc1.rf: {answer}\n", MLP)
+    assert got["fc1.rf"]["verdict"] == verdict, got
