@@ -553,9 +553,14 @@ def grade_cmd(
     try:
         key = load_key(key_file)
         classroom.prepare(key)
-        grades = classroom.grade_class(key, classroom.answer_files(answers), seed)
+        files, left_out = classroom.answer_files(answers, key)
+        grades = classroom.grade_class(key, files, seed)
     except SpecError as exc:
         _fail(exc)
+    if left_out:
+        shown = ", ".join(str(p) for p in left_out[:3]) + (f" and {len(left_out) - 3} more" if len(left_out) > 3 else "")
+        typer.echo(one_line(f"note: left out {len(left_out)} spec or key files found in the folders: {shown}"),
+                   err=True)
     if seed is not None and not key.vary:
         typer.echo("note: --seed is ignored: the key has no vary:", err=True)
     if csv_file is not None:

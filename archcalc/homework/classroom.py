@@ -260,18 +260,24 @@ def grade_class(key: Key, paths, seed: int | None = None) -> ClassGrades:
     return ClassGrades(key, rows, seed)
 
 
-def answer_files(paths) -> list:
-    """The files to grade: each path given, a folder as every *.yaml and *.yml inside it (sorted,
-    at any depth). A path that does not exist stays, to become an `invalid` row."""
-    out = []
+def answer_files(paths, key: Key | None = None) -> tuple[list, list]:
+    """(the files to grade, the files left out). Each path given is graded, whatever it holds (a
+    path that does not exist becomes an `invalid` row); a folder gives every *.yaml and *.yml inside
+    it (sorted, at any depth) except answer keys (*.key.yaml) and copies of the key's spec (a file
+    named as it is: `archcalc variants` puts each student's spec beside their answers), which
+    are left out."""
+    out, left_out = [], []
+    spec_name = key.spec.name.casefold() if key is not None else None
     for p in map(Path, paths):
-        if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in ANSWER_SUFFIXES)
-        else:
+        if not p.is_dir():
             out.append(p)
+            continue
+        for f in sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in ANSWER_SUFFIXES):
+            name = f.name.casefold()
+            (left_out if name.endswith(".key.yaml") or name == spec_name else out).append(f)
     if not out:
         raise SpecError(f"no answers files in {', '.join(map(str, paths))} (files *.yaml or *.yml)")
-    return out
+    return out, left_out
 
 
 def student_name(path: Path) -> str:
@@ -353,6 +359,8 @@ def _grade_sheet(key: Key, sheet, spec, row: StudentGrade, seed=None) -> None:
         if q is None:
             row.not_in_key.append((a.quantity.strip(), a.given))
             continue
+        if a.given is None or (isinstance(a.given, str) and not a.given.strip()):
+            continue  # left blank (`conv1.params:` with nothing after it): not answered
         value = a.value
         if isinstance(value, Approx):  # the question's own tolerance, the key's otherwise
             value = replace(value, tolerance=key.tolerance_of(q))

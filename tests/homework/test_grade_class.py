@@ -33,14 +33,14 @@ WA2_KEY = HOMEWORK / "denoiser.key.yaml"
 def wa1():
     key = load_key(WA1_KEY)
     prepare(key)
-    return grade_class(key, answer_files([CLASS / "wa1"]))
+    return grade_class(key, answer_files([CLASS / "wa1"])[0])
 
 
 @pytest.fixture(scope="module")
 def wa2():
     key = load_key(WA2_KEY)
     prepare(key)
-    return grade_class(key, answer_files([CLASS / "wa2"]))
+    return grade_class(key, answer_files([CLASS / "wa2"])[0])
 
 
 def row(grades, file_name, folder=None):
@@ -231,7 +231,7 @@ def test_the_same_student_under_another_case_or_spacing_is_a_duplicate(tmp_path)
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "Bob  Smith.yaml").write_text("answers: {conv1.params: 416}\n")
     (tmp_path / "bob smith.yaml").write_text("answers: {conv1.params: 416}\n")
-    grades = grade_class(load_key(WA1_KEY), answer_files([tmp_path]))
+    grades = grade_class(load_key(WA1_KEY), answer_files([tmp_path])[0])
     assert [r.status for r in grades.rows] == [DUPLICATE, DUPLICATE]
 
 
@@ -416,9 +416,9 @@ def test_prepare_checks_the_keys_numbers_against_the_specs_constraints(tmp_path)
 
 
 def test_a_folder_is_every_answers_file_inside(tmp_path):
-    assert answer_files([CLASS / "wa2"]) == sorted((CLASS / "wa2").glob("*.yaml"))
+    assert answer_files([CLASS / "wa2"])[0] == sorted((CLASS / "wa2").glob("*.yaml"))
     with pytest.raises(SpecError, match="no answers files"):
-        answer_files([tmp_path])
+        answer_files([tmp_path])[0]
 
 
 def test_one_file_that_breaks_the_grader_does_not_stop_the_class(monkeypatch):
@@ -430,7 +430,29 @@ def test_one_file_that_breaks_the_grader_does_not_stop_the_class(monkeypatch):
         return real(key, sheet, spec, row, seed)
 
     monkeypatch.setattr(classroom, "_grade_sheet", broken)
-    grades = grade_class(load_key(WA2_KEY), answer_files([CLASS / "wa2"]))
+    grades = grade_class(load_key(WA2_KEY), answer_files([CLASS / "wa2"])[0])
     carol = row(grades, "carol.yaml")
     assert carol.status == INVALID and "could not grade this file (KeyError" in carol.error
     assert row(grades, "alice.yaml").total == 12
+
+
+def test_a_folder_leaves_out_answer_keys_and_copies_of_the_spec(tmp_path):
+    key = load_key(WA1_KEY)
+    (tmp_path / "alice").mkdir()
+    for name in ("alice/answers.yaml", "alice/written_assignment_1.yaml", "wa.key.yaml", "loose.yml"):
+        (tmp_path / name).write_text("answers: {conv1.params: 416}\n")
+    files, left_out = answer_files([tmp_path], key)
+    assert files == [tmp_path / "alice" / "answers.yaml", tmp_path / "loose.yml"]
+    assert left_out == [tmp_path / "alice" / "written_assignment_1.yaml", tmp_path / "wa.key.yaml"]
+    named = tmp_path / "wa.key.yaml"  # a file named on the command line is always graded
+    assert answer_files([named], key) == ([named], [])
+
+
+def test_a_blank_answer_is_not_answered(tmp_path):
+    # `archcalc variants` hands out files with every question's line, for the answer after the colon
+    answers = tmp_path / "s.yaml"
+    answers.write_text("student: s\nanswers:\n  conv1.params: 416\n  fc.params:\n  pool1.rf: ''\n")
+    r = grade_class(load_key(WA1_KEY), [answers]).rows[0]
+    assert verdicts(r) == {"conv1.params": "right", "fc.params": "unanswered", "total.trainable_params": "unanswered",
+                           "pool1.output_shape": "unanswered", "pool1.rf": "unanswered"}
+    assert r.status == GRADED and r.total == 2

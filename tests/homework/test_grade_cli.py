@@ -123,3 +123,31 @@ def test_check_gradebook_still_works(tmp_path):
                                  "--gradebook", str(out)])
     assert result.exit_code == 0, result.output
     assert out.read_text().splitlines()[0] == "student,right,total,score,wrong"
+
+
+def test_variants_then_grade_each_student_at_their_own(tmp_path):
+    # The TA's round trip: `variants` hands out each student's folder (their spec and an answers
+    # file naming them); the students fill it in; `grade` the folder with the same seed.
+    key_file = tmp_path / "v.key.yaml"
+    key_file.write_text(f"spec: {HOMEWORK / 'conv_pool_fc.yaml'}\nquestions: {{conv1.params: 1, fc.params: 2}}\n"
+                        "vary: {H: [16, 28, 32], W: [16, 28]}\n")
+    (tmp_path / "roster.csv").write_text("student\nana\nben\ncai\n")
+    made = runner.invoke(app, ["variants", str(key_file), "--roster", str(tmp_path / "roster.csv"), "--seed", "7",
+                               "-o", str(tmp_path / "out")])
+    assert made.exit_code == 0, made.output
+    values = {}
+    for line in list(csv.DictReader(io.StringIO((tmp_path / "out" / "variants.csv").read_text()))):
+        values[line["student"]] = (int(line["H"]), int(line["W"]))
+    h, w = values["ana"]
+    for student in ("ana", "ben", "cai"):  # all answer ana's figures (by hand: 416, 40*H*W + 10)
+        answers = tmp_path / "out" / "students" / student / "answers.yaml"
+        assert f'student: "{student}"' in answers.read_text()
+        answers.write_text(f"student: {student}\nanswers:\n  conv1.params: 416\n  fc.params: {40 * h * w + 10}\n")
+    result = grade(key_file, tmp_path / "out" / "students", "--seed", 7, "--json")
+    assert "left out 3 spec or key files" in result.stderr  # each student's conv_pool_fc.yaml
+    rows = {s["student"]: s for s in json.loads(result.stdout)["students"]}
+    assert sorted(rows) == ["ana", "ben", "cai"]
+    for student, row in rows.items():
+        assert tuple(row["variant"][k] for k in ("H", "W")) == values[student]
+        same = values[student] == values["ana"]
+        assert row["total"] == (3 if same else 1), (student, row)
