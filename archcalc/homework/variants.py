@@ -218,14 +218,25 @@ def make_variants(key: Key, students: list[Student], seed: int | None) -> list[V
 
     if key.vary and seed is None:
         raise SpecError(f"the key varies {', '.join(key.vary)}: give --seed N (the same seed then grades them)")
-    out = []
+    out, solved_at = [], {}
     for student in students:
-        solved = sheets.solve(key, student.id, seed)
+        solved = _solved(key, student.id, seed, solved_at)
         text = sheet_spec(key, solved)
         out.append(Variant(student, dict(solved.variant), text,
                            sheets.questions_markdown(solved, text, key.spec.name),
                            sheets.answers_template(solved), sheets.markdown(solved)))
     return out
+
+
+def _solved(key: Key, student: str, seed, cache: dict):
+    """`sheet.solve` for one student, worked once per set of sizes (a sheet depends on the sizes
+    only; the student's name is put in)."""
+    from archcalc.homework import sheet as sheets
+
+    sizes = tuple(sorted(key.bindings_for(student, seed).items()))
+    if sizes not in cache:
+        cache[sizes] = sheets.solve(key, student, seed)
+    return replace(cache[sizes], student=student)
 
 
 def sheet_spec(key: Key, solved) -> str:
@@ -273,9 +284,13 @@ def write_variants(key: Key, students: list[Student], seed: int | None, out_dir)
         files[folder / "answers.yaml"] = v.answers
         files[Path("keys") / f"{v.student.folder}.md"] = v.key_sheet
     _write_all(out_dir, files)
-    for v in variants:  # the written spec, read back, answers as the key does
-        check_variant(key, v, out_dir / "students" / v.student.folder / key.spec.name,
-                      sheets.solve(key, v.student.id, seed))
+    checked = set()
+    for v in variants:  # the written spec, read back, answers as the key does (once per variant)
+        sizes = tuple(sorted(key.bindings_for(v.student.id, seed).items()))
+        if sizes not in checked:
+            checked.add(sizes)
+            check_variant(key, v, out_dir / "students" / v.student.folder / key.spec.name,
+                          sheets.solve(key, v.student.id, seed))
     return variants
 
 
