@@ -168,6 +168,14 @@ CASES = {
     "shape_of_input": (WA1_EVEN, "pool1.output_shape", '[16, "H-4", "W-4"]', 1, "the shape of pool1's input"),
     # 5 + 2 for Written Assignment 1's layer 2, whose field is 5 + (2 - 1)*1 = 6
     "rf_kernels_added": (WA1_EVEN, "pool1.rf", 7, 1, "adds up the kernel sizes"),
+    # (5*5*1 + 1) = 26 for conv1's (5*5*1 + 1)*16 = 416
+    "one_filter": (WA1_EVEN, "conv1.params", 26, 1, "that counts one filter; the layer has 16 of them"),
+    # fc's inputs (H - 4)/2*(W - 4)/2 of one channel: ((H - 4)*(W - 4)/4 + 1)*10
+    "flatten_without_channels": (WA1_EVEN, "fc.params", '"10*(H-4)*(W-4)/4 + 10"', 1,
+                                 "fc reads the flattened [16, H/2 - 2, W/2 - 2]: its inputs are C*H*W"),
+    # Written Assignment 1's layer 2: its input's jump 1 for the field's 2
+    "rf_input_stride": (WA1_EVEN, "pool1.rf", "{size: 6, stride: 1}", 1,
+                        "stride (jump) of this layer's input; this layer multiplies it by its own stride 2"),
 }
 CASE_TOP = {"padding_left_out": "set: {H: 32, W: 32}\n"}
 
@@ -306,3 +314,15 @@ def test_mlp_field_has_no_empty_formula(tmp_path):
     assert [r.verdict for r in result.results] == ["wrong", "wrong"]
     assert all(r.formula is None or r.formula.strip() not in ("rf =", "rf") for r in result.results)
     assert result.results[1].mistake == "rf_vector_input"
+
+
+def test_padding_assumed_for_the_shape_of_a_later_layer():
+    # 'same' padding on conv1, then the pooling: [16, H/2, W/2] for [16, H/2 - 2, W/2 - 2]
+    r = one(WA1_EVEN, "pool1.output_shape", '[16, "H/2", "W/2"]')
+    assert r.mistake == "padding_assumed" and r.hint.startswith("that is the output shape if conv1 padded 2")
+
+
+def test_no_fractional_offset_hint():
+    # (H - 5)/2 is off by -1/2 from H/2 - 2: no "off by -1/2" (it explains nothing)
+    r = one(WA1_EVEN, "pool1.output_shape", '[16, "(H-5)/2", "(W-5)/2"]')
+    assert r.verdict == "wrong" and r.hint is None

@@ -11,9 +11,9 @@ from archcalc.errors import SpecError
 from archcalc.homework.check import OUTPUT_FORMULA, _axes_text, format_expected, sum_
 from archcalc.homework.mistakes.base import Wrong, mistake
 
-FIGURES = ("params", "trainable_params", "macs", "flops", "activation_bytes")
+FIGURES = ("params", "trainable_params", "macs", "flops", "activation_bytes", "output_shape")
 WHAT = {"params": "parameter count", "trainable_params": "parameter count", "macs": "MAC count",
-        "flops": "FLOP count", "activation_bytes": "activation memory"}
+        "flops": "FLOP count", "activation_bytes": "activation memory", "output_shape": "output shape"}
 _TOTALS = {"params": "params", "trainable_params": "trainable_params", "macs": "macs", "flops": "flops",
            "activation_bytes": "activation_bytes"}
 
@@ -62,6 +62,11 @@ def variant(net, changes: dict):
 def figure_of(net, report, case):
     """The asked figure of the asked layer, block or total in another analysis of the network."""
     figure = case.figure
+    if figure == "output_shape":
+        name = case.target.rows[-1].name if not case.is_total else None
+        shape = report.output_shape if name is None else \
+            next((r.output_shape for r in report.layers if r.name == name), None)
+        return None if shape is None else tuple(net.norm(n) for n in shape)
     if case.is_total:
         return net.norm(getattr(report.totals, _TOTALS[figure]))
     names = {r.name for r in case.target.rows}

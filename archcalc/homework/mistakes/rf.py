@@ -85,6 +85,19 @@ def rf_own_stride(case):
     return None if geometry is None else Wrong(tuple(geometry[2]), part="stride")
 
 
+@mistake("rf_input_stride", "rf", rank=20,
+         hint="that is the stride (jump) of this layer's input; this layer multiplies it by its own stride "
+              "{stride}: j' = j S")
+def rf_input_stride(case):
+    """A conv or pooling layer of stride > 1: the jump of its input as the field's stride."""
+    geometry = _geometry(case)
+    if geometry is None or all(s == 1 for s in geometry[2]):
+        return None
+    stride = geometry[2]
+    return Wrong(tuple(case.net.input_rf(case.row).stride), part="stride",
+                 stride=str(stride[0]) if len(set(stride)) == 1 else str(list(stride)))
+
+
 @mistake("rf_own_padding", "rf", rank=20,
          hint="that is this layer's own padding; the start accumulates through every layer: start' = start - P j")
 def rf_own_padding(case):

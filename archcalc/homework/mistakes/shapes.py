@@ -130,6 +130,6 @@ def spatial_offset(case):
     diffs = {case.net.norm(g - e) for g, e in zip(given[1:], expected[1:])}
     if len(diffs) == 1:
         d = diffs.pop()
-        if not _symbolic(d) and d != 0:
+        if not _symbolic(d) and d != 0 and d == int(d):  # "off by -1/2" would explain nothing
             return Said(d=d, formula=OUTPUT_FORMULA)
     return None

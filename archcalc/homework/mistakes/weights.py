@@ -4,7 +4,7 @@ layer instead of one per output channel. For a block or the total, the same mist
 it applies to."""
 from __future__ import annotations
 
-from archcalc.homework.check import _div, _fmt, _is_zero, sum_
+from archcalc.homework.check import _div, _fmt, _is_zero, format_expected, sum_
 from archcalc.homework.mistakes.base import Wrong, mistake
 from archcalc.homework.mistakes.network import BIASED_KINDS, out_units
 
@@ -80,3 +80,74 @@ def one_bias_per_layer(case):
     if case.single is not None:
         return Wrong(value, unit=units[0], bias=_fmt(net.norm(out_units(rows[0]))), where="")
     return Wrong(value, unit=" or ".join(units), bias=_fmt(net.bias_total(rows)), where=" in all")
+
+
+def _one_filter(net, row):
+    """A conv's count with one filter: K1*K2*Cin/groups + 1 (Cout left out)."""
+    if row.kind != "conv" or not row.trainable_params:
+        return None
+    weights = net.weights(row)
+    if weights is None:
+        return None
+    cout = net.norm(out_units(row))
+    if _is_zero(net.norm(cout - 1)):
+        return None
+    one = _div(net.norm(weights), cout)
+    return None if one is None else one + (1 if net.has_bias(row) else 0)
+
+
+@mistake("one_filter", PARAMS, rank=35,
+         hint="{where}that counts one filter; the layer has {cout} of them (one per output channel): "
+              "params = (K1*K2*Cin/groups + 1)*Cout")
+def one_filter(case):
+    """A conv's count as K1*K2*Cin/groups + 1, one filter instead of Cout; for a block or the total,
+    in every conv."""
+    net = case.net
+    value = _per_layer(case, lambda row: _one_filter(net, row))
+    if value is None:
+        return None
+    convs = [r for r in case.target.rows if _one_filter(net, r) is not None]
+    cout = sorted({str(_fmt(net.norm(out_units(r)))) for r in convs})
+    return Wrong(value, where="" if case.single is not None else "in every convolution, ", cout=" or ".join(cout))
+
+
+def _flat_channels(net, row):
+    """A linear layer reading a flatten of [C, ...] (C > 1): C, else None."""
+    if row.kind != "linear" or not row.inputs:
+        return None
+    source = net.rows.get(row.inputs[0])
+    if source is None or source.kind != "flatten":
+        return None
+    shape = net.input_shape(source)
+    if shape is None or len(shape) < 2:
+        return None
+    c = net.norm(shape[0])
+    return None if _is_zero(net.norm(c - 1)) else c
+
+
+def _without_channels(net, row):
+    c = _flat_channels(net, row)
+    weights = net.weights(row) if c is not None else None
+    if weights is None:
+        return None
+    weights = net.norm(weights)
+    fewer = _div(weights, c)
+    return None if fewer is None else fewer + (net.norm(row.params) - weights)
+
+
+@mistake("flatten_without_channels", PARAMS, rank=35,
+         hint="{layer} reads the flattened {shape}: its inputs are C*H*W = {features} values, all {c} channels, "
+              "not one channel's map")
+def flatten_without_channels(case):
+    """A linear layer after flatten counted with one channel's H*W inputs instead of C*H*W; for a
+    block or the total, that layer's count so."""
+    net = case.net
+    value = _per_layer(case, lambda row: _without_channels(net, row))
+    if value is None:
+        return None
+    row = next(r for r in case.target.rows if _without_channels(net, r) is not None)
+    source = net.rows[row.inputs[0]]
+    shape = net.input_shape(source)
+    return Wrong(value, layer=row.name, c=_fmt(_flat_channels(net, row)),
+                 shape=format_expected(tuple(net.norm(n) for n in shape), "output_shape"),
+                 features=_fmt(net.norm(source.output_shape[0])))
