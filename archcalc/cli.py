@@ -576,7 +576,7 @@ def grade_cmd(
             _write_text(feedback / name, text, "--feedback")
         typer.echo(one_line(f"wrote {len(texts)} feedback files to {feedback}"), err=True)
     if as_json:
-        typer.echo(json.dumps(grades.to_json(), indent=1))
+        typer.echo(json.dumps(grades.to_json(), indent=1, default=str))  # a YAML date a student wrote: text
     else:
         _print_grades(grades)
     raise typer.Exit(1 if grades.needs_review else 0)

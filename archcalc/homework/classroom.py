@@ -568,8 +568,9 @@ def feedback_markdown(key: Key, row: StudentGrade) -> str:
     if row.variant:
         out += ["Your variant: " + ", ".join(f"{md(k)} = {v}" for k, v in row.variant.items()) + ".", ""]
     if row.ignored:
-        out += ["Your file's own " + ", ".join(f"`{k}:`" for k in row.ignored) +
-                " was ignored: the answer key sets the tolerance and the sizes.", ""]
+        fields = " and ".join(f"`{k}:`" for k in row.ignored)
+        out += [f"Your file's own {fields} {'were' if len(row.ignored) > 1 else 'was'} ignored: the answer key "
+                "sets the tolerance and the sizes.", ""]
     out += ["| question | points | verdict |", "|---|---:|---|"]
     for q in row.questions:
         out.append(f"| {_code(q.question.id)} | {_number(q.earned)} / {_number(q.question.points)} | "
