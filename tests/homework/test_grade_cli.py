@@ -71,7 +71,7 @@ def test_feedback_folder(tmp_path):
     assert len(names) == 11 and "HYPERLINK.md" in names and "alice.md" in names and "alice-2.md" in names
     assert "wrote 11 feedback files" in result.stderr
     erin = (folder / "erin.md").read_text()
-    assert "Score: **2 / 10** points" in erin and "was ignored" in erin
+    assert "Score: **2 / 10** points" in erin and "`set:` and `tolerance:` were ignored" in erin
 
 
 def test_an_invalid_key_is_exit_2_with_its_place(tmp_path):
