@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from archcalc.errors import SpecError, one_line
-from archcalc.homework.answers import Approx, Exact, RFAnswer, Shape, format_given, parse_answers
+from archcalc.homework.answers import Approx, Exact, Invalid, RFAnswer, Shape, format_given, parse_answers
 from archcalc.homework.check import CLOSE, RIGHT, UNDECIDED, WRONG
 
 UNREADABLE = "invalid"  # check's verdict for one answer that cannot be read (the file's others are graded)
@@ -303,7 +303,8 @@ def grade_file(key: Key, path: Path, seed, specs=None) -> StudentGrade:
             chosen["bindings"] = key.bindings_for(student or fallback, seed)
             return chosen["bindings"], key.tolerance
 
-        sheet = parse_answers(text, str(path), policy=policy, **_LENIENT)
+        # strict=False: an answer that cannot be read is that question's verdict "invalid" (0 points)
+        sheet = parse_answers(text, str(path), policy=policy, strict=False)
         row.student = sheet.student or fallback
         row.variant = key.variant(row.student, seed) if key.vary else {}
         row.ignored = sheet.ignored
@@ -314,17 +315,6 @@ def grade_file(key: Key, path: Path, seed, specs=None) -> StudentGrade:
         _invalid(row, f"{path}: error: archcalc could not grade this file ({type(exc).__name__}: "
                       f"{one_line(str(exc))[:200]}); please report it", text)
     return row
-
-
-def _lenient() -> dict:
-    """Read answers one by one where the answers reader can (`strict=False`): an answer that cannot
-    be read is then that question's "invalid" verdict (0 points), not the whole file's."""
-    import inspect
-
-    return {"strict": False} if "strict" in inspect.signature(parse_answers).parameters else {}
-
-
-_LENIENT = _lenient()
 
 
 def _invalid(row: StudentGrade, message: str, text) -> None:
@@ -358,6 +348,8 @@ def _grade_sheet(key: Key, sheet, spec, row: StudentGrade, seed=None) -> None:
         q = asked.get(qid)
         if q is None:
             row.not_in_key.append((a.quantity.strip(), a.given))
+            if isinstance(a.value, Invalid):  # a misspelt question (conv1.parms): the TA looks
+                row.notes.append(f"{a.quantity.strip()}: {a.value.message}")
             continue
         if a.given is None or (isinstance(a.given, str) and not a.given.strip()):
             continue  # left blank (`conv1.params:` with nothing after it): not answered

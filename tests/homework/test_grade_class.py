@@ -456,3 +456,12 @@ def test_a_blank_answer_is_not_answered(tmp_path):
     assert verdicts(r) == {"conv1.params": "right", "fc.params": "unanswered", "total.trainable_params": "unanswered",
                            "pool1.output_shape": "unanswered", "pool1.rf": "unanswered"}
     assert r.status == GRADED and r.total == 2
+
+
+def test_a_misspelt_question_is_listed_with_its_reason_for_the_ta(tmp_path):
+    answers = tmp_path / "s.yaml"
+    answers.write_text("answers:\n  conv1.params: 416\n  pool1.parms: 0\n  fc.params: '40*(H-4)*(W-4) + 10'\n")
+    r = grade_class(load_key(WA1_KEY), [answers]).rows[0]
+    assert r.total == 4 and r.status == REVIEW
+    assert r.not_in_key == [("pool1.parms", 0)]
+    assert "pool1.parms: unknown figure 'parms'" in r.note() and "params" in r.note()
