@@ -88,8 +88,21 @@ def test_written_assignment_1_reads_as_a_student_writes_it():
     # by hand: 416 + (16*(H-4)/2*(W-4)/2 + 1)*10 = 40*(H-4)*(W-4) + 426; at H = W = 28: 23,466
     assert t.params.subs({H: 28, W: 28}) == 416 + (16 * 12 * 12 + 1) * 10 == 23_466
     plain = archcalc.analyze_text(WA1.format(symbols=""))
-    assert formula.text(plain.totals.params) == "160*(floor(H/2) - 2)*(floor(W/2) - 2) + 426"
-    assert formula.shape(plain.layer("pool1").output_shape) == "[16, floor(H/2) - 2, floor(W/2) - 2]"
+    # the pooled size of H - 4 as the lecture writes it, floor((H - 4)/2) (sympy: floor(H/2) - 2)
+    assert str(plain.layer("pool1").output_shape[1]) == "floor(H/2) - 2"
+    assert formula.text(plain.totals.params) == "160*floor((H - 4)/2)*floor((W - 4)/2) + 426"
+    assert formula.shape(plain.layer("pool1").output_shape) == "[16, floor((H - 4)/2), floor((W - 4)/2)]"
+    assert formula.shape(even.layer("pool1").output_shape) == "[16, (H - 4)/2, (W - 4)/2]"  # not H/2 - 2
+
+
+def test_only_a_shrinking_number_moves_into_the_division():
+    assert formula.text(H / 2 - 2) == "(H - 4)/2"
+    assert formula.text(sympy.floor(H / 2) - 2) == "floor((H - 4)/2)"
+    assert formula.text(sympy.ceiling(H / 4) - 1) == "ceil((H - 4)/4)"
+    assert formula.text(H / 2 + 1) == "H/2 + 1"  # the lecture's + 1 stays outside
+    assert formula.text(sympy.floor(H / 2) + 1) == "floor(H/2) + 1"
+    assert formula.text(H * W / 4 - 10) == "H*W/4 - 10"  # a product is no one size
+    assert formula.text(H / 2 - sympy.Rational(1, 3)) == "H/2 - 1/3"  # not a whole shift
 
 
 def test_floors_over_one_fraction_and_ceilings_as_ceil():
