@@ -299,29 +299,41 @@ class _Checker:
         the answer matches, in the catalogue's order; (None, None) when none does."""
         from archcalc.homework.mistakes import Case, Said, for_figure
 
-        case = Case(self.net, target, answer.figure, expected, answer.value)
+        case = Case(self.net, target, answer.figure, expected, answer.value,
+                    {a.quantity.strip(): a for a in self.sheet.answers})
         derived = []  # (rule, its mistaken values), for the second pass
+        aside = None  # an aside rule's (name, hint), said after the mistake that explains the answer
+
+        def named(rule, text):
+            if aside is None:
+                return rule.name, text
+            return rule.name, f"{text}; {aside[1]}"
+
         for rule in for_figure(answer.figure):
             try:
                 found = rule.derive(case)
                 if found is None:
                     continue
                 if isinstance(found, Said):
-                    return rule.name, rule.text(found.fields)
+                    return named(rule, rule.text(found.fields))
                 found = found if isinstance(found, list) else [found]
-                derived.append((rule, found))
+                if not rule.aside:
+                    derived.append((rule, found))
                 for wrong in found:
                     if self.matches(case, wrong):
-                        return rule.name, rule.text(wrong.fields)
+                        if rule.aside:
+                            aside = aside or (rule.name, rule.text(wrong.fields))
+                            break
+                        return named(rule, rule.text(wrong.fields))
             except (ArithmeticError, TypeError, ValueError, RecursionError):  # a form sympy cannot combine
                 continue
         # A formula equal to a mistake's value only where the sizes divide (40*H*W + 426 for the
         # count with 'same' padding, floor(H/2) in it): that mistake, for those sizes.
         if not isinstance(answer.value, Symbolic) or not derived:
-            return None, None
+            return aside or (None, None)
         multiples = self.multiples()
         if not multiples:
-            return None, None
+            return aside or (None, None)
         for rule, found in derived:
             for wrong in found:
                 try:
@@ -335,8 +347,8 @@ class _Checker:
                     names = sorted(where)
                     sizes = (f"even {' and '.join(names)}" if set(where.values()) == {2} else
                              " and ".join(f"{n} a multiple of {where[n]}" for n in names))
-                    return rule.name, f"{rule.text(wrong.fields)} (the answer is that value for {sizes})"
-        return None, None
+                    return named(rule, f"{rule.text(wrong.fields)} (the answer is that value for {sizes})")
+        return aside or (None, None)
 
     @staticmethod
     def matches(case, wrong) -> bool:

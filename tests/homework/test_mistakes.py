@@ -97,9 +97,11 @@ def result_of(spec, answers, batch=1):
 
 
 def one(spec, quantity, value, batch=1, top=""):
-    result = result_of(spec, f"{top}answers:\n  {quantity}: {value}\n", batch)
-    (r,) = result.results
-    return r
+    """The result of one answer; `top` goes before it (set:, tolerance:, or other answers:)."""
+    text = f"{top}  {quantity}: {value}\n" if top.startswith("answers:") else \
+        f"{top}answers:\n  {quantity}: {value}\n"
+    result = result_of(spec, text, batch)
+    return result.results[-1]
 
 
 # name: (spec, quantity, answer, batch, a fragment of the hint). Each by hand from the comments above.
@@ -171,13 +173,18 @@ CASES = {
     # (5*5*1 + 1) = 26 for conv1's (5*5*1 + 1)*16 = 416
     "one_filter": (WA1_EVEN, "conv1.params", 26, 1, "that counts one filter; the layer has 16 of them"),
     # fc's inputs (H - 4)/2*(W - 4)/2 of one channel: ((H - 4)*(W - 4)/4 + 1)*10
-    "flatten_without_channels": (WA1_EVEN, "fc.params", '"10*(H-4)*(W-4)/4 + 10"', 1,
-                                 "fc reads the flattened [16, H/2 - 2, W/2 - 2]: its inputs are C*H*W"),
+    "flatten_without_channels": (WA1_EVEN, "fc.params", '"10*(H-4)*(W-4)/4 + 10"', 1, "its inputs are C*H*W"),
     # Written Assignment 1's layer 2: its input's jump 1 for the field's 2
     "rf_input_stride": (WA1_EVEN, "pool1.rf", "{size: 6, stride: 1}", 1,
                         "stride (jump) of this layer's input; this layer multiplies it by its own stride 2"),
+    # conv3's (576 + 1)*3 = 1,731 counted with 1 x 1 filters: 64*3 + 3 = 195
+    "kernel_forgotten": (COLOUR, "conv3.params", 195, 1, "that counts 1 x 1 filters (Cin*Cout); each filter is "
+                         "K1 x K2 = 3 x 3"),
+    # the file's own conv1.params 1,728 (its bias forgotten) carried into the total: 40,451 - 64
+    "carried_from_layers": (COLOUR, "total.params", 40451 - 64 - 1728 + 1000, 1, "it is the sum of your own "
+                            "per-layer answers (the addition is right): the mistake is in conv1.params"),
 }
-CASE_TOP = {"padding_left_out": "set: {H: 32, W: 32}\n"}
+CASE_TOP = {"padding_left_out": "set: {H: 32, W: 32}\n", "carried_from_layers": "answers:\n  conv1.params: 1000\n"}
 
 
 def test_every_mistake_has_its_case():
@@ -253,7 +260,7 @@ def test_padding_assumed_in_written_assignment_1_for_even_sizes():
     for r in result.results:
         assert r.verdict == "wrong" and r.mistake == "padding_assumed", r
         assert "if conv1 padded 2 ('same')" in r.hint
-        assert r.hint.endswith("(the answer is that value for even H and W)")
+        assert "(the answer is that value for even H and W)" in r.hint
 
 
 def test_padding_assumed_for_the_macs_of_later_layers():
@@ -271,7 +278,7 @@ def test_one_layers_bias_inside_a_total():
     assert r.mistake == "forgot_one_bias" and r.hint.startswith("forgot conv3's bias: one per output channel (+3)")
     # conv1 and conv2 both have 64: either may be the one left out
     r = one(COLOUR, "total.params", 40451 - 64)
-    assert r.hint.startswith("forgot the bias of conv1 or conv2 (each +64)")
+    assert r.hint.startswith("forgot the bias of one of conv1 or conv2: one per output channel (+64 each)")
 
 
 def test_mlp_global_field_reason():
@@ -326,3 +333,31 @@ def test_no_fractional_offset_hint():
     # (H - 5)/2 is off by -1/2 from H/2 - 2: no "off by -1/2" (it explains nothing)
     r = one(WA1_EVEN, "pool1.output_shape", '[16, "(H-5)/2", "(W-5)/2"]')
     assert r.verdict == "wrong" and r.hint is None
+
+
+def test_whole_input_given_for_a_window():
+    # [H, W] is global's other spelling; for a 5 x 5 window it is wrong, and said so
+    r = one(COLOUR, "conv2.rf", "[H, W]")
+    assert r.verdict == "wrong" and r.mistake == "rf_not_global_yet"
+    assert r.hint.startswith("that is the whole input; these outputs do not see the whole input yet")
+
+
+def test_carried_total_with_the_layers_answered_right_is_another_mistake():
+    # every layer answered right: a wrong total is not "carried" but its own mistake
+    r = one(COLOUR, "total.params", 40451 - 131, top="answers:\n  conv1.params: 1792\n  conv3.params: 1731\n")
+    assert r.mistake == "forgot_biases"
+
+
+def test_a_total_carried_from_a_wrong_layer_names_both():
+    # conv1's bias forgotten in conv1.params and so in the total: the mistake, then where it came from
+    r = one(COLOUR, "total.params", 40451 - 64, top="answers:\n  conv1.params: 1728\n")
+    assert r.mistake == "forgot_one_bias"
+    assert r.hint.endswith("; it is the sum of your own per-layer answers (the addition is right): the mistake "
+                           "is in conv1.params")
+    # Written Assignment 1 with 'same' padding in fc.params and the total, for even H and W
+    graph = api.load_graph(WA1)
+    sheet = parse_answers('answers:\n  fc.params: "40*H*W + 10"\n  total.trainable_params: "40*H*W + 426"\n',
+                          "a.yaml")
+    r = check(analyze_graph(graph), sheet, graph).results[1]
+    assert r.mistake == "padding_assumed"
+    assert "(the answer is that value for even H and W); it is the sum of your own per-layer answers" in r.hint

@@ -64,20 +64,24 @@ class Mistake:
     rank: int = 100  # lower is tried first
     order: int = 0  # registration order
     doc: str = ""  # how the wrong value is derived (the function's docstring)
+    # An aside: said after the hint of another mistake the answer also matches (the one that
+    # explains it), or alone when none does.
+    aside: bool = False
 
     def text(self, fields: dict) -> str:
         return self.hint.format(**fields)
 
 
-def mistake(name: str, figures, hint: str, rank: int = 100):
-    """Register the decorated `derive(case)` as the mistake `name` for `figures`."""
+def mistake(name: str, figures, hint: str, rank: int = 100, aside: bool = False):
+    """Register the decorated `derive(case)` as the mistake `name` for `figures` (an `aside` is
+    said after another matching mistake's hint; see Mistake)."""
     figures = (figures,) if isinstance(figures, str) else tuple(figures)
 
     def wrap(derive):
         if name in MISTAKES:
             raise ValueError(f"mistake {name!r} is registered twice")
         MISTAKES[name] = Mistake(name, figures, derive, hint, rank, len(MISTAKES),
-                                 " ".join((derive.__doc__ or "").split()))
+                                 " ".join((derive.__doc__ or "").split()), aside)
         return derive
 
     return wrap
@@ -91,14 +95,16 @@ def for_figure(figure: str) -> list[Mistake]:
 @dataclass
 class Case:
     """What a rule reads: `net` (archcalc.homework.mistakes.network.Network), `target` (the asked
-    layer, block or total: .name, .row, .rows), `figure`, `expected` (normalised) and `value`
-    (the typed answer)."""
+    layer, block or total: .name, .row, .rows), `figure`, `expected` (normalised), `value` (the
+    typed answer) and `answers` (every answer of the file by quantity, for mistakes carried from
+    one answer into another)."""
 
     net: object
     target: object
     figure: str
     expected: object
     value: object
+    answers: dict = field(default_factory=dict)  # the file's other answers: quantity -> Answer
 
     @property
     def row(self):

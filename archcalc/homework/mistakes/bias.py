@@ -34,7 +34,7 @@ def forgot_biases(case):
 
 
 @mistake("forgot_one_bias", PARAMS, rank=25,
-         hint="forgot {who}: one per output {unit} (+{bias}); the other layers are counted right")
+         hint="forgot {who}: one per output {unit} (+{bias}{each}); the other layers are counted right")
 def forgot_one_bias(case):
     """A block or the total with several biased layers: its count less one layer's bias (one
     candidate per biased layer; layers with as many biases are named together)."""
@@ -51,9 +51,10 @@ def forgot_one_bias(case):
     for bias, rows in by_bias.values():
         names = [r.name for r in rows]
         who = f"{names[0]}'s bias" if len(names) == 1 else \
-            "the bias of " + ", ".join(names[:-1]) + f" or {names[-1]} (each +{_fmt(bias)})"
+            "the bias of one of " + ", ".join(names[:-1]) + f" or {names[-1]}"
         units = {"feature" if r.kind == "linear" else "channel" for r in rows}
-        out.append(Wrong(case.expected - bias, who=who, unit=" or ".join(sorted(units)), bias=_fmt(bias)))
+        out.append(Wrong(case.expected - bias, who=who, unit=" or ".join(sorted(units)), bias=_fmt(bias),
+                         each="" if len(names) == 1 else " each"))
     return out
 
 

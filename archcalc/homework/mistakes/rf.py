@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from archcalc.analysis.rf import GLOBAL, RF
 from archcalc.homework.answers import RFAnswer
+from archcalc.homework.check import _axes_match
 from archcalc.homework.mistakes.base import Said, Wrong, mistake
 
 RF_STEP = "r' = r + D(K-1) j"
@@ -41,10 +42,19 @@ def rf_is_global(case):
 
 
 @mistake("rf_not_global_yet", "rf", rank=3,
-         hint="these outputs do not see the whole input yet; give the size of their window")
+         hint="{given}these outputs do not see the whole input yet; give the size of their window")
 def rf_not_global_yet(case):
-    """'global' given for a field that is a window."""
-    return Said() if isinstance(case.value, RFAnswer) and case.value.is_global else None
+    """'global', or the whole input's size ([H, W]), given for a field that is a window."""
+    value = case.value
+    if not isinstance(value, RFAnswer):
+        return None
+    if value.is_global:
+        return Said(given="")
+    shape = tuple(case.net.norm(n) for n in case.net.report.input_shape)
+    if value.size is not None and len(shape) > 1 and _axes_match(value.size, shape[1:]) \
+            and tuple(case.expected.size) != shape[1:]:
+        return Said(given="that is the whole input; ")
+    return None
 
 
 @mistake("rf_stride_as_size", "rf", rank=10, hint="that is the stride (jump) of the field, not its size")

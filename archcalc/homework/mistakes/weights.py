@@ -151,3 +151,42 @@ def flatten_without_channels(case):
     return Wrong(value, layer=row.name, c=_fmt(_flat_channels(net, row)),
                  shape=format_expected(tuple(net.norm(n) for n in shape), "output_shape"),
                  features=_fmt(net.norm(source.output_shape[0])))
+
+
+def _no_kernel(net, row):
+    """A conv's count with 1 x 1 filters: Cin/groups*Cout (+ bias), the K1*K2 window left out."""
+    if row.kind != "conv" or not row.trainable_params:
+        return None
+    weights = net.weights(row)
+    geometry = net.window_geometry(row)
+    if weights is None or geometry is None:
+        return None
+    node = net.nodes.get(row.name)
+    if node is not None and "kernel" in node.args:
+        kernel = node.args["kernel"]
+        sizes = list(kernel) if isinstance(kernel, (list, tuple)) else [kernel] * len(geometry[1])
+    else:
+        sizes = [k + 1 for k in geometry[1]]  # D(K-1) + 1: K where the dilation is 1
+    window = 1
+    for k in sizes:
+        window *= int(k)
+    if window == 1:
+        return None
+    fewer = _div(net.norm(weights), window)
+    return None if fewer is None else fewer + (net.norm(row.params) - net.norm(weights))
+
+
+@mistake("kernel_forgotten", PARAMS, rank=35,
+         hint="{where}that counts 1 x 1 filters (Cin*Cout); each filter is K1 x K2 = {kernel} over its input "
+              "channels: params = (K1*K2*Cin/groups + 1)*Cout")
+def kernel_forgotten(case):
+    """A conv's count as (Cin/groups + 1)*Cout, the K1*K2 window left out; for a block or the total,
+    in every conv."""
+    net = case.net
+    value = _per_layer(case, lambda row: _no_kernel(net, row))
+    if value is None:
+        return None
+    rows = [r for r in case.target.rows if _no_kernel(net, r) is not None]
+    kernels = sorted({" x ".join(str(k + 1) for k in net.window_geometry(r)[1]) for r in rows})
+    return Wrong(value, where="" if case.single is not None else "in every convolution, ",
+                 kernel=" or ".join(kernels))
