@@ -95,7 +95,14 @@ def readable(value):
 @lru_cache(maxsize=8192)
 def _choose(expr):
     """(form, text): the most readable of the forms tried, an unevaluated expression equal to
-    `expr`, and its text with numbers not grouped."""
+    `expr`, and its text with numbers not grouped; sympy's own where a rewrite fails."""
+    try:
+        return _readable(expr)
+    except Exception:  # noqa: BLE001 -- a formula sympy will not rewrite is still shown, as sympy writes it
+        return expr, _Printer(False).doprint(expr)
+
+
+def _readable(expr):
     import sympy
 
     printer = _Printer(False)
