@@ -131,6 +131,13 @@ def test_thousands_separators_in_numbers_and_formulas_but_not_in_shapes():
     assert formula.text(sympy.Integer(31370)) == "31,370"
 
 
+def test_names_with_digits_and_what_cannot_be_rewritten():
+    x1000 = sympy.Symbol("x1000", integer=True, positive=True)
+    assert formula.text(2000 * x1000 + 1) == "2,000*x1000 + 1"  # a name's digits are not grouped
+    odd = sympy.Piecewise((H, H > 3), (2, True))
+    assert formula.text(odd) == str(odd)  # not rewritten: sympy's own text, no traceback
+
+
 def test_json_and_csv_keep_sympys_text():
     report = archcalc.analyze_text(WA1.format(symbols=EVEN))
     data = json.loads(render.json_text(report))
