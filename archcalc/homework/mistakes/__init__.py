@@ -13,10 +13,11 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from archcalc.homework.mistakes.base import MISTAKES, Case, Mistake, Said, Wrong, for_figure, mistake
+from archcalc.homework.mistakes.base import (MISTAKES, Case, Mistake, Said, Wrong, catalogue_markdown, for_figure,
+                                             mistake)
 
 for _info in pkgutil.iter_modules(__path__):
     if not _info.name.startswith("_") and _info.name not in ("base", "network"):
         importlib.import_module(f"{__name__}.{_info.name}")
 
-__all__ = ["MISTAKES", "Case", "Mistake", "Said", "Wrong", "for_figure", "mistake"]
+__all__ = ["MISTAKES", "Case", "Mistake", "Said", "Wrong", "catalogue_markdown", "for_figure", "mistake"]

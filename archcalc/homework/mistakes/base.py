@@ -118,3 +118,12 @@ class Case:
     @property
     def is_total(self) -> bool:
         return self.target.row is None
+
+
+def catalogue_markdown() -> str:
+    """The catalogue as a Markdown table (name, figures, how the wrong value is derived, module),
+    for docs/homework.md."""
+    lines = ["| mistake | figures | the wrong value |", "|---|---|---|"]
+    for rule in sorted(MISTAKES.values(), key=lambda m: (m.derive.__module__, m.order)):
+        lines.append(f"| `{rule.name}` | {', '.join(rule.figures)} | {rule.doc.replace('|', '/')} |")
+    return "\n".join(lines) + "\n"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 
 from archcalc.errors import SpecError
-from archcalc.homework.check import OUTPUT_FORMULA, _axes_text, format_expected, sum_
+from archcalc.homework.check import _axes_text, format_expected, sum_
 from archcalc.homework.mistakes.base import Wrong, mistake
 
 FIGURES = ("params", "trainable_params", "macs", "flops", "activation_bytes", "output_shape")
@@ -102,8 +102,7 @@ def _wrongs(case, convs, padding_of, fields_of):
         layers = names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
         fields = {"what": WHAT[case.figure], "layers": layers, "first": first,
                   "mistaken": format_expected(tuple(net.norm(n) for n in mistaken), "output_shape"),
-                  "actual": format_expected(tuple(net.norm(n) for n in group[0][1].output_shape), "output_shape"),
-                  "formula": OUTPUT_FORMULA}
+                  "actual": format_expected(tuple(net.norm(n) for n in group[0][1].output_shape), "output_shape")}
         fields.update(fields_of(group))
         out.append(Wrong(value, **fields))
     return out
@@ -112,7 +111,7 @@ def _wrongs(case, convs, padding_of, fields_of):
 @mistake("padding_assumed", FIGURES, rank=60,
          hint="that is the {what} if {layers} padded {pad} ('same'); {layers} {has} no padding: {first}'s "
               "output is {actual}, not {mistaken}, and every later size (a linear layer's weights too) follows "
-              "from it: {formula}")
+              "from it")
 def padding_assumed(case):
     """The figure with an unpadded convolution (or all of them) padded 'same' (P = D(K-1)/2)."""
     return _wrongs(case, _convs(case.net, padded=False), lambda g: _padding(k // 2 for k in g[1]),
@@ -122,8 +121,7 @@ def padding_assumed(case):
 
 @mistake("padding_left_out", FIGURES, rank=60,
          hint="that is the {what} without the padding of {layers}; {layers} {pads} {pad}: {first}'s output is "
-              "{actual}, not {mistaken}, and every later size (a linear layer's weights too) follows from it: "
-              "{formula}")
+              "{actual}, not {mistaken}, and every later size (a linear layer's weights too) follows from it")
 def padding_left_out(case):
     """The figure with a padded convolution (or all of them) unpadded (P = 0)."""
     return _wrongs(case, _convs(case.net, padded=True), lambda g: 0,
