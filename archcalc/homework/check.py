@@ -325,7 +325,7 @@ class _Checker:
                             aside = aside or (rule.name, rule.text(wrong.fields))
                             break
                         return named(rule, rule.text(wrong.fields))
-            except (ArithmeticError, TypeError, ValueError, RecursionError):  # a form sympy cannot combine
+            except _RULE_ERRORS:  # a form sympy cannot combine, a network the rule cannot read
                 continue
         # A formula equal to a mistake's value only where the sizes divide (40*H*W + 426 for the
         # count with 'same' padding, floor(H/2) in it): that mistake, for those sizes.
@@ -341,7 +341,7 @@ class _Checker:
                         continue
                     where = right_if_divisible(answer.figure, answer.value, wrong.value, self.whole_input(),
                                                multiples)
-                except (ArithmeticError, TypeError, ValueError, RecursionError):
+                except _RULE_ERRORS:
                     continue
                 if where:
                     names = sorted(where)
@@ -439,6 +439,10 @@ def number_verdict(value, expected) -> str:
 
 
 _VERDICTS = {True: RIGHT, False: WRONG, None: UNDECIDED}
+# What a mistake rule may raise on a network or answer it cannot read: the rule is skipped (one
+# student's odd answer never stops a class's grading).
+_RULE_ERRORS = (ArithmeticError, TypeError, ValueError, RecursionError, KeyError, IndexError, AttributeError,
+                decide.TooLarge, decide.Unsupported)
 
 
 def _all(results) -> bool | None:

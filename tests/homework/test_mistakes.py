@@ -361,3 +361,25 @@ def test_a_total_carried_from_a_wrong_layer_names_both():
     r = check(analyze_graph(graph), sheet, graph).results[1]
     assert r.mistake == "padding_assumed"
     assert "(the answer is that value for even H and W); it is the sum of your own per-layer answers" in r.hint
+
+
+def test_the_catalogue_table_lists_every_rule():
+    from archcalc.homework.mistakes import catalogue_markdown
+
+    table = catalogue_markdown()
+    assert all(f"| `{name}` |" in table for name in MISTAKES)
+
+
+def test_a_rule_that_fails_is_skipped(monkeypatch):
+    # a rule raising on a network it cannot read is skipped, not the file's grading stopped
+    from archcalc.homework.mistakes import bias
+
+    def broken(case):
+        raise KeyError("conv9")
+
+    rule = MISTAKES["forgot_bias"]
+    monkeypatch.setitem(MISTAKES, "forgot_bias", type(rule)(rule.name, rule.figures, broken, rule.hint, rule.rank,
+                                                            rule.order, rule.doc))
+    r = one(SMALL, "conv1.params", 400)
+    assert r.verdict == "wrong" and r.mistake is None and r.hint is None
+    assert bias.forgot_bias is rule.derive  # the module's own rule is untouched
