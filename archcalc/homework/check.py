@@ -329,7 +329,9 @@ class _Checker:
                 continue
         # A formula equal to a mistake's value only where the sizes divide (40*H*W + 426 for the
         # count with 'same' padding, floor(H/2) in it): that mistake, for those sizes.
-        if not isinstance(answer.value, Symbolic) or not derived:
+        formula = isinstance(answer.value, Symbolic) or answer.figure == "output_shape" and \
+            isinstance(answer.value, Shape) and any(isinstance(i, Symbolic) for i in answer.value.items)
+        if not formula or not derived:
             return aside or (None, None)
         multiples = self.multiples()
         if not multiples:
@@ -337,8 +339,11 @@ class _Checker:
         for rule, found in derived:
             for wrong in found:
                 try:
-                    if not _symbolic(wrong.value) or number_verdict(Exact(wrong.value, ""), expected) != WRONG:
+                    if not any(_symbolic(p) for p in _expected_parts(wrong.value)):
                         continue
+                    if (shape_equal(wrong.value, expected) if answer.figure == "output_shape" else
+                            number_verdict(Exact(wrong.value, ""), expected) != WRONG):
+                        continue  # the "mistake" gives the right value here
                     where = right_if_divisible(answer.figure, answer.value, wrong.value, self.whole_input(),
                                                multiples)
                 except _RULE_ERRORS:

@@ -383,3 +383,12 @@ def test_a_rule_that_fails_is_skipped(monkeypatch):
     r = one(SMALL, "conv1.params", 400)
     assert r.verdict == "wrong" and r.mistake is None and r.hint is None
     assert bias.forgot_bias is rule.derive  # the module's own rule is untouched
+
+
+def test_padding_assumed_for_a_shape_right_for_even_sizes():
+    # the bundled spec (no constraints): [16, H/2, W/2] is the 'same'-padding shape floor(H/2) for even H, W
+    graph = api.load_graph(WA1)
+    sheet = parse_answers('answers:\n  pool1.output_shape: [16, "H/2", "W/2"]\n', "a.yaml")
+    (r,) = check(analyze_graph(graph), sheet, graph).results
+    assert r.mistake == "padding_assumed" and r.hint.startswith("that is the output shape if conv1 padded 2")
+    assert r.hint.endswith("(the answer is that value for even H and W)")
