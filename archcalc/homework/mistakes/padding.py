@@ -14,6 +14,7 @@ from archcalc.homework.mistakes.base import Wrong, mistake
 FIGURES = ("params", "trainable_params", "macs", "flops", "activation_bytes", "output_shape")
 WHAT = {"params": "parameter count", "trainable_params": "parameter count", "macs": "MAC count",
         "flops": "FLOP count", "activation_bytes": "activation memory", "output_shape": "output shape"}
+MAX_SINGLES = 8  # convolutions changed one at a time up to this many; beyond, only all of them together
 _TOTALS = {"params": "params", "trainable_params": "trainable_params", "macs": "macs", "flops": "flops",
            "activation_bytes": "activation_bytes"}
 
@@ -86,7 +87,9 @@ def _wrongs(case, convs, padding_of, fields_of):
     net = case.net
     if net.graph is None or not convs:
         return None
-    groups = [[c] for c in convs] + ([convs] if len(convs) > 1 else [])
+    # each one alone (on a homework-sized network: every variant is one more analysis), and all together
+    singles = [[c] for c in convs] if len(convs) <= MAX_SINGLES else []
+    groups = singles + ([convs] if len(convs) > 1 or not singles else [])
     out = []
     for group in groups:
         changes = {node.name: {"padding": padding_of(geometry)} for node, _, geometry in group}
