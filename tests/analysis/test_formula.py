@@ -233,6 +233,25 @@ def test_analyze_explain_and_check_write_the_same_form(text):
     assert compared >= 3 * len(rows)
 
 
+@pytest.mark.parametrize("symbols", ["", EVEN])
+def test_what_check_prints_as_expected_is_a_right_answer(symbols):
+    from archcalc.homework.answers import parse_answers
+    from archcalc.homework.check import check
+
+    text = WA1.format(symbols=symbols)
+    report = archcalc.analyze_text(text)
+    questions = {"conv1.macs": report.layer("conv1").macs, "fc.params": report.layer("fc").params,
+                 "total.params": report.totals.params, "total.activation_bytes": report.totals.activation_bytes}
+    # the text a student copies from the expected column (grouped digits are for reading; an
+    # answer's digits are written without them: 1704)
+    lines = [f'  {q}: "{format_expected(v, "params").replace(",", "")}"' for q, v in questions.items()]
+    shape = format_expected(report.layer("pool1").output_shape, "output_shape")
+    lines.append("  pool1.output_shape: [" + ", ".join(f'"{s}"' for s in shape[1:-1].split(", ")) + "]")
+    sheet = parse_answers("answers:\n" + "\n".join(lines) + "\n", "answers.yaml")
+    result = check(report, sheet, archcalc.parse_spec(text))
+    assert [r.verdict for r in result.results] == ["right"] * 5, [(r.quantity, r.given, r.hint) for r in result.results]
+
+
 def test_the_cli_shows_the_one_form():
     spec = ROOT / "specs" / "homework" / "conv_pool_fc.yaml"
     analyzed = runner.invoke(app, ["analyze", str(spec)]).stdout
