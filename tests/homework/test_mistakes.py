@@ -392,3 +392,40 @@ def test_padding_assumed_for_a_shape_right_for_even_sizes():
     (r,) = check(analyze_graph(graph), sheet, graph).results
     assert r.mistake == "padding_assumed" and r.hint.startswith("that is the output shape if conv1 padded 2")
     assert r.hint.endswith("(the answer is that value for even H and W)")
+
+
+# Written Assignment 1 (H - 4, W - 4 even, as the key's `assume: divisible`): five students' files and
+# the mistake each answer is diagnosed with (None: wrong with no diagnosis, "": right), by hand.
+WA1_CLASS = {
+    "same padding": ({"conv1.params": 416, "fc.params": '"40*H*W + 10"', "total.trainable_params": '"40*H*W + 426"',
+                      "pool1.output_shape": '[16, "H/2", "W/2"]', "pool1.rf": 6},
+                     ["", "padding_assumed", "padding_assumed", "padding_assumed", ""]),
+    "no biases": ({"conv1.params": 400, "fc.params": '"40*(H-4)*(W-4)"', "total.trainable_params": '"40*(H-4)*(W-4) + 416"',
+                   "pool1.output_shape": '[16, "(H-4)/2", "(W-4)/2"]', "pool1.rf": 5},
+                  ["forgot_bias", "forgot_bias", "forgot_one_bias", "", "rf_input_field"]),
+    "no pooling": ({"conv1.params": 401, "fc.params": '"160*(H-4)*(W-4) + 10"',
+                    "total.trainable_params": '"160*(H-4)*(W-4) + 426"', "pool1.output_shape": '[16, "H-4", "W-4"]',
+                    "pool1.rf": 2},
+                   ["one_bias_per_layer", "downsampling_forgotten", "downsampling_forgotten", "shape_of_input",
+                    "rf_stride_as_size"]),
+    "one filter": ({"conv1.params": 26, "fc.params": '"10*(H-4)*(W-4)/4 + 10"',
+                    "total.trainable_params": '"10*(H-4)*(W-4)/4 + 36"', "pool1.output_shape": '[16, "(H-5)/2", "(W-5)/2"]',
+                    "pool1.rf": "{size: 6, stride: 1}"},
+                   ["one_filter", "flatten_without_channels", "carried_from_layers", None, "rf_input_stride"]),
+    "all right": ({"conv1.params": '"(5*5*1 + 1)*16"', "fc.params": '"(16*(H-4)/2*(W-4)/2 + 1)*10"',
+                   "total.trainable_params": '"40*(H - 4)*(W - 4) + 426"', "pool1.output_shape": '[16, "(H-4)/2", "(W-4)/2"]',
+                   "pool1.rf": "{size: 6, stride: 2}"},
+                  ["", "", "", "", ""]),
+}
+
+
+@pytest.mark.parametrize("student", sorted(WA1_CLASS))
+def test_written_assignment_1_class(student):
+    answers, mistakes = WA1_CLASS[student]
+    text = "answers:\n" + "".join(f"  {q}: {v}\n" for q, v in answers.items())
+    result = result_of(WA1_EVEN, text)
+    got = ["" if r.correct else r.mistake for r in result.results]
+    assert got == mistakes, [(r.quantity, r.hint) for r in result.results]
+    for r in result.results:  # a right answer says nothing; a wrong one a hint exactly when a mistake is named
+        assert (r.hint is not None) == (r.mistake is not None), r
+        assert not (r.correct and r.hint), r
