@@ -429,3 +429,37 @@ def test_written_assignment_1_class(student):
     for r in result.results:  # a right answer says nothing; a wrong one a hint exactly when a mistake is named
         assert (r.hint is not None) == (r.mistake is not None), r
         assert not (r.correct and r.hint), r
+
+
+# The bundled denoiser (1 -> 32 -> 32 -> 32 -> 1, 3 x 3 'same'; 320 + 9,248 + 9,248 + 289 = 19,105
+# parameters; MACs 19,008*H*W = 1,245,708,288 at 256 x 256; fields 3, 5, 7, 9) at 256 x 256.
+DENOISER = ROOT / "specs" / "homework" / "denoiser.yaml"
+DENOISER_CLASS = {
+    "kernels added": ({"conv2.params": 9216, "total.trainable_params": 19073, "total.macs": '"about 1.2 G"',
+                       "conv2.rf": 6, "conv4.rf": 12},
+                      ["forgot_bias", "forgot_one_bias", None, "rf_kernels_added", "rf_kernels_added"]),
+    "flops": ({"conv1.params": 288, "conv4.params": 33, "total.trainable_params": 18817, "total.macs": '"about 2.49 G"',
+               "conv3.rf": 7},
+              ["forgot_bias", "kernel_forgotten", "carried_from_layers", "flops_for_macs", ""]),
+    "one channel": ({"conv2.params": 320, "conv4.params": 10, "total.trainable_params": 970, "conv2.rf": '"[H, W]"',
+                     "conv4.rf": "global"},
+                    ["forgot_input_channels", "forgot_input_channels", "forgot_input_channels", "rf_not_global_yet",
+                     "rf_not_global_yet"]),  # 970 = (9 + 1)*32*3 + (9 + 1)*1: Cin in every conv
+}
+
+
+@pytest.mark.parametrize("student", sorted(DENOISER_CLASS))
+def test_denoiser_class(student):
+    answers, mistakes = DENOISER_CLASS[student]
+    graph = api.load_graph(DENOISER, bindings={"H": 256, "W": 256})
+    text = "set: {H: 256, W: 256}\nanswers:\n" + "".join(f"  {q}: {v}\n" for q, v in answers.items())
+    result = check(analyze_graph(graph), parse_answers(text, "a.yaml"), graph)
+    got = ["" if r.correct else r.mistake for r in result.results]
+    assert got == mistakes, [(r.quantity, r.hint) for r in result.results]
+    macs = next((r for r in result.results if r.quantity == "total.macs"), None)
+    if macs is not None and not macs.correct:  # approximate: how far off, always
+        assert "% " in macs.hint and "the tolerance is 1 %" in macs.hint
+    if student == "kernels added":  # conv2's forgotten bias, carried into the total: both said
+        total = result.results[1]
+        assert total.hint.startswith("forgot the bias of one of conv1, conv2 or conv3: one per output channel (+32 each)")
+        assert total.hint.endswith("the mistake is in conv2.params")
