@@ -508,6 +508,7 @@ def variants_cmd(
                                        "vary); grade with the same seed.", show_default=False),
     out_dir: Path = typer.Option(..., "--output", "-o", help="Folder to write (new, empty, or an earlier "
                                  "output of this command).", show_default=False),
+    latex: bool = typer.Option(False, "--latex", help="Also write each question sheet and key as LaTeX."),
 ) -> None:
     """Per-student variants: each student's spec, question sheet, answers file and key, reproducible
     from the seed, and DIR/variants.csv (student, folder, their values)."""
@@ -519,7 +520,7 @@ def variants_cmd(
         key = load_key(key_file)
         sheets.check_key(key)
         students = variants_mod.read_roster(roster)
-        written = variants_mod.write_variants(key, students, seed, out_dir)
+        written = variants_mod.write_variants(key, students, seed, out_dir, latex)
     except SpecError as exc:
         _fail(exc)
     if seed is not None and not key.vary:

@@ -11,6 +11,8 @@ then holds:
     DIR/students/FOLDER/answers.yaml        an answers file to fill in (student: and the question ids)
     DIR/keys/FOLDER.md                      the solution sheet of their variant (for the TA)
 
+(with `--latex`, questions.tex and keys/FOLDER.tex beside them).
+
 A student's folder holds only what may be handed out; the keys are kept apart. The student's spec
 is the key's spec with the student's values (and the key's `set:` sizes) written in as `vars`:
 a plain spec that `archcalc analyze` and `explain` read as it is, with nothing to pass on the
@@ -210,10 +212,13 @@ class Variant:
     questions: str
     answers: str
     key_sheet: str
+    questions_tex: str | None = None  # with latex=True
+    key_tex: str | None = None
 
 
-def make_variants(key: Key, students: list[Student], seed: int | None) -> list[Variant]:
-    """Every student's spec, question sheet, answers file and key (nothing written yet)."""
+def make_variants(key: Key, students: list[Student], seed: int | None, latex: bool = False) -> list[Variant]:
+    """Every student's spec, question sheet, answers file and key (nothing written yet); with
+    `latex`, the question sheet and key as LaTeX documents too."""
     from archcalc.homework import sheet as sheets
 
     if key.vary and seed is None:
@@ -224,7 +229,9 @@ def make_variants(key: Key, students: list[Student], seed: int | None) -> list[V
         text = sheet_spec(key, solved)
         out.append(Variant(student, dict(solved.variant), text,
                            sheets.questions_markdown(solved, text, key.spec.name),
-                           sheets.answers_template(solved), sheets.markdown(solved)))
+                           sheets.answers_template(solved), sheets.markdown(solved),
+                           sheets.questions_latex(solved, text, key.spec.name) if latex else None,
+                           sheets.latex(solved) if latex else None))
     return out
 
 
@@ -268,14 +275,15 @@ def check_variant(key: Key, variant: Variant, spec_path: Path, expected) -> None
                             f"{mine.question.id} = {mine.answer}, the key {theirs.answer}; please report this")
 
 
-def write_variants(key: Key, students: list[Student], seed: int | None, out_dir) -> list[Variant]:
+def write_variants(key: Key, students: list[Student], seed: int | None, out_dir,
+                   latex: bool = False) -> list[Variant]:
     """Write DIR (see the module docstring). DIR may be new, empty, or an earlier output of this
     command (its files are replaced); any other folder is refused, so that `-o .` never litters."""
     from archcalc.homework import sheet as sheets
 
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)
-    variants = make_variants(key, students, seed)
+    variants = make_variants(key, students, seed, latex)
     files = {Path(MANIFEST): manifest(key, variants)}
     for v in variants:
         folder = Path("students") / v.student.folder
@@ -283,6 +291,9 @@ def write_variants(key: Key, students: list[Student], seed: int | None, out_dir)
         files[folder / "questions.md"] = v.questions
         files[folder / "answers.yaml"] = v.answers
         files[Path("keys") / f"{v.student.folder}.md"] = v.key_sheet
+        if latex:
+            files[folder / "questions.tex"] = v.questions_tex
+            files[Path("keys") / f"{v.student.folder}.tex"] = v.key_tex
     _write_all(out_dir, files)
     checked = set()
     for v in variants:  # the written spec, read back, answers as the key does (once per variant)

@@ -365,3 +365,19 @@ def test_grade_grades_each_student_at_the_variant_variants_gave(tmp_path):
     assert moved  # a fixed fact of these three ids and seeds
     for s in moved:
         assert rows[s]["total"] != "7"
+
+
+def test_cli_variants_latex(tmp_path):
+    setup(tmp_path)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["variants", str(tmp_path / "key.yaml"), "--roster", str(tmp_path / "roster.csv"),
+                                 "--seed", "4", "-o", str(out), "--latex"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (out / "students" / "bob").iterdir()) == [
+        "answers.yaml", "questions.md", "questions.tex", "wa1.yaml"]
+    key = load_key(tmp_path / "key.yaml")
+    v = key.variant("bob", 4)
+    tex = (out / "keys" / "bob.tex").read_text()
+    assert tex.startswith("\\documentclass") and f"\\texttt{{{by_hand(v['K'], v['C'], v['H']):,}}}" in tex
+    questions = (out / "students" / "bob" / "questions.tex").read_text()
+    assert "\\begin{verbatim}" in questions and f"{by_hand(v['K'], v['C'], v['H']):,}" not in questions
