@@ -275,3 +275,29 @@ def test_cli_key_questions_holds_the_network_and_no_answer(tmp_path):
     assert "\\begin{verbatim}\n# WA1: the network of your questions\n" in result.stdout
     assert "416" not in result.stdout
     assert r"\item The number of parameters of layer conv1: \texttt{conv1.params} (2 points)" in result.stdout
+
+
+@pytest.mark.parametrize("name", ["written_assignment_1", "denoiser"])
+def test_the_bundled_keys_answers_grade_full_marks(tmp_path, name):
+    """Every answer of the solution sheet, written as a student would, earns its points from
+    `archcalc grade`: the sheet and the grading agree on every figure."""
+    import json
+
+    key_path = HOMEWORK / f"{name}.key.yaml"
+    s = sheets.solve(load_key(key_path))
+    lines = ['student: "key"', "answers:"]
+    for w in s.items:
+        value = w.value
+        if w.question.figure == "rf":
+            value = {"size": value.size[0], "stride": value.stride[0]}
+        elif isinstance(value, tuple):
+            value = [str(v) for v in value]
+        elif not isinstance(value, int):
+            value = str(value)
+        lines.append(f"  {w.question.id}: {json.dumps(value)}")
+    answers = tmp_path / "key.yaml"
+    answers.write_text("\n".join(lines) + "\n")
+    result = runner.invoke(app, ["grade", str(key_path), str(answers), "--json"])
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)["students"][0]
+    assert row["total"] == row["max"] == s.max_points, row
