@@ -358,7 +358,8 @@ def _points(p) -> str:
 def _sizes_words(sheet: Sheet, student_facing: bool = False) -> list[str]:
     out = []
     if sheet.variant:
-        out.append(("your values: " if student_facing else "the variant: ") + ", ".join(f"{k} = {v}" for k, v in sheet.variant.items()))
+        values = ", ".join(f"{k} = {v}" for k, v in sheet.variant.items())
+        out.append(("your values: " if student_facing else "the variant: ") + values)
     fixed = {k: v for k, v in sheet.bindings.items() if k not in sheet.variant}
     if fixed:
         out.append("sizes: " + ", ".join(f"{k} = {v}" for k, v in fixed.items()))

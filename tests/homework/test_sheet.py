@@ -133,7 +133,8 @@ layers:
 
 
 def test_vary_needs_the_student_and_seed(tmp_path):
-    spec = WA1.replace("name: wa1", "name: wa1\nvars: {K: 5, C: 16}").replace("{out: 16, kernel: 5}", "{out: C, kernel: K}")
+    spec = WA1.replace("name: wa1", "name: wa1\nvars: {K: 5, C: 16}")
+    spec = spec.replace("{out: 16, kernel: 5}", "{out: C, kernel: K}")
     path = key_file(tmp_path, "set: {H: 28, W: 28}\nquestions:\n  conv1.params: 2\n  total.params: 1\n"
                               "vary: {K: [3, 5, 7], C: [8, 16, 32]}\n", spec=spec)
     key = load_key(path)

@@ -4,7 +4,6 @@ seed and equal to what `Key.variant` (which `grade` uses) gives."""
 import csv
 import io
 import os
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -219,8 +218,8 @@ def test_vary_needs_a_seed(tmp_path):
 
 def test_an_invalid_variant_is_named(tmp_path):
     key, students = setup(tmp_path, key=KEY.replace("H: [28, 32]", "H: [8]").replace("K: [3, 5, 7]", "K: [9]"))
-    with pytest.raises(SpecError, match=r"key.yaml:10:3: error: vary: the spec is invalid for the variant K = 9, C = \d+, H = 8 "
-                       r"\(with set \{W: 28\}\): kernel 9 is larger"):
+    with pytest.raises(SpecError, match=r"key.yaml:10:3: error: vary: the spec is invalid for the variant K = 9, "
+                                        r"C = \d+, H = 8 \(with set \{W: 28\}\): kernel 9 is larger"):
         write_variants(key, students, 1, tmp_path / "out")
     assert not (tmp_path / "out").exists()  # nothing written
 
@@ -320,7 +319,8 @@ def test_cli_variants_hostile_paths_are_one_line(tmp_path, roster, out, message)
 
 def test_cli_key_output_to_a_folder_is_one_line(tmp_path):
     setup(tmp_path)
-    result = runner.invoke(app, ["key", str(tmp_path / "key.yaml"), "--student", "a", "--seed", "1", "-o", str(tmp_path)])
+    result = runner.invoke(app, ["key", str(tmp_path / "key.yaml"), "--student", "a", "--seed", "1",
+                                 "-o", str(tmp_path)])
     assert result.exit_code == 2 and result.output.count("\n") == 1 and "it is a folder" in result.output
 
 
@@ -353,7 +353,8 @@ def test_grade_grades_each_student_at_the_variant_variants_gave(tmp_path):
         wrong = "conv1.params" if student.id == "bob" else None
         (answers / f"{student.folder}.yaml").write_text(_filled(template, sheets.solve(key, student.id, 99), wrong))
     grades = tmp_path / "grades.csv"
-    result = runner.invoke(app, ["grade", str(tmp_path / "key.yaml"), str(answers), "--seed", "99", "--csv", str(grades)])
+    result = runner.invoke(app, ["grade", str(tmp_path / "key.yaml"), str(answers), "--seed", "99",
+                                 "--csv", str(grades)])
     assert result.exit_code == 0, result.output
     rows = {r["student"]: r for r in csv.DictReader(io.StringIO(grades.read_text()))}
     assert {s: rows[s]["total"] for s in rows} == {"alice": "7", "bob": "5", "carol": "7"}  # bob: conv1 (2) off
