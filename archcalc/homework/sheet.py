@@ -495,7 +495,8 @@ def _tt(text) -> str:
 
 def _latex_head(sheet: Sheet, title: str, student_facing: bool) -> list[str]:
     out = [r"\documentclass[11pt]{article}", r"\usepackage[T1]{fontenc}", r"\usepackage[utf8]{inputenc}",
-           r"\usepackage[margin=2cm]{geometry}", r"\setlength{\parindent}{0pt}", r"\setlength{\parskip}{4pt}",
+           r"\usepackage{textcomp}", r"\usepackage[margin=2cm]{geometry}", r"\setlength{\parindent}{0pt}",
+           r"\setlength{\parskip}{4pt}",
            r"\begin{document}", r"\sloppy", "", r"\section*{" + latex_escape(title) + "}", ""]
     facts = [f"spec {_tt(sheet.key.spec.name)}"]
     if sheet.student is not None:
