@@ -314,6 +314,44 @@ def manifest(key: Key, variants: list[Variant]) -> str:
     return rows.getvalue()
 
 
+def read_manifest(path) -> dict:
+    """DIR/variants.csv read back: {student id: {varied name: value}}, in its order. For `grade`
+    to check that each graded student is one the variants were made for, at the same values (a
+    `student:` mistyped would otherwise be graded, silently, at another variant). SpecError at
+    FILE:LINE for a file that is not such a manifest."""
+    path = Path(path)
+    if path.is_dir():
+        raise SpecError(f"{_shown(str(path))}: is a directory, expected {MANIFEST}")
+    text = read_source(path, "variants manifest")
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
+    out = {}
+    try:
+        header = next(reader, None)
+        if not header or header[:2] != ["student", "folder"]:
+            raise SpecError(f"not a manifest of `archcalc variants`: expected the header student,folder,... "
+                            f"(got {_shown(one_line(','.join(header or [])))})", Loc(str(path), 1, 1))
+        names = header[2:]
+        for row in reader:
+            if not any(cell.strip() for cell in row):
+                continue
+            where = Loc(str(path), reader.line_num, 1)
+            if len(row) != len(header):
+                raise SpecError(f"expected {len(header)} cells (student, folder, {', '.join(names) or 'no values'}), "
+                                f"got {len(row)}", where)
+            student = row[0][1:] if row[0][:1] == "'" and row[0][1:2] in ("=", "+", "-", "@") else row[0]
+            try:
+                values = {name: int(cell) for name, cell in zip(names, row[2:])}
+            except ValueError:
+                raise SpecError(f"student {_shown(student)}: the values must be whole numbers, got "
+                                f"{_shown(one_line(','.join(row[2:])))}", where) from None
+            if student in out:
+                raise SpecError(f"student {_shown(student)} is listed twice", where)
+            out[student] = values
+    except csv.Error as exc:
+        raise SpecError(f"not CSV: {exc}", Loc(str(path), reader.line_num or 1, 1)) from None
+    return out
+
+
 def csv_cell(text) -> str:
     """A CSV cell a spreadsheet shows as text: a leading = + - @ (a formula) gets a quote (OWASP)."""
     text = one_line(str(text))
@@ -382,4 +420,4 @@ def _umask() -> int:
 
 
 __all__ = ["Student", "Variant", "csv_cell", "folder_name", "make_variants", "manifest", "parse_roster",
-           "question_sheet", "read_roster", "sheet_spec", "student_spec", "write_variants"]
+           "question_sheet", "read_manifest", "read_roster", "sheet_spec", "student_spec", "write_variants"]

@@ -382,3 +382,23 @@ def test_cli_variants_latex(tmp_path):
     assert tex.startswith("\\documentclass") and f"\\texttt{{{by_hand(v['K'], v['C'], v['H']):,}}}" in tex
     questions = (out / "students" / "bob" / "questions.tex").read_text()
     assert "\\begin{verbatim}" in questions and f"{by_hand(v['K'], v['C'], v['H']):,}" not in questions
+
+
+def test_the_manifest_reads_back(tmp_path):
+    from archcalc.homework.variants import read_manifest
+
+    key, students = setup(tmp_path, roster="student\nalice\n=cmd\n-2\n'quoted\n")
+    write_variants(key, students, 12, tmp_path / "out")
+    back = read_manifest(tmp_path / "out" / "variants.csv")
+    assert list(back) == ["alice", "=cmd", "-2", "'quoted"]  # the neutralising quote is taken off again
+    assert back == {s.id: key.variant(s.id, 12) for s in students}
+    bad = tmp_path / "bad.csv"
+    bad.write_text("student,folder,K\nalice,alice,3\nbob,bob,x\n")
+    with pytest.raises(SpecError, match=r"bad.csv:3:1: error: student 'bob': the values must be whole numbers"):
+        read_manifest(bad)
+    bad.write_text("name,K\n")
+    with pytest.raises(SpecError, match=r"bad.csv:1:1: error: not a manifest of `archcalc variants`"):
+        read_manifest(bad)
+    bad.write_text("student,folder,K\nalice,alice\n")
+    with pytest.raises(SpecError, match=r"bad.csv:2:1: error: expected 3 cells \(student, folder, K\), got 2"):
+        read_manifest(bad)
