@@ -6,11 +6,12 @@ from archcalc.homework.mistakes.base import Wrong, mistake
 from archcalc.homework.mistakes.network import BIASED_KINDS, out_units
 
 PARAMS = ("params", "trainable_params")
+FORMULAS = {"conv": "(K1*K2*Cin/groups + 1)*Cout", "conv_transpose": "Cin*(Cout/groups)*K1*K2 + Cout",
+            "linear": "(in + 1)*out"}
 
 
 @mistake("forgot_bias", PARAMS, rank=10,
-         hint="forgot the bias: one per output {unit} (+{bias}); params = (K1*K2*Cin/groups + 1)*Cout for a "
-              "convolution, (in + 1)*out for a linear layer")
+         hint="forgot the bias: one per output {unit} (+{bias}); params = {formula}")
 def forgot_bias(case):
     """One conv or linear layer: its count less its bias (one per output channel or feature)."""
     row = case.single
@@ -19,7 +20,8 @@ def forgot_bias(case):
     bias = case.net.bias_total([row])
     if _is_zero(bias):
         return None
-    return Wrong(case.expected - bias, unit="feature" if row.kind == "linear" else "channel", bias=_fmt(bias))
+    return Wrong(case.expected - bias, unit="feature" if row.kind == "linear" else "channel", bias=_fmt(bias),
+                 formula=FORMULAS[row.kind])
 
 
 @mistake("forgot_biases", PARAMS, rank=10,
