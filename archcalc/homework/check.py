@@ -426,7 +426,7 @@ def distance_text(value, expected) -> str | None:
             shown = f"{pct:.2f}"
         return f"{shown} % {'below' if ratio < 1 else 'above'} the exact value (the tolerance is {tolerance:g} %)"
     times = ratio if ratio > 1 else 1 / ratio
-    shown = f"{times:,.0f}" if times >= 10 else f"{times:.1f}"
+    shown = f"{times:.2g}" if times >= 1e6 else f"{times:,.0f}" if times >= 10 else f"{times:.1f}"
     return f"about {shown} times too {'large' if ratio > 1 else 'small'}"
 
 

@@ -463,3 +463,10 @@ def test_denoiser_class(student):
         total = result.results[1]
         assert total.hint.startswith("forgot the bias of one of conv1, conv2 or conv3: one per output channel (+32 each)")
         assert total.hint.endswith("the mistake is in conv2.params")
+
+
+def test_distance_of_a_hostile_approximate_answer_stays_short():
+    r = one(COLOUR, "total.params", '"about 1e30"')
+    assert r.verdict == "wrong" and r.hint == "about 2.5e+25 times too large"
+    r = one(COLOUR, "total.params", '"about 0.001"')
+    assert r.hint == "about 4e+07 times too small"
