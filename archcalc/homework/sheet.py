@@ -449,8 +449,7 @@ def answers_template(sheet: Sheet) -> str:
     """An answers file with the student's name and every question left blank (a comment says what)."""
     import json
 
-    out = ["# Write each answer after its question's colon. Delete the line of a question you do not",
-           "# answer: a line left blank is an answer that cannot be read."]
+    out = ["# Write each answer after its question's colon; a question left blank is unanswered."]
     if sheet.student is not None:
         out.append(f"student: {json.dumps(sheet.student, ensure_ascii=False)}")
     out.append("answers:")

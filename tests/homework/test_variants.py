@@ -181,7 +181,7 @@ def test_the_key_answers_check_right_on_the_students_spec(tmp_path):
         solved = sheets.solve(key, student.id, 5)
         folder = out / "students" / student.folder
         template = (folder / "answers.yaml").read_text()
-        assert template.split("\n")[2:4] == [f'student: "{student.id}"', "answers:"]
+        assert template.split("\n")[1:3] == [f'student: "{student.id}"', "answers:"]
         lines = []
         for line in template.splitlines():
             qid = line.strip().split(":")[0]
@@ -348,6 +348,8 @@ def test_grade_grades_each_student_at_the_variant_variants_gave(tmp_path):
     write_variants(key, students, 99, out)
     answers = tmp_path / "answers"
     answers.mkdir()
+    blank = answers / "dave.yaml"  # the template as handed out: every question unanswered, nothing unreadable
+    blank.write_text((out / "students" / "alice" / "answers.yaml").read_text().replace('"alice"', '"dave"'))
     for student in students:
         template = (out / "students" / student.folder / "answers.yaml").read_text()
         wrong = "conv1.params" if student.id == "bob" else None
@@ -357,7 +359,9 @@ def test_grade_grades_each_student_at_the_variant_variants_gave(tmp_path):
                                  "--csv", str(grades)])
     assert result.exit_code == 0, result.output
     rows = {r["student"]: r for r in csv.DictReader(io.StringIO(grades.read_text()))}
-    assert {s: rows[s]["total"] for s in rows} == {"alice": "7", "bob": "5", "carol": "7"}  # bob: conv1 (2) off
+    assert {s: rows[s]["total"] for s in rows} == {"alice": "7", "bob": "5", "carol": "7", "dave": "0"}
+    assert rows["bob"]["conv1.params"] == "0"  # bob: conv1 (2 points) off by one
+    assert rows["dave"]["status"] == "graded" and "unanswered" in rows["dave"]["note"]
     assert rows["bob"]["conv1.params"] == "0" and rows["bob"]["total.trainable_params"] == "3"
     other = tmp_path / "other.csv"
     runner.invoke(app, ["grade", str(tmp_path / "key.yaml"), str(answers), "--seed", "98", "--csv", str(other)])
