@@ -417,6 +417,7 @@ def _module_kinds():
     # [1, C, 1, 1]): `scale`, whose module holds `gamma` as they do
     table["timm.layers.layer_scale.LayerScale"] = _layer_scale(-1)
     table["timm.layers.layer_scale.LayerScale2d"] = _layer_scale(0)
+    table["timm.layers.attention.Attention"] = _timm_attention  # layout: fused holds qkv and proj
     for kind, layer in KINDS.items():  # elementwise kinds name their nn class and take its arguments
         torch_class = getattr(layer, "torch_class", "")
         cls = getattr(nn, torch_class, None) if torch_class else None
@@ -537,6 +538,48 @@ def _multihead_attention(m, i, o):
         raise _Refused(f"MultiheadAttention on an input of shape {list(i or ())}; it takes [N, T, D]")
     return "attention", {"heads": m.num_heads, "bias": m.in_proj_bias is not None, "dropout": m.dropout,
                          "layout": "packed"}
+
+
+def _keyword_options(convert, kwargs: dict, path: str, cls: str) -> dict:
+    """The keyword arguments of a module call that its converter takes (`convert.keywords`: name ->
+    the Python values it can write), as traced: Python values, not tensors. Others are refused."""
+    accepted = getattr(convert, "keywords", {})
+    for key, v in kwargs.items():
+        if key not in accepted or isinstance(v, fx_node_type()) or not any(v is ok for ok in accepted[key]):
+            shown = "a tensor" if isinstance(v, fx_node_type()) else repr(v)
+            raise _Refused(f"module '{path}' ({cls}) is called with {key}={shown}, which the importer does not "
+                           "write" + (f" (it takes {key} = {' or '.join(map(repr, accepted[key]))})" if key in accepted
+                                      else ""))
+    return dict(kwargs)
+
+
+def _timm_attention(m, i, o, attn_mask=None, is_causal=False):
+    """timm's Attention (ViT, DeiT, ...): attention with layout: fused, which holds its qkv and proj
+    under their names; its variants (q/k norm, a norm before proj, the output gate, dropout after
+    proj) are refused by name."""
+    if not isinstance(m.q_norm, _torch().nn.Identity) or not isinstance(m.k_norm, _torch().nn.Identity):
+        _refuse_arg(m, "qk_norm", True)
+    if not isinstance(getattr(m, "norm", None), (_torch().nn.Identity, type(None))):
+        _refuse_arg(m, "scale_norm", True)
+    if getattr(m, "gate", None) is not None:
+        _refuse_arg(m, "gated", True)
+    if m.proj_drop.p:
+        _refuse_arg(m, "proj_drop", m.proj_drop.p)  # a dropout after the projection: not attention's
+    if i is None or len(i) != 3 or m.qkv.in_features != i[-1]:
+        raise _Refused(f"Attention on an input of shape {list(i or ())}; it takes [N, T, D]")
+    qkv_bias, proj_bias = m.qkv.bias is not None, m.proj.bias is not None
+    args = {"heads": m.num_heads, "bias": qkv_bias, "causal": bool(is_causal), "dropout": m.attn_drop.p,
+            "layout": "fused"}
+    if m.head_dim * m.num_heads != m.qkv.in_features:
+        args["head_dim"] = m.head_dim
+    if proj_bias != qkv_bias:
+        args["o_bias"] = proj_bias
+    if m.proj.out_features != m.qkv.in_features:
+        raise _Refused(f"Attention with dim_out {m.proj.out_features} apart from its input's {m.qkv.in_features}")
+    return "attention", args
+
+
+_timm_attention.keywords = {"attn_mask": (None,), "is_causal": (False, True)}
 
 
 def _self_attention_input(m, node, value, path):
@@ -770,12 +813,15 @@ def _entries(root, gm, table) -> list[Entry]:
                 if convert is None:
                     raise _Refused(f"module '{path}' ({cls}) has no archcalc kind")
                 in_node = node.args[0] if node.args else None
+                options = {}
                 if isinstance(m, torch.nn.MultiheadAttention):
                     in_node = _self_attention_input(m, node, value, path)
-                elif len(node.args) != 1 or node.kwargs or not isinstance(value.get(in_node), str):
+                elif len(node.args) != 1 or not isinstance(value.get(in_node), str):
                     raise _Refused(f"module '{path}' ({cls}) is called with {len(node.args)} arguments; "
                                    "archcalc's layers take one tensor")
-                made = convert(m, _shape_of(in_node), out_shape)
+                elif node.kwargs:  # keyword arguments a converter reads (timm's attn_mask=None, is_causal)
+                    options = _keyword_options(convert, node.kwargs, path, cls)
+                made = convert(m, _shape_of(in_node), out_shape, **options)
             except _Refused as exc:
                 at = "" if f"'{path}'" in str(exc) else f" (at {_place(path, cls)})"
                 raise SpecError(f"{exc}{at}") from None

@@ -1401,7 +1401,8 @@ def _import(path, input_spec):
     return imp, text
 
 
-_PART = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}|0|[1-9][0-9]{0,8}")
+# a spec layer name (spec/parse.py): a word, words joined by '-' (RegNet's block1-0), or an index
+_PART = re.compile(r"(?=.{1,100}\Z)[A-Za-z_][A-Za-z0-9_]*(-[A-Za-z0-9_]+)*|0|[1-9][0-9]{0,8}")
 
 
 def _blocks_text(imp: _Importer, header: list) -> str:

@@ -18,6 +18,8 @@ on; a causal or window mask then hides what it hides).
 then k then v; in_proj_bias [3D]; out_proj.weight, out_proj.bias), so its state_dict loads (the
 module importer maps nn.MultiheadAttention to it); only for its plain form (kv_heads = heads,
 head_dim = D / heads, one bias switch, no q/k norm, rotary, window, scale or score bias input).
+`layout: fused` holds them as timm's Attention (ViT, DeiT) does: one `qkv` Linear [3*H*d, D] (rows
+q, k, v, each H heads of d; one bias switch for the three) and `proj` [D, H*d], head_dim free.
 """
 from __future__ import annotations
 
@@ -120,6 +122,29 @@ class PackedSelfAttention(nn.Module):
         p = self.dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=self.causal)
         return self.out_proj(y.transpose(1, 2).reshape(n, t, d))
+
+'''
+
+
+# layout: fused's module (timm's Attention), apart for the same reason
+FUSED_SOURCE = '''
+
+class FusedSelfAttention(nn.Module):
+    """timm's Attention (ViT, DeiT): one qkv Linear [3*heads*head_dim, dim] (rows q, k, v), then
+    scaled dot-product attention per head and the output projection proj [dim, heads*head_dim]."""
+
+    def __init__(self, dim, heads, head_dim, qkv_bias, proj_bias, causal, dropout):
+        super().__init__()
+        self.heads, self.head_dim, self.causal, self.dropout = heads, head_dim, causal, dropout
+        self.qkv = nn.Linear(dim, 3 * heads * head_dim, bias=qkv_bias)
+        self.proj = nn.Linear(heads * head_dim, dim, bias=proj_bias)
+
+    def forward(self, x):
+        n, t, _ = x.shape
+        q, k, v = self.qkv(x).view(n, t, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        p = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=self.causal)
+        return self.proj(y.transpose(1, 2).reshape(n, t, self.heads * self.head_dim))
 
 '''
 
@@ -246,8 +271,9 @@ class Attention(Layer):
                 "all: over the whole projection, heads*head_dim for q and kv_heads*head_dim for k (OLMo-2)"),
         Arg("qk_norm_eps", "float", None, min=0,
             doc="added to the variance in the q/k norm (default: 1e-6 for rmsnorm as in Qwen3, 1e-5 for layernorm)"),
-        Arg("layout", "choice", "separate", choices=("separate", "packed"),
-            doc="separate: q, k, v, out Linears (Hugging Face's layout); packed: nn.MultiheadAttention's "
+        Arg("layout", "choice", "separate", choices=("separate", "packed", "fused"),
+            doc="separate: q, k, v, out Linears (Hugging Face's layout); fused: timm's qkv [3*H*d, D] and proj "
+                "(one bias switch for q, k and v, o_bias apart; kv_heads = heads); packed: nn.MultiheadAttention's "
                 "in_proj_weight [3D, D] (rows q, k, v), in_proj_bias [3D], out_proj (its state_dict loads); "
                 "packed needs kv_heads = heads, head_dim = D/heads, one bias switch, and no qk_norm, rotary, "
                 "window, scale or score bias input"),
@@ -294,20 +320,23 @@ class Attention(Layer):
                     raise LayerError(f"{name} applies to the q/k norm; add qk_norm: rmsnorm or layernorm", name)
         if len(shapes) == 2:
             score_bias_shape(tuple(shapes[1]), h, t, t)
-        if a["layout"] == "packed":
+        if a["layout"] != "separate":
             self._packable(a, d, h, kv, hd, len(shapes))
         return t, d, h, kv, hd
 
     @staticmethod
     def _packable(a, d, h, kv, hd, inputs) -> None:
-        """layout: packed is nn.MultiheadAttention's layout, which has none of the variants."""
+        """layout: packed is nn.MultiheadAttention's layout, which has none of the variants; fused
+        (timm's) has none either, but its head_dim is free and its output bias has its own switch."""
+        packed = a["layout"] == "packed"
         why = None
         if kv != h:
             why = f"kv_heads {kv} differs from heads {h}"
-        elif h * hd != d:
+        elif packed and h * hd != d:
             why = f"head_dim {hd} is not D / heads = {d} / {h}"
-        elif len(set(projection_biases(a))) != 1:
-            why = "the projections' bias switches differ (it has one bias switch)"
+        elif len(set(projection_biases(a)[:4 if packed else 3])) != 1:
+            why = ("the projections' bias switches differ (it has one bias switch)" if packed
+                   else "q_bias, k_bias and v_bias differ (qkv has one bias switch)")
         else:
             for name in ("qk_norm", "window", "scale"):
                 if a[name] is not None:
@@ -319,8 +348,9 @@ class Attention(Layer):
                 elif inputs == 2:
                     why = "a score bias input is given"
         if why is not None:
-            raise LayerError(f"layout: packed is nn.MultiheadAttention's layout (one q/k/v projection of D = "
-                             f"heads * head_dim), but {why}; use layout: separate", "layout")
+            what = ("nn.MultiheadAttention's layout (one q/k/v projection of D = heads * head_dim)" if packed
+                    else "timm's layout (one qkv projection of 3 * heads * head_dim)")
+            raise LayerError(f"layout: {a['layout']} is {what}, but {why}; use layout: separate", "layout")
 
     @staticmethod
     def _biases(a) -> tuple:
@@ -413,6 +443,8 @@ class Attention(Layer):
                      if over == "head" else "the whole projections") + (", weight and bias" if per == 2 else ""))
         if a["layout"] == "packed":
             note += "; packed as nn.MultiheadAttention's in_proj_weight [3D, D] and out_proj"
+        elif a["layout"] == "fused":
+            note += "; fused as timm's qkv [3*H*d, D] and proj"
         params = Step("params", " + ".join(formula), " + ".join(values), self.params(a, shapes)[0], note=note)
         masked = "windowed" if a["window"] is not None else "causal" if a["causal"] else ""
         macs = Step("macs", "T*D*(H + 2*Hkv)*d + 2*H*T*T*d + T*H*d*D",
@@ -430,6 +462,9 @@ class Attention(Layer):
         bias = biases[0] if len(set(biases)) == 1 else biases
         if a["layout"] == "packed":
             return custom_module(PACKED_SOURCE, "PackedSelfAttention", d, h, bias, a["causal"], a["dropout"])
+        if a["layout"] == "fused":
+            return custom_module(FUSED_SOURCE, "FusedSelfAttention", d, h, hd, biases[0], biases[3], a["causal"],
+                                 a["dropout"])
         extra = ()
         scaling = rotary_scaling(a)
         if a["qk_norm"] is not None or a["window"] is not None or a["scale"] is not None or scaling:

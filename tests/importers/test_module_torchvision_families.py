@@ -304,6 +304,31 @@ def test_swin_v2_stays_refused(tv):
         from_module(v2, (3, 32, 32))
 
 
+def test_timm_vision_transformer(timm_layers):
+    # timm's ViT: cls_token and pos_embed bare, Attention as attention with layout: fused (qkv, proj)
+    from timm.models.vision_transformer import VisionTransformer
+
+    torch.manual_seed(0)
+    module = VisionTransformer(img_size=32, patch_size=8, embed_dim=48, depth=2, num_heads=3, num_classes=10)
+    text = from_module(module, (3, 32, 32), source="timm")
+    assert "layout: fused" in text and "{name: cls_token, class_token, bare: true}" in text
+    result = compare(module, text)
+    assert result["spec"] == result["module"] and result["equal"], result
+    # by hand: patch conv 8*8*3*48 + 48; cls 48; positions 17*48; per block 2 norms (4*48), qkv 48*144 + 144,
+    # proj 48*48 + 48, mlp 48*192 + 192 + 192*48 + 48; final norm 2*48; head 48*10 + 10
+    block = 4 * 48 + 48 * 144 + 144 + 48 * 48 + 48 + 48 * 192 + 192 + 192 * 48 + 48
+    assert result["spec"]["trainable"] == 8 * 8 * 3 * 48 + 48 + 48 + 17 * 48 + 2 * block + 2 * 48 + 48 * 10 + 10
+
+
+def test_timm_attention_variants_are_refused(timm_layers):
+    from timm.models.vision_transformer import VisionTransformer
+
+    module = VisionTransformer(img_size=32, patch_size=8, embed_dim=48, depth=1, num_heads=3, num_classes=10,
+                               qk_norm=True)
+    with pytest.raises(SpecError, match=r"Attention with qk_norm=True, which no archcalc kind has \(at 'blocks\.0\.attn'"):
+        from_module(module, (3, 32, 32))
+
+
 def test_timm_convnext_gamma_reshaped(timm_layers):
     import timm
 

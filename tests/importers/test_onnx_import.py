@@ -163,6 +163,19 @@ def test_resnet_written_here_round_trips(tmp_path):
         torch.testing.assert_close(model.eval()(x), net.eval()(x), atol=1e-5, rtol=1e-4)
 
 
+def test_hyphenated_module_names_are_kept(tmp_path):
+    # torchvision's RegNet names its blocks block1-0: the spec's layer names may join words by '-'
+    net = nn.Sequential()
+    net.add_module("block1-0", nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU()))
+    net.add_module("block1-1", nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.ReLU()))
+    shape = (3, 8, 8)
+    path = export(net, shape, tmp_path / "dash.onnx")
+    text = assert_same_function(path, shape)
+    model = build(archcalc.parse_spec(text, "<import>"))
+    assert set(model.state_dict()) == set(net.state_dict()) == {"block1-0.0.weight", "block1-0.0.bias",
+                                                                "block1-1.0.weight", "block1-1.0.bias"}
+
+
 def test_dynamo_export_folds_batchnorm_and_is_still_faithful(tmp_path):
     """The dynamo exporter folds BatchNorm into the convolution (a bias appears): the file has
     fewer parameters than the module, and the import counts the file's; MACs are unchanged."""

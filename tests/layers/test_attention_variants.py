@@ -110,7 +110,10 @@ def test_symbolic_tokens_with_a_window():
     ("{heads: 4, qk_norm: rmsnorm, qk_norm_eps: .nan}", "finite", None),  # the reader's rule for every number
     ("{heads: 4, k_bias: no}", "true or false", "k_bias"),
     ("{heads: 4, o_bias: 1}", "true or false", "o_bias"),
-    ("{heads: 4, layout: fused}", "packed", "layout"),
+    ("{heads: 4, layout: stacked}", "packed", "layout"),
+    ("{heads: 4, kv_heads: 2, layout: fused}", "timm's layout", "layout"),
+    ("{heads: 4, k_bias: false, layout: fused}", "q_bias, k_bias and v_bias differ", "layout"),
+    ("{heads: 4, rotary: true, layout: fused}", "rotary is on", "layout"),
     ("{heads: 4, kv_heads: 2, layout: packed}", "kv_heads 2 differs from heads 4", "layout"),
     ("{heads: 4, head_dim: 16, layout: packed}", "head_dim 16 is not D / heads = 32 / 4", "layout"),
     ("{heads: 4, o_bias: false, layout: packed}", "bias switches differ", "layout"),

@@ -304,3 +304,47 @@ def test_packed_layout_loads_multihead_attention(causal, bias):
 
 def test_packed_layout_figures_match_pytorch():
     torch_check([10, 32], "attention: {heads: 4, causal: true, layout: packed}")
+
+
+# --- layout: fused loads timm's Attention -----------------------------------------------------------
+
+class TimmAttention(torch.nn.Module):
+    """timm.layers.Attention's computation and names (ViT, DeiT), written out: qkv [3*H*d, D] viewed
+    as [N, T, 3, H, d], scaled dot-product attention, proj."""
+
+    def __init__(self, dim, heads, head_dim, qkv_bias, proj_bias):
+        super().__init__()
+        self.heads, self.head_dim = heads, head_dim
+        self.qkv = torch.nn.Linear(dim, 3 * heads * head_dim, bias=qkv_bias)
+        self.proj = torch.nn.Linear(heads * head_dim, dim, bias=proj_bias)
+
+    def forward(self, x):
+        n, t, _ = x.shape
+        q, k, v = self.qkv(x).reshape(n, t, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        attn = (q * self.head_dim ** -0.5) @ k.transpose(-2, -1)
+        y = attn.softmax(dim=-1) @ v
+        return self.proj(y.transpose(1, 2).reshape(n, t, self.heads * self.head_dim))
+
+
+@pytest.mark.parametrize("args, head_dim, qkv_bias, proj_bias", [
+    ("{heads: 3, layout: fused}", 8, True, True),
+    ("{heads: 3, head_dim: 5, bias: false, o_bias: true, layout: fused}", 5, False, True),
+])
+def test_fused_layout_loads_timms_attention(args, head_dim, qkv_bias, proj_bias):
+    t, d = 9, 24
+    graph, ours = _ours(args, t, d)
+    torch.manual_seed(2)
+    theirs = TimmAttention(d, 3, head_dim, qkv_bias, proj_bias).eval()
+    assert [(n, p.shape) for n, p in ours.named_parameters()] == [(n, p.shape) for n, p in theirs.named_parameters()]
+    ours.load_state_dict(theirs.state_dict())
+    x = torch.randn(2, t, d)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
+    # qkv 24 x 3*3*hd (+ its bias), proj 3*hd x 24 + 24: by hand
+    assert archcalc.analyze(graph).totals.trainable_params == (24 * 9 * head_dim + qkv_bias * 9 * head_dim
+                                                               + 3 * head_dim * 24 + 24)
+
+
+def test_fused_layout_figures_match_pytorch():
+    torch_check([10, 32], "attention: {heads: 4, causal: true, layout: fused}")
+    torch_check([10, 32], "attention: {heads: 4, head_dim: 6, layout: fused}")
