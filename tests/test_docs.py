@@ -53,6 +53,33 @@ def test_homework_doc_shows_current_output():
         assert line.rstrip() in text, line
 
 
+def test_homework_doc_shows_the_current_solution_sheet_and_grades(tmp_path):
+    """The TA's walk in docs/homework.md shows what `archcalc key` and `archcalc grade` print now."""
+    from typer.testing import CliRunner
+
+    from archcalc.cli import app
+
+    text = (ROOT / "docs" / "homework.md").read_text()
+    homework = ROOT / "specs" / "homework"
+    sheet = CliRunner().invoke(app, ["key", str(homework / "written_assignment_1.key.yaml")]).stdout
+    lines = [line for line in sheet.splitlines() if line.strip() and not line.startswith("```")]
+    assert len(lines) > 20
+    for line in lines:
+        assert line.strip() in text, line
+    csv = tmp_path / "grades.csv"
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(ROOT)  # the CSV's notes name the files as given, relative to the repository
+    try:
+        CliRunner().invoke(app, ["grade", str(homework / "written_assignment_2.key.yaml"),
+                                 "tests/homework/class/wa2_colour/", "--csv", str(csv)])
+    finally:
+        os.chdir(cwd)
+    for line in csv.read_text().splitlines():
+        assert line in text, line
+
+
 def _slug(heading: str) -> str:
     """GitHub's anchor for a heading: lower case, punctuation dropped, spaces as '-'."""
     import re

@@ -68,6 +68,7 @@ _APPROX = re.compile(rf"\s*(?P<about>{_APPROX_WORDS}\s*)?(?P<num>{_NUMBER})\s*(?
                      re.IGNORECASE)
 _LOOKS_APPROX = re.compile(rf"\s*({_APPROX_WORDS}|[+-]?[\d.,_]+\s*[A-Za-z]+\s*\Z)", re.IGNORECASE)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_GROUPED_IN_FORMULA = re.compile(r"(?<![\w.,])\d{1,3}(?:,\d{3})+(?![\w.,])")
 
 # --- notation ---------------------------------------------------------------------------------
 #: Functions as sympy prints them (archcalc's own expected values: `ceiling(H/2)`, `Min(H, 3)`),
@@ -447,7 +448,16 @@ class _ValueParser:
         try:
             names = names_in(text)
         except ExprError as exc:
-            raise SpecError(_unreadable(written, text, exc), loc) from None
+            # Numbers grouped by thousands inside a formula, as archcalc prints them (`40,320*H*W +
+            # 1,704`): read without the commas, but only where the text does not read as written
+            # (`max(2,100)` is two arguments).
+            joined = _GROUPED_IN_FORMULA.sub(lambda m: m.group().replace(",", ""), text)
+            try:
+                names, text = (names_in(joined), joined) if joined != text else (None, text)
+            except ExprError:
+                names = None
+            if names is None:
+                raise SpecError(_unreadable(written, text, exc), loc) from None
         scope: dict = {}
         free = sorted(n for n in names if n not in self.bindings)
         if free:

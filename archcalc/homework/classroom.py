@@ -65,6 +65,7 @@ class QuestionGrade:
     hint: str | None = None
     formula: str | None = None  # the formula behind the figure (explain's notation)
     worked: tuple = ()  # explain's lines working the figure out (for feedback)
+    mistake: str | None = None  # the diagnosed mistake's rule (archcalc.homework.mistakes), if any
 
     @property
     def earned(self):
@@ -168,7 +169,9 @@ class ClassGrades:
         out = []
         for i, q in enumerate(self.key.questions):
             s = QuestionSummary(q)
-            hints = Counter()
+            # Counted by the diagnosed rule, not its text: a hint also says how far each answer is off,
+            # which differs from student to student. An undiagnosed hint counts by its text.
+            hints, texts = Counter(), {}
             for row in self.graded:
                 g = row.questions[i]
                 if g.verdict in (RIGHT, CLOSE):
@@ -177,14 +180,17 @@ class ClassGrades:
                 elif g.verdict == WRONG:
                     s.wrong += 1
                     if g.hint:
-                        hints[g.hint] += 1
+                        rule = g.mistake or g.hint
+                        hints[rule] += 1
+                        texts.setdefault(rule, []).append(g.hint)
                 elif g.verdict == UNDECIDED:
                     s.undecided += 1
                 elif g.verdict == UNREADABLE:
                     s.unreadable += 1
                 else:
                     s.unanswered += 1
-            s.mistakes = hints.most_common(MAX_MISTAKES)
+            s.mistakes = [(texts[rule][0] if len(set(texts[rule])) == 1 else f"{rule}, e.g. {texts[rule][0]}", n)
+                          for rule, n in hints.most_common(MAX_MISTAKES)]
             out.append(s)
         return out
 
@@ -374,7 +380,8 @@ def _grade_sheet(key: Key, sheet, spec, row: StudentGrade, seed=None) -> None:
                                                worked=worked))
         else:
             row.questions.append(QuestionGrade(q, r.verdict, r.expected or expected.get(qid), r.given, r.given_text,
-                                               _under_key(r.hint), spec.formula(q.id), worked))
+                                               _under_key(r.hint), spec.formula(q.id), worked,
+                                               getattr(r, "mistake", None)))
     if sheet.ignored:
         shown = ", ".join(f"{k}: {format_given(v)}" for k, v in sheet.ignored.items())
         row.notes.append(f"ignored the file's own {shown} (the key's policy applies)")

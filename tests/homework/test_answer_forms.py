@@ -336,3 +336,20 @@ def test_an_mlps_whole_input_is_its_784_features(tmp_path, answer, verdict):
     # Each of fc1's outputs depends on all 784 inputs: the whole input, written as its size.
     _, got = _check(tmp_path, f"answers:\n  fc1.rf: {answer}\n", MLP)
     assert got["fc1.rf"]["verdict"] == verdict, got
+
+
+# --- numbers grouped by thousands inside a formula, as archcalc prints them ---------------------------
+
+def test_grouped_numbers_inside_a_formula_are_read_without_their_commas():
+    from archcalc.homework.answers import parse_answers
+
+    sheet = parse_answers('answers:\n  fc.params: "1,600*H*W + 1,704"\n  conv1.macs: "40,320*(H - 4)"\n')
+    values = [str(a.value.value) for a in sheet.answers]
+    assert values == ["1600*H*W + 1704", "40320*H - 161280"]
+
+
+def test_a_comma_that_separates_arguments_stays_a_separator():
+    from archcalc.homework.answers import parse_answers
+
+    sheet = parse_answers('answers:\n  conv1.params: "max(2,100)"\n  fc.params: "min(1,600)"\n')
+    assert [a.value.value for a in sheet.answers] == [100, 1]  # read as written: two arguments each
