@@ -109,7 +109,7 @@ class CheckResult:
         """Gradebook rows for csv.writer(...).writerows: one row, laid out as GRADE_HEADER (the
         wrong quantities joined by ';')."""
         wrong = ";".join(r.quantity for r in self.results if not r.correct)
-        return [[_csv_text(student_id), self.right, self.total, self.score, wrong]]
+        return [[csv_cell(student_id), self.right, self.total, self.score, wrong]]
 
     def lines(self) -> list[str]:
         """Plain-text report, one line per answer and a score line."""
@@ -758,13 +758,22 @@ def _sum_rows(target, attr):
     return getattr(target.row, attr)
 
 
-def _csv_text(value) -> str:
-    """A gradebook cell from a file name: one line, and not a spreadsheet formula (a name such
-    as `=HYPERLINK(...)` would run as one): a leading = + - @ gets a quote, as OWASP advises."""
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value) -> str:
+    """A CSV cell a spreadsheet shows as text: one line, and a cell that would start with
+    = + - @ (or a tab or carriage return, also after leading spaces) gets a leading ' so that it
+    is never run as a formula (OWASP's advice against CSV injection). Numbers stay numbers."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
     from archcalc.errors import one_line
 
-    text = one_line(str(value))
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+    raw = str(value)
+    text = one_line(raw)
+    if raw.lstrip(" ")[:1] in _FORMULA_START or text.lstrip(" ")[:1] in _FORMULA_START:
+        return "'" + text
+    return text
 
 
 def _prefixes(names) -> set:

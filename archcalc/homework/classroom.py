@@ -37,7 +37,7 @@ from pathlib import Path
 
 from archcalc.errors import SpecError, one_line
 from archcalc.homework.answers import Approx, Exact, Invalid, RFAnswer, Shape, format_given, parse_answers
-from archcalc.homework.check import CLOSE, RIGHT, UNDECIDED, WRONG
+from archcalc.homework.check import CLOSE, RIGHT, UNDECIDED, WRONG, csv_cell
 
 UNREADABLE = "invalid"  # check's verdict for one answer that cannot be read (the file's others are graded)
 from archcalc.homework.key import Key, Question
@@ -499,22 +499,6 @@ def _stand_in(figure: str):
 
 
 # --- output -----------------------------------------------------------------------------------
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_cell(value) -> str:
-    """A CSV cell a spreadsheet shows as text: one line, and a cell that would start with
-    = + - @ (or a tab or carriage return, also after leading spaces) gets a leading ' so that it
-    is never run as a formula (OWASP's advice against CSV injection). Numbers stay numbers."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    raw = str(value)
-    text = one_line(raw)
-    if raw.lstrip(" ")[:1] in _FORMULA_START or text.lstrip(" ")[:1] in _FORMULA_START:
-        return "'" + text
-    return text
-
-
 def safe_stem(name: str) -> str:
     """A file-name stem from a student's name: letters, digits, '.', '-' and '_' only (others
     become '_'), no leading dot, at most MAX_FILE_NAME characters, never a Windows device name."""

@@ -90,11 +90,16 @@ def read_source(path, what: str = "spec", limit: int | None = None) -> str:
         raise SpecError(f"{shown}: cannot read: {exc.strerror or exc}") from None
     except ValueError:  # a NUL in the path
         raise SpecError(f"{shown}: cannot read: the path holds a NUL character") from None
+    try:  # a directory opens read-only on Linux, and os.fdopen refuses it: look before wrapping the fd
+        is_dir = stat.S_ISDIR(os.fstat(fd).st_mode)
+    except OSError:
+        is_dir = False
+    if is_dir:
+        os.close(fd)
+        raise SpecError(f"{shown}: is a directory, expected a YAML {what} file")
     with os.fdopen(fd, "rb") as handle:
         try:
             info = os.fstat(fd)
-            if stat.S_ISDIR(info.st_mode):
-                raise SpecError(f"{shown}: is a directory, expected a YAML {what} file")
             if not stat.S_ISREG(info.st_mode):
                 raise SpecError(f"{shown}: is {kind_of(info.st_mode)}, not a regular file; "
                                 f"expected a YAML {what} file")

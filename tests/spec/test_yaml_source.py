@@ -53,3 +53,20 @@ def test_syntax_error_has_position():
     with pytest.raises(SpecError, match="invalid YAML") as info:
         load_yaml("a: [1, 2\nb: 3\n", "f.yaml")
     assert info.value.loc.file == "f.yaml" and info.value.loc.line >= 1
+
+
+def test_a_directory_is_one_error_line_for_every_command(tmp_path):
+    # os.open takes a directory read-only on Linux; only os.fdopen refuses it, with a traceback
+    from typer.testing import CliRunner
+
+    from archcalc.cli import app
+    from archcalc.spec.yaml_source import read_source
+
+    with pytest.raises(SpecError, match="is a directory, expected a YAML answers file"):
+        read_source(tmp_path, "answers")
+    spec = tmp_path / "net.yaml"
+    spec.write_text("input: [4]\nlayers:\n  - linear: 2\n")
+    for args in (["analyze", str(tmp_path)], ["check", str(spec), str(tmp_path)], ["explain", str(tmp_path)]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert f"{tmp_path}: is a directory" in result.output and "Traceback" not in result.output
