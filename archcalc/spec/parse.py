@@ -695,8 +695,9 @@ class _SpecBuilder:
         from archcalc.errors import LayerError
 
         while name not in self._shapes and self._shaped < len(self.nodes):
+            # counted as shaped only once its shape is known: a node whose shape failed fails again
+            # for the next reader (one caller may have caught the first error), never a KeyError
             node = self.nodes[self._shaped]
-            self._shaped += 1
             try:
                 out = tuple(KINDS[node.kind].output_shape(node.args, [self._shapes[i] for i in node.inputs]))
             except LayerError as exc:
@@ -709,6 +710,9 @@ class _SpecBuilder:
                 raise SpecError(f"the output shape would be {list(out)}; sizes must be positive", node.loc,
                                 node.name, node.kind)
             self._shapes[node.name] = out
+            self._shaped += 1
+        if name not in self._shapes:
+            raise SpecError(f"the shape of '{name}' is not known here, so shape() cannot read it")
         return self._shapes[name]
 
     def _block_values(self, kind, body, caller: dict, full, reader=None) -> dict:

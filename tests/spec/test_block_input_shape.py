@@ -141,3 +141,18 @@ def test_densenet_and_efficientnet_read_their_widths():
     gate = [n.args["out"] for n in eff.nodes if n.kind == "conv" and n.name.endswith("fc2")]
     assert squeeze == [max(1, c // 4) for c in inputs]
     assert gate == [t * c for t, c in zip(expand, inputs)]
+
+
+def test_a_shape_that_failed_once_fails_again_for_the_next_reader(tmp_path):
+    # The size estimate reads b's shape(input, 0) first and swallows a's failing add; the build then
+    # asks again and must get the same located error (it was a KeyError: 'a.add1').
+    path = tmp_path / "ks.yaml"
+    path.write_text("name: ks\ninput: [4, 8, 8]\nblocks:\n  body:\n    args: {c: 4}\n    layers:\n"
+                    "      - {name: c, conv: {out: c, kernel: 3, stride: 2, padding: 1}}\n"
+                    "  res:\n    layers:\n      - {name: block, body: {c: \"shape(input, 0)\"}}\n"
+                    "      - {add: {}, from: [block, input]}\n"
+                    "layers:\n  - {name: a, res: {}}\n  - {name: b, res: {}}\n")
+    with pytest.raises(archcalc.SpecError) as info:
+        archcalc.analyze(path)
+    assert (info.value.loc.line, info.value.layer) == (11, "a.add1")
+    assert "add cannot broadcast shapes [4, 4, 4], [4, 8, 8]" in info.value.message
