@@ -55,12 +55,11 @@ def _blame_bindings(spec, sheet, exc: SpecError) -> None:
 def check_bindings(constraints: dict, sheet) -> None:
     """A `set:` number must satisfy the spec's constraints on its symbol (multiple_of, min, max):
     the formulas hold only there. SpecError at the number otherwise."""
+    from archcalc.spec.symbols import broken_constraint
+
     for name, value in sheet.bindings.items():
         rules = constraints.get(name) or {}
-        step, low, high = rules.get("multiple_of", 1), rules.get("min"), rules.get("max")
-        broken = (f"is not a multiple of {step}" if value % step
-                  else f"is below its min {low}" if low is not None and value < low
-                  else f"is above its max {high}" if high is not None and value > high else None)
+        broken = broken_constraint(value, rules)
         if broken:
             shown = ", ".join(f"{k}: {v}" for k, v in rules.items())
             raise SpecError(f"set {name}: {value} {broken} (the spec constrains {name} to {{{shown}}})",

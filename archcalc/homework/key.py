@@ -254,12 +254,11 @@ def _check_constraints(key: Key, constraints: dict) -> None:
     constraints on it: the formulas hold only there. SpecError at the number's name otherwise."""
     numbers = [(name, value, key.binding_locs.get(name), "set") for name, value in key.bindings.items()]
     numbers += [(name, v, key.vary_locs.get(name), "vary") for name, values in key.vary.items() for v in values]
+    from archcalc.spec.symbols import broken_constraint
+
     for name, value, loc, where in numbers:
         rules = constraints.get(name) or {}
-        step, low, high = rules.get("multiple_of", 1), rules.get("min"), rules.get("max")
-        broken = (f"is not a multiple of {step}" if value % step
-                  else f"is below its min {low}" if low is not None and value < low
-                  else f"is above its max {high}" if high is not None and value > high else None)
+        broken = broken_constraint(value, rules)
         if broken:
             shown = ", ".join(f"{k}: {v}" for k, v in rules.items())
             raise SpecError(f"{where} {name}: {value} {broken} (the spec constrains {name} to {{{shown}}})", loc)

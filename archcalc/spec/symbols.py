@@ -13,6 +13,15 @@ from fractions import Fraction
 CONSTRAINT_KEYS = ("multiple_of", "min", "max")
 
 
+def broken_constraint(value: int, rules: dict) -> str | None:
+    """How a number breaks a symbol's constraints (`{multiple_of, min, max}`), in words ("is not a
+    multiple of 2"), or None when it keeps them: the formulas hold only there."""
+    step, low, high = rules.get("multiple_of", 1), rules.get("min"), rules.get("max")
+    return (f"is not a multiple of {step}" if value % step
+            else f"is below its min {low}" if low is not None and value < low
+            else f"is above its max {high}" if high is not None and value > high else None)
+
+
 def is_symbolic(value) -> bool:
     return hasattr(value, "free_symbols") and not isinstance(value, (int, float, Fraction))
 
