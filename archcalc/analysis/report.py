@@ -177,7 +177,9 @@ class Report:
         return out
 
 
-def make_totals(layers, input_shape, batch, dtype) -> Totals:
+def make_totals(layers, input_shapes, batch, dtype) -> Totals:
+    """The network's totals from its layer rows; `input_shapes` lists every network input's
+    shape (one example), whose batch together is the input's memory."""
     size = DTYPE_BYTES[dtype]
     t = Totals()
     for row in layers:
@@ -191,7 +193,7 @@ def make_totals(layers, input_shape, batch, dtype) -> Totals:
     if routed:  # the experts a token is not sent to are all that is inactive (never tied)
         t.active_params = t.params - sum(row.params - row.active_params for row in routed)
     t.param_bytes = t.params * size
-    t.input_bytes = _prod(input_shape) * batch * size
+    t.input_bytes = sum(_prod(shape) for shape in input_shapes) * batch * size
     return t
 
 

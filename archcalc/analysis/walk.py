@@ -148,10 +148,9 @@ def _walk(graph: Graph, batch: int, dtype: str) -> Report:
                                 active_params=None if inactive is None else trainable + frozen - inactive))
     output = shapes[graph.output]
     report = Report(graph.name, tuple(graph.input_shape), batch, dtype, rows, output,
-                    make_totals(rows, graph.input_shape, batch, dtype))
-    if graph.named_inputs:  # `inputs:`: each listed; the input batch is all of them
+                    make_totals(rows, [i.shape for i in graph.inputs], batch, dtype))
+    if graph.named_inputs:  # `inputs:`: each listed
         report.inputs = tuple((i.name, tuple(i.shape), i.tokens) for i in graph.inputs)
-        report.totals.input_bytes = sum(prod(i.shape) for i in graph.inputs) * batch * size
     if graph.symbols:
         report = _in_user_symbols(report, graph)
     return report

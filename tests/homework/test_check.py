@@ -426,7 +426,7 @@ def symbolic_report():
         LayerResult("flatten1", "flatten", ("conv1",), (4 * H * W,), 0, 0, 0, GLOBAL, 16 * H * W),
         LayerResult("fc", "linear", ("flatten1",), (10,), 40 * H * W + 10, 0, 40 * H * W, GLOBAL, 40),
     ]
-    return Report("sym", (4, H, W), 1, "float32", rows, (10,), make_totals(rows, (4, H, W), 1, "float32"))
+    return Report("sym", (4, H, W), 1, "float32", rows, (10,), make_totals(rows, [(4, H, W)], 1, "float32"))
 
 
 def analysed_symbolic_report():
@@ -540,7 +540,7 @@ def test_expected_symbols_with_other_assumptions_are_matched_by_name():
 
     H = sympy.Symbol("H")  # no assumptions: still the student's H
     rows = [LayerResult("fc", "linear", ("input",), (10,), 10 * H + 10, 0, 10 * H, GLOBAL, 40)]
-    report = Report("plain", (H,), 1, "float32", rows, (10,), make_totals(rows, (H,), 1, "float32"))
+    report = Report("plain", (H,), 1, "float32", rows, (10,), make_totals(rows, [(H,)], 1, "float32"))
     result = check_sym(report, "answers:\n  fc.params: \"10*(H + 1)\"\n  fc.macs: \"10*H\"\n")
     assert result.ok
 
