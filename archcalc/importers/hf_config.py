@@ -192,7 +192,9 @@ def _rope(f: _Fields, default: float = 10000.0, partial: bool = False,
     factor = f.get(partial_field) if partial_field else None
     allowed = ("rope_type", "type", "rope_theta") + (("partial_rotary_factor",) if partial else ())
     out = {}
-    for field, spec in (("rope_parameters", params), ("rope_scaling", scaling)):
+    # transformers' convert_rope_params_to_dict: `rope_scaling or rope_parameters`, so a rope_scaling
+    # that is not empty replaces rope_parameters whole (its type, factor and rope_theta)
+    for field, spec in (("rope_scaling", scaling),) if scaling else (("rope_parameters", params),):
         if spec is None:
             continue
         if not isinstance(spec, dict):
