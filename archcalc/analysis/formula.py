@@ -19,8 +19,10 @@ Conventions (docs/spec.md, Symbolic sizes):
   a ceiling (ceil_mode, 'same' padding, window padding) is `ceil(H/2)`.
 - Whole numbers of four digits or more are grouped by thousands with commas, alone and inside
   formulas (`1,704`, `40,320*H*W + 1,704`), except in shapes: a shape's commas separate its
-  sizes, so its numbers are written as PyTorch writes them (`[16, 1024]`, `[1024*H]`).
-- LaTeX groups as `40{,}320`.
+  sizes, so its numbers are written as PyTorch writes them (`[16, 1024]`, `[1024*H]`), and
+  inside a call of several arguments, whose commas separate them (`max(1000, H)`: `max(1,000, H)`
+  would read back as `max(1, 000, H)`, that is H).
+- LaTeX groups as `40{,}320` (not inside max and min).
 - Machine forms (`--json`, `--format csv`) keep sympy's `str(expr)` and plain digits: stable, and
   read back by `sympy.sympify`. This module only makes text for people.
 
@@ -195,11 +197,40 @@ def _merge_floors(e):
 
 def _text(expr, group: bool) -> str:
     text = _choose(expr)[1]
-    return _DIGITS.sub(lambda m: f"{int(m[0]):,}", text) if group else text
+    return _grouped(text) if group else text
 
 
 #: A whole number in a formula's text (not part of a name such as x1000).
 _DIGITS = re.compile(r"(?<![\w.])\d{4,}(?![\w.])")
+#: A bracket, with the name of the function it calls (empty for a plain bracket).
+_BRACKET = re.compile(r"(\w*)\(|\)")
+#: Brackets holding one value: a comma inside them separates nothing.
+_ONE_VALUE = frozenset({"", "floor", "ceil"})
+
+
+def _group_digits(text: str) -> str:
+    return _DIGITS.sub(lambda m: f"{int(m[0]):,}", text)
+
+
+def _grouped(text: str) -> str:
+    """The text's whole numbers grouped by thousands, except inside the brackets of a call of
+    several arguments (max(1000, H), Mod(H, 1000)), where a comma separates the arguments:
+    max(1,000, H) would read back as max(1, 000, H), which is H."""
+    if not _DIGITS.search(text):
+        return text
+    out, pos, inside = [], 0, []  # per open bracket: whether it is (inside) a call of several arguments
+    for match in _BRACKET.finditer(text):
+        part = text[pos:match.start()]
+        out.append(part if inside and inside[-1] else _group_digits(part))
+        out.append(match[0])
+        pos = match.end()
+        if match[0] != ")":
+            inside.append(bool(inside and inside[-1]) or match[1] not in _ONE_VALUE)
+        elif inside:
+            inside.pop()
+    tail = text[pos:]
+    out.append(tail if inside and inside[-1] else _group_digits(tail))
+    return "".join(out)
 
 
 @lru_cache(maxsize=2048)
@@ -386,8 +417,23 @@ def _latex_printer(group: bool):
         from sympy.printing.latex import LatexPrinter
 
         class Printer(LatexPrinter):
+            _ungrouped = 0  # inside a call of several arguments: \max(1000, H), not \max(1{,}000, H)
+
             def _print_Integer(self, expr):
-                return number(int(expr), group).replace(",", "{,}")
+                return number(int(expr), group and not self._ungrouped).replace(",", "{,}")
+
+            def _arguments(self, method, expr, **kwargs):
+                self._ungrouped += 1
+                try:
+                    return method(self, expr, **kwargs)
+                finally:
+                    self._ungrouped -= 1
+
+            def _print_Min(self, expr, **kwargs):
+                return self._arguments(LatexPrinter._print_Min, expr, **kwargs)
+
+            def _print_Max(self, expr, **kwargs):
+                return self._arguments(LatexPrinter._print_Max, expr, **kwargs)
 
         printer = _PRINTERS[("latex", group)] = Printer()
     return printer
