@@ -133,6 +133,9 @@ CASES = {
     "off_by_one": (SMALL, "conv2.output_shape", "[32, 11, 11]", 1, "off by one"),
     "rounded_up": ("input: [1, 7, 7]\nlayers:\n  - maxpool: 2\n", "maxpool1.output_shape", "[1, 4, 4]", 1,
                    "rounded up"),
+    # ceil((8 - 3)/2) + 1 = 4 with ceil_mode; floor((8 - 3)/2) + 1 = 3 without it
+    "ceil_mode_ignored": ("input: [1, 8, 8]\nlayers:\n  - maxpool: {kernel: 3, stride: 2, ceil_mode: true}\n",
+                          "maxpool1.output_shape", "[1, 3, 3]", 1, "this layer has ceil_mode, so M = ceil("),
     "same_padding": (SMALL, "conv2.output_shape", "[32, 14, 14]", 1, "'same' padding"),
     "stride_forgotten": (SMALL, "maxpool1.output_shape", "[16, 27, 27]", 1, "forgot to divide by the stride 2"),
     "padded_once": ("input: [1, 11, 11]\nlayers:\n  - conv: {out: 1, kernel: 5, padding: 2}\n", "conv1.output_shape",

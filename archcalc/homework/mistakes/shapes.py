@@ -8,6 +8,9 @@ from archcalc.homework.check import (OUTPUT_FORMULA, _answer_value, _axes_text, 
 from archcalc.homework.mistakes.base import Said, Wrong, mistake
 from archcalc.homework.mistakes.network import WINDOW_KINDS
 
+# ceil_mode's output size (PyTorch also drops a last window that would start in the right padding)
+CEIL_FORMULA = "M = ceil((N + 2P - D(K-1) - 1)/S) + 1 (ceil_mode)"
+
 
 @mistake("batch_dimension", "output_shape", rank=5, hint="shapes exclude the batch dimension")
 def batch_dimension(case):
@@ -27,9 +30,23 @@ def channels_last(case):
 
 
 # --- output-size mistakes of a window (conv, pooling) ----------------------------------------------
-def _window(name, hint, size, padded_only=False):
-    """Register the window mistake `name`: `size(n, k, s, p)` is the mistaken output size of one axis
-    (n the input size, k = D(K-1), s the stride, p the left padding)."""
+def _ceil_mode(net, row) -> bool:
+    node = net.nodes.get(row.name)
+    return bool(node is not None and node.args.get("ceil_mode"))
+
+
+def _floor_div(a, s):
+    return a // s
+
+
+def _ceil_div(a, s):
+    return -((-a) // s)
+
+
+def _window(name, hint, size, padded_only=False, ceil_mode=None, rank=50):
+    """Register the window mistake `name`: `size(n, k, s, p, div)` is the mistaken output size of one
+    axis (n the input size, k = D(K-1), s the stride, p the left padding, div the layer's rounding
+    division: floor, or ceil with ceil_mode). `ceil_mode` True/False: only for layers with/without it."""
 
     def derive(case):
         row, net = case.single, case.net
@@ -39,53 +56,66 @@ def _window(name, hint, size, padded_only=False):
         sizes, spans, strides, pads = geometry
         if padded_only and not any(p != 0 for p in pads):
             return None
-        shape = tuple(row.output_shape[:1]) + tuple(net.norm(size(n, k, s, p))
+        up = _ceil_mode(net, row)
+        if ceil_mode is not None and up != ceil_mode:
+            return None
+        div = _ceil_div if up else _floor_div
+        shape = tuple(row.output_shape[:1]) + tuple(net.norm(size(n, k, s, p, div))
                                                     for n, k, s, p in zip(sizes, spans, strides, pads))
-        fields = {"pads": _axes_text(pads), "strides": _axes_text(strides), "formula": OUTPUT_FORMULA,
-                  "lead": ""}
+        fields = {"pads": _axes_text(pads), "strides": _axes_text(strides),
+                  "formula": CEIL_FORMULA if up else OUTPUT_FORMULA, "lead": ""}
         if case.figure == "output_shape":
             return Wrong(shape, **fields)
         fields["lead"] = f"these MACs are for an output of {format_expected(shape, 'output_shape')}: "
         return Wrong(net.norm(_div(case.expected * _prod(shape[1:]), _prod(row.output_shape[1:]))), **fields)
 
     derive.__doc__ = f"One conv or pooling layer: its output size per axis as {size.__doc__}."
-    mistake(name, ("output_shape", "macs"), "{lead}" + hint, rank=50)(derive)
+    mistake(name, ("output_shape", "macs"), "{lead}" + hint, rank=rank)(derive)
 
 
-def _valid(n, k, s, p):
-    """floor((N - D(K-1) - 1)/S) + 1, the padding left out"""
-    return (n - k - 1) // s + 1
+def _valid(n, k, s, p, div):
+    """floor((N - D(K-1) - 1)/S) + 1 (ceil with ceil_mode), the padding left out"""
+    return div(n - k - 1, s) + 1
 
 
-def _no_plus_one(n, k, s, p):
-    """floor((N + 2P - D(K-1) - 1)/S), without the + 1"""
-    return (n + 2 * p - k - 1) // s
+def _no_plus_one(n, k, s, p, div):
+    """floor((N + 2P - D(K-1) - 1)/S) (ceil with ceil_mode), without the + 1"""
+    return div(n + 2 * p - k - 1, s)
 
 
-def _rounded_up(n, k, s, p):
-    """ceil((N + 2P - D(K-1) - 1)/S) + 1"""
-    return -((-(n + 2 * p - k - 1)) // s) + 1
+def _rounded_up(n, k, s, p, div):
+    """ceil((N + 2P - D(K-1) - 1)/S) + 1 for a layer without ceil_mode"""
+    return _ceil_div(n + 2 * p - k - 1, s) + 1
 
 
-def _same(n, k, s, p):
+def _rounded_down(n, k, s, p, div):
+    """floor((N + 2P - D(K-1) - 1)/S) + 1 for a layer with ceil_mode"""
+    return _floor_div(n + 2 * p - k - 1, s) + 1
+
+
+def _same(n, k, s, p, div):
     """ceil(N/S), as if padded 'same'"""
     return (n - 1) // s + 1
 
 
-def _no_stride(n, k, s, p):
+def _no_stride(n, k, s, p, div):
     """N + 2P - D(K-1), not divided by the stride"""
     return (n + 2 * p - k - 1) + 1
 
 
-def _padded_once(n, k, s, p):
-    """floor((N + P - D(K-1) - 1)/S) + 1, the padding added on one side"""
-    return (n + p - k - 1) // s + 1
+def _padded_once(n, k, s, p, div):
+    """floor((N + P - D(K-1) - 1)/S) + 1 (ceil with ceil_mode), the padding added on one side"""
+    return div(n + p - k - 1, s) + 1
 
 
 _window("unpadded", "that is the size without padding ('valid'); this layer pads {pads}: {formula}", _valid,
         padded_only=True)
 _window("off_by_one", "off by one: {formula}; the + 1 counts the first window", _no_plus_one)
-_window("rounded_up", "rounded up: {formula} rounds down (floor) unless ceil_mode is set", _rounded_up)
+_window("rounded_up", "rounded up: {formula} rounds down (floor) unless ceil_mode is set", _rounded_up,
+        ceil_mode=False)
+# before off_by_one, which gives the same size where ceil adds one
+_window("ceil_mode_ignored", "rounded down: this layer has ceil_mode, so {formula}", _rounded_down, ceil_mode=True,
+        rank=45)
 _window("same_padding", "that is the size with 'same' padding (N/S); this layer pads {pads}: {formula}", _same)
 _window("stride_forgotten", "forgot to divide by the stride {strides}: {formula}", _no_stride)
 _window("padded_once", "padding P is added on both sides (2P): {formula}", _padded_once, padded_only=True)

@@ -1,0 +1,35 @@
+"""Review regressions for the catalogue of mistakes: each case worked out by hand (PyTorch's
+conventions), answers a student could write on networks the catalogue's own tests do not use."""
+from tests.homework.test_mistakes import one
+
+# maxpool 3 /2 with ceil_mode on 8 x 8: ceil((8 - 3)/2) + 1 = 4 (floor would give 3)
+CEIL = "input: [1, 8, 8]\nlayers:\n  - {name: mp, maxpool: {kernel: 3, stride: 2, ceil_mode: true}}\n"
+# a 2 /2 ceil_mode pooling on 9 x 9: ceil(7/2) + 1 = 5; floor gives 4
+CEIL9 = "input: [1, 9, 9]\nlayers:\n  - {name: mp, maxpool: {kernel: 2, stride: 2, ceil_mode: true}}\n"
+
+
+def test_ceil_mode_ignored_named_before_off_by_one():
+    # 3 is both floor(5/2) + 1 (ceil_mode ignored) and ceil(5/2) (the + 1 left out): the layer's own
+    # ceil_mode is the likelier mistake
+    r = one(CEIL, "mp.output_shape", "[1, 3, 3]")
+    assert r.mistake == "ceil_mode_ignored", r.hint
+    assert "M = ceil((N + 2P - D(K-1) - 1)/S) + 1" in r.hint
+
+
+def test_window_hints_of_a_ceil_mode_layer_give_its_ceil_formula():
+    # ceil(7/2) = 4 without the + 1: off by one, and the formula shown is the layer's (ceil), not floor
+    r = one(CEIL9, "mp.output_shape", "[1, 4, 4]")
+    assert r.mistake == "ceil_mode_ignored"  # floor(7/2) + 1 = 4 as well: named first
+    # 8 = 9 - 2 + 1, not divided by the stride
+    r = one(CEIL9, "mp.output_shape", "[1, 8, 8]")
+    assert r.mistake == "stride_forgotten", r.hint
+    assert "ceil((N + 2P" in r.hint and "floor(" not in r.hint
+
+
+def test_rounded_up_is_no_mistake_with_ceil_mode():
+    # the right answer 4 is rounded up: verdict right, no hint
+    r = one(CEIL, "mp.output_shape", "[1, 4, 4]")
+    assert r.verdict == "right" and r.hint is None
+    # without ceil_mode, 4 is the rounded-up size of floor(5/2) + 1 = 3
+    r = one(CEIL.replace(", ceil_mode: true", ""), "mp.output_shape", "[1, 4, 4]")
+    assert r.mistake == "rounded_up", r.hint
