@@ -183,6 +183,9 @@ CASES = {
     # conv3's (576 + 1)*3 = 1,731 counted with 1 x 1 filters: 64*3 + 3 = 195
     "kernel_forgotten": (COLOUR, "conv3.params", 195, 1, "that counts 1 x 1 filters (Cin*Cout); each filter is "
                          "K1 x K2 = 3 x 3"),
+    # a depthwise 3 x 3 conv on 8 channels, (3*3*8/8 + 1)*8 = 80, counted over all 8 channels: 3*3*8*8 + 8 = 584
+    "groups_forgotten": ("input: [8, 6, 6]\nlayers:\n  - conv: {out: 8, kernel: 3, groups: 8}\n", "conv1.params", 584,
+                         1, "the groups are left out (groups = 8): each filter spans one input channel (depthwise"),
     # the file's own conv1.params 1,728 (its bias forgotten) carried into the total: 40,451 - 64
     "carried_from_layers": (COLOUR, "total.params", 40451 - 64 - 1728 + 1000, 1, "it is the sum of your own "
                             "per-layer answers (the addition is right): the mistake is in conv1.params"),

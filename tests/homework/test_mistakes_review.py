@@ -33,3 +33,34 @@ def test_rounded_up_is_no_mistake_with_ceil_mode():
     # without ceil_mode, 4 is the rounded-up size of floor(5/2) + 1 = 3
     r = one(CEIL.replace(", ceil_mode: true", ""), "mp.output_shape", "[1, 4, 4]")
     assert r.mistake == "rounded_up", r.hint
+
+
+# dw: depthwise 3 x 3 on 8 channels, (9*1 + 1)*8 = 80; gc: 8 -> 16 channels in 4 groups, 3 x 3:
+# (9*2 + 1)*16 = 304; total 384
+GROUPED = """\
+input: [8, 10, 10]
+layers:
+  - {name: dw, conv: {out: 8, kernel: 3, groups: 8, padding: 1}}
+  - {name: gc, conv: {out: 16, kernel: 3, groups: 4}}
+"""
+
+
+def test_forgot_input_channels_of_a_grouped_conv_names_the_group_s_channels():
+    # (3*3 + 1)*16 = 160: the Cin/groups = 2 input channels left out (not "all 8")
+    r = one(GROUPED, "gc.params", 160)
+    assert r.mistake == "forgot_input_channels", r.hint
+    assert "the 2 input channels of its group (Cin/groups = 8/4)" in r.hint and "all 8" not in r.hint
+
+
+def test_groups_forgotten():
+    # gc over all 8 channels: 3*3*8*16 + 16 = 1,168
+    r = one(GROUPED, "gc.params", 1168)
+    assert r.mistake == "groups_forgotten", r.hint
+    assert "groups = 4" in r.hint and "the 2 input channels of its group" in r.hint
+    # both convs so: dw 3*3*8*8 + 8 = 584, gc 1,168: 1,752
+    r = one(GROUPED, "total.params", 584 + 1168)
+    assert r.mistake == "groups_forgotten", r.hint
+    assert r.hint.startswith("in every grouped convolution the groups are left out (groups = 4 or 8)")
+    # an ungrouped conv has no groups to forget
+    r = one(GROUPED.replace(", groups: 4", ""), "gc.params", 1168)
+    assert r.verdict == "right"

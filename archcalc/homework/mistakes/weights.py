@@ -44,8 +44,25 @@ def _without_input_channels(net, row):
     return None if without is None else without + (net.norm(row.params) - weights)
 
 
+def _groups(net, row) -> int:
+    node = net.nodes.get(row.name)
+    return int(node.args.get("groups", 1)) if node is not None else 1
+
+
+def _spans(net, row) -> str:
+    """The input channels one filter of a conv spans: "all 3 input channels", or for a grouped conv
+    "the 2 input channels of its group (Cin/groups = 8/4)"."""
+    cin, groups = net.norm(net.input_shape(row)[0]), _groups(net, row)
+    if groups == 1:
+        return f"all {_fmt(cin)} input channels"
+    per = _div(cin, groups)
+    if per == 1:
+        return f"one input channel (depthwise: Cin/groups = {_fmt(cin)}/{groups})"
+    return f"the {_fmt(per)} input channels of its group (Cin/groups = {_fmt(cin)}/{groups})"
+
+
 @mistake("forgot_input_channels", PARAMS, rank=35,
-         hint="{where}the weights are K1*K2*Cin/groups*Cout: each filter spans all {cin} input channels, not one "
+         hint="{where}the weights are K1*K2*Cin/groups*Cout: each filter spans {cin}, not one "
               "2-D kernel; params = (K1*K2*Cin/groups + 1)*Cout")
 def forgot_input_channels(case):
     """A conv's count as (K1*K2 + 1)*Cout, Cin left out; for a block or the total, in every conv."""
@@ -54,9 +71,35 @@ def forgot_input_channels(case):
     if value is None:
         return None
     convs = [r for r in case.target.rows if _without_input_channels(net, r) is not None]
-    cin = sorted({str(_fmt(net.norm(net.input_shape(r)[0]))) for r in convs})
+    cin = sorted({_spans(net, r) for r in convs})
     where = "" if case.single is not None else "in every convolution, "
     return Wrong(value, where=where, cin=" or ".join(cin))
+
+
+def _all_groups(net, row):
+    """A grouped conv's count with every filter over all Cin input channels (groups left out)."""
+    groups = _groups(net, row) if row.kind == "conv" and row.trainable_params else 1
+    weights = net.weights(row) if groups > 1 else None
+    if weights is None:
+        return None
+    weights = net.norm(weights)
+    return weights * groups + (net.norm(row.params) - weights)
+
+
+@mistake("groups_forgotten", PARAMS, rank=35,
+         hint="{where}the groups are left out (groups = {groups}): each filter spans {cin}, not all Cin: "
+              "params = (K1*K2*Cin/groups + 1)*Cout")
+def groups_forgotten(case):
+    """A grouped (or depthwise) conv's count as (K1*K2*Cin + 1)*Cout, the groups left out; for a block
+    or the total, in every grouped conv."""
+    net = case.net
+    value = _per_layer(case, lambda row: _all_groups(net, row))
+    if value is None:
+        return None
+    convs = [r for r in case.target.rows if _all_groups(net, r) is not None]
+    return Wrong(value, where="" if case.single is not None else "in every grouped convolution ",
+                 groups=" or ".join(sorted({str(_groups(net, r)) for r in convs})),
+                 cin=" or ".join(sorted({_spans(net, r) for r in convs})))
 
 
 def _one_bias(net, row):
