@@ -180,6 +180,10 @@ def _questions(raw, loc) -> list[Question]:
                             f"got {_shown(points)}", points_loc)
         if isinstance(points, float) and points.is_integer():
             points = int(points)
+        first = next((q for q in out if (q.layer, q.figure) == (layer, figure)), None)
+        if first is not None:  # `conv1.params` and `"conv1.params "`: YAML's two keys, one question
+            raise SpecError(f"question {_shown(qid)} is asked twice (first at line {first.loc.line}); "
+                            "give each question once", key_loc)
         out.append(Question(str(qid).strip(), layer, figure, points, tolerance, key_loc))
     return out
 
