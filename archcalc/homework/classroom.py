@@ -88,6 +88,7 @@ class StudentGrade:
     variant: dict = field(default_factory=dict)  # the student's values of the key's vary: names
     error: str | None = None  # the one-line error of an invalid file
     notes: list = field(default_factory=list)  # why the status is not `graded`, in words
+    file_at_fault: bool = True  # an invalid row: False when the key (at their variant) or archcalc failed
     max: object = 0
 
     @property
@@ -314,10 +315,16 @@ def grade_file(key: Key, path: Path, seed, specs=None) -> StudentGrade:
         row.student = sheet.student or fallback
         row.variant = key.variant(row.student, seed) if key.vary else {}
         row.ignored = sheet.ignored
-        _grade_sheet(key, sheet, specs.at(chosen["bindings"]), row, seed)
+        try:
+            spec = specs.at(chosen["bindings"])
+        except SpecError:  # the key's spec at this student's variant: not the file's mistake
+            row.file_at_fault = False
+            raise
+        _grade_sheet(key, sheet, spec, row, seed)
     except SpecError as exc:
         _invalid(row, str(exc), text)
     except Exception as exc:  # noqa: BLE001 - one file must never stop the class
+        row.file_at_fault = False
         _invalid(row, f"{path}: error: archcalc could not grade this file ({type(exc).__name__}: "
                       f"{one_line(str(exc))[:200]}); please report it", text)
     return row
@@ -349,8 +356,14 @@ def _grade_sheet(key: Key, sheet, spec, row: StudentGrade, seed=None) -> None:
 
     asked = {_qid(q.layer, q.figure): q for q in key.questions}
     answers, seen = {}, set()
+    first_at = {}
     for a in sheet.answers:
         qid = _qid(a.layer, a.figure)
+        if qid in first_at:  # `conv1.params` and `"conv1.params "`: two YAML keys, one answer given twice
+            where = f" (first at line {first_at[qid].line})" if first_at[qid] is not None else ""
+            raise SpecError(f"answer '{one_line(a.quantity.strip())}' is given twice{where}; give each answer once",
+                            a.key_loc)
+        first_at[qid] = a.key_loc or a.loc
         q = asked.get(qid)
         if q is None:
             row.not_in_key.append((a.quantity.strip(), a.given))
@@ -542,6 +555,10 @@ def feedback_markdown(key: Key, row: StudentGrade) -> str:
 
     title = key.title or Path(key.spec).stem
     out = [f"# {md(title)}: feedback for {md(row.student)}", ""]
+    if row.status == INVALID and not row.file_at_fault:  # the key at their variant, or archcalc itself
+        out += ["Your answers could not be graded, through no fault of your file:", "", f"    {row.error}", "",
+                f"Score: {row.total} / {_number(row.max)} points for now. Your TA will look at it.", ""]
+        return "\n".join(out)
     if row.status == INVALID:
         out += ["Your answers file could not be graded:", "", f"    {row.error}", "",
                 f"Score: {row.total} / {_number(row.max)} points. Fix the file and hand it in again, or ask your TA.",
