@@ -897,13 +897,13 @@ def _write_text(path: Path, text: str, option: str) -> None:
         _fail(exc)
     try:
         if mode is not None and not stat.S_ISREG(mode):  # a character device: /dev/null, /dev/stdout
-            with open(path, "w", newline="") as handle:
+            with open(path, "w", encoding="utf-8", newline="") as handle:  # not the locale's (cp1252, ASCII)
                 handle.write(text)
             return
         target = Path(os.path.realpath(path))  # a link the user named: replace what it points to
         fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         try:
-            with os.fdopen(fd, "w", newline="") as handle:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
                 handle.write(text)
             if mode is not None:
                 os.chmod(temporary, stat.S_IMODE(mode))
