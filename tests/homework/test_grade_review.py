@@ -1,0 +1,119 @@
+"""Review of `archcalc grade`, `key` and `variants` as a TA uses them: keys, answers files and
+outputs that the other tests do not write (a question or answer given twice under two spellings,
+a variant at which the key's spec is invalid, a non-UTF-8 locale)."""
+import csv
+import io
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from archcalc.cli import app
+from archcalc.errors import SpecError
+from archcalc.homework.classroom import grade_class
+from archcalc.homework.key import load_key, parse_key
+
+ROOT = Path(__file__).resolve().parents[2]
+HOMEWORK = ROOT / "specs" / "homework"
+runner = CliRunner()
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def test_a_key_asking_one_question_twice_under_two_spellings_is_refused():
+    # YAML sees two keys; both are the question conv1.params: graded twice, the max counted twice
+    with pytest.raises(SpecError) as info:
+        parse_key('spec: written_assignment_1.yaml\nquestions:\n  conv1.params: 2\n  "conv1.params ": 3\n',
+                  "k.key.yaml", base=HOMEWORK)
+    assert info.value.loc.line == 4 and "asked twice (first at line 3)" in info.value.message
+
+
+def test_an_answer_given_twice_under_two_spellings_makes_the_file_invalid_not_the_later_one_graded(tmp_path):
+    # before: the later answer (400) silently replaced the first (416), with no note
+    key = load_key(HOMEWORK / "written_assignment_1.key.yaml")
+    twice = write(tmp_path / "twice.yaml", """\
+        answers:
+          conv1.params: 416
+          "conv1.params ": 400
+        """)
+    fine = write(tmp_path / "fine.yaml", "answers:\n  conv1.params: 416\n")
+    rows = grade_class(key, [twice, fine]).rows
+    assert rows[0].status == "invalid"
+    assert rows[0].error == f"{twice}:3:3: error: answer 'conv1.params' is given twice (first at line 2); " \
+                            "give each answer once"
+    assert rows[1].status == "graded" and rows[1].total == 2  # the class is still graded
+
+
+def test_a_student_whose_variant_breaks_the_spec_is_not_told_to_fix_their_file(tmp_path):
+    write(tmp_path / "net.yaml", """\
+        name: net
+        vars: {K: 5}
+        input: [1, 8, 8]
+        layers:
+          - {name: conv1, conv: {out: 4, kernel: K}}
+        """)
+    key_file = write(tmp_path / "net.key.yaml", """\
+        spec: net.yaml
+        questions: {conv1.params: 1}
+        vary: {K: [3, 9]}
+        """)
+    key = load_key(key_file)
+    # K = 9 on an 8 x 8 image: which students get it follows from (seed, student) alone
+    students = [f"s{i}" for i in range(20)]
+    bad = next(s for s in students if key.variant(s, 1) == {"K": 9})
+    good = next(s for s in students if key.variant(s, 1) == {"K": 3})
+    files = [write(tmp_path / f"{s}.yaml", f"student: {s}\nanswers:\n  conv1.params: {(3 * 3 + 1) * 4}\n")
+             for s in (bad, good)]
+    grades = grade_class(key, files, seed=1)
+    assert [r.status for r in grades.rows] == ["invalid", "graded"] and grades.rows[1].total == 1
+    feedback = grades.feedback()
+    assert "through no fault of your file" in feedback[f"{bad}.md"]
+    assert "Fix the file" not in feedback[f"{bad}.md"] and "Your TA will look at it" in feedback[f"{bad}.md"]
+    broken = write(tmp_path / "broken.yaml", "answers: [1]\n")  # the file's own mistake: asked for again
+    assert "Fix the file and hand it in again" in grade_class(key, [broken], seed=1).feedback()["broken.md"]
+
+
+def test_csv_and_feedback_are_written_as_utf8_whatever_the_locale(tmp_path):
+    # Windows' cp1252 or a C locale without UTF-8 mode could not write a student named 李雷: a traceback
+    answers = write(tmp_path / "li.yaml", 'student: "李雷"\nanswers:\n  conv1.params: 416\n')
+    env = dict(os.environ, LC_ALL="C", LANG="C", PYTHONCOERCECLOCALE="0", PYTHONUTF8="0")
+    out = subprocess.run([sys.executable, "-X", "utf8=0", "-m", "archcalc", "grade",
+                          str(HOMEWORK / "written_assignment_1.key.yaml"), str(answers), "--json",
+                          "--csv", str(tmp_path / "g.csv"), "--feedback", str(tmp_path / "fb")],
+                         capture_output=True, env=env, cwd=ROOT)
+    assert out.returncode == 0, out.stderr.decode(errors="replace")[-2000:]
+    table = list(csv.reader(io.StringIO((tmp_path / "g.csv").read_text(encoding="utf-8"))))
+    assert table[1][0] == "李雷" and table[1][1] == "2"
+    assert "feedback for 李雷" in (tmp_path / "fb" / "student.md").read_text(encoding="utf-8")
+
+
+    key_file = write(tmp_path / "k.key.yaml", f"""\
+        spec: {HOMEWORK / 'written_assignment_1.yaml'}
+        title: "Übung 1 — 李"
+        questions: {{conv1.params: 1}}
+        """)
+    out = subprocess.run([sys.executable, "-X", "utf8=0", "-m", "archcalc", "key", str(key_file),
+                          "-o", str(tmp_path / "sheet.md")], capture_output=True, env=env, cwd=ROOT)
+    assert out.returncode == 0, out.stderr.decode(errors="replace")[-2000:]
+    assert (tmp_path / "sheet.md").read_text(encoding="utf-8").startswith("# Übung 1 — 李: solution sheet")
+
+
+def test_the_cli_grades_a_key_with_a_question_twice_as_one_error_line(tmp_path):
+    key_file = write(tmp_path / "k.key.yaml", f"""\
+        spec: {HOMEWORK / 'written_assignment_1.yaml'}
+        questions:
+          conv1.params: 2
+          " conv1.params": 2
+        """)
+    answers = write(tmp_path / "a.yaml", "answers:\n  conv1.params: 416\n")
+    result = runner.invoke(app, ["grade", str(key_file), str(answers)])
+    assert result.exit_code == 2
+    assert result.stderr == f"{key_file}:4:3: error: question ' conv1.params' is asked twice (first at line 3); " \
+                            "give each question once\n"
