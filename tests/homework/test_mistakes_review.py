@@ -64,3 +64,15 @@ def test_groups_forgotten():
     # an ungrouped conv has no groups to forget
     r = one(GROUPED.replace(", groups: 4", ""), "gc.params", 1168)
     assert r.verdict == "right"
+
+
+def test_start_zero_on_an_unpadded_layer_is_not_its_own_padding():
+    # conv2 (1 x 1, unpadded) after a padded 3 x 3: field 3, start -1; start 0 is not "this layer's own
+    # padding" (it has none) but a start that forgot the padding before it
+    spec = "input: [1, 8, 8]\nlayers:\n  - conv: {out: 2, kernel: 3, padding: 1}\n  - conv: {out: 2, kernel: 1}\n"
+    r = one(spec, "conv2.rf", "{start: 0}")
+    assert r.mistake == "rf_start_zero", r.hint
+    # a padded layer's own -P is still named: conv2 3 x 3 padded 1 after conv1: start -2, own -1
+    spec = spec.replace("kernel: 1}", "kernel: 3, padding: 1}")
+    r = one(spec, "conv2.rf", "{start: -1}")
+    assert r.mistake == "rf_own_padding", r.hint

@@ -111,9 +111,11 @@ def rf_input_stride(case):
 @mistake("rf_own_padding", "rf", rank=20,
          hint="that is this layer's own padding; the start accumulates through every layer: start' = start - P j")
 def rf_own_padding(case):
-    """A conv or pooling layer: minus its own padding as the field's start."""
+    """A conv or pooling layer that pads: minus its own padding as the field's start."""
     geometry = _geometry(case)
-    return None if geometry is None else Wrong(tuple(-p for p in geometry[3]), part="start")
+    if geometry is None or not any(geometry[3]):  # start 0 on an unpadded layer: rf_start_zero's case
+        return None
+    return Wrong(tuple(-p for p in geometry[3]), part="start")
 
 
 @mistake("rf_start_zero", "rf", rank=30,
