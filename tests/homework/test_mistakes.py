@@ -136,6 +136,9 @@ CASES = {
     # ceil((8 - 3)/2) + 1 = 4 with ceil_mode; floor((8 - 3)/2) + 1 = 3 without it
     "ceil_mode_ignored": ("input: [1, 8, 8]\nlayers:\n  - maxpool: {kernel: 3, stride: 2, ceil_mode: true}\n",
                           "maxpool1.output_shape", "[1, 3, 3]", 1, "this layer has ceil_mode, so M = ceil("),
+    # a 3 x 3 conv of dilation 2 on 9 x 9: 9 - 2*2 = 5; with the dilation left out 9 - 2 = 7
+    "dilation_forgotten": ("input: [1, 9, 9]\nlayers:\n  - conv: {out: 1, kernel: 3, dilation: 2}\n",
+                           "conv1.output_shape", "[1, 7, 7]", 1, "forgot the dilation 2"),
     "same_padding": (SMALL, "conv2.output_shape", "[32, 14, 14]", 1, "'same' padding"),
     "stride_forgotten": (SMALL, "maxpool1.output_shape", "[16, 27, 27]", 1, "forgot to divide by the stride 2"),
     "padded_once": ("input: [1, 11, 11]\nlayers:\n  - conv: {out: 1, kernel: 5, padding: 2}\n", "conv1.output_shape",

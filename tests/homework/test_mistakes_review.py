@@ -76,3 +76,17 @@ def test_start_zero_on_an_unpadded_layer_is_not_its_own_padding():
     spec = spec.replace("kernel: 1}", "kernel: 3, padding: 1}")
     r = one(spec, "conv2.rf", "{start: -1}")
     assert r.mistake == "rf_own_padding", r.hint
+
+
+def test_dilation_forgotten_per_axis_and_in_macs():
+    # 3 x 3, dilation [2, 3] on [3, H, W]: [4, H - 4, W - 6]; without it [4, H - 2, W - 2]
+    spec = "input: [3, H, W]\nlayers:\n  - {name: c, conv: {out: 4, kernel: 3, dilation: [2, 3]}}\n"
+    r = one(spec, "c.output_shape", '[4, "H-2", "W-2"]')
+    assert r.mistake == "dilation_forgotten" and "forgot the dilation [2, 3]" in r.hint, r.hint
+    # MACs 27*4 = 108 per position: 108*(H - 2)*(W - 2) for an undilated output
+    r = one(spec, "c.macs", '"108*(H-2)*(W-2)"')
+    assert r.mistake == "dilation_forgotten", r.hint
+    assert r.hint.startswith("these MACs are for an output of [4, H - 2, W - 2]")
+    # an undilated conv: no such mistake (H - 2 is then right)
+    r = one(spec.replace(", dilation: [2, 3]", ""), "c.output_shape", '[4, "H-2", "W-2"]')
+    assert r.verdict == "right"

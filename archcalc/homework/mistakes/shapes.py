@@ -43,10 +43,19 @@ def _ceil_div(a, s):
     return -((-a) // s)
 
 
-def _window(name, hint, size, padded_only=False, ceil_mode=None, rank=50):
+def _dilations(net, row, axes: int):
+    """The layer's dilation per spatial axis (its spec's `dilation`; 1 where not given)."""
+    node = net.nodes.get(row.name)
+    d = node.args.get("dilation", 1) if node is not None else 1
+    d = list(d) if isinstance(d, (list, tuple)) else [d] * axes
+    return [int(v) for v in d] if len(d) == axes else [1] * axes
+
+
+def _window(name, hint, size, padded_only=False, ceil_mode=None, rank=50, undilated=False):
     """Register the window mistake `name`: `size(n, k, s, p, div)` is the mistaken output size of one
     axis (n the input size, k = D(K-1), s the stride, p the left padding, div the layer's rounding
-    division: floor, or ceil with ceil_mode). `ceil_mode` True/False: only for layers with/without it."""
+    division: floor, or ceil with ceil_mode). `ceil_mode` True/False: only for layers with/without it;
+    `undilated`: only for a dilated layer, k taken as K - 1 (the dilation left out)."""
 
     def derive(case):
         row, net = case.single, case.net
@@ -56,6 +65,11 @@ def _window(name, hint, size, padded_only=False, ceil_mode=None, rank=50):
         sizes, spans, strides, pads = geometry
         if padded_only and not any(p != 0 for p in pads):
             return None
+        if undilated:
+            dilations = _dilations(net, row, len(spans))
+            if all(d == 1 for d in dilations) or any(k % d for k, d in zip(spans, dilations)):
+                return None
+            spans = [k // d for k, d in zip(spans, dilations)]
         up = _ceil_mode(net, row)
         if ceil_mode is not None and up != ceil_mode:
             return None
@@ -64,6 +78,8 @@ def _window(name, hint, size, padded_only=False, ceil_mode=None, rank=50):
                                                     for n, k, s, p in zip(sizes, spans, strides, pads))
         fields = {"pads": _axes_text(pads), "strides": _axes_text(strides),
                   "formula": CEIL_FORMULA if up else OUTPUT_FORMULA, "lead": ""}
+        if undilated:
+            fields["dilations"] = _axes_text(tuple(dilations))
         if case.figure == "output_shape":
             return Wrong(shape, **fields)
         fields["lead"] = f"these MACs are for an output of {format_expected(shape, 'output_shape')}: "
@@ -119,6 +135,15 @@ _window("ceil_mode_ignored", "rounded down: this layer has ceil_mode, so {formul
 _window("same_padding", "that is the size with 'same' padding (N/S); this layer pads {pads}: {formula}", _same)
 _window("stride_forgotten", "forgot to divide by the stride {strides}: {formula}", _no_stride)
 _window("padded_once", "padding P is added on both sides (2P): {formula}", _padded_once, padded_only=True)
+
+
+def _dilation_left_out(n, k, s, p, div):
+    """floor((N + 2P - (K-1) - 1)/S) + 1 for a dilated layer, its dilation D left out (here k = K - 1)"""
+    return div(n + 2 * p - k - 1, s) + 1
+
+
+_window("dilation_forgotten", "forgot the dilation {dilations}: a dilated window spans D(K-1) + 1 inputs: {formula}",
+        _dilation_left_out, undilated=True)
 
 
 @mistake("shape_of_input", "output_shape", rank=60,
