@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -275,13 +276,24 @@ def answer_files(paths, key: Key | None = None) -> tuple[list, list]:
     are left out."""
     out, left_out = [], []
     spec_name = key.spec.name.casefold() if key is not None else None
+    seen = set()  # one file given twice (`answers/ answers/alice.yaml`) is one row, not a duplicate student
+
+    def first_time(f: Path) -> bool:
+        where = os.path.abspath(f)  # not realpath: a link to another student's file stays its own row
+        if where in seen:
+            return False
+        seen.add(where)
+        return True
+
     for p in map(Path, paths):
         if not p.is_dir():
-            out.append(p)
+            if first_time(p):
+                out.append(p)
             continue
         for f in sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in ANSWER_SUFFIXES):
             name = f.name.casefold()
-            (left_out if name.endswith(".key.yaml") or name == spec_name else out).append(f)
+            if first_time(f):
+                (left_out if name.endswith(".key.yaml") or name == spec_name else out).append(f)
     if not out:
         raise SpecError(f"no answers files in {', '.join(map(str, paths))} (files *.yaml or *.yml)")
     return out, left_out

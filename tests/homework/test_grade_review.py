@@ -117,3 +117,19 @@ def test_the_cli_grades_a_key_with_a_question_twice_as_one_error_line(tmp_path):
     assert result.exit_code == 2
     assert result.stderr == f"{key_file}:4:3: error: question ' conv1.params' is asked twice (first at line 3); " \
                             "give each question once\n"
+
+
+def test_one_file_given_twice_is_one_row_but_a_link_to_it_stays_its_own_row(tmp_path):
+    from archcalc.homework.classroom import answer_files
+
+    folder = tmp_path / "answers"
+    folder.mkdir()
+    alice = write(folder / "alice.yaml", "answers:\n  conv1.params: 416\n")
+    write(folder / "bob.yaml", "answers:\n  conv1.params: 400\n")
+    (folder / "mallory.yaml").symlink_to(alice)  # another student's file: their own row
+    key = load_key(HOMEWORK / "written_assignment_1.key.yaml")
+    # `grade KEY answers/ answers/alice.yaml`: before, alice was two rows, 'the same student as' herself
+    files, _ = answer_files([folder, alice, folder / ".." / "answers" / "bob.yaml"], key)
+    assert [f.name for f in files] == ["alice.yaml", "bob.yaml", "mallory.yaml"]
+    rows = grade_class(key, files).rows
+    assert [(r.student, r.status) for r in rows] == [("alice", "graded"), ("bob", "graded"), ("mallory", "graded")]
