@@ -128,6 +128,8 @@ def _blamed(key: Key, exc: SpecError, variant: dict) -> SpecError:
     own may be invalid at the sizes the key sets or a variant gives."""
     from archcalc import api
 
+    if exc.loc is not None and exc.loc.file == key.file:
+        return exc  # already the key's own mistake, at its line (a question naming no layer, a set: number)
     if exc.loc is None and exc.message.startswith("--set "):
         rest = exc.message[len("--set "):]
         name = rest.partition(":")[0]

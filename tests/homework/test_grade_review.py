@@ -133,3 +133,26 @@ def test_one_file_given_twice_is_one_row_but_a_link_to_it_stays_its_own_row(tmp_
     assert [f.name for f in files] == ["alice.yaml", "bob.yaml", "mallory.yaml"]
     rows = grade_class(key, files).rows
     assert [(r.student, r.status) for r in rows] == [("alice", "graded"), ("bob", "graded"), ("mallory", "graded")]
+
+
+@pytest.mark.parametrize("body, where, message", [
+    # before: each was wrapped as "set {H: 28}: the spec is invalid at these sizes: ..." at the set: line
+    ("set: {H: 28}\nquestions: {conv9.params: 1}\n", "3:13",
+     "question 'conv9.params': the spec has no layer 'conv9' (did you mean 'conv1'?); layers are named as in "
+     "`archcalc analyze`"),
+    ("vary: {H: [28]}\nquestions: {conv9.params: 1}\n", "3:13", "question 'conv9.params': the spec has no layer"),
+    ("set: {H: 27}\nquestions: {fc.params: 1}\n", "2:10",
+     "set H: 27 is not a multiple of 2 (the spec constrains H to {multiple_of: 2, min: 2})"),
+    ("vary: {H: [16, 27]}\nquestions: {fc.params: 1}\n", "2:8",
+     "vary H: 27 is not a multiple of 2 (the spec constrains H to {multiple_of: 2, min: 2})"),
+    ("vary: {Q: [28]}\nquestions: {fc.params: 1}\n", "2:8", "vary Q: the spec has no var or symbol 'Q'"),
+])
+def test_a_mistake_of_the_key_is_said_at_its_own_line_not_as_the_spec_invalid_at_its_sizes(tmp_path, body, where,
+                                                                                           message):
+    key_file = write(tmp_path / "k.key.yaml", f"spec: {HOMEWORK / 'conv_pool_fc.yaml'}\n" + body)
+    for command in (["key", str(key_file), "--student", "ana", "--seed", "3"],
+                    ["grade", str(key_file), str(HOMEWORK / "conv_pool_fc.answers.yaml"), "--seed", "3"]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2
+        assert result.stderr.startswith(f"{key_file}:{where}: error: {message}"), result.stderr
+        assert "invalid at these sizes" not in result.stderr and "invalid for the variant" not in result.stderr
