@@ -168,7 +168,7 @@ CASES = {
                          "that is the MAC count without the padding of conv1, conv2 and conv3"),
     # (3*3 + 1)*64 = 640 for conv1's (3*3*3 + 1)*64 = 1,792; in every conv: 640 + 640 + 30 = 1,310
     "forgot_input_channels": (COLOUR, "conv1.params", 640, 1, "each filter spans all 3 input channels"),
-    "one_bias_per_layer": (COLOUR, "conv2.params", 36928 - 64 + 1, 1, "one per output channel, not one per layer: +64"),
+    "one_bias_per_layer": (COLOUR, "conv2.params", 36928 - 64 + 1, 1, "one per output channel, not one per layer: 64 biases, not 1 (+63)"),
     # fc after an unpooled [16, H - 4, W - 4]: (16*(H - 4)*(W - 4) + 1)*10 + 416
     "downsampling_forgotten": (WA1_EVEN, "total.trainable_params", '"160*(H-4)*(W-4) + 426"', 1,
                                "without pool1's downsampling, as if its output were [16, H - 4, W - 4]; pool1 has "
@@ -307,7 +307,7 @@ def test_same_mistake_in_every_layer_of_a_total():
     assert r.mistake == "forgot_input_channels" and r.hint.startswith("in every convolution, ")
     # one bias per layer: 40,451 - 131 + 3
     r = one(COLOUR, "total.params", 40323)
-    assert r.mistake == "one_bias_per_layer" and "+131 in all" in r.hint
+    assert r.mistake == "one_bias_per_layer" and "131 biases in all, not 3 (+128)" in r.hint
 
 
 def test_sum_of_kernels_for_the_denoiser():

@@ -90,3 +90,15 @@ def test_dilation_forgotten_per_axis_and_in_macs():
     # an undilated conv: no such mistake (H - 2 is then right)
     r = one(spec.replace(", dilation: [2, 3]", ""), "c.output_shape", '[4, "H-2", "W-2"]')
     assert r.verdict == "right"
+
+
+def test_one_bias_per_layer_says_how_many_are_missing():
+    # Written Assignment 2 in colour, every layer with one bias: 40,451 - 131 + 3 = 40,323; the answer
+    # is 128 short (131 biases, 3 counted), not 131
+    spec = ("input: [3, 8, 8]\nlayers:\n  - conv: {out: 64, kernel: 3, padding: 1}\n"
+            "  - conv: {out: 64, kernel: 3, padding: 1}\n  - conv: {out: 3, kernel: 3, padding: 1}\n")
+    r = one(spec, "total.params", 40323)
+    assert r.mistake == "one_bias_per_layer"
+    assert r.hint.endswith("131 biases in all, not 3 (+128)"), r.hint
+    r = one(spec, "conv1.params", 1792 - 63)
+    assert r.hint.endswith("64 biases, not 1 (+63)"), r.hint

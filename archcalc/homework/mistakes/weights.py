@@ -110,7 +110,7 @@ def _one_bias(net, row):
 
 
 @mistake("one_bias_per_layer", PARAMS, rank=35,
-         hint="a bias is one per output {unit}, not one per layer: +{bias}{where}")
+         hint="a bias is one per output {unit}, not one per layer: {bias} biases{where}, not {layers} (+{more})")
 def one_bias_per_layer(case):
     """A biased layer's count with a single bias instead of one per output channel or feature; for a
     block or the total, in every biased layer."""
@@ -120,9 +120,10 @@ def one_bias_per_layer(case):
         return None
     rows = [r for r in case.target.rows if _one_bias(net, r) is not None]
     units = sorted({"feature" if r.kind == "linear" else "channel" for r in rows})
-    if case.single is not None:
-        return Wrong(value, unit=units[0], bias=_fmt(net.norm(out_units(rows[0]))), where="")
-    return Wrong(value, unit=" or ".join(units), bias=_fmt(net.bias_total(rows)), where=" in all")
+    bias = net.norm(out_units(rows[0])) if case.single is not None else net.bias_total(rows)
+    # the answer has one bias per layer (len(rows) of them): it is bias - len(rows) short
+    return Wrong(value, unit=" or ".join(units), bias=_fmt(bias), layers=len(rows),
+                 more=_fmt(net.norm(bias - len(rows))), where="" if case.single is not None else " in all")
 
 
 def _one_filter(net, row):
