@@ -102,3 +102,11 @@ def test_one_bias_per_layer_says_how_many_are_missing():
     assert r.hint.endswith("131 biases in all, not 3 (+128)"), r.hint
     r = one(spec, "conv1.params", 1792 - 63)
     assert r.hint.endswith("64 biases, not 1 (+63)"), r.hint
+
+
+def test_kernel_forgotten_names_the_kernel_not_the_dilated_span():
+    # 3 x 3 of dilation 2, 2 -> 4 channels: (9*2 + 1)*4 = 76; with 1 x 1 filters 2*4 + 4 = 12. The
+    # kernel is 3 x 3 (its window spans 5 x 5 inputs)
+    spec = "input: [2, 9, 9]\nlayers:\n  - {name: c, conv: {out: 4, kernel: 3, dilation: 2}}\n"
+    r = one(spec, "c.params", 12)
+    assert r.mistake == "kernel_forgotten" and "K1 x K2 = 3 x 3" in r.hint, r.hint

@@ -197,6 +197,15 @@ def flatten_without_channels(case):
                  features=_fmt(net.norm(source.output_shape[0])))
 
 
+def _kernel_sizes(net, row, geometry) -> list:
+    """A conv's kernel sizes K per axis: its spec's `kernel`, else D(K-1) + 1 (K where the dilation is 1)."""
+    node = net.nodes.get(row.name)
+    if node is not None and "kernel" in node.args:
+        kernel = node.args["kernel"]
+        return list(kernel) if isinstance(kernel, (list, tuple)) else [kernel] * len(geometry[1])
+    return [k + 1 for k in geometry[1]]
+
+
 def _no_kernel(net, row):
     """A conv's count with 1 x 1 filters: Cin/groups*Cout (+ bias), the K1*K2 window left out."""
     if row.kind != "conv" or not row.trainable_params:
@@ -205,14 +214,8 @@ def _no_kernel(net, row):
     geometry = net.window_geometry(row)
     if weights is None or geometry is None:
         return None
-    node = net.nodes.get(row.name)
-    if node is not None and "kernel" in node.args:
-        kernel = node.args["kernel"]
-        sizes = list(kernel) if isinstance(kernel, (list, tuple)) else [kernel] * len(geometry[1])
-    else:
-        sizes = [k + 1 for k in geometry[1]]  # D(K-1) + 1: K where the dilation is 1
     window = 1
-    for k in sizes:
+    for k in _kernel_sizes(net, row, geometry):
         window *= int(k)
     if window == 1:
         return None
@@ -231,6 +234,6 @@ def kernel_forgotten(case):
     if value is None:
         return None
     rows = [r for r in case.target.rows if _no_kernel(net, r) is not None]
-    kernels = sorted({" x ".join(str(k + 1) for k in net.window_geometry(r)[1]) for r in rows})
+    kernels = sorted({" x ".join(str(k) for k in _kernel_sizes(net, r, net.window_geometry(r))) for r in rows})
     return Wrong(value, where="" if case.single is not None else "in every convolution, ",
                  kernel=" or ".join(kernels))
