@@ -270,8 +270,11 @@ class _Writer:
             if local in seen or local == INPUT:
                 if row.entry is not None and row.entry.name is None:
                     continue  # renamed below
-                raise SpecError(f"{row.entry.where if row.entry else row.node.scope.key}: two layers of one "
-                                f"module are named '{local}'")
+                where = row.entry.where if row.entry else row.node.scope.key
+                if local == INPUT:  # spec/parse.py: `input` names the network's (or a block's) input
+                    raise SpecError(f"{where}: a module named '{INPUT}' cannot be a spec layer ('{INPUT}' names "
+                                    "the input in a spec), so its state_dict keys cannot be kept")
+                raise SpecError(f"{where}: two layers of one module are named '{local}'")
             seen.add(local)
         for k, (row, local) in enumerate(zip(rows, names)):  # an automatic name a module already has
             if row.entry is not None and row.entry.name is None and names.count(local) > 1:

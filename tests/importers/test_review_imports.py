@@ -32,3 +32,123 @@ _LLAMA3 = {"rope_type": "llama3", "rope_theta": 5e5, "factor": 8.0, "low_freq_fa
 def test_rope_layouts_are_the_same_function_as_transformers(hf, tmp_path, base, changes):  # noqa: F811
     folder = _write(tmp_path, base, **changes).parent
     _same_as_hf(hf, folder, family=base)
+
+
+# --- the module importer: parameters read directly (bare layers), names -----------------------------
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+
+
+class _Scaled(nn.Module):
+    """A convolution, then its output times a parameter `g` of shape `shape`, read as `how` says."""
+
+    def __init__(self, shape, how, frozen=False):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.g = nn.Parameter(torch.rand(shape), requires_grad=not frozen)
+        self.how = how
+
+    def forward(self, x):
+        y = self.conv(x)
+        if self.how == "rmul":
+            return self.g * y
+        if self.how == "method":
+            return y.mul(self.g)
+        if self.how == "view":
+            return torch.mul(y, self.g.view(1, -1, 1, 1))
+        if self.how == "twice":
+            return y * self.g * self.g
+        return y * self.g
+
+
+class _Tokens(nn.Module):
+    """A projection, a class token (first or last), a position table added (or sliced first)."""
+
+    def __init__(self, token_last=False, table=11, inplace=False):
+        super().__init__()
+        self.proj = nn.Linear(12, 16)
+        self.cls = nn.Parameter(torch.randn(1, 1, 16))
+        self.pos = nn.Parameter(torch.randn(1, table, 16))
+        self.head = nn.Linear(16, 4)
+        self.token_last, self.inplace, self.sliced = token_last, inplace, table != 11
+
+    def forward(self, x):
+        x = self.proj(x)
+        token = self.cls.expand(x.shape[0], -1, -1)
+        x = torch.cat([x, token] if self.token_last else [token, x], dim=1)
+        if self.inplace:
+            x += self.pos
+        else:
+            x = x + (self.pos[:, :x.shape[1]] if self.sliced else self.pos)
+        return self.head(x[:, 0])
+
+
+def _round_trip(module, shape):
+    """The imported spec's parameters (all, trainable), MACs (FlopCounterMode / 2, per example) and
+    outputs with the module's own state_dict loaded, against the module's."""
+    import archcalc
+    from archcalc.spec.parse import parse_spec
+    from archcalc.torch import build
+    from archcalc.torch.verify import flop_counter
+
+    torch.manual_seed(0)
+    module.eval()
+    text = archcalc.from_module(module, list(shape))
+    graph = parse_spec(text)
+    report = archcalc.analyze(graph)
+    ours = build(graph).eval()
+    ours.load_state_dict(module.state_dict(), strict=True)
+    x = torch.randn(1, *shape)
+    with torch.no_grad(), flop_counter() as counter:
+        expected = module(x)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), expected)
+    assert report.totals.params == sum(p.numel() for p in module.parameters())
+    assert report.totals.trainable_params == sum(p.numel() for p in module.parameters() if p.requires_grad)
+    assert report.totals.macs == counter.get_total_flops() // 2
+    return text
+
+
+@pytest.mark.parametrize("shape, how, frozen, line", [
+    ((8, 1, 1), "rmul", False, "{name: g, scale: {broadcast: true}, bare: true}"),  # P * x (unequal values: init 1)
+    ((8, 1, 1), "method", False, "bare: true"),
+    ((8,), "view", False, "{name: g, scale, bare: true}"),  # viewed as [1, C, 1, 1]: a vector along C
+    ((16,), "mul", False, "scale: {dim: -1}"),  # along W, the last axis
+    ((16, 1), "mul", False, "scale: {dim: 1, broadcast: true}"),  # along H, held [H, 1]
+    ((8, 1, 1), "mul", True, "trainable: false, bare: true"),
+])
+def test_a_parameter_multiplied_is_a_bare_scale(shape, how, frozen, line):
+    assert line in _round_trip(_Scaled(shape, how, frozen), (3, 16, 16))
+
+
+@pytest.mark.parametrize("module, words", [
+    (_Scaled((8, 1, 1), "twice"), ["'g' (a parameter)", "each its only use"]),  # used twice
+    (_Scaled((1, 8, 1, 1), "mul"), ["'g' (a parameter)"]),  # with the batch axis: not a shape scale holds
+    (_Tokens(token_last=True), ["'cls' (a parameter)"]),  # the token after the sequence
+    (_Tokens(table=20), ["'pos' (a parameter)"]),  # a longer table sliced to T
+])
+def test_other_direct_reads_are_refused_by_name(module, words):
+    import archcalc
+    from archcalc.errors import SpecError
+
+    with pytest.raises(SpecError) as err:
+        archcalc.from_module(module.eval(), [3, 16, 16] if isinstance(module, _Scaled) else [10, 12])
+    assert all(w in str(err.value) for w in words), str(err.value)
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+def test_a_class_token_and_a_position_table_round_trip(inplace):
+    text = _round_trip(_Tokens(inplace=inplace), (10, 12))
+    assert "{name: cls, class_token, bare: true}" in text and "{name: pos, positional: {broadcast: true}, bare: true}" in text
+
+
+def test_a_module_named_input_is_refused_saying_why():
+    import archcalc
+    from archcalc.errors import SpecError
+
+    module = nn.Sequential()
+    module.add_module("pre", nn.Linear(4, 4))
+    module.add_module("input", nn.Linear(4, 3))
+    with pytest.raises(SpecError, match="a module named 'input' cannot be a spec layer"):
+        archcalc.from_module(module, [4])
