@@ -68,7 +68,11 @@ class Key:
 
     @property
     def max_points(self) -> float:
-        return sum(q.points for q in self.questions)
+        total = sum(q.points for q in self.questions)
+        if isinstance(total, float):  # 0.1 + 0.2 is 0.3 (not 0.30000000000000004), rounded as a student's total
+            total = round(total, 4)
+            total = int(total) if total.is_integer() else total
+        return total
 
     def question(self, qid: str) -> Question | None:
         return next((q for q in self.questions if q.id == qid), None)

@@ -156,3 +156,17 @@ def test_a_mistake_of_the_key_is_said_at_its_own_line_not_as_the_spec_invalid_at
         assert result.exit_code == 2
         assert result.stderr.startswith(f"{key_file}:{where}: error: {message}"), result.stderr
         assert "invalid at these sizes" not in result.stderr and "invalid for the variant" not in result.stderr
+
+
+def test_points_in_tenths_add_up_to_a_max_without_float_noise(tmp_path):
+    key_file = write(tmp_path / "k.key.yaml", f"""\
+        spec: {HOMEWORK / 'written_assignment_1.yaml'}
+        assume: divisible
+        questions: {{conv1.params: 0.1, fc.params: 0.2}}
+        """)
+    answers = write(tmp_path / "a.yaml", 'answers:\n  conv1.params: 416\n  fc.params: "40*(H-4)*(W-4) + 10"\n')
+    assert load_key(key_file).max_points == 0.3  # 0.1 + 0.2 == 0.30000000000000004 in floats
+    result = runner.invoke(app, ["grade", str(key_file), str(answers), "--csv", str(tmp_path / "g.csv")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "g.csv").read_text().splitlines()[1] == "a,0.1,0.2,0.3,0.3,100.0,graded,"
+    assert "0.30000000000000004" not in result.stdout
