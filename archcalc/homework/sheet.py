@@ -357,6 +357,10 @@ def _points(p) -> str:
     return f"{p:g} point" + ("" if p == 1 else "s")
 
 
+def _questions(n: int) -> str:
+    return f"{n} question" + ("" if n == 1 else "s")  # "1 question, 2 points"
+
+
 def _sizes_words(sheet: Sheet, student_facing: bool = False) -> list[str]:
     out = []
     if sheet.variant:
@@ -412,7 +416,7 @@ def _header_md(sheet: Sheet, student_facing: bool = False) -> list[str]:
     facts = [f"spec {_code(sheet.key.spec.name)}"]
     if sheet.student is not None:
         facts.append(f"student {_code(sheet.student)}")
-    facts.append(f"{len(sheet.items)} questions, {_points(sheet.max_points)}")
+    facts.append(f"{_questions(len(sheet.items))}, {_points(sheet.max_points)}")
     out = [" · ".join(facts), ""]
     words = _sizes_words(sheet, student_facing)
     if words:
@@ -502,7 +506,7 @@ def _latex_head(sheet: Sheet, title: str, student_facing: bool) -> list[str]:
     facts = [f"spec {_tt(sheet.key.spec.name)}"]
     if sheet.student is not None:
         facts.append(f"student {_tt(sheet.student)}")
-    facts.append(latex_escape(f"{len(sheet.items)} questions, {_points(sheet.max_points)}"))
+    facts.append(latex_escape(f"{_questions(len(sheet.items))}, {_points(sheet.max_points)}"))
     out += [r" \textperiodcentered{} ".join(facts), ""]
     words = _sizes_words(sheet, student_facing)
     if words:

@@ -170,3 +170,13 @@ def test_points_in_tenths_add_up_to_a_max_without_float_noise(tmp_path):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "g.csv").read_text().splitlines()[1] == "a,0.1,0.2,0.3,0.3,100.0,graded,"
     assert "0.30000000000000004" not in result.stdout
+
+
+def test_a_sheet_of_one_question_says_one_question(tmp_path):
+    from archcalc.homework import sheet as sheets
+
+    key_file = write(tmp_path / "k.key.yaml", f"spec: {HOMEWORK / 'written_assignment_1.yaml'}\n"
+                                              "questions: {conv1.params: 1}\n")
+    solved = sheets.solve(load_key(key_file))
+    assert "· 1 question, 1 point" in sheets.markdown(solved)  # was '1 questions'
+    assert "1 question, 1 point" in sheets.latex(solved) and "1 questions" not in sheets.latex(solved)
