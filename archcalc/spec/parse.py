@@ -595,7 +595,7 @@ class _SpecBuilder:
         for node in nodes:
             if KINDS[node.kind].bare_tensor(node.args) is None:
                 raise SpecError(f"'bare: true' holds a layer's one learned tensor in the enclosing block; this "
-                                f"{node.kind} holds none (kinds that take it: {', '.join(takes)})", loc, layer)
+                                f"{node.kind} does not hold exactly one (kinds that take it: {', '.join(takes)})", loc, layer)
             node.bare = True
 
     def _inputs(self, meta, scope, previous, later, layer) -> tuple:

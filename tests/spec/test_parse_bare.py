@@ -68,8 +68,8 @@ def test_a_block_cannot_be_bare(spec_error):
 
 
 @pytest.mark.parametrize("entry, holds", [
-    ("{conv: {out: 2, kernel: 1}, bare: true}", "this conv holds none"),  # weight and bias: not one tensor
-    ("{relu: {}, bare: true}", "this relu holds none"),
+    ("{conv: {out: 2, kernel: 1}, bare: true}", "this conv does not hold exactly one"),  # weight and bias
+    ("{relu: {}, bare: true}", "this relu does not hold exactly one"),
 ])
 def test_a_kind_without_one_tensor_cannot_be_bare(spec_error, entry, holds):
     err, msg = refused(spec_error, f"name: x\ninput: [4, 3, 3]\nlayers:\n  - {entry}\n")
@@ -80,7 +80,7 @@ def test_a_kind_without_one_tensor_cannot_be_bare(spec_error, entry, holds):
 def test_the_sinusoidal_encoding_holds_no_tensor(spec_error):
     _, msg = refused(spec_error, "name: x\ninput: [4, 8]\nlayers:\n"
                                     "  - {positional: {learned: false}, bare: true}\n")
-    assert "this positional holds none" in msg
+    assert "this positional does not hold exactly one" in msg
 
 
 def test_bare_must_be_true_or_false(spec_error):
