@@ -37,6 +37,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from archcalc.errors import Loc, SpecError, one_line
+from archcalc.homework.check import csv_cell  # one neutraliser for every CSV archcalc writes (was a copy here)
 from archcalc.homework.key import Key
 from archcalc.spec.cli_text import shown as _shown
 from archcalc.spec.yaml_source import YList, YMap, load_yaml, read_source
@@ -350,12 +351,6 @@ def read_manifest(path) -> dict:
     except csv.Error as exc:
         raise SpecError(f"not CSV: {exc}", Loc(str(path), reader.line_num or 1, 1)) from None
     return out
-
-
-def csv_cell(text) -> str:
-    """A CSV cell a spreadsheet shows as text: a leading = + - @ (a formula) gets a quote (OWASP)."""
-    text = one_line(str(text))
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def _check_out_dir(out_dir: Path) -> None:
