@@ -153,6 +153,9 @@ CASES = {
     "rf_input_field": (SMALL, "conv2.rf", 6, 1, "field of this layer's input"),
     "rf_own_window": (SMALL, "conv2.rf", 3, 1, "this layer's own window"),
     "rf_own_stride": (SMALL, "conv2.rf", "{stride: 1}", 1, "this layer's own stride"),
+    # 3 x 3 then 3 x 3 of dilation 3: 3 + 3*2 = 9; the dilation left out 3 + 2 = 5 (its own window is 7)
+    "rf_dilation_forgotten": ("input: [1, 20, 20]\nlayers:\n  - conv: {out: 1, kernel: 3}\n"
+                              "  - conv: {out: 1, kernel: 3, dilation: 3}\n", "conv2.rf", 5, 1, "forgot the dilation 3"),
     "rf_own_padding": (TWO_PADDED, "conv2.rf", "{start: -1}", 1, "own padding"),
     "rf_start_zero": (SMALL, "conv1.rf", "{start: 0}", 1, "begins in the padding"),
     "rf_unscaled": (SMALL, "relu2.rf", 8, 1, "forgot to scale by the jump"),

@@ -110,3 +110,14 @@ def test_kernel_forgotten_names_the_kernel_not_the_dilated_span():
     spec = "input: [2, 9, 9]\nlayers:\n  - {name: c, conv: {out: 4, kernel: 3, dilation: 2}}\n"
     r = one(spec, "c.params", 12)
     assert r.mistake == "kernel_forgotten" and "K1 x K2 = 3 x 3" in r.hint, r.hint
+
+
+def test_rf_dilation_forgotten_in_a_dilated_causal_stack():
+    # kernel 3: the first conv's field 3; then kernel 7 of dilation 2: 3 + 2*6 = 15; forgetting the
+    # dilation 3 + 6 = 9 (its own window is 13)
+    spec = ("input: [1, 64]\nlayers:\n  - {zeropad: [2, 0]}\n  - conv: {out: 2, kernel: 3}\n"
+            "  - {zeropad: [12, 0]}\n  - conv: {out: 2, kernel: 7, dilation: 2}\n")
+    r = one(spec, "conv2.rf", 9)
+    assert r.mistake == "rf_dilation_forgotten" and "forgot the dilation 2" in r.hint, r.hint
+    assert one(spec, "conv2.rf", 15).verdict == "right"
+    assert one(spec, "conv2.rf", 13).mistake == "rf_own_window"

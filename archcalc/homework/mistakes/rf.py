@@ -86,6 +86,24 @@ def rf_own_window(case):
     return None if geometry is None else Wrong(tuple(k + 1 for k in geometry[1]), part="size")
 
 
+@mistake("rf_dilation_forgotten", "rf", rank=20,
+         hint="forgot the dilation {dilations}: a dilated window adds D(K-1) j, not (K-1) j: " + RF_STEP)
+def rf_dilation_forgotten(case):
+    """A dilated conv or pooling layer: its input's field plus (K-1) j, the dilation D left out."""
+    from archcalc.homework.mistakes.shapes import _dilations
+
+    geometry = _geometry(case)
+    if geometry is None:
+        return None
+    spans = geometry[1]
+    dilations = _dilations(case.net, case.row, len(spans))
+    if all(d == 1 for d in dilations) or any(k % d for k, d in zip(spans, dilations)):
+        return None
+    in_rf = case.net.input_rf(case.row)
+    size = tuple(case.net.norm(r + k // d * j) for r, k, d, j in zip(in_rf.size, spans, dilations, in_rf.stride))
+    return Wrong(size, part="size", dilations=dilations[0] if len(set(dilations)) == 1 else str(dilations))
+
+
 @mistake("rf_own_stride", "rf", rank=20,
          hint="that is this layer's own stride; the field's stride (jump) multiplies the strides of all "
               "layers up to here")
