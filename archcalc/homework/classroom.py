@@ -292,8 +292,9 @@ def answer_files(paths, key: Key | None = None) -> tuple[list, list]:
             continue
         for f in sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in ANSWER_SUFFIXES):
             name = f.name.casefold()
+            is_key = name.endswith(".key.yaml") or (key is not None and os.path.abspath(f) == os.path.abspath(key.file))
             if first_time(f):
-                (left_out if name.endswith(".key.yaml") or name == spec_name else out).append(f)
+                (left_out if is_key or name == spec_name else out).append(f)
     if not out:
         raise SpecError(f"no answers files in {', '.join(map(str, paths))} (files *.yaml or *.yml)")
     return out, left_out

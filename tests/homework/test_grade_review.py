@@ -180,3 +180,14 @@ def test_a_sheet_of_one_question_says_one_question(tmp_path):
     solved = sheets.solve(load_key(key_file))
     assert "· 1 question, 1 point" in sheets.markdown(solved)  # was '1 questions'
     assert "1 question, 1 point" in sheets.latex(solved) and "1 questions" not in sheets.latex(solved)
+
+
+def test_the_key_itself_in_the_answers_folder_is_not_graded_as_a_student(tmp_path):
+    from archcalc.homework.classroom import answer_files
+
+    (tmp_path / "wa1.yaml").write_text((HOMEWORK / "written_assignment_1.yaml").read_text())
+    key_file = write(tmp_path / "grading.yaml", "spec: wa1.yaml\nquestions: {conv1.params: 1}\n")  # not *.key.yaml
+    alice = write(tmp_path / "alice.yaml", "answers:\n  conv1.params: 416\n")
+    files, left_out = answer_files([tmp_path], load_key(key_file))
+    assert files == [alice]  # before: a row 'grading', invalid (unknown top-level key 'spec')
+    assert sorted(p.name for p in left_out) == ["grading.yaml", "wa1.yaml"]
