@@ -121,3 +121,16 @@ def test_rf_dilation_forgotten_in_a_dilated_causal_stack():
     assert r.mistake == "rf_dilation_forgotten" and "forgot the dilation 2" in r.hint, r.hint
     assert one(spec, "conv2.rf", 15).verdict == "right"
     assert one(spec, "conv2.rf", 13).mistake == "rf_own_window"
+
+
+def test_weights_for_macs_gives_a_linear_layer_its_own_formula():
+    # a linear 32 -> 8 on 16 vectors: 256 weights, MACs 16*256 = 4,096; a 1-D conv 16 -> 2, kernel 3:
+    # 96 weights at 30 positions, 2,880
+    spec = "input: [16, 32]\nlayers:\n  - {name: fc, linear: 8}\n  - {name: c, conv: {out: 2, kernel: 3}, from: input}\n"
+    r = one(spec, "fc.macs", 256)
+    assert r.mistake == "weights_for_macs" and "positions (16)" in r.hint and "K1*K2" not in r.hint, r.hint
+    r = one(spec, "c.macs", 96)
+    assert "positions (30)" in r.hint and "K1*K2*Cin/groups*Cout" in r.hint, r.hint
+    # batch 2: 8,192 MACs; the 32 "positions" are 16 vectors of 2 examples
+    r = one(spec, "fc.macs", 256, batch=2)
+    assert "output positions and the batch size 2" in r.hint, r.hint

@@ -1,7 +1,7 @@
 """Counting operations: MACs against FLOPs, bias additions, weights instead of MACs."""
 from __future__ import annotations
 
-from archcalc.homework.check import _div, _is_zero, _prod
+from archcalc.homework.check import _div, _fmt, _is_zero, _prod, _symbolic
 from archcalc.homework.mistakes.base import Wrong, mistake
 
 
@@ -31,8 +31,8 @@ def bias_additions(case):
 
 
 @mistake("weights_for_macs", "macs", rank=40,
-         hint="that is the number of weights: multiply by the number of output positions "
-              "(MACs = M1*M2*K1*K2*Cin/groups*Cout)")
+         hint="that is the number of weights: multiply by the number of output positions{times} "
+              "(MACs = {formula})")
 def weights_for_macs(case):
     """One conv or linear layer: its weight count (the MACs of a single output position)."""
     row, net = case.single, case.net
@@ -42,4 +42,8 @@ def weights_for_macs(case):
     positions = _div(case.expected, weights) if weights is not None and not _is_zero(weights) else None
     if positions is None or _is_zero(net.norm(positions - net.batch)):
         return None
-    return Wrong(net.norm(weights))
+    # positions = MACs / weights counts every example of the batch
+    times = f" ({_fmt(positions)})" if not _symbolic(positions) and net.batch == 1 else \
+        f" and the batch size {net.batch}" if net.batch > 1 else ""
+    formula = "M1*M2*K1*K2*Cin/groups*Cout" if row.kind == "conv" else "positions*Nin*Nout, one per output vector"
+    return Wrong(net.norm(weights), times=times, formula=formula)
