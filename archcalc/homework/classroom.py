@@ -290,7 +290,9 @@ def answer_files(paths, key: Key | None = None) -> tuple[list, list]:
             if first_time(p):
                 out.append(p)
             continue
-        for f in sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in ANSWER_SUFFIXES):
+        # a link to nothing (or a loop) is a row too, invalid, not silently no row for that student
+        for f in sorted(f for f in p.rglob("*") if (f.is_file() or f.is_symlink())
+                        and f.suffix.lower() in ANSWER_SUFFIXES):
             name = f.name.casefold()
             is_key = name.endswith(".key.yaml") or (key is not None and os.path.abspath(f) == os.path.abspath(key.file))
             if first_time(f):

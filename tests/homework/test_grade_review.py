@@ -191,3 +191,16 @@ def test_the_key_itself_in_the_answers_folder_is_not_graded_as_a_student(tmp_pat
     files, left_out = answer_files([tmp_path], load_key(key_file))
     assert files == [alice]  # before: a row 'grading', invalid (unknown top-level key 'spec')
     assert sorted(p.name for p in left_out) == ["grading.yaml", "wa1.yaml"]
+
+
+def test_a_link_to_nothing_in_the_answers_folder_is_an_invalid_row_not_no_row(tmp_path):
+    from archcalc.homework.classroom import answer_files
+
+    write(tmp_path / "alice.yaml", "answers:\n  conv1.params: 416\n")
+    (tmp_path / "bob.yaml").symlink_to(tmp_path / "gone.yaml")  # an upload that lost its file
+    (tmp_path / "carl.yaml").symlink_to(tmp_path / "carl.yaml")  # a loop
+    key = load_key(HOMEWORK / "written_assignment_1.key.yaml")
+    files, _ = answer_files([tmp_path], key)
+    rows = grade_class(key, files).rows
+    assert [(r.student, r.status) for r in rows] == [("alice", "graded"), ("bob", "invalid"), ("carl", "invalid")]
+    assert rows[1].error == f"error: {tmp_path / 'bob.yaml'}: no such file"
