@@ -482,6 +482,8 @@ def key_cmd(
         solved = sheets.solve(key, student, seed)
     except SpecError as exc:
         _fail(exc)
+    if seed is not None and not key.vary:  # as variants and grade say it
+        typer.echo("note: --seed is ignored: the key has no vary:", err=True)
     latex = format is SheetFormat.latex
     if questions:
         from archcalc.homework.variants import question_sheet

@@ -204,3 +204,10 @@ def test_a_link_to_nothing_in_the_answers_folder_is_an_invalid_row_not_no_row(tm
     rows = grade_class(key, files).rows
     assert [(r.student, r.status) for r in rows] == [("alice", "graded"), ("bob", "invalid"), ("carl", "invalid")]
     assert rows[1].error == f"error: {tmp_path / 'bob.yaml'}: no such file"
+
+
+def test_key_notes_a_seed_it_ignores_as_variants_and_grade_do():
+    key_file = str(HOMEWORK / "written_assignment_1.key.yaml")
+    result = runner.invoke(app, ["key", key_file, "--seed", "7"])
+    assert result.exit_code == 0 and result.stderr == "note: --seed is ignored: the key has no vary:\n"
+    assert result.stdout == runner.invoke(app, ["key", key_file]).stdout  # the same sheet
