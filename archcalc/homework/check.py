@@ -291,9 +291,6 @@ class _Checker:
         return out
 
     # --- the walk over the catalogue of mistakes ---------------------------------------------
-    def hint(self, answer, target, expected) -> str | None:
-        return self.diagnose(answer, target, expected)[1]
-
     def diagnose(self, answer, target, expected) -> tuple:
         """(name, hint) of the first mistake of the catalogue (archcalc.homework.mistakes) that
         the answer matches, in the catalogue's order; (None, None) when none does."""
@@ -406,6 +403,10 @@ def half_unit(value) -> float:
     if not written.is_finite() or written == 0:
         return 0.0
     scale = abs(float(value.value) / float(written))  # the unit's multiplier (k, M, MiB, ...)
+    if scale == 1 and not any(c in num for c in ".eE"):
+        # a bare whole number: its trailing zeros hold places, not digits the student vouches for
+        # ("about 40,000" is read as 4e4: half a unit 5,000)
+        written = written.normalize()
     return 0.5 * float(Decimal(1).scaleb(written.as_tuple().exponent)) * scale
 
 

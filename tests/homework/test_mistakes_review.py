@@ -134,3 +134,19 @@ def test_weights_for_macs_gives_a_linear_layer_its_own_formula():
     # batch 2: 8,192 MACs; the 32 "positions" are 16 vectors of 2 examples
     r = one(spec, "fc.macs", 256, batch=2)
     assert "output positions and the batch size 2" in r.hint, r.hint
+
+
+def test_a_bare_whole_number_s_trailing_zeros_are_not_its_precision():
+    from archcalc.homework.answers import parse_answers
+    from archcalc.homework.check import half_unit
+
+    sheet = parse_answers('answers:\n  a.params: "about 40,000"\n  b.params: "about 40,320"\n  c.params: "~1700"\n'
+                          '  d.params: "about 40000.0"\n  e.params: "about 1.5"\n', "a.yaml")
+    assert [half_unit(a.value) for a in sheet.answers] == [5000, 5, 50, 0.05, 0.05]
+    # the colour denoiser's 40,451: "about 40,000" is 40 k written out, not "forgot the biases" (40,320)
+    spec = ("input: [3, 8, 8]\nlayers:\n  - conv: {out: 64, kernel: 3, padding: 1}\n"
+            "  - conv: {out: 64, kernel: 3, padding: 1}\n  - conv: {out: 3, kernel: 3, padding: 1}\n")
+    r = one(spec, "total.params", '"about 40,000"')
+    assert r.verdict == "wrong" and r.mistake is None and r.hint.startswith("1.1 % below"), r.hint
+    r = one(spec, "total.params", '"about 40,320"', top="tolerance: 0.1%\n")
+    assert r.mistake == "forgot_biases", r.hint
