@@ -1045,6 +1045,9 @@ def _own_call_kind(node, value):
         return "layernorm", {"dims": len(given["normalized_shape"]), "eps": float(given.get("eps", 1e-5)),
                              "affine": affine, "bias": bias is not None if affine else True}, x
     if name == "group_norm":
+        if weight is not None and bias is None:  # groupnorm's affine holds both (nn.GroupNorm's)
+            raise _Refused("function torch.nn.functional.group_norm with a weight and no bias, which no archcalc "
+                           "kind has (groupnorm's affine holds both)")
         return "groupnorm", {"groups": given["num_groups"], "eps": float(given.get("eps", 1e-5)),
                              "affine": weight is not None}, x
     if weight is None or w_shape is None:

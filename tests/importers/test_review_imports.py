@@ -152,3 +152,47 @@ def test_a_module_named_input_is_refused_saying_why():
     module.add_module("input", nn.Linear(4, 3))
     with pytest.raises(SpecError, match="a module named 'input' cannot be a spec layer"):
         archcalc.from_module(module, [4])
+
+
+class _Functional(nn.Module):
+    """A module whose forward is one functional call reading its own parameters (LayerNorm2d's way)."""
+
+    def __init__(self, call, shapes):
+        super().__init__()
+        self.call = call
+        for name, shape in shapes.items():
+            self.register_parameter(name, nn.Parameter(torch.randn(shape)))
+
+    def forward(self, x):
+        f = torch.nn.functional
+        if self.call == "group_norm":
+            return f.group_norm(x, 4, self.weight, getattr(self, "bias", None))
+        if self.call == "conv_same":
+            return f.conv2d(x, self.weight, None, 1, "same", 2)
+        if self.call == "conv1d":
+            return f.conv1d(x, self.weight, self.bias, stride=2)
+        return f.layer_norm(x, (16,), getattr(self, "weight", None), self.bias)
+
+
+def _after(first, call, shapes):
+    return nn.Sequential(first, _Functional(call, shapes))
+
+
+def test_group_norm_with_a_weight_and_no_bias_is_refused():
+    """groupnorm's affine holds a weight and a bias (nn.GroupNorm's): imported as it, the bias was
+    a parameter the module does not have (8 more parameters, a missing state_dict key)."""
+    import archcalc
+    from archcalc.errors import SpecError
+
+    module = _after(nn.Conv2d(3, 8, 1), "group_norm", {"weight": (8,)})
+    with pytest.raises(SpecError, match="group_norm with a weight and no bias"):
+        archcalc.from_module(module.eval(), [3, 8, 8])
+
+
+@pytest.mark.parametrize("first, call, shapes, shape", [
+    (nn.Conv2d(3, 8, 1), "group_norm", {"weight": (8,), "bias": (8,)}, (3, 8, 8)),
+    (nn.Conv2d(3, 8, 1), "conv_same", {"weight": (6, 8, 3, 3)}, (3, 8, 8)),  # padding 'same', dilation 2
+    (nn.Identity(), "conv1d", {"weight": (6, 4, 3), "bias": (6,)}, (4, 9)),
+])
+def test_a_modules_one_functional_call_round_trips(first, call, shapes, shape):
+    _round_trip(_after(first, call, shapes), shape)
