@@ -150,3 +150,17 @@ def test_a_bare_whole_number_s_trailing_zeros_are_not_its_precision():
     assert r.verdict == "wrong" and r.mistake is None and r.hint.startswith("1.1 % below"), r.hint
     r = one(spec, "total.params", '"about 40,320"', top="tolerance: 0.1%\n")
     assert r.mistake == "forgot_biases", r.hint
+
+
+def test_global_on_a_field_covering_every_output_is_not_called_a_window():
+    # 3 x 3 'same' convs on a 3 x 3 image: conv2's field 5 (start -2) covers the whole input for
+    # every output, so "these outputs do not see the whole input yet" would be false; conv1's 3 (start
+    # -1) leaves output 0 without input 2
+    spec = "input: [1, 3, 3]\nlayers:\n  - conv: {out: 1, kernel: 3, padding: 1}\n  - conv: {out: 1, kernel: 3, padding: 1}\n"
+    r = one(spec, "conv2.rf", "global")
+    assert r.verdict == "wrong" and r.mistake != "rf_not_global_yet", r.hint
+    r = one(spec, "conv1.rf", "global")
+    assert r.mistake == "rf_not_global_yet"
+    # symbolic sizes: still said
+    r = one(spec.replace("[1, 3, 3]", "[1, H, W]"), "conv2.rf", "global")
+    assert r.mistake == "rf_not_global_yet"

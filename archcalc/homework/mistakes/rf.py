@@ -41,12 +41,29 @@ def rf_is_global(case):
     return Said(why="after flatten, global pooling or a linear layer over the last spatial axis")
 
 
+def _every_output_sees_all(case) -> bool:
+    """On a numeric input, whether the window of every output (i: inputs start + i*j .. start + i*j
+    + r - 1) covers the whole input along every axis (a 5-wide field on a 3 x 3 image)."""
+    rf, row, net = case.expected, case.row, case.net
+    if not isinstance(rf, RF) or row is None:
+        return False
+    sizes = tuple(net.norm(n) for n in net.report.input_shape)[1:]
+    outs = tuple(net.norm(n) for n in row.output_shape)[1:]
+    if len(sizes) != len(rf.size) or len(outs) != len(sizes):
+        return False
+    try:
+        return all(b + (m - 1) * j <= 0 and b + r - 1 >= n - 1
+                   for n, m, r, j, b in zip(sizes, outs, rf.size, rf.stride, rf.start))
+    except TypeError:  # symbolic sizes: not decided here
+        return False
+
+
 @mistake("rf_not_global_yet", "rf", rank=3,
          hint="{given}these outputs do not see the whole input yet; give the size of their window")
 def rf_not_global_yet(case):
     """'global', or the whole input's size ([H, W]), given for a field that is a window."""
     value = case.value
-    if not isinstance(value, RFAnswer):
+    if not isinstance(value, RFAnswer) or _every_output_sees_all(case):
         return None
     if value.is_global:
         return Said(given="")
