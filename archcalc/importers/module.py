@@ -1016,6 +1016,9 @@ def _bare_parameter_uses(root, gm):
             x = tensors[1]
             if not isinstance(x, fx.Node) or _shape_of(x) is None or len(_shape_of(x)) != 3 or _shape_of(x)[2] != shape[2]:
                 continue
+            expanded = _shape_of(user)  # [N, 1, D]: one token (P.expand(n, 3, -1) would be three)
+            if expanded is None or tuple(expanded[1:]) != (1, shape[2]):
+                continue
             uses[cat] = ("class_token", {}, x, node.target)
             consumed.update({node, user})
         elif is_op(user, "add", "__add__", "__radd__", "iadd", "__iadd__") and len(shape) == 3 and shape[0] == 1 and (

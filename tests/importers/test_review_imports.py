@@ -196,3 +196,25 @@ def test_group_norm_with_a_weight_and_no_bias_is_refused():
 ])
 def test_a_modules_one_functional_call_round_trips(first, call, shapes, shape):
     _round_trip(_after(first, call, shapes), shape)
+
+
+class _ThreeTokens(nn.Module):
+    """One learned row expanded to three tokens before the sequence: not a class token."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(12, 16)
+        self.cls = nn.Parameter(torch.randn(1, 1, 16))
+
+    def forward(self, x):
+        x = self.proj(x)
+        return torch.cat([self.cls.expand(x.shape[0], 3, -1), x], dim=1)
+
+
+def test_a_token_expanded_to_several_rows_is_not_a_class_token():
+    """It was imported as class_token: output [11, 16] for the module's [13, 16]."""
+    import archcalc
+    from archcalc.errors import SpecError
+
+    with pytest.raises(SpecError, match="'cls' \\(a parameter\\) is read directly"):
+        archcalc.from_module(_ThreeTokens().eval(), [10, 12])
