@@ -164,3 +164,25 @@ def test_global_on_a_field_covering_every_output_is_not_called_a_window():
     # symbolic sizes: still said
     r = one(spec.replace("[1, 3, 3]", "[1, H, W]"), "conv2.rf", "global")
     assert r.mistake == "rf_not_global_yet"
+
+
+# A word-level LSTM language model on token ids {tokens: [6]}: its decoder is a linear layer per position
+# (over the hidden size), after an LSTM that mixes the earlier positions only: not a 'global' field.
+LSTM_LM = """\
+input: {tokens: [6]}
+layers:
+  - {name: encoder, embedding: {num: 50, dim: 8}}
+  - {name: rnn, lstm: {hidden: 8}}
+  - {name: decoder, linear: 50}
+"""
+
+
+def test_token_ids_are_not_a_feature_vector():
+    r = one(LSTM_LM, "decoder.rf", "global")
+    assert r.verdict == "wrong", r  # not tracked: 'global' is not the expected value
+    assert r.mistake == "rf_not_tracked" and "token ids" in r.hint, r.hint
+    r = one(LSTM_LM, "rnn.rf", 1)
+    assert r.mistake == "rf_not_tracked" and "vector (features" not in r.hint, r.hint
+    # an MLP's vector input still has global fields after its first linear layer
+    r = one("input: [20]\nlayers:\n  - linear: 5\n  - relu\n", "relu1.rf", "global")
+    assert r.verdict == "right"

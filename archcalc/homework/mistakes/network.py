@@ -138,8 +138,13 @@ class Network:
 
     @property
     def vector_input(self) -> bool:
-        """The input is a vector ([784]: features, no spatial axes), as an MLP's."""
-        return len(self.report.input_shape) == 1
+        """The input is a vector ([784]: features, no spatial axes), as an MLP's; not token ids
+        ({tokens: [35]}: 35 positions of a sequence, which an LSTM or attention mixes)."""
+        if len(self.report.input_shape) != 1:
+            return False
+        if self.graph is not None:
+            return not getattr(self.graph, "tokens", False)
+        return not any(r.kind == "embedding" and "input" in r.inputs for r in self.report.layers)
 
     def sees_every_feature(self, row) -> bool:
         """On a vector input, whether every output of `row` depends on every input feature: a
@@ -152,8 +157,8 @@ class Network:
             if r is None or r.name in seen:
                 continue
             seen.add(r.name)
-            if r.kind in DENSE_KINDS:
-                return True
+            if r.kind in DENSE_KINDS and len(self.input_shape(r) or ()) == 1:
+                return True  # a linear layer over the whole vector (not per position of [T, F])
             todo.extend(self.rows.get(name) for name in r.inputs if name != "input")
         return False
 

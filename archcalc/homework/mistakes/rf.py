@@ -10,11 +10,17 @@ RF_STEP = "r' = r + D(K-1) j"
 
 
 @mistake("rf_not_tracked", "rf", rank=1,
-         hint="the receptive field is not tracked here: after reshape, a permute of spatial axes or a linear "
-              "layer over several spatial axes, outputs no longer line up with input axes")
+         hint="the receptive field is not tracked here: {why}")
 def rf_not_tracked(case):
-    """Any answer where archcalc does not track the field (on a network of spatial axes)."""
-    return Said() if case.expected is None and not case.net.vector_input else None
+    """Any answer where archcalc does not track the field (on a network of spatial axes, or of
+    token ids)."""
+    if case.expected is not None or case.net.vector_input:
+        return None
+    if getattr(case.net.graph, "tokens", False) and len(case.net.report.input_shape) == 1:
+        return Said(why="the input is token ids (a sequence of positions, no spatial axes); archcalc tracks "
+                        "receptive fields over the spatial axes of images and signals")
+    return Said(why="after reshape, a permute of spatial axes or a linear layer over several spatial axes, "
+                    "outputs no longer line up with input axes")
 
 
 @mistake("rf_vector_input", "rf", rank=1,
