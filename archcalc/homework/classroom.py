@@ -251,9 +251,8 @@ def prepare(key: Key) -> None:
     `vary:` numbers keep the spec's constraints (`key.check_against_spec`), with a spec error met
     at the key's sizes located at the key, as `archcalc key` and `archcalc variants` do."""
     from archcalc.homework import sheet
-    from archcalc.homework.key import check_against_spec
 
-    getattr(sheet, "check_key", check_against_spec)(key)
+    sheet.check_key(key)
 
 
 def grade_class(key: Key, paths, seed: int | None = None) -> ClassGrades:
@@ -370,8 +369,7 @@ def _grade_sheet(key: Key, sheet, spec, row: StudentGrade, seed=None) -> None:
     from archcalc.homework.check import check
 
     asked = {_qid(q.layer, q.figure): q for q in key.questions}
-    answers, seen = {}, set()
-    first_at = {}
+    answers, first_at = {}, {}
     for a in sheet.answers:
         qid = _qid(a.layer, a.figure)
         if qid in first_at:  # `conv1.params` and `"conv1.params "`: two YAML keys, one answer given twice
@@ -391,7 +389,6 @@ def _grade_sheet(key: Key, sheet, spec, row: StudentGrade, seed=None) -> None:
         if isinstance(value, Approx):  # the question's own tolerance, the key's otherwise
             value = replace(value, tolerance=key.tolerance_of(q))
         answers[qid] = replace(a, value=value)
-        seen.add(qid)
     checked = {}
     if answers:
         result = check(spec.report, replace(sheet, answers=list(answers.values())), spec_graph=spec.graph)
@@ -409,7 +406,7 @@ def _grade_sheet(key: Key, sheet, spec, row: StudentGrade, seed=None) -> None:
         else:
             row.questions.append(QuestionGrade(q, r.verdict, r.expected or expected.get(qid), r.given, r.given_text,
                                                _under_key(r.hint), spec.formula(q.id), worked,
-                                               getattr(r, "mistake", None)))
+                                               r.mistake))
     if sheet.ignored:
         shown = ", ".join(f"{k}: {format_given(v)}" for k, v in sheet.ignored.items())
         row.notes.append(f"ignored the file's own {shown} (the key's policy applies)")
