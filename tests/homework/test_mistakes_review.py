@@ -186,3 +186,10 @@ def test_token_ids_are_not_a_feature_vector():
     # an MLP's vector input still has global fields after its first linear layer
     r = one("input: [20]\nlayers:\n  - linear: 5\n  - relu\n", "relu1.rf", "global")
     assert r.verdict == "right"
+
+
+def test_rf_not_tracked_on_token_ids_of_several_rows_says_token_ids():
+    # BERT-style {tokens: [2, T]} (ids and segment ids): the field is not tracked because of token ids
+    spec = "input: {tokens: [2, 6]}\nlayers:\n  - {name: emb, embedding: {num: 50, dim: 8}}\n"
+    r = one(spec, "emb.rf", 3)
+    assert r.mistake == "rf_not_tracked" and "token ids" in r.hint, r.hint

@@ -16,7 +16,7 @@ def rf_not_tracked(case):
     token ids)."""
     if case.expected is not None or case.net.vector_input:
         return None
-    if getattr(case.net.graph, "tokens", False) and len(case.net.report.input_shape) == 1:
+    if getattr(case.net.graph, "tokens", False):
         return Said(why="the input is token ids (a sequence of positions, no spatial axes); archcalc tracks "
                         "receptive fields over the spatial axes of images and signals")
     return Said(why="after reshape, a permute of spatial axes or a linear layer over several spatial axes, "
