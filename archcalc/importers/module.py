@@ -699,11 +699,17 @@ def _convert(module, shape: list) -> list[Entry]:
                         n.meta["python_value"] = result
                     return result
 
-            with torch.no_grad():
+            import contextlib
+            import io
+
+            # ShapeProp prints the failing node's traceback itself (traceback.print_exc) before
+            # raising its own RuntimeError from the module's error: keep it off the terminal
+            with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):
                 Prop(gm).propagate(example)
         except Exception as exc:  # noqa: BLE001
+            cause = exc.__cause__ if isinstance(exc.__cause__, Exception) else exc  # the module's own error
             raise SpecError(f"{type(module).__name__} does not run on an input of shape {list(shape)}: "
-                            f"{type(exc).__name__}: {_first_line(exc)}") from None
+                            f"{type(cause).__name__}: {_first_line(cause)}") from None
         return _entries(module, gm, table)
     finally:
         for m, mode in modes.items():

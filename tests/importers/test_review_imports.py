@@ -218,3 +218,16 @@ def test_a_token_expanded_to_several_rows_is_not_a_class_token():
 
     with pytest.raises(SpecError, match="'cls' \\(a parameter\\) is read directly"):
         archcalc.from_module(_ThreeTokens().eval(), [10, 12])
+
+
+def test_a_module_that_does_not_run_on_the_input_is_one_line_naming_its_error(capfd):
+    """torch.fx's ShapeProp printed the failing node's traceback and wrapped the module's error in
+    'ShapeProp error for: node=...'; the user sees only the error line, with the module's message."""
+    import archcalc
+    from archcalc.errors import SpecError
+
+    with pytest.raises(SpecError) as err:
+        archcalc.from_module(nn.Sequential(nn.Conv2d(3, 8, 1)).eval(), [3, 16])
+    message = str(err.value)
+    assert "does not run on an input of shape [3, 16]" in message and "channels" in message
+    assert "ShapeProp" not in message and "Traceback" not in capfd.readouterr().err
