@@ -54,16 +54,11 @@ def _blame_bindings(spec, sheet, exc: SpecError) -> None:
 
 def check_bindings(constraints: dict, sheet) -> None:
     """A `set:` number must satisfy the spec's constraints on its symbol (multiple_of, min, max):
-    the formulas hold only there. SpecError at the number otherwise."""
-    from archcalc.spec.symbols import broken_constraint
+    the formulas hold only there. SpecError at the number otherwise (the key's check, one wording)."""
+    from archcalc.homework.key import check_numbers
 
-    for name, value in sheet.bindings.items():
-        rules = constraints.get(name) or {}
-        broken = broken_constraint(value, rules)
-        if broken:
-            shown = ", ".join(f"{k}: {v}" for k, v in rules.items())
-            raise SpecError(f"set {name}: {value} {broken} (the spec constrains {name} to {{{shown}}})",
-                            sheet.binding_locs.get(name))
+    check_numbers([(name, value, sheet.binding_locs.get(name), "set") for name, value in sheet.bindings.items()],
+                  constraints)
 
 
 def _add_formulas(graph, result: CheckResult, every: bool = False) -> None:

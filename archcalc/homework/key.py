@@ -262,6 +262,13 @@ def _check_constraints(key: Key, constraints: dict) -> None:
     constraints on it: the formulas hold only there. SpecError at the number's name otherwise."""
     numbers = [(name, value, key.binding_locs.get(name), "set") for name, value in key.bindings.items()]
     numbers += [(name, v, key.vary_locs.get(name), "vary") for name, values in key.vary.items() for v in values]
+    check_numbers(numbers, constraints)
+
+
+def check_numbers(numbers, constraints: dict) -> None:
+    """Each (name, value, loc, where) within the spec's constraints on the name, `where` saying
+    which section gave it (`set`, `vary`): a key's and an answers file's `set:` both (grade.py).
+    SpecError at loc otherwise."""
     from archcalc.spec.symbols import broken_constraint
 
     for name, value, loc, where in numbers:
