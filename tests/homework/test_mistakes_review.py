@@ -193,3 +193,10 @@ def test_rf_not_tracked_on_token_ids_of_several_rows_says_token_ids():
     spec = "input: {tokens: [2, 6]}\nlayers:\n  - {name: emb, embedding: {num: 50, dim: 8}}\n"
     r = one(spec, "emb.rf", 3)
     assert r.mistake == "rf_not_tracked" and "token ids" in r.hint, r.hint
+
+
+def test_features_first_on_a_token_sequence_is_not_called_channels_last():
+    # the LSTM LM's decoder output [6, 50] (positions, vocabulary) written [50, 6]
+    r = one(LSTM_LM, "decoder.output_shape", "[50, 6]")
+    assert r.mistake == "channels_last" and "positions first, features last" in r.hint, r.hint
+    assert "[C, H, W]" not in r.hint

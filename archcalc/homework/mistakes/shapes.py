@@ -22,11 +22,15 @@ def batch_dimension(case):
     return None
 
 
-@mistake("channels_last", "output_shape", rank=10, hint="archcalc writes shapes channels first: [C, H, W]")
+@mistake("channels_last", "output_shape", rank=10, hint="archcalc writes shapes {order}")
 def channels_last(case):
-    """The shape with its first size moved last."""
+    """The shape with its first size moved last (a sequence of token ids: its last size moved first)."""
     e = tuple(case.expected)
-    return Wrong(e[1:] + e[:1]) if len(e) >= 2 else None
+    if len(e) < 2:
+        return None
+    if getattr(case.net.graph, "tokens", False):  # [T, D]: positions first, features last
+        return Wrong(e[-1:] + e[:-1], order="as a sequence's: positions first, features last ([T, D])")
+    return Wrong(e[1:] + e[:1], order="channels first: [C, H, W]")
 
 
 # --- output-size mistakes of a window (conv, pooling) ----------------------------------------------
