@@ -71,6 +71,11 @@ class SpecModule(nn.Module):
         parent = self
         *path, leaf = node.name.split(".")
         for i, part in enumerate(path + [leaf]):
+            if part not in parent._modules and hasattr(parent, part) and not hasattr(nn.Module, part) \
+                    and not hasattr(_Group(), part):  # SpecModule's own (layer, _plan): the top level only
+                raise SpecError(f"'{part}' is an attribute of archcalc's built module (SpecModule), so a layer or "
+                                "block at the top level cannot have that name in PyTorch; rename it (inside a "
+                                "block it may)", node.loc, node.name)
             if part not in parent._modules and hasattr(parent, part):
                 raise SpecError(f"'{part}' is an attribute of torch.nn.Module, so a layer or block cannot "
                                 "have that name in PyTorch; rename it", node.loc, node.name)

@@ -1,0 +1,27 @@
+"""Review of archcalc.torch.build: a top-level layer named as one of SpecModule's own attributes
+(`layer`, the method `verify` calls) is said to clash with archcalc's module, not torch.nn.Module's;
+inside a block (a plain nn.Module) the name is free."""
+from __future__ import annotations
+
+import pytest
+
+import archcalc
+from archcalc.spec.parse import parse_spec
+
+pytest.importorskip("torch")
+
+
+def test_a_top_level_layer_named_layer_names_specmodule():
+    from archcalc.torch import build
+
+    with pytest.raises(archcalc.SpecError) as err:
+        build(parse_spec("name: x\ninput: [4]\nlayers:\n  - {name: layer, linear: {out: 3}}\n"))
+    assert "archcalc's built module (SpecModule)" in str(err.value) and "torch.nn.Module" not in str(err.value)
+
+
+def test_inside_a_block_a_layer_may_be_named_layer():
+    from archcalc.torch import build
+
+    model = build(parse_spec("name: x\ninput: [4]\nblocks:\n  b:\n    layers:\n      - {name: layer, linear: {out: 3}}\n"
+                             "layers:\n  - {name: blk, b}\n"))
+    assert [k for k in model.state_dict()] == ["blk.layer.weight", "blk.layer.bias"]
