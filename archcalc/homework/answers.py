@@ -41,6 +41,7 @@ from archcalc.spec.yaml_source import YList, YMap, load_yaml, read_source
 
 TOP_KEYS = ("set", "tolerance", "answers", "student")
 MAX_STUDENT = 200  # characters of a `student:` name
+MAX_GIVEN = MAX_TEXT + 100  # characters of an answer as shown back (longer formulas are refused anyway)
 FIGURES = ("params", "trainable_params", "non_trainable_params", "macs", "flops", "output_shape", "rf",
            "activation_bytes", "param_bytes")
 LAYER_ONLY = frozenset({"rf"})
@@ -254,7 +255,12 @@ class Answer:
 
     @property
     def given_text(self) -> str:
-        return format_given(self.given)
+        """The answer as written, for a table or a feedback file: cut short past MAX_GIVEN characters
+        (a 100,000-character answer is one readable line, not thousands; `given` keeps it whole)."""
+        text = format_given(self.given)
+        if len(text) <= MAX_GIVEN:
+            return text
+        return f"{text[:MAX_GIVEN - 40]}...{text[-12:]} ({len(text):,} characters)"
 
 
 @dataclass
