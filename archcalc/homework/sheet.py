@@ -96,7 +96,7 @@ def solve(key: Key, student: str | None = None, seed: int | None = None) -> Shee
     if key.assume_divisible and graph.symbols:
         multiples = {k: v for k, v in api.divisible_multiples(analyze_graph(api.load_graph(
             key.spec, bindings=dict(bindings) or None)), graph).items() if k in graph.symbols}
-    work = _Work(report, steps, back)
+    work = _Work(report, steps, back, graph)
     items = tuple(work.question(q, key.tolerance_of(q)) for q in key.questions)
     return Sheet(key, items, report.name, student, variant, bindings, tuple(sorted(graph.symbols)), multiples)
 
@@ -153,8 +153,16 @@ def _blamed(key: Key, exc: SpecError, variant: dict) -> SpecError:
 
 
 class _Work:
-    def __init__(self, report, steps, back):
+    def __init__(self, report, steps, back, graph=None):
+        from archcalc.homework.mistakes.network import Network
+
         self.report, self.steps, self.back = report, steps, back
+        self.net = Network(report, graph)  # check's view of the network (an MLP's global fields)
+
+    def mlp_global(self, row) -> bool:
+        """A layer of a vector input whose every output depends on every input feature: its field
+        is global, as `check` and `grade` expect, though the analysis tracks none (no spatial axes)."""
+        return row.rf is None and self.net.sees_every_feature(row)
 
     def shown(self, value):
         from archcalc.spec.symbols import shown
@@ -182,6 +190,8 @@ class _Work:
             if figure == "output_shape":
                 return self.report.output_shape
             return getattr(self.report.totals, figure)
+        if figure == "rf" and self.mlp_global(rows[-1]):
+            return GLOBAL
         if figure in ("output_shape", "rf"):
             return getattr(rows[-1], figure)
         return _sum(getattr(r, figure) for r in rows)
@@ -201,6 +211,9 @@ class _Work:
         """(layer name, step) pairs: the layers' steps, then (for several layers) their sum."""
         figure = q.figure
         whole = TOTAL if q.is_total else q.layer
+        if figure == "rf" and self.mlp_global(rows[-1]):  # explain says 'not tracked (no spatial axes)'
+            return [(rows[-1].name, "rf = global   (a vector input: every output is a weighted sum of every "
+                                    "input feature, through a linear layer at or before this one)")]
         if figure in ("output_shape", "rf"):  # the last layer's, whatever the layers before it
             return self.layer_lines(rows[-1], figure)
         if figure == "param_bytes":

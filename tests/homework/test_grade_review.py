@@ -211,3 +211,20 @@ def test_key_notes_a_seed_it_ignores_as_variants_and_grade_do():
     result = runner.invoke(app, ["key", key_file, "--seed", "7"])
     assert result.exit_code == 0 and result.stderr == "note: --seed is ignored: the key has no vary:\n"
     assert result.stdout == runner.invoke(app, ["key", key_file]).stdout  # the same sheet
+
+
+def test_an_mlps_field_is_global_on_the_solution_sheet_as_grade_expects(tmp_path):
+    # before: the sheet answered 'not tracked' (explain's 'no spatial axes') while grade counts only
+    # 'global' right for a layer after a linear one on a vector input (docs/homework.md, An MLP)
+    from archcalc.homework import sheet as sheets
+
+    mlp = ROOT / "specs" / "lecture" / "two_layer_mlp.yaml"  # [784] -> linear 100 -> sigmoid -> linear 10
+    key_file = write(tmp_path / "k.key.yaml", f"spec: {mlp}\nquestions: {{hidden.rf: 1, output.rf: 1}}\n")
+    key = load_key(key_file)
+    solved = sheets.solve(key)
+    assert [w.answer for w in solved.items] == ["global", "global"]
+    assert "not tracked" not in sheets.markdown(solved)
+    answers = write(tmp_path / "a.yaml", "answers:\n" + "".join(f"  {w.question.id}: {w.answer}\n"
+                                                                for w in solved.items))
+    row = grade_class(key, [answers]).rows[0]
+    assert [q.verdict for q in row.questions] == ["right", "right"] and row.total == 2
