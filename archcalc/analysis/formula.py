@@ -16,7 +16,8 @@ Conventions (docs/spec.md, Symbolic sizes):
   is `440*(H - 4)*(W - 4)`). The shortest text wins; a tie goes to the factored form.
 - Floors and ceilings keep the analysis' own (PyTorch's) rule, written over one fraction:
   `floor((H - 1)/2) + 1` (the lecture's floor((N + 2P - K)/S) + 1), never `floor(H/2 - 1/2)`;
-  a ceiling (ceil_mode, 'same' padding, window padding) is `ceil(H/2)`.
+  a ceiling (ceil_mode, 'same' padding, window padding) is `ceil(H/2)`. A remainder is written
+  as a spec's expressions write it, in its own brackets: `(6*H % 7)` (sympy: `Mod(6*H, 7)`).
 - Whole numbers of four digits or more are grouped by thousands with commas, alone and inside
   formulas (`1,704`, `40,320*H*W + 1,704`), except in shapes: a shape's commas separate its
   sizes, so its numbers are written as PyTorch writes them (`[16, 1024]`, `[1024*H]`), and
@@ -397,6 +398,16 @@ def _str_printer_class():
 
         def _print_Min(self, expr):
             return "min(" + ", ".join(self._print(a) for a in expr.args) + ")"
+
+        def _print_Mod(self, expr):  # as a spec's expressions write it, in its own brackets: (6*H % 7)
+            a, b = expr.args
+            # % binds as * does, from the left: a product on its left needs no bracket, on its right one
+            return f"({self.parenthesize(a, 50, strict=True)} % {self.parenthesize(b, 50, strict=False)})"
+
+        def parenthesize(self, item, level, strict=False):
+            if type(item).__name__ == "Mod":  # bracketed already: 2*(6*H % 7), -(6*H % 7)
+                return self._print(item)
+            return super().parenthesize(item, level, strict)
 
     return Printer
 

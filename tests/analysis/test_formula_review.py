@@ -43,3 +43,32 @@ def test_what_analyze_prints_inside_max_reads_back_as_the_right_answer():
             216 * (max(1000, h) - 2) * (min(2048, w) - 2)
     result = check(report, sheet, archcalc.parse_spec(MINMAX))
     assert [r.verdict for r in result.results] == ["right"]
+
+
+# Padding to a multiple of 7 (as TensorFlow's 'SAME' or Swin's window padding do): sympy's Mod.
+PAD_TO_7 = """
+name: pad_to_7
+input: [3, H, W]
+layers:
+  - {name: pad, zeropad: {padding: [0, "(7 - W % 7) % 7", 0, "(7 - H % 7) % 7"]}}
+  - {name: conv, conv: {out: 8, kernel: 7, stride: 7}}
+"""
+
+
+def test_a_modulo_prints_as_the_specs_own_percent_sign_and_reads_back():
+    m = sympy.Mod(6 * H, 7)
+    assert formula.text(m) == "(6*H % 7)"  # not Mod(6*H, 7), which no answer may call
+    assert formula.text(2 * m) == "2*(6*H % 7)"
+    assert formula.text(-m) == "-(6*H % 7)"
+    assert formula.text(sympy.Mod(H, 2 * W)) == "(H % (2*W))"  # H % 2*W would be (H % 2)*W
+    assert formula.text(H - sympy.Mod(H, 1000)) == "H - (H % 1,000)"
+    report = archcalc.analyze_text(PAD_TO_7)
+    conv = report.layer("conv")
+    assert formula.shape(conv.output_shape) == "[8, floor((H + (6*H % 7))/7), floor((W + (6*W % 7))/7)]"
+    for h in (1, 6, 7, 8, 13, 14, 100):  # by hand: the padded size is the next multiple of 7
+        assert conv.output_shape[1].subs(H, h) == -(-h // 7)
+    lines = [f'  conv.macs: "{formula.text(conv.macs)}"',
+             "  conv.output_shape: [" + ", ".join(f'"{formula.text(s, group=False)}"' for s in conv.output_shape) + "]"]
+    sheet = parse_answers("answers:\n" + "\n".join(lines) + "\n", "answers.yaml")
+    result = check(report, sheet, archcalc.parse_spec(PAD_TO_7))
+    assert [r.verdict for r in result.results] == ["right", "right"], [(r.given, r.hint) for r in result.results]
