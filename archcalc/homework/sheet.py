@@ -116,10 +116,36 @@ def check_key(key: Key) -> None:
     """`key.check_against_spec`, its binding mistakes located at the key's `set:`/`vary:`."""
     from archcalc.homework.key import check_against_spec
 
+    first = {name: values[0] for name, values in key.vary.items()}
     try:
         check_against_spec(key)
     except SpecError as exc:  # it analyses the first combination of the varied values
-        raise _blamed(key, exc, {name: values[0] for name, values in key.vary.items()}) from None
+        raise _blamed(key, exc, first) from None
+    _check_answerable(key, first)
+
+
+def _check_answerable(key: Key, variant: dict) -> None:
+    """A field question has an answer: where archcalc tracks no field (after adaptive pooling or a
+    resize with symbolic sizes, on a vector input before any linear layer) every answer would be
+    graded wrong, so the key is refused at the question."""
+    asked = [q for q in key.questions if q.figure == "rf"]
+    if not asked:
+        return
+    bindings = dict(key.bindings)
+    bindings.update(variant)
+    graph, report = _graph(key, bindings, variant)
+    work = _Work(report, {}, {}, graph)
+    for q in asked:
+        rows = work.rows(q)
+        if rows and rows[-1].rf is None and not work.mlp_global(rows[-1]):
+            from archcalc import explain as explain_mod
+
+            entry = next(iter(explain_mod.explain(graph, [rows[-1].name])), None)
+            why = next((s.note for s in (entry.steps if entry else ()) if s.figure == "rf" and s.note), "")
+            raise SpecError(f"question {q.id}: archcalc does not track the receptive field of {rows[-1].name}"
+                            + (f" ({why})" if why else "") + ", so no answer could be graded right; ask another "
+                            "figure (or, after adaptive pooling or a resize, give the sizes numbers under set:)",
+                            q.loc)
 
 
 def _blamed(key: Key, exc: SpecError, variant: dict) -> SpecError:

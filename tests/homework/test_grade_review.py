@@ -228,3 +228,25 @@ def test_an_mlps_field_is_global_on_the_solution_sheet_as_grade_expects(tmp_path
                                                                 for w in solved.items))
     row = grade_class(key, [answers]).rows[0]
     assert [q.verdict for q in row.questions] == ["right", "right"] and row.total == 2
+
+
+def test_a_key_asking_a_field_archcalc_does_not_track_is_refused_at_the_question(tmp_path):
+    # before: the sheet's answer was 'not tracked' and every student's answer, that one too, was graded
+    # wrong (or unreadable): a question nobody could earn
+    lenet = ROOT / "specs" / "lecture" / "lenet_fully_connected.yaml"  # a reshape: the axes no longer match
+    key_file = write(tmp_path / "k.key.yaml", f"spec: {lenet}\nquestions:\n  linear1.params: 1\n  reshape1.rf: 1\n")
+    answers = write(tmp_path / "a.yaml", "answers:\n  conv1.params: 1\n")
+    for command in (["key", str(key_file)], ["grade", str(key_file), str(answers)]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2
+        assert result.stderr == (f"{key_file}:4:3: error: question reshape1.rf: archcalc does not track the receptive "
+                                 "field of reshape1 (the axes no longer match the input's), so no answer could be "
+                                 "graded right; ask another figure (or, after adaptive pooling or a resize, give the "
+                                 "sizes numbers under set:)\n")
+    write(tmp_path / "mlp.yaml", "name: mlp\ninput: [8]\nlayers:\n  - {name: drop, dropout: 0.5}\n"
+                                 "  - {name: fc, linear: 4}\n")
+    with pytest.raises(SpecError, match="question drop.rf: archcalc does not track"):  # before any linear layer
+        from archcalc.homework import sheet as sheets
+
+        sheets.check_key(parse_key("spec: mlp.yaml\nquestions: {drop.rf: 1}\n", "m.key.yaml", base=tmp_path))
+    sheets.check_key(parse_key("spec: mlp.yaml\nquestions: {fc.rf: 1}\n", "m.key.yaml", base=tmp_path))  # global
