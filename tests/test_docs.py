@@ -80,6 +80,14 @@ def test_homework_doc_shows_the_current_solution_sheet_and_grades(tmp_path):
         assert line in text, line
 
 
+def test_homework_doc_lists_every_diagnosed_mistake():
+    """docs/homework.md's catalogue table is the registry's own (regenerate it from
+    archcalc.homework.mistakes.catalogue_markdown() when a rule is added)."""
+    from archcalc.homework.mistakes import catalogue_markdown
+
+    assert catalogue_markdown().strip() in (ROOT / "docs" / "homework.md").read_text()
+
+
 def _slug(heading: str) -> str:
     """GitHub's anchor for a heading: lower case, punctuation dropped, spaces as '-'."""
     import re
