@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 from archcalc.analysis.report import LayerResult
@@ -133,6 +133,7 @@ class CheckResult:
 def check(report, sheet, spec_graph=None) -> CheckResult:
     """Check every answer of `sheet` against `report` (an archcalc Report). `spec_graph` (the
     spec's Graph, optional) refines hints (bias flags) and maps internal symbols back."""
+    sheet = _with_spec_vars(sheet, getattr(spec_graph, "vars", None) or {})
     checker = _Checker(report, sheet, spec_graph)
     constraints = dict(getattr(spec_graph, "constraints", None) or {})
     constraints.update(getattr(report, "constraints", None) or {})
@@ -142,6 +143,39 @@ def check(report, sheet, spec_graph=None) -> CheckResult:
             return CheckResult(report.name, [checker.one(answer) for answer in sheet.answers])
     finally:
         _CONSTRAINTS.reset(token)
+
+
+def _with_spec_vars(sheet, values: dict):
+    """The sheet with the spec's numeric vars put into the answers that name them: a student may
+    write the lecture's `N_H*(d + 1) + K*(N_H + 1)` where the spec says `vars: {d: 784, N_H: 100,
+    K: 10}`; the size symbols stay symbols."""
+    if not values:
+        return sheet
+
+    def put(v):
+        if isinstance(v, Symbolic) and v.names & set(values):
+            import sympy
+
+            e = sympy.nsimplify(v.value.subs({s: values[str(s)] for s in v.value.free_symbols if str(s) in values}))
+            if e.free_symbols:
+                return Symbolic(e, v.text)
+            if e.is_Integer:
+                return Exact(int(e), v.text)
+            if e.is_Rational:
+                return Exact(Fraction(int(e.p), int(e.q)), v.text)
+            return v
+        if isinstance(v, Shape):
+            return Shape(tuple(put(item) for item in v.items), v.text)
+        if isinstance(v, RFAnswer):
+            def each(part):
+                return tuple(put(p) for p in part) if isinstance(part, tuple) else put(part)
+            return RFAnswer(*(None if p is None else each(p) for p in (v.size, v.stride, v.start)),
+                            is_global=v.is_global, text=v.text)
+        return v
+
+    answers = [replace(a, value=put(a.value)) for a in sheet.answers]
+    return replace(sheet, answers=answers) if any(a.value is not b.value for a, b in zip(answers, sheet.answers)) \
+        else sheet
 
 
 @dataclass

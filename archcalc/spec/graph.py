@@ -52,6 +52,9 @@ class Graph:
     symbols: tuple = ()  # names of the size symbols left free (not bound by --set)
     back: dict = field(default_factory=dict)  # internal symbol -> its form in the user's symbols
     constraints: dict = field(default_factory=dict)  # symbol -> {multiple_of, min, max}
+    # The spec's `vars` that are numbers (after --set): name -> value. An answer may name them
+    # (`(d + 1)*N_H` for the lecture's MLP) and is read with these values.
+    vars: dict = field(default_factory=dict)
 
     @property
     def input_shape(self) -> tuple:

@@ -189,7 +189,10 @@ class _SpecBuilder:
         self._shapes = {i.name: tuple(i.shape) for i in inputs}
         self._expand(layers, _Scope("", self.globals, inputs[0].name, named), stack=())
         self._resolve_layer_args()
-        return Graph(name, self.nodes, tuple(inputs), self.file, tuple(constraints), back, constraints)
+        declared = doc.get("vars") if isinstance(doc.get("vars"), YMap) else {}
+        numbers = {k: v for k, v in self.globals.items() if k in declared and not isinstance(v, bool)
+                   and isinstance(v, (int, float)) and not is_symbolic(v)}
+        return Graph(name, self.nodes, tuple(inputs), self.file, tuple(constraints), back, constraints, numbers)
 
     def _raw_inputs(self, doc) -> list:
         """[(name, sizes as written, token ids?, where)] of `input:` (one input named `input`) or
