@@ -69,6 +69,7 @@ _APPROX = re.compile(rf"\s*(?P<about>{_APPROX_WORDS}\s*)?(?P<num>{_NUMBER})\s*(?
                      re.IGNORECASE)
 _LOOKS_APPROX = re.compile(rf"\s*({_APPROX_WORDS}|[+-]?[\d.,_]+\s*[A-Za-z]+\s*\Z)", re.IGNORECASE)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_POWER_OF_TEN = re.compile(r"\s*(\d+\.\d+|\d+)\s*\*\s*10\s*\*\*\s*\(?\s*([+-]?\d{1,3})\s*\)?\s*\Z")  # 8.2*10**8
 _GROUPED_IN_FORMULA = re.compile(r"(?<![\w.,])\d{1,3}(?:,\d{3})+(?![\w.,])")
 
 # --- notation ---------------------------------------------------------------------------------
@@ -447,10 +448,20 @@ class _ValueParser:
             if not approx:
                 raise SpecError(f"'{text}' is approximate; {what} must be exact here", loc)
             return Approx(number, self.tolerance, text)
-        return self.expression(text, loc)
+        result = self.expression(text, loc)
+        if approx and isinstance(result, Exact) and isinstance(result.value, float):
+            # a formula of decimals ('8.2*10**8', as the message for '8.2x10^8' says to write it) is
+            # approximate, as '8.2e8' is: judged within the tolerance, not to the last digit; its
+            # text as 8.2e8, whose digits give its precision (check's half_unit reads them)
+            power = _POWER_OF_TEN.match(text)
+            return Approx(result.value, self.tolerance, f"{power[1]}e{power[2]}" if power else text)
+        return result
 
     def expression(self, text: str, loc):
         written, text = text, _notation(text)  # ceiling(...), Min(...), ⌊x⌋ as the parser's names
+        if _TIMES_SIGN.search(text):  # Python reads a middle dot as a letter: H·W would be one name
+            refused = ExprError(f"cannot parse expression {_shown(text)}: × and · are not multiplication signs")
+            raise SpecError(_unreadable(written, text, refused), loc)
         try:
             names = names_in(text)
         except ExprError as exc:

@@ -30,3 +30,32 @@ def test_a_huge_answer_is_shown_back_cut_short(tmp_path):
     assert len(result.stdout.splitlines()) < 40  # was 15,000 lines of brackets in the table
     assert len([line for line in result.stderr.splitlines() if "error:" in line]) == 1
     assert "Traceback" not in result.stderr
+
+
+def _one(value: str, key: str = "total.macs"):
+    return parse_answers(f"answers:\n  {key}: {json.dumps(value)}\n", strict=False).answers[0].value
+
+
+def test_a_middle_dot_is_not_read_as_part_of_a_name():
+    # Python takes U+00B7 as a letter: H·W was one unknown symbol named 'H·W' ("not a size symbol")
+    for text, written in (("H·W", "H*W"), ("40*H·W + 10", "40*H*W + 10"), ("40·(H−4)·(W−4) + 426", "40*(H-4)*(W-4) + 426")):
+        answer = _one(text)
+        assert isinstance(answer, Invalid), answer
+        assert "not a multiplication sign" in answer.message and answer.message.endswith(f"write '{written}'")
+
+
+def test_a_formula_of_decimals_is_approximate_like_the_same_number_in_e_notation(tmp_path):
+    # conv_pool_fc at H = W = 64: total MACs 1,802,240 (conv 64*64*16*25 = 1,638,400 + fc 163,840)
+    assert _one("8.2*10**8").__class__.__name__ == "Approx"
+    assert _one("8.2*10**8").text == "8.2e8" and _one("1.64*10**(5)").text == "1.64e5"
+    assert _one("4*10**6").__class__.__name__ == "Exact"  # whole numbers stay exact
+    path = tmp_path / "answers.yaml"
+    path.write_text('set: {H: 64, W: 64}\nanswers:\n  total.macs: "1.8*10**6"\n  conv1.macs: "1.6*10**6"\n'
+                    '  fc.macs: "1.64e5"\n  fc.params: "1.64*10**5"\n')
+    result = runner.invoke(app, ["check", "--json", str(SPEC), str(path)])
+    got = {a["quantity"]: a for a in json.loads(result.stdout)["answers"]}
+    assert got["total.macs"]["verdict"] == "close"  # 0.12 % off: was "wrong" (compared to the last digit)
+    # 1.6e6 is 2.3 % below 1,638,400 and closer to the off-by-one 16*63*63*25 = 1,587,600, but
+    # 1,638,400 lies within half a unit of its last digit (50,000): no diagnosis, as for '1.6e6'
+    assert got["conv1.macs"]["verdict"] == "wrong" and "off by one" not in got["conv1.macs"]["hint"]
+    assert got["fc.macs"]["verdict"] == got["fc.params"]["verdict"] == "close"
