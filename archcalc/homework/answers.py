@@ -69,6 +69,7 @@ _APPROX = re.compile(rf"\s*(?P<about>{_APPROX_WORDS}\s*)?(?P<num>{_NUMBER})\s*(?
                      re.IGNORECASE)
 _LOOKS_APPROX = re.compile(rf"\s*({_APPROX_WORDS}|[+-]?[\d.,_]+\s*[A-Za-z]+\s*\Z)", re.IGNORECASE)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_SPACED_NUMBER = re.compile(r"(?<![\w.])\d{1,3}(?: \d{3})+(?![\w.])")
 _POWER_OF_TEN = re.compile(r"\s*(\d+\.\d+|\d+)\s*\*\s*10\s*\*\*\s*\(?\s*([+-]?\d{1,3})\s*\)?\s*\Z")  # 8.2*10**8
 _GROUPED_IN_FORMULA = re.compile(r"(?<![\w.,])\d{1,3}(?:,\d{3})+(?![\w.,])")
 
@@ -111,7 +112,8 @@ def _with_products(text: str) -> tuple[str, bool, bool] | None:
         token = match[kind]
         this = ")" if token == ")" else "(" if token == "(" else kind
         implied = before in ("num", "name", ")") and this in ("num", "name", "(") \
-            and not (before == "name" and name in _CALLABLE and this == "(")
+            and not (before == "name" and name in _CALLABLE and this == "(") \
+            and not (before == "num" and this == "num")  # 1 000 is not 1*000
         out.append("*" + token if implied else match[0])
         implicit = implicit or implied
         before, name = this, token
@@ -129,6 +131,9 @@ def _unreadable(written: str, text: str, exc: ExprError) -> str:
         if "^" in fixed:
             fixed = fixed.replace("^", "**")
             reasons.append("^ is not a power in a formula (** is)")
+        if _SPACED_NUMBER.search(fixed):  # digits grouped by spaces: 1 000, 40 320*H*W
+            fixed = _SPACED_NUMBER.sub(lambda m: m[0].replace(" ", ""), fixed)
+            reasons.append("a number has no spaces inside it")
         products = _with_products(fixed)
         if products is not None:
             fixed = products[0]

@@ -59,3 +59,12 @@ def test_a_formula_of_decimals_is_approximate_like_the_same_number_in_e_notation
     # 1,638,400 lies within half a unit of its last digit (50,000): no diagnosis, as for '1.6e6'
     assert got["conv1.macs"]["verdict"] == "wrong" and "off by one" not in got["conv1.macs"]["hint"]
     assert got["fc.macs"]["verdict"] == got["fc.params"]["verdict"] == "close"
+
+
+def test_digits_grouped_by_spaces_are_not_told_to_be_a_product():
+    # the message said "write '1*000'" (which is 0) for 1 000
+    for text, written in (("1 000", "1000"), ("40 320*H*W + 1 704", "40320*H*W + 1704"), ("1 000 H", "1000*H")):
+        answer = _one(text)
+        assert isinstance(answer, Invalid) and "no spaces inside it" in answer.message, answer
+        assert answer.message.endswith(f"write '{written}'") and "1*000" not in answer.message
+    assert "write" not in _one("1.000.000").message  # no product of 1.000 and .000 suggested
