@@ -52,7 +52,7 @@ class SpecModule(nn.Module):
             for name in node.inputs:
                 last_use[name] = i
         self._plan = []
-        self._layers = {}  # node name -> its module (a bare layer's is no submodule: see `layer`)
+        self._layers = {}  # node name -> its module (a bare layer's is no submodule: see layer_module)
         for i, node in enumerate(graph.nodes):
             module = KINDS[node.kind].torch_module(node.args, [shapes[n] for n in node.inputs])
             if not node.trainable:  # `trainable: false` (buffers such as running statistics are untouched)
@@ -64,7 +64,7 @@ class SpecModule(nn.Module):
         for node in graph.nodes:  # tied weights (an embedding's table used by a later linear)
             target = KINDS[node.kind].tied_to(node.args)
             if target is not None:
-                KINDS[node.kind].tie_modules(self.layer(node.name), self.layer(target))
+                KINDS[node.kind].tie_modules(layer_module(self, node.name), layer_module(self, target))
         self._output = graph.output
 
     def _attach(self, node, module: nn.Module):
@@ -72,7 +72,7 @@ class SpecModule(nn.Module):
         *path, leaf = node.name.split(".")
         for i, part in enumerate(path + [leaf]):
             if part not in parent._modules and hasattr(parent, part) and not hasattr(nn.Module, part) \
-                    and not hasattr(_Group(), part):  # SpecModule's own (layer, _plan): the top level only
+                    and not hasattr(_Group(), part):  # SpecModule's own (_plan, _layers): the top level only
                 raise SpecError(f"'{part}' is an attribute of archcalc's built module (SpecModule), so a layer or "
                                 "block at the top level cannot have that name in PyTorch; rename it (inside a "
                                 "block it may)", node.loc, node.name)
@@ -95,11 +95,6 @@ class SpecModule(nn.Module):
         parent.register_parameter(leaf, module._parameters[attr])
         module.register_forward_pre_hook(_ReadFrom(parent, leaf, attr))
 
-    def layer(self, name: str) -> nn.Module:
-        """The module of the layer `name` (the spec's dotted name). It is `get_submodule(name)` but
-        for a `bare: true` layer, whose tensor is a parameter of its block and whose module is no
-        submodule (its state_dict key is `name` itself)."""
-        return self._layers[name]
 
     def forward(self, *xs):
         """The network on its inputs, one tensor per input in the spec's order (`inputs:`)."""
@@ -113,6 +108,14 @@ class SpecModule(nn.Module):
                 if n != self._output:
                     del values[n]
         return values[self._output]
+
+
+def layer_module(model: SpecModule, name: str) -> nn.Module:
+    """The module of the layer `name` (the spec's dotted name) in a built spec. It is
+    `model.get_submodule(name)` but for a `bare: true` layer, whose tensor is a parameter of its
+    block and whose module is no submodule (its state_dict key is `name` itself). A function, not a
+    method, so that no layer name is taken from the spec."""
+    return model._layers[name]
 
 
 INT64_MAX = 2**63 - 1  # PyTorch keeps sizes, strides and element counts in 64-bit integers
@@ -197,5 +200,5 @@ def build(spec, input_shape=None, device=None) -> SpecModule:
         return SpecModule(graph)
 
 
-__all__ = ["INT64_MAX", "SpecModule", "build", "check_torch_limits", "example_input", "example_inputs", "require_numbers",
+__all__ = ["INT64_MAX", "SpecModule", "build", "layer_module", "check_torch_limits", "example_input", "example_inputs", "require_numbers",
            "torch"]

@@ -24,7 +24,7 @@ from archcalc.analysis.rf import GLOBAL, RF
 from archcalc.analysis.walk import analyze_graph
 from archcalc.errors import SpecError, one_line
 from archcalc.spec.graph import Graph
-from archcalc.torch.build import build, example_inputs, require_numbers
+from archcalc.torch.build import build, example_inputs, layer_module, require_numbers
 from archcalc.torch.probe import probe_receptive_fields
 
 def _cpu_formulas() -> dict:
@@ -136,7 +136,7 @@ def verify(graph: Graph, device: str = "cpu", receptive_fields: bool = True) -> 
     _check_fits(graph, report, device)
     model = build(graph, device=device).eval()
     shapes: dict[str, tuple] = {}
-    hooks = [model.layer(row.name).register_forward_hook(
+    hooks = [layer_module(model, row.name).register_forward_hook(
         lambda module, args, out, name=row.name: shapes.__setitem__(name, tuple(out.shape[1:])))
         for row in report.layers]
     xs = example_inputs(graph, 1, device=device)  # one per input; token ids as integers
@@ -151,7 +151,7 @@ def verify(graph: Graph, device: str = "cpu", receptive_fields: bool = True) -> 
     layers = []
     integer_buffers, integer_names = 0, set()  # BatchNorm's num_batches_tracked, Swin's relative_position_index
     for row in report.layers:
-        module = model.layer(row.name)
+        module = layer_module(model, row.name)
         trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
         frozen = sum(p.numel() for p in module.parameters() if not p.requires_grad)
         frozen += sum(b.numel() for b in module.buffers() if b.is_floating_point())

@@ -11,6 +11,7 @@ from torch import nn  # noqa: E402
 
 import archcalc  # noqa: E402
 from archcalc.torch import build  # noqa: E402
+from archcalc.torch.build import layer_module  # noqa: E402
 from archcalc.torch.verify import verify  # noqa: E402
 
 SPEC = """
@@ -107,7 +108,7 @@ def test_parameters_are_counted_once(graph):
     model = build(graph)
     # 2 x (conv 4*4*9 + 4, scale 4) + head 100*3 + 3
     assert sum(p.numel() for p in model.parameters()) == 2 * (4 * 4 * 9 + 4 + 4) + 303
-    assert model.layer("features.1.layer_scale").gamma is model.get_parameter("features.1.layer_scale")
+    assert layer_module(model, "features.1.layer_scale").gamma is model.get_parameter("features.1.layer_scale")
 
 
 def test_verify_is_clean(graph):

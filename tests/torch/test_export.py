@@ -14,7 +14,7 @@ from archcalc.errors import SpecError
 torch = pytest.importorskip("torch")
 
 from archcalc.torch import build  # noqa: E402
-from archcalc.torch.build import example_input, example_inputs  # noqa: E402
+from archcalc.torch.build import example_input, example_inputs, layer_module  # noqa: E402
 from archcalc.torch.source import class_name, constructor_source, export_onnx, pytorch_source  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -243,7 +243,7 @@ def _check_same_network(graph, batch=2, device="cpu"):
     # In the order of the layers, as the generated class holds them: a block's bare tensor
     # (`bare: true`) comes before the block's layers in `reference.state_dict()`.
     ref_state = {f"{node.name}.{key}": value for node in graph.nodes
-                 for key, value in reference.layer(node.name).state_dict().items()}
+                 for key, value in layer_module(reference, node.name).state_dict().items()}
     assert len(ref_state) == len(reference.state_dict()) == len(gen_state)
     for (ref_key, ref_value), (gen_key, gen_value) in zip(ref_state.items(), gen_state.items()):
         # state_dict order and names: `stage.2.conv1.weight` is `stage_2_conv1.weight`

@@ -1,6 +1,7 @@
 """Review of archcalc.torch.build: a top-level layer named as one of SpecModule's own attributes
-(`layer`, the method `verify` calls) is said to clash with archcalc's module, not torch.nn.Module's;
-inside a block (a plain nn.Module) the name is free."""
+(`_plan`) is said to clash with archcalc's module, not torch.nn.Module's; inside a block (a plain
+nn.Module) the name is free; and `layer`, the name a method had, is free everywhere (layer_module
+is a function)."""
 from __future__ import annotations
 
 import pytest
@@ -11,12 +12,19 @@ from archcalc.spec.parse import parse_spec
 pytest.importorskip("torch")
 
 
-def test_a_top_level_layer_named_layer_names_specmodule():
+def test_a_top_level_layer_named_as_specmodules_own_attribute_names_specmodule():
     from archcalc.torch import build
 
     with pytest.raises(archcalc.SpecError) as err:
-        build(parse_spec("name: x\ninput: [4]\nlayers:\n  - {name: layer, linear: {out: 3}}\n"))
+        build(parse_spec("name: x\ninput: [4]\nlayers:\n  - {name: _plan, linear: {out: 3}}\n"))
     assert "archcalc's built module (SpecModule)" in str(err.value) and "torch.nn.Module" not in str(err.value)
+
+
+def test_a_top_level_layer_may_be_named_layer():
+    from archcalc.torch import build
+
+    model = build(parse_spec("name: x\ninput: [4]\nlayers:\n  - {name: layer, linear: {out: 3}}\n"))
+    assert list(model.state_dict()) == ["layer.weight", "layer.bias"]
 
 
 def test_inside_a_block_a_layer_may_be_named_layer():
