@@ -730,6 +730,12 @@ def _entries(root, gm, table) -> list[Entry]:
     value = {}  # fx node -> value name (a tensor), or a Python value (sizes, tuples of pieces)
     called = {}
     modules = dict(root.named_modules())
+    first_name = {}  # one tensor held by two modules (b.weight = a.weight): shared, as a module called twice
+    for name, p in root.named_parameters(remove_duplicate=False):
+        if id(p) in first_name:
+            raise SpecError(f"'{name}' is the same tensor as '{first_name[id(p)]}' (tied weights): its weights are "
+                            "shared, which a spec cannot write (each layer has its own)")
+        first_name[id(p)] = name
     own_calls, own_reads = _own_parameter_calls(root, gm, modules)
     owners = set(own_calls.values())
     bare_uses, bare_reads = _bare_parameter_uses(root, gm)

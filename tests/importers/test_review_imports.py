@@ -231,3 +231,14 @@ def test_a_module_that_does_not_run_on_the_input_is_one_line_naming_its_error(ca
     message = str(err.value)
     assert "does not run on an input of shape [3, 16]" in message and "channels" in message
     assert "ShapeProp" not in message and "Traceback" not in capfd.readouterr().err
+
+
+def test_a_tensor_held_by_two_modules_is_refused_as_shared():
+    """b.weight = a.weight: imported as two linears, 144 parameters for the module's 80."""
+    import archcalc
+    from archcalc.errors import SpecError
+
+    a, b = nn.Linear(8, 8), nn.Linear(8, 8)
+    b.weight = a.weight
+    with pytest.raises(SpecError, match="'2.weight' is the same tensor as '0.weight' \\(tied weights\\)"):
+        archcalc.from_module(nn.Sequential(a, nn.ReLU(), b).eval(), [8])
