@@ -13,6 +13,7 @@ answers:
   conv2.rf: 7                           # rf: size on every axis, [sizes per axis], "global",
                                         #     or {size:, stride:, start:}
   pool2.rf: 6x6                         # axes may be written with x: "6x6", "16 x 14 x 14"
+  conv1.rf: size 5, stride 1, start -2  # the parts in one string, as check prints them
   fc.rf: [H, W]                         # a global field may be the input's size, or "the whole image"
   pool1.output_shape: [16, "(H-4)//2", "floor((W-4)/2)"]   # floor(), ceil(), // (and ⌊x⌋, ceiling())
 ```
@@ -69,6 +70,8 @@ _APPROX = re.compile(rf"\s*(?P<about>{_APPROX_WORDS}\s*)?(?P<num>{_NUMBER})\s*(?
                      re.IGNORECASE)
 _LOOKS_APPROX = re.compile(rf"\s*({_APPROX_WORDS}|[+-]?[\d.,_]+\s*[A-Za-z]+\s*\Z)", re.IGNORECASE)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_RF_PART = re.compile(r"\s*(size|stride|start)\b\s*[:=]?\s*(.*)\Z", re.IGNORECASE | re.DOTALL)
+_RF_WORD = re.compile(r"\b(?:size|stride|start)\b", re.IGNORECASE)
 _SPACED_NUMBER = re.compile(r"(?<![\w.])\d{1,3}(?: \d{3})+(?![\w.])")
 _POWER_OF_TEN = re.compile(r"\s*(\d+\.\d+|\d+)\s*\*\s*10\s*\*\*\s*\(?\s*([+-]?\d{1,3})\s*\)?\s*\Z")  # 8.2*10**8
 _GROUPED_IN_FORMULA = re.compile(r"(?<![\w.,])\d{1,3}(?:,\d{3})+(?![\w.,])")
@@ -537,6 +540,8 @@ class _ValueParser:
         text = format_given(plain(value))
         if isinstance(value, str) and (value.strip().lower() == "global" or _WHOLE_INPUT.match(value)):
             return RFAnswer(is_global=True, text=text)
+        if isinstance(value, str) and _RF_PART.match(value):  # as check prints it: 'size 6, stride 2, start -2'
+            return self._rf_text(value, loc, text)
         dims = _dims(value) if isinstance(value, str) else None
         if dims is not None and all(dims):  # one string: '6x6', '[H, W]', '28 × 28'
             size = tuple(self.number(v, loc, approx=False, what="an rf size") for v in dims)
@@ -555,6 +560,25 @@ class _ValueParser:
             return RFAnswer(size=self._rf_part(value, loc, "size"), text=text)
         raise SpecError("an rf answer is a size (same on every axis), a list of sizes per axis, "
                         "'global', or a mapping {size:, stride:, start:}", loc)
+
+    def _rf_text(self, value: str, loc, text: str):
+        """'size 6, stride 2, start -2' (or 'size [7, 5], stride 2'): the parts of a field in one
+        string, as check writes the expected field."""
+        body = re.sub(r"\s*\(misaligned\)\s*\Z", "", value.strip())
+        parts: dict = {}
+        for piece in re.split(r",\s*(?=(?:size|stride|start)\b)", body, flags=re.IGNORECASE):
+            match = _RF_PART.match(piece)
+            if match is None or not match[2].strip() or _RF_WORD.search(match[2]):  # 'size 6 stride 2'
+                raise SpecError(f"cannot read {_shown(piece)} in {_shown(value)}; write an rf as 'size 6, stride 2, "
+                                "start -2' or {size: 6, stride: 2, start: -2}", loc)
+            name, written = match[1].lower(), match[2].strip()
+            if name in parts:
+                raise SpecError(f"rf {name} is given twice in {_shown(value)}", loc)
+            dims = _dims(written) if written.startswith("[") else None
+            parts[name] = (tuple(self.number(v, loc, approx=False, what=f"an rf {name}") for v in dims)
+                           if dims is not None and all(dims) else
+                           self.number(written, loc, approx=False, what=f"an rf {name}"))
+        return RFAnswer(text=text, **parts)
 
     def _rf_part(self, value, loc, what):
         if isinstance(value, YList):

@@ -68,3 +68,26 @@ def test_digits_grouped_by_spaces_are_not_told_to_be_a_product():
         assert isinstance(answer, Invalid) and "no spaces inside it" in answer.message, answer
         assert answer.message.endswith(f"write '{written}'") and "1*000" not in answer.message
     assert "write" not in _one("1.000.000").message  # no product of 1.000 and .000 suggested
+
+
+def test_the_field_as_check_prints_it_reads_back_as_the_right_answer(tmp_path):
+    # conv_pool_fc: conv 5x5 padding 2, then 2x2 max pooling: size 5 + (2-1)*1 = 6, stride 2,
+    # start 0 - 2 = -2 (the first window's first input, in pixels of the input)
+    answer = _one("size 6, stride 2, start -2", "pool1.rf")
+    assert {k: v.value for k, v in answer.parts.items()} == {"size": 6, "stride": 2, "start": -2}
+    per_axis = _one("size [7, 5], stride 2, start [-3, -2]", "pool1.rf")
+    assert [v.value for v in per_axis.size] == [7, 5] and per_axis.stride.value == 2
+    for bad in ("size 6, size 7", "size", "size 6 stride 2"):
+        assert isinstance(_one(bad, "pool1.rf"), Invalid), bad
+    assert "write an rf as" in _one("size 6 stride 2", "pool1.rf").message
+    result = runner.invoke(app, ["check", "--json", str(SPEC), str(_written(tmp_path, "  pool1.rf: x\n"))])
+    expected = json.loads(result.stdout)["answers"][0]["expected"]
+    assert expected == "size 6, stride 2, start -2"
+    result = runner.invoke(app, ["check", "--json", str(SPEC), str(_written(tmp_path, f"  pool1.rf: {expected}\n"))])
+    assert json.loads(result.stdout)["answers"][0]["verdict"] == "right" and result.exit_code == 0
+
+
+def _written(tmp_path, body: str) -> Path:
+    path = tmp_path / "rf.yaml"
+    path.write_text("answers:\n" + body)
+    return path
