@@ -150,8 +150,22 @@ def test_a_module_named_input_is_refused_saying_why():
     module = nn.Sequential()
     module.add_module("pre", nn.Linear(4, 4))
     module.add_module("input", nn.Linear(4, 3))
-    with pytest.raises(SpecError, match="a module named 'input' cannot be a spec layer"):
+    with pytest.raises(SpecError, match="input \\(Linear\\): the name 'input' cannot be a spec layer's"):
         archcalc.from_module(module, [4])
+    with pytest.raises(SpecError, match="input \\(a parameter of the top level .*the name 'input' cannot be"):
+        archcalc.from_module(_InputScaled().eval(), [3, 16, 16])
+
+
+class _InputScaled(nn.Module):
+    """A parameter read directly (a bare scale) named `input`."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 1)
+        self.input = nn.Parameter(torch.ones(8, 1, 1))
+
+    def forward(self, x):
+        return self.conv(x) * self.input
 
 
 class _Functional(nn.Module):
