@@ -63,9 +63,9 @@ def from_module(module, input_shape, *, source: str | None = None, name: str | N
     cls = type(module)
     source = source or f"{cls.__module__}.{cls.__qualname__}"
     symbols = [s for s in shape if isinstance(s, str)]
-    entries = _convert(module, [s if isinstance(s, int) else _SYMBOL_SIZES[0] for s in shape])
+    entries, traced = _convert(module, [s if isinstance(s, int) else _SYMBOL_SIZES[0] for s in shape])
     if symbols:
-        other = _convert(module, [s if isinstance(s, int) else _SYMBOL_SIZES[1] for s in shape])
+        other, _ = _convert(module, [s if isinstance(s, int) else _SYMBOL_SIZES[1] for s in shape])
         for a, b in zip(entries, other):
             if (a.kind, a.args) != (b.kind, b.args):
                 raise SpecError(f"{a.where}: its arguments depend on the input's size ({a.kind} {a.args} at "
@@ -85,9 +85,18 @@ def from_module(module, input_shape, *, source: str | None = None, name: str | N
 
     try:
         parse_spec(text)
+        from archcalc.analysis.walk import analyze_graph
+        from archcalc.spec.parse import parse_spec as parse_at
+
+        # the spec's output is the module's, at the size it was traced at (a mapping that kept the
+        # parameters but not the shape would show here, never in the user's figures)
+        got = analyze_graph(parse_at(text, bindings={s: _SYMBOL_SIZES[0] for s in symbols})).output_shape
     except SpecError as exc:  # a name or structure the spec rules refuse: say so, not a bad file
         raise SpecError(f"the spec written for {source} does not read back ({exc}); this module cannot be "
                         "imported yet") from None
+    if traced is not None and tuple(got) != tuple(traced[1:]):
+        raise SpecError(f"the spec written for {source} gives an output of {list(got)}, the module one of "
+                        f"{list(traced[1:])}; this module cannot be imported yet (please report it)")
     return text
 
 
@@ -645,7 +654,7 @@ class _Unsupported(Exception):
     pass
 
 
-def _convert(module, shape: list) -> list[Entry]:
+def _convert(module, shape: list) -> tuple[list[Entry], tuple | None]:
     torch = _torch()
     import torch.fx as fx
     from torch.fx.passes.shape_prop import ShapeProp
@@ -710,7 +719,7 @@ def _convert(module, shape: list) -> list[Entry]:
             cause = exc.__cause__ if isinstance(exc.__cause__, Exception) else exc  # the module's own error
             raise SpecError(f"{type(module).__name__} does not run on an input of shape {list(shape)}: "
                             f"{type(cause).__name__}: {_first_line(cause)}") from None
-        return _entries(module, gm, table)
+        return _entries(module, gm, table)  # (entries, the traced output's shape, batch included)
     finally:
         for m, mode in modes.items():
             m.training = mode
@@ -723,10 +732,11 @@ def _shape_of(node):
     return tuple(meta.shape)
 
 
-def _entries(root, gm, table) -> list[Entry]:
+def _entries(root, gm, table) -> tuple[list[Entry], tuple | None]:
     import torch
 
     entries: list[Entry] = []
+    traced = None
     value = {}  # fx node -> value name (a tensor), or a Python value (sizes, tuples of pieces)
     called = {}
     modules = dict(root.named_modules())
@@ -806,6 +816,7 @@ def _entries(root, gm, table) -> list[Entry]:
             if entries and value[out] != entries[-1].output:
                 raise SpecError(f"{type(root).__name__}.forward returns a tensor computed before its last layer; "
                                 "a spec's output is its last layer")
+            traced = _shape_of(out)
             break
         if node.op == "get_attr":
             what = _attr_cls(root, node.target)
@@ -907,7 +918,7 @@ def _entries(root, gm, table) -> list[Entry]:
         if own and path not in used and not inside:
             raise SpecError(f"module '{path}' ({type(m).__name__}) holds {own:,} parameters or buffers, but the "
                             f"traced forward of {type(root).__name__} never calls it; a spec would drop them")
-    return entries
+    return entries, traced
 
 
 # functional calls that are one layer when they read one module's own parameters: their arguments' names

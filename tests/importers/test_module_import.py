@@ -488,3 +488,21 @@ def test_bench_import_coverage_rows(tv):
     lines, result = bench.round_trip(tv, "googlenet")
     assert lines is None and result.startswith("refused: module 'aux1.conv.conv' (Conv2d)")
     assert "resnet50" in bench.models_to_run(tv) and bench.models_to_run(tv, ["alexnet"]) == ["alexnet"]
+
+
+def test_a_spec_whose_output_differs_from_the_modules_is_refused(monkeypatch):
+    # A mapping that keeps the parameters but not the shape (here: max-pooling written as an
+    # identity) must be caught by the import itself, never reach the user's figures.
+    import archcalc.importers.module as importer
+
+    table = importer._module_kinds()
+
+    def wrong_kinds():
+        out = dict(table)
+        out[nn.MaxPool2d] = lambda m, i, o: ("identity", {})
+        return out
+
+    monkeypatch.setattr(importer, "_module_kinds", wrong_kinds)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.MaxPool2d(2))
+    with pytest.raises(SpecError, match=r"gives an output of \[4, 6, 6\], the module one of \[4, 3, 3\]"):
+        from_module(net, (3, 8, 8))
