@@ -20,6 +20,7 @@ names the mistake.
 from __future__ import annotations
 
 import math
+import re
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -69,7 +70,7 @@ class AnswerResult:
         return self.verdict in (RIGHT, CLOSE)
 
     def to_json(self) -> dict:
-        out = {"quantity": self.quantity, "given": self.given, "expected": self.expected,
+        out = {"quantity": self.quantity, "given": self.given, "expected": ungrouped(self.expected),
                "verdict": self.verdict, "hint": self.hint}
         if self.formula is not None:
             out["formula"] = self.formula
@@ -717,7 +718,16 @@ def _axes_text(axes) -> str:
     axes = tuple(axes)
     if len(set(map(str, axes))) == 1:
         return _fmt(axes[0])
-    return "[" + ", ".join(_fmt(v) for v in axes) + "]"
+    return "[" + ", ".join(_fmt(v, group=False) for v in axes) + "]"  # [1201, 1]: commas part the axes
+
+
+_GROUPED = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+
+
+def ungrouped(text):
+    """Display text without its thousands separators (`11,699,112` -> `11699112`), for JSON, which
+    scripts read; a shape's or field's `, ` between sizes stays."""
+    return _GROUPED.sub("", text) if isinstance(text, str) else text
 
 
 def _fmt(value, group: bool = True) -> str:

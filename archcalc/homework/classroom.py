@@ -38,7 +38,7 @@ from pathlib import Path
 
 from archcalc.errors import SpecError, one_line
 from archcalc.homework.answers import Approx, Exact, Invalid, RFAnswer, Shape, format_given, parse_answers
-from archcalc.homework.check import CLOSE, RIGHT, UNDECIDED, WRONG, csv_cell
+from archcalc.homework.check import CLOSE, RIGHT, UNDECIDED, WRONG, csv_cell, ungrouped
 
 UNREADABLE = "invalid"  # check's verdict for one answer that cannot be read (the file's others are graded)
 from archcalc.homework.key import Key, Question
@@ -73,7 +73,7 @@ class QuestionGrade:
         return self.question.points if self.verdict in (RIGHT, CLOSE) else 0
 
     def to_json(self, tolerance: float) -> dict:
-        return {"verdict": self.verdict, "expected": self.expected, "given": self.given, "hint": self.hint,
+        return {"verdict": self.verdict, "expected": ungrouped(self.expected), "given": self.given, "hint": self.hint,
                 "points": self.earned, "max_points": self.question.points, "tolerance": tolerance,
                 "formula": self.formula}
 
