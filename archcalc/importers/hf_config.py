@@ -214,8 +214,8 @@ def _rope(f: _Fields, default: float = 10000.0, partial: bool = False,
             out = {"rotary_scaling": kind}
             for key, arg in fields.items():
                 value = spec.get(key)
-                if value is None and key == "original_max_position_embeddings":
-                    value = f.config.get("max_position_embeddings")  # Hugging Face's fallback
+                if key not in spec and key == "original_max_position_embeddings":
+                    value = f.config.get("max_position_embeddings")  # Hugging Face's fallback (when left out)
                 if value is None:
                     raise f.error(field, f"rope_type {kind} needs '{key}'")
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 or (

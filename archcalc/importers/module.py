@@ -567,7 +567,8 @@ def _timm_attention(m, i, o, attn_mask=None, is_causal=False):
     under their names; its variants (q/k norm, a norm before proj, the output gate, dropout after
     proj) are refused by name."""
     if not isinstance(m.q_norm, _torch().nn.Identity) or not isinstance(m.k_norm, _torch().nn.Identity):
-        _refuse_arg(m, "qk_norm", True)
+        raise _Refused("Attention with qk_norm=True: attention's layout: fused (timm's qkv and proj) holds no q/k "
+                       "norm (the separate layout has one, under Hugging Face's names)")
     if not isinstance(getattr(m, "norm", None), (_torch().nn.Identity, type(None))):
         _refuse_arg(m, "scale_norm", True)
     if getattr(m, "gate", None) is not None:

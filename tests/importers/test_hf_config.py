@@ -337,6 +337,10 @@ def _write(tmp_path, base, **changes):
      ["rope_parameters", "llama3"]),
     ("mistral_7b", {"rope_scaling": {"type": "dynamic", "factor": 2.0}}, ["rope_scaling", "dynamic", "llama3"]),
     ("tiny_llama", {"rope_parameters": {"rope_type": "yarn", "rope_theta": 1e4, "factor": 4.0}}, ["yarn"]),
+    # null is no value: transformers fails on it (only a field left out falls back to max_position_embeddings)
+    ("tiny_llama", {"rope_parameters": {"rope_type": "llama3", "rope_theta": 5e5, "factor": 8.0, "low_freq_factor": 1.0,
+                                        "high_freq_factor": 4.0, "original_max_position_embeddings": None}},
+     ["original_max_position_embeddings"]),
     ("tiny_llama", {"rope_parameters": {"rope_type": "linear", "rope_theta": 1e4, "factor": 0}}, ["factor above 0"]),
     ("tiny_llama", {"rope_parameters": {"rope_type": "linear", "rope_theta": 1e4, "factor": 2.0,
                                         "low_freq_factor": 1.0}}, ["low_freq_factor"]),

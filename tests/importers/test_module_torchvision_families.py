@@ -325,7 +325,7 @@ def test_timm_attention_variants_are_refused(timm_layers):
 
     module = VisionTransformer(img_size=32, patch_size=8, embed_dim=48, depth=1, num_heads=3, num_classes=10,
                                qk_norm=True)
-    with pytest.raises(SpecError, match=r"Attention with qk_norm=True, which no archcalc kind has \(at 'blocks\.0\.attn'"):
+    with pytest.raises(SpecError, match=r"Attention with qk_norm=True: attention's layout: fused .* \(at 'blocks\.0\.attn'"):
         from_module(module, (3, 32, 32))
 
 
