@@ -65,7 +65,10 @@ def _parse(text: str) -> ast.expression:
     try:
         tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
-        raise ExprError(f"cannot parse expression {_quoted(text)}: {exc.msg}") from None
+        # Python's words for a leading zero speak of octal prefixes; a date (2023-01-01) reads so too
+        why = ("a whole number is written without leading zeros (7, not 07)" if "leading zeros" in (exc.msg or "")
+               else exc.msg)
+        raise ExprError(f"cannot parse expression {_quoted(text)}: {why}") from None
     except (RecursionError, MemoryError, ValueError):  # nesting past what Python's parser takes
         raise ExprError(f"cannot parse expression {_quoted(text)}: nested too deeply") from None
     _check_depth(tree, text)

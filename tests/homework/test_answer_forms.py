@@ -353,3 +353,12 @@ def test_a_comma_that_separates_arguments_stays_a_separator():
 
     sheet = parse_answers('answers:\n  conv1.params: "max(2,100)"\n  fc.params: "min(1,600)"\n')
     assert [a.value.value for a in sheet.answers] == [100, 1]  # read as written: two arguments each
+
+
+def test_a_date_or_a_leading_zero_gets_no_word_of_octal():
+    # YAML reads 2023-01-01 as text here; Python's message spoke of an 0o prefix for octal integers
+    from archcalc.homework.answers import parse_answers
+
+    sheet = parse_answers("answers:\n  conv1.params: 2023-01-01\n  fc.params: '(H - 04)*2'\n", strict=False)
+    messages = [a.value.message for a in sheet.answers]
+    assert all("without leading zeros (7, not 07)" in m and "0o" not in m for m in messages), messages

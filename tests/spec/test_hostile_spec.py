@@ -92,7 +92,7 @@ def test_huge_literals_and_exponents_are_refused_where_written(value, message, t
 # --- YAML 1.1 surprises: read as written, or refused --------------------------------------------
 
 @pytest.mark.parametrize("value, message", [
-    ("010", "leading zeros in decimal integer literals are not permitted"),  # YAML 1.1: octal 8
+    ("010", "a whole number is written without leading zeros (7, not 07)"),  # YAML 1.1: octal 8
     ("0010", "leading zeros"),
     ("1:30", "is not a number here (YAML 1.1 reads it in base 60)"),  # YAML 1.1: 90
     ("1:30.5", "base 60"),
