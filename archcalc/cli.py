@@ -713,6 +713,28 @@ def export(
 
 
 @app.command()
+def examples() -> None:
+    """The specs that ship with archcalc, by name: `archcalc analyze zoo:resnet18` runs in any folder."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from archcalc.render import make_console
+    from archcalc.spec import bundled
+
+    found = bundled.listing()
+    if not any(found.values()):
+        typer.echo("error: no bundled specs are installed with this archcalc", err=True)
+        raise typer.Exit(2)
+    table = Table(title=Text("bundled specs: archcalc analyze NAME"), title_justify="left")
+    table.add_column("name", no_wrap=True)
+    table.add_column("what it is", overflow="fold")
+    for category, rows in found.items():
+        for name, what in rows:
+            table.add_row(Text(f"{category}:{name}"), Text(one_line(what)))
+    make_console().print(table)
+
+
+@app.command()
 def kinds(
     kind: Optional[str] = typer.Argument(None, help="Show one kind's arguments and formulas."),
     markdown: bool = typer.Option(False, "--markdown", help="Print the full reference as Markdown "

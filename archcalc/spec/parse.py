@@ -54,6 +54,12 @@ _WORD_BOOLS = ("yes", "no", "on", "off", "y", "n")
 def load_spec(path, input_shape=None, bindings=None, multiples=None) -> Graph:
     """Read and validate a spec file. `input_shape` overrides the spec's `input`; `bindings`
     gives numbers to symbols or vars (`--set H=28`); `multiples` adds `multiple_of` constraints."""
+    from archcalc.spec import bundled
+
+    found = bundled.resolve(path)  # `zoo:resnet18`: a spec that ships with archcalc
+    if found is None and (hint := bundled.unknown_hint(path)) is not None and not Path(str(path)).exists():
+        raise SpecError(hint)
+    path = found or path
     text = read_source(path, "spec")
     return parse_spec(text, str(path), input_shape=input_shape, bindings=bindings, multiples=multiples)
 
