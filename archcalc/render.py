@@ -179,9 +179,46 @@ def table(report: Report, depth=None, console=None, latex: bool = False) -> None
             tab.add_column(head, justify="right" if i in RIGHT_COLUMNS else "left", no_wrap=True)
         for row in rows:
             tab.add_row(*map(Text, _cells(row, fmt)))  # plain Text: no markup parsing of "[64, 56, 56]"
-        console.print(tab)
+        print_whole(console, tab)
     for line in footer_lines(report, latex):
         console.print(Text(one_line(line)), highlight=False, soft_wrap=True)
+
+
+def _cell_width(cell) -> int:
+    from rich.cells import cell_len
+
+    text = cell.plain if hasattr(cell, "plain") else str(cell)
+    return max((cell_len(line) for line in text.split("\n")), default=0)
+
+
+def _longest_word(cell) -> int:
+    from rich.cells import cell_len
+
+    text = cell.plain if hasattr(cell, "plain") else str(cell)
+    return max((cell_len(word) for word in text.split()), default=0)
+
+
+def print_whole(console, tab) -> None:
+    """Print a rich Table with every cell whole, never cut with "…": a column that may not wrap
+    (no_wrap: names, shapes) or holds figures (right-justified) is never narrower than its widest
+    cell; others wrap at spaces, never below their longest word. When that is wider than the
+    console the table is printed wider than the terminal (as torchinfo does), its lines left for
+    the terminal to wrap, never cropped."""
+    from rich.measure import Measurement
+    from rich.segment import Segments
+
+    for column in tab.columns:
+        cells = [column.header, *column.cells]
+        if column.no_wrap or column.justify == "right":  # names, shapes, figures: never narrower
+            column.no_wrap = True
+            column.min_width = max(column.min_width or 0, *map(_cell_width, cells))
+        else:  # text: wraps at spaces
+            column.min_width = max(column.min_width or 0, *map(_longest_word, cells))
+        column.overflow = "fold"  # a cell wider than its column is folded, never cut with "…"
+    need = Measurement.get(console, console.options.update_width(10**6), tab).minimum
+    lines = console.render_lines(tab, console.options.update_width(max(need, console.width)), pad=False,
+                                 new_lines=True)
+    console.print(Segments([segment for line in lines for segment in line]), crop=False, soft_wrap=True)
 
 
 #: Above this many rows the table is laid out here, in one pass, instead of by rich, whose layout

@@ -1,0 +1,101 @@
+"""Tables never cut a figure: at 60, 80, 100 and 120 columns every cell of the report appears whole
+(issue 14 point 1), and text from a spec is never read as rich markup."""
+import io
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from archcalc.api import analyze, analyze_text
+from archcalc.render import _cells, print_whole, table
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = ["specs/zoo/resnet18.yaml", "specs/zoo/resnet50.yaml", "specs/transformers/vit_b16.yaml",
+         "specs/transformers/gpt3_175b.yaml"]
+WIDTHS = (60, 80, 100, 120)
+
+
+def _table_lines(text):
+    return [line for line in text.split("\n") if line[:1] in "┏┃┡│└"]
+
+
+def console(width):
+    return Console(file=io.StringIO(), width=width, color_system=None, legacy_windows=False)
+
+
+@pytest.fixture(scope="module", params=SPECS, ids=lambda p: Path(p).stem)
+def report(request):
+    return analyze(ROOT / request.param)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_every_cell_whole(report, width):
+    out = console(width)
+    table(report, console=out)
+    text = out.file.getvalue()
+    assert "…" not in text
+    lines = text.split("\n")
+    for row in report.layers:
+        cells = _cells(row)
+        # the row's cells, each whole, on one line of the table, in order
+        assert any(all(c in line for c in cells) for line in lines), (width, cells)
+    assert f"params {report.totals.params:,}" in text
+
+
+def test_figures_are_those_of_the_report():
+    out = console(80)
+    table(analyze(ROOT / "specs/zoo/resnet50.yaml"), console=out)
+    text = out.file.getvalue()
+    assert "25,557,032" in text  # resnet50's parameters, torchvision's sum of p.numel()
+    assert "2,049,000" in text and "│ fc " in text  # fc: 2048 x 1000 + 1000
+
+
+def test_gpt3_params_whole_at_80():
+    out = console(80)
+    table(analyze(ROOT / "specs/transformers/gpt3_175b.yaml"), console=out)
+    text = out.file.getvalue()
+    assert "…" not in text and "174,604,259,328" in text  # the total, as the footer says
+    assert "│ 617,558,016 │" in text  # wte: 50257 x 12288
+    assert max(map(len, _table_lines(text))) > 80  # printed wider than the terminal, as torchinfo does
+
+
+def test_fits_when_it_can():
+    out = console(120)
+    table(analyze(ROOT / "specs/zoo/resnet18.yaml"), console=out)
+    assert max(map(len, _table_lines(out.file.getvalue()))) <= 120
+
+
+def test_print_whole_keeps_a_right_column_on_one_line():
+    from rich.table import Table
+    from rich.text import Text
+
+    tab = Table()
+    tab.add_column("what", overflow="fold")
+    tab.add_column("amount", justify="right", overflow="fold")
+    tab.add_row(Text("weights " * 8), Text("1,234,567,890 B"))
+    out = console(30)
+    print_whole(out, tab)
+    assert "1,234,567,890 B" in out.file.getvalue()
+
+
+MARKUP = """name: "net[bold]x [/] [d]"
+input: [d]
+layers:
+  - linear: 4
+"""
+
+
+@pytest.mark.parametrize("width", (60, 120))
+def test_user_text_is_not_markup(width):
+    out = console(width)
+    table(analyze_text(MARKUP), console=out)
+    text = out.file.getvalue()
+    assert "net[bold]x [/] [d]" in text and "input [d]" in text
+    assert "4*d + 4" in text
+
+
+def test_user_text_is_not_markup_after_set():
+    out = console(80)
+    table(analyze_text(MARKUP, bindings={"d": 8}), console=out)
+    text = out.file.getvalue()
+    assert "net[bold]x [/] [d]" in text and "input [8]" in text and "36" in text
