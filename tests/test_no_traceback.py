@@ -1,0 +1,74 @@
+"""No traceback, ever (issue 14 point 2): each of these mistakes is one `error:` line on stderr and
+exit code 2, nothing half-written, and the graph drawings speak in the user's symbols."""
+import errno
+import tempfile
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from archcalc.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+HOMEWORK = ROOT / "specs" / "homework" / "conv_pool_fc.yaml"  # input [1, H, W], H and W multiple_of 2
+ANSWER_KEY = ROOT / "specs" / "homework" / "conv_pool_fc.answers.yaml"
+DIGITS = ROOT / "specs" / "lecture" / "digits_cnn.yaml"
+runner = CliRunner()
+
+
+def _refused(*args) -> str:
+    """Run the command; it must exit 2 with exactly one `error:` line on stderr (no traceback) and
+    nothing on stdout. Returns that line."""
+    result = runner.invoke(app, [str(a) for a in args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    lines = result.stderr.splitlines()
+    assert result.exit_code == 2, (result.exit_code, result.stderr)
+    assert len(lines) == 1 and "error: " in lines[0], result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    return lines[0]
+
+
+# --- a symbolic spec where PyTorch needs numbers -------------------------------------------------
+
+def test_verify_of_a_symbolic_spec_asks_for_numbers():
+    pytest.importorskip("torch")
+    line = _refused("verify", HOMEWORK)
+    assert "symbolic sizes (H, W)" in line and "--set H=28" in line and "Relational" not in line
+
+
+def test_verify_of_a_symbolic_spec_with_one_symbol_given_names_the_other():
+    pytest.importorskip("torch")
+    line = _refused("verify", HOMEWORK, "--set", "H=28")
+    assert "symbolic sizes (W)" in line and "--set W=28" in line
+
+
+def test_export_pytorch_of_a_symbolic_spec_asks_for_numbers():
+    pytest.importorskip("torch")
+    line = _refused("export", HOMEWORK, "--to", "pytorch")
+    assert "symbolic sizes (H, W)" in line and "--set" in line
+
+
+# --- output files ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("to", ["dot", "mermaid"])
+def test_export_to_a_folder(tmp_path, to):
+    line = _refused("export", HOMEWORK, "--to", to, "-o", tmp_path)
+    assert line.endswith("cannot write it: it is a folder")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_into_a_missing_folder(tmp_path):
+    line = _refused("export", HOMEWORK, "--to", "dot", "-o", tmp_path / "nope" / "net.dot")
+    assert "cannot write it: No such file or directory" in line
+
+
+def test_export_on_a_read_only_file_system(tmp_path, monkeypatch):
+    # A read-only mount cannot be made without privileges; the write fails as it would there (EROFS).
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    line = _refused("export", HOMEWORK, "--to", "dot", "-o", tmp_path / "net.dot")
+    assert line.endswith("cannot write it: Read-only file system")
+    assert not (tmp_path / "net.dot").exists()
