@@ -404,6 +404,14 @@ def check(
     from archcalc.homework.check import GRADE_HEADER
     from archcalc.homework.grade import grade
 
+    if gradebook is not None:  # a folder, or a folder that is missing: one line before any verdict is printed
+        try:
+            _output_mode(gradebook, "--gradebook")
+            if not gradebook.absolute().parent.is_dir():
+                raise SpecError(f"--gradebook {_shown(str(gradebook))}: cannot write it: its folder "
+                                f"{_shown(str(gradebook.parent))} does not exist")
+        except SpecError as exc:
+            _fail(exc)
     results = []
     for path in answers:
         try:

@@ -72,3 +72,21 @@ def test_export_on_a_read_only_file_system(tmp_path, monkeypatch):
     line = _refused("export", HOMEWORK, "--to", "dot", "-o", tmp_path / "net.dot")
     assert line.endswith("cannot write it: Read-only file system")
     assert not (tmp_path / "net.dot").exists()
+
+
+def test_check_gradebook_a_folder_is_refused_before_any_verdict(tmp_path):
+    line = _refused("check", HOMEWORK, ANSWER_KEY, "--gradebook", tmp_path)
+    assert line.endswith("cannot write it: it is a folder")  # and stdout is empty: no table first
+
+
+def test_check_gradebook_in_a_missing_folder(tmp_path):
+    line = _refused("check", HOMEWORK, ANSWER_KEY, "--gradebook", tmp_path / "nope" / "grades.csv")
+    assert "does not exist" in line and "nope" in line
+    assert not (tmp_path / "nope").exists()
+
+
+def test_check_gradebook_still_written(tmp_path):
+    book = tmp_path / "grades.csv"
+    result = runner.invoke(app, ["check", str(HOMEWORK), str(ANSWER_KEY), "--gradebook", str(book)])
+    assert result.exit_code == 0, result.stderr
+    assert book.read_text().splitlines()[0].startswith("student")
