@@ -332,21 +332,21 @@ def _print_memory(plan) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from archcalc.render import inputs_text, make_console
+    from archcalc.render import inputs_text, make_console, print_whole
 
     console = make_console()
     title = (f"{one_line(plan.name)}  memory and cost: {inputs_text(plan)}, batch {plan.batch}, "
              f"{plan.dtype}, {plan.optimizer}" + (", checkpointing" if plan.checkpointing else ""))
     tab = Table(title=Text(title), title_justify="left", header_style="bold")
     for head, justify in (("", "left"), ("amount", "right"), ("formula", "left")):
-        tab.add_column(head, justify=justify, overflow="fold")
+        tab.add_column(head, justify=justify, overflow="fold", no_wrap=head != "formula")  # the formula wraps
     for section, items in plan.sections():
         tab.add_row(Text(section, style="bold"), "", "")
         for item in items:
             style = "bold" if item.key == "total" else ""
             tab.add_row(Text("  " + item.label, style=style), Text(_amount(item), style=style), Text(item.formula))
         tab.add_section()
-    console.print(tab)
+    print_whole(console, tab)  # every amount whole (render.print_whole), wider than the terminal if need be
     for note in plan.notes:
         console.print(Text(one_line("note: " + note)), soft_wrap=True)
 
@@ -443,7 +443,7 @@ def _print_check(results) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from archcalc.render import make_console
+    from archcalc.render import make_console, print_whole
 
     console = make_console()
     marks = {"right": "✓ right", "close": "✓ close", "wrong": "✗ wrong", "undecided": "? undecided",
@@ -451,12 +451,12 @@ def _print_check(results) -> None:
     for path, result in results:
         table = Table(title=Text(one_line(f"{path}: {result.right}/{result.total} right")), title_justify="left")
         for head in ("quantity", "given", "expected", "verdict", "why / formula"):
-            table.add_column(head, overflow="fold")
+            table.add_column(head, overflow="fold", no_wrap=head != "why / formula")  # figures on one line
         for r in result.results:
             why = "\n".join(one_line(x) for x in (r.hint, r.formula) if x)  # hint, formula: a line each
             table.add_row(Text(one_line(r.quantity)), Text(one_line(r.given_text)), Text(one_line(r.expected)),
                           Text(marks.get(r.verdict, r.verdict)), Text(why))
-        console.print(table)
+        print_whole(console, table)  # every given and expected figure whole
 
 
 class SheetFormat(str, Enum):

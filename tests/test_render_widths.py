@@ -99,3 +99,46 @@ def test_user_text_is_not_markup_after_set():
     table(analyze_text(MARKUP, bindings={"d": 8}), console=out)
     text = out.file.getvalue()
     assert "net[bold]x [/] [d]" in text and "input [8]" in text and "36" in text
+
+
+def _cli_at(monkeypatch, width, args):
+    """The command's output through the CLI, on a console `width` columns wide."""
+    import archcalc.render
+    from typer.testing import CliRunner
+
+    from archcalc.cli import app
+
+    monkeypatch.setattr(archcalc.render, "make_console",
+                        lambda *a, **k: Console(width=width, color_system=None, legacy_windows=False))
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code in (0, 1), result.output
+    return result.stdout
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("spec", ["specs/zoo/resnet50.yaml", "specs/transformers/gpt3_175b.yaml"])
+def test_memory_amounts_whole(monkeypatch, width, spec):
+    from archcalc import cli
+
+    text = _cli_at(monkeypatch, width, ["memory", str(ROOT / spec)])
+    _, plan = cli._plan(str(ROOT / spec), None, None, 1, "float32")
+    assert "…" not in text
+    lines = text.split("\n")
+    for _, items in plan.sections():
+        for item in items:
+            # the label and its amount whole, on one line
+            assert any(item.label in line and f" {cli._amount(item)} " in line for line in lines), (width, item.label)
+    if "resnet50" in spec:
+        assert "97.5 MiB" in text  # gradients: 4 B x 25,557,032 trainable params = 102,228,128 B
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_check_figures_whole(monkeypatch, width):
+    spec, answers = ROOT / "specs/homework/conv_pool_fc.yaml", ROOT / "specs/homework/conv_pool_fc.answers.yaml"
+    text = _cli_at(monkeypatch, width, ["check", str(spec), str(answers)])
+    assert "…" not in text
+    lines = text.split("\n")
+    for quantity, expected in (("conv1.params", "416"), ("fc.params", "40*H*W + 10"),
+                               ("total.trainable_params", "40*H*W + 426"), ("pool1.output_shape", "[16, H/2, W/2]"),
+                               ("pool1.rf", "size 6, stride 2, start -2")):
+        assert any(quantity in line and expected in line for line in lines), (width, quantity)
