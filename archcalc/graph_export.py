@@ -27,6 +27,10 @@ def _layers(graph: Graph):
 def _input_label(graph: Graph, net_input) -> str:
     """The label of one network input (each input is a node of its own, named as layers read it)."""
     shape = _shape(net_input.shape)
+    if graph.symbols:  # in the user's symbols (H, not 2*H_2 for `H: {multiple_of: 2}`), as the layers are
+        from archcalc.spec.symbols import shown
+
+        shape = _shape([shown(n, graph.back) for n in net_input.shape])
     return "\n".join((net_input.name, f"tokens {shape}" if net_input.tokens and graph.named_inputs else shape))
 
 

@@ -90,3 +90,16 @@ def test_check_gradebook_still_written(tmp_path):
     result = runner.invoke(app, ["check", str(HOMEWORK), str(ANSWER_KEY), "--gradebook", str(book)])
     assert result.exit_code == 0, result.stderr
     assert book.read_text().splitlines()[0].startswith("student")
+
+
+# --- drawings in the user's symbols ------------------------------------------------------------------
+
+@pytest.mark.parametrize("to, label", [("dot", '"input" [label="input\\n[1, H, W]", shape=ellipse];'),
+                                       ("mermaid", 'input(["input<br/>[1, H, W]"])')])
+def test_drawings_show_the_users_symbols(to, label):
+    # `H: {multiple_of: 2}` is H = 2*H_2 inside; the input was drawn as [1, 2*H_2, 2*W_2].
+    result = runner.invoke(app, ["export", str(HOMEWORK), "--to", to])
+    assert result.exit_code == 0, result.stderr
+    assert label in result.stdout.splitlines()[4 if to == "dot" else 2]
+    assert "H_2" not in result.stdout and "W_2" not in result.stdout
+    assert "[16, H/2, W/2]" in result.stdout  # the pooling's output, as analyze shows it
