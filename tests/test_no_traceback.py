@@ -92,6 +92,38 @@ def test_check_gradebook_still_written(tmp_path):
     assert book.read_text().splitlines()[0].startswith("student")
 
 
+# --- devices that are not here ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("device", ["mps", "cuda"])
+def test_train_on_an_absent_device_leaves_no_run_folder(tmp_path, monkeypatch, device):
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.chdir(tmp_path)
+    line = _refused("train", DIGITS, "--data", "digits", "--task", "classify", "--epochs", "1",
+                    "--device", device, "-o", tmp_path / "run")
+    assert line.startswith(f"error: --device {device}: ") and "not available" in line
+    assert list(tmp_path.iterdir()) == []  # no half-made run folder (no config.yaml, spec.yaml, .lock)
+
+
+def test_train_on_an_unknown_device():
+    pytest.importorskip("torch")
+    line = _refused("train", DIGITS, "--data", "digits", "--device", "tpu")
+    assert "'tpu' is not one of auto, cpu, cuda, mps" in line
+
+
+@pytest.mark.parametrize("device, said", [("tpu", "'tpu' is not one of auto, cpu, cuda (cuda:N), mps"),
+                                          ("cuda:x", "'cuda:x' is not one of"),
+                                          ("mps", "--device mps: MPS (Apple silicon's GPU) is not available"),
+                                          ("cuda", "--device cuda: CUDA is not available")])
+def test_evaluate_on_an_absent_or_unknown_device(tmp_path, monkeypatch, device, said):
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    line = _refused("evaluate", tmp_path, "--device", device)
+    assert said in line and "Expected one of" not in line and "Storage device" not in line
+
+
 # --- drawings in the user's symbols ------------------------------------------------------------------
 
 @pytest.mark.parametrize("to, label", [("dot", '"input" [label="input\\n[1, H, W]", shape=ellipse];'),

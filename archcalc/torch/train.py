@@ -1057,6 +1057,7 @@ def train(spec=None, config: TrainConfig | None = None, *, resume: bool = False,
         out = Path(cfg.out) if cfg.out else Path("runs") / runfolder.folder_name(graph.name)
     cfg = replace(cfg, out=str(out))
     runfolder.check(out)
+    check_device(cfg.device)  # before the folder is made: an absent device leaves no half-made run
     # Rank 0 of a torchrun job (or the one process) locks the folder; our own --gpus children run
     # `_train_here` under their parent's lock.
     lock = runfolder.Lock(out) if int(os.environ.get("RANK", 0)) == 0 else None
@@ -1092,6 +1093,21 @@ def train(spec=None, config: TrainConfig | None = None, *, resume: bool = False,
     finally:
         if lock is not None:
             lock.release()
+
+
+def check_device(device: str) -> None:
+    """SpecError unless `device` (auto, cpu, cuda, cuda:N or mps) is one this PyTorch can use here."""
+    kind, _, index = device.partition(":")
+    if kind not in ("auto", "cpu", "cuda", "mps") or (index and not (kind == "cuda" and index.isdigit())):
+        raise SpecError(f"--device {device!r} is not one of auto, cpu, cuda (cuda:N), mps")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise SpecError(f"--device {device}: CUDA is not available to this PyTorch ({torch.__version__}); "
+                        "use --device cpu or auto")
+    if kind == "cuda" and index and int(index) >= torch.cuda.device_count():
+        raise SpecError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise SpecError(f"--device mps: MPS (Apple silicon's GPU) is not available to this PyTorch "
+                        f"({torch.__version__}); use --device cpu or auto")
 
 
 def _refuse_a_run_there(out: Path) -> None:
@@ -1367,6 +1383,7 @@ def evaluate(run_dir, data: str | None = None, *, split: str = "test", device: s
     run_dir = Path(run_dir)
     if split not in ("test", "val"):
         raise SpecError(f"--split '{split}' is not one of test, val")
+    check_device(device)
     fold = None
     top = run_dir
     if re.fullmatch(r"fold\d+", run_dir.name) and not runfolder.exists(run_dir / "config.yaml"):
