@@ -142,3 +142,25 @@ def test_check_figures_whole(monkeypatch, width):
                                ("total.trainable_params", "40*H*W + 426"), ("pool1.output_shape", "[16, H/2, W/2]"),
                                ("pool1.rf", "size 6, stride 2, start -2")):
         assert any(quantity in line and expected in line for line in lines), (width, quantity)
+
+
+def test_memory_title_is_not_markup(monkeypatch, tmp_path):
+    spec = tmp_path / "m.yaml"
+    spec.write_text(MARKUP)
+    text = _cli_at(monkeypatch, 80, ["memory", str(spec), "--set", "d=8"])
+    assert "net[bold]x [/] [d]  memory and cost: input [8]" in text
+    assert " 144 B " in text  # weights: 4 B x (8 + 1) x 4 params
+
+
+def test_kinds_lines_whole():
+    """`kinds` prints plain lines (no table): each kind's summary whole, whatever the width."""
+    from typer.testing import CliRunner
+
+    from archcalc.cli import app
+    from archcalc.layers import KINDS
+
+    text = CliRunner().invoke(app, ["kinds"]).stdout
+    for name, kind in KINDS.items():
+        assert f"{name}  " in text and kind.summary in text, name
+    linear = CliRunner().invoke(app, ["kinds", "linear"]).stdout
+    assert " params: (in + 1) * out   (in * out without bias)\n" in linear
