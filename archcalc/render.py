@@ -248,12 +248,33 @@ def plain_table(title: str, headers, rows, right=()) -> list[str]:
 
 def make_console(width: int = 200):
     """A rich console: the terminal's width, or `width` columns when output goes to a file or
-    pipe (rich would otherwise wrap wide tables at 80)."""
+    pipe (rich would otherwise wrap wide tables at 80). Its tables never cut a figure: a Table
+    printed alone goes through print_whole (so verify's, check's and every command's do)."""
     import sys
 
-    from rich.console import Console
+    return whole_console_class()(width=None if sys.stdout.isatty() else width)
 
-    return Console(width=None if sys.stdout.isatty() else width)
+
+def whole_console_class():
+    """rich's Console, but a Table printed alone (console.print(table)) keeps every cell whole
+    (print_whole). A function, so that rich is imported only where a table is printed."""
+    global _WHOLE_CONSOLE
+    if _WHOLE_CONSOLE is None:
+        from rich.console import Console
+        from rich.table import Table
+
+        class WholeConsole(Console):
+            def print(self, *objects, **kwargs):
+                if len(objects) == 1 and isinstance(objects[0], Table) and not kwargs:
+                    print_whole(self, objects[0])
+                else:
+                    super().print(*objects, **kwargs)
+
+        _WHOLE_CONSOLE = WholeConsole
+    return _WHOLE_CONSOLE
+
+
+_WHOLE_CONSOLE = None
 
 
 def csv_text(report: Report, depth=None) -> str:

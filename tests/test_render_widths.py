@@ -164,3 +164,29 @@ def test_kinds_lines_whole():
         assert f"{name}  " in text and kind.summary in text, name
     linear = CliRunner().invoke(app, ["kinds", "linear"]).stdout
     assert " params: (in + 1) * out   (in * out without bias)\n" in linear
+
+
+@pytest.fixture(scope="module")
+def verified_resnet18():
+    pytest.importorskip("torch")
+    from archcalc.api import load_graph
+    from archcalc.torch import verify as verify_mod
+
+    return verify_mod.verify(load_graph(ROOT / "specs/zoo/resnet18.yaml"))
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_verify_table_whole(verified_resnet18, width):
+    """verify's table (archcalc.torch.verify.print_table) on the console the CLI uses."""
+    from archcalc.render import whole_console_class
+    from archcalc.torch import verify as verify_mod
+
+    out = whole_console_class()(file=io.StringIO(), width=width, color_system=None, legacy_windows=False)
+    verify_mod.print_table(verified_resnet18, console=out)
+    text = out.file.getvalue()
+    assert "…" not in text and "all figures match PyTorch" in text
+    lines = text.split("\n")
+    for layer in verified_resnet18.layers:
+        cells = [layer.name, *(verify_mod._cell(layer.checks[key], fmt) for _, key, fmt in verify_mod.COLUMNS)]
+        assert any(all(c in line for c in cells) for line in lines), (width, cells)
+    assert any("✓ 9,408" in line and "✓ 118,013,952" in line for line in lines)  # conv1: 64 x 3 x 7 x 7
