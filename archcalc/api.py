@@ -7,20 +7,24 @@
 """
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from contextlib import contextmanager
 from os import PathLike
 
 from archcalc.analysis.report import Report
 from archcalc.analysis.walk import analyze_graph
-from archcalc.errors import SpecError
+from archcalc.errors import SpecError, one_line
 from archcalc.spec.graph import Graph
 from archcalc.spec.parse import load_spec, parse_spec
 
 
-def analyze(spec: str | PathLike | Graph, *, batch: int = 1, dtype: str = "float32",
+def analyze(spec: str | PathLike | Graph | dict, *, batch: int = 1, dtype: str = "float32",
             input_shape=None, bindings: dict | None = None, assume_divisible: bool = False) -> Report:
     """Analyse a spec file (path), an import source (`model.onnx`, a Hugging Face `config.json` or
-    a folder holding one, `net.py:Net`, `torchvision:resnet50`: see `archcalc.import_source`), or
-    an already loaded `Graph`.
+    a folder holding one, `net.py:Net`, `torchvision:resnet50`: see `archcalc.import_source`), a
+    spec as Python data (a dict, as the YAML file reads: `{"input": [784], "layers": [{"linear":
+    10}]}`), or an already loaded `Graph`.
 
     `input_shape` (channels first, batch excluded) overrides the spec's `input` (with `inputs:`,
     the first input; a dict {name: shape} overrides inputs by name, `input` being the first). With symbolic
@@ -31,7 +35,46 @@ def analyze(spec: str | PathLike | Graph, *, batch: int = 1, dtype: str = "float
     """
     if isinstance(spec, Graph):
         return analyze_graph(spec, batch=batch, dtype=dtype)
-    return _analyze(_loader(spec, input_shape, bindings), bindings, assume_divisible, batch, dtype)
+    with _placed(spec):
+        return _analyze(_loader(spec, input_shape, bindings), bindings, assume_divisible, batch, dtype)
+
+
+DICT_SPEC = "<dict>"
+
+
+@contextmanager
+def _placed(spec):
+    """A spec given as a dict has no file: its mistakes name the layer, not a line and column of
+    the text it was written to."""
+    try:
+        yield
+    except SpecError as exc:
+        if not isinstance(spec, Mapping) or exc.loc is None or exc.loc.file != DICT_SPEC:
+            raise
+        raise SpecError(exc.message, None, exc.layer, exc.kind) from None
+
+
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _dict_text(spec: Mapping) -> str:
+    """The spec text of a spec given as Python data. JSON is YAML: the dict is written as JSON and
+    read by the same reader as a file, so a dict means exactly what the same YAML would."""
+    def check(value, where):
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise SpecError(f"{where}: the key {key!r} is not a string; a spec's keys are names")
+                check(item, f"{where}.{key}")
+        elif isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                check(item, f"{where}[{i}]")
+        elif not isinstance(value, _PLAIN) or (isinstance(value, float) and value != value):
+            raise SpecError(f"{where}: {type(value).__name__} {one_line(repr(value))[:60]} cannot be written "
+                            "in a spec; expected a str, int, float, bool, None, list or dict")
+
+    check(spec, "spec")
+    return json.dumps(spec, indent=1, ensure_ascii=False, allow_nan=False)
 
 
 def _loader(spec, input_shape, bindings):
@@ -39,6 +82,9 @@ def _loader(spec, input_shape, bindings):
     `llama/config.json`, `net.py:Net`): the source is imported once, its spec read from the text."""
     from archcalc.importers import import_source, is_import_source
 
+    if isinstance(spec, Mapping):
+        text = _dict_text(spec)
+        return lambda **kw: parse_spec(text, DICT_SPEC, input_shape=input_shape, **{"bindings": bindings, **kw})
     if not is_import_source(spec):
         return lambda **kw: load_spec(spec, input_shape=input_shape, **{"bindings": bindings, **kw})
     text = import_source(str(spec), _input_text(input_shape))
@@ -60,10 +106,12 @@ def _input_text(input_shape):
     return ",".join(map(str, input_shape))
 
 
-def load_graph(spec: str | PathLike, *, input_shape=None, bindings: dict | None = None,
+def load_graph(spec: str | PathLike | dict, *, input_shape=None, bindings: dict | None = None,
                assume_divisible: bool = False) -> Graph:
-    """The validated graph of a spec file (or an import source), with the options of `analyze` applied."""
-    return _graph(_loader(spec, input_shape, bindings), bindings, assume_divisible)
+    """The validated graph of a spec file (or an import source, or a spec as a dict), with the
+    options of `analyze` applied."""
+    with _placed(spec):
+        return _graph(_loader(spec, input_shape, bindings), bindings, assume_divisible)
 
 
 def _graph(load, bindings, assume_divisible) -> Graph:

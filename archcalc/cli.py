@@ -30,6 +30,7 @@ class _OneLineErrors(TyperGroup):
     def main(self, *args, standalone_mode: bool = True, **kwargs):
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)
+        previous = _watch_ctrl_c()
         try:
             code = super().main(*args, standalone_mode=False, **kwargs)
         except _NO_ARGS as exc:  # `archcalc` alone: the help, as before
@@ -39,9 +40,42 @@ class _OneLineErrors(TyperGroup):
             typer.echo(_usage_line(exc), err=True)
             sys.exit(exc.exit_code)
         except typer.Abort:
-            typer.echo("error: aborted", err=True)
-            sys.exit(1)
+            typer.echo("error: interrupted" if _INTERRUPTED else "error: aborted", err=True)
+            sys.exit(130 if _INTERRUPTED else 1)
+        except SystemExit:
+            raise
+        except BaseException:
+            # Ctrl-C in the middle of an import (numpy, torch) leaves a half-made module: what fails next
+            # (a RecursionError, an ImportError) is the interruption, not a bug to show as a traceback.
+            if not _INTERRUPTED:
+                raise
+            typer.echo("error: interrupted", err=True)
+            sys.exit(130)
+        finally:
+            if previous is not None:
+                import signal
+
+                signal.signal(signal.SIGINT, previous)
         sys.exit(code or 0)
+
+
+_INTERRUPTED: list = []  # a Ctrl-C (SIGINT) reached this process while a command ran
+
+
+def _watch_ctrl_c():
+    """Ctrl-C raises KeyboardInterrupt as Python's own handler does, and is remembered (_INTERRUPTED);
+    returns the handler to put back (None off the main thread, where no handler can be set)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def on_ctrl_c(signum, frame):
+        _INTERRUPTED.append(signum)
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGINT, on_ctrl_c)
 
 
 _NO_ARGS = getattr(_usage, "NoArgsIsHelpError", ())
@@ -109,7 +143,7 @@ class Format(str, Enum):
 
 
 def _fail(exc: SpecError) -> None:
-    typer.echo(str(exc), err=True)
+    typer.echo(exc.cli_line(), err=True)
     raise typer.Exit(2)
 
 
@@ -435,7 +469,7 @@ def check(
         typer.echo(one_line(f"wrote {gradebook}"), err=True)
     invalid = [r for _, result in results for r in result.results if r.verdict == "invalid"]
     for r in invalid:  # each unreadable answer: one located line, as a file's mistake is
-        typer.echo(one_line(str(SpecError(r.hint or "invalid answer", r.loc))), err=True)
+        typer.echo(one_line(SpecError(r.hint or "invalid answer", r.loc).cli_line()), err=True)
     raise typer.Exit(2 if invalid else 0 if all(r.ok for _, r in results) else 1)
 
 
@@ -631,6 +665,8 @@ def _need_torch() -> None:
     try:
         import torch  # noqa: F401
     except ImportError:
+        if _INTERRUPTED:  # torch is here: Ctrl-C stopped its import half-way (said as "interrupted")
+            raise
         typer.echo(f"error: {TORCH_NEEDED}", err=True)
         raise typer.Exit(2) from None
 

@@ -31,8 +31,9 @@ def one_line(text: str) -> str:
     return str(text).translate(_ESCAPES)
 
 
-class SpecError(Exception):
-    """A mistake in a spec (or in a command-line value), reported as `FILE:LINE:COL: error: ...`."""
+class SpecError(ValueError):
+    """A mistake in a spec (or in a command-line value), reported as `FILE:LINE:COL: error: ...`
+    (`cli_line()`, the line the command line prints). A ValueError: a wrong value was given."""
 
     def __init__(self, message: str, loc: Loc | None = None, layer: str | None = None,
                  kind: str | None = None):
@@ -43,6 +44,10 @@ class SpecError(Exception):
         self.kind = kind
 
     def __str__(self) -> str:
+        return self.cli_line()
+
+    def cli_line(self) -> str:
+        """The line the command line prints: `FILE:LINE:COL: error: ...`, or `error: ...`."""
         where = f"{self.loc}: " if self.loc else ""
         who = f"layer '{self.layer}'" if self.layer else ""
         who += f" ({self.kind}): " if who and self.kind else ": " if who else ""

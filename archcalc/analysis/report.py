@@ -70,6 +70,25 @@ def _j(value):
     return str(value)
 
 
+def _n(value) -> str:
+    """A figure for a repr: an integer with thousands separators, a formula as its text."""
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _shape(shape) -> str:
+    return "[" + ", ".join(str(n) for n in shape) + "]"
+
+
+def _md(text) -> str:
+    """`text` safe in a Markdown table cell: the marks of emphasis, code, links and cells
+    (backslash, backtick, * _ [ ] | ~) backslash-escaped, < and & as HTML entities, line breaks
+    as spaces."""
+    from html import escape
+
+    text = escape(" ".join(str(text).splitlines()), quote=False)
+    return "".join("\\" + c if c in "\\`*_[]|~" else c for c in text)
+
+
 def rf_json(rf):
     if rf is None or rf == GLOBAL:
         return rf
@@ -110,10 +129,94 @@ class Report:
     inputs: tuple = ()
 
     def layer(self, name: str) -> LayerResult:
+        """The row of the layer named `name` (its full dotted name, `layer1.0.conv1`); a name that
+        is not there raises KeyError with the closest names (did you mean)."""
         for row in self.layers:
             if row.name == name:
                 return row
-        raise KeyError(name)
+        from archcalc.errors import did_you_mean
+
+        names = [row.name for row in self.layers]
+        # a block's name (`layer1`: its layers), or a leaf's last part (`conv1`: each one so named)
+        close = [n for n in names if n.startswith(f"{name}.") or n.rsplit(".", 1)[-1] == str(name)]
+        if close:
+            shown = ", ".join(f"'{n}'" for n in close[:3]) + (", ..." if len(close) > 3 else "")
+            hint = f" (did you mean {shown}?)"
+        else:
+            hint = did_you_mean(name, names)
+        raise KeyError(f"no layer named {str(name)!r} in {self.name!r}{hint}")
+
+    # --- notebooks: a short repr, a table, plain records ------------------------------------
+
+    def __repr__(self) -> str:
+        """A few lines (the whole report would be tens of kilobytes): name, input, totals."""
+        t = self.totals
+        active = f", active {_n(t.active_params)}" if t.active_params is not None else ""
+        return (f"<archcalc Report {self.name!r}: input {_shape(self.input_shape)} -> "
+                f"{_shape(self.output_shape)}, batch {self.batch}, {self.dtype}, {len(self.layers)} layers, "
+                f"{_n(t.params)} params ({_n(t.trainable_params)} trainable{active}), {_n(t.macs)} MACs>")
+
+    def to_records(self) -> list[dict]:
+        """One dict per layer (plain values: str, int, list; formulas of a symbolic spec as their
+        text), in the order of the rows: name, kind, from, output_shape, params, trainable_params,
+        non_trainable_params, macs, flops, rf_size, rf_stride, activation_bytes."""
+        out = []
+        for row in self.layers:
+            rf = row.rf
+            size = stride = None
+            if rf == GLOBAL:
+                size = stride = "global"
+            elif isinstance(rf, RF):
+                size, stride = _j(list(rf.size)), _j(list(rf.stride))
+            out.append({
+                "name": row.name, "kind": row.kind, "from": list(row.inputs),
+                "output_shape": _j(list(row.output_shape)), "params": _j(row.params),
+                "trainable_params": _j(row.trainable_params), "non_trainable_params": _j(row.non_trainable_params),
+                "macs": _j(row.macs), "flops": _j(row.flops), "rf_size": size, "rf_stride": stride,
+                "activation_bytes": _j(row.activation_bytes),
+            })
+        return out
+
+    def to_pandas(self):
+        """`to_records()` as a pandas DataFrame indexed by layer name (pandas is imported only
+        here; without it, an ImportError saying what to install)."""
+        try:
+            import pandas
+        except ImportError:
+            raise ImportError("Report.to_pandas() needs pandas, which is not installed: "
+                              "pip install pandas (or use report.to_records(), a list of dicts)") from None
+        return pandas.DataFrame.from_records(self.to_records(), index="name")
+
+    _TABLE = ("name", "kind", "output_shape", "params", "macs")
+
+    def _table_rows(self):
+        for row in self.layers:
+            yield [row.name, row.kind, _shape(row.output_shape), _n(row.params), _n(row.macs)]
+
+    def _repr_markdown_(self) -> str:
+        """A Markdown table for Jupyter: one row per layer, then the totals (user text escaped)."""
+        t = self.totals
+        lines = [f"**{_md(self.name)}**: input {_md(_shape(self.input_shape))}, batch {self.batch}, "
+                 f"{_md(self.dtype)}", "",
+                 "| " + " | ".join(self._TABLE) + " |", "|" + "---|" * 2 + "---:|" * 3]
+        lines += ["| " + " | ".join(_md(c) for c in cells) + " |" for cells in self._table_rows()]
+        lines.append(f"| **total** | | {_md(_shape(self.output_shape))} | {_md(_n(t.params))} | "
+                     f"{_md(_n(t.macs))} |")
+        return "\n".join(lines) + "\n"
+
+    def _repr_html_(self) -> str:
+        """An HTML table for Jupyter (every piece of user text escaped)."""
+        from html import escape
+
+        t = self.totals
+        head = "".join(f"<th>{h}</th>" for h in self._TABLE)
+        body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>"
+                       for cells in self._table_rows())
+        foot = (f"<tr><th>total</th><td></td><td>{escape(_shape(self.output_shape))}</td>"
+                f"<td>{escape(_n(t.params))}</td><td>{escape(_n(t.macs))}</td></tr>")
+        return (f"<p><b>{escape(self.name)}</b>: input {escape(_shape(self.input_shape))}, batch {self.batch}, "
+                f"{escape(self.dtype)}</p><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>"
+                f"<tfoot>{foot}</tfoot></table>")
 
     def folded(self, depth: int) -> list[LayerResult]:
         """Rows with names cut to `depth` dotted parts; parts of one group are summed and the
