@@ -205,7 +205,7 @@ def print_whole(console, tab) -> None:
     console the table is printed wider than the terminal (as torchinfo does), its lines left for
     the terminal to wrap, never cropped."""
     from rich.measure import Measurement
-    from rich.segment import Segments
+    from rich.segment import Segment, Segments
 
     for column in tab.columns:
         cells = [column.header, *column.cells]
@@ -216,9 +216,16 @@ def print_whole(console, tab) -> None:
             column.min_width = max(column.min_width or 0, *map(_longest_word, cells))
         column.overflow = "fold"  # a cell wider than its column is folded, never cut with "…"
     need = Measurement.get(console, console.options.update_width(10**6), tab).minimum
-    lines = console.render_lines(tab, console.options.update_width(max(need, console.width)), pad=False,
-                                 new_lines=True)
-    console.print(Segments([segment for line in lines for segment in line]), crop=False, soft_wrap=True)
+    lines = console.render_lines(tab, console.options.update_width(max(need, console.width)), pad=False)
+    segments = []
+    for line in lines:
+        if need > console.width:  # wider than the terminal: no padding after the title to wrap into a blank line
+            while line and not line[-1].control and not line[-1].text.strip():
+                line = line[:-1]
+            if line and not line[-1].control:
+                line = [*line[:-1], Segment(line[-1].text.rstrip(), line[-1].style)]
+        segments += [*line, Segment.line()]
+    console.print(Segments(segments), crop=False, soft_wrap=True)
 
 
 #: Above this many rows the table is laid out here, in one pass, instead of by rich, whose layout

@@ -190,3 +190,11 @@ def test_verify_table_whole(verified_resnet18, width):
         cells = [layer.name, *(verify_mod._cell(layer.checks[key], fmt) for _, key, fmt in verify_mod.COLUMNS)]
         assert any(all(c in line for c in cells) for line in lines), (width, cells)
     assert any("✓ 9,408" in line and "✓ 118,013,952" in line for line in lines)  # conv1: 64 x 3 x 7 x 7
+
+
+def test_wider_than_the_terminal_leaves_no_padding_to_wrap():
+    """A table wider than the terminal: no line but the table's own is longer than it needs to be
+    (the title is not padded to the table's width, which a terminal would wrap into a blank line)."""
+    out = console(80)
+    table(analyze(ROOT / "specs/zoo/resnet18.yaml"), console=out)
+    assert out.file.getvalue().split("\n")[0] == "resnet18  input [3, 224, 224]"
