@@ -198,3 +198,30 @@ def test_wider_than_the_terminal_leaves_no_padding_to_wrap():
     out = console(80)
     table(analyze(ROOT / "specs/zoo/resnet18.yaml"), console=out)
     assert out.file.getvalue().split("\n")[0] == "resnet18  input [3, 224, 224]"
+
+
+def test_verify_title_is_not_markup():
+    pytest.importorskip("torch")
+    from archcalc.api import load_graph
+    from archcalc.render import whole_console_class
+    from archcalc.torch import verify as verify_mod
+
+    result = verify_mod.verify(load_graph(MARKUP_DICT, bindings={"d": 8}))
+    out = whole_console_class()(file=io.StringIO(), width=80, color_system=None, legacy_windows=False)
+    verify_mod.print_table(result, console=out)
+    text = out.file.getvalue()
+    assert "net[bold]x [/] [d]  verify on cpu: all figures match PyTorch" in text
+    assert "✓ 36" in text  # linear 8 -> 4: 8 x 4 + 4
+
+
+MARKUP_DICT = {"name": "net[bold]x [/] [d]", "input": ["d"], "layers": [{"linear": 4}]}
+
+
+def test_check_of_a_path_with_brackets(monkeypatch, tmp_path):
+    folder = tmp_path / "hw[d] [bold]x"
+    folder.mkdir()
+    spec, answers = folder / "conv_pool_fc.yaml", folder / "conv_pool_fc.answers.yaml"
+    spec.write_text((ROOT / "specs/homework/conv_pool_fc.yaml").read_text())
+    answers.write_text((ROOT / "specs/homework/conv_pool_fc.answers.yaml").read_text())
+    text = _cli_at(monkeypatch, 200, ["check", str(spec), str(answers)])
+    assert "/hw[d]" in text and "[bold]x/conv_pool_fc.answers.yaml: 7/7 right" in text  # the title wraps
