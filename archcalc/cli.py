@@ -68,6 +68,7 @@ def _watch_ctrl_c():
     import signal
     import threading
 
+    _INTERRUPTED.clear()  # a command of its own (app() called again in one process: tests, notebooks)
     if threading.current_thread() is not threading.main_thread():
         return None
 

@@ -135,3 +135,64 @@ def test_drawings_show_the_users_symbols(to, label):
     assert label in result.stdout.splitlines()[4 if to == "dot" else 2]
     assert "H_2" not in result.stdout and "W_2" not in result.stdout
     assert "[16, H/2, W/2]" in result.stdout  # the pooling's output, as analyze shows it
+
+
+# --- Ctrl-C while a command imports numpy or torch ---------------------------------------------------
+
+def _ctrl_c_then(error):
+    """What Ctrl-C in the middle of an import does: the KeyboardInterrupt is lost inside the import
+    machinery, and what fails next is `error` (numpy half-made gives a RecursionError)."""
+    import os
+    import signal
+    import time
+
+    def fake(*args, **kwargs):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            pass
+        raise error
+
+    return fake
+
+
+def test_ctrl_c_while_train_starts_is_one_line_not_a_recursion_error(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    from archcalc.torch import train as tr
+
+    monkeypatch.setattr(tr, "train", _ctrl_c_then(RecursionError("maximum recursion depth exceeded")))
+    result = runner.invoke(app, ["train", str(DIGITS), "--data", "digits", "-o", str(tmp_path / "run")])
+    assert result.exit_code == 130 and result.stderr.splitlines() == ["error: interrupted"], result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_ctrl_c_while_torch_imports_is_not_torch_is_missing(monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+    stop = _ctrl_c_then(ImportError("cannot import name '_C' from partially initialized module 'torch'"))
+    monkeypatch.setattr(builtins, "__import__",
+                        lambda name, *a, **k: stop() if name == "torch" else real(name, *a, **k))
+    result = runner.invoke(app, ["verify", str(HOMEWORK)])
+    assert result.exit_code == 130 and result.stderr.splitlines() == ["error: interrupted"], result.stderr
+
+
+def test_a_recursion_error_without_ctrl_c_is_still_shown(monkeypatch):
+    pytest.importorskip("torch")
+    from archcalc.torch import train as tr
+
+    def broken(*args, **kwargs):
+        raise RecursionError("a real bug")
+
+    monkeypatch.setattr(tr, "train", broken)
+    result = runner.invoke(app, ["train", str(DIGITS), "--data", "digits"])
+    assert isinstance(result.exception, RecursionError)  # a bug is not reported as an interruption
+
+
+def test_the_ctrl_c_handler_is_put_back():
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    runner.invoke(app, ["analyze", str(HOMEWORK)])
+    assert signal.getsignal(signal.SIGINT) is before
