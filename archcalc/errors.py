@@ -44,7 +44,9 @@ class SpecError(ValueError):
         self.kind = kind
 
     def __str__(self) -> str:
-        return self.cli_line()
+        # Python's way: the message, with its place where it has one (a compiler's line,
+        # `FILE:LINE:COL: error: ...`); `error:` never begins it (the CLI adds it: cli_line()).
+        return self.cli_line()[len("error: "):] if self.loc is None else self.cli_line()
 
     def cli_line(self) -> str:
         """The line the command line prints: `FILE:LINE:COL: error: ...`, or `error: ...`."""

@@ -138,7 +138,10 @@ def test_spec_error_is_a_value_error():
     assert isinstance(exc, archcalc.SpecError)
     assert "unknown layer kind 'lineer' (did you mean 'linear'?)" in str(exc)
     assert "<dict>" not in str(exc)  # a dict has no lines to point at
+    assert not str(exc).startswith("error:") and str(exc).startswith("unknown layer kind")
     bare = archcalc.SpecError("expected a shape")
+    assert str(bare) == "expected a shape"
+    assert str(archcalc.SpecError("bad", None, "fc", "linear")) == "layer 'fc' (linear): bad"
     assert bare.cli_line() == "error: expected a shape"
     from archcalc.errors import Loc
     placed = archcalc.SpecError("bad", Loc("net.yaml", 3, 5), "fc", "linear")

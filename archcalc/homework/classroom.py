@@ -336,7 +336,7 @@ def grade_file(key: Key, path: Path, seed, specs=None) -> StudentGrade:
             raise
         _grade_sheet(key, sheet, spec, row, seed)
     except SpecError as exc:
-        _invalid(row, str(exc), text)
+        _invalid(row, exc.cli_line(), text)
     except Exception as exc:  # noqa: BLE001 - one file must never stop the class
         row.file_at_fault = False
         _invalid(row, f"{path}: error: archcalc could not grade this file ({type(exc).__name__}: "

@@ -450,7 +450,8 @@ def test_any_wrong_value_of_any_field_is_a_spec_error_never_a_traceback(tmp_path
             try:
                 analyze_text(import_config(path))
             except SpecError as exc:
-                assert str(exc).startswith("error:") and "\n" not in str(exc)
+                assert exc.cli_line().startswith("error:") and "\n" not in str(exc)
+                assert not str(exc).startswith("error:")
 
 
 @pytest.mark.parametrize("name", [n for n in BIG if n != "mixtral_8x7b"])  # HF's experts call nonzero()
