@@ -127,7 +127,8 @@ SET = typer.Option(None, "--set", "-s", help="Give a size symbol (or a var) a nu
 ASSUME = typer.Option(None, "--assume", help="divisible: take every size symbol as a multiple of the "
                       "network's total stride along its axis, so floors simplify (40*H*W + 26, not "
                       "floor(...)).", show_default=False)
-SPEC = typer.Argument(..., help="The YAML spec file.", show_default=False)
+SPEC = typer.Argument(..., help="The YAML spec file, or a bundled one by name (zoo:resnet18; archcalc "
+                                 "examples lists them).", show_default=False)
 INPUT = typer.Option(None, "--input", "-i",
                      help="Override the spec's input shape, e.g. 3,64,64 (batch excluded); inputs by "
                           "name: 'features=80,3000;ids=448' (a shape alone is the first input).")
@@ -197,7 +198,8 @@ def _sizes(part: str, text: str) -> tuple:
     return sizes
 
 
-SPEC_OR_SOURCE = typer.Argument(..., help="The YAML spec file, or a model to import: " + IMPORT_SOURCES + ".",
+SPEC_OR_SOURCE = typer.Argument(..., help="The YAML spec file, a bundled one by name (zoo:resnet18), or a model "
+                                "to import: " + IMPORT_SOURCES + ".",
                                 show_default=False)
 
 

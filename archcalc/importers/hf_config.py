@@ -165,6 +165,13 @@ def _activation(f: _Fields, field: str, default: str, moe=False) -> str:
     return entry[1] if moe else entry[0]
 
 
+def _no_sequence_length(seq_len, what: str, channels, image, file) -> None:
+    """An image model's config takes its input from image_size: `--input T` is a mistake."""
+    if seq_len is not None:
+        raise SpecError(f"--input {seq_len}: {what}'s input is its image, [{channels}, {image}, {image}] "
+                        f"(image_size in {file}); it takes no sequence length")
+
+
 def _rope_theta(f: _Fields, default: float = 10000.0) -> tuple[float, dict]:
     """The rotary base from rope_parameters (transformers >= 5) or rope_theta / rope_scaling, and
     the attention kind's scaling arguments (rotary_scaling linear or llama3; {} for none)."""
@@ -834,9 +841,7 @@ def _vit(config, file, seq_len):
     f.zero_dropout("hidden_dropout_prob", "attention_probs_dropout_prob")
     classes = _num_labels(f) if cls == "ViTForImageClassification" else None
     f.finish()
-    if seq_len is not None:
-        raise SpecError(f"--input {seq_len}: a ViT config's input is its image, "
-                        f"[{channels}, {image}, {image}] (image_size in {file}); it takes no sequence length")
+    _no_sequence_length(seq_len, "a ViT config", channels, image, file)
     if d % heads:
         raise f.error("num_attention_heads", f"({heads}) does not divide hidden_size ({d})")
     norm = {"eps": eps}
@@ -1035,9 +1040,7 @@ def _clip_vision(config, file, seq_len):
     spec = _Spec()
     act = _clip_layers(spec, f, "num_attention_heads", causal=False)
     f.finish()
-    if seq_len is not None:
-        raise SpecError(f"--input {seq_len}: a CLIP vision config's input is its image, "
-                        f"[{channels}, {image}, {image}] (image_size in {file}); it takes no sequence length")
+    _no_sequence_length(seq_len, "a CLIP vision config", channels, image, file)
     if image % patch:
         raise f.error("patch_size", f"({patch}) does not divide image_size ({image})")
     if d % heads:
