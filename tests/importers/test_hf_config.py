@@ -478,3 +478,10 @@ def test_real_size_macs_on_meta_equal_flop_counter(hf, name):
     with torch.no_grad(), flop_counter() as counter:
         model(**inputs)
     assert counter.get_total_flops() // 2 == report.totals.macs
+
+
+@pytest.mark.parametrize("name, what", [("tiny_vit", "a ViT config"), ("tiny_clip_vision", "a CLIP vision config")])
+def test_an_image_config_takes_no_sequence_length(name, what):
+    with pytest.raises(SpecError, match=rf"--input 24: {what}'s input is its image, \[3, \d+, \d+\] .*it takes no "
+                                        "sequence length"):
+        import_config(CONFIGS / name, seq_len=24)
