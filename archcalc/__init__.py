@@ -2,20 +2,9 @@
 written as YAML specs, computed analytically (no weights are allocated, torch is not imported)."""
 from archcalc.api import analyze, analyze_text, load_graph, load_spec, parse_spec
 from archcalc.errors import SpecError
-import archcalc.explain as _explain_module  # noqa: E402
-
-
-class _ExplainModule(type(_explain_module)):
-    """`archcalc.explain` is the submodule (code imports it as `from archcalc import explain`) and
-    calls its function: `archcalc.explain(graph, ["fc"])` is `archcalc.explain.explain(...)`."""
-
-    def __call__(self, graph, layers=None, batch: int = 1):
-        return self.explain(graph, layers, batch)
-
-
-_explain_module.__class__ = _ExplainModule
-_ExplainModule.__call__.__doc__ = _explain_module.explain.__doc__
-explain = _explain_module
+# `archcalc.explain` is the function (archcalc.explain.explain); code inside the package imports
+# the module's names with `from archcalc.explain import ...`, which reads the module itself.
+from archcalc.explain import explain
 
 from archcalc.importers import import_source
 

@@ -408,16 +408,16 @@ def explain(
     """Show the working: for each layer, each figure's formula (the lecture's notation), the values
     put in, and the result. Works with symbolic sizes too."""
     from archcalc import api
-    from archcalc import explain as explain_mod
+    from archcalc.explain import explain as explain_steps, markdown, text
 
     try:
         shape = _parse_shape(input_shape) if input_shape is not None else None
         graph = api.load_graph(spec, input_shape=shape, bindings=_parse_bindings(bindings),
                                assume_divisible=assume is Assume.divisible)
-        steps = explain_mod.explain(graph, layers or None, batch=batch)
+        steps = explain_steps(graph, layers or None, batch=batch)
     except SpecError as exc:
         _fail(exc)
-    out = explain_mod.markdown(steps) if format is TextFormat.markdown else explain_mod.text(steps)
+    out = markdown(steps) if format is TextFormat.markdown else text(steps)
     typer.echo(out, nl=not out.endswith("\n"))
 
 

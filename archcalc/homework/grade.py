@@ -103,9 +103,9 @@ def worked_lookup(graph):
     explain has no step for it (totals, block sums, bytes)."""
     from dataclasses import replace
 
-    from archcalc import explain as explain_mod
+    from archcalc.explain import explain, lines
 
-    by_layer = {e.name: e for e in explain_mod.explain(graph)}
+    by_layer = {e.name: e for e in explain(graph)}
 
     def worked(quantity: str) -> list[str]:
         layer, _, figure = quantity.strip().rpartition(".")
@@ -116,6 +116,6 @@ def worked_lookup(graph):
         steps = [s for s in entry.steps if s.figure in figures]
         if figure == "trainable_params" and any(s.figure == "trainable" for s in steps):
             steps = [s for s in steps if s.figure == "trainable"]
-        return explain_mod.lines(replace(entry, steps=steps)) if steps else []
+        return lines(replace(entry, steps=steps)) if steps else []
 
     return worked

@@ -80,7 +80,7 @@ def solve(key: Key, student: str | None = None, seed: int | None = None) -> Shee
     """Answer every question of `key` (for `student`'s variant with `seed`, when the key varies).
     SpecError for a key with `vary:` given no student or seed, or a spec invalid at the sizes."""
     from archcalc import api
-    from archcalc import explain as explain_mod
+    from archcalc.explain import explain
     from archcalc.analysis.walk import analyze_graph
 
     if key.vary and (student is None or seed is None):
@@ -90,7 +90,7 @@ def solve(key: Key, student: str | None = None, seed: int | None = None) -> Shee
     variant = key.variant(student, seed) if key.vary else {}
     bindings = key.bindings_for(student, seed)
     graph, report = _graph(key, bindings, variant)
-    steps = {e.name: e for e in explain_mod.explain(graph)}
+    steps = {e.name: e for e in explain(graph)}
     back = dict(getattr(graph, "back", None) or {})
     multiples = {}
     if key.assume_divisible and graph.symbols:
@@ -138,9 +138,9 @@ def _check_answerable(key: Key, variant: dict) -> None:
     for q in asked:
         rows = work.rows(q)
         if rows and rows[-1].rf is None and not work.mlp_global(rows[-1]):
-            from archcalc import explain as explain_mod
+            from archcalc.explain import explain
 
-            entry = next(iter(explain_mod.explain(graph, [rows[-1].name])), None)
+            entry = next(iter(explain(graph, [rows[-1].name])), None)
             why = next((s.note for s in (entry.steps if entry else ()) if s.figure == "rf" and s.note), "")
             raise SpecError(f"question {q.id}: archcalc does not track the receptive field of {rows[-1].name}"
                             + (f" ({why})" if why else "") + ", so no answer could be graded right; ask another "
@@ -268,7 +268,7 @@ class _Work:
         return lines + [(whole, t) for t in self.sum_lines(figure, terms, value)]
 
     def layer_lines(self, row, figure: str) -> list[tuple]:
-        from archcalc import explain as explain_mod
+        from archcalc.explain import lines as explain_lines
 
         e = self.steps.get(row.name)
         wanted = _STEPS.get(figure, ())
@@ -279,7 +279,7 @@ class _Work:
             return [(row.name, "non-trainable = 0")]
         if not picked:
             return [(row.name, f"{figure} = {_number(self.shown(getattr(row, figure)))}")]
-        lines = [(row.name, line) for line in explain_mod.lines(replace(e, steps=picked))]
+        lines = [(row.name, line) for line in explain_lines(replace(e, steps=picked))]
         if figure == "flops":
             macs = self.shown(row.macs)
             lines.append((row.name, f"flops = 2*macs = 2*{_par(_number(macs))} = {_number(self.shown(row.flops))}"))
@@ -336,9 +336,9 @@ def answer_text(value, figure: str) -> str:
 
 
 def _number(value) -> str:
-    from archcalc import explain as explain_mod
+    from archcalc.explain import number
 
-    return explain_mod.number(value)
+    return number(value)
 
 
 def _shape(values) -> str:
