@@ -15,8 +15,8 @@ from os import PathLike
 from archcalc.analysis.report import Report
 from archcalc.analysis.walk import analyze_graph
 from archcalc.errors import SpecError, one_line
-from archcalc.spec.graph import Graph
-from archcalc.spec.parse import load_spec, parse_spec
+from archcalc.reader.graph import Graph
+from archcalc.reader.parse import load_spec, parse_spec
 
 
 def analyze(spec: str | PathLike | Graph | dict, *, batch: int = 1, dtype: str = "float32",
@@ -161,7 +161,7 @@ def divisible_multiples(report: Report, graph: Graph) -> dict:
     of the network divides evenly."""
     from math import lcm
 
-    from archcalc.analysis.rf import RF
+    from archcalc.geometry.receptive_field import RF
 
     multiples: dict = {}
     for axis, size in enumerate(graph.input_shape[1:]):

@@ -19,7 +19,7 @@ from archcalc.analysis.memory import DEFAULT_UTILIZATION, MAX_PEAK_TFLOPS, MIN_P
 from archcalc.analysis.report import DTYPE_BYTES
 from archcalc.errors import SpecError, one_line
 from archcalc.importers import SOURCES as IMPORT_SOURCES
-from archcalc.spec.cli_text import MAX_SIZE_DIGITS, parse_sizes, size_left_out, shown as _shown
+from archcalc.reader.cli_text import MAX_SIZE_DIGITS, parse_sizes, size_left_out, shown as _shown
 
 
 class _OneLineErrors(TyperGroup):
@@ -766,7 +766,7 @@ def examples() -> None:
     from rich.text import Text
 
     from archcalc.render import make_console
-    from archcalc.spec import bundled
+    from archcalc.reader import bundled
 
     found = bundled.listing()
     if not any(found.values()):

@@ -13,15 +13,15 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from archcalc.analysis import formula
-from archcalc.analysis.rf import GLOBAL, RF
+from archcalc.geometry.receptive_field import GLOBAL, RF
 from archcalc.analysis.walk import analyze_graph, input_fields, layer_field, moved_axes
 from archcalc.errors import SpecError, did_you_mean, one_line
 from archcalc.layers import KINDS
 from archcalc.layers import _explain as ex
 from archcalc.layers.base import Step
 from archcalc.render import markdown_escape
-from archcalc.spec.graph import INPUT, Graph
-from archcalc.spec.symbols import is_symbolic
+from archcalc.reader.graph import INPUT, Graph
+from archcalc.reader.symbols import is_symbolic
 
 #: The figures a step may explain, in the order `text` and `markdown` show them.
 FIGURES = ("output", "trainable", "non-trainable", "params", "active", "macs", "rf", "jump", "start")
@@ -112,7 +112,7 @@ def _frozen(steps: list[Step]) -> list[Step]:
 
 def _display(back: dict):
     """Values in the user's own symbols, simplified (as the report shows them)."""
-    from archcalc.spec.symbols import shown
+    from archcalc.reader.symbols import shown
 
     return lambda value: shown(value, back)
 

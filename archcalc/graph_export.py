@@ -11,7 +11,7 @@ import re
 
 from archcalc.analysis.walk import analyze_graph
 from archcalc.errors import one_line
-from archcalc.spec.graph import Graph
+from archcalc.reader.graph import Graph
 
 
 def _shape(shape) -> str:
@@ -28,7 +28,7 @@ def _input_label(graph: Graph, net_input) -> str:
     """The label of one network input (each input is a node of its own, named as layers read it)."""
     shape = _shape(net_input.shape)
     if graph.symbols:  # in the user's symbols (H, not 2*H_2 for `H: {multiple_of: 2}`), as the layers are
-        from archcalc.spec.symbols import shown
+        from archcalc.reader.symbols import shown
 
         shape = _shape([shown(n, graph.back) for n in net_input.shape])
     return "\n".join((net_input.name, f"tokens {shape}" if net_input.tokens and graph.named_inputs else shape))

@@ -7,7 +7,7 @@ import json
 
 from archcalc.analysis import formula
 from archcalc.analysis.report import Report
-from archcalc.analysis.rf import GLOBAL
+from archcalc.geometry.receptive_field import GLOBAL
 from archcalc.errors import one_line
 
 _UNITS = ((10**12, "T"), (10**9, "G"), (10**6, "M"), (10**3, "k"))

@@ -8,7 +8,7 @@ import pytest
 
 import archcalc
 from bundled import SPEC_FILES
-from archcalc.analysis.rf import GLOBAL, RF
+from archcalc.geometry.receptive_field import GLOBAL, RF
 from archcalc.errors import SpecError
 from archcalc.explain import Explanation, explain, markdown, text
 from archcalc.layers import KINDS

@@ -12,7 +12,7 @@ from archcalc.analysis.report import DTYPE_BYTES, Report
 from archcalc.errors import SpecError
 from archcalc.layers import KINDS
 from archcalc.layers.base import prod
-from archcalc.spec.graph import INPUT, Graph
+from archcalc.reader.graph import INPUT, Graph
 
 #: Optimizer states per trainable parameter (SGD none; momentum one buffer; Adam/AdamW two moments).
 OPTIMIZER_STATES = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}

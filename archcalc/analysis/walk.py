@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 from archcalc.analysis.report import DTYPE_BYTES, LayerResult, Report, make_totals
-from archcalc.analysis import rf as rf_module
-from archcalc.analysis.rf import RF
+from archcalc.geometry import receptive_field as rf_module
+from archcalc.geometry.receptive_field import RF
 from archcalc.errors import LayerError, SpecError
 from archcalc.layers import KINDS
-from archcalc.layers._window import is_num
+from archcalc.geometry.window import is_num
 from archcalc.layers.base import prod
-from archcalc.spec.graph import INPUT, Graph
-from archcalc.spec.parse import gc_paused
+from archcalc.reader.graph import INPUT, Graph
+from archcalc.reader.parse import gc_paused
 
 
 #: Largest figure of one layer (values in its output, parameters, MACs): far past any real network,
@@ -21,7 +21,7 @@ MAX_FIGURE = 10**308
 
 def moved_axes(layer, rfs) -> bool:
     """Do the layer's inputs have their spatial axes elsewhere than [C, spatial...], for a kind
-    that only passes such fields on (archcalc.analysis.rf.moved)?"""
+    that only passes such fields on (archcalc.geometry.receptive_field.moved)?"""
     return not layer.moves_axes and any(isinstance(r, RF) and r.layout is not None for r in rfs)
 
 
@@ -171,7 +171,7 @@ def _in_user_symbols(report: Report, graph: Graph) -> Report:
     """Show symbolic figures simplified and in the user's own symbols (H, not H_4 = H/4)."""
     from dataclasses import replace
 
-    from archcalc.spec.symbols import shown
+    from archcalc.reader.symbols import shown
 
     def fix(value):
         return shown(value, graph.back)

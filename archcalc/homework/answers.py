@@ -21,7 +21,7 @@ answers:
 Every key is `LAYER.FIGURE` (split on the last dot, so `layer1.1.conv1.params` names layer
 `layer1.1.conv1`) or `total.FIGURE`. Every value becomes a typed answer (`Exact`, `Approx`,
 `Symbolic`, `Shape`, `RFAnswer`) that remembers where it was written. Expressions are evaluated only
-by `archcalc.spec.expr.evaluate` (an allow-list AST evaluator; what check prints, sympy's
+by `archcalc.reader.expr.evaluate` (an allow-list AST evaluator; what check prints, sympy's
 `ceiling(...)`, `Min(...)` and `⌊x⌋` included, is read back); sympy is imported only when an
 answer uses names. A product must be written with `*`: `40(H-4)(W-4)` and `5x5x16+16` are refused
 with the text to write instead (`40*(H-4)*(W-4)`, `5*5*16+16`). Mistakes in the file raise
@@ -37,8 +37,8 @@ from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
 from archcalc.errors import Loc, SpecError, did_you_mean
-from archcalc.spec.expr import MAX_MAGNITUDE, MAX_SYMBOLIC_EXPONENT, MAX_TEXT, ExprError, evaluate, names_in
-from archcalc.spec.yaml_source import YList, YMap, load_yaml, read_source
+from archcalc.reader.expr import MAX_MAGNITUDE, MAX_SYMBOLIC_EXPONENT, MAX_TEXT, ExprError, evaluate, names_in
+from archcalc.reader.yaml_source import YList, YMap, load_yaml, plain, read_source
 
 TOP_KEYS = ("set", "tolerance", "answers", "student")
 MAX_STUDENT = 200  # characters of a `student:` name
@@ -629,15 +629,6 @@ def parse_approx(text: str, loc=None, memory: bool = False):
 
 
 # --- helpers ----------------------------------------------------------------------------------
-def plain(value):
-    """YMap/YList -> dict/list, recursively (for JSON and messages)."""
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    return value
-
-
 def _shown(value, limit: int = 80) -> str:
     """repr of a value for a message, cut short: a message stays one readable line."""
     text = repr(value)

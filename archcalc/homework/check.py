@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 from archcalc.analysis.report import LayerResult
-from archcalc.analysis.rf import GLOBAL, RF
+from archcalc.geometry.receptive_field import GLOBAL, RF
 from archcalc.errors import SpecError, did_you_mean
 from archcalc.homework import decide
 from archcalc.homework.answers import TOTAL, Approx, Exact, Invalid, RFAnswer, Shape, Symbolic, _shown

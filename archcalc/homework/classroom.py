@@ -42,7 +42,7 @@ from archcalc.homework.check import CLOSE, RIGHT, UNDECIDED, WRONG, csv_cell, un
 
 UNREADABLE = "invalid"  # check's verdict for one answer that cannot be read (the file's others are graded)
 from archcalc.homework.key import Key, Question
-from archcalc.spec.yaml_source import YMap, load_yaml, read_source
+from archcalc.reader.yaml_source import YMap, load_yaml, read_source
 
 UNANSWERED = "unanswered"
 NOT_IN_KEY = "not in the key"

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from archcalc.errors import Loc, SpecError, did_you_mean
 from archcalc.homework.answers import DEFAULT_TOLERANCE, TOTAL, _bindings, _shown, _split_key, _tolerance
-from archcalc.spec.yaml_source import YList, YMap, load_yaml, read_source
+from archcalc.reader.yaml_source import YList, YMap, load_yaml, read_source
 
 KEY_KEYS = ("spec", "title", "tolerance", "set", "assume", "questions", "vary")
 QUESTION_KEYS = ("points", "tolerance")
@@ -269,7 +269,7 @@ def check_numbers(numbers, constraints: dict) -> None:
     """Each (name, value, loc, where) within the spec's constraints on the name, `where` saying
     which section gave it (`set`, `vary`): a key's and an answers file's `set:` both (grade.py).
     SpecError at loc otherwise."""
-    from archcalc.spec.symbols import broken_constraint
+    from archcalc.reader.symbols import broken_constraint
 
     for name, value, loc, where in numbers:
         rules = constraints.get(name) or {}

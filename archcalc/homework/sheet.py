@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
-from archcalc.analysis.rf import GLOBAL, RF
+from archcalc.geometry.receptive_field import GLOBAL, RF
 from archcalc.errors import SpecError, one_line
 from archcalc.homework.answers import TOTAL
 from archcalc.homework.key import Key, Question
@@ -191,7 +191,7 @@ class _Work:
         return row.rf is None and self.net.sees_every_feature(row)
 
     def shown(self, value):
-        from archcalc.spec.symbols import shown
+        from archcalc.reader.symbols import shown
 
         if isinstance(value, tuple):
             return tuple(self.shown(v) for v in value)

@@ -39,8 +39,8 @@ from pathlib import Path
 from archcalc.errors import Loc, SpecError, one_line
 from archcalc.homework.check import csv_cell  # one neutraliser for every CSV archcalc writes (was a copy here)
 from archcalc.homework.key import Key
-from archcalc.spec.cli_text import shown as _shown
-from archcalc.spec.yaml_source import YList, YMap, load_yaml, read_source
+from archcalc.reader.cli_text import shown as _shown
+from archcalc.reader.yaml_source import load_yaml, plain, read_source
 
 ID_COLUMNS = ("student", "id")
 MAX_ID = 100  # characters of a student id
@@ -142,7 +142,7 @@ def student_spec(key: Key, bindings: dict, header: str = "") -> str:
     `symbols:`. Comments are not copied."""
     import yaml
 
-    doc = _plain(load_yaml(read_source(key.spec, "spec"), str(key.spec)))
+    doc = plain(load_yaml(read_source(key.spec, "spec"), str(key.spec)))
     if not isinstance(doc, dict):
         raise SpecError("the key's spec is not a YAML mapping", key.spec_loc)
     old = doc.get("vars") or {}
@@ -194,14 +194,6 @@ def _emit(key, value, indent: str) -> str:
                 out += f"{indent}  {_flow(name)}: {_flow(body)}\n"
         return out
     return f"{head} {_flow(value)}\n"
-
-
-def _plain(value):
-    if isinstance(value, YMap) or isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, YList) or isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 # --- writing the variants ---------------------------------------------------------------------

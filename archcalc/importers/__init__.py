@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 
 from archcalc.errors import SpecError
-from archcalc.spec.cli_text import shown as _shown
+from archcalc.reader.cli_text import shown as _shown
 
 _MODULE = re.compile(r"(?:torchvision|timm):[A-Za-z_][A-Za-z0-9_.]*")
 _FILE_PY = re.compile(r"(?P<file>.+\.py):(?P<name>[A-Za-z_][A-Za-z0-9_.]*)")

@@ -183,7 +183,7 @@ class _Row:
 
 _REQUIRED = object()
 try:  # the names expressions call (min, max, floor, ceil, round, shape): no argument may take one
-    from archcalc.spec.parse import FUNCTIONS as _RESERVED_ARGS
+    from archcalc.reader.parse import FUNCTIONS as _RESERVED_ARGS
 except ImportError:  # pragma: no cover
     _RESERVED_ARGS = frozenset({"min", "max", "floor", "ceil", "round", "shape"})
 

@@ -36,7 +36,7 @@ from archcalc.errors import SpecError
 from archcalc.importers import _first_line
 from archcalc.importers._writer import INPUT, Entry, Scope, snake_case, write_spec
 from archcalc.layers import KINDS
-from archcalc.spec.cli_text import parse_sizes
+from archcalc.reader.cli_text import parse_sizes
 
 _SYMBOL_SIZES = (224, 256)  # a symbolic size is traced at these two values
 
@@ -81,12 +81,12 @@ def from_module(module, input_shape, *, source: str | None = None, name: str | N
               f"input: one example of shape [{', '.join(str(s) for s in shape)}] (batch excluded); "
               "names, as state_dict keys, are the module's own"]
     text = write_spec(entries, shape, name=spec_name, header=header, kinds=KINDS)
-    from archcalc.api import parse_spec
+    from archcalc.reader.parse import parse_spec
 
     try:
         parse_spec(text)
         from archcalc.analysis.walk import analyze_graph
-        from archcalc.spec.parse import parse_spec as parse_at
+        from archcalc.reader.parse import parse_spec as parse_at
 
         # the spec's output is the module's, at the size it was traced at (a mapping that kept the
         # parameters but not the shape would show here, never in the user's figures)
@@ -1436,16 +1436,13 @@ def compare(module, text: str, input_shape=None, *, atol: float = 1e-4, seed: in
     on one random input (eval mode). Returns {"spec": ..., "module": ..., "equal": bool,
     "max_abs_diff": float}; raises SpecError where the spec does not read or the weights do not load."""
     torch = _torch()
-    from archcalc.api import analyze_text, parse_spec
+    from archcalc.analysis.walk import analyze_graph
+    from archcalc.reader.parse import parse_spec
     from archcalc.torch.verify import flop_counter  # FlopCounterMode, with the CPU attention kernel counted
     from archcalc.torch.build import build
 
     graph = parse_spec(text) if input_shape is None else parse_spec(text, input_shape=tuple(input_shape))
-    report = analyze_text(text) if input_shape is None else None
-    if report is None:
-        from archcalc.api import analyze
-
-        report = analyze(graph)
+    report = analyze_graph(graph)
     shape = tuple(graph.input_shape)
     trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
     frozen = sum(p.numel() for p in module.parameters() if not p.requires_grad)

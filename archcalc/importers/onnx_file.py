@@ -33,7 +33,7 @@ from pathlib import Path
 
 from archcalc.errors import SpecError, one_line
 from archcalc.importers import _first_line
-from archcalc.spec.cli_text import parse_sizes
+from archcalc.reader.cli_text import parse_sizes
 
 MAX_FILE = 2 ** 31  # protobuf's own limit for one message; larger models keep weights outside
 BATCH_PROBE = 1_000_003  # a dynamic batch is given this prime during shape inference, to tell it apart
@@ -1442,13 +1442,13 @@ def _check(imp: _Importer, text: str) -> list:
     """Parse and analyse the spec written, and compare its output shape with the file's: a
     mismatch is a bug of this importer, said plainly rather than returned. Returns the spec's
     name of each imported layer, in order (the built module's keys)."""
-    from archcalc.api import analyze_text
-    from archcalc.spec.parse import parse_spec
+    from archcalc.analysis.walk import analyze_graph
+    from archcalc.reader.parse import parse_spec
 
     where = f"<import of {Path(imp.path).name}>"
     try:
-        report = analyze_text(text, filename=where)
         graph = parse_spec(text, where)
+        report = analyze_graph(graph)
     except SpecError as exc:
         raise SpecError(f"{imp.path}: the imported spec does not analyse (the file is inconsistent, or archcalc's import is wrong): {exc}") from None
     out = imp.values[imp.graph.output[0].name]

@@ -9,8 +9,8 @@ from __future__ import annotations
 from contextvars import ContextVar
 from fractions import Fraction
 
-from archcalc.analysis.rf import GLOBAL, MAX_PERIOD, RF
-from archcalc.layers._window import axis_name
+from archcalc.geometry.receptive_field import GLOBAL, MAX_PERIOD, RF
+from archcalc.geometry.window import axis_name
 from archcalc.layers.base import Step
 
 #: How a value is shown in formula text (set by archcalc.explain for symbolic sizes: the user's
@@ -186,7 +186,7 @@ def rf_exact(rf_in, rf_out, rule: str, jumps, notes=None) -> list[Step]:
 
 
 def untracked_reason(rf_in) -> str:
-    """Why a field after fractional steps is not tracked (see archcalc.analysis.rf)."""
+    """Why a field after fractional steps is not tracked (see archcalc.geometry.receptive_field)."""
     if isinstance(rf_in, RF) and not rf_in.resolved:
         q = max(axis.q for axis in rf_in.axes if axis.windows is None)
         return (f"the input's windows repeat only every {q:,} outputs, more than the {MAX_PERIOD:,} "
@@ -212,10 +212,10 @@ def rf_text(rf) -> str:
 
 def window_output_steps(shape, kernel, stride, left, right, dilation, ceil_mode: bool = False,
                         dilated: bool = True, note: str = "") -> list[Step]:
-    """Output size per spatial axis of a sliding window, as `_window.window_output` computes it:
+    """Output size per spatial axis of a sliding window, as `archcalc.geometry.window.window_output` computes it:
     floor((N + 2P - D(K-1) - 1)/S) + 1 (ceil with ceil_mode, dropping a last window that would
     start in the right padding)."""
-    from archcalc.layers._window import is_num
+    from archcalc.geometry.window import is_num
 
     rounding = "ceil" if ceil_mode else "floor"
     n_axes = len(kernel)

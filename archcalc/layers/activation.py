@@ -6,7 +6,7 @@ the elementwise defaults of `Layer`; `explain` writes the formula with the argum
 """
 from __future__ import annotations
 
-from archcalc.analysis.rf import GLOBAL
+from archcalc.geometry.receptive_field import GLOBAL
 from archcalc.errors import LayerError
 from archcalc.layers.base import Arg, Layer, dim_index, register
 

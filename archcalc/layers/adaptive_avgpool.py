@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from archcalc.analysis.rf import GLOBAL, Reads
+from archcalc.geometry.receptive_field import GLOBAL, Reads
 from archcalc.layers.base import Arg, Layer, register
 
 

@@ -24,7 +24,7 @@ q, k, v, each H heads of d; one bias switch for the three) and `proj` [D, H*d], 
 from __future__ import annotations
 
 from archcalc.errors import LayerError
-from archcalc.layers._window import is_num
+from archcalc.geometry.window import is_num
 from archcalc.layers.base import Arg, Layer, Step, custom_module, register
 from archcalc.layers.rotary import SOURCE as ROTARY_SOURCE
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from archcalc.errors import LayerError
-from archcalc.layers._window import axis_name, is_num
+from archcalc.geometry.window import axis_name, is_num
 from archcalc.layers.base import Arg, register
 from archcalc.layers.maxpool import WindowPool
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from archcalc.errors import LayerError
-from archcalc.layers._window import axis_name, is_num, resolve_padding, window_output
+from archcalc.geometry.window import axis_name, is_num, resolve_padding, window_output
 from archcalc.layers.base import Arg, Layer, Step, check_groups, prod, register
 
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import math
 
-from archcalc.analysis.rf import Reads
+from archcalc.geometry.receptive_field import Reads
 from archcalc.errors import LayerError
-from archcalc.layers._window import is_num
+from archcalc.geometry.window import is_num
 from archcalc.layers.base import Arg, Layer, Step, check_groups, prod, register
 
 

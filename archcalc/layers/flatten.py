@@ -1,7 +1,7 @@
 """flatten: merge a range of dimensions into one (torch.nn.Flatten, batch excluded)."""
 from __future__ import annotations
 
-from archcalc.analysis.rf import GLOBAL
+from archcalc.geometry.receptive_field import GLOBAL
 from archcalc.errors import LayerError
 from archcalc.layers.base import Arg, Layer, dim_index, prod, register
 

@@ -2,7 +2,7 @@
 (torch.nn.AdaptiveAvgPool/AdaptiveMaxPool with output size 1, as torchvision's nets use)."""
 from __future__ import annotations
 
-from archcalc.analysis.rf import GLOBAL
+from archcalc.geometry.receptive_field import GLOBAL
 from archcalc.layers.base import Layer, register
 
 

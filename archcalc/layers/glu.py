@@ -6,9 +6,9 @@ spatial axis that is exactly a window of K = 2 taps at dilation D = N/2 (r + (N/
 """
 from __future__ import annotations
 
-from archcalc.analysis.rf import RF
+from archcalc.geometry.receptive_field import RF
 from archcalc.errors import LayerError
-from archcalc.layers._window import is_num
+from archcalc.geometry.window import is_num
 from archcalc.layers.base import Arg, Layer, Step, dim_index, register
 
 # Set by `probe_args` in the receptive-field probe network, whose layers have one channel: there a

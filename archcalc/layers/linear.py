@@ -1,7 +1,7 @@
 """linear: fully connected layer on the last dimension (torch.nn.Linear)."""
 from __future__ import annotations
 
-from archcalc.analysis.rf import GLOBAL
+from archcalc.geometry.receptive_field import GLOBAL
 from archcalc.layers.base import Arg, Layer, prod, register
 
 

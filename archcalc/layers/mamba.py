@@ -27,7 +27,7 @@ them beside the figure.
 from __future__ import annotations
 
 from archcalc.errors import LayerError
-from archcalc.layers._window import ceil_div
+from archcalc.geometry.window import ceil_div
 from archcalc.layers.base import Arg, Layer, Step, custom_module, register
 
 SOURCE = '''

@@ -1,7 +1,7 @@
 """Merge kinds that combine two or more inputs: add, multiply (broadcasting) and concat."""
 from __future__ import annotations
 
-from archcalc.analysis.rf import merge
+from archcalc.geometry.receptive_field import merge
 from archcalc.errors import LayerError
 from archcalc.layers.base import Arg, Layer, dim_index, register
 

@@ -27,7 +27,7 @@ multiply-accumulates (FlopCounterMode counts none of them), and biases are not M
 """
 from __future__ import annotations
 
-from archcalc.analysis.rf import GLOBAL
+from archcalc.geometry.receptive_field import GLOBAL
 from archcalc.errors import LayerError
 from archcalc.layers.base import Arg, Layer, Step, custom_module, prod, register
 

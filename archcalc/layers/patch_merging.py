@@ -38,7 +38,7 @@ class PatchMerging(nn.Module):
 
 
 def _half(n):
-    from archcalc.layers._window import ceil_div
+    from archcalc.geometry.window import ceil_div
 
     return ceil_div(n, 2)
 
@@ -58,7 +58,7 @@ class PatchMerging(Layer):
     }
 
     def _sizes(self, a, shapes):
-        from archcalc.layers._window import channels_last
+        from archcalc.geometry.window import channels_last
 
         return channels_last(self.kind, shapes[0])
 
@@ -75,7 +75,7 @@ class PatchMerging(Layer):
         return _half(h) * _half(w) * 4 * c * 2 * c
 
     def rf(self, a, rfs, shapes, out):
-        from archcalc.layers._window import channels_last_rf
+        from archcalc.geometry.window import channels_last_rf
 
         return channels_last_rf(rfs[0], lambda field: field.window((2, 2), (2, 2), (0, 0), (1, 1)))
 

@@ -34,7 +34,7 @@ class Permute(Layer):
         that a permute to [H, W, C] and back keeps it through channel-wise layers in between."""
         from dataclasses import replace
 
-        from archcalc.analysis.rf import GLOBAL, RF, spatial_dims
+        from archcalc.geometry.receptive_field import GLOBAL, RF, spatial_dims
 
         dims = self._dims(a, shapes[0])
         field = rfs[0]

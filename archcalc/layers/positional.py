@@ -3,7 +3,7 @@ or the fixed sinusoidal encoding of "Attention is all you need"."""
 from __future__ import annotations
 
 from archcalc.errors import LayerError
-from archcalc.layers._window import is_num
+from archcalc.geometry.window import is_num
 from archcalc.layers.base import Arg, Layer, Step, custom_module, register
 from archcalc.layers.class_token import sequence
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from archcalc.errors import LayerError
-from archcalc.layers._window import is_num
+from archcalc.geometry.window import is_num
 from archcalc.layers.base import Arg, Layer, Step, prod, register
 
 

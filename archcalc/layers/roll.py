@@ -10,7 +10,7 @@ that depends on the position (one size, jump and start per axis cannot say it).
 from __future__ import annotations
 
 from archcalc.errors import LayerError
-from archcalc.layers._window import is_num
+from archcalc.geometry.window import is_num
 from archcalc.layers.base import Arg, Layer, dim_index, register
 
 
@@ -51,7 +51,7 @@ class Roll(Layer):
 
     def _moved_spatial(self, a, shapes, field) -> list:
         """The dims holding a spatial axis of `field` that the roll really moves."""
-        from archcalc.analysis.rf import spatial_dims
+        from archcalc.geometry.receptive_field import spatial_dims
 
         shape = shapes[0]
         spatial = spatial_dims(field, len(shape))
@@ -62,7 +62,7 @@ class Roll(Layer):
         return moved
 
     def rf(self, a, rfs, shapes, out):
-        from archcalc.analysis.rf import GLOBAL, RF
+        from archcalc.geometry.receptive_field import GLOBAL, RF
 
         field = rfs[0]
         if field == GLOBAL:
@@ -72,7 +72,7 @@ class Roll(Layer):
         return None if self._moved_spatial(a, shapes, field) else field
 
     def explain(self, a, shapes, out, rf_in, rf_out, row):
-        from archcalc.analysis.rf import RF
+        from archcalc.geometry.receptive_field import RF
         from archcalc.layers import _explain as ex
 
         shape = shapes[0]

@@ -3,7 +3,7 @@ angle p * base^(-2i/dims) at position p."""
 from __future__ import annotations
 
 from archcalc.errors import LayerError
-from archcalc.layers._window import is_num
+from archcalc.geometry.window import is_num
 from archcalc.layers.base import Arg, Layer, custom_module, register
 
 # cos/sin computed in forward, not buffers, so nothing is counted as a parameter.

@@ -2,7 +2,7 @@
 (torch.mean), as ViT-style heads do with the class token or the mean over tokens."""
 from __future__ import annotations
 
-from archcalc.analysis.rf import GLOBAL, RF
+from archcalc.geometry.receptive_field import GLOBAL, RF
 from archcalc.errors import LayerError
 from archcalc.layers.base import Arg, Layer, dim_index, register
 

@@ -2,9 +2,9 @@
 entry names the piece it takes)."""
 from __future__ import annotations
 
-from archcalc.analysis.rf import RF, Reads
+from archcalc.geometry.receptive_field import RF, Reads
 from archcalc.errors import LayerError
-from archcalc.layers._window import ceil_div, is_num
+from archcalc.geometry.window import ceil_div, is_num
 from archcalc.layers.base import Arg, Layer, Step, dim_index, register
 
 DIM = Arg("dim", "int", -1, doc="dimension without the batch; 0 is channels, negative counts from the end")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
-from archcalc.analysis.rf import Reads
+from archcalc.geometry.receptive_field import Reads
 from archcalc.errors import LayerError
 from archcalc.layers.base import Arg, Layer, register
 

@@ -23,7 +23,7 @@ the padded map, as FlopCounterMode measures torchvision's module.
 from __future__ import annotations
 
 from archcalc.errors import LayerError
-from archcalc.layers._window import ceil_div, channels_last, is_num
+from archcalc.geometry.window import ceil_div, channels_last, is_num
 from archcalc.layers.base import Arg, Layer, Step, custom_module, register
 
 SOURCE = '''
@@ -250,8 +250,8 @@ class WindowAttention(Layer):
         return h * w * c + hp * wp * c + 3 * hp * wp * c + a["heads"] * hp * wp * mh * mw + hp * wp * c + h * w * c
 
     def rf(self, a, rfs, shapes, out):
-        from archcalc.analysis.rf import Reads
-        from archcalc.layers._window import channels_last_rf
+        from archcalc.geometry.receptive_field import Reads
+        from archcalc.geometry.window import channels_last_rf
 
         def step(field):
             if any(s != 0 for s in self.effective_shift(a, shapes)):

@@ -70,7 +70,7 @@ class WindowMerge(Layer):
         return h, w, c
 
     def rf(self, a, rfs, shapes, out):
-        from archcalc.analysis.rf import GLOBAL
+        from archcalc.geometry.receptive_field import GLOBAL
 
         return GLOBAL if rfs[0] == GLOBAL else None
 

@@ -34,7 +34,7 @@ class WindowPartition(nn.Module):
 
 def window_grid(layer: Layer, a, shape, what: str):
     """(H, W, C, (Mh, Mw), (nH, nW)): the windows over a channels-last [H, W, C]."""
-    from archcalc.layers._window import ceil_div, channels_last
+    from archcalc.geometry.window import ceil_div, channels_last
 
     h, w, c = channels_last(layer.kind, shape, what)
     mh, mw = layer.per_axis(a["window"], 2, "window")
@@ -59,7 +59,7 @@ class WindowPartition(Layer):
         return nh * nw, mh * mw, c
 
     def rf(self, a, rfs, shapes, out):
-        from archcalc.analysis.rf import GLOBAL
+        from archcalc.geometry.receptive_field import GLOBAL
 
         return GLOBAL if rfs[0] == GLOBAL else None
 

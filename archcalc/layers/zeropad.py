@@ -1,7 +1,7 @@
 """zeropad: pad the spatial axes with zeros (torch.nn.ZeroPad1d/2d/3d, F.pad's order)."""
 from __future__ import annotations
 
-from archcalc.analysis.rf import RF, Reads
+from archcalc.geometry.receptive_field import RF, Reads
 from archcalc.errors import LayerError
 from archcalc.layers.base import Arg, Layer, register
 

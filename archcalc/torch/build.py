@@ -15,8 +15,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without torch
 from archcalc.analysis.walk import analyze_graph
 from archcalc.errors import SpecError
 from archcalc.layers import KINDS
-from archcalc.spec.graph import INPUT, Graph
-from archcalc.spec.parse import load_spec
+from archcalc.reader.graph import INPUT, Graph
+from archcalc.reader.parse import load_spec
 
 
 class _Group(nn.Module):

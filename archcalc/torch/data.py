@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from archcalc.errors import SpecError, did_you_mean
-from archcalc.spec.yaml_source import kind_of
+from archcalc.reader.yaml_source import kind_of
 
 # plus: a path to an .npz file, an image folder, or "torchvision:NAME[:ROOT]"
 SOURCES = ("digits", "synthetic", "sample-images")

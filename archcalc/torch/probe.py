@@ -49,11 +49,11 @@ from fractions import Fraction
 
 import torch
 
-from archcalc.analysis.rf import GLOBAL, RF, spatial_dims
+from archcalc.geometry.receptive_field import GLOBAL, RF, spatial_dims
 from archcalc.analysis.walk import analyze_graph
 from archcalc.errors import SpecError
 from archcalc.layers import KINDS
-from archcalc.spec.graph import INPUT, Graph, NetInput, Node
+from archcalc.reader.graph import INPUT, Graph, NetInput, Node
 
 #: Arguments set for the probe: one channel, no bias, plain zero padding.
 PROBE_ARGS = {"out": 1, "groups": 1, "bias": False, "padding_mode": "zeros", "num_parameters": 1}

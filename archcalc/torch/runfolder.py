@@ -27,7 +27,7 @@ from contextlib import suppress
 from pathlib import Path
 
 from archcalc.errors import Loc, SpecError
-from archcalc.spec.yaml_source import kind_of
+from archcalc.reader.yaml_source import kind_of
 
 LOCK_NAME = ".lock"
 #: Text files of a run (config.yaml, spec.yaml, metrics.jsonl, data.json, summary.json) are small;

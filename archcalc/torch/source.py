@@ -32,7 +32,7 @@ from archcalc.analysis.walk import analyze_graph
 from archcalc.errors import SpecError, one_line
 from archcalc.graph_export import _block_steps
 from archcalc.layers import KINDS
-from archcalc.spec.graph import INPUT, Graph
+from archcalc.reader.graph import INPUT, Graph
 from archcalc.torch.build import build, check_torch_limits, torch  # build explains a missing torch
 
 from torch import nn  # noqa: E402

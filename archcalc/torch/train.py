@@ -35,8 +35,8 @@ import torch
 import torch.nn.functional as F
 
 from archcalc.errors import Loc, SpecError, did_you_mean
-from archcalc.spec.graph import Graph
-from archcalc.spec.yaml_source import read_source
+from archcalc.reader.graph import Graph
+from archcalc.reader.yaml_source import read_source
 from archcalc.torch import checkpoint, distributed, runfolder
 
 TASKS = ("classify", "binary", "regress", "denoise")
@@ -205,8 +205,7 @@ def _label(name: str, where: dict) -> str:
 
 def _file_values(text: str, path) -> dict:
     """setting -> (value, FILE:LINE:COL) of one YAML config's text."""
-    from archcalc.homework.answers import plain
-    from archcalc.spec.yaml_source import YMap, load_yaml
+    from archcalc.reader.yaml_source import YMap, load_yaml, plain
 
     doc = load_yaml(text, str(path))
     if doc is None:

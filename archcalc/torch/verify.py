@@ -20,10 +20,10 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from archcalc.analysis.report import rf_json
-from archcalc.analysis.rf import GLOBAL, RF
+from archcalc.geometry.receptive_field import GLOBAL, RF
 from archcalc.analysis.walk import analyze_graph
 from archcalc.errors import SpecError, one_line
-from archcalc.spec.graph import Graph
+from archcalc.reader.graph import Graph
 from archcalc.torch.build import build, example_inputs, layer_module, require_numbers
 from archcalc.torch.probe import probe_receptive_fields
 

@@ -17,7 +17,7 @@ from archcalc.analysis import formula
 from archcalc.cli import app
 from archcalc.explain import explain, number
 from archcalc.homework.check import format_expected
-from archcalc.spec.expr import evaluate
+from archcalc.reader.expr import evaluate
 
 ROOT = Path(__file__).resolve().parents[2]
 H, W = sympy.symbols("H W", integer=True, positive=True)

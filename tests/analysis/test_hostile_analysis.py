@@ -8,8 +8,8 @@ from fractions import Fraction
 
 import pytest
 
-from archcalc.analysis import rf as rf_module
-from archcalc.analysis.rf import RF, Axis, merge
+from archcalc.geometry import receptive_field as rf_module
+from archcalc.geometry.receptive_field import RF, Axis, merge
 from archcalc.layers.adaptive_avgpool import _adaptive_reads
 from archcalc.layers.conv_transpose import _transposed_reads
 from archcalc.layers.upsample import Upsample

@@ -7,7 +7,7 @@ import sympy
 from typer.testing import CliRunner
 
 import archcalc
-from archcalc.analysis.rf import RF
+from archcalc.geometry.receptive_field import RF
 from archcalc.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ import pytest
 
 import archcalc
 from archcalc.analysis.report import LayerResult, Report, make_totals
-from archcalc.analysis.rf import GLOBAL, RF
+from archcalc.geometry.receptive_field import GLOBAL, RF
 from archcalc.errors import SpecError
 from archcalc.homework.answers import parse_answers
 from archcalc.homework.check import GRADE_HEADER, CheckResult, check, values_equal

@@ -29,7 +29,7 @@ import archcalc
 from archcalc.api import analyze_text
 from archcalc.errors import SpecError
 from archcalc.importers.hf_config import convert_state_dict, import_config
-from archcalc.spec.parse import parse_spec
+from archcalc.reader.parse import parse_spec
 
 HERE = Path(__file__).resolve().parent
 CONFIGS = HERE / "configs"

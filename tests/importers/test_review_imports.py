@@ -88,7 +88,7 @@ def _round_trip(module, shape):
     """The imported spec's parameters (all, trainable), MACs (FlopCounterMode / 2, per example) and
     outputs with the module's own state_dict loaded, against the module's."""
     import archcalc
-    from archcalc.spec.parse import parse_spec
+    from archcalc.reader.parse import parse_spec
     from archcalc.torch import build
     from archcalc.torch.verify import flop_counter
 

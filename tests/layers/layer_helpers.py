@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 import archcalc
-from archcalc.analysis.rf import GLOBAL, RF
+from archcalc.geometry.receptive_field import GLOBAL, RF
 
 
 def spec(input_shape, *entries) -> str:

@@ -167,7 +167,7 @@ def test_glu_verify_measures_every_field():
     # each spatial axis (a two-tap window at dilation N/2), with the probe enlarging the input past
     # where the sizes at the GLUs stay even.
     import archcalc
-    from archcalc.analysis.rf import RF
+    from archcalc.geometry.receptive_field import RF
     from archcalc.torch.verify import verify
     from layer_helpers import spec
 

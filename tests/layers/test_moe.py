@@ -5,7 +5,7 @@ import json
 import pytest
 
 import archcalc
-from archcalc.analysis.rf import GLOBAL
+from archcalc.geometry.receptive_field import GLOBAL
 from layer_helpers import analyze, last, spec, spec_error
 
 MIXTRAL_LIKE = "moe: {experts: 4, top_k: 2, hidden: 8}"

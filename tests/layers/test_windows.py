@@ -2,7 +2,7 @@
 window_attention (shapes, parameters, MACs, receptive fields, refusals)."""
 import pytest
 
-from archcalc.analysis.rf import GLOBAL, RF, Axis
+from archcalc.geometry.receptive_field import GLOBAL, RF, Axis
 from layer_helpers import analyze, last, rf_axes, spec_error
 
 CHANNELS_LAST = ("conv: {out: 12, kernel: 2, stride: 2}", "permute: [1, 2, 0]")  # r 2, j 2, start 0

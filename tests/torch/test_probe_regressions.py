@@ -5,7 +5,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import archcalc  # noqa: E402
-from archcalc.analysis.rf import GLOBAL, RF  # noqa: E402
+from archcalc.geometry.receptive_field import GLOBAL, RF  # noqa: E402
 from archcalc.torch.verify import verify  # noqa: E402
 
 

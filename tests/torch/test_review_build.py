@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 import archcalc
-from archcalc.spec.parse import parse_spec
+from archcalc.reader.parse import parse_spec
 
 pytest.importorskip("torch")
 

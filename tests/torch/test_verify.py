@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 from typer.testing import CliRunner  # noqa: E402
 
 import archcalc  # noqa: E402
-from archcalc.analysis.rf import GLOBAL, RF  # noqa: E402
+from archcalc.geometry.receptive_field import GLOBAL, RF  # noqa: E402
 from archcalc.cli import app  # noqa: E402
 from archcalc.layers import KINDS  # noqa: E402
 from archcalc.torch.verify import verify  # noqa: E402

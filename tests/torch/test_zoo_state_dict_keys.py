@@ -118,6 +118,6 @@ def test_a_wrong_name_is_seen():
     text = (SPECS / "zoo/resnet18.yaml").read_text().replace("{name: downsample, downsample:", "{name: shortcut, downsample:")
     text = text.replace("from: [bn2, downsample]}", "from: [bn2, shortcut]}")
     spec = HERE / "_never_written.yaml"
-    graph = archcalc.spec.parse.parse_spec(text, str(spec))
+    graph = archcalc.reader.parse.parse_spec(text, str(spec))
     keys = set(shapes(build(graph, device="meta")))
     assert "layer2.0.shortcut.0.weight" in keys and "layer2.0.downsample.0.weight" not in keys

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from archcalc.analysis.report import DTYPE_BYTES
-from archcalc.analysis.rf import GLOBAL, RF
+from archcalc.geometry.receptive_field import GLOBAL, RF
 from archcalc.homework.check import _div, _from_sympy, _is_zero, _plain, _prod, _symbolic
 
 BIASED_KINDS = ("conv", "conv_transpose", "linear")

@@ -1,7 +1,7 @@
 """Receptive fields: r' = r + D(K-1) j, j' = j S, start' = start - P j, and 'global'."""
 from __future__ import annotations
 
-from archcalc.analysis.rf import GLOBAL, RF
+from archcalc.geometry.receptive_field import GLOBAL, RF
 from archcalc.homework.answers import RFAnswer
 from archcalc.homework.check import _axes_match
 from archcalc.homework.mistakes.base import Said, Wrong, mistake

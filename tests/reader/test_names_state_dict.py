@@ -6,7 +6,7 @@ import pytest
 
 import archcalc
 from archcalc.errors import SpecError
-from archcalc.spec.parse import parse_spec
+from archcalc.reader.parse import parse_spec
 
 # A ResNet stage as torchvision writes it: layer1 = Sequential(block 0 (with a downsample
 # Sequential), block 1, block 2); and a ModuleList numbered from 0 (Hugging Face's layers.0).

@@ -1,7 +1,7 @@
 """Receptive-field bookkeeping: the window step and merges (union, misalignment, global)."""
 from fractions import Fraction
 
-from archcalc.analysis.rf import GLOBAL, RF, merge
+from archcalc.geometry.receptive_field import GLOBAL, RF, merge
 
 
 def test_window_step_follows_araujo():

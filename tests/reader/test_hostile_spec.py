@@ -258,7 +258,7 @@ def test_a_million_layers_written_out_are_refused_bounded(tmp_path):
 
 
 def test_too_many_yaml_values_are_refused(tmp_path, monkeypatch):
-    from archcalc.spec import yaml_source
+    from archcalc.reader import yaml_source
 
     monkeypatch.setattr(yaml_source, "MAX_VALUES", 1000)
     # the document, input, [3], 3, layers and the list are 6 values: relu 995 (line 997) is the 1,001st

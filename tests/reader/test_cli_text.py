@@ -1,11 +1,11 @@
-"""The one `--input` sizes parser (archcalc.spec.cli_text) and its three callers: the CLI, the ONNX
+"""The one `--input` sizes parser (archcalc.reader.cli_text) and its three callers: the CLI, the ONNX
 importer and the module importer, each with its own message."""
 import pytest
 
 from archcalc.errors import SpecError
 from archcalc.importers.module import _shape
 from archcalc.importers.onnx_file import _parse_input
-from archcalc.spec.cli_text import parse_sizes, shown, size_left_out
+from archcalc.reader.cli_text import parse_sizes, shown, size_left_out
 
 
 @pytest.mark.parametrize("text, sizes, with_names", [

@@ -21,11 +21,11 @@ from pathlib import Path
 from archcalc.errors import Loc, SpecError, did_you_mean
 from archcalc.layers import KINDS
 from archcalc.layers.base import Arg, Layer, arity_error
-from archcalc.spec.expr import FUNCTIONS, SHAPE_READER, ExprError, evaluate, names_in
-from archcalc.spec.symbols import CONSTRAINT_KEYS, is_symbolic
-from archcalc.spec.symbols import make as symbols_make
-from archcalc.spec.graph import INPUT, Graph, NetInput, Node
-from archcalc.spec.yaml_source import YList, YMap, load_yaml, read_source
+from archcalc.reader.expr import FUNCTIONS, SHAPE_READER, ExprError, evaluate, names_in
+from archcalc.reader.symbols import CONSTRAINT_KEYS, is_symbolic
+from archcalc.reader.symbols import make as symbols_make
+from archcalc.reader.graph import INPUT, Graph, NetInput, Node
+from archcalc.reader.yaml_source import YList, YMap, load_yaml, read_source
 
 TOP_KEYS = ("name", "description", "input", "inputs", "symbols", "vars", "blocks", "layers")
 BLOCK_KEYS = ("args", "inputs", "layers", "description")
@@ -54,7 +54,7 @@ _WORD_BOOLS = ("yes", "no", "on", "off", "y", "n")
 def load_spec(path, input_shape=None, bindings=None, multiples=None) -> Graph:
     """Read and validate a spec file. `input_shape` overrides the spec's `input`; `bindings`
     gives numbers to symbols or vars (`--set H=28`); `multiples` adds `multiple_of` constraints."""
-    from archcalc.spec import bundled
+    from archcalc.reader import bundled
 
     found = bundled.resolve(path)  # `zoo:resnet18`: a spec that ships with archcalc
     if found is None and (hint := bundled.unknown_hint(path)) is not None and not Path(str(path)).exists():

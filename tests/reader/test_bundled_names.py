@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 import archcalc
 from archcalc.cli import app
-from archcalc.spec import bundled
+from archcalc.reader import bundled
 
 ROOT = Path(__file__).resolve().parents[2]
 

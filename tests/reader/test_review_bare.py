@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from archcalc.errors import SpecError
-from archcalc.spec.parse import parse_spec
+from archcalc.reader.parse import parse_spec
 
 
 def test_a_kind_holding_several_tensors_is_not_said_to_hold_none():

@@ -1,6 +1,6 @@
 import pytest
 
-from archcalc.spec.expr import ExprError, evaluate, names_in
+from archcalc.reader.expr import ExprError, evaluate, names_in
 
 
 @pytest.mark.parametrize("text, value", [

@@ -19,7 +19,7 @@ import stat
 import yaml
 
 from archcalc.errors import Loc, SpecError
-from archcalc.spec.expr import MAX_MAGNITUDE, too_large  # one bound for YAML numbers and expressions
+from archcalc.reader.expr import MAX_MAGNITUDE, too_large  # one bound for YAML numbers and expressions
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -65,6 +65,15 @@ class YList(list):
 
 _FILE_KINDS = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
                (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
+
+
+def plain(value):
+    """YMap/YList -> dict/list, recursively (for JSON, messages and settings)."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
 
 
 def kind_of(mode: int) -> str:

@@ -1,7 +1,7 @@
 import pytest
 
 from archcalc.errors import SpecError
-from archcalc.spec.yaml_source import YList, YMap, load_yaml
+from archcalc.reader.yaml_source import YList, YMap, load_yaml
 
 
 def test_locations_are_kept():
@@ -60,7 +60,7 @@ def test_a_directory_is_one_error_line_for_every_command(tmp_path):
     from typer.testing import CliRunner
 
     from archcalc.cli import app
-    from archcalc.spec.yaml_source import read_source
+    from archcalc.reader.yaml_source import read_source
 
     with pytest.raises(SpecError, match="is a directory, expected a YAML answers file"):
         read_source(tmp_path, "answers")

@@ -73,7 +73,7 @@ def channels_last_rf(field, step):
     would and comes back channels-last; any other field is not tracked (None), nor is one `step` drops."""
     from dataclasses import replace
 
-    from archcalc.analysis.rf import GLOBAL, RF
+    from archcalc.geometry.receptive_field import GLOBAL, RF
 
     if field == GLOBAL:
         return GLOBAL

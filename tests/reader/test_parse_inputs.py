@@ -4,7 +4,7 @@ import textwrap
 import pytest
 
 import archcalc
-from archcalc.spec.graph import INPUT
+from archcalc.reader.graph import INPUT
 
 TWO = """
 inputs:

@@ -3,7 +3,7 @@ spec is expanded; exact, symbolic sizes included, and located errors where it is
 import pytest
 
 import archcalc
-from archcalc.spec.expr import ExprError, evaluate, names_in
+from archcalc.reader.expr import ExprError, evaluate, names_in
 
 TRANSITION = """input: [6, 16, 16]
 blocks:

@@ -1,0 +1,78 @@
+"""The package is a house of floors: a module imports only from its own floor or below. Read from
+the source (every `import archcalc.X` and `from archcalc.X import`, at any depth, lazy imports
+included), so an arrow back up fails here before it tangles the code."""
+import ast
+from pathlib import Path
+
+import archcalc
+
+ROOT = Path(archcalc.__file__).parent
+
+# floor of each part of the package (a dotted path under archcalc; the longest prefix that names a
+# module decides); a module may import modules on its floor or lower.
+FLOORS = {
+    "errors": 0,
+    "geometry": 1,   # window sizes and receptive-field algebra, below the kinds
+    "layers": 2,     # one module per layer kind
+    "reader": 3,     # YAML -> validated graph (asks the kinds for their schemas)
+    "analysis": 4,   # walks the graph, asks each kind for its figures
+    "render": 5, "graph_export": 5, "explain": 5,
+    "torch": 6,      # build, verify, probe, export: a graph in, a module out
+    "importers": 7,  # a model in, a spec out (checked by building it)
+    "api": 8,        # the library's front door: any source (a spec, a dict, an import) to a report
+    "homework": 9, "torch.train": 9, "torch.distributed": 9,  # applications of the library
+    "cli": 10, "__main__": 11, "__init__": 11,
+}
+
+
+def _floor_of(dotted: str):
+    """(key, floor) of a dotted module path under archcalc, or None when FLOORS has no prefix of it."""
+    parts = dotted.split(".")
+    for n in range(len(parts), 0, -1):
+        key = ".".join(parts[:n])
+        if key in FLOORS:
+            return key, FLOORS[key]
+    return None
+
+
+def _part(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    return ".".join(p for p in rel.parts if p != "__init__") or "__init__"
+
+
+def _imports(path: Path):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            continue
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "archcalc" and len(parts) > 1 and _floor_of(".".join(parts[1:])):
+                yield node.lineno, ".".join(parts[1:])
+
+
+def test_every_part_has_a_floor():
+    missing = sorted(part for part in map(_part, ROOT.rglob("*.py")) if _floor_of(part) is None)
+    assert missing == [], f"give these a floor in FLOORS: {missing}"
+
+
+def test_no_module_imports_from_a_higher_floor():
+    upward = []
+    for path in sorted(ROOT.rglob("*.py")):
+        here, floor = _floor_of(_part(path))
+        for line, name in _imports(path):
+            there, above = _floor_of(name)
+            if above > floor:
+                upward.append(f"{path.relative_to(ROOT.parent)}:{line}: {here} (floor {floor}) imports {name} "
+                              f"(floor {above})")
+    assert upward == []
+
+
+def test_the_geometry_floor_needs_nothing_but_errors():
+    # the receptive-field algebra and window arithmetic stand alone: no kinds, no reader.
+    for path in (ROOT / "geometry").rglob("*.py"):
+        assert {_floor_of(name)[0] for _, name in _imports(path)} <= {"errors", "geometry"}, path
