@@ -1,7 +1,7 @@
 """Memory and cost planning (`archcalc memory`): inference and training memory, FLOPs, training time.
 
 Every figure and convention is documented in docs/memory.md. What a layer keeps for backward and
-for decoding comes from its kind (`Layer.saved_for_backward`, `Layer.kv_cache`); this module only
+for decoding comes from its kind (`Layer.saved_tensors`, `Layer.kv_cache`); this module only
 adds up. Figures are exact integers (bytes, FLOPs); time is an estimate from a peak and a utilisation.
 """
 from __future__ import annotations
@@ -130,12 +130,12 @@ def plan_memory(graph: Graph, report: Report, *, optimizer: str = "adam", checkp
     # Per-node figures, per example, from each kind's own rules.
     shapes = dict(graph.input_shapes)
     shapes.update((row.name, tuple(row.output_shape)) for row in report.layers)
-    saved, kv, peak, peak_at = {}, 0, 0, None
+    saved = saved_bytes(graph, shapes, B, b)
+    kv, peak, peak_at = 0, 0, None
     kv_layers, state_layers = 0, 0  # state: a fixed-size recurrent state (Mamba), not keys and values
     cross, cross_layers = 0, 0  # cross-attention K/V: the encoder output's keys and values
     for node in graph.nodes:
         layer, ins, out = KINDS[node.kind], [shapes[i] for i in node.inputs], shapes[node.name]
-        saved[node.name] = layer.saved_for_backward(node.args, ins, out)
         cache = layer.kv_cache(node.args, ins, out)
         kv, kv_layers = kv + cache, kv_layers + bool(cache)
         state_layers += bool(cache) and layer.cache_is_state
@@ -183,13 +183,14 @@ def plan_memory(graph: Graph, report: Report, *, optimizer: str = "adam", checkp
     tr.append(Item("model_states", "model states", model, "bytes",
                    f"{per} B per trainable param ({parts})" + (f" + {b} B x {_n(Pn)} non-trainable" if Pn else "")))
     full = sum(saved.values())
-    tr.append(Item("activations", "activations saved", full * B * b, "bytes",
-                   f"sum over {len(saved)} layers: {_n(full)} elements x batch {B} x {b} B"))
-    ck, ck_text = _checkpointed(graph, shapes, saved)
-    tr.append(Item("activations_checkpointed", "activations saved, checkpointing", ck * B * b, "bytes",
-                   f"{ck_text}: {_n(ck)} elements x batch {B} x {b} B"))
+    tr.append(Item("activations", "activations saved", full, "bytes",
+                   f"the tensors {len(saved)} layers save for backward, each once (batch {B}, {b} B "
+                   "values; masks 1 B, indices 8 B)"))
+    ck, ck_text = _checkpointed(graph, shapes, saved, B * b)
+    tr.append(Item("activations_checkpointed", "activations saved, checkpointing", ck, "bytes",
+                   f"{ck_text} (batch {B})"))
     act = ck if checkpointing else full
-    tr.append(Item("total", "total", model + act * B * b, "bytes",
+    tr.append(Item("total", "total", model + act, "bytes",
                    "model states + activations" + (" (checkpointing)" if checkpointing else "")))
 
     # --- cost ----------------------------------------------------------------------------------
@@ -238,7 +239,8 @@ def plan_memory(graph: Graph, report: Report, *, optimizer: str = "adam", checkp
         plan.notes.append(f"mixed precision: {dtype} weights and gradients, an fp32 master copy and fp32 optimizer "
                           f"states ({per} B per trainable param with {OPTIMIZER_NAMES[optimizer]}; ZeRO, "
                           "Rajbhandari et al. 2020)")
-    plan.notes.append("activations saved: each layer's output (what the next layer keeps for backward); checkpointing "
+    plan.notes.append("activations saved: what eager PyTorch's autograd keeps for backward (each kind's saved_tensors; "
+                      "a tensor two layers save counts once; archcalc verify --memory measures it); checkpointing "
                       "keeps the tensors crossing top-level block boundaries and recomputes one block at a time")
     if not any(n.blocks for n in graph.nodes):
         plan.notes.append("no blocks in this spec: checkpointing has nothing to recompute")
@@ -248,8 +250,45 @@ def plan_memory(graph: Graph, report: Report, *, optimizer: str = "adam", checkp
     return plan
 
 
-def _checkpointed(graph: Graph, shapes: dict, saved: dict) -> tuple:
-    """Elements kept with activation checkpointing per block instance (the top level's, or inside
+def saved_bytes(graph: Graph, shapes: dict, batch: int, itemsize: int, details: dict | None = None) -> dict:
+    """Bytes each layer keeps for its backward pass at this batch size, activations of `itemsize`
+    bytes: its kind's `saved_tensors`, each input or output tensor counted ONCE, for the first
+    layer in forward order that saves it (ReLU's output saved by ReLU and by the next conv as its
+    input is one tensor). A tensor is known by the node that made its memory: a view
+    (`Layer.output_storage`: flatten, permute, select, split) is its base, whole, as autograd keeps
+    the base's storage; a view of a layer's weights is none (model state). "own" tensors (masks,
+    indices, statistics) always count. `details`, when given, receives per layer the list of
+    (Saved, bytes counted here). `shapes` holds every input's and layer's shape."""
+    base: dict = {name: name for name in graph.input_shapes}  # tensor -> the tensor whose memory it is
+    seen: set = set()
+    out: dict = {}
+    for node in graph.nodes:
+        layer, ins, shape = KINDS[node.kind], [shapes[i] for i in node.inputs], shapes[node.name]
+        where = layer.output_storage(node.args, ins)
+        base[node.name] = (None if where == "weights" else node.name if where is None
+                           else base[node.inputs[where]])
+        total, rows = 0, []
+        for s in layer.saved_tensors(node.args, ins, shape):
+            size = s.itemsize or itemsize
+            if s.of == "own":
+                n = s.elements * size * (1 if s.per_batch else batch)
+            else:
+                tensor = base[node.inputs[s.index]] if s.of == "input" else base[node.name]
+                if tensor is None or tensor in seen:
+                    n = 0
+                else:
+                    seen.add(tensor)
+                    n = prod(shapes[tensor]) * size * batch
+            total += n
+            rows.append((s, n))
+        out[node.name] = total
+        if details is not None:
+            details[node.name] = rows
+    return out
+
+
+def _checkpointed(graph: Graph, shapes: dict, saved: dict, value_bytes: int) -> tuple:
+    """Bytes kept with activation checkpointing per block instance (the top level's, or inside
     a single wrapping instance the first level with several): layers outside them as usual, every tensor a block passes out (to another block or an outside layer) once,
     plus the largest block's own activations (recomputed during its backward, one at a time)."""
     # Segments are block instances, the top level's first. One that would keep more than half of
@@ -283,11 +322,11 @@ def _checkpointed(graph: Graph, shapes: dict, saved: dict) -> tuple:
     # Outside layers' outputs are counted already; the network input is the data batch (in
     # neither mode).
     crossing = {i for n in graph.nodes for i in n.inputs if i in owner and owner[i] != owner.get(n.name)}
-    kept = sum(prod(shapes[i]) for i in crossing)
+    kept = sum(prod(shapes[i]) for i in crossing) * value_bytes
     largest = max(per_block, key=per_block.get)
     return (outside + kept + per_block[largest],
-            f"{_n(outside)} outside blocks + {_n(kept)} block boundaries ({len(per_block)} blocks) + "
-            f"{_n(per_block[largest])} largest block ({largest})")
+            f"{_n(outside)} B outside blocks + {_n(kept)} B block boundaries ({len(per_block)} blocks) + "
+            f"{_n(per_block[largest])} B largest block ({largest})")
 
 
 def _short_int(value: int) -> str:
@@ -339,4 +378,4 @@ def _peak(gpu, peak_tflops, dtype):
     return round(table[dtype] * 1e12), f"{gpu} {dtype}{what}: {table[dtype]:g} TFLOP/s dense ({where})"
 
 
-__all__ = ["GPU_PEAK_TFLOPS", "Item", "MemoryPlan", "OPTIMIZER_STATES", "plan_memory"]
+__all__ = ["GPU_PEAK_TFLOPS", "Item", "MemoryPlan", "OPTIMIZER_STATES", "plan_memory", "saved_bytes"]

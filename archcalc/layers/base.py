@@ -6,6 +6,7 @@ ints (or, later, sympy expressions), so formulas use plain operators.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -63,6 +64,28 @@ class Step:
     note: str = ""
 
 
+@dataclass(frozen=True)
+class Saved:
+    """One tensor a layer keeps for its backward pass, as eager PyTorch's autograd saves it."""
+    what: str                 # "input", "output", "mask", "indices", "mean", "rstd", "logsumexp", ...
+    of: str = "own"           # "input" (input `index` of the layer: a tensor another layer may save too),
+                              # "output" (this layer's output), "own" (made here, kept by this layer only)
+    index: int = 0            # which input, for of="input"
+    elements: object = None   # elements for of="own" (int or sympy expr); per example unless per_batch
+    itemsize: int | None = None  # bytes per element; None = the activation dtype's size
+    per_batch: bool = False   # True: independent of the batch size (batch norm's per-channel stats)
+
+
+def saved_elements(saved: Saved, shapes: list[tuple], out: tuple):
+    """Elements of one saved tensor (per example unless saved.per_batch) of a layer with input
+    shapes `shapes` and output shape `out`."""
+    if saved.of == "input":
+        return prod(shapes[saved.index])
+    if saved.of == "output":
+        return prod(out)
+    return saved.elements
+
+
 class Layer:
     """Base class of layer kinds. Subclasses set the class attributes and override the rules."""
 
@@ -109,10 +132,34 @@ class Layer:
         """Multiply-accumulates for one example."""
         return 0
 
+    def saved_tensors(self, a: dict, shapes: list[tuple], out: tuple) -> list[Saved]:
+        """The tensors this layer's autograd nodes keep for the backward pass, as eager PyTorch
+        (CPU, the activation dtype) saves them in training mode: torch's
+        tools/autograd/derivatives.yaml names the saved inputs (`self`, `input`) and results
+        (`result`, `result1`...) of each op. Parameters, buffers and views of them are model
+        state, never listed. `archcalc memory` counts each input/output tensor once however many
+        layers save it (see archcalc.analysis.memory.saved_bytes) and `archcalc verify --memory`
+        measures the same with torch.autograd.graph.saved_tensors_hooks.
+
+        Default, for kinds that declare nothing yet: the layer's output (the old convention, "each
+        layer's output, which the next layer keeps"); a kind that still overrides
+        `saved_for_backward` (an element count) has that count as one tensor of its own."""
+        if type(self).saved_for_backward is not Layer.saved_for_backward:
+            return [Saved("saved", elements=self.saved_for_backward(a, shapes, out))]
+        return [Saved("output", of="output")]
+
     def saved_for_backward(self, a: dict, shapes: list[tuple], out: tuple):
-        """Elements (one example) kept for the backward pass (`archcalc memory`). Convention: a
-        layer's output, which the next layer saves; kinds that keep more (attention) override."""
-        return prod(out)
+        """Elements (one example) this layer keeps for backward, from `saved_tensors`: every tensor
+        it saves, counted here even where another layer saves it too (memory counts it once), and
+        per-batch tensors (batch norm's statistics) once. Kinds override `saved_tensors`."""
+        return sum(saved_elements(s, shapes, out) for s in self.saved_tensors(a, shapes, out))
+
+    def output_storage(self, a: dict, shapes: list[tuple]):
+        """Where this layer's output lives: None, new memory (most kinds); an input's index, a view
+        sharing that input's storage (flatten of a contiguous tensor, permute, select, split: a
+        tensor saved through the view is its base, counted once); "weights", a view of the layer's
+        own parameter (never counted as an activation)."""
+        return None
 
     # True where kv_cache is a fixed-size recurrent state rather than keys and values (mamba).
     cache_is_state: ClassVar[bool] = False
@@ -127,14 +174,14 @@ class Layer:
         return 0
 
     def rf(self, a: dict, rfs: list, shapes: list[tuple], out: tuple):
-        """Receptive field of the output (see archcalc.analysis.rf); elementwise by default."""
+        """Receptive field of the output (see archcalc.geometry.receptive_field); elementwise by default."""
         return rfs[0]
 
     def mixed_dims(self, a: dict, shapes: list[tuple]):
         """The dimensions (batch excluded, from 0) along which one output value reads several input
         positions, or None when not stated. A field whose spatial axes a permute moved elsewhere
         ([H, W, C], ConvNeXt's channels-last LayerNorm and MLP) is kept through layers that mix
-        none of its spatial dims (archcalc.analysis.rf.moved); other kinds see only [C, spatial...]."""
+        none of its spatial dims (archcalc.geometry.receptive_field.moved); other kinds see only [C, spatial...]."""
         return None
 
     def bare_tensor(self, a: dict) -> str | None:
@@ -270,15 +317,62 @@ def prod(values, start=1):
     return start
 
 
-KINDS: dict[str, Layer] = {}
+class KindRegistry(Mapping):
+    """Every layer kind by name (a read-only mapping name -> Layer instance).
+
+    A kind's module is imported the first time the kind is looked up (`KINDS["conv"]`), so a spec
+    that uses five kinds imports five modules, not all of them (issue 14 point 8: start-up time).
+    The names, `in`, len() and iteration come from the index archcalc/layers/__init__.py gives
+    (name -> module, every module of the folder: tests/layers/test_registry.py checks it against the
+    modules themselves), and import nothing; values() and items() import every kind's module."""
+
+    def __init__(self):
+        self._modules: dict[str, str] = {}  # kind name -> the module that registers it
+        self._loaded: dict[str, Layer] = {}
+
+    def index(self, modules: dict[str, str]) -> None:
+        for name, module in modules.items():
+            self._modules.setdefault(name, module)
+
+    def _add(self, instance: Layer) -> None:
+        kind = type(instance).kind
+        if kind in self._loaded:
+            raise RuntimeError(f"layer kind {kind!r} registered twice")
+        self._loaded[kind] = instance
+        self._modules.setdefault(kind, type(instance).__module__)  # a kind outside the index
+
+    def __getitem__(self, name: str) -> Layer:
+        try:
+            return self._loaded[name]
+        except KeyError:
+            module = self._modules[name]  # an unknown name: KeyError, as a dict's
+        import importlib
+
+        importlib.import_module(module)
+        try:
+            return self._loaded[name]
+        except KeyError:
+            raise RuntimeError(f"module {module} registers no layer kind {name!r}") from None
+
+    def __contains__(self, name) -> bool:
+        return name in self._modules
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} layer kinds, {len(self._loaded)} imported>"
+
+
+KINDS = KindRegistry()
 
 
 def register(cls):
     """Class decorator: add one instance of the kind to the registry."""
-    instance = cls()
-    if cls.kind in KINDS:
-        raise RuntimeError(f"layer kind {cls.kind!r} registered twice")
-    KINDS[cls.kind] = instance
+    KINDS._add(cls())
     return cls
 
 
