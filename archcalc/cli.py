@@ -860,7 +860,8 @@ def train_cmd(
     grad_clip: Optional[float] = _opt("--grad-clip", help="Clip the global gradient norm to this."),
     flip: Optional[bool] = _opt("--flip/--no-flip", help="Augment: random horizontal flips."),
     shift: Optional[int] = _opt("--shift", help="Augment: random shifts by up to this many pixels."),
-    crop: Optional[int] = _opt("--crop", help="Augment: random crops after padding by this many pixels."),
+    crop: Optional[int] = _opt("--crop", help="Augment: random zoom-in: a window N pixels smaller on each "
+                                "side, at a random offset, resized back (bilinear)."),
     noise_std: Optional[float] = _opt("--noise-std", help="denoise: noise standard deviation (default 0.5)."),
     val_fraction: Optional[float] = _opt("--val-fraction", help="Validation share (default 0.15)."),
     test_fraction: Optional[float] = _opt("--test-fraction", help="Test share (default 0.15)."),

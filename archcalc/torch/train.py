@@ -89,7 +89,7 @@ class TrainConfig:
     grad_clip: float | None = None  # max global gradient norm
     flip: bool = False  # augmentation (images): random horizontal flips,
     shift: int = 0  # random shifts by up to this many pixels,
-    crop: int = 0  # random crops after padding by this many pixels
+    crop: int = 0  # random zoom-in: a window this many pixels smaller per side, resized back
     noise_std: float = 0.5  # denoise: std of the Gaussian noise added to the clean input
     val_fraction: float = 0.15
     test_fraction: float = 0.15
@@ -721,6 +721,10 @@ def _fit(run: _Run, ds, run_dir: Path, resume: bool, title: str = "") -> tuple[d
                             f"({why})") from None
         st.update({k: ck[k] for k in ("epoch", "step", "best_val_loss", "best_epoch", "bad_epochs", "stopped")})
         st["partial"] = ck.get("partial_losses")
+        if main:  # where it resumes: a checkpoint holds (epochs done, steps done of the next epoch)
+            where = (f"epoch {st['epoch'] + 1}, step {st['step']} of {steps} done" if st["step"]
+                     else f"after epoch {st['epoch']} of {cfg.epochs}")
+            console.print(f"{title}resuming from {shown(run_dir / 'last.pt')}: {where}", highlight=False)
         if runfolder.exists(run_dir / "best.pt"):
             best_state = checkpoint.load(run_dir / "best.pt", dev)["model"]
         # lines written after this checkpoint belong to a lost future
@@ -1353,8 +1357,8 @@ def print_summary(console, summary: dict, out: Path | None = None) -> None:
         if "best_epoch" in summary:
             console.print(f"best epoch {summary['best_epoch']} (val loss {summary['best_val_loss']:.4f}); "
                           + shown(summary["stopped"] or f"ran all {summary['epochs']} epochs"), highlight=False)
-        test = summary.get("test")
-        split = summary.get("split", "test")
+        split = summary.get("split", "test")  # evaluate's results are under their split's name
+        test = summary.get(split)
         if test:
             acc = f", accuracy {test['accuracy']:.2%}" if "accuracy" in test else ""
             console.print(f"{split}: loss {test['loss']:.4f}{acc} ({test['examples']} examples)", highlight=False)
@@ -1436,7 +1440,7 @@ def _evaluate_run(run_dir, spec_dir, cfg, data, split, device, checkpoint_name, 
     if result is None:
         raise SpecError(f"the {split} split of --data {data or cfg.data} is empty")
     return {"run": str(run_dir), "checkpoint": name, "epoch": ck["epoch"], "data": data or cfg.data, "split": split,
-            "task": cfg.task, "classes": _class_names(ds), "test": result}
+            "task": cfg.task, "classes": _class_names(ds), split: result}  # "val": {...} for --split val
 
 
 __all__ = ["Diverged", "Interrupted", "RunResult", "Schedule", "TrainConfig", "evaluate", "gpu_peak", "network_change",

@@ -182,6 +182,17 @@ def test_denoise_val_is_noisy_and_targets_clean():
     assert add_noise(d.x_train, 0.0) is d.x_train
 
 
+def test_crop_help_says_what_augment_does():
+    # the help once said "crops after padding" (a shift): the code zooms in (test_augment measures it)
+    import typer
+
+    from archcalc.cli import app
+
+    train = typer.main.get_command(app).commands["train"]
+    crop = next(p for p in train.params if "--crop" in p.opts)
+    assert "zoom-in" in crop.help and "resized back" in crop.help and "padding" not in crop.help
+
+
 def test_augment():
     x = torch.randn(16, 3, 8, 8)
     assert augment(x) is x  # identity when off
@@ -205,6 +216,17 @@ def test_augment():
     # crop: a zoom that keeps a constant image constant
     ones = torch.ones(4, 1, 8, 8)
     assert torch.allclose(augment(ones, crop=2), ones)
+    # crop is a zoom-in, as --crop's help and docs/train.md say, not padding then cropping: on a ramp
+    # (pixel value = its column) output column i reads input column ox + (i + 1/2)(W - 2c)/W - 1/2,
+    # a window W - 2c wide at a whole offset ox in [0, 2c], stretched to W (slope (W - 2c)/W, not 1)
+    w, c = 10, 2
+    ramp = torch.arange(w, dtype=torch.float64).expand(8, 1, w, w).clone()
+    z = augment(ramp, crop=c, generator=torch.Generator().manual_seed(3))
+    i = torch.arange(1, w - 1, dtype=torch.float64)  # the rim may be clamped at the image's edge
+    for row in z[:, 0, w // 2, 1:w - 1]:
+        ox = row[0] - (1.5 * (w - 2 * c) / w - 0.5)
+        assert abs(ox - ox.round()) < 1e-9 and 0 <= round(ox.item()) <= 2 * c
+        assert torch.allclose(row, ox.round() + (i + 0.5) * (w - 2 * c) / w - 0.5)
     with pytest.raises(SpecError, match="images"):
         check_augment((64,), flip=True)
     with pytest.raises(SpecError, match="nothing"):

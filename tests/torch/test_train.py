@@ -37,9 +37,9 @@ def quiet():
     return Console(file=io.StringIO(), width=200)
 
 
-def run(tmp, name, spec=DIGITS, resume=False, on_step=None, **settings):
+def run(tmp, name, spec=DIGITS, resume=False, on_step=None, console=None, **settings):
     return train(spec, TrainConfig(out=str(tmp / name), **{**RECIPE, **settings}), resume=resume, on_step=on_step,
-                 console=quiet())
+                 console=console or quiet())
 
 
 def weights(run_dir, name="last.pt"):
@@ -97,7 +97,9 @@ def test_run_folder_files_exist_and_load(digits):
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(digits):
     tmp, _ = digits
     run(tmp, "resumed", epochs=2)
-    run(tmp, "resumed", epochs=4, resume=True)
+    run(tmp, "resumed", epochs=4, resume=True, console=(console := quiet()))
+    # it says where it resumes: after the 2 epochs the first run trained, from that run's last.pt
+    assert f"resuming from {tmp / 'resumed' / 'last.pt'}: after epoch 2 of 4" in console.file.getvalue()
     full, resumed = weights(tmp / "full"), weights(tmp / "resumed")
     assert all(torch.equal(full[k], resumed[k]) for k in full)
     rows = [json.loads(x) for x in (tmp / "resumed" / "metrics.jsonl").read_text().splitlines()]
@@ -118,7 +120,9 @@ def test_ctrl_c_mid_epoch_saves_and_resumes_exactly(digits):
     # Step 7 of epoch 2 means nothing with other batches: another --batch-size is refused.
     with pytest.raises(SpecError, match="stopped in the middle of an epoch: resume it with the same --batch-size"):
         run(tmp, "ctrlc", resume=True, batch_size=TrainConfig().batch_size * 2)
-    run(tmp, "ctrlc", resume=True)
+    run(tmp, "ctrlc", resume=True, console=(console := quiet()))
+    # the step Ctrl-C stopped after (digits: 1,257 training examples, 1,257 // 64 = 19 steps an epoch)
+    assert f"resuming from {tmp / 'ctrlc' / 'last.pt'}: epoch 2, step 7 of 19 done" in console.file.getvalue()
     full, resumed = weights(tmp / "full"), weights(tmp / "ctrlc")
     assert all(torch.equal(full[k], resumed[k]) for k in full)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
@@ -163,7 +167,13 @@ def test_config_file_and_command_line_precedence_and_evaluate(tmp_path):
     assert "accuracy" in res.output and "confusion matrix" in res.output
     res = runner.invoke(app, ["evaluate", str(out), "--split", "val", "--json"])
     data = json.loads(res.output)
-    assert data["split"] == "val" and len(data["test"]["confusion"]) == 10 and 0 <= data["test"]["accuracy"] <= 1
+    # the val split's figures, named so (not "test"): the accuracy is the one training measured on val
+    assert data["split"] == "val" and "test" not in data and len(data["val"]["confusion"]) == 10
+    epoch1 = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+    assert data["val"]["accuracy"] == pytest.approx(epoch1["val_acc"])
+    assert data["val"]["examples"] == sum(map(sum, data["val"]["confusion"])) == 270  # 15% of digits' 1,797
+    res = runner.invoke(app, ["evaluate", str(out), "--split", "val"])
+    assert res.exit_code == 0 and "val: loss" in res.output and "test:" not in res.output, res.output
     cfg.write_text("epoch: 5\n")
     with pytest.raises(SpecError, match=r"run.yaml:1:1: error: unknown setting 'epoch' \(did you mean 'epochs'\?\)"):
         TrainConfig.from_sources(cfg, {})
@@ -181,7 +191,7 @@ def test_three_folds_report_mean_and_spread(tmp_path):
     assert "3-fold cross-validation val acc" in console.file.getvalue() and "±" in console.file.getvalue()
     assert all((tmp_path / "cv" / f"fold{k}" / "best.pt").exists() for k in (1, 2, 3))
     again = evaluate(tmp_path / "cv" / "fold2", split="val", device="cpu")  # the fold's own validation split
-    assert again["test"]["accuracy"] == pytest.approx(accs[1])
+    assert again["val"]["accuracy"] == pytest.approx(accs[1])
 
 
 @pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_backend_available("gloo"),
