@@ -1,7 +1,6 @@
 """The `archcalc` command line: parse options, call the library, render. Nothing else lives here."""
 from __future__ import annotations
 
-import re
 import sys
 from enum import Enum
 from pathlib import Path
@@ -19,7 +18,7 @@ from archcalc.analysis.memory import DEFAULT_UTILIZATION, MAX_PEAK_TFLOPS, MIN_P
 from archcalc.analysis.report import DTYPE_BYTES
 from archcalc.errors import SpecError, one_line
 from archcalc.importers import SOURCES as IMPORT_SOURCES
-from archcalc.reader.cli_text import MAX_SIZE_DIGITS, parse_sizes, size_left_out, shown as _shown
+from archcalc.reader.cli_text import parse_bindings, parse_input, shown as _shown
 
 
 class _OneLineErrors(TyperGroup):
@@ -149,55 +148,6 @@ def _fail(exc: SpecError) -> None:
     raise typer.Exit(2)
 
 
-_SIZE = re.compile(rf"-?[0-9]{{1,{MAX_SIZE_DIGITS}}}")  # a --set value: ASCII digits (see spec/cli_text)
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def _parse_bindings(items) -> dict:
-    out = {}
-    for item in items or ():
-        name, sep, value = item.partition("=")
-        name, value = name.strip(), value.strip()
-        if not sep or not _NAME.fullmatch(name) or not _SIZE.fullmatch(value):
-            raise SpecError(f"--set {_shown(item)}: expected NAME=INTEGER with at most {MAX_SIZE_DIGITS} "
-                            "digits, e.g. --set H=28")
-        if int(value) < 1:
-            raise SpecError(f"--set {_shown(item)}: sizes must be positive")
-        out[name] = int(value)
-    return out
-
-
-def _parse_shape(text: str):
-    """`--input 3,224,224` (a tuple: the first input's shape) or, for inputs by name,
-    `--input 'features=80,3000;ids=448'` (a dict name -> shape; `input` is the first input)."""
-    if "=" not in text:
-        return _sizes(text, text)
-    shapes = {}
-    for item in text.split(";"):
-        if not item.strip():
-            continue
-        name, sep, sizes = item.partition("=")
-        name = name.strip()
-        if not sep or not _NAME.fullmatch(name):
-            raise SpecError(f"--input {_shown(text)}: expected a shape like 3,224,224, or NAME=SHAPE items "
-                            "separated by ';' for inputs by name, e.g. --input 'features=80,3000;ids=448'")
-        if name in shapes:
-            raise SpecError(f"--input {_shown(text)}: the input '{name}' is given twice")
-        shapes[name] = _sizes(sizes, text)
-    return shapes
-
-
-def _sizes(part: str, text: str) -> tuple:
-    if size_left_out(part):  # `3,,224`: never silently closed up
-        raise SpecError(f"--input {_shown(text)}: a size is missing between commas; expected positive sizes "
-                        "like 3,224,224")
-    sizes = parse_sizes(part)
-    if not sizes:
-        raise SpecError(f"--input {_shown(text)}: expected positive sizes like 3,224,224 (channels first, no "
-                        f"batch), each at most {MAX_SIZE_DIGITS} digits")
-    return sizes
-
-
 SPEC_OR_SOURCE = typer.Argument(..., help="The YAML spec file, a bundled one by name (zoo:resnet18), or a model "
                                 "to import: " + IMPORT_SOURCES + ".",
                                 show_default=False)
@@ -259,14 +209,14 @@ def analyze(
     fmt = Format.json if as_json else format
     plan = None
     try:
-        shape = _parse_shape(input_shape) if input_shape is not None else None
+        shape = parse_input(input_shape) if input_shape is not None else None
         if memory:
             if fmt not in (Format.table, Format.json):
                 raise SpecError("--memory works with --format table or json")
             report, plan = _plan(spec, shape, bindings, batch, dtype)
         else:
             report = api.analyze(spec, batch=batch, dtype=Dtype(dtype).value, input_shape=shape,
-                                 bindings=_parse_bindings(bindings), assume_divisible=assume is Assume.divisible)
+                                 bindings=parse_bindings(bindings), assume_divisible=assume is Assume.divisible)
     except SpecError as exc:
         _fail(exc)
     if fmt is Format.table:
@@ -295,7 +245,7 @@ def _plan(spec, shape, bindings, batch, dtype, **options):
     from archcalc import api
     from archcalc.analysis.memory import plan_memory
 
-    graph = api.load_graph(spec, input_shape=shape, bindings=_parse_bindings(bindings))
+    graph = api.load_graph(spec, input_shape=shape, bindings=parse_bindings(bindings))
     report = api.analyze(graph, batch=batch, dtype=Dtype(dtype).value)
     return report, plan_memory(graph, report, **options)
 
@@ -327,7 +277,7 @@ def memory_cmd(
     """Memory and cost plan of SPEC: inference and training memory (weights, gradients, optimizer
     states, activations, KV cache), FLOPs and an estimated training time. Formulas: docs/memory.md."""
     try:
-        shape = _parse_shape(input_shape) if input_shape is not None else None
+        shape = parse_input(input_shape) if input_shape is not None else None
         _, plan = _plan(spec, shape, bindings, batch, dtype, optimizer=Optimizer(optimizer).value,
                         checkpointing=checkpointing, master_weights=master_weights, tokens=tokens,
                         examples=examples, gpu=gpu and Gpu(gpu).value, peak_tflops=peak_tflops,
@@ -343,26 +293,21 @@ def memory_cmd(
 
 
 def _amount(item) -> str:
-    from archcalc.render import human_bytes
+    """A memory plan's figure, short, in its unit (archcalc/units.py formats every unit)."""
+    from archcalc import units
 
     v = item.value
     if item.unit == "bytes":
-        return human_bytes(v)
+        return units.binary_bytes(v)
     if item.unit == "flops":
-        for size, unit in ((1e21, "Z"), (1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-            if v >= size:
-                return f"{v / size:.3g} {unit}FLOP"
-        return f"{v:.3g} FLOP"
+        return units.count(v, "FLOP")
     if item.unit == "flop/s":
-        return f"{v / 1e12:g} TFLOP/s"
+        return f"{v / 1e12:g} TFLOP/s"  # a datasheet peak, given whole (989.5, not 990)
     if item.unit == "ratio":
         return f"{v:.0%}"
     if item.unit == "count":
         return f"{v:,}"
-    for size, unit in ((86400, "days"), (3600, "h"), (60, "min")):
-        if v >= 2 * size:
-            return f"{v / size:,.0f} {unit}" if v >= 100 * size else f"{v / size:.3g} {unit}"
-    return f"{v:.3g} s" if v >= 1 else f"{v * 1000:.3g} ms"
+    return units.duration(v)
 
 
 def _print_memory(plan) -> None:
@@ -411,8 +356,8 @@ def explain(
     from archcalc.explain import explain as explain_steps, markdown, text
 
     try:
-        shape = _parse_shape(input_shape) if input_shape is not None else None
-        graph = api.load_graph(spec, input_shape=shape, bindings=_parse_bindings(bindings),
+        shape = parse_input(input_shape) if input_shape is not None else None
+        graph = api.load_graph(spec, input_shape=shape, bindings=parse_bindings(bindings),
                                assume_divisible=assume is Assume.divisible)
         steps = explain_steps(graph, layers or None, batch=batch)
     except SpecError as exc:
@@ -696,8 +641,8 @@ def verify(
     from archcalc.torch import verify as verify_mod
 
     try:
-        shape = _parse_shape(input_shape) if input_shape is not None else None
-        graph = api.load_source(spec, input_shape=shape, bindings=_parse_bindings(bindings))
+        shape = parse_input(input_shape) if input_shape is not None else None
+        graph = api.load_source(spec, input_shape=shape, bindings=parse_bindings(bindings))
         result = verify_mod.verify(graph, device=device.value)
     except SpecError as exc:
         _fail(exc)
@@ -729,7 +674,7 @@ def export(
     if to in (ExportFormat.pytorch, ExportFormat.onnx):
         _need_torch()
     try:
-        graph = api.load_source(spec, bindings=_parse_bindings(bindings))
+        graph = api.load_source(spec, bindings=parse_bindings(bindings))
         if to is ExportFormat.onnx:
             if output is None:
                 raise SpecError("--to onnx writes a binary file: give it with -o FILE.onnx")

@@ -9,33 +9,12 @@ from archcalc.analysis import formula
 from archcalc.analysis.report import Report
 from archcalc.geometry.receptive_field import GLOBAL
 from archcalc.errors import one_line
-
-_UNITS = ((10**12, "T"), (10**9, "G"), (10**6, "M"), (10**3, "k"))
-
-
-def human(n) -> str:
-    """11689512 -> '11.7 M'; small numbers as they are."""
-    if not isinstance(n, int):
-        return str(n)
-    for size, unit in _UNITS:
-        if abs(n) >= size:
-            return f"{n / size:.3g} {unit}"
-    return str(n)
-
+from archcalc.units import binary_bytes, count
 
 def grouped(n) -> str:
     """A figure for people: numbers grouped by thousands, formulas in their readable form
     (archcalc/analysis/formula.py)."""
     return f"{n:,}" if isinstance(n, int) else formula.text(n)
-
-
-def human_bytes(n) -> str:
-    if not isinstance(n, int):
-        return str(n)
-    for size, unit in ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
-        if n >= size:
-            return f"{n / size:.3g} {unit}"
-    return f"{n} B"
 
 
 def shape_text(shape, fmt=None) -> str:
@@ -100,12 +79,12 @@ def footer_lines(report: Report, latex: bool = False) -> list[str]:
     if report.symbols:
         return _symbolic_footer(report, latex)
     lines = [
-        f"params {grouped(t.params)} ({human(t.params)}): trainable {grouped(t.trainable_params)}, "
+        f"params {grouped(t.params)} ({count(t.params)}): trainable {grouped(t.trainable_params)}, "
         f"non-trainable {grouped(t.non_trainable_params)}",
-        *active_lines(report, grouped, human),
-        f"MACs {grouped(t.macs)} ({human(t.macs)}), FLOPs = 2 x MACs = {grouped(t.flops)} ({human(t.flops)})",
-        f"memory ({report.dtype}, batch {report.batch}): parameters {human_bytes(t.param_bytes)}, "
-        f"activations {human_bytes(t.activation_bytes)}, input {human_bytes(t.input_bytes)}",
+        *active_lines(report, grouped, count),
+        f"MACs {grouped(t.macs)} ({count(t.macs)}), FLOPs = 2 x MACs = {grouped(t.flops)} ({count(t.flops)})",
+        f"memory ({report.dtype}, batch {report.batch}): parameters {binary_bytes(t.param_bytes)}, "
+        f"activations {binary_bytes(t.activation_bytes)}, input {binary_bytes(t.input_bytes)}",
         f"output {shape_text(report.output_shape)}",
     ]
     frozen = [row.name for row in report.layers if row.frozen]

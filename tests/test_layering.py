@@ -11,7 +11,7 @@ ROOT = Path(archcalc.__file__).parent
 # floor of each part of the package (a dotted path under archcalc; the longest prefix that names a
 # module decides); a module may import modules on its floor or lower.
 FLOORS = {
-    "errors": 0,
+    "errors": 0, "units": 0,
     "geometry": 1,   # window sizes and receptive-field algebra, below the kinds
     "layers": 2,     # one module per layer kind
     "reader": 3,     # YAML -> validated graph (asks the kinds for their schemas)

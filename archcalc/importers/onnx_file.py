@@ -33,7 +33,7 @@ from pathlib import Path
 
 from archcalc.errors import SpecError, one_line
 from archcalc.importers import _first_line
-from archcalc.reader.cli_text import parse_sizes
+from archcalc.reader.cli_text import parse_input
 
 MAX_FILE = 2 ** 31  # protobuf's own limit for one message; larger models keep weights outside
 BATCH_PROBE = 1_000_003  # a dynamic batch is given this prime during shape inference, to tell it apart
@@ -1249,25 +1249,9 @@ def _parse_input(text, names):
         return tuple(int(v) for v in text)
     if isinstance(text, dict):
         return {k: tuple(int(x) for x in v) for k, v in text.items()}
-    text = str(text)
-
-    def sizes(part):
-        items = parse_sizes(part, digits=18)
-        if not items:
-            raise SpecError(f"--input {text!r}: an ONNX file takes positive sizes like 3,224,224 (channels first, no "
-                            "batch); the graph's shapes are computed for numbers")
-        return items
-
-    if "=" not in text:
-        return sizes(text)
-    out = {}
-    for item in text.split(";"):
-        if item.strip():
-            name, _, part = item.partition("=")
-            name = name.strip()
-            if name in out:
-                raise SpecError(f"--input {text!r}: the input '{name}' is given twice")
-            out[name] = sizes(part)
+    out = parse_input(str(text), digits=18)
+    if isinstance(out, tuple):
+        return out
     if "input" in out and "input" not in names and names:
         out[names[0]] = out.pop("input")
     unknown = [n for n in out if names and n not in names]

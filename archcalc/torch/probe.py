@@ -446,16 +446,16 @@ def _examples(nodes: list[Node], rows: dict, input_shape: tuple, reads: int) -> 
 
 
 def _over_budget(nodes, rows, input_shape, what: str) -> str:
-    from archcalc.render import human_bytes
+    from archcalc.units import binary_bytes
 
     return (f"the one-channel probe network on a {_shape_text(input_shape[1:])} {what} would need "
-            f"{human_bytes(_example_bytes(nodes, rows, input_shape))}, more than its budget of {_budget_text()}")
+            f"{binary_bytes(_example_bytes(nodes, rows, input_shape))}, more than its budget of {_budget_text()}")
 
 
 def _budget_text() -> str:
-    from archcalc.render import human_bytes
+    from archcalc.units import binary_bytes
 
-    return human_bytes(MAX_PROBE_BYTES)
+    return binary_bytes(MAX_PROBE_BYTES)
 
 
 def _forward(nodes: list[Node], rows: dict, input_shape: tuple, batch: int):

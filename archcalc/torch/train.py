@@ -35,6 +35,8 @@ import torch
 import torch.nn.functional as F
 
 from archcalc.errors import Loc, SpecError, did_you_mean
+from archcalc import units
+from archcalc.reader.cli_text import parse_bindings, parse_sizes
 from archcalc.reader.graph import Graph
 from archcalc.reader.yaml_source import read_source
 from archcalc.torch import checkpoint, distributed, runfolder
@@ -332,17 +334,16 @@ def _coerce(name: str, value, loc):
         if not isinstance(value, (str, Path)) or not str(value).strip():
             raise bad("text" if not isinstance(value, (str, Path)) else "a value, not empty text")
         return _text_ok(str(value), where, loc)
-    if kind == "list":  # the input shape: [3, 32, 32] or "3,32,32"
-        parts = re.split(r"[\s,x\[\]()]+", value.strip()) if isinstance(value, str) else value
-        parts = [p for p in parts if p != ""] if isinstance(parts, list) else None
-        if not parts or not all(_positive_size(p) for p in parts):
+    if kind == "list":  # the input shape: [3, 32, 32] or "3,32,32" (read as --input reads it)
+        parts = parse_sizes(value, digits=17) if isinstance(value, str) else value
+        if not parts or not isinstance(parts, (list, tuple)) or not all(_positive_size(p) for p in parts):
             raise bad("positive sizes like [3, 32, 32]")
         return [int(p) for p in parts]
-    if isinstance(value, (list, tuple)):  # sizes: ["H=32", "W=32"] from --set
-        items = [str(v).partition("=") for v in value]
-        if not all(sep for _, sep, _ in items):
-            raise bad("NAME=SIZE items")
-        value = {k.strip(): v.strip() for k, _, v in items}
+    if isinstance(value, (list, tuple)):  # sizes: ["H=32", "W=32"] from --set, read as analyze reads them
+        try:
+            value = parse_bindings(str(v) for v in value)
+        except SpecError:
+            raise bad("NAME=SIZE items, e.g. H=32") from None
     if not isinstance(value, dict):
         raise bad("a mapping of size names to numbers, like {H: 32}")
     out = {}
@@ -516,13 +517,6 @@ def _mix(*parts: int) -> int:
     for p in parts:
         h = ((h ^ int(p)) * 0x100000001B3 + 0x9E3779B9) & (2**63 - 1)
     return h
-
-
-def _rate(v: float, unit: str) -> str:
-    for size, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if v >= size:
-            return f"{v / size:.3g} {prefix}{unit}"
-    return f"{v:.3g} {unit}"
 
 
 GPU_NAMES = ((r"h100.*pcie", "h100-pcie"), (r"h100", "h100-sxm"), (r"h200", "h200"), (r"a100", "a100"),
@@ -817,9 +811,9 @@ def _fit(run: _Run, ds, run_dir: Path, resume: bool, title: str = "") -> tuple[d
                                        "--grad-clip or --warmup.")
                     now = time.perf_counter()
                     rate = (s + 1 - lo) * cfg.batch_size / max(now - tick, 1e-9)
-                    info = f"loss {losses[lo:s + 1].mean().item():.4g}  lr {lr:.3g}  {_rate(rate, 'ex/s')}"
+                    info = f"loss {losses[lo:s + 1].mean().item():.4g}  lr {lr:.3g}  {units.rate(rate, 'ex/s')}"
                     if flops_per_example:
-                        info += f"  {_rate(rate * flops_per_example, 'FLOP/s')}"
+                        info += f"  {units.rate(rate * flops_per_example, 'FLOP/s')}"
                     progress.update(steps_bar, completed=s + 1, info=info)
                     tick, lo = now, s + 1
                     if hit:
@@ -886,10 +880,10 @@ def _epoch_line(title, row, cfg, flops_per_example, peak, world) -> str:
         parts.append(f"val loss {row['val_loss']:.4f}")
     if row["val_acc"] is not None:
         parts.append(f"acc {row['val_acc']:.1%}")
-    parts += [f"lr {row['lr']:.3g}", _rate(row["examples_per_s"], "ex/s")]
+    parts += [f"lr {row['lr']:.3g}", units.rate(row["examples_per_s"], "ex/s")]
     if flops_per_example:
         achieved = row["examples_per_s"] * flops_per_example
-        parts.append(_rate(achieved, "FLOP/s") + (f" ({achieved / (peak[0] * world):.1%} of {world} x {peak[1]})"
+        parts.append(units.rate(achieved, "FLOP/s") + (f" ({achieved / (peak[0] * world):.1%} of {world} x {peak[1]})"
                                                   if peak else ""))
     return "  ".join(parts)
 
@@ -1323,13 +1317,14 @@ def shown(text) -> str:
 
 
 def _show_figures(console, graph, report, cfg, dist) -> None:
-    from archcalc.render import human, shape_text
+    from archcalc.render import shape_text
+    from archcalc.units import count
 
     t = report.totals
     console.print(f"[bold]{shown(graph.name)}[/bold]  input {shape_text(graph.input_shape)} -> output "
-                  f"{shape_text(report.output_shape)}  params {t.params:,} ({human(t.params)}; trainable "
-                  f"{t.trainable_params:,})  MACs/example {t.macs:,} ({human(t.macs)}); training FLOPs/example "
-                  f"= 3 x 2 x MACs = {human(6 * t.macs)}", highlight=False)
+                  f"{shape_text(report.output_shape)}  params {t.params:,} ({count(t.params)}; trainable "
+                  f"{t.trainable_params:,})  MACs/example {t.macs:,} ({count(t.macs)}); training FLOPs/example "
+                  f"= 3 x 2 x MACs = {count(6 * t.macs)}", highlight=False)
     console.print(f"task {cfg.task} on --data {shown(cfg.data)}; {cfg.optimizer} lr {cfg.lr:g}, batch {cfg.batch_size}"
                   f"{f' ({dist.world_size} processes x {cfg.batch_size // dist.world_size})' if dist.enabled else ''}, "
                   f"{cfg.epochs} epochs, device {dist.device}, {cfg.precision}", highlight=False)

@@ -206,18 +206,18 @@ def _check_fits(graph: Graph, report, device: str) -> None:
     t = report.totals
     weights, data = t.param_bytes, t.input_bytes + t.activation_bytes
     if weights + data > free // 2:
-        from archcalc.render import human_bytes
+        from archcalc.units import binary_bytes
 
         # Located where the bulk comes from: the largest layer's weights, or the input's sizes.
         if weights > data:
             largest = max(zip(graph.nodes, report.layers), key=lambda pair: pair[1].params)[0]
             what, detail, loc = "weights", f"the largest layer: {largest.name}; with one example's " \
-                f"activations {human_bytes(weights + data)}", largest.loc
+                f"activations {binary_bytes(weights + data)}", largest.loc
         else:
-            what, detail, loc = "activations of one example", f"with the weights {human_bytes(weights + data)}", \
+            what, detail, loc = "activations of one example", f"with the weights {binary_bytes(weights + data)}", \
                 graph.input_loc
-        raise SpecError(f"the model's {what} need {human_bytes(max(weights, data))} ({detail}) but {device} has "
-                        f"{human_bytes(free)} free; check it with --device meta, which allocates nothing", loc)
+        raise SpecError(f"the model's {what} need {binary_bytes(max(weights, data))} ({detail}) but {device} has "
+                        f"{binary_bytes(free)} free; check it with --device meta, which allocates nothing", loc)
 
 
 def _free_cpu_bytes() -> int | None:

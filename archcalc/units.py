@@ -1,0 +1,67 @@
+"""Figures for people, abbreviated with units: the one place archcalc turns a count, a byte size, a
+rate or a duration into a short string. Exact figures are printed elsewhere in full (grouped by
+thousands); these are the readable companions ("11.7 M", "44.6 MiB", "3.2 TFLOP/s", "4.5 h").
+
+Conventions: three significant digits; decimal prefixes (k = 10^3 ... Z = 10^21) for counts, FLOPs
+and rates; binary prefixes (KiB = 2^10 ... EiB = 2^60) for bytes, as PyTorch's memory tools print
+them; a value that rounds up to the next prefix takes it (999,999 is "1 M", never "1e+03 k").
+Anything that is not a number (a sympy formula) is returned as str().
+"""
+from __future__ import annotations
+
+import numbers
+
+DECIMAL = ((10**21, "Z"), (10**18, "E"), (10**15, "P"), (10**12, "T"), (10**9, "G"), (10**6, "M"), (10**3, "k"))
+BINARY = ((2**60, "EiB"), (2**50, "PiB"), (2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB"))
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def _prefixed(v, steps):
+    """(mantissa text, prefix) of v at the largest step (steps largest first) whose mantissa, rounded
+    to 3 significant digits, is at least 1 (so a value rounding up takes the larger prefix), or None
+    below the smallest step."""
+    for size, prefix in steps:
+        if float(f"{abs(v) / size:.3g}") >= 1:
+            return f"{v / size:.3g}", prefix
+    return None
+
+
+def count(n, unit: str = "") -> str:
+    """11689512 -> '11.7 M'; 4.1e9 FLOP with unit 'FLOP' -> '4.1 GFLOP'; below 1000 as it is."""
+    if not _is_number(n):
+        return str(n)
+    hit = _prefixed(n, DECIMAL)
+    if hit is not None:
+        return f"{hit[0]} {hit[1]}{unit}"
+    body = str(n) if isinstance(n, numbers.Integral) else f"{n:.3g}"
+    return f"{body} {unit}" if unit else body
+
+
+def rate(v, unit: str) -> str:
+    """A throughput: 1523.4 ex/s -> '1.52 kex/s', 3.1e14 FLOP/s -> '310 TFLOP/s'."""
+    return count(v, unit)
+
+
+def binary_bytes(n) -> str:
+    """46_827_520 -> '44.7 MiB'; below 1 KiB in bytes ('512 B')."""
+    if not _is_number(n):
+        return str(n)
+    hit = _prefixed(n, BINARY)
+    if hit is not None:
+        return f"{hit[0]} {hit[1]}"
+    return f"{n} B" if isinstance(n, numbers.Integral) else f"{n:.3g} B"
+
+
+def duration(seconds) -> str:
+    """A time: '850 ms', '42.5 s', '3.5 min', '4.5 h', '12.3 days' (a unit from twice its size up,
+    so 90 s stays '90 s'); whole numbers from 100 of a unit ('1,234 days')."""
+    if not _is_number(seconds):
+        return str(seconds)
+    v = seconds
+    for size, unit in ((86400, "days"), (3600, "h"), (60, "min")):
+        if v >= 2 * size:
+            return f"{v / size:,.0f} {unit}" if v >= 100 * size else f"{v / size:.3g} {unit}"
+    return f"{v:.3g} s" if v >= 1 else f"{v * 1000:.3g} ms"
