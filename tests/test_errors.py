@@ -50,6 +50,11 @@ CASES = {
                       "3:24", "repeat 1,000,000,000,000 is more than the limit of 100,000 copies"),
     "expression_unknown_name": ("input: [3, 8, 8]\nvars: {width: 4}\nlayers:\n  - conv: {out: '2*widht', kernel: 3}\n",
                                 "4:17", "unknown name 'widht' in '2*widht' (did you mean 'width'?)"),
+    # a width written as a name (the lecture's N_H) that no `symbols:` declares: the error says how
+    "undeclared_width_symbol": ("input: [8]\nlayers:\n  - linear: N_H\n  - relu\n  - linear: 1\n",
+                                "3:13", "layer 'linear1': linear argument 'out': unknown name 'N_H' in 'N_H'; a "
+                                        "size given as a name must be declared: `symbols: {N_H: {}}` for a "
+                                        "symbolic size (a formula in N_H), or `vars: {N_H: 64}` for a number"),
     "expression_not_allowed": ("input: [3, 8, 8]\nlayers:\n  - conv: {out: '__import__(\"os\").getpid()', kernel: 3}\n",
                                "3:17", "only min(...), max(...), floor(x), ceil(x) and round(x[, ndigits]) may be called"),
     "python_tag": ("input: !!python/object/apply:os.system ['echo pwned']\nlayers: [relu]\n",
@@ -141,3 +146,20 @@ def test_an_automatic_name_taken_by_an_explicit_one(tmp_path):
     assert result.exit_code == 2
     assert result.stderr.strip() == (f"{path}:4:5: error: this entry's automatic name 'relu2' is already "
                                      "taken (first at line 3); give one of them another name")
+
+
+def test_the_suggested_symbols_declaration_works(tmp_path):
+    # doing what the undeclared-width error says gives the formula: linear 8 -> N_H has 8*N_H + N_H
+    # parameters, linear N_H -> 1 has N_H + 1: 10*N_H + 1 in all (by hand)
+    import json
+
+    path = tmp_path / "mlp.yaml"
+    path.write_text("input: [8]\nsymbols: {N_H: {}}\nlayers:\n  - linear: N_H\n  - relu\n  - linear: 1\n")
+    result = runner.invoke(app, ["analyze", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["totals"]["params"] == "10*N_H + 1"
+    # a name close to a var's gets "did you mean", not the symbols advice
+    path.write_text("input: [8]\nvars: {hidden: 4}\nlayers:\n  - linear: hiden\n")
+    result = runner.invoke(app, ["analyze", str(path)])
+    assert result.exit_code == 2 and "(did you mean 'hidden'?)" in result.stderr
+    assert "symbols:" not in result.stderr

@@ -49,6 +49,19 @@ def test_export_pytorch_of_a_symbolic_spec_asks_for_numbers():
     assert "symbolic sizes (H, W)" in line and "--set" in line
 
 
+def test_a_symbolic_width_is_not_called_the_inputs(tmp_path):
+    # only a layer's width is symbolic (the lecture's N_H): the message says so, at that layer
+    pytest.importorskip("torch")
+    spec = tmp_path / "mlp.yaml"
+    spec.write_text("input: [8]\nsymbols: {N_H: {}}\nlayers:\n  - linear: N_H\n  - relu\n  - linear: 1\n")
+    for command in (["verify"], ["export", "--to", "pytorch"]):
+        line = _refused(*command[:1], spec, *command[1:])
+        assert line == (f"{spec}:4:5: error: the spec has symbolic sizes (N_H in its layer sizes); a PyTorch "
+                        "model needs numbers: give them with --set (e.g. --set N_H=28)")
+    spec.write_text("input: [3, H, 8]\nsymbols: {C: {}}\nlayers:\n  - conv: {out: C, kernel: 3}\n")
+    assert "symbolic sizes (C in its layer sizes; H in the input)" in _refused("verify", spec)
+
+
 # --- output files ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("to", ["dot", "mermaid"])

@@ -39,6 +39,8 @@ MAX_SYMBOLIC_EXPONENT = 64  # H ** 2 is a size; H ** 10**9 would only make sympy
 class ExprError(Exception):
     """An expression that cannot be evaluated; the caller adds the location."""
 
+    unknown: str | None = None  # the name that no var, argument or symbol defines (with no near match)
+
 
 _BINOPS = {
     ast.Add: operator.add,
@@ -184,7 +186,9 @@ def _eval(node, scope, text):
         if node.id not in scope:
             hint = " (shape(input, 0) reads a block input's channels)" if node.id == "input" and SHAPE_READER in scope \
                 else did_you_mean(node.id, [k for k in scope if k != SHAPE_READER])
-            raise ExprError(f"unknown name '{node.id}' in {text!r}{hint}")
+            exc = ExprError(f"unknown name '{node.id}' in {text!r}{hint}")
+            exc.unknown = None if hint else node.id
+            raise exc
         value = scope[node.id]
         if isinstance(value, bool) or isinstance(value, (str, list, tuple, dict)) or value is None:
             raise ExprError(f"'{node.id}' is {value!r}, not a number, in {text!r}")

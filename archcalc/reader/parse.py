@@ -837,7 +837,7 @@ class _SpecBuilder:
             try:
                 value = evaluate(value, scope)
             except ExprError as exc:
-                raise SpecError(f"{what}: {exc}", loc, layer) from None
+                raise SpecError(f"{what}: {exc}{_symbol_hint(exc) if integer else ''}", loc, layer) from None
         if is_symbolic(value) and integer:
             return value  # a size written in terms of the input's symbols
         if isinstance(value, bool) or not isinstance(value, (int, float)) or integer and not isinstance(value, int):
@@ -860,6 +860,17 @@ def _shown(value, quote: bool = True) -> str:
 def _word(key) -> str:
     """A name for a message: as written when it is a word, else quoted (control characters escaped)."""
     return key if isinstance(key, str) and _NAME.match(key) else repr(key)
+
+
+def _symbol_hint(exc: ExprError) -> str:
+    """For a size written as a name that nothing defines (`linear: N_H`): how to declare it. A name
+    in `input` is a symbol by itself; one used only in a layer's sizes must be declared
+    (docs/spec.md, `symbols`)."""
+    name = exc.unknown
+    if not name:
+        return ""
+    return (f"; a size given as a name must be declared: `symbols: {{{name}: {{}}}}` for a symbolic size "
+            f"(a formula in {name}), or `vars: {{{name}: 64}}` for a number")
 
 
 def _not_a_yaml11_number(text: str, what, loc, layer):

@@ -122,11 +122,36 @@ INT64_MAX = 2**63 - 1  # PyTorch keeps sizes, strides and element counts in 64-b
 
 
 def require_numbers(graph: Graph) -> None:
-    """A PyTorch model (and every check of its sizes) needs numeric sizes."""
-    if graph.symbols:
-        raise SpecError(f"the input has symbolic sizes ({', '.join(graph.symbols)}); a PyTorch model "
-                        f"needs numbers: give them with --set (e.g. --set {graph.symbols[0]}=28)",
-                        graph.input_loc)
+    """A PyTorch model (and every check of its sizes) needs numeric sizes. The message says where
+    the symbols are: the input's sizes (`input: [1, H, W]`), or only a layer's (`linear: N_H`)."""
+    if not graph.symbols:
+        return
+    from archcalc.reader.symbols import is_symbolic, shown
+
+    seen = {str(s) for shape in graph.input_shapes.values() for n in shape if is_symbolic(n)
+            for s in getattr(shown(n, graph.back or {}), "free_symbols", ())}
+    in_input = [s for s in graph.symbols if s in seen]
+    others = [s for s in graph.symbols if s not in seen]
+    if not others:
+        where, loc = f"the input has symbolic sizes ({', '.join(in_input)})", graph.input_loc
+    else:
+        loc = next((node.loc for node in graph.nodes if any(_uses(v, set(others), graph.back or {})
+                                                     for v in node.args.values())),
+                   graph.input_loc)
+        sized = "layer sizes" if not in_input else f"layer sizes; {', '.join(in_input)} in the input"
+        where = f"the spec has symbolic sizes ({', '.join(others)} in its {sized})"
+    raise SpecError(f"{where}; a PyTorch model needs numbers: give them with --set (e.g. --set "
+                    f"{graph.symbols[0]}=28)", loc)
+
+
+def _uses(value, names: set, back: dict) -> bool:
+    """Whether an argument's value (a number, a formula, a list of them) holds one of the symbols
+    (the user's names: `back` turns internal ones such as N_H_4 back into N_H/4)."""
+    from archcalc.reader.symbols import is_symbolic, shown
+
+    if isinstance(value, (list, tuple)):
+        return any(_uses(v, names, back) for v in value)
+    return is_symbolic(value) and bool(names & {str(s) for s in shown(value, back).free_symbols})
 
 
 def check_torch_limits(graph: Graph, report, batch: int = 1) -> None:
