@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 from archcalc.analysis import formula
 from archcalc.analysis.report import Report
@@ -139,7 +140,6 @@ def _symbolic_footer(report: Report, latex: bool) -> list[str]:
 
 
 def table(report: Report, depth=None, console=None, latex: bool = False) -> None:
-    from rich.table import Table
     from rich.text import Text
 
     console = console or make_console()
@@ -148,19 +148,40 @@ def table(report: Report, depth=None, console=None, latex: bool = False) -> None
         title += f"  batch {report.batch}"
     fmt = latex_text if latex else None
     rows = _rows(report, depth)
-    if len(rows) > RICH_ROWS:
-        lines = plain_table(title, HEADERS, (_cells(row, fmt) for row in rows), RIGHT_COLUMNS)
+    cells = [_cells(row, fmt) for row in rows]
+    lines = plain_table(title, HEADERS, cells, RIGHT_COLUMNS) if len(rows) > RICH_ROWS else _as_rich(console, title, cells)
+    if lines is not None:
         console.print(Text("\n".join(lines)), highlight=False, soft_wrap=True, no_wrap=True)
     else:
+        from rich.table import Table
+
         # Text, not a str: rich would read "[bold]" or "[link=...]" in a spec's name as markup.
         tab = Table(title=Text(title), title_justify="left", show_footer=False, header_style="bold")
         for i, head in enumerate(HEADERS):
             tab.add_column(head, justify="right" if i in RIGHT_COLUMNS else "left", no_wrap=True)
-        for row in rows:
-            tab.add_row(*map(Text, _cells(row, fmt)))  # plain Text: no markup parsing of "[64, 56, 56]"
+        for row in cells:
+            tab.add_row(*map(Text, row))  # plain Text: no markup parsing of "[64, 56, 56]"
         print_whole(console, tab)
     for line in footer_lines(report, latex):
         console.print(Text(one_line(line)), highlight=False, soft_wrap=True)
+
+
+def _as_rich(console, title: str, cells: list) -> list[str] | None:
+    """The lines of plain_table when they are, character for character, what rich's Table would
+    print through print_whole here, else None (rich lays it out). They are when no style reaches the
+    output (no colour: a pipe, a file, NO_COLOR, TERM=dumb), every text is printable ASCII (one
+    column per character, as plain_table counts), the table fits the console and its title fits
+    the table (rich would wrap either), and there is a row. rich measures every cell several times:
+    resnet50's 177 rows took it 20 times as long as this (issue 14 point 8: the table's start-up);
+    tests/test_startup.py compares both on every bundled spec at 60 to 200 columns."""
+    if console.color_system is not None or not cells:
+        return None
+    texts = (title, *HEADERS, *(c for row in cells for c in row))
+    if not all(t.isascii() and t.isprintable() for t in texts):
+        return None
+    lines = plain_table(title, HEADERS, cells, RIGHT_COLUMNS)
+    width = len(lines[1])
+    return lines if width <= console.width and len(title) <= width else None
 
 
 def _cell_width(cell) -> int:
@@ -292,6 +313,24 @@ _MARKDOWN = str.maketrans({"|": "\\|", "<": "&lt;", ">": "&gt;", "&": "&amp;", "
 def markdown_escape(text) -> str:
     """Text from a spec (a name, a formula) as one line of Markdown that is only text."""
     return one_line(str(text)).translate(_MARKDOWN).replace("](", "]\\(")
+
+
+def markdown_code(text) -> str:
+    """A Markdown code span holding `text` as one line, whatever backticks it holds (CommonMark:
+    a fence one backtick longer than the longest run inside, padded by spaces where needed)."""
+    text = one_line(str(text))
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    return f"{fence} {text} {fence}" if longest or text.startswith(" ") else f"{fence}{text}{fence}"
+
+
+def markdown_fence(lines, info: str = "", indent: str = "") -> list[str]:
+    """Lines as a fenced code block (each one line, `indent` before each, as under a list item),
+    whatever backticks they hold: the fence is longer than any run of backticks inside."""
+    body = [one_line(str(line)) for line in lines]
+    longest = max((len(m) for line in body for m in re.findall(r"`+", line)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [f"{indent}{fence}{info}", *(f"{indent}{line}" for line in body), f"{indent}{fence}"]
 
 
 def markdown_text(report: Report, depth=None, latex: bool = False) -> str:

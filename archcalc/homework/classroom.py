@@ -43,6 +43,7 @@ from archcalc.homework.check import CLOSE, RIGHT, UNDECIDED, WRONG, csv_cell, un
 UNREADABLE = "invalid"  # check's verdict for one answer that cannot be read (the file's others are graded)
 from archcalc.homework.key import Key, Question
 from archcalc.reader.yaml_source import YMap, load_yaml, read_source
+from archcalc.render import markdown_code, markdown_fence
 
 UNANSWERED = "unanswered"
 NOT_IN_KEY = "not in the key"
@@ -540,23 +541,6 @@ def _number(value):
     return round(value, 4) if isinstance(value, float) else value
 
 
-def _code(text) -> str:
-    """A Markdown code span holding `text` as one line, whatever backticks it holds."""
-    text = one_line(str(text))
-    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
-    fence = "`" * (longest + 1)
-    return f"{fence} {text} {fence}" if longest or text.startswith(" ") else f"{fence}{text}{fence}"
-
-
-def _fenced(lines) -> list:
-    """Lines as a fenced code block (indented under a list item), one line each, whatever
-    backticks they hold."""
-    lines = [one_line(str(line)) for line in lines]
-    longest = max((len(m) for line in lines for m in re.findall(r"`+", line)), default=0)
-    fence = "`" * max(3, longest + 1)
-    return [f"  {fence}", *(f"  {line}" for line in lines), f"  {fence}"]
-
-
 _VERDICT_WORDS = {RIGHT: "right", CLOSE: "right (close enough: within the tolerance)", WRONG: "wrong",
                   UNDECIDED: "undecided (your TA will look at it)", UNANSWERED: "not answered",
                   UNREADABLE: "could not be read (your TA will look at it)"}
@@ -585,25 +569,25 @@ def feedback_markdown(key: Key, row: StudentGrade) -> str:
                 "sets the tolerance and the sizes.", ""]
     out += ["| question | points | verdict |", "|---|---:|---|"]
     for q in row.questions:
-        out.append(f"| {_code(q.question.id)} | {_number(q.earned)} / {_number(q.question.points)} | "
+        out.append(f"| {markdown_code(q.question.id)} | {_number(q.earned)} / {_number(q.question.points)} | "
                    f"{md(_VERDICT_WORDS.get(q.verdict, q.verdict))} |")
     out.append("")
     for q in row.questions:
         out += [f"## {md(q.question.id)}: {md(_VERDICT_WORDS.get(q.verdict, q.verdict))}", ""]
         if q.given is not None:
-            out.append(f"- your answer: {_code(q.given_text)}")
+            out.append(f"- your answer: {markdown_code(q.given_text)}")
         if q.expected is not None:
-            out.append(f"- expected: {_code(q.expected)}")
+            out.append(f"- expected: {markdown_code(q.expected)}")
         if q.hint:
             out.append(f"- why: {md(q.hint)}")
         if q.worked:
-            out += ["- worked out:", "", *_fenced(q.worked)]
+            out += ["- worked out:", "", *markdown_fence(q.worked, indent="  ")]
         elif q.formula:
-            out.append(f"- formula: {_code(q.formula)}")
+            out.append(f"- formula: {markdown_code(q.formula)}")
         out.append("")
     if row.not_in_key:
         out += ["Answers to questions the assignment does not ask (no points): "
-                + ", ".join(_code(qid) for qid, _ in row.not_in_key), ""]
+                + ", ".join(markdown_code(qid) for qid, _ in row.not_in_key), ""]
     return "\n".join(out)
 
 

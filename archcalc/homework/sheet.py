@@ -24,6 +24,7 @@ from archcalc.geometry.receptive_field import GLOBAL, RF
 from archcalc.errors import SpecError, one_line
 from archcalc.homework.answers import TOTAL
 from archcalc.homework.key import Key, Question
+from archcalc.render import markdown_code, markdown_fence
 
 #: A question's figure in words, for the sheets: (what, how it is counted).
 FIGURE_WORDS = {
@@ -378,20 +379,6 @@ def _md(text) -> str:
     return markdown_escape(text).replace("*", "\\*").replace("_", "\\_")
 
 
-def _code(text: str) -> str:
-    text = one_line(text)
-    run = max((len(m) for m in re.findall(r"`+", text)), default=0)
-    fence = "`" * (run + 1)
-    return f"{fence} {text} {fence}" if run else f"`{text}`"
-
-
-def _block(lines) -> list[str]:
-    body = [one_line(line) for line in lines]
-    run = max((len(m) for line in body for m in re.findall(r"`+", line)), default=0)
-    fence = "`" * max(3, run + 1)
-    return [fence + "text", *body, fence]
-
-
 def _points(p) -> str:
     return f"{p:g} point" + ("" if p == 1 else "s")
 
@@ -433,11 +420,11 @@ def markdown(sheet: Sheet) -> str:
     out += _header_md(sheet)
     for i, w in enumerate(sheet.items, 1):
         q = w.question
-        out += [f"## {i}. {_code(q.id)} ({_points(q.points)})", "",
+        out += [f"## {i}. {markdown_code(q.id)} ({_points(q.points)})", "",
                 f"{_cap(_md(question_words(q)))}.", "",
-                f"**Answer:** {_code(w.answer)}" + _tolerance_md(w), ""]
+                f"**Answer:** {markdown_code(w.answer)}" + _tolerance_md(w), ""]
         if w.lines:
-            out += _block(w.lines) + [""]
+            out += markdown_fence(w.lines, info="text") + [""]
     return "\n".join(out)
 
 
@@ -452,9 +439,9 @@ def _pct(t: float) -> str:
 
 
 def _header_md(sheet: Sheet, student_facing: bool = False) -> list[str]:
-    facts = [f"spec {_code(sheet.key.spec.name)}"]
+    facts = [f"spec {markdown_code(sheet.key.spec.name)}"]
     if sheet.student is not None:
-        facts.append(f"student {_code(sheet.student)}")
+        facts.append(f"student {markdown_code(sheet.student)}")
     facts.append(f"{_questions(len(sheet.items))}, {_points(sheet.max_points)}")
     out = [" · ".join(facts), ""]
     words = _sizes_words(sheet, student_facing)
@@ -469,12 +456,12 @@ def questions_markdown(sheet: Sheet, spec_text: str | None = None, spec_file: st
     out = [f"# {_md(sheet.title)}", ""]
     out += _header_md(sheet, student_facing=True)
     if spec_text is not None:
-        where = f" ({_code(spec_file)})" if spec_file else ""
+        where = f" ({markdown_code(spec_file)})" if spec_file else ""
         out += [f"The network{where}:", "", *_yaml_block(spec_text), ""]
     out += ["## Questions", ""]
     for i, w in enumerate(sheet.items, 1):
         q = w.question
-        out.append(f"{i}. {_cap(_md(question_words(q)))}: {_code(q.id)} ({_points(q.points)})")
+        out.append(f"{i}. {_cap(_md(question_words(q)))}: {markdown_code(q.id)} ({_points(q.points)})")
     out += ["", "## Your answers", "",
             "Write them in a YAML file, one line per question (a number, a formula in the "
             "sizes such as `2*(H - 1)*W + 8`, a shape such as `[8, H/2, W/2]`, or a receptive field size):", ""]
