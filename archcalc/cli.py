@@ -127,8 +127,8 @@ ASSUME = typer.Option(None, "--assume", help="divisible: take every size symbol 
                       "network's total stride along its axis, so floors simplify: `archcalc analyze "
                       "homework:written_assignment_1 --assume divisible` gives params 40*(H - 4)*(W - 4) + 426, "
                       "not 160*floor((H - 4)/2)*floor((W - 4)/2) + 426.", show_default=False)
-SPEC = typer.Argument(..., help="The YAML spec file ('-' reads it from stdin), or a bundled one by name "
-                                 "(zoo:resnet18; archcalc examples lists them).", show_default=False)
+SPEC = typer.Argument(..., help="The YAML spec file, or a bundled one by name (zoo:resnet18; archcalc "
+                                 "examples lists them).", show_default=False)
 INPUT = typer.Option(None, "--input", "-i",
                      help="Override the spec's input shape, e.g. 3,64,64 (batch excluded); inputs by "
                           "name: 'features=80,3000;ids=448' (a shape alone is the first input).")
