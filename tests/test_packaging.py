@@ -84,6 +84,8 @@ def test_the_wheel_runs_a_bundled_spec_in_an_empty_folder(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "params 11,699,112" in run.stdout and "output [1000]" in run.stdout
+    # every figure whole at 80 columns: conv1's MACs, a layer4 conv's parameters, nothing cut with "…"
+    assert "…" not in run.stdout and "118,013,952" in run.stdout and "2,359,296" in run.stdout
     where = subprocess.run([str(python), "-c", "import archcalc; print(archcalc.__file__)"], cwd=empty, env=env,
                            capture_output=True, text=True, timeout=60).stdout
     assert str(env_dir) in where  # the wheel's archcalc, not the checkout's
