@@ -203,6 +203,24 @@ def _remarks(step: Step) -> str:
     return "; ".join(filter(None, [step.where, step.note]))
 
 
+#: The steps that work out each figure of one layer, in the order shown (the answer key's working,
+#: the feedback beside a graded answer).
+FIGURE_STEPS = {"params": ("trainable", "non-trainable", "params"), "trainable_params": ("trainable",),
+                "non_trainable_params": ("non-trainable",), "macs": ("macs",), "flops": ("macs",),
+                "output_shape": ("output",), "rf": ("rf", "jump", "start")}
+
+
+def figure_steps(explanation: Explanation, figure: str) -> list[Step]:
+    """The steps of one layer that work out `figure` (a quantity's last part: params, macs, rf, ...);
+    a layer whose parameters are all trainable has no trainable step: its params step works out
+    trainable_params. [] where explain has none (bytes, totals)."""
+    wanted = FIGURE_STEPS.get(figure, ())
+    picked = [s for s in explanation.steps if s.figure in wanted]
+    if figure == "trainable_params" and not picked:
+        picked = [s for s in explanation.steps if s.figure == "params"]
+    return picked
+
+
 def lines(explanation: Explanation) -> list[str]:
     """The lines of one layer, without the name: a field's size, jump and start along the same
     axes share a line."""

@@ -91,19 +91,13 @@ def formula_lookup(graph):
     return formula
 
 
-# The explain steps that work out each figure of one layer, for feedback.
-_WORKED_FOR = {"params": ("trainable", "non-trainable", "params"), "trainable_params": ("trainable", "params"),
-               "non_trainable_params": ("non-trainable",), "macs": ("macs",), "flops": ("macs",),
-               "output_shape": ("output",), "rf": ("rf", "jump", "start")}
-
-
 def worked_lookup(graph):
     """A function from a quantity (`conv1.params`) to `explain`'s lines working out its figure
     (`params = (K1*K2*Cin + 1)*Cout = (5*5*1 + 1)*16 = 416`, formula, values, result), [] where
     explain has no step for it (totals, block sums, bytes)."""
     from dataclasses import replace
 
-    from archcalc.explain import explain, lines
+    from archcalc.explain import explain, figure_steps, lines
 
     by_layer = {e.name: e for e in explain(graph)}
 
@@ -112,10 +106,7 @@ def worked_lookup(graph):
         entry = by_layer.get(layer)
         if entry is None:
             return []
-        figures = _WORKED_FOR.get(figure, ())
-        steps = [s for s in entry.steps if s.figure in figures]
-        if figure == "trainable_params" and any(s.figure == "trainable" for s in steps):
-            steps = [s for s in steps if s.figure == "trainable"]
+        steps = figure_steps(entry, figure)
         return lines(replace(entry, steps=steps)) if steps else []
 
     return worked

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
+from archcalc.analysis.formula import latex_escape
 from archcalc.geometry.receptive_field import GLOBAL, RF
 from archcalc.errors import SpecError, one_line
 from archcalc.homework.answers import TOTAL
@@ -39,10 +40,6 @@ FIGURE_WORDS = {
     "param_bytes": ("the size of the parameters in bytes", "float32"),
 }
 
-# The explain steps that work out each figure of one layer, in the order shown.
-_STEPS = {"params": ("trainable", "non-trainable", "params"), "trainable_params": ("trainable",),
-          "non_trainable_params": ("non-trainable",), "macs": ("macs",), "flops": ("macs",),
-          "output_shape": ("output",), "rf": ("rf", "jump", "start")}
 _SUMMED = ("params", "trainable_params", "non_trainable_params", "macs", "flops", "activation_bytes")
 
 
@@ -269,13 +266,10 @@ class _Work:
         return lines + [(whole, t) for t in self.sum_lines(figure, terms, value)]
 
     def layer_lines(self, row, figure: str) -> list[tuple]:
-        from archcalc.explain import lines as explain_lines
+        from archcalc.explain import figure_steps, lines as explain_lines
 
         e = self.steps.get(row.name)
-        wanted = _STEPS.get(figure, ())
-        picked = [s for s in e.steps if s.figure in wanted] if e is not None else []
-        if figure == "trainable_params" and not picked:  # no split: all of its parameters train
-            picked = [s for s in e.steps if s.figure == "params"] if e is not None else []
+        picked = figure_steps(e, figure) if e is not None else []
         if figure == "non_trainable_params" and not picked:
             return [(row.name, "non-trainable = 0")]
         if not picked:
@@ -493,32 +487,7 @@ def answers_template(sheet: Sheet) -> str:
 
 
 # --- LaTeX ------------------------------------------------------------------------------------
-_LATEX = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "&": r"\&", "#": r"\#",
-          "%": r"\%", "_": r"\_", "^": r"\textasciicircum{}", "~": r"\textasciitilde{}",
-          "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}", '"': r"\textquotedbl{}",
-          "×": r"$\times$", "≈": r"$\approx$", "·": r"$\cdot$", "−": "-", "≤": r"$\leq$", "≥": r"$\geq$",
-          "–": "--", "—": "---", "…": r"\ldots{}", "✓": "ok", "✗": "x", "'": r"\textquotesingle{}",
-          "`": r"\textasciigrave{}"}
-
-
-def latex_escape(text) -> str:
-    """Text as LaTeX that prints it literally (one line; characters LaTeX does not know under
-    T1/utf8 as [U+XXXX])."""
-    out = []
-    text = one_line(str(text))
-    for i, ch in enumerate(text):
-        if ch == "-" and text[i + 1:i + 2] == "-":  # not a dash ligature
-            out.append("-{}")
-        elif ch in _LATEX:
-            out.append(_LATEX[ch])
-        elif ord(ch) < 32 or 0x7F <= ord(ch) < 0xA0:
-            out.append(" ")
-        elif ord(ch) > 0xFF:
-            out.append(f"[U+{ord(ch):04X}]")
-        else:
-            out.append(ch)
-    return "".join(out)
-
+# latex_escape (imported above) lives with the formula printer: explain --latex uses it too.
 
 def _tt(text) -> str:
     return r"\texttt{" + latex_escape(text) + "}"
