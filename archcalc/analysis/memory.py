@@ -258,8 +258,14 @@ def saved_bytes(graph: Graph, shapes: dict, batch: int, itemsize: int, details: 
     (`Layer.output_storage`: flatten, permute, select, split) is its base, whole, as autograd keeps
     the base's storage; a view of a layer's weights is none (model state). "own" tensors (masks,
     indices, statistics) always count. `details`, when given, receives per layer the list of
-    (Saved, bytes counted here). `shapes` holds every input's and layer's shape."""
+    (Saved, bytes counted here). `shapes` holds every input's and layer's shape.
+
+    Autograd records nothing for an operation none of whose inputs needs a gradient: the network
+    input does not (training data), a layer's output does when an input does or the layer has
+    trainable parameters. A layer without either (a ReLU or a pooling straight on the input, a
+    reshape of it) saves nothing."""
     base: dict = {name: name for name in graph.input_shapes}  # tensor -> the tensor whose memory it is
+    grad: dict = {name: False for name in graph.input_shapes}  # tensor -> requires a gradient
     seen: set = set()
     out: dict = {}
     for node in graph.nodes:
@@ -267,8 +273,10 @@ def saved_bytes(graph: Graph, shapes: dict, batch: int, itemsize: int, details: 
         where = layer.output_storage(node.args, ins)
         base[node.name] = (None if where == "weights" else node.name if where is None
                            else base[node.inputs[where]])
+        grad[node.name] = any(grad[i] for i in node.inputs) or (
+            node.trainable and bool(layer.params(node.args, ins)[0]))
         total, rows = 0, []
-        for s in layer.saved_tensors(node.args, ins, shape):
+        for s in layer.saved_tensors(node.args, ins, shape) if grad[node.name] else ():
             size = s.itemsize or itemsize
             if s.of == "own":
                 n = s.elements * size * (1 if s.per_batch else batch)

@@ -8,13 +8,33 @@ from __future__ import annotations
 
 from archcalc.geometry.receptive_field import GLOBAL
 from archcalc.errors import LayerError
-from archcalc.layers.base import Arg, Layer, dim_index, register
+from archcalc.layers.base import Arg, Layer, Saved, dim_index, prod, register
+
+
+#: What each kind's autograd node keeps for backward (eager PyTorch 2.13 on CPU, measured by
+#: `archcalc verify --memory`; torch's derivatives.yaml: `relu: result`, `gelu: self`...), in the
+#: order saved: "input" (its input, `self`), "output" (its result), "temp" (an intermediate as large
+#: as the input, made inside the layer and kept by it alone: Elementwise.temp names it).
+SAVED_WORDS = {"input": "its input", "output": "its output", "temp": "one tensor of the input's size made inside"}
+
+
+def saved_text(saves: tuple, temp: str = "") -> str:
+    """The `saved` formula of an elementwise kind: what autograd keeps, in words."""
+    if not saves:
+        return "nothing"
+    return " + ".join(SAVED_WORDS[w] + (f" ({temp})" if w == "temp" and temp else "") for w in saves)
 
 
 class Elementwise(Layer):
     torch_class = ""
     formulas = {"output": "same as input", "params": "0", "macs": "0 (not a multiply-accumulate)",
-                "rf": "unchanged"}
+                "rf": "unchanged", "saved": "its input"}
+    saves: tuple = ("input",)  # see SAVED_WORDS
+    temp: str = ""
+
+    def saved_tensors(self, a, shapes, out):
+        return [Saved("input", "input") if w == "input" else Saved("output", "output") if w == "output"
+                else Saved(self.temp or "temp", elements=prod(out)) for w in self.saves]
 
     def check(self, a) -> None:
         """Rules between arguments that PyTorch refuses (a range of one argument is its Arg's)."""
@@ -41,9 +61,10 @@ class Elementwise(Layer):
         return getattr(nn, self.torch_class)(**a)
 
 
-def _elementwise(kind, torch_class, summary, args=(), primary=None, check=None):
+def _elementwise(kind, torch_class, summary, args=(), primary=None, check=None, saves=("input",), temp=""):
     attrs = {"kind": kind, "torch_class": torch_class, "summary": summary, "args": args, "primary": primary,
-             "__module__": __name__}
+             "__module__": __name__, "saves": saves, "temp": temp,
+             "formulas": {**Elementwise.formulas, "saved": saved_text(saves, temp)}}
     if check is not None:
         attrs["check"] = lambda self, a: check(a)
     cls = type(kind.title().replace("_", ""), (Elementwise,), attrs)
@@ -67,7 +88,8 @@ def _nonzero(name: str, why: str):
     return check
 
 
-_elementwise("relu", "ReLU", "max(0, x)")
+_OUT, _NONE = ("output",), ()
+_elementwise("relu", "ReLU", "max(0, x)", saves=_OUT)
 _elementwise("relu6", "ReLU6", "min(max(0, x), 6)")
 _elementwise("leaky_relu", "LeakyReLU", "x if x > 0 else negative_slope * x",
              (Arg("negative_slope", "float", 0.01),), "negative_slope")
@@ -75,17 +97,18 @@ _elementwise("elu", "ELU", "x if x > 0 else alpha (exp(x) - 1)", (Arg("alpha", "
 _elementwise("gelu", "GELU", "x * Phi(x); approximate 'tanh' for the tanh form",
              (Arg("approximate", "choice", "none", choices=("none", "tanh")),), "approximate")
 _elementwise("silu", "SiLU", "x * sigmoid(x) (swish)")
-_elementwise("sigmoid", "Sigmoid", "1 / (1 + exp(-x))")
-_elementwise("tanh", "Tanh", "hyperbolic tangent")
+_elementwise("sigmoid", "Sigmoid", "1 / (1 + exp(-x))", saves=_OUT)
+_elementwise("tanh", "Tanh", "hyperbolic tangent", saves=_OUT)
 _elementwise("hardswish", "Hardswish", "x * relu6(x + 3) / 6")
 _elementwise("hardsigmoid", "Hardsigmoid", "relu6(x + 3) / 6")
-_elementwise("identity", "Identity", "x (passes its input through)")
+_elementwise("identity", "Identity", "x (passes its input through)", saves=_NONE)
 _elementwise("selu", "SELU", "1.0507 * (x if x > 0 else 1.67326 (exp(x) - 1))")
 _elementwise("celu", "CELU", "max(0, x) + min(0, alpha (exp(x / alpha) - 1))",
              (Arg("alpha", "float", 1.0),), "alpha", _nonzero("alpha", "CELU divides by it"))
 _elementwise("rrelu", "RReLU", "x if x > 0 else a x, a drawn from U(lower, upper) in training, "
              "(lower + upper) / 2 in eval",
-             (Arg("lower", "float", 0.125), Arg("upper", "float", 1 / 3)), None, _ordered("lower", "upper", False))
+             (Arg("lower", "float", 0.125), Arg("upper", "float", 1 / 3)), None, _ordered("lower", "upper", False),
+             saves=("temp", "input"), temp="the random slopes, in training")
 _HARDTANH = _elementwise("hardtanh", "Hardtanh", "min(max(x, min_val), max_val)",
                          (Arg("min_val", "float", -1.0), Arg("max_val", "float", 1.0)), None,
                          _ordered("min_val", "max_val", True))
@@ -111,12 +134,13 @@ _elementwise("mish", "Mish", "x * tanh(softplus(x))")
 _elementwise("softplus", "Softplus", "log(1 + exp(beta x)) / beta; x where beta x > threshold",
              (Arg("beta", "float", 1.0), Arg("threshold", "float", 20.0)), "beta",
              _nonzero("beta", "softplus divides by it"))
-_elementwise("softsign", "Softsign", "x / (1 + |x|)")
+_elementwise("softsign", "Softsign", "x / (1 + |x|)", saves=("input", "temp"), temp="1 + |x|")
 _elementwise("hardshrink", "Hardshrink", "x if |x| > lambd else 0", (Arg("lambd", "float", 0.5),), "lambd")
 _elementwise("softshrink", "Softshrink", "x - lambd if x > lambd, x + lambd if x < -lambd, else 0",
              (Arg("lambd", "float", 0.5, min=0),), "lambd")
-_elementwise("tanhshrink", "Tanhshrink", "x - tanh(x)")
-_elementwise("logsigmoid", "LogSigmoid", "log(1 / (1 + exp(-x)))")
+_elementwise("tanhshrink", "Tanhshrink", "x - tanh(x)", saves=("temp",), temp="tanh(x)")
+_elementwise("logsigmoid", "LogSigmoid", "log(1 / (1 + exp(-x)))", saves=("input", "temp"),
+             temp="log_sigmoid_forward's buffer")
 
 
 class SoftmaxLike(Elementwise):
@@ -126,7 +150,8 @@ class SoftmaxLike(Elementwise):
     formulas = {"output": "same as input", "params": "0", "macs": "0",
                 "rf": "unchanged along channels (dim 0); global when taken over the only spatial axis; "
                       "not tracked over one of several (each output sees that whole axis, a window along "
-                      "the others)"}
+                      "the others)", "saved": "its output (_softmax: result)"}
+    saves = ("output",)
 
     def output_shape(self, a, shapes):
         dim_index(a["dim"], len(shapes[0]))
@@ -204,7 +229,7 @@ class Softmax2d(SoftmaxLike):
     primary = None
     args = ()
     formulas = {"output": "same as input ([C, H, W])", "params": "0", "macs": "0",
-                "rf": "unchanged (taken over the channels)"}
+                "rf": "unchanged (taken over the channels)", "saved": "its output (_softmax: result)"}
 
     def output_shape(self, a, shapes):
         if len(shapes[0]) != 3:
@@ -243,6 +268,8 @@ class QuickGELU(nn.Module):
 class QuickGelu(Elementwise):
     kind = "quick_gelu"
     summary = "x * sigmoid(1.702 x) (CLIP's approximation of GELU; not in torch.nn)"
+    saves, temp = ("temp", "input"), "sigmoid(1.702 x)"
+    formulas = {**Elementwise.formulas, "saved": saved_text(saves, temp)}
 
     def torch_module(self, a, shapes):
         from archcalc.layers.base import custom_module

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 from archcalc.geometry.receptive_field import GLOBAL, Reads
-from archcalc.layers.base import Arg, Layer, register
+from archcalc.layers.base import Arg, Layer, Saved, register
 
 
 @register
@@ -20,7 +20,12 @@ class AdaptiveAvgPool(Layer):
         "macs": "0",
         "rf": "window i spans floor(i N/M) .. ceil((i+1) N/M) - 1, exact per output; reported: the "
               "widest, j' = j N/M, start of output 0",
+        "saved": "its input (_adaptive_avg_pool: self); nothing for size 1 on every axis (aten takes "
+                 "the mean, which keeps only shapes)",
     }
+
+    def saved_tensors(self, a, shapes, out):
+        return [] if all(n == 1 for n in out[1:]) else [Saved("input", "input")]
 
     def output_shape(self, a, shapes):
         axes = self.spatial_axes(shapes[0], self.kind)

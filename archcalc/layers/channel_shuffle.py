@@ -20,7 +20,11 @@ class ChannelShuffle(Layer):
     primary = "groups"
     args = (Arg("groups", "int", min=1, doc="channel groups; they divide the channels"),)
     summary = "Interleave channel groups (ShuffleNet): output channel j*g + i is input channel i*(C/g) + j"
-    formulas = {"output": "[C, ...] (C divisible by g)", "params": "0", "macs": "0", "rf": "unchanged"}
+    formulas = {"output": "[C, ...] (C divisible by g)", "params": "0", "macs": "0", "rf": "unchanged",
+                "saved": "nothing (a permutation of channels)"}
+
+    def saved_tensors(self, a, shapes, out):
+        return []
 
     def output_shape(self, a, shapes):
         shape = shapes[0]

@@ -29,7 +29,10 @@ class ClassToken(Layer):
     kind = "class_token"
     summary = "Prepend one learned token to a sequence [T, D] -> [T+1, D] (ViT's class token)"
     formulas = {"output": "[T + 1, D]", "params": "D (the token)", "macs": "0",
-                "rf": "not tracked (token axis)"}
+                "rf": "not tracked (token axis)", "saved": "nothing (cat; the token is a parameter)"}
+
+    def saved_tensors(self, a, shapes, out):
+        return []
 
     def output_shape(self, a, shapes):
         t, d = sequence(shapes[0], self.kind)

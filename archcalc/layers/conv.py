@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from archcalc.errors import LayerError
 from archcalc.geometry.window import axis_name, is_num, resolve_padding, window_output
-from archcalc.layers.base import Arg, Layer, Step, check_groups, prod, register
+from archcalc.layers.base import Arg, Layer, Saved, Step, check_groups, prod, register
 
 
 @register
@@ -27,7 +27,26 @@ class Conv(Layer):
         "params": "K1*K2*...*(Cin/groups)*Cout + Cout (bias)",
         "macs": "M1*M2*...*K1*K2*...*(Cin/groups)*Cout",
         "rf": "r' = r + D(K-1) j,  j' = j S,  start' = start - P j",
+        "saved": "its input (convolution: input, weight; the weight is a parameter); padding_mode "
+                 "reflect/replicate: the input (the pad keeps it) + the padded copy; circular: the padded "
+                 "copy; 'same' padding uneven on an axis (even kernel): the input padded by the difference",
     }
+
+    def saved_tensors(self, a, shapes, out):
+        shape = shapes[0]
+        axes, kernel, stride, dilation, left, right = self.geometry(a, shape)
+        if a["padding_mode"] != "zeros":
+            # nn.ConvNd pads with F.pad(mode) first, then convolves without padding: the conv keeps
+            # the padded copy; reflection and replication pads keep their input too.
+            padded = (shape[0],) + tuple(n + pl + pr for n, pl, pr in zip(shape[1:], left, right))
+            first = [Saved("input", "input")] if a["padding_mode"] in ("reflect", "replicate") else []
+            return first + [Saved("padded input", elements=prod(padded))]
+        if tuple(left) != tuple(right):
+            # 'same' with an odd total padding: aten pads the input by the extra amount (a copy the
+            # conv keeps) and convolves with the symmetric part.
+            padded = (shape[0],) + tuple(n + abs(pr - pl) for n, pl, pr in zip(shape[1:], left, right))
+            return [Saved("padded input", elements=prod(padded))]
+        return [Saved("input", "input")]
 
     def geometry(self, a, shape):
         axes = self.spatial_axes(shape, "conv")

@@ -6,7 +6,7 @@ import math
 from archcalc.geometry.receptive_field import Reads
 from archcalc.errors import LayerError
 from archcalc.geometry.window import is_num
-from archcalc.layers.base import Arg, Layer, Step, check_groups, prod, register
+from archcalc.layers.base import Arg, Layer, Saved, Step, check_groups, prod, register
 
 
 @register
@@ -31,7 +31,11 @@ class ConvTranspose(Layer):
         "macs": "N1*N2*...*Cin*(Cout/groups)*K1*K2*...  (input positions, as PyTorch counts)",
         "rf": "exact per output: output o sees the inputs (o + P - tD)/S that are whole; reported: the "
               "widest window, j' = j / S, start of output 0 (may lie outside the input)",
+        "saved": "its input (convolution: input, weight; the weight is a parameter)",
     }
+
+    def saved_tensors(self, a, shapes, out):
+        return [Saved("input", "input")]
 
     def geometry(self, a, shape):
         axes = self.spatial_axes(shape, "conv_transpose")

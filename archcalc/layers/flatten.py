@@ -15,7 +15,14 @@ class Flatten(Layer):
     summary = "Flatten dimensions start_dim..end_dim into one (nn.Flatten; dims exclude the batch)"
     args = (Arg("start_dim", "int", 0), Arg("end_dim", "int", -1))
     formulas = {"output": "[..., product of dims start..end, ...]", "params": "0", "macs": "0",
-                "rf": "global (every later output depends on the whole input)"}
+                "rf": "global (every later output depends on the whole input)",
+                "saved": "nothing (a view: a tensor a later layer saves through it is the input's storage)"}
+
+    def saved_tensors(self, a, shapes, out):
+        return []
+
+    def output_storage(self, a, shapes):
+        return 0
 
     def _dims(self, a, shape):
         start = dim_index(a["start_dim"], len(shape), "start_dim")

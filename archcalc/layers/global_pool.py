@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from archcalc.geometry.receptive_field import GLOBAL
-from archcalc.layers.base import Layer, register
+from archcalc.layers.base import Layer, Saved, prod, register
 
 
 class GlobalPool(Layer):
@@ -40,6 +40,11 @@ class GlobalAvgPool(GlobalPool):
     kind = "global_avgpool"
     summary = "Average of each channel over all spatial positions"
     torch_name = "AdaptiveAvgPool"
+    formulas = {**GlobalPool.formulas, "saved": "nothing (adaptive_avg_pool to size 1 is a mean, which keeps "
+                                                "only shapes)"}
+
+    def saved_tensors(self, a, shapes, out):
+        return []
 
 
 @register
@@ -47,6 +52,11 @@ class GlobalMaxPool(GlobalPool):
     kind = "global_maxpool"
     summary = "Maximum of each channel over all spatial positions"
     torch_name = "AdaptiveMaxPool"
+    formulas = {**GlobalPool.formulas, "saved": "its input + the argmax indices, int64 (8 B), C per example "
+                                                "(adaptive_max_pool: self, indices)"}
+
+    def saved_tensors(self, a, shapes, out):
+        return [Saved("input", "input"), Saved("indices", elements=prod(out), itemsize=8)]
 
     def probe_module(self, a, shapes):
         """A max passes gradient to one pixel; the probe needs all it reads: average instead."""

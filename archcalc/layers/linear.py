@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from archcalc.geometry.receptive_field import GLOBAL
-from archcalc.layers.base import Arg, Layer, prod, register
+from archcalc.layers.base import Arg, Layer, Saved, prod, register
 
 
 @register
@@ -17,7 +17,11 @@ class Linear(Layer):
         "params": "(in + 1) * out   (in * out without bias)",
         "macs": "(positions) * in * out, positions = product of the leading dimensions",
         "rf": "global on [F] and [C, L] inputs; not tracked with 2+ spatial axes (only the last is mixed)",
+        "saved": "its input (addmm/mm: mat1, the input as [positions, in]; the weight is a parameter)",
     }
+
+    def saved_tensors(self, a, shapes, out):
+        return [Saved("input", "input")]
 
     def output_shape(self, a, shapes):
         return shapes[0][:-1] + (a["out"],)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from archcalc.errors import LayerError
 from archcalc.geometry.window import is_num, window_output
-from archcalc.layers.base import Arg, Layer, register
+from archcalc.layers.base import Arg, Layer, Saved, prod, register
 
 
 class WindowPool(Layer):
@@ -16,7 +16,11 @@ class WindowPool(Layer):
         "params": "0",
         "macs": "0 (comparisons and additions are not multiply-accumulates)",
         "rf": "r' = r + D(K-1) j,  j' = j S,  start' = start - P j",
+        "saved": "its input (avg_pool: self)",
     }
+
+    def saved_tensors(self, a, shapes, out):
+        return [Saved("input", "input")]
 
     def geometry(self, a, shape):
         axes = self.spatial_axes(shape, self.kind)
@@ -60,6 +64,11 @@ class MaxPool(WindowPool):
     kind = "maxpool"
     summary = "Max pooling over 1, 2 or 3 spatial axes (nn.MaxPool1d/2d/3d)"
     has_dilation = True
+    formulas = {**WindowPool.formulas, "saved": "its input + the argmax indices, int64 (8 B), one per output "
+                                                "value (max_pool2d_with_indices: self, indices)"}
+
+    def saved_tensors(self, a, shapes, out):
+        return [Saved("input", "input"), Saved("indices", elements=prod(out), itemsize=8)]
     args = (
         Arg("kernel", "ints", min=1),
         Arg("stride", "ints", None, min=1, doc="default: the kernel"),

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from archcalc.geometry.receptive_field import merge
 from archcalc.errors import LayerError
-from archcalc.layers.base import Arg, Layer, dim_index, register
+from archcalc.layers.base import Arg, Layer, Saved, dim_index, prod, register
 
 
 def broadcast(shapes, kind):
@@ -71,6 +71,10 @@ def _merge_module(op_name, symbol):
 class Add(Elementwise2):
     kind = "add"
     summary = "Elementwise sum of the inputs (broadcasting), as in residual connections"
+    formulas = {**Elementwise2.formulas, "saved": "nothing (add's backward needs no values)"}
+
+    def saved_tensors(self, a, shapes, out):
+        return []
 
     def torch_module(self, a, shapes):
         return _merge_module("add", "+")
@@ -80,6 +84,15 @@ class Add(Elementwise2):
 class Multiply(Elementwise2):
     kind = "multiply"
     summary = "Elementwise product of the inputs (broadcasting), as in squeeze-and-excitation"
+    formulas = {**Elementwise2.formulas,
+                "saved": "both inputs as given, before broadcasting (mul: self, other); with more than two, "
+                         "each running product a * b * ... too (one tensor of their broadcast shape)"}
+
+    def saved_tensors(self, a, shapes, out):
+        saved = [Saved("input", "input", 0), Saved("input", "input", 1)]
+        for i in range(2, len(shapes)):  # ((a * b) * c) ...: the product so far is kept too
+            saved += [Saved("product", elements=prod(broadcast(shapes[:i], self.kind))), Saved("input", "input", i)]
+        return saved
 
     def torch_module(self, a, shapes):
         return _merge_module("mul", "*")
@@ -95,7 +108,10 @@ class Concat(Layer):
     summary = "Concatenate the inputs along a dimension (torch.cat; dim 0 is channels)"
     args = (Arg("dim", "int", 0, doc="dimension without the batch; 0 is channels"),)
     formulas = {"output": "sizes along dim add up; others must match", "params": "0", "macs": "0",
-                "rf": "union of the inputs' fields"}
+                "rf": "union of the inputs' fields", "saved": "nothing (cat's backward slices the gradient)"}
+
+    def saved_tensors(self, a, shapes, out):
+        return []
 
     def output_shape(self, a, shapes):
         rank = len(shapes[0])

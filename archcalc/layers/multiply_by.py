@@ -29,7 +29,10 @@ class MultiplyBy(Layer):
     args = (Arg("value", "float", doc="the constant (an expression: \"512 ** -0.5\")"),)
     formulas = {"output": "same as input", "params": "0 (a constant, not learned: `scale` learns one)",
                 "macs": "0 (an elementwise product, as multiply: not a multiply-accumulate)",
-                "rf": "unchanged"}
+                "rf": "unchanged", "saved": "nothing (a product by a number keeps only the number)"}
+
+    def saved_tensors(self, a, shapes, out):
+        return []
 
     def mixed_dims(self, a, shapes):
         return ()  # each value on its own

@@ -5,7 +5,7 @@ Receptive fields treat normalisation as per-channel scaling (statistics are fixe
 from __future__ import annotations
 
 from archcalc.errors import LayerError
-from archcalc.layers.base import Arg, Layer, prod, register
+from archcalc.layers.base import Arg, Layer, Saved, prod, register
 
 
 @register
@@ -24,7 +24,15 @@ class BatchNorm(Layer):
                   "the lecture's '4K parameters' and Keras' count; num_batches_tracked is not counted",
         "macs": "0",
         "rf": "unchanged",
+        "saved": "its input + save_mean and save_invstd, C each for the whole batch (native_batch_norm in "
+                 "training: input, weight, running stats, result1, result2; weight and running stats are "
+                 "model state)",
     }
+
+    def saved_tensors(self, a, shapes, out):
+        c = shapes[0][0]
+        return [Saved("input", "input"), Saved("mean", elements=c, per_batch=True),
+                Saved("invstd", elements=c, per_batch=True)]
 
     def output_shape(self, a, shapes):
         if len(shapes[0]) > 4:  # nn.BatchNorm3d is the last one
@@ -63,7 +71,13 @@ class LayerNorm(Layer):
         Arg("bias", "bool", True, doc="learn the shift too (with affine)"),
     )
     formulas = {"output": "same as input", "params": "2 * prod(normalised dims) (scale and shift)",
-                "macs": "0", "rf": "unchanged (statistics ignored)"}
+                "macs": "0", "rf": "unchanged (statistics ignored)",
+                "saved": "its input + mean and rstd, one per normalised group: prod(leading dims) each "
+                         "(native_layer_norm: input, weight, bias, result1, result2)"}
+
+    def saved_tensors(self, a, shapes, out):
+        groups = prod(shapes[0]) // prod(self._normalized(a, shapes[0]))
+        return [Saved("input", "input"), Saved("mean", elements=groups), Saved("rstd", elements=groups)]
 
     def _normalized(self, a, shape):
         if a["dims"] > len(shape):
@@ -112,7 +126,13 @@ class GroupNorm(Layer):
     summary = "Group normalisation: channels split into groups (nn.GroupNorm)"
     args = (Arg("groups", "int", min=1), Arg("eps", "float", 1e-5, min=0), Arg("affine", "bool", True))
     formulas = {"output": "same as input", "params": "2C (scale and shift per channel)", "macs": "0",
-                "rf": "unchanged (statistics ignored)"}
+                "rf": "unchanged (statistics ignored)",
+                "saved": "its input + mean and rstd, `groups` values each per example (native_group_norm: "
+                         "input, weight, result1, result2)"}
+
+    def saved_tensors(self, a, shapes, out):
+        g = a["groups"]
+        return [Saved("input", "input"), Saved("mean", elements=g), Saved("rstd", elements=g)]
 
     def output_shape(self, a, shapes):
         if shapes[0][0] % a["groups"]:
@@ -154,7 +174,16 @@ class InstanceNorm(Layer):
     )
     formulas = {"output": "same as input",
                 "params": "2C trainable with affine; 2C non-trainable with track_running_stats",
-                "macs": "0", "rf": "unchanged (statistics ignored)"}
+                "macs": "0", "rf": "unchanged (statistics ignored)",
+                "saved": "its input + mean and invstd, C each per example (F.instance_norm is batch_norm on "
+                         "[1, N*C, ...]) + the weight repeated per example (affine, C) + the running mean and "
+                         "variance repeated (track_running_stats, C each)"}
+
+    def saved_tensors(self, a, shapes, out):
+        c = shapes[0][0]
+        names = ["mean", "invstd"] + ["weight, repeated"] * a["affine"] + \
+            ["running mean, repeated", "running var, repeated"] * a["track_running_stats"]
+        return [Saved("input", "input")] + [Saved(n, elements=c) for n in names]
 
     def output_shape(self, a, shapes):
         self.spatial_axes(shapes[0], "instancenorm")

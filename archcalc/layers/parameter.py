@@ -46,7 +46,9 @@ class Parameter(Layer):
         Arg("std", "float", None, min=0, doc=f"standard deviation with init: normal (default {DEFAULT_STD})"),
     )
     formulas = {"output": "shape (the batch from the input)", "params": "prod(shape)",
-                "macs": "0 (no computation)", "rf": "not tracked (it reads no input values)"}
+                "macs": "0 (no computation)", "rf": "not tracked (it reads no input values)",
+                "saved": "nothing; its output is a view of the weights (model state), never counted when a "
+                         "later layer saves it"}
 
     def _check(self, a):
         init = a["init"]
@@ -67,8 +69,11 @@ class Parameter(Layer):
     def rf(self, a, rfs, shapes, out):
         return None
 
-    def saved_for_backward(self, a, shapes, out):
-        return 0  # its output is a view of the weights: nothing new is kept
+    def saved_tensors(self, a, shapes, out):
+        return []  # expand saves nothing
+
+    def output_storage(self, a, shapes):
+        return "weights"  # its output is a view of the weights: a layer saving it keeps no activation
 
     def explain(self, a, shapes, out, rf_in, rf_out, row):
         from archcalc.layers import _explain as ex

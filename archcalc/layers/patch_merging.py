@@ -11,7 +11,7 @@ Each output reads a 2 x 2 patch of the input: a window of 2 taps with stride 2 o
 """
 from __future__ import annotations
 
-from archcalc.layers.base import Arg, Layer, Step, custom_module, register
+from archcalc.layers.base import Arg, Layer, Saved, Step, custom_module, prod, register
 
 SOURCE = '''
 class PatchMerging(nn.Module):
@@ -55,7 +55,15 @@ class PatchMerging(Layer):
         "params": "8*C (LayerNorm(4C): weight and bias) + 8*C*C (Linear(4C, 2C), no bias)",
         "macs": "ceil(H/2)*ceil(W/2)*4C*2C (the reduction; LayerNorm is not MACs)",
         "rf": "a window of 2 with stride 2 on each axis: r' = r + j, j' = 2j, start unchanged",
+        "saved": "the concatenated patches [H/2, W/2, 4C] (the LayerNorm's input) + its mean and rstd "
+                 "(H/2 * W/2 each) + the normalised [H/2, W/2, 4C] (the Linear's input)",
     }
+
+    def saved_tensors(self, a, shapes, out):
+        positions = prod(out[:-1])
+        wide = positions * 4 * shapes[0][-1]
+        return [Saved("patches", elements=wide), Saved("mean", elements=positions),
+                Saved("rstd", elements=positions), Saved("normalised", elements=wide)]
 
     def _sizes(self, a, shapes):
         from archcalc.geometry.window import channels_last

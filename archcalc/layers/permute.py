@@ -13,7 +13,14 @@ class Permute(Layer):
     summary = "Reorder the dimensions (torch.permute; dims exclude the batch)"
     args = (Arg("dims", "intlist", doc="a permutation of 0..rank-1 (negative counts from the end)"),)
     formulas = {"output": "[shape[d] for d in dims]", "params": "0", "macs": "0",
-                "rf": "kept, moved with the spatial axes (through channel-wise layers, and back)"}
+                "rf": "kept, moved with the spatial axes (through channel-wise layers, and back)",
+                "saved": "nothing (a view of its input)"}
+
+    def saved_tensors(self, a, shapes, out):
+        return []
+
+    def output_storage(self, a, shapes):
+        return 0
 
     def _dims(self, a, shape):
         rank = len(shape)

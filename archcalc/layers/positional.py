@@ -60,7 +60,11 @@ class Positional(Layer):
                                             "false: [num, D] (BERT, GPT-2). The figures are the same"),
     )
     formulas = {"output": "same as input", "params": "num * D with learned (num = T by default); 0 sinusoidal",
-                "macs": "0 (an addition)", "rf": "not tracked (token axis)"}
+                "macs": "0 (an addition)", "rf": "not tracked (token axis)",
+                "saved": "nothing (an addition; the table is a parameter or a constant)"}
+
+    def saved_tensors(self, a, shapes, out):
+        return []
 
     def _num(self, a, shape):
         t, d = sequence(shape, self.kind)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from archcalc.errors import LayerError
-from archcalc.layers.base import Arg, Layer, register
+from archcalc.layers.base import Arg, Layer, Saved, register
 
 
 @register
@@ -13,7 +13,10 @@ class PReLU(Layer):
     args = (Arg("num_parameters", "int", 1, min=1, doc="1, or the number of channels"),
             Arg("init", "float", 0.25))
     formulas = {"output": "same as input", "params": "num_parameters (1 or C)", "macs": "0",
-                "rf": "unchanged"}
+                "rf": "unchanged", "saved": "its input (_prelu_kernel: self, weight; the weight is a parameter)"}
+
+    def saved_tensors(self, a, shapes, out):
+        return [Saved("input", "input")]
 
     def output_shape(self, a, shapes):
         n, c = a["num_parameters"], shapes[0][0]

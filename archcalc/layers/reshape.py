@@ -14,7 +14,14 @@ class Reshape(Layer):
     summary = "Reshape to the given shape; one entry may be -1 (torch.reshape)"
     args = (Arg("shape", "intlist", min=-1, doc="new shape without the batch; one -1 is inferred"),)
     formulas = {"output": "shape (a -1 takes what is left)", "params": "0", "macs": "0",
-                "rf": "not tracked (axes no longer match the input's)"}
+                "rf": "not tracked (axes no longer match the input's)",
+                "saved": "nothing (a view of a contiguous input; a permuted one is copied)"}
+
+    def saved_tensors(self, a, shapes, out):
+        return []
+
+    def output_storage(self, a, shapes):
+        return 0
 
     def output_shape(self, a, shapes):
         want, total = tuple(a["shape"]), prod(shapes[0])

@@ -25,7 +25,11 @@ class Roll(Layer):
             Arg("dims", "intlist", doc="the dims rolled, one per shift (negative counts from the end)"))
     formulas = {"output": "input shape", "params": "0", "macs": "0",
                 "rf": "unchanged where no spatial axis rolls (or by a multiple of its size); else not tracked "
-                      "(position-dependent: the outputs at one border read the other)"}
+                      "(position-dependent: the outputs at one border read the other)",
+                "saved": "nothing (roll's backward rolls back)"}
+
+    def saved_tensors(self, a, shapes, out):
+        return []
 
     def _dims(self, a, shape):
         shifts, dims = list(a["shifts"]), list(a["dims"])

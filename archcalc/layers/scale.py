@@ -2,7 +2,7 @@
 H, W], CaiT's and DeiT-III's on a sequence [T, D] with dim -1)."""
 from __future__ import annotations
 
-from archcalc.layers.base import Arg, Layer, Step, custom_module, dim_index, register
+from archcalc.layers.base import Arg, Layer, Saved, Step, custom_module, dim_index, register
 
 SOURCE = '''
 class LayerScale(nn.Module):
@@ -37,7 +37,10 @@ class Scale(Layer):
     )
     formulas = {"output": "same as input", "params": "C = size of dim (one gamma per channel)",
                 "macs": "0 (an elementwise product, as multiply: not a multiply-accumulate)",
-                "rf": "unchanged"}
+                "rf": "unchanged", "saved": "its input (mul: self, for gamma's gradient; gamma is a parameter)"}
+
+    def saved_tensors(self, a, shapes, out):
+        return [Saved("input", "input")]
 
     def _size(self, a, shape):
         return shape[dim_index(a["dim"], len(shape))]

@@ -22,7 +22,14 @@ class Select(Layer):
     args = (Arg("index", "int", doc="the position taken (negative counts from the end)"),
             Arg("dim", "int", 0, doc="dimension without the batch; 0 is channels (or tokens of [T, D])"))
     formulas = {"output": "the input shape without dim", "params": "0", "macs": "0",
-                "rf": "not tracked (a dim is removed), global if the input's already is"}
+                "rf": "not tracked (a dim is removed), global if the input's already is",
+                "saved": "nothing (a view of its input)"}
+
+    def saved_tensors(self, a, shapes, out):
+        return []
+
+    def output_storage(self, a, shapes):
+        return 0
 
     def output_shape(self, a, shapes):
         shape = shapes[0]
@@ -83,7 +90,11 @@ class Mean(Layer):
             Arg("keepdim", "bool", False, doc="keep the averaged dims with size 1"))
     formulas = {"output": "the input shape without the averaged dims (size 1 with keepdim)", "params": "0",
                 "macs": "0 (averages are not counted, as for avgpool)",
-                "rf": "global over every spatial axis; unchanged over channels with keepdim; else not tracked"}
+                "rf": "global over every spatial axis; unchanged over channels with keepdim; else not tracked",
+                "saved": "nothing (mean's backward needs only shapes)"}
+
+    def saved_tensors(self, a, shapes, out):
+        return []
 
     def _dims(self, a, shape):
         dims = [dim_index(d, len(shape)) for d in a["dim"]]

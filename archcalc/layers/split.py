@@ -16,7 +16,14 @@ class OnePiece(Layer):
     reads = "any"  # picks values out: token ids stay token ids
     formulas = {"params": "0", "macs": "0",
                 "rf": "unchanged along channels; along a spatial axis start + offset*j "
-                      "(offset: where the piece begins)"}
+                      "(offset: where the piece begins)",
+                "saved": "nothing (a view of its input: a piece a later layer saves is the whole input's storage)"}
+
+    def saved_tensors(self, a, shapes, out):
+        return []
+
+    def output_storage(self, a, shapes):
+        return 0
 
     def _pieces(self, a, n):
         """(piece count, size of piece i, offset of piece i, the pieces in words)."""

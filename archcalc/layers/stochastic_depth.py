@@ -9,7 +9,7 @@ per value, not a multiply-accumulate), shape and receptive field unchanged.
 """
 from __future__ import annotations
 
-from archcalc.layers.base import Arg, Layer, Step, custom_module, register
+from archcalc.layers.base import Arg, Layer, Saved, Step, custom_module, register
 
 SOURCE = '''
 class StochasticDepth(nn.Module):
@@ -49,7 +49,14 @@ class StochasticDepth(Layer):
                 "params": "0",
                 "macs": "0 (training: one product per value by noise / (1 - p), not a multiply-accumulate; "
                         "eval: the identity)",
-                "rf": "unchanged"}
+                "rf": "unchanged",
+                "saved": "the noise x * noise multiplies by (mul: other): one value per example (row) or one "
+                         "for the batch (batch); nothing with p = 0"}
+
+    def saved_tensors(self, a, shapes, out):
+        if a["p"] == 0:
+            return []
+        return [Saved("noise", elements=1, per_batch=a["mode"] == "batch")]
 
     def mixed_dims(self, a, shapes):
         return ()  # each value on its own

@@ -31,7 +31,11 @@ class Upsample(Layer):
         "rf": "largest over outputs: r' = r + (taps-1) j with taps 1 (nearest; or where the source "
               "falls on a pixel), 2 (linear), 4 (bicubic); j' = j / scale (N/M with size); start' = start + "
               "j floor(source of output 0), the source as PyTorch maps it",
+        "saved": "nothing (upsample_*'s backward needs only sizes and scales)",
     }
+
+    def saved_tensors(self, a, shapes, out):
+        return []
 
     def _check(self, a, shape):
         axes = self.spatial_axes(shape, "upsample")

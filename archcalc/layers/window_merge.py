@@ -48,7 +48,11 @@ class WindowMerge(Layer):
     args = (Arg("window", "ints", min=1, doc="window size M (or [Mh, Mw]), as partitioned"),)
     formulas = {"output": "[H, W, C], H and W those of the second input (from: [windows, like])",
                 "params": "0", "macs": "0",
-                "rf": "not tracked (the windows carry none); global stays global"}
+                "rf": "not tracked (the windows carry none); global stays global",
+                "saved": "nothing (view, permute, slice and a copy keep no values)"}
+
+    def saved_tensors(self, a, shapes, out):
+        return []
 
     def _sizes(self, a, shapes):
         windows, like = shapes

@@ -52,7 +52,11 @@ class WindowPartition(Layer):
     summary = "Cut a channels-last [H, W, C] into windows: [nH*nW, Mh*Mw, C], padded to whole windows (Swin)"
     args = (Arg("window", "ints", min=1, doc="window size M (or [Mh, Mw])"),)
     formulas = {"output": "[ceil(H/Mh)*ceil(W/Mw), Mh*Mw, C]", "params": "0", "macs": "0",
-                "rf": "not tracked (H and W become window and token indices); global stays global"}
+                "rf": "not tracked (H and W become window and token indices); global stays global",
+                "saved": "nothing (pad, view, permute and a copy keep no values)"}
+
+    def saved_tensors(self, a, shapes, out):
+        return []
 
     def output_shape(self, a, shapes):
         _, _, c, (mh, mw), (nh, nw) = window_grid(self, a, shapes[0], "a feature map")

@@ -15,7 +15,11 @@ class ZeroPad(Layer):
     args = (Arg("padding", "intlist", min=0,
                 doc="one number for every side, or 2 per spatial axis, last axis first"),)
     formulas = {"output": "N + left + right per axis", "params": "0", "macs": "0",
-                "rf": "r' = r, j' = j, start' = start - left j"}
+                "rf": "r' = r, j' = j, start' = start - left j",
+                "saved": "nothing (constant_pad_nd's backward needs only the padding)"}
+
+    def saved_tensors(self, a, shapes, out):
+        return []
 
     def _sides(self, a, shape):
         """Per spatial axis (first to last): (left, right)."""
