@@ -34,6 +34,7 @@ from archcalc.graph_export import _block_steps
 from archcalc.layers import KINDS
 from archcalc.reader.graph import INPUT, Graph
 from archcalc.torch.build import build, check_torch_limits, torch  # build explains a missing torch
+from archcalc.torch.progress import report as report_progress
 
 from torch import nn  # noqa: E402
 
@@ -402,13 +403,14 @@ def _quiet_exporter():
             logger.setLevel(level)
 
 
-def export_onnx(graph: Graph, path) -> bool:
+def export_onnx(graph: Graph, path, progress=None) -> bool:
     """Write the spec's network (eval mode, float32) as an ONNX file named `path`.
 
     The batch dimension is dynamic (named `batch`) where torch's exporter can keep it so (not,
     for example, with circular padding), else fixed at 1; returns whether it is dynamic. The
     input is named `input` (several inputs: their names in the spec), the output `output`. Raises SpecError when onnx or onnxscript, which
-    the exporter needs, is not installed.
+    the exporter needs, is not installed. `progress(stage, ...)`, when given, hears each stage
+    (archcalc/torch/progress.py).
     """
     if any(importlib.util.find_spec(m) is None for m in _ONNX_MODULES):
         raise SpecError(ONNX_NEEDED)
@@ -417,6 +419,7 @@ def export_onnx(graph: Graph, path) -> bool:
         if words:  # torch.fx writes module paths into Python code: `self.class` does not parse
             raise SpecError(f"ONNX export cannot handle a layer named '{words[0]}' (a Python keyword): "
                             "rename it", node.loc, node.name, node.kind)
+    report_progress(progress, "building the model")
     model = build(graph).eval()
     examples = tuple(torch.zeros(1, *i.shape, dtype=torch.long if i.tokens else torch.float32) for i in graph.inputs)
     names = list(graph.input_names)  # `input` for a spec with one input
@@ -433,11 +436,13 @@ def export_onnx(graph: Graph, path) -> bool:
     try:
         with _quiet_exporter():
             try:
+                report_progress(progress, "exporting to ONNX (torch.onnx.export, dynamic batch)")
                 export(dynamic=True)
                 return True
             except Exception as exc:
                 if _missing_onnx(exc):
                     raise
+            report_progress(progress, "exporting to ONNX again, with a fixed batch of 1")
             export(dynamic=False)
             return False
     except Exception as exc:

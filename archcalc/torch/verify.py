@@ -26,6 +26,7 @@ from archcalc.errors import SpecError, one_line
 from archcalc.reader.graph import Graph
 from archcalc.torch.build import build, example_inputs, layer_module, require_numbers
 from archcalc.torch.probe import probe_receptive_fields
+from archcalc.torch.progress import report as report_progress
 
 def _cpu_formulas() -> dict:
     """FlopCounterMode's formulas for CPU kernels its registry lacks, which it would count as 0:
@@ -128,16 +129,26 @@ def _check(analytic, measured, note="") -> Check:
     return Check(analytic, measured, None if measured is None else analytic == measured, note)
 
 
-def verify(graph: Graph, device: str = "cpu", receptive_fields: bool = True) -> VerifyResult:
+def verify(graph: Graph, device: str = "cpu", receptive_fields: bool = True, progress=None) -> VerifyResult:
+    """Every figure of the graph, analytic and measured. `progress(stage, done, total, item)`,
+    when given, hears each stage and each layer of the forward pass (archcalc/torch/progress.py)."""
     require_numbers(graph)
     report = analyze_graph(graph)
     if device == "cuda" and not torch.cuda.is_available():
         raise SpecError(f"--device cuda: CUDA is not available to this PyTorch ({torch.__version__})")
     _check_fits(graph, report, device)
+    report_progress(progress, "building the model")
     model = build(graph, device=device).eval()
     shapes: dict[str, tuple] = {}
+    passed = "forward pass: shapes and MACs"
+
+    def seen(name, out):  # a layer's output: its shape, and how far the pass has come
+        shapes[name] = tuple(out.shape[1:])
+        report_progress(progress, passed, len(shapes), len(report.layers), name)
+
+    report_progress(progress, passed, 0, len(report.layers))
     hooks = [layer_module(model, row.name).register_forward_hook(
-        lambda module, args, out, name=row.name: shapes.__setitem__(name, tuple(out.shape[1:])))
+        lambda module, args, out, name=row.name: seen(name, out))
         for row in report.layers]
     xs = example_inputs(graph, 1, device=device)  # one per input; token ids as integers
     with torch.no_grad(), flop_counter() as counter:
@@ -147,7 +158,10 @@ def verify(graph: Graph, device: str = "cpu", receptive_fields: bool = True) -> 
     flops = counter.get_flop_counts()
     root = type(model).__name__
 
+    if receptive_fields:
+        report_progress(progress, "probing receptive fields (gradients)")
     probed, probe_inputs = probe_receptive_fields(graph, report) if receptive_fields else ({}, [])
+    report_progress(progress, "counting parameters")
     layers = []
     integer_buffers, integer_names = 0, set()  # BatchNorm's num_batches_tracked, Swin's relative_position_index
     for row in report.layers:
