@@ -53,6 +53,7 @@ RECOMPUTE = ("none", "selective", "full")
 MASK_BYTES = 1  # a dropout mask: one byte per element (PyTorch's bool)
 LOGIT_BYTES = 4  # the loss keeps the logits in fp32 (Korthikanti et al.'s 4sbv/t)
 MAX_GPUS = 10**7
+MAX_FIT_MICRO_BATCH = 1024  # --fit tries the micro-batches dividing B/d up to this
 MAX_FIT_ROWS = 15  # the text table's rows under --fit (JSON lists every configuration that fits)
 
 #: kinds that keep their input for backward under the paper's accounting
@@ -640,26 +641,41 @@ def _fr(x: Fraction) -> str:
 
 # --- --fit -------------------------------------------------------------------------------------------
 
-def fit(model: Model, gpus: int, global_batch: int, gpu_memory: int, *, interleave: int = 1, **options) -> list:
+def fit(model: Model, gpus: int, global_batch: int, gpu_memory: int, *, interleave: int = 1,
+        fixed: dict | None = None, **options) -> list:
     """Every configuration (tp | heads, pp | layers, zero, recompute, micro-batch, sequence parallel)
     whose busiest GPU fits `gpu_memory`, best first: shortest step (executed FLOPs x (1 + bubble)),
-    then the fewest bytes sent per GPU, then the least memory."""
+    then the fewest bytes sent per GPU, then the least memory. `fixed` holds dimensions given, not
+    enumerated: {"tp": 8, "zero": 1, ...} (Config's field names)."""
+    fixed = fixed or {}
+    if not 1 <= gpus <= MAX_GPUS:
+        raise SpecError(f"--gpus must be from 1 to {MAX_GPUS:,}, got {gpus}")
+
+    def choices(name, values):
+        return [fixed[name]] if name in fixed else values
+
+    # a dimension given that can never divide: the error a plan of it gives, not an empty list
+    check_config(model, Config(gpus, fixed.get("tp", 1), fixed.get("pp", 1), global_batch=gpus * 10**6,
+                               micro_batch=1, interleave=interleave if fixed.get("pp", 1) > 1 else 1))
+
     found = []
-    for tp in _divisors(gpus):
-        if model.heads % tp or model.kv_heads % tp:
+    for tp in choices("tp", _divisors(gpus)):
+        if model.heads % tp or model.kv_heads % tp or gpus % tp:
             continue
-        for pp in _divisors(gpus // tp):
-            if model.layers % (pp * interleave) or (interleave > 1 and pp == 1):
+        for pp in choices("pp", _divisors(gpus // tp)):
+            if (gpus // tp) % pp or model.layers % (pp * interleave) or (interleave > 1 and pp == 1):
                 continue
             d = gpus // (tp * pp)
             if global_batch % d:
                 continue
-            for mb in _divisors(global_batch // d):
-                if mb > 1024:
-                    break
-                for sp in ((False, True) if tp > 1 else (False,)):
-                    for rc in RECOMPUTE:
-                        for zero in ZERO_STAGES:
+            per_rank = global_batch // d
+            for mb in choices("micro_batch", [x for x in range(1, min(per_rank, MAX_FIT_MICRO_BATCH) + 1)
+                                              if per_rank % x == 0]):
+                if per_rank % mb:
+                    continue
+                for sp in choices("sequence_parallel", [False, True] if tp > 1 else [False]):
+                    for rc in choices("recompute", list(RECOMPUTE)):
+                        for zero in choices("zero", list(ZERO_STAGES)):
                             c = Config(gpus, tp, pp, zero, sp, rc, mb, global_batch, interleave)
                             if interleave > 1 and c.micro_batches % pp:
                                 continue

@@ -236,6 +236,23 @@ def test_fit_lists_only_what_fits_best_first():
     assert par.plan_parallel(m, c, dtype="bfloat16").get("total") > limit
 
 
+def test_fit_holds_given_dimensions_fixed_and_lists_every_fitting_one():
+    m = _model("llama2_70b")
+    limit = 80 * 2**30
+    plans = par.fit(m, 64, 1024, limit, dtype="bfloat16", fixed={"tp": 4, "recompute": "selective"})
+    assert plans and {(pl.config.tp, pl.config.recompute) for pl in plans} == {(4, "selective")}
+    listed = {pl.config for pl in plans}
+    # every configuration of those dimensions that fits is listed, and no other
+    for pp in (1, 2, 4, 8, 16):
+        for zero in (0, 1, 2, 3):
+            for sp in (False, True):
+                c = par.Config(64, 4, pp, zero, sp, "selective", 1, 1024)
+                fits = par.plan_parallel(m, c, dtype="bfloat16").get("total") <= limit
+                assert (c in listed) == fits, c
+    with pytest.raises(archcalc.SpecError, match="must divide the heads"):
+        par.fit(m, 48, 1024, limit, fixed={"tp": 3})
+
+
 def test_parse_size():
     assert par.parse_size("80GiB") == 80 * 2**30
     assert par.parse_size("141 GB") == 141 * 10**9
