@@ -173,6 +173,7 @@ class Model:
     pre_mask: int  # their mask bytes per token
     head_rep: int  # elements per token the head saves (its norm's and output layer's inputs)
     head_mask: int  # its dropout masks' bytes per token
+    logits: Fraction  # the output layer's outputs per token (V for a language model; a classifier's / s)
     macs: int  # per sequence (the report's, batch 1)
     score_macs: int  # per sequence, every layer's q k^T and attention x V
     non_trainable: int  # buffers, kept whole on every GPU
@@ -220,6 +221,11 @@ def describe(graph: Graph, report: Report) -> Model:
         raise SpecError(f"parallel plans need attention on a sequence [T, D]; {att.name} reads "
                         f"{list(shapes[att.inputs[0]])}", att.loc)
     layer = _layer_tensors(nodes, shapes, s, h, a, kv, hd)
+    for other in names[1:]:  # every layer alike (a repeat; a block's arguments could differ)
+        ns = layers[other]
+        if [(n.kind, n.args, shapes[n.name]) for n in ns] != [(n.kind, n.args, shapes[n.name]) for n in nodes]:
+            raise SpecError(f"parallel plans need every transformer layer alike; {other} differs from {names[0]}",
+                            ns[0].loc)
     layer_params = _Part()
     for n in nodes:
         _add_params(layer_params, n, rows[n.name], h)
@@ -230,7 +236,7 @@ def describe(graph: Graph, report: Report) -> Model:
         if not n.blocks:
             (after if i > last_index else before).append(n)
     first, last, tied = _Part(), _Part(), _Part()
-    pre_rep = pre_mask = head_rep = head_mask = 0
+    pre_rep = pre_mask = head_rep = head_mask = logits = 0
     vocab = None
     nontrain = sum(r.non_trainable_params for r in report.layers)
     for n in before:
@@ -246,7 +252,7 @@ def describe(graph: Graph, report: Report) -> Model:
         r = rows[n.name]
         out = shapes[n.name]
         if n.kind == "linear" and out[-1] != h:  # the output layer: column (vocabulary) parallel
-            vocab = out[-1]
+            vocab, logits = out[-1], _per_token(out, s)
             part = tied if r.shared_with else last
             part.vocab_rows, part.vocab_cols = vocab, r.trainable_params // vocab
             if r.shared_params and r.shared_params != r.trainable_params:
@@ -263,7 +269,7 @@ def describe(graph: Graph, report: Report) -> Model:
     seq_attn = [rows[n.name] for n in graph.nodes if n.kind == "attention"]
     score = 2 * s * s * a * hd * len(seq_attn)
     model = Model(graph.name, s, h, a, kv, hd, len(names), vocab, layer, layer_params, first, last, tied,
-                  pre_rep, pre_mask, head_rep, head_mask, report.totals.macs // report.batch, score, nontrain, block)
+                  pre_rep, pre_mask, head_rep, head_mask, logits, report.totals.macs // report.batch, score, nontrain, block)
     return model
 
 
@@ -469,7 +475,7 @@ def plan_parallel(model: Model, c: Config, *, dtype: str = "bfloat16", optimizer
     held = in_flight_layers(L, p, m, v)
     pre = s * mb * (model.pre_rep * b * whole + model.pre_mask * whole)
     head = s * mb * ((model.head_rep * b + model.head_mask) * whole
-                     + (Fraction(LOGIT_BYTES * model.vocab, t) if model.vocab else 0))
+                     + Fraction(LOGIT_BYTES, t) * model.logits)
     work = full_one if rc == "full" else 0  # one layer rebuilt at a time during backward
     act_first = held * one + pre * min(p, m)  # the embedding's output for each micro-batch in flight
     # the last stage: one micro-batch (1F1B); interleaved, Megatron's warm-up of (v - 1)p + 1 chunks

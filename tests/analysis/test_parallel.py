@@ -130,6 +130,14 @@ def test_llama2_70b_layer_by_hand():
     # parameters per tensor-parallel rank of 8: the projections and MLP split, the two norms whole
     assert m.layer_params.at(8) == (h * h + 2 * h * 1024 + h * h + 3 * h * f) // 8 + 2 * h
     assert m.first.at(8) == 32000 // 8 * h and m.last.at(8) == h + 32000 // 8 * h
+    assert m.logits == 32000  # fp32 logits per token for the loss
+
+
+def test_a_classifier_keeps_one_row_of_logits_per_sequence():
+    """ViT-B/16 classifies its class token: 1,000 logits per image of 197 tokens, not per token."""
+    m = _model("vit_b16", "float32")
+    assert (m.seq, m.width, m.heads, m.layers) == (197, 768, 12, 12)
+    assert m.logits == Fraction(1000, 197)
 
 
 # --- pipeline (Narayanan et al. 2021) --------------------------------------------------------------
