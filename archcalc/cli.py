@@ -337,6 +337,7 @@ def _print_memory(plan) -> None:
 class TextFormat(str, Enum):
     text = "text"
     markdown = "markdown"
+    latex = "latex"
 
 
 @app.command()
@@ -345,7 +346,9 @@ def explain(
     layers: Optional[list[str]] = typer.Argument(None, help="Layers to explain (dotted names; a block "
                                                  "instance name picks all its layers). Default: all.",
                                                  show_default=False),
-    format: TextFormat = typer.Option(TextFormat.text, "--format", "-f", help="text, or markdown for a report."),
+    format: TextFormat = typer.Option(TextFormat.text, "--format", "-f", help="text, markdown for a report, or "
+                                      "latex: a LaTeX document, one align* environment per layer."),
+    as_latex: bool = typer.Option(False, "--latex", help="Shorthand for --format latex."),
     batch: int = typer.Option(1, "--batch", "-b", min=1, max=MAX_BATCH, help="Batch size (scales MACs)."),
     input_shape: Optional[str] = INPUT,
     bindings: Optional[list[str]] = SET,
@@ -363,7 +366,12 @@ def explain(
         steps = explain_steps(graph, layers or None, batch=batch)
     except SpecError as exc:
         _fail(exc)
-    out = markdown(steps) if format is TextFormat.markdown else text(steps)
+    if as_latex or format is TextFormat.latex:
+        from archcalc.explain import latex as latex_document
+
+        out = latex_document(steps, graph.name)
+    else:
+        out = markdown(steps) if format is TextFormat.markdown else text(steps)
     typer.echo(out, nl=not out.endswith("\n"))
 
 

@@ -9,6 +9,7 @@ Markdown. Every result equals the figure `archcalc analyze` reports (the tests c
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
@@ -277,4 +278,134 @@ def markdown(explanations: list[Explanation]) -> str:
     return "\n".join(out) + "\n"
 
 
-__all__ = ["Explanation", "Step", "explain", "markdown", "text"]
+# --- LaTeX: `archcalc explain --latex` ---------------------------------------------------------------
+# A step's formula and substituted values are the lecture's notation as text, (K1*K2*Cin + 1)*Cout;
+# in LaTeX that is (K_{1} \cdot K_{2} \cdot C_{\mathrm{in}} + 1) \cdot C_{\mathrm{out}}. Results are
+# figures: written by the formula printer's LaTeX form (analyze --latex), in the user's symbols.
+_TOKEN = re.compile(r"""
+    (?P<phrase>(?<![\w'])(?:[a-z]{2,}|\d+'s)(?:[ -](?:[a-z]{2,}(?:'s)?|\d+'s))+(?![\w(]))  # input shape, non-trainable
+  | (?P<ellipsis>\.\.\.|…)
+  | (?P<number>\d+(?:\.\d+)?)
+  | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<power>\*\*)
+  | (?P<floordiv>//)
+  | (?P<space>\s+)
+  | (?P<char>.)""", re.VERBOSE)
+_MATH_CHARS = {"*": r" \cdot ", "%": r" \bmod ", "{": r"\{", "}": r"\}", "×": r" \times ", "·": r" \cdot ",
+               "≤": r" \le ", "≥": r" \ge ", "−": "-", "|": r"\vert "}
+_MATH_FUNCTIONS = {"max": r"\max", "min": r"\min"}
+
+
+def _latex_name(name: str) -> str:
+    """A name of the notation in math mode: K1 -> K_{1}, Cin -> C_{\\mathrm{in}}, r_i -> r_{i},
+    N_H -> N_{H} (as sympy writes a symbol), groups -> \\mathrm{groups}."""
+    if re.fullmatch(r"[A-Za-z]", name):
+        return name
+    if m := re.fullmatch(r"([A-Za-z])(\d+)", name):
+        return f"{m[1]}_{{{m[2]}}}"
+    if m := re.fullmatch(r"([A-Z])([a-z]{1,3})", name):
+        return f"{m[1]}_{{\\mathrm{{{m[2]}}}}}"
+    base, _, sub = name.rpartition("_")
+    if base and sub and len(sub) <= 3 and not base.endswith("_"):
+        return f"{_latex_name(base)}_{{{_latex_name(sub)}}}"
+    return r"\mathrm{" + formula.latex_escape(name) + "}"
+
+
+def latex_math(text: str) -> str:
+    """One of explain's formula texts as LaTeX math (without $...$): floor(x) as \\lfloor x \\rfloor,
+    ceil(x) as \\lceil x \\rceil, a**b as a^{b}. Every group it opens, it closes (also where the
+    text's parentheses do not balance)."""
+    out: list[str] = []
+    closers: list[str] = []  # per open parenthesis, what closes it
+    power = False  # after **: the next atom (a parenthesised group included) is the exponent
+    opener = None  # floor/ceil just written: the next "(" opens its brackets
+    for m in _TOKEN.finditer(text):
+        kind, tok = m.lastgroup, m.group()
+        if kind == "space":
+            out.append(" ")
+            continue
+        if kind == "power":
+            power = True
+            out.append("^")
+            continue
+        exponent, power = power, False
+        if kind == "word" and text[m.end():m.end() + 1] == "(" and len(tok) > 1:
+            if tok in ("floor", "ceil"):
+                opener = tok
+                continue
+            piece = _MATH_FUNCTIONS.get(tok, r"\operatorname{" + formula.latex_escape(tok) + "}")
+        elif tok == "(" and kind == "char":
+            if opener is not None:
+                left, right = (r"\lfloor", r"\rfloor") if opener == "floor" else (r"\lceil", r"\rceil")
+                piece, closer, opener = r"\left" + left + " ", r" \right" + right, None
+            else:
+                piece, closer = "(", ")"
+            if exponent:
+                piece, closer = "{" + piece, closer + "}"
+            closers.append(closer)
+            out.append(piece)
+            continue
+        elif tok == ")" and kind == "char":
+            piece = closers.pop() if closers else ")"
+        elif kind == "phrase":
+            piece = r"\text{" + formula.latex_escape(tok) + "}"
+        elif kind == "ellipsis":
+            piece = r"\ldots "
+        elif kind == "number":
+            piece = tok
+        elif kind == "word":
+            piece = _latex_name(tok)
+        elif kind == "floordiv":
+            piece = r" \mathbin{//} "
+        elif tok in _MATH_CHARS:
+            piece = _MATH_CHARS[tok]
+        elif tok in "[],+-/=<>.:;!'":
+            piece = tok
+        else:
+            piece = r"\text{" + formula.latex_escape(tok) + "}"
+        out.append("{" + piece + "}" if exponent else piece)
+    out += reversed(closers)
+    return "".join(out).strip()
+
+
+def _latex_result(value) -> str:
+    """A step's result in math mode: numbers grouped as 40{,}320, formulas as analyze --latex
+    writes them, shapes as [16, H, W], receptive fields in words."""
+    if isinstance(value, bool):
+        return r"\text{" + str(value).lower() + "}"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(formula.latex(v, group=False) for v in value) + "]"
+    if value is None or value == GLOBAL or isinstance(value, RF) or isinstance(value, str):
+        return r"\text{" + formula.latex_escape(number(value)) + "}"
+    return formula.latex(value)
+
+
+def _latex_row(step: Step) -> str:
+    """figure &= formula = substituted = result, as _chain leaves out repeats; remarks after."""
+    parts = []
+    for raw, tex in ((step.formula, latex_math(step.formula)), (step.substituted, latex_math(step.substituted)),
+                     (number(step.result), _latex_result(step.result))):
+        if raw and (not parts or raw != parts[-1][0]):
+            parts.append((raw, tex))
+    row = r"\text{" + formula.latex_escape(step.figure) + "} &= " + " = ".join(tex for _, tex in parts)
+    remarks = _remarks(step)
+    return row + (r" &&\text{(" + formula.latex_escape(remarks) + ")}" if remarks else "")
+
+
+def latex(explanations: list[Explanation], title: str = "") -> str:
+    """A LaTeX document (article, amsmath): per layer a heading and one align* environment, a step
+    a row: the figure, its formula, the values put in and the result."""
+    out = [r"\documentclass[11pt]{article}", r"\usepackage[T1]{fontenc}", r"\usepackage[utf8]{inputenc}",
+           r"\usepackage{textcomp}", r"\usepackage{amsmath}", r"\usepackage[margin=2cm]{geometry}",
+           r"\allowdisplaybreaks",
+           r"\begin{document}", ""]
+    if title:
+        out += [r"\section*{" + formula.latex_escape(title) + r": the working}", ""]
+    for e in explanations:
+        out += [r"\subsection*{\texttt{" + formula.latex_escape(e.name) + "} (" + formula.latex_escape(e.kind) + ")}",
+                r"\begin{align*}", " \\\\\n".join(_latex_row(s) for s in e.steps), r"\end{align*}", ""]
+    out.append(r"\end{document}")
+    return "\n".join(out) + "\n"
+
+
+__all__ = ["Explanation", "Step", "explain", "latex", "latex_math", "markdown", "text"]

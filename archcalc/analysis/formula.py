@@ -448,3 +448,33 @@ def _latex_printer(group: bool):
 
         printer = _PRINTERS[("latex", group)] = Printer()
     return printer
+
+
+# --- text inside LaTeX (explain --latex, the homework sheets) ------------------------------------
+_LATEX = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "&": r"\&", "#": r"\#",
+          "%": r"\%", "_": r"\_", "^": r"\textasciicircum{}", "~": r"\textasciitilde{}",
+          "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}", '"': r"\textquotedbl{}",
+          "×": r"$\times$", "≈": r"$\approx$", "·": r"$\cdot$", "−": "-", "≤": r"$\leq$", "≥": r"$\geq$",
+          "–": "--", "—": "---", "…": r"\ldots{}", "✓": "ok", "✗": "x", "'": r"\textquotesingle{}",
+          "`": r"\textasciigrave{}"}
+
+
+def latex_escape(text) -> str:
+    """Text as LaTeX that prints it literally (one line; characters LaTeX does not know under
+    T1/utf8 as [U+XXXX])."""
+    from archcalc.errors import one_line
+
+    out = []
+    text = one_line(str(text))
+    for i, ch in enumerate(text):
+        if ch == "-" and text[i + 1:i + 2] == "-":  # not a dash ligature
+            out.append("-{}")
+        elif ch in _LATEX:
+            out.append(_LATEX[ch])
+        elif ord(ch) < 32 or 0x7F <= ord(ch) < 0xA0:
+            out.append(" ")
+        elif ord(ch) > 0xFF:
+            out.append(f"[U+{ord(ch):04X}]")
+        else:
+            out.append(ch)
+    return "".join(out)
