@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from archcalc.errors import LayerError
 from archcalc.geometry.window import is_num
-from archcalc.layers.base import Arg, Layer, Step, custom_module, register
+from archcalc.layers.base import Arg, Layer, Saved, Step, custom_module, register
 from archcalc.layers.rotary import SOURCE as ROTARY_SOURCE
 
 SOURCE = ROTARY_SOURCE + '''
@@ -295,6 +295,13 @@ class Attention(Layer):
                   "optional second input [H, T, T] (T5's relative position bias), then the causal mask",
         "rf": "not tracked (every position mixes the whole sequence)",
         "kv_cache": "causal: 2*min(T, window)*Hkv*d (keys and values of the positions a query can still see)",
+        "saved": "eager PyTorch, CPU, training: x (T*D, the projections' input) + the kernel's; flash (no dropout, no "
+                 "score bias input): q, k, v 3*T*H*d, output T*H*d, logsumexp H*T float32, + T*H*d (the output "
+                 "copied for the projection) after rotary or a per-head q/k norm; math (dropout or a bias input): "
+                 "q and k^T scaled 2*T*H*d, softmax H*T*T (+ mask and dropped weights 2*H*T*T with dropout), v "
+                 "T*H*d, the output copy T*H*d; + rotary 2*T*d cos/sin (not per example), + q/k norm: input, "
+                 "rsqrt and normalised (rmsnorm) or input, mean and rstd (layernorm) of q and k; + the mask: "
+                 "T*T (window, flash: float; causal or window with a bias input: bool), not per example",
     }
 
     def _sizes(self, a, shapes):
@@ -388,12 +395,48 @@ class Attention(Layer):
     def rf(self, a, rfs, shapes, out):
         return None
 
-    def saved_for_backward(self, a, shapes, out):
-        # With the math (non-flash) kernel: x, q, k, v, the H x T x T weights, the heads' output
-        # before the projection, and the output; a q/k norm also keeps q and k before it.
-        t, d, h, kv, hd = self._sizes(a, shapes)
-        normed = t * (h + kv) * hd if a["qk_norm"] is not None else 0
-        return t * d + t * (h + 2 * kv) * hd + normed + h * t * t + t * h * hd + t * d
+    def saved_tensors(self, a, shapes, out):
+        """What autograd keeps (eager PyTorch, CPU, training; `formulas["saved"]`): the input x
+        (the q, k and v projections' nn.Linear saves it), the q/k norm's tensors, rotary's cos and
+        sin, then what scaled_dot_product_attention's kernel keeps (sdpa_saved): the CPU flash
+        kernel where it runs (no dropout, no score bias input), else the math kernel."""
+        t, _, h, kv, hd = self._sizes(a, shapes)
+        saved = [Saved("input", of="input")]
+        saved += self._qk_norm_saved(a, t, h, kv, hd)
+        if a["rotary"]:  # cos and sin [T, d/2] of one rotary call, computed for q and again for k
+            saved.append(Saved("rotary cos, sin (for q and for k)", elements=2 * t * hd, per_batch=True))
+        bias_input = len(shapes) == 2
+        math = a["dropout"] > 0 or bias_input
+        masked = a["causal"] or a["window"] is not None
+        if bias_input and masked:  # bias.masked_fill(~mask, -inf) keeps the bool mask
+            saved.append(Saved("mask (bool)", elements=t * t, itemsize=1, per_batch=True))
+        elif a["window"] is not None and not math:  # the flash kernel keeps the float mask it made
+            saved.append(Saved("mask (float, from the bool window mask)", elements=t * t, per_batch=True))
+        # q is laid out head-major ([H, T, d], not a transposed view of [T, H*d]) after rotary or a
+        # per-head norm; the flash kernel's output then follows it, and the output projection's
+        # input [T, H*d] is a copy.
+        head_major = a["rotary"] or (a["qk_norm"] is not None and self._norm(a)[0] == "head")
+        one_storage = a["layout"] != "separate"  # q, k and v are views of one qkv projection
+        return saved + sdpa_saved(h, t, t, hd, math=math, dropout=a["dropout"] > 0,
+                                  copy_out=head_major, qkv_one_storage=one_storage)
+
+    def _qk_norm_saved(self, a, t, h, kv, hd) -> list:
+        """The q/k norm's saved tensors: RMSNorm (x * rsqrt(mean(x^2) + eps) * weight, composite
+        ops) keeps its input, rsqrt's result (one per normalised row) and the normalised values
+        (for the weight's gradient); LayerNorm (native_layer_norm) its input, mean and rstd."""
+        if a["qk_norm"] is None:
+            return []
+        over = self._norm(a)[0]
+        saved = []
+        for name, heads in (("q", h), ("k", kv)):
+            rows = t * heads if over == "head" else t
+            saved.append(Saved(f"{name} before its norm", elements=t * heads * hd))
+            if a["qk_norm"] == "rmsnorm":
+                saved += [Saved(f"{name} norm's rsqrt", elements=rows),
+                          Saved(f"{name} normalised, before the weight", elements=t * heads * hd)]
+            else:
+                saved += [Saved(f"{name} norm's mean", elements=rows), Saved(f"{name} norm's rstd", elements=rows)]
+        return saved
 
     def kv_cache(self, a, shapes, out):
         # A sliding window never reads a key older than the window, so the cache holds at most it.
@@ -490,6 +533,47 @@ class FirstInput(nn.Module):
     def forward(self, x, *rest):
         return x
 '''
+
+
+def _several(n) -> bool:
+    """More than one (a symbolic size is taken as more than one)."""
+    return not is_num(n) or n > 1
+
+
+def sdpa_saved(h, tq, tk, hd, *, math: bool, dropout: bool, copy_out: bool = False,
+               qkv_one_storage: bool = False) -> list:
+    """What F.scaled_dot_product_attention keeps for backward on CPU (float32, training) for H
+    heads of d, Tq queries and Tk keys (k and v already repeated to H heads where grouped),
+    and the copy of its output the output projection reads.
+
+    Flash kernel (_scaled_dot_product_flash_attention_for_cpu: no dropout, no mask that needs a
+    gradient): q, k, v as given, its output [H, Tq, d] and the logsumexp [H, Tq] (float32). Its
+    output takes q's layout: where q is a transposed view of [Tq, H*d] (a projection's output)
+    the output's transpose(1, 2).reshape is a view; where q is head-major (`copy_out`: after
+    rotary or a per-head norm) it is a copy of Tq*H*d.
+    Math kernel (_scaled_dot_product_attention_math: dropout > 0, or a score bias input): q times
+    sqrt(scale) and k^T times sqrt(scale), each copied for the batched matmul, the softmax
+    output [H, Tq, Tk]; with dropout its float mask and the dropped weights (input * mask, as
+    at::dropout computes it on CPU); v copied (or a view of its projection) for weights x v;
+    and the copy [Tq, H*d] of its output for the projection (measured a copy also for one head
+    or one query). With q, k and v views of one qkv projection (layout fused/packed) and one
+    head, v is a view of that whole [Tk, 3*d] output."""
+    if not math:
+        several = _several(h) and _several(tq)
+        saved = [Saved("q", elements=h * tq * hd), Saved("k", elements=h * tk * hd), Saved("v", elements=h * tk * hd),
+                 Saved("attention output", elements=h * tq * hd), Saved("logsumexp (float32)", elements=h * tq, itemsize=4)]
+        if copy_out and several:
+            saved.append(Saved("attention output as [T, H*d] (a copy, for the output projection)", elements=tq * h * hd))
+        return saved
+    saved = [Saved("q * sqrt(scale)", elements=h * tq * hd), Saved("k^T * sqrt(scale)", elements=h * tk * hd),
+             Saved("attention weights (softmax)", elements=h * tq * tk)]
+    if dropout:
+        saved += [Saved("dropout mask (float)", elements=h * tq * tk), Saved("dropped weights", elements=h * tq * tk)]
+    one_head_view = qkv_one_storage and is_num(h) and h == 1
+    saved.append(Saved("v (the qkv projection's output, a view)" if one_head_view else "v",
+                       elements=(3 if one_head_view else 1) * h * tk * hd))
+    saved.append(Saved("attention output as [T, H*d] (a copy, for the output projection)", elements=tq * h * hd))
+    return saved
 
 
 def score_note(a, bias_input: bool) -> str:

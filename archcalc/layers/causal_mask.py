@@ -4,7 +4,7 @@ primitives (optionally a sliding window: also -inf more than window - 1 position
 from __future__ import annotations
 
 from archcalc.errors import LayerError
-from archcalc.layers.base import Arg, Layer, register
+from archcalc.layers.base import Arg, Layer, Saved, register
 
 
 def _expression(x: str, window) -> str:
@@ -23,7 +23,8 @@ class CausalMask(Layer):
     args = (Arg("window", "int", None, min=1,
                 doc="also hide keys window or more positions before the query (Mistral's sliding window)"),)
     formulas = {"output": "same as input ([..., T, T]: queries x keys)", "params": "0",
-                "macs": "0 (elementwise fill)", "rf": "unchanged (elementwise)"}
+                "macs": "0 (elementwise fill)", "rf": "unchanged (elementwise)",
+                "saved": "the bool mask [T, T] masked_fill keeps (1 B each), the same for every example"}
 
     def output_shape(self, a, shapes):
         s = shapes[0]
@@ -31,6 +32,11 @@ class CausalMask(Layer):
             raise LayerError(f"causal_mask needs square attention scores [..., T, T] (queries x keys, e.g. from "
                              f"matmul: {{transpose: true}} of q and k), got {list(s)}")
         return s
+
+    def saved_tensors(self, a, shapes, out):
+        # derivatives.yaml masked_fill.Scalar: self: grad.masked_fill(mask, 0): the mask only
+        t = self.output_shape(a, shapes)[-1]
+        return [Saved("mask (bool)", elements=t * t, itemsize=1, per_batch=True)]
 
     def torch_module(self, a, shapes):
         from torch import nn

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from archcalc.errors import LayerError
 from archcalc.layers.attention import (BIAS_ARGS, HEAD_ARGS, SCORE_ARGS, head_sizes, projection_biases,
-                                       score_scale)
-from archcalc.layers.base import Layer, Step, custom_module, register
+                                       score_scale, sdpa_saved)
+from archcalc.layers.base import Layer, Saved, Step, custom_module, register
 
 SOURCE = '''
 
@@ -76,6 +76,10 @@ class CrossAttention(Layer):
         "rf": "not tracked (every query mixes the whole memory)",
         "kv_cache": "0 self-attention cache; cross-attention cache 2*Tk*Hkv*d: keys and values of the memory, "
                     "computed once from the encoder output and kept while decoding (archcalc memory)",
+        "saved": "eager PyTorch, CPU, training: queries Tq*D and memory Tk*Dm (the projections' inputs) + the kernel's; "
+                 "flash (no dropout): q Tq*H*d, k and v 2*Tk*H*d, output Tq*H*d, logsumexp H*Tq float32; math "
+                 "(dropout): q and k^T scaled (Tq + Tk)*H*d, softmax, its float mask and the dropped weights "
+                 "3*H*Tq*Tk, v Tk*H*d, the output copied for the projection Tq*H*d",
     }
 
     def _sizes(self, a, shapes):
@@ -108,11 +112,14 @@ class CrossAttention(Layer):
     def rf(self, a, rfs, shapes, out):
         return None
 
-    def saved_for_backward(self, a, shapes, out):
-        # As attention's math kernel: both inputs, q, k, v, the H x Tq x Tk weights, the heads'
-        # output before the projection, and the output.
-        tq, d, tk, dm, h, kv, hd = self._sizes(a, shapes)
-        return tq * d + tk * dm + tq * h * hd + 2 * tk * kv * hd + h * tq * tk + tq * h * hd + tq * d
+    def saved_tensors(self, a, shapes, out):
+        """Both inputs (the q projection keeps the queries, the k and v projections the memory),
+        then what scaled_dot_product_attention's CPU kernel keeps (attention.sdpa_saved): flash
+        without dropout (q is a transposed view, so the output needs no copy), math with it."""
+        tq, _, tk, _, h, _, hd = self._sizes(a, shapes)
+        math = a["dropout"] > 0
+        return [Saved("queries", of="input", index=0), Saved("memory", of="input", index=1)] + sdpa_saved(
+            h, tq, tk, hd, math=math, dropout=math)
 
     def cross_kv_cache(self, a, shapes, out):
         """Keys and values of the memory: computed once from the encoder output, kept while decoding."""

@@ -3,7 +3,7 @@ sharing its table with a later linear layer (tied input and output embeddings, a
 from __future__ import annotations
 
 from archcalc.errors import LayerError
-from archcalc.layers.base import Arg, Layer, Step, register
+from archcalc.layers.base import Arg, Layer, Saved, Step, register
 
 
 @register
@@ -25,6 +25,7 @@ class Embedding(Layer):
         "params": "num * dim (a tied linear shares them: counted once in the total)",
         "macs": "0 (a lookup, not a multiply-accumulate)",
         "rf": "not tracked (token ids have no spatial axes)",
+        "saved": "the ids (its input, int64: 8 B each); embedding_backward needs only the indices",
     }
 
     def output_shape(self, a, shapes):
@@ -39,6 +40,10 @@ class Embedding(Layer):
 
     def rf(self, a, rfs, shapes, out):
         return None
+
+    def saved_tensors(self, a, shapes, out):
+        # derivatives.yaml: embedding: weight: embedding_backward(grad, indices, ...) - the ids only
+        return [Saved("indices (int64)", of="input", itemsize=8)]
 
     def tied_to(self, a):
         return a["tie"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from archcalc.geometry.receptive_field import RF
 from archcalc.errors import LayerError
 from archcalc.geometry.window import is_num
-from archcalc.layers.base import Arg, Layer, Step, dim_index, register
+from archcalc.layers.base import Arg, Layer, Saved, Step, dim_index, register
 
 # Set by `probe_args` in the receptive-field probe network, whose layers have one channel: there a
 # GLU over the channels stands in as an identity (its field along the spatial axes is unchanged),
@@ -41,6 +41,7 @@ class Glu(Layer):
                                       "the last, 0 the channels (nn.GLU(dim=1))"),)
     formulas = {"output": "the input shape with N/2 along dim (N even)", "params": "0",
                 "macs": "0 (an elementwise product, not a multiply-accumulate)",
+                "saved": "the input (glu_backward reads self)",
                 "rf": "unchanged along the channels; along a spatial axis a window of K = 2 taps at dilation "
                       "D = N/2: r + (N/2) j, j, start"}
 
@@ -56,6 +57,9 @@ class Glu(Layer):
     def output_shape(self, a, shapes):
         d, half = self._plan(a, shapes[0])
         return shapes[0][:d] + (half,) + shapes[0][d + 1:]
+
+    def saved_tensors(self, a, shapes, out):
+        return [Saved("input", of="input")]  # derivatives.yaml glu: glu_backward(grad, self, dim)
 
     def _window(self, a, shape):
         """(kernel, dilation) per spatial axis of the gate's window, or None when not a number."""

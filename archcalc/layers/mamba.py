@@ -27,8 +27,8 @@ them beside the figure.
 from __future__ import annotations
 
 from archcalc.errors import LayerError
-from archcalc.geometry.window import ceil_div
-from archcalc.layers.base import Arg, Layer, Step, custom_module, register
+from archcalc.geometry.window import ceil_div, is_num
+from archcalc.layers.base import Arg, Layer, Saved, Step, custom_module, register
 
 SOURCE = '''
 def selective_scan(decay, drive):
@@ -128,6 +128,10 @@ class Mamba(Layer):
         "rf": "not tracked (output t sees positions 0..t: a causal window that grows with t)",
         "kv_cache": "E*K + E*N: the convolution state (the last K inputs, as Hugging Face's cache holds them) and "
                     "the scan state",
+        "saved": "T*D (the input) + 9*T*E (in_proj's output 2TE, SiLU(conv), x_proj's input copied, dt before and "
+                 "after softplus, SiLU(z), y + D u, the gated y) + E*(T + K - 1) (the conv's output) + T*(R + 2N) "
+                 "(x_proj's output) + 4*T*E*N (the decay, dt*B, each step's incoming state, the stacked states) + "
+                 "2*E*N not per example (exp(A_log), A); a batch of 1 keeps one T*E less (x_proj's input is a view)",
     }
 
     def _sizes(self, a, shapes):
@@ -157,15 +161,31 @@ class Mamba(Layer):
     def rf(self, a, rfs, shapes, out):
         return None  # output t sees positions 0..t (as rnn, lstm, gru and causal attention: not tracked)
 
-    def saved_for_backward(self, a, shapes, out):
-        # What autograd keeps for this module (a test measures it with saved_tensors_hooks), less its
-        # input (the previous layer's output, counted there), plus its output (which the next layer
-        # keeps): in_proj's output 2TE, the conv's output E(T+K-1), x_proj's T(R+2N), six [T, E]
-        # (the conv's SiLU, dt before and after softplus, the sum with the skip, SiLU(z), the gated
-        # product), A and exp(A_log) 2EN, and four [T, E, N]: the decay, dt*B, every step's state
-        # (as addcmul keeps it) and the stacked states.
-        t, d, e, n, k, r = self._sizes(a, shapes)
-        return 8 * t * e + e * (t + k - 1) + t * (r + 2 * n) + 2 * e * n + 4 * t * e * n + t * d
+    def saved_tensors(self, a, shapes, out):
+        """What autograd keeps for this module (eager, CPU, training, batch of 2 or more; the tests
+        measure it with saved_tensors_hooks)."""
+        t, _, e, n, k, r = self._sizes(a, shapes)
+        # x.transpose(1, 2) of [N, E, T] is no view of [N*T, E]: nn.Linear's reshape copies it
+        # (for one token, or a batch of 1, it is a view: one [T, E] less)
+        copied = 0 if is_num(t) and t == 1 else t * e
+        return [
+            Saved("input (in_proj's)", of="input"),
+            Saved("in_proj's output x, z (the conv reads x, SiLU z)", elements=2 * t * e),
+            Saved("conv's output, T + K - 1 positions (SiLU's input)", elements=e * (t + k - 1)),
+            Saved("SiLU(conv) (u: the drive and the skip)", elements=t * e),
+            Saved("x_proj's input, a copy [T, E]", elements=copied),
+            Saved("x_proj's output dt, B, C", elements=t * (r + 2 * n)),
+            Saved("dt_proj(dt) + bias (softplus's input)", elements=t * e),
+            Saved("dt = softplus(...)", elements=t * e),
+            Saved("exp(A_log) and A = -exp(A_log)", elements=2 * e * n, per_batch=True),
+            Saved("decay exp(A dt) (exp's result, addcmul's factor)", elements=t * e * n),
+            Saved("dt * B (times u)", elements=t * e * n),
+            Saved("the state before each step (s_0 = 0 .. s_(T-1), addcmul's other factor)", elements=t * e * n),
+            Saved("the stacked states (the read-out's matmul)", elements=t * e * n),
+            Saved("SiLU(z)", elements=t * e),
+            Saved("y + D u (times SiLU(z))", elements=t * e),
+            Saved("the gated y (out_proj's input)", elements=t * e),
+        ]
 
     cache_is_state = True  # `archcalc memory` says "recurrent state", not K/V
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from archcalc.errors import LayerError
-from archcalc.layers.base import Arg, Layer, prod, register
+from archcalc.layers.base import Arg, Layer, Saved, prod, register
 
 
 def _text(shapes) -> str:
@@ -18,7 +18,9 @@ class Matmul(Layer):
             Arg("scale", "float", 1.0, doc="multiply the product by this constant (1/sqrt(d) in attention)"))
     formulas = {"output": "[..., M, N] for [..., M, K] @ [..., K, N] (leading dims broadcast)", "params": "0",
                 "macs": "(output size)*K; scale is elementwise, not counted",
-                "rf": "not tracked (mixes positions of both inputs)"}
+                "rf": "not tracked (mixes positions of both inputs)",
+                "saved": "both inputs (mm/bmm keep each for the other's gradient); an input broadcast along a "
+                         "leading dim is kept expanded, a copy of (leading)*its last two dims"}
 
     def _parts(self, a, shapes):
         """(M, K, N, leading dims) after torch.matmul's checks."""
@@ -51,6 +53,19 @@ class Matmul(Layer):
 
     def macs(self, a, shapes, out):
         return prod(out) * shapes[0][-1]
+
+    def saved_tensors(self, a, shapes, out):
+        # torch.matmul folds the leading dims into bmm, which keeps both operands (each for the
+        # other's gradient; a transpose is a view). An operand broadcast along a leading dim is
+        # expanded and copied by that fold, so the copy is what is kept.
+        _, _, _, lead = self._parts(a, shapes)
+        saved = []
+        for i, (shape, name) in enumerate(zip(shapes, ("first input", "second input"))):
+            if tuple(shape[:-2]) == tuple(lead):
+                saved.append(Saved(name, of="input", index=i))
+            else:
+                saved.append(Saved(f"{name} expanded to the leading dims (a copy)", elements=prod(lead) * prod(shape[-2:])))
+        return saved
 
     def rf(self, a, rfs, shapes, out):
         return None

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from archcalc.geometry.receptive_field import GLOBAL
 from archcalc.errors import LayerError
-from archcalc.layers.base import Arg, Layer, Step, custom_module, prod, register
+from archcalc.layers.base import Arg, Layer, Saved, Step, custom_module, prod, register
 
 ACTIVATIONS = ("silu", "gelu", "gelu_tanh", "relu")
 
@@ -186,6 +186,10 @@ class Moe(Layer):
                 "top_k experts; softmax, top-k, weighting, index_add and biases count 0 (as in FlopCounterMode)",
         "rf": "as linear (each position on its own, its features mixed): global on [C, L]; not tracked with 2+ "
               "spatial axes; none on [F] (no spatial axes)",
+        "saved": "x + router T*E softmax (float32) + T*k top-k ids (int64) (+ T*k + T float32 with renormalize) + "
+                 "per routed slot (T*k, however they are spread): 2 int64 token ids, D gathered, 4h gated (2h "
+                 "mlp, h with relu), 1 float32 weight, 2D outputs + shared experts 4*T*hs gated (3 relu; mlp 2, "
+                 "1 relu) + T*(D + 1) for the shared gate",
     }
 
     # --- sizes ------------------------------------------------------------------------------
@@ -234,6 +238,43 @@ class Moe(Layer):
         t, d, e, k, h, gated, hs = self._plan(a, shapes)
         shared = t * self._ffn(d, hs, gated, False)[1] + (t * d if a["shared_gate"] else 0) if hs else 0
         return t * d * e + t * k * self._ffn(d, h, gated, False)[1] + shared
+
+    def saved_tensors(self, a, shapes, out):
+        """What autograd keeps for MixtureOfExperts' forward (eager, training). However the router
+        spreads the tokens, the experts together see the T*k routed slots, and every tensor an
+        expert keeps is per slot, so the total is fixed: per slot the token index (torch.where's
+        nonzero, an [n, 2] int64 storage: 2 per slot), the gathered token (D), the first
+        projection's output (2h gated: act keeps the gate half, the product the up half; mlp: h,
+        kept by silu/gelu as input or by relu as result), gated: the activation and the product (2h),
+        mlp with silu/gelu: the activation (h), the routing weight (float32), the expert's output
+        and the weighted output index_add_ keeps (2D). The router: x (the gate's input), the
+        softmax in float32 (T*E) and top-k's indices (T*k int64); with renormalize the top-k
+        values and their sum (float32). Shared experts: gated 4*T*hs (3 with relu), mlp 2*T*hs
+        (1 with relu); their sigmoid gate T and the output it scales T*D."""
+        t, d, e, k, h, gated, hs = self._plan(a, shapes)
+        act = a["activation"] or ("silu" if gated else "relu")
+        slots = t * k
+        saved = [Saved("input (the router's and the experts' gathers' source)", of="input"),
+                 Saved("router softmax (float32)", elements=t * e, itemsize=4),
+                 Saved("top-k indices (int64)", elements=t * k, itemsize=8)]
+        if a["renormalize"]:
+            saved += [Saved("top-k probabilities (float32)", elements=t * k, itemsize=4),
+                      Saved("their sum (float32)", elements=t, itemsize=4)]
+        saved += [Saved("token indices per expert (int64, nonzero's [n, 2])", elements=2 * slots, itemsize=8),
+                  Saved("gathered tokens", elements=slots * d)]
+        if gated:
+            saved.append(Saved("experts' gate and up projections, activation, product", elements=slots * 4 * h))
+        else:
+            saved.append(Saved("experts' activation" + (" input and output" if act != "relu" else ""),
+                               elements=slots * (1 if act == "relu" else 2) * h))
+        saved += [Saved("routing weights (float32)", elements=slots, itemsize=4),
+                  Saved("experts' outputs and weighted outputs", elements=slots * 2 * d)]
+        if hs:
+            per = (3 if act == "relu" else 4) if gated else (1 if act == "relu" else 2)
+            saved.append(Saved("shared experts' projections and activation", elements=t * per * hs))
+            if a["shared_gate"]:
+                saved.append(Saved("shared gate's sigmoid and the shared output it scales", elements=t + t * d))
+        return saved
 
     def mixed_dims(self, a, shapes):
         return (len(shapes[0]) - 1,)  # each position on its own, like linear

@@ -9,7 +9,8 @@ multiply-accumulates at every step; gate products, nonlinearities and biases cou
 from __future__ import annotations
 
 from archcalc.errors import LayerError
-from archcalc.layers.base import Arg, Layer, Step, custom_module, register
+from archcalc.geometry.window import is_num
+from archcalc.layers.base import Arg, Layer, Saved, Step, custom_module, register
 
 # One wrapper class per kind: nn.RNN/LSTM/GRU return (output, h_n); the graph needs the output
 # alone, and the wrapper must hold the recurrent module so its parameters are counted.
@@ -104,6 +105,65 @@ class Recurrent(Layer):
     def rf(self, a, rfs, shapes, out):
         return None  # output t sees steps 0..t (all, bidirectional): no single window per axis
 
+    # --- what autograd keeps (eager PyTorch, CPU, float32, training, a batch of 2 or more) -----
+    def _step_elements(self, t, hid, p):
+        """Elements one layer and direction keeps over T steps on PyTorch's own cell path
+        (aten/src/ATen/native/RNN.cpp: the input-to-hidden products of all steps are one matmul,
+        then a cell per step). Kinds override."""
+        raise NotImplementedError
+
+    def saved_tensors(self, a, shapes, out):
+        """PyTorch's own cell path (rnn, gru, lstm with proj_size): the zero initial state(s), one
+        storage for all layers and directions; layer 1's input made time-major, copied by the
+        batched input-to-hidden matmul of each direction; per layer and direction what the cells
+        keep (`_step_elements`); each later layer's input, the layer before's output [T, D*h]
+        (with dropout between layers also its float mask: the input is the dropped output).
+        LSTM without projection runs as oneDNN's LSTM (`_onednn_saved`)."""
+        t, f = self._check(a, shapes)
+        hid, p, dirs, layers = a["hidden"], a.get("proj_size", 0), self._dirs(a), a["layers"]
+        w = p or hid
+        dropout = a["dropout"] > 0 and layers > 1
+        if self.kind == "lstm" and not p:
+            return self._onednn_saved(t, f, hid, dirs, layers, dropout, a["bias"])
+        saved = [Saved("h0 (zeros, all layers and directions)", elements=layers * dirs * w)]
+        if self.kind == "lstm":
+            saved.append(Saved("c0 (zeros, all layers and directions)", elements=layers * dirs * hid))
+        saved.append(_first_input(t, f, dirs))
+        saved.append(Saved("each step's gates, states and activations", elements=layers * dirs * self._step_elements(t, hid, p)))
+        if layers > 1:
+            saved.append(Saved("later layers' inputs [T, D*h]", elements=(layers - 1) * t * dirs * w))
+            if dropout:
+                saved.append(Saved("dropout masks between layers (float)", elements=(layers - 1) * t * dirs * w))
+        return saved
+
+    def _onednn_saved(self, t, f, hid, dirs, layers, dropout, bias=True) -> list:
+        """nn.LSTM (no projection) on CPU in float32 runs as oneDNN's LSTM, one mkldnn_rnn_layer per
+        layer and direction: h0 and c0 (zeros), layer 1's input made time-major (one copy), and per
+        layer and direction its output [T, H], h_n, c_n and oneDNN's training workspace (uint8);
+        a later layer's input is the one before's output (already kept) for one direction, their
+        concatenation [T, 2H] for two, the dropped output and its float mask with dropout. Without
+        bias, each layer and direction also keeps copies of its two weight matrices (measured:
+        storages apart from the parameters'), the same for every example.
+
+        The workspace (oneDNN's rnn_utils set_offsets and set_conf, f32, one layer and direction
+        per call, slc the layer's input width): gates T*ld(4H), h T*ld(H), the layer and iteration
+        states and the layer's diff states 3 * 2*(T+1)*ld(max(slc, H)), the cell state and its
+        diff 2 * 2*(T+1)*H floats per example, ld(n) = n rounded up to 16 (plus 16 where that is a
+        multiple of 256). oneDNN rounds each of these seven regions up to a 4096-byte page; that
+        rounding, under 7 pages per layer and direction, is not per example and not counted here."""
+        saved = [Saved("h0, c0 (zeros, all layers and directions)", elements=2 * layers * dirs * hid),
+                 _first_input(t, f, 1),
+                 Saved("each layer's output [T, H], h_n, c_n", elements=layers * dirs * (t + 2) * hid),
+                 Saved("oneDNN workspace (uint8)", itemsize=1,
+                       elements=dirs * sum(_onednn_workspace(t, f if i == 0 else dirs * hid, hid) for i in range(layers)))]
+        if layers > 1 and (dropout or dirs == 2):
+            saved.append(Saved("later layers' inputs [T, D*H]" + (" (dropped) and their dropout masks" if dropout else ""),
+                               elements=(layers - 1) * t * dirs * hid * (2 if dropout else 1)))
+        if not bias:
+            weights = dirs * sum(4 * hid * ((f if i == 0 else dirs * hid) + hid) for i in range(layers))
+            saved.append(Saved("weight_ih, weight_hh copies (bias: false)", elements=weights, per_batch=True))
+        return saved
+
     def explain(self, a, shapes, out, rf_in, rf_out, row):
         from archcalc.layers import _explain as ex
 
@@ -170,6 +230,31 @@ class Recurrent(Layer):
                               extra_pass=f", {name}={name}" if name else "")
 
 
+def _first_input(t, f, copies):
+    """Layer 1's input: batch_first [N, T, F] made time-major is no view of [T*N, F], so each
+    direction's matmul (oneDNN: one .contiguous()) copies it; with one step it is a view of the
+    input itself (also with a batch of 1, outside this convention)."""
+    if is_num(t) and t == 1:
+        return Saved("input (time-major, a view)", of="input")
+    return Saved("layer 1's input, time-major (a copy" + (" per direction)" if copies > 1 else ")"),
+                 elements=copies * t * f)
+
+
+def _good_ld(n):
+    """oneDNN's get_good_ld for f32: n rounded up to 16 floats (64 bytes), 16 more where that is
+    a multiple of 256 (4K aliasing)."""
+    ld = -(-n // 16) * 16
+    return ld + 16 if ld % 256 == 0 else ld
+
+
+def _onednn_workspace(t, slc, hid) -> int:
+    """Bytes per example of oneDNN's LSTM training workspace for one layer and direction (f32),
+    page rounding aside (see Recurrent._onednn_saved)."""
+    states = 2 * (t + 1) * _good_ld(max(slc, hid))
+    cells = 2 * (t + 1) * hid
+    return 4 * (t * _good_ld(4 * hid) + t * _good_ld(hid) + 3 * states + 2 * cells)
+
+
 _COUNTS = {"output": "[T, D*H] (D = 2 if bidirectional else 1)",
            "params": "per layer and direction G*H*(in + H) + 2*G*H (two bias vectors b_ih, b_hh; none "
                      "without bias); in = F for layer 1, D*H after",
@@ -186,7 +271,13 @@ class RNN(Recurrent):
     own = ("nonlinearity", "'tanh'")
     args = _COMMON + (Arg("nonlinearity", "choice", "tanh", choices=("tanh", "relu")),)
     summary = "Elman recurrent layer over a sequence [T, F] -> [T, D*H] (nn.RNN, batch_first)"
-    formulas = {**_COUNTS, "params": "G = 1: " + _COUNTS["params"], "macs": "G = 1: " + _COUNTS["macs"]}
+    formulas = {**_COUNTS, "params": "G = 1: " + _COUNTS["params"], "macs": "G = 1: " + _COUNTS["macs"],
+                "saved": "L*D*H (h0) + D*T*F (layer 1's input, time-major, copied per direction) + L*D*T*H (each "
+                         "step's tanh/relu result, also the next step's h) + (L - 1)*T*D*H (later inputs; twice "
+                         "with dropout: the mask)"}
+
+    def _step_elements(self, t, hid, p):
+        return t * hid  # tanh/relu keep their result h_t, which the next step's matmul keeps too
 
 
 @register
@@ -201,7 +292,20 @@ class LSTM(Recurrent):
                 "params": "G = 4: " + _COUNTS["params"] + "; with proj_size P, h is P wide (in + P, "
                           "later in = D*P) and each layer and direction adds H*P",
                 "macs": "G = 4: " + _COUNTS["macs"] + "; with proj_size P: G*H*(in + P) + H*P",
-                "rf": _COUNTS["rf"]}
+                "rf": _COUNTS["rf"],
+                "saved": "oneDNN (no proj_size): 2*L*D*H (h0, c0) + T*F (layer 1's input, time-major copy) + "
+                         "L*D*(T + 2)*H (outputs, h_n, c_n) + oneDNN's workspace per layer and direction, "
+                         "4*(T*ld(4H) + T*ld(H) + 6*(T+1)*ld(max(in, H)) + 4*(T+1)*H) bytes (ld: rounded up to 16; "
+                         "oneDNN's page rounding of its 7 regions not counted) + (L - 1)*T*2H with two directions "
+                         "(the concatenated input; with dropout 2*(L - 1)*T*D*H); with proj_size P (PyTorch's cell): "
+                         "L*D*(P + H) (h0, c0) + D*T*F + per layer and direction 6*T*H + (T - 1)*(H + P) (gates 4H, "
+                         "tanh(c), h, each c and h) + (L - 1)*T*D*P (twice with dropout)"}
+
+    def _step_elements(self, t, hid, p):
+        # LSTMCell: the gates [4H] (sigmoid_/tanh_ in place: one storage), tanh(c_t), h_t = o *
+        # tanh(c_t) (the projection's input), and c_t, P-wide h_t for the next step (none after
+        # the last); only with proj_size (without it the layer runs as oneDNN's LSTM)
+        return 6 * t * hid + (t - 1) * (hid + p)
 
 
 @register
@@ -211,4 +315,13 @@ class GRU(Recurrent):
     torch_name = "GRU"
     args = _COMMON
     summary = "Gated recurrent unit over a sequence [T, F] -> [T, D*H] (nn.GRU, batch_first)"
-    formulas = {**_COUNTS, "params": "G = 3: " + _COUNTS["params"], "macs": "G = 3: " + _COUNTS["macs"]}
+    formulas = {**_COUNTS, "params": "G = 3: " + _COUNTS["params"], "macs": "G = 3: " + _COUNTS["macs"],
+                "saved": "L*D*H (h0) + D*T*F (layer 1's input, time-major, copied per direction) + per layer and "
+                         "direction 6*T*H + (T - 1)*H (the hidden gates [3H], n's hidden part and h - n before "
+                         "their in-place products, n, each h) + (L - 1)*T*D*H (later inputs; twice with dropout)"}
+
+    def _step_elements(self, t, hid, p):
+        # GRUCell: the hidden gates [3H] (r and z sigmoid_ in place: one storage), the new gate's
+        # hidden part and h - n (kept as copies before in-place mul_), n = tanh(...), and h_t for
+        # the next step's matmul (none after the last)
+        return 6 * t * hid + (t - 1) * hid

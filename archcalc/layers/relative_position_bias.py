@@ -16,7 +16,7 @@ ids or [T, D] features.
 from __future__ import annotations
 
 from archcalc.errors import LayerError
-from archcalc.layers.base import Arg, Layer, Step, custom_module, register
+from archcalc.layers.base import Arg, Layer, Saved, Step, custom_module, register
 
 SOURCE = '''
 class RelativePositionBias(nn.Module):
@@ -77,6 +77,7 @@ class RelativePositionBias(Layer):
                   "min(n - 1, n // 2 + floor(log(m / (n // 2)) / log(max_distance / (n // 2)) * (n - n // 2))) "
                   "(Hugging Face's T5Attention._relative_position_bucket)",
         "rf": "not tracked (it reads no input values)",
+        "saved": "T*T bucket ids (int64, 8 B each; F.embedding keeps its indices), not per example",
     }
 
     def _sizes(self, a, shapes):
@@ -106,10 +107,11 @@ class RelativePositionBias(Layer):
     def rf(self, a, rfs, shapes, out):
         return None
 
-    def saved_for_backward(self, a, shapes, out):
-        # The lookup keeps only the [T, T] integer bucket ids for its backward, no real values; the
-        # output is a broadcast view over the batch.
-        return 0
+    def saved_tensors(self, a, shapes, out):
+        # F.embedding keeps only its indices, the [T, T] int64 bucket ids, the same for every
+        # example (the output is a broadcast view over the batch).
+        t, _, _ = self._sizes(a, shapes)
+        return [Saved("bucket ids (int64)", elements=t * t, itemsize=8, per_batch=True)]
 
     def explain(self, a, shapes, out, rf_in, rf_out, row):
         from archcalc.layers import _explain as ex

@@ -1,7 +1,7 @@
 """rmsnorm: root-mean-square normalisation over the last `dims` dimensions (nn.RMSNorm)."""
 from __future__ import annotations
 
-from archcalc.layers.base import Arg, Layer, Step, custom_module, prod, register
+from archcalc.layers.base import Arg, Layer, Saved, Step, custom_module, prod, register
 from archcalc.layers.norm import LayerNorm
 
 # For torch < 2.4, which has no nn.RMSNorm: the same math and the same parameter name.
@@ -32,7 +32,10 @@ class RMSNorm(Layer):
         Arg("affine", "bool", True, doc="learn an elementwise scale"),
     )
     formulas = {"output": "same as input", "params": "prod(normalised dims) (a scale, no shift)",
-                "macs": "0", "rf": "unchanged (statistics ignored)"}
+                "macs": "0", "rf": "unchanged (statistics ignored)",
+                "saved": "the input, rsqrt(mean(x^2) + eps) (one per normalised group: the input's size over "
+                         "prod(normalised dims)) and, with affine, x * rsqrt (for the weight's gradient): nn.RMSNorm "
+                         "runs as these composite ops on CPU"}
 
     def _normalized(self, a, shape):
         return tuple(LayerNorm._normalized(self, a, shape))  # the same trailing-dims rule
@@ -47,6 +50,17 @@ class RMSNorm(Layer):
 
     def params(self, a, shapes):
         return (prod(self._normalized(a, shapes[0])) if a["affine"] else 0), 0
+
+    def saved_tensors(self, a, shapes, out):
+        # x.pow(2) and x * r keep x; rsqrt keeps its result r (a [..., 1, ...] per normalised
+        # group); (x * r) * weight keeps x * r for the weight's gradient (without affine, none).
+        shape = shapes[0]
+        norm = self._normalized(a, shape)
+        groups = prod(shape[:len(shape) - len(norm)])
+        saved = [Saved("input", of="input"), Saved("rsqrt(mean(x^2) + eps)", elements=groups)]
+        if a["affine"]:
+            saved.append(Saved("x * rsqrt (before the weight)", elements=prod(shape)))
+        return saved
 
     def explain(self, a, shapes, out, rf_in, rf_out, row):
         from archcalc.layers import _explain as ex

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from archcalc.errors import LayerError
 from archcalc.geometry.window import is_num
-from archcalc.layers.base import Arg, Layer, custom_module, register
+from archcalc.layers.base import Arg, Layer, Saved, custom_module, register
 
 # cos/sin computed in forward, not buffers, so nothing is counted as a parameter.
 SOURCE = '''
@@ -65,7 +65,9 @@ class Rotary(Layer):
             doc="pairs (2i, 2i+1) as in RoFormer; false: (i, i + dims/2) as in GPT-NeoX and HF LLaMA"),
     )
     formulas = {"output": "same as input", "params": "0 (cos and sin computed in forward)",
-                "macs": "0 (elementwise)", "rf": "not tracked (token axis)"}
+                "macs": "0 (elementwise)", "rf": "not tracked (token axis)",
+                "saved": "cos and sin [T, dims/2] (computed in forward, no buffers; the products a * cos ... keep "
+                         "them, not the input): T*dims, the same for every example"}
 
     def _dims(self, a, shape):
         if len(shape) < 2:
@@ -89,6 +91,12 @@ class Rotary(Layer):
 
     def rf(self, a, rfs, shapes, out):
         return None
+
+    def saved_tensors(self, a, shapes, out):
+        # a * cos, b * sin, ...: the input needs a gradient, cos and sin do not, so each product
+        # keeps the table (derivatives.yaml mul: self: grad * other), never the input's halves.
+        t, dims = shapes[0][-2], self._dims(a, shapes[0])
+        return [Saved("cos, sin [T, dims/2]", elements=t * dims, per_batch=True)]
 
     def explain(self, a, shapes, out, rf_in, rf_out, row):
         from archcalc.layers import _explain as ex

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from archcalc.errors import LayerError
 from archcalc.geometry.window import ceil_div, channels_last, is_num
-from archcalc.layers.base import Arg, Layer, Step, custom_module, register
+from archcalc.layers.base import Arg, Layer, Saved, Step, custom_module, register
 
 SOURCE = '''
 class ShiftedWindowAttention(nn.Module):
@@ -202,6 +202,9 @@ class WindowAttention(Layer):
         "rf": "without a shift (none given, or dropped): exact, output o reads its whole window, inputs "
               "floor(o/M)*M .. floor(o/M)*M + M - 1 (periodic: size M*j, jump j); with a shift: not tracked "
               "(position-dependent: the rolled edge windows hold both borders, masked by -100, not -inf)",
+        "saved": "5*Hp*Wp*C (the windows, q scaled, k^T, v, the heads' output: copies) + heads*Hp*Wp*Mh*Mw (the "
+                 "softmax per window) (+ 2*heads*Hp*Wp*Mh*Mw with attention_dropout, + Hp*Wp*C with dropout: masks "
+                 "and dropped weights); the int64 bias index is a buffer, not counted",
     }
 
     def _sizes(self, a, shapes):
@@ -242,12 +245,33 @@ class WindowAttention(Layer):
         hp, wp = padded(h, mh), padded(w, mw)
         return hp * wp * 4 * c * c + 2 * hp * wp * mh * mw * c
 
-    def saved_for_backward(self, a, shapes, out):
-        # As attention counts it (math kernel), window by window: the input, the padded windows,
-        # q, k, v, the heads x N x N weights of every window, the heads' output before proj, the output.
+    def saved_tensors(self, a, shapes, out):
+        """What autograd keeps for torchvision's shifted_window_attention (eager, CPU, training),
+        Hp*Wp padded tokens of C channels, N = Mh*Mw tokens per window: the windows (the
+        permute + reshape before qkv copies them), q * d^-1/2 and k^T, each copied for the
+        batched matmul, the softmax per window and head (heads*Hp*Wp*N), v copied, the heads'
+        output [N, C] per window (a copy, proj's input); attention_dropout adds its float mask and
+        the dropped weights, dropout its mask. The -100 shift mask and the bias are added (kept by
+        nothing); the bias table's int64 index is a buffer (model state, not counted)."""
         h, w, c, (mh, mw), _ = self._sizes(a, shapes)
-        hp, wp = padded(h, mh), padded(w, mw)
-        return h * w * c + hp * wp * c + 3 * hp * wp * c + a["heads"] * hp * wp * mh * mw + hp * wp * c + h * w * c
+        tokens, n, heads = padded(h, mh) * padded(w, mw), mh * mw, a["heads"]
+        # With one head, k^T and v fold into the batched matmul as views of qkv's whole output
+        # [N, 3C] (kept whole, 3*Hp*Wp*C), not as copies.
+        one_head = heads == 1
+        saved = [Saved("windows [N, C] (qkv's input, a copy)", elements=tokens * c),
+                 Saved("q * d^-1/2 (a copy)", elements=tokens * c),
+                 Saved("qkv's output (k^T and v are views of it)", elements=3 * tokens * c) if one_head
+                 else Saved("k^T (a copy)", elements=tokens * c),
+                 Saved("attention weights (softmax)", elements=heads * tokens * n)]
+        if a["attention_dropout"] > 0:
+            saved += [Saved("attention dropout's mask (float)", elements=heads * tokens * n),
+                      Saved("dropped weights", elements=heads * tokens * n)]
+        if not one_head:
+            saved.append(Saved("v (a copy)", elements=tokens * c))
+        saved.append(Saved("heads' output [N, C] (proj's input, a copy)", elements=tokens * c))
+        if a["dropout"] > 0:
+            saved.append(Saved("dropout's mask (float)", elements=tokens * c))
+        return saved
 
     def rf(self, a, rfs, shapes, out):
         from archcalc.geometry.receptive_field import Reads

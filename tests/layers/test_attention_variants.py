@@ -185,11 +185,16 @@ def test_explain_writes_each_new_figure():
 
 
 def test_saved_for_backward_with_a_qk_norm():
-    # x, q, k, v, q and k before the norm, the weights, the heads' output, the output
+    # The flash kernel (no dropout): x; RMSNorm of q and of k per head: its input, rsqrt (one per
+    # token and head) and the normalised values; q, and k, v repeated to the 8 heads; the
+    # kernel's output and logsumexp; q is head-major after the norm, so the output is copied
+    # for the output projection (tests/torch/test_saved_sequence.py measures these).
     t, d, h, kv, hd = 16, 64, 8, 2, 8
     node = archcalc.parse_spec("input: [16, 64]\nlayers:\n  - attention: {heads: 8, kv_heads: 2, qk_norm: rmsnorm}\n").nodes[0]
-    want = t * d + t * (h * hd + kv * hd + kv * hd) + t * (h * hd + kv * hd) + h * t * t + t * h * hd + t * d
-    assert KINDS["attention"].saved_for_backward(node.args, [(t, d)], (t, d)) == want
+    q_norm = t * h * hd + t * h + t * h * hd
+    k_norm = t * kv * hd + t * kv + t * kv * hd
+    want = t * d + q_norm + k_norm + 3 * t * h * hd + t * h * hd + h * t + t * h * hd
+    assert KINDS["attention"].saved_for_backward(node.args, [(t, d)], (t, d)) == want == 8992
 
 
 # --- causal_mask: attention written from matmul primitives --------------------------------------

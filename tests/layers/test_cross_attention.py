@@ -83,8 +83,13 @@ def test_saved_for_backward():
 
     layer = KINDS["cross_attention"]
     a = archcalc.parse_spec(spec([5, 12], [7, 10], "{heads: 3}")).nodes[0].args
-    # x, memory, q, k, v, weights [H, Tq, Tk], heads' output, output
-    assert layer.saved_for_backward(a, [(5, 12), (7, 10)], (5, 12)) == 60 + 70 + 60 + 2 * 84 + 105 + 60 + 60
+    # The CPU flash kernel (no dropout): x 5*12, memory 7*10, q 3*5*4, k and v 2*3*7*4, its output
+    # 3*5*4 and the logsumexp [H, Tq] 3*5
+    assert layer.saved_for_backward(a, [(5, 12), (7, 10)], (5, 12)) == 60 + 70 + 60 + 2 * 84 + 60 + 15
+    # With dropout the math kernel: x, memory, q and k^T scaled 60 + 84, the softmax, its mask and
+    # the dropped weights 3 * (3*5*7), v 84, the output copied for the projection 60
+    dropped = {**a, "dropout": 0.1}
+    assert layer.saved_for_backward(dropped, [(5, 12), (7, 10)], (5, 12)) == 60 + 70 + 60 + 84 + 3 * 105 + 84 + 60
 
 
 def test_explain_gives_the_same_figures():

@@ -146,26 +146,31 @@ def test_meta_device_counts_the_same():
 
 @pytest.mark.parametrize("t, d, args", CASES)
 def test_saved_for_backward_is_what_autograd_keeps(t, d, args):
-    """saved_tensors_hooks see every tensor autograd keeps; their storages, parameters aside, less the
-    input (the previous layer's output) plus the output equal the kind's figure."""
+    """saved_tensors_hooks see every tensor autograd keeps; their storages' bytes, parameters aside,
+    at a batch of 2 (the convention: one [T, E] copy fewer for a batch of 1) and of 3, equal the
+    kind's saved tensors (the input among them; exp(A_log) and A once for the batch)."""
     graph = _mixer(t, d, args)
     model = build(graph).mamba1
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    kept = {}
-
-    def pack(tensor):
-        storage = tensor.untyped_storage()
-        if storage.data_ptr() not in params:
-            kept[storage.data_ptr()] = storage.nbytes() // tensor.element_size()
-        return tensor
-
-    x = torch.randn(1, t, d, requires_grad=True)
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        out = model(x)
-    assert x.untyped_storage().data_ptr() in kept
     node = graph.nodes[0]
-    assert sum(kept.values()) - t * d + out.numel() == KINDS["mamba"].saved_for_backward(
-        node.args, [(t, d)], (t, d))
+    for batch in (2, 3):
+        kept = {}
+
+        def pack(tensor):
+            storage = tensor.untyped_storage()
+            if storage.data_ptr() not in params:
+                kept[storage.data_ptr()] = storage.nbytes()
+            return tensor
+
+        x = torch.randn(batch, t, d, requires_grad=True)
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            model(x)
+        assert x.untyped_storage().data_ptr() in kept
+        from archcalc.layers.base import saved_elements
+
+        want = sum(saved_elements(s, [(t, d)], (t, d)) * 4 * (1 if s.per_batch else batch)
+                   for s in KINDS["mamba"].saved_tensors(node.args, [(t, d)], (t, d)))
+        assert sum(kept.values()) == want
 
 
 def test_verify_is_clean(tmp_path):

@@ -201,9 +201,14 @@ def test_window_attention_refusals():
 def test_window_attention_keeps_what_attention_keeps_for_backward_window_by_window():
     from archcalc.layers import KINDS
 
-    # [6, 9, 12], 3 heads, window 4, padded to 8 x 12: the input 648, the padded windows 1152,
-    # q, k, v 3*1152, the weights 3 heads * 96 tokens * 16 keys = 4608, the heads' output 1152,
-    # the output 648.
-    a = {"heads": 3, "window": 4, "shift": 2, "qkv_bias": True, "proj_bias": True}
+    # [6, 9, 12], 3 heads, window 4, padded to 8 x 12 = 96 tokens: the windows (qkv's input) 1152,
+    # q scaled, k^T and v (copies for the batched matmuls) 3*1152, the softmax 3 heads * 96 tokens
+    # * 16 keys = 4608, the heads' output (proj's input) 1152 (measured in test_saved_sequence.py)
+    a = {"heads": 3, "window": 4, "shift": 2, "qkv_bias": True, "proj_bias": True, "attention_dropout": 0.0,
+         "dropout": 0.0}
     saved = KINDS["window_attention"].saved_for_backward(a, [(6, 9, 12)], (6, 9, 12))
-    assert saved == 648 + 1152 + 3 * 1152 + 4608 + 1152 + 648 == 11_664
+    assert saved == 1152 + 3 * 1152 + 4608 + 1152 == 10_368
+    # attention_dropout keeps its float mask and the dropped weights, dropout its mask
+    dropped = {**a, "attention_dropout": 0.1, "dropout": 0.1}
+    saved = KINDS["window_attention"].saved_for_backward(dropped, [(6, 9, 12)], (6, 9, 12))
+    assert saved == 10_368 + 2 * 4608 + 1152
