@@ -38,7 +38,7 @@ from fractions import Fraction
 
 from archcalc.errors import Loc, SpecError, did_you_mean
 from archcalc.reader.expr import MAX_MAGNITUDE, MAX_SYMBOLIC_EXPONENT, MAX_TEXT, ExprError, evaluate, names_in
-from archcalc.reader.yaml_source import YList, YMap, load_yaml, plain, read_source
+from archcalc.reader.yaml_source import YList, YMap, load_yaml, plain, read_source, source_name
 
 TOP_KEYS = ("set", "tolerance", "answers", "student")
 MAX_STUDENT = 200  # characters of a `student:` name
@@ -295,7 +295,7 @@ class AnswerSheet:
 def load_answers(path, strict: bool = True) -> AnswerSheet:
     """Read and validate an answers file; raises SpecError (with FILE:LINE:COL) on any mistake
     (with strict=False, on a mistake in the file's layout only: see `parse_answers`)."""
-    return parse_answers(read_source(path, "answers"), str(path), strict=strict)
+    return parse_answers(read_source(path, "answers"), source_name(path), strict=strict)
 
 
 def parse_answers(text: str, filename: str = "<answers>", policy=None, strict: bool = True) -> AnswerSheet:

@@ -25,7 +25,7 @@ from archcalc.reader.expr import FUNCTIONS, SHAPE_READER, ExprError, evaluate, n
 from archcalc.reader.symbols import CONSTRAINT_KEYS, is_symbolic
 from archcalc.reader.symbols import make as symbols_make
 from archcalc.reader.graph import INPUT, Graph, NetInput, Node
-from archcalc.reader.yaml_source import YList, YMap, load_yaml, read_source
+from archcalc.reader.yaml_source import YList, YMap, load_yaml, read_source, source_name
 
 TOP_KEYS = ("name", "description", "input", "inputs", "symbols", "vars", "blocks", "layers")
 BLOCK_KEYS = ("args", "inputs", "layers", "description")
@@ -61,7 +61,7 @@ def load_spec(path, input_shape=None, bindings=None, multiples=None) -> Graph:
         raise SpecError(hint)
     path = found or path
     text = read_source(path, "spec")
-    return parse_spec(text, str(path), input_shape=input_shape, bindings=bindings, multiples=multiples)
+    return parse_spec(text, source_name(path), input_shape=input_shape, bindings=bindings, multiples=multiples)
 
 
 def parse_spec(text: str, filename: str = "<spec>", input_shape=None, bindings=None, multiples=None) -> Graph:

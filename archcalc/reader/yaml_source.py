@@ -81,12 +81,70 @@ def kind_of(mode: int) -> str:
     return next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
 
 
+#: Where a path goes, `-` is the standard input (as for cat, pip -r, python -); its text is named
+#: `<stdin>` in locations (`<stdin>:3:5: error: ...`). A file really called `-` is `./-`.
+STDIN = "-"
+STDIN_NAME = "<stdin>"
+
+
+def source_name(path) -> str:
+    """The name a file's mistakes are located in: the path as given, `<stdin>` for `-`."""
+    return STDIN_NAME if str(path) == STDIN else str(path)
+
+
+_STDIN_READ: list = []  # (the stream, its text): a spec read twice (check, train) reads stdin once
+
+
+def _read_stdin(what: str, limit: int | None) -> str:
+    """The standard input's text, under the same size limit and the same UTF-8 check as a file's.
+    It is read once: a later read of `-` from the same stream gets the same text."""
+    import sys
+
+    limit = MAX_SOURCE_BYTES if limit is None else limit
+    stream = getattr(sys.stdin, "buffer", sys.stdin)
+    if stream is None:
+        raise SpecError(f"-: there is no standard input to read the {what} from")
+    if _STDIN_READ and _STDIN_READ[0][0] is stream:
+        return _STDIN_READ[0][1]
+    text = _read_stream(stream, what, limit)
+    _STDIN_READ[:] = [(stream, text)]
+    return text
+
+
+def _read_stream(stream, what: str, limit: int) -> str:
+    try:
+        data = stream.read(limit + 1)
+    except (OSError, ValueError) as exc:  # closed, or not readable
+        raise SpecError(f"-: cannot read the {what} from the standard input: {getattr(exc, 'strerror', None) or exc}"
+                        ) from None
+    if isinstance(data, str):  # a text stream without a buffer (an embedding program's)
+        data = data.encode("utf-8", "surrogateescape")
+    if len(data) > limit:
+        raise SpecError(f"{STDIN_NAME}: the {what} is larger than the limit of {limit:,} bytes ({limit / 2**20:g} MiB)")
+    if not data.strip():
+        raise SpecError(f"{STDIN_NAME}: the standard input is empty; expected a YAML {what}")
+    return _utf8(data, STDIN_NAME)
+
+
+def _utf8(data: bytes, shown: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        prefix = data[:exc.start].decode("utf-8")
+        line, col = prefix.count("\n") + 1, len(prefix) - (prefix.rfind("\n") + 1) + 1
+        raise SpecError(f"the file is not UTF-8 text: byte {data[exc.start]:#04x} cannot be read",
+                        Loc(shown, line, col)) from None
+
+
 def read_source(path, what: str = "spec", limit: int | None = None) -> str:
     """A YAML file's text; a missing, unreadable, non-regular (device, FIFO) or oversized file is
     a one-line SpecError. The file is opened without blocking and checked before it is read, and
-    at most `limit` (default MAX_SOURCE_BYTES) + 1 bytes are read."""
+    at most `limit` (default MAX_SOURCE_BYTES) + 1 bytes are read. `-` reads the standard input
+    (the same limit; name it in locations with `source_name`)."""
     from pathlib import Path
 
+    if str(path) == STDIN:
+        return _read_stdin(what, limit)
     path = Path(path)
     shown = str(path) if str(path).isprintable() else repr(str(path))  # one line, whatever the name
     try:
@@ -121,13 +179,7 @@ def read_source(path, what: str = "spec", limit: int | None = None) -> str:
             raise SpecError(f"{shown}: cannot read: {exc.strerror or exc}") from None
     if len(data) > limit:
         raise SpecError(too_big)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        prefix = data[:exc.start].decode("utf-8")
-        line, col = prefix.count("\n") + 1, len(prefix) - (prefix.rfind("\n") + 1) + 1
-        raise SpecError(f"the file is not UTF-8 text: byte {data[exc.start]:#04x} cannot be read",
-                        Loc(shown, line, col)) from None
+    return _utf8(data, shown)
 
 
 def _loc(filename: str, mark) -> Loc:
