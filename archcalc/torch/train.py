@@ -1321,8 +1321,9 @@ def _show_figures(console, graph, report, cfg, dist) -> None:
     from archcalc.units import count
 
     t = report.totals
-    console.print(f"[bold]{shown(graph.name)}[/bold]  input {shape_text(graph.input_shape)} -> output "
-                  f"{shape_text(report.output_shape)}  params {t.params:,} ({count(t.params)}; trainable "
+    # markup is ours alone: a name, and a shape written in the spec's words ([d]), print as written
+    console.print(f"[bold]{shown(graph.name)}[/bold]  input {shown(shape_text(graph.input_shape))} -> output "
+                  f"{shown(shape_text(report.output_shape))}  params {t.params:,} ({count(t.params)}; trainable "
                   f"{t.trainable_params:,})  MACs/example {t.macs:,} ({count(t.macs)}); training FLOPs/example "
                   f"= 3 x 2 x MACs = {count(6 * t.macs)}", highlight=False)
     console.print(f"task {cfg.task} on --data {shown(cfg.data)}; {cfg.optimizer} lr {cfg.lr:g}, batch {cfg.batch_size}"
