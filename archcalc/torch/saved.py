@@ -70,7 +70,9 @@ class SavedCheck:
         return [r for r in self.rows if not r.ok]
 
     def to_json(self) -> dict:
-        return {"version": 1, "name": self.name, "batch": self.batch, "dtype": "float32", "device": "cpu",
+        from archcalc import __version__  # every archcalc JSON begins with the version that wrote it
+
+        return {"version": __version__, "name": self.name, "batch": self.batch, "dtype": "float32", "device": "cpu",
                 "ok": self.ok, "analytic_bytes": self.analytic, "measured_bytes": self.measured,
                 "outside_bytes": self.outside, "layers": [r.to_json() for r in self.rows]}
 
