@@ -276,9 +276,12 @@ def saved_bytes(graph: Graph, shapes: dict, batch: int, itemsize: int, details: 
         grad[node.name] = any(grad[i] for i in node.inputs) or (
             node.trainable and bool(layer.params(node.args, ins)[0]))
         total, rows = 0, []
+        frozen_weights = not node.trainable and layer.saves_input_for_weights
         for s in layer.saved_tensors(node.args, ins, shape) if grad[node.name] else ():
             size = s.itemsize or itemsize
-            if s.of == "own":
+            if s.of == "input" and frozen_weights:
+                n = 0  # kept only for the weights' gradient, which a frozen layer does not compute
+            elif s.of == "own":
                 n = s.elements * size * (1 if s.per_batch else batch)
             else:
                 tensor = base[node.inputs[s.index]] if s.of == "input" else base[node.name]

@@ -154,6 +154,11 @@ class Layer:
         per-batch tensors (batch norm's statistics) once. Kinds override `saved_tensors`."""
         return sum(saved_elements(s, shapes, out) for s in self.saved_tensors(a, shapes, out))
 
+    # True where the kind keeps its inputs only for its weights' gradient (linear: mm saves mat1
+    # only when the weight needs a gradient; scale): with `trainable: false` they are not kept.
+    # (A convolution keeps its input whether or not its weights learn.)
+    saves_input_for_weights: ClassVar[bool] = False
+
     def output_storage(self, a: dict, shapes: list[tuple]):
         """Where this layer's output lives: None, new memory (most kinds); an input's index, a view
         sharing that input's storage (flatten of a contiguous tensor, permute, select, split: a

@@ -17,8 +17,10 @@ class Linear(Layer):
         "params": "(in + 1) * out   (in * out without bias)",
         "macs": "(positions) * in * out, positions = product of the leading dimensions",
         "rf": "global on [F] and [C, L] inputs; not tracked with 2+ spatial axes (only the last is mixed)",
-        "saved": "its input (addmm/mm: mat1, the input as [positions, in]; the weight is a parameter)",
+        "saved": "its input (addmm/mm: mat1, the input as [positions, in]; the weight is a parameter); "
+                 "nothing with trainable: false (mat1 is kept only for the weight's gradient)",
     }
+    saves_input_for_weights = True
 
     def saved_tensors(self, a, shapes, out):
         return [Saved("input", "input")]

@@ -37,7 +37,9 @@ class Scale(Layer):
     )
     formulas = {"output": "same as input", "params": "C = size of dim (one gamma per channel)",
                 "macs": "0 (an elementwise product, as multiply: not a multiply-accumulate)",
-                "rf": "unchanged", "saved": "its input (mul: self, for gamma's gradient; gamma is a parameter)"}
+                "rf": "unchanged", "saved": "its input (mul: self, for gamma's gradient; gamma is a parameter); "
+                                            "nothing with trainable: false"}
+    saves_input_for_weights = True
 
     def saved_tensors(self, a, shapes, out):
         return [Saved("input", "input")]

@@ -189,6 +189,41 @@ def test_a_layer_without_gradients_saves_nothing(tmp_path):
     assert [r.measured for r in result.rows] == [0, 0, 2 * 2 * 4 * 4 * 4]
 
 
+FROZEN = """\
+input: [4, 6, 6]
+layers:
+  - {conv: {out: 4, kernel: 3, padding: 1}, trainable: false}
+  - relu
+  - conv: {out: 4, kernel: 1}
+  - {conv: {out: 4, kernel: 3, padding: 1}, trainable: false}
+  - {conv: {out: 4, kernel: 3, padding: 1, padding_mode: reflect}, trainable: false}
+  - {conv_transpose: {out: 4, kernel: 1}, trainable: false}
+  - {prelu: {}, trainable: false}
+  - {scale: {}, trainable: false}
+  - {batchnorm: {}, trainable: false}
+  - {layernorm: {}, trainable: false}
+  - {groupnorm: 2, trainable: false}
+  - {linear: 6, trainable: false}
+  - linear: 3
+"""
+
+
+def test_frozen_layers_match_pytorch(tmp_path):
+    # trainable: false. On the input, a frozen conv and the relu after it need no gradient: nothing.
+    # Later, a convolution still keeps its input (aten's convolution saves input and weight
+    # whatever needs a gradient), a frozen linear or scale does not (mm and mul keep an input
+    # only for the other operand's gradient), norms keep theirs (the input's gradient needs it).
+    path = tmp_path / "spec.yaml"
+    path.write_text(FROZEN)
+    result = check_saved(api.load_graph(path))
+    assert result.ok, [(r.name, r.analytic, r.measured, r.tensors) for r in result.mismatches()]
+    rows = {r.name: r.measured for r in result.rows}
+    one = 2 * 4 * 36 * 4
+    assert rows["conv1"] == rows["relu1"] == 0 and rows["conv2"] == one  # relu's output, kept by conv2
+    assert rows["conv3"] == one and rows["linear1"] == 0 and rows["scale1"] == 0
+    assert rows["conv4"] == one + 2 * 4 * 64 * 4  # the reflection pad's input + the padded [4, 8, 8]
+
+
 def test_verify_memory_cli(tmp_path, monkeypatch):
     path = tmp_path / "spec.yaml"
     path.write_text(_spec("[3, 8, 8]", ["relu", "{conv: {out: 4, kernel: 3}}"]))
