@@ -3,7 +3,8 @@
     python bench/peers.py            # every specs/zoo/*.yaml network, then the single-layer table
     python bench/peers.py --quick    # resnet18 and the single-layer table only
 
-archcalc counts multiply-accumulates (MACs) of conv / conv_transpose / linear only, which is
+archcalc counts multiply-accumulates (MACs) of matrix products only (conv / conv_transpose / linear /
+matmul, attention's projections and products, recurrent layers' products), which is
 `torch.utils.flop_counter.FlopCounterMode`'s total // 2. Compared here (each optional: a tool that
 is missing or fails shows as "n/a (reason)"):
 
@@ -273,7 +274,7 @@ def network(path: Path) -> str:
     head = ["tool", "params", "MACs", "ratio to archcalc", "difference to archcalc's MACs (measured per module type)"]
     body = [["archcalc", f"{n(t.params)} ({n(t.trainable_params)} trainable + "
              f"{n(t.non_trainable_params)} BatchNorm running stats)", n(t.macs), "1.0000",
-             "conv / conv_transpose / linear multiply-accumulates only"]]
+             "matrix-product multiply-accumulates only"]]
     for tool in TOOLS:
         got = totals[tool]
         if isinstance(got, str):
@@ -367,7 +368,9 @@ def single_layers() -> str:
         if isinstance(layer, bool):
             model = SelfAttention(768, 12, need_weights=layer).eval()
             args = (x,)
-            arch = "n/a (no archcalc kind)"
+            # archcalc's attention kind: projections and both products, with or without need_weights
+            text = f"input: {shape}\nlayers:\n  - attention: {{heads: 12}}\n"
+            arch = n(archcalc.analyze(archcalc.parse_spec(text, "<single>")).layers[-1].macs)
         else:
             if layer == "add":
                 text = f"input: {shape}\nlayers:\n  - {{name: a, relu}}\n  - {{add: {{}}, from: [input, a]}}\n"

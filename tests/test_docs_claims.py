@@ -1,0 +1,30 @@
+"""Claims in the docs about what archcalc can do, checked against the code (issue 14 point 11)."""
+import re
+from pathlib import Path
+
+import archcalc
+from archcalc.layers import KINDS
+
+ROOT = Path(__file__).resolve().parent.parent
+PEERS = (ROOT / "docs" / "peers.md").read_text()
+
+
+def test_peers_names_the_kinds_that_count_macs_and_they_exist():
+    intro = PEERS.split("\n## ")[0].split("That is exactly")[0]  # the paragraph on what counts
+    named = re.findall(r"`([a-z_]+)`", intro)
+    assert {"attention", "cross_attention", "window_attention", "moe", "mamba"} <= set(named)
+    assert set(named) <= set(KINDS), set(named) - set(KINDS)
+    # "no attention kind" was true once; nowhere outside the record of the 2026-11-26 run now
+    prose = PEERS.split("\n## Measured tables")[0]
+    assert "no attention kind" not in prose and "no archcalc kind" not in prose
+
+
+def test_peers_figures_are_archcalcs():
+    # the single MultiheadAttention(768, 12 heads) layer on 197 tokens: 4 projections of
+    # 197 x 768 x 768 and 2 products of 197 x 197 x 768 (by hand) = 524,391,936
+    layer = archcalc.analyze(archcalc.parse_spec("input: [197, 768]\nlayers:\n  - attention: {heads: 12}\n"))
+    assert layer.totals.macs == 4 * 197 * 768 * 768 + 2 * 197 * 197 * 768 == 524_391_936
+    assert "as 524,391,936, the `need_weights=True` figure" in PEERS
+    vit = archcalc.analyze(ROOT / "specs" / "transformers" / "vit_b16.yaml").totals
+    assert (vit.macs, vit.params) == (17_563_828_224, 86_567_656)
+    assert "MACs 17,563,828,224, params 86,567,656" in " ".join(PEERS.split())
