@@ -1,27 +1,52 @@
 """archcalc: exact output shapes, parameters, MACs and receptive fields of neural networks
 written as YAML specs, computed analytically (no weights are allocated, torch is not imported)."""
-from archcalc.api import analyze, analyze_text, load_graph, load_spec, parse_spec
-from archcalc.errors import SpecError
-# `archcalc.explain` is the function (archcalc.explain.explain); code inside the package imports
-# the module's names with `from archcalc.explain import ...`, which reads the module itself.
-from archcalc.explain import explain
-
-from archcalc.importers import import_source
+import sys as _sys
+import types as _types
 
 __version__ = "0.1.0"
 __all__ = ["SpecError", "analyze", "analyze_text", "explain", "from_module", "import_source", "load_graph",
            "load_spec", "parse_spec", "plan_memory", "__version__"]
 
 
+# Every public name is imported on first use (PEP 562), so `import archcalc` costs next to nothing:
+# the command line imports only what its command needs (issue 14 point 8), and the console entry
+# point (archcalc.__main__.main) is running, and catches Ctrl-C, before any of it is imported.
+# `archcalc.from_module` never imports torch before it is called.
+_LAZY = {
+    "analyze": "archcalc.api", "analyze_text": "archcalc.api", "load_graph": "archcalc.api",
+    "load_spec": "archcalc.api", "parse_spec": "archcalc.api",
+    "SpecError": "archcalc.errors",
+    "explain": "archcalc.explain",
+    "import_source": "archcalc.importers",
+    "from_module": "archcalc.importers.module",
+    "plan_memory": "archcalc.analysis.memory",
+}
+
+
 def __getattr__(name):
-    """`archcalc.from_module(module, input_shape)` (the spec's text of an nn.Module) is imported on
-    first use, so `import archcalc` never imports torch; `plan_memory` too (the memory tables)."""
-    if name == "from_module":
-        from archcalc.importers.module import from_module
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'archcalc' has no attribute {name!r}")
+    import importlib
 
-        return from_module
-    if name == "plan_memory":
-        from archcalc.analysis.memory import plan_memory
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
-        return plan_memory
-    raise AttributeError(f"module 'archcalc' has no attribute {name!r}")
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
+
+class _Package(_types.ModuleType):
+    """`archcalc.explain` is the function (archcalc.explain.explain), though a module of the same
+    name exists: Python's import sets the attribute `explain` of this package to the submodule when
+    it is first imported (`from archcalc.explain import text`, anywhere); the function is kept."""
+
+    def __setattr__(self, name, value):
+        if name == "explain" and isinstance(value, _types.ModuleType) and hasattr(value, "explain"):
+            value = value.explain
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package

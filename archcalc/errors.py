@@ -1,7 +1,6 @@
 """Errors a user can cause, with the place in their file that caused them."""
 from __future__ import annotations
 
-import difflib
 from typing import NamedTuple
 
 
@@ -71,6 +70,8 @@ class LayerError(Exception):
 def did_you_mean(word: str, choices) -> str:
     """' (did you mean 'x'?)' for the closest choice, or ''. A word that is part of exactly one
     choice counts as close too (`slope` -> `negative_slope`)."""
+    import difflib  # for a mistake only, not at every start (issue 14 point 8)
+
     word, choices = str(word), [str(c) for c in choices]
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     if not close and len(word) >= 3:
