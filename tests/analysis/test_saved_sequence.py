@@ -1,6 +1,6 @@
 """What the sequence kinds keep for backward (issue 15 point 1), bytes computed by hand from what
 eager PyTorch's autograd saves on CPU in training (float32, 4 B a value; docs/memory.md). Each
-figure here is also measured with saved_tensors_hooks in tests/torch/test_saved_sequence.py.
+figure here is also measured with saved_tensors_hooks in tests/torch/test_saved_sequence_measured.py.
 
 Every spec starts with a linear `pre` (its input is the network input, which it saves), so the
 layer under test reads a tensor that needs a gradient and saves what it saves in a network."""

@@ -188,7 +188,7 @@ def test_saved_for_backward_with_a_qk_norm():
     # The flash kernel (no dropout): x; RMSNorm of q and of k per head: its input, rsqrt (one per
     # token and head) and the normalised values; q, and k, v repeated to the 8 heads; the
     # kernel's output and logsumexp; q is head-major after the norm, so the output is copied
-    # for the output projection (tests/torch/test_saved_sequence.py measures these).
+    # for the output projection (tests/torch/test_saved_sequence_measured.py measures these).
     t, d, h, kv, hd = 16, 64, 8, 2, 8
     node = archcalc.parse_spec("input: [16, 64]\nlayers:\n  - attention: {heads: 8, kv_heads: 2, qk_norm: rmsnorm}\n").nodes[0]
     q_norm = t * h * hd + t * h + t * h * hd

@@ -169,6 +169,6 @@ def test_kv_cache_and_saved_activations_of_attention():
     # keys and values of every position: 2 * T * kv_heads * head_dim
     assert attention.kv_cache(node.args, [(16, 64)], (16, 64)) == 2 * 16 * 2 * 8
     # The CPU flash kernel: x, q, k and v (k, v repeated to the 8 query heads), its output and
-    # the logsumexp [H, T]; no T x T weights (tests/torch/test_saved_sequence.py measures it)
+    # the logsumexp [H, T]; no T x T weights (tests/torch/test_saved_sequence_measured.py measures it)
     assert attention.saved_for_backward(node.args, [(16, 64)], (16, 64)) == (
         16 * 64 + 3 * 16 * 8 * 8 + 16 * 8 * 8 + 8 * 16)

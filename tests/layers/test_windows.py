@@ -203,7 +203,7 @@ def test_window_attention_keeps_what_attention_keeps_for_backward_window_by_wind
 
     # [6, 9, 12], 3 heads, window 4, padded to 8 x 12 = 96 tokens: the windows (qkv's input) 1152,
     # q scaled, k^T and v (copies for the batched matmuls) 3*1152, the softmax 3 heads * 96 tokens
-    # * 16 keys = 4608, the heads' output (proj's input) 1152 (measured in test_saved_sequence.py)
+    # * 16 keys = 4608, the heads' output (proj's input) 1152 (measured in test_saved_sequence_measured.py)
     a = {"heads": 3, "window": 4, "shift": 2, "qkv_bias": True, "proj_bias": True, "attention_dropout": 0.0,
          "dropout": 0.0}
     saved = KINDS["window_attention"].saved_for_backward(a, [(6, 9, 12)], (6, 9, 12))
