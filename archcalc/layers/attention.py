@@ -245,6 +245,10 @@ class Attention(Layer):
     sequence = True
     primary = "heads"
     arity = (1, 2)  # the sequence [T, D], and optionally an additive score bias [H, T, T]
+    # x is kept by the q, k, v projections for their weights' gradients only: frozen, not at all
+    # (what else a frozen layer keeps less, the output copy the projection keeps for its weight,
+    # is still counted)
+    saves_input_for_weights = True
     summary = ("Multi-head self-attention on [T, D] (nn.MultiheadAttention semantics); grouped-query, causal, "
                "sliding window, rotary, per-projection biases, q/k norm, a score scale and an additive score "
                "bias input (T5)")

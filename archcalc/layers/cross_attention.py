@@ -59,6 +59,7 @@ class CrossAttention(Layer):
     sequence = True
     primary = "heads"
     arity = 2
+    saves_input_for_weights = True  # both inputs are kept by the projections, for their weights only
     input_roles = ("queries", "memory")  # named in the message for a wrong count of inputs
     summary = ("Multi-head cross-attention: queries [Tq, D] from the first input, keys and values from the second "
                "[Tk, Dm] (nn.MultiheadAttention with kdim/vdim; encoder–decoder models)")

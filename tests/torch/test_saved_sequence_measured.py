@@ -54,6 +54,18 @@ def test_attention(args, t):
     assert_matches(check(spec([t, 16], f"attention: {{{args}}}")))
 
 
+@pytest.mark.parametrize("layer", ["attention: {heads: 2}", "attention: {heads: 4, kv_heads: 2, causal: true}",
+                                   "attention: {heads: 2, causal: true, window: 3}"])
+def test_frozen_attention_keeps_no_input(layer):
+    # trainable: false: the projections keep x only for their weights' gradients (flash kernel)
+    result = check(f"input: [6, 16]\nlayers:\n  - {{name: pre, linear: 16}}\n  - {{name: a, {layer}, trainable: false}}\n"
+                   "  - {name: post, linear: 4}\n")
+    assert_matches(result)
+    trained = check(f"input: [6, 16]\nlayers:\n  - {{name: pre, linear: 16}}\n  - {{name: a, {layer}}}\n"
+                    "  - {name: post, linear: 4}\n")
+    assert trained.rows[1].measured - result.rows[1].measured == 2 * 4 * 6 * 16
+
+
 @pytest.mark.parametrize("args", ["heads: 2, scale: 1", "heads: 2, scale: 1, dropout: 0.1", "heads: 2, causal: true",
                                   "heads: 2, causal: true, dropout: 0.1", "heads: 2, causal: true, window: 2",
                                   "heads: 1, causal: true"])
