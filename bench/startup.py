@@ -1,8 +1,8 @@
 """How long `archcalc` takes to start, against the floor of every Python program (`python -c pass`).
 
     python bench/startup.py             # 15 interleaved rounds
-    python bench/startup.py --quick     # 3 rounds (what tests/test_bench_scripts.py runs)
-    python bench/startup.py --rounds 31
+    python bench/startup.py --quick     # 3 rounds
+    python bench/startup.py --rounds 31 # (tests/test_bench_scripts.py runs one)
 
 Each command runs as its own process, the way a user's shell runs it: the console script that
 `pip install archcalc` writes (pyproject's [project.scripts], run by this Python), with .pyc files
@@ -11,8 +11,12 @@ round writes them and warms the file cache). The commands are interleaved, round
 load that comes and goes on a shared machine falls on all of them alike; each figure is the median
 over the rounds, and the ratios (command / `python -c pass`) are taken within this one run, never
 against times measured another day. Targets (issue 14 point 8): `analyze resnet50 --json` <= 2x,
-the table <= 3x. `--help`, `check` and `memory` are printed for information. The exit code is 0
-whatever the figures (a bench, not a test).
+the table <= 3x. `--help`, `check` and `memory` are printed for information, and so are `import
+typer` alone and the same two `analyze` commands run through typer (archcalc.cli:main, the entry
+point before archcalc.__main__'s fast path): why `analyze SPEC` skips typer. Each line gives the
+median wall time and the child's CPU time (user + system, from getrusage): on a machine shared
+with other jobs the CPU ratio is the steadier one. The exit code is 0 whatever the figures (a
+bench, not a test).
 """
 from __future__ import annotations
 
@@ -55,6 +59,7 @@ def commands() -> list[tuple[str, list[str], bool]]:
     script's code, so what is measured is what `archcalc ...` costs, less the shell's own exec."""
     py = sys.executable
     cli = [py, "-c", script(entry_point())]
+    typer_cli = [py, "-c", script("archcalc.cli:main")]  # every command through typer (the entry point before)
     return [
         ("python -c pass", [py, "-c", "pass"], False),
         ("analyze --json", cli + ["analyze", RESNET50, "--json"], True),
@@ -63,6 +68,10 @@ def commands() -> list[tuple[str, list[str], bool]]:
         ("check", cli + ["check", str(HOMEWORK / "conv_pool_fc.yaml"),
                          str(HOMEWORK / "conv_pool_fc.answers.yaml")], False),
         ("memory", cli + ["memory", RESNET50], False),
+        # why `analyze` runs without typer: typer alone, and the same two commands through it
+        ("import typer", [py, "-c", "import typer"], False),
+        ("json via typer", typer_cli + ["analyze", RESNET50, "--json"], False),
+        ("table via typer", typer_cli + ["analyze", RESNET50], False),
     ]
 
 
