@@ -9,6 +9,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/bundled.py for
 
 import archcalc
 
+# The quick run and the whole run: `python -m pytest` leaves out the tests marked slow,
+# `python -m pytest --all` (.ci/run, the README) runs them too; tests/slow_marker.py says how.
+from slow_marker import pytest_addoption, pytest_collection_modifyitems, pytest_terminal_summary  # noqa: F401
+
 if importlib.util.find_spec("torchvision") is not None:
     # A torchvision wheel built for another torch fails at import ("torchvision::nms does not
     # exist"), and transformers imports torchvision wherever it is installed: load its pure-Python

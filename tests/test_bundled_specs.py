@@ -181,6 +181,7 @@ def torch():
 
 
 @pytest.mark.parametrize("path", ALL_SPECS, ids=_id)
+@pytest.mark.slow
 def test_spec_matches_torch_module(torch, path):
     import archcalc.torch
     from archcalc.torch.build import example_inputs

@@ -1,7 +1,8 @@
 """Hundreds of mutants of the bundled specs and answer keys (tests/spec_fuzz.py): every one is
 analysed or refused with one located line and exit 2; none raises, hangs or exits otherwise.
 
-CI runs 300 mutants of a fixed seed. A longer hunt:
+CI runs 300 mutants of a fixed seed (the three fuzz runs are marked slow: `python -m pytest --all`).
+A longer hunt:
     ARCHCALC_FUZZ=5000 ARCHCALC_FUZZ_SEED=7 python -m pytest tests/test_fuzz_specs.py
 or `python tests/spec_fuzz.py --count 5000 --seed 7`, which prints each failing mutant.
 """
@@ -11,12 +12,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import spec_fuzz
 
 COUNT = int(os.environ.get("ARCHCALC_FUZZ", "300"))
 SEED = int(os.environ.get("ARCHCALC_FUZZ_SEED", "0"))
 
 
+@pytest.mark.slow
 def test_mutants_are_analysed_or_refused_with_one_located_line():
     script = Path(spec_fuzz.__file__)
     proc = subprocess.run([sys.executable, str(script), "--count", str(COUNT), "--seed", str(SEED), "--json"],
@@ -66,6 +69,7 @@ def test_the_judge_rejects_what_the_guarantee_forbids():
     assert spec_fuzz.judge(result, ["analyze", "s", "--json"]) is None
 
 
+@pytest.mark.slow
 def test_run_config_mutants_are_read_or_refused_with_one_located_line():
     import pytest
 
@@ -82,6 +86,7 @@ def test_run_config_mutants_are_read_or_refused_with_one_located_line():
                                               for f in summary["failures"])
 
 
+@pytest.mark.slow
 def test_accepted_mutants_measure_in_pytorch_as_analysed():
     """No silent wrong figure: mutants that analyse are built and measured by `verify`."""
     import pytest

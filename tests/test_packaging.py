@@ -45,6 +45,7 @@ def test_typer_is_capped_below_0_29_and_says_why():
     assert '"typer>=0.26,<0.29"' in text and "pydantic" in text
 
 
+@pytest.mark.slow
 def test_the_wheel_runs_a_bundled_spec_in_an_empty_folder(tmp_path):
     """pip install archcalc && archcalc analyze zoo:resnet18, in a folder with nothing in it: the
     wheel (built here without network: --no-build-isolation) carries the specs as data files."""

@@ -35,6 +35,7 @@ def test_folded_and_latex_tables_too(monkeypatch):
     assert _table(symbolic, monkeypatch, 0, latex=True) == _table(symbolic, monkeypatch, 10**9, latex=True)
 
 
+@pytest.mark.slow
 def test_a_hundred_thousand_rows_print_every_row(tmp_path):
     spec = tmp_path / "long.yaml"
     spec.write_text("input: [4, 8, 8]\nlayers:\n  - {relu: {}, repeat: 100000}\n")

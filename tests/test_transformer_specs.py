@@ -116,6 +116,7 @@ def test_same_macs_as_hugging_face(name, tokens):
 
 
 @pytest.mark.parametrize("name", ["llama_7b", "llama2_70b", "gpt3_175b"])
+@pytest.mark.slow
 def test_large_specs_verify_on_the_meta_device(name):
     pytest.importorskip("torch")
     from archcalc.torch.verify import verify

@@ -387,6 +387,7 @@ def tv():
 
 @pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small", "squeezenet1_1", "densenet121",
                                   "shufflenet_v2_x0_5"])
+@pytest.mark.slow
 def test_torchvision_round_trip(tv, name):
     torch.manual_seed(0)
     module = tv.get_model(name, weights=None)
@@ -408,6 +409,7 @@ def test_torchvision_resnet50_in_at_most_80_lines_with_torchvision_names(tv):
     assert {"layer1.0.conv1", "layer1.0.downsample.0", "layer3.5.bn3", "fc"} <= names
 
 
+@pytest.mark.slow
 def test_torchvision_efficientnet_b0_with_stochastic_depth(tv):
     # torchvision.ops.StochasticDepth(p, "row") -> stochastic_depth, p = 0.2 * k / 16 for the k-th of
     # the 16 blocks (from 0; a stage's first block changes the shape, has no residual and never calls
@@ -447,6 +449,7 @@ def test_a_module_name_no_spec_layer_can_have_is_refused():
         from_module(net, (4,))
 
 
+@pytest.mark.slow
 def test_regnets_hyphenated_names_are_kept(tv):
     # torchvision's RegNet names its blocks block1-0, block1-1, ...: layer names may hold '-' between words
     module = tv.regnet_x_400mf().eval()
@@ -476,6 +479,7 @@ def test_timm_round_trip_where_timm_imports(tv):
     assert result["spec"] == result["module"] and result["equal"], result
 
 
+@pytest.mark.slow
 def test_bench_import_coverage_rows(tv):
     import importlib.util
     from pathlib import Path

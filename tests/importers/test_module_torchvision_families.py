@@ -281,6 +281,7 @@ def test_torchvision_vision_transformer(tv):
     assert "- select: {index: 0}" in text  # x[:, 0]
 
 
+@pytest.mark.slow
 def test_torchvision_swin_t(tv):
     torch.manual_seed(0)
     module = tv.swin_t()
@@ -329,6 +330,7 @@ def test_timm_attention_variants_are_refused(timm_layers):
         from_module(module, (3, 32, 32))
 
 
+@pytest.mark.slow
 def test_timm_convnext_gamma_reshaped(timm_layers):
     import timm
 

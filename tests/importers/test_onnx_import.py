@@ -138,6 +138,7 @@ def _randomise_bn(module):
     return module
 
 
+@pytest.mark.slow
 def test_resnet_written_here_round_trips(tmp_path):
     net = _randomise_bn(TinyResNet())
     shape = (3, 32, 32)
@@ -176,6 +177,7 @@ def test_hyphenated_module_names_are_kept(tmp_path):
                                                                 "block1-1.0.weight", "block1-1.0.bias"}
 
 
+@pytest.mark.slow
 def test_dynamo_export_folds_batchnorm_and_is_still_faithful(tmp_path):
     """The dynamo exporter folds BatchNorm into the convolution (a bias appears): the file has
     fewer parameters than the module, and the import counts the file's; MACs are unchanged."""
@@ -220,6 +222,7 @@ class Mixer(nn.Module):
 
 
 @pytest.mark.parametrize("dynamo", [False, True])
+@pytest.mark.slow
 def test_transformer_block_round_trips(tmp_path, dynamo):
     net = Mixer()
     shape = (6, 16)
@@ -364,6 +367,7 @@ class Upsampler(nn.Module):
 
 
 @pytest.mark.parametrize("dynamo", [False, True])
+@pytest.mark.slow
 def test_resize_round_trips(tmp_path, dynamo):
     net = Upsampler()
     shape = (3, 8, 8)

@@ -96,6 +96,7 @@ def dense_chain(draw):
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(dense_chain())
+@pytest.mark.slow
 def test_random_dense_chain_rf_is_the_gradient_extent(case):
     shape, entries = case
     try:
@@ -118,6 +119,7 @@ def test_random_dense_chain_rf_is_the_gradient_extent(case):
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(1, 6), st.integers(1, 4), st.integers(0, 3), st.integers(1, 3))
+@pytest.mark.slow
 def test_random_conv_transpose_rf_is_the_largest_gradient_extent(k, s, p, d):
     shape = [1, 20]
     try:

@@ -206,6 +206,7 @@ def test_verify_is_clean_and_measures_the_window_fields(tmp_path):
     assert rows["s"].checks["rf"].analytic is None
 
 
+@pytest.mark.slow
 def test_swin_t_verifies_clean():
     from bundled import SPECS
     from archcalc.torch.verify import verify

@@ -250,6 +250,7 @@ def test_block_arguments_that_change_the_size_are_counted(tmp_path):
     assert len(analysed(tmp_path, text.replace("49999", "3"))["layers"]) == 122
 
 
+@pytest.mark.slow
 def test_a_million_layers_written_out_are_refused_bounded(tmp_path):
     path = tmp_path / "long.yaml"
     path.write_text("input: [3]\nlayers:\n" + "- relu\n" * 1_000_001)

@@ -74,6 +74,7 @@ def test_the_receptive_field_goes_through_every_channels_last_section():
     assert report.layer("features.7.2.add1").rf.size == (size, size) == (1688, 1688)
 
 
+@pytest.mark.slow
 def test_with_the_reference_weights_the_spec_computes_the_same_function():
     torch.manual_seed(0)
     reference = ConvNeXtTiny()

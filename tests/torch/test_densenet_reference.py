@@ -58,10 +58,12 @@ class DenseNet121(nn.Module):
         return self.classifier(torch.flatten(out, 1))
 
 
+@pytest.mark.slow
 def test_the_spec_counts_what_the_reference_computes():
     report = assert_counts_equal(SPEC, DenseNet121(), trainable=7_978_856, gmacs=2.83)  # torchvision's figures
     assert report.output_shape == (1000,)
 
 
+@pytest.mark.slow
 def test_with_the_reference_weights_the_spec_computes_the_same_function():
     assert_same_function(SPEC, DenseNet121())

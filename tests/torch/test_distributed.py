@@ -106,6 +106,7 @@ def failing_worker(message):
         raise ValueError(message)
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_train_like_one_with_the_global_batch(tmp_path):
     D.launch(worker, 2, str(tmp_path))
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
@@ -121,6 +122,7 @@ def test_two_gloo_processes_train_like_one_with_the_global_batch(tmp_path):
     assert not torch.allclose(single["weight"], nn.Linear(FEATURES, OUT).weight, atol=1e-3)  # it did train
 
 
+@pytest.mark.slow
 def test_an_error_in_a_child_reaches_the_parent():
     with pytest.raises(Exception, match="rank one broke"):
         D.launch(failing_worker, 2, "rank one broke")

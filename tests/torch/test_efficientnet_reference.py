@@ -61,10 +61,12 @@ class EfficientNetB0(nn.Module):
         return self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(self.features(x), 1), 1))
 
 
+@pytest.mark.slow
 def test_the_spec_counts_what_the_reference_computes():
     report = assert_counts_equal(SPEC, EfficientNetB0(), trainable=5_288_548, gmacs=0.39)  # torchvision's figures
     assert report.output_shape == (1000,)
 
 
+@pytest.mark.slow
 def test_with_the_reference_weights_the_spec_computes_the_same_function():
     assert_same_function(SPEC, EfficientNetB0(), batch=2)

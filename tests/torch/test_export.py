@@ -262,6 +262,7 @@ def _check_same_network(graph, batch=2, device="cpu"):
 
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: str(p.relative_to(ROOT / "specs")))
+@pytest.mark.slow
 def test_bundled_spec_source_is_the_same_network(path):
     torch.manual_seed(0)
     graph = numeric_graph(path)

@@ -65,6 +65,7 @@ def test_same_parameters_as_hugging_face():
 
 
 @pytest.mark.parametrize("depth", [1, 2])
+@pytest.mark.slow
 def test_same_macs_as_hugging_face(depth):
     """FlopCounterMode on Hugging Face's forward (CPU; its PyTorch fallbacks) counts what the analysis
     does, in total and for each mixer and the output layer; archcalc's own build measures the same."""

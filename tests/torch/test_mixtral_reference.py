@@ -82,6 +82,7 @@ def test_same_parameters_shapes_and_names_as_hugging_face_on_meta():
     assert active == archcalc.analyze(SPEC).totals.active_params == 12_879_925_248
 
 
+@pytest.mark.slow
 def test_verify_is_clean_on_the_meta_device():
     """The full model: shapes, parameters and MACs per layer, the experts routed round-robin on meta
     (archcalc's module; the counts are those of real dropless routing)."""

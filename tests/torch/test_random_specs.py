@@ -16,6 +16,8 @@ from hypothesis import strategies as st  # noqa: E402
 import archcalc  # noqa: E402
 from archcalc.torch.verify import verify  # noqa: E402
 
+pytestmark = pytest.mark.slow
+
 settings.register_profile("ci", max_examples=150, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.register_profile("long", max_examples=3000, deadline=None,

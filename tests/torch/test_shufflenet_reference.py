@@ -69,11 +69,13 @@ class ShuffleNetV2(nn.Module):
         return self.fc(self.conv5(x).mean([2, 3]))
 
 
+@pytest.mark.slow
 def test_the_spec_counts_what_the_reference_computes():
     report = assert_counts_equal(SPEC, ShuffleNetV2(), trainable=2_278_604, gmacs=0.14)  # torchvision's figures
     assert report.output_shape == (1000,)
 
 
+@pytest.mark.slow
 def test_with_the_reference_weights_the_spec_computes_the_same_function():
     """Equal outputs show the shuffle, the split and the concatenation are torchvision's."""
     assert_same_function(SPEC, ShuffleNetV2(), batch=2)

@@ -20,6 +20,8 @@ import archcalc  # noqa: E402
 from bundled import SPECS  # noqa: E402
 from reference_check import assert_counts_equal, assert_same_function  # noqa: E402
 
+pytestmark = pytest.mark.slow
+
 SPEC = SPECS / "zoo/swin_t.yaml"
 
 

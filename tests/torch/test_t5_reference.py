@@ -91,6 +91,7 @@ def test_encoder_parameters_equal_hugging_face():
     assert _shapes(ours) == _shapes(theirs)
 
 
+@pytest.mark.slow
 def test_encoder_macs_equal_hugging_face():
     """A two-layer T5 encoder at full width, 64 tokens, under FlopCounterMode: the spec with
     depth 2 and 64 tokens counts the same, and by hand: per layer the projections, q k^T and
@@ -153,6 +154,7 @@ def _lengths(encoder, decoder):
     return {"input_ids": [encoder], "decoder_input_ids": [decoder]}
 
 
+@pytest.mark.slow
 def test_macs_equal_hugging_face():
     """Two layers per stack at full width, 64 encoder and 16 decoder tokens, under FlopCounterMode
     (eager attention): the spec with depth 2 counts the same, and by hand."""

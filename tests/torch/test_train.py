@@ -53,6 +53,7 @@ def digits(tmp_path_factory):
     return tmp, run(tmp, "full")
 
 
+@pytest.mark.slow
 def test_digits_reaches_90_percent_test_accuracy(digits):
     _, result = digits
     test = result.summary["test"]
@@ -65,6 +66,7 @@ def test_digits_reaches_90_percent_test_accuracy(digits):
     assert lrs == pytest.approx([3e-3, 3e-3 * 0.9, 3e-3 * 0.81, 3e-3 * 0.729])
 
 
+@pytest.mark.slow
 def test_run_folder_files_exist_and_load(digits):
     tmp, result = digits
     out = tmp / "full"
@@ -94,6 +96,7 @@ def test_run_folder_files_exist_and_load(digits):
     assert not list(out.glob(".*.tmp"))  # atomic writes leave no temporary files behind
 
 
+@pytest.mark.slow
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(digits):
     tmp, _ = digits
     run(tmp, "resumed", epochs=2)
@@ -106,6 +109,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(digits):
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
 
 
+@pytest.mark.slow
 def test_ctrl_c_mid_epoch_saves_and_resumes_exactly(digits):
     tmp, _ = digits
 
@@ -128,6 +132,7 @@ def test_ctrl_c_mid_epoch_saves_and_resumes_exactly(digits):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
 
 
+@pytest.mark.slow
 def test_the_figures_line_prints_user_text_as_written(tmp_path):
     # rich markup is archcalc's own: a shape in the spec's words ([d]) and a name with brackets
     # print as written (rich read [d] as a tag and dropped it; [/] is a traceback)
@@ -156,6 +161,7 @@ def test_denoising_lowers_validation_mse(tmp_path):
     assert (tmp_path / "dn" / "curves.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_nan_stops_cleanly_and_keeps_the_last_good_checkpoint(tmp_path):
     out = tmp_path / "nan"
     # A huge L2 switched on after one good epoch blows the weights up in epoch 2.
@@ -169,6 +175,7 @@ def test_nan_stops_cleanly_and_keeps_the_last_good_checkpoint(tmp_path):
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_config_file_and_command_line_precedence_and_evaluate(tmp_path):
     cfg = tmp_path / "run.yaml"
     cfg.write_text("epochs: 5\nlr: 0.004\nbatch-size: 32\noptimizer: adamw\ndevice: cpu\n")
@@ -197,6 +204,7 @@ def test_config_file_and_command_line_precedence_and_evaluate(tmp_path):
         TrainConfig.from_sources(cfg, {})
 
 
+@pytest.mark.slow
 def test_three_folds_report_mean_and_spread(tmp_path):
     result = train(DIGITS, TrainConfig(folds=3, epochs=1, lr=3e-3, device="cpu", out=str(tmp_path / "cv")),
                    console=(console := quiet()))
@@ -214,6 +222,7 @@ def test_three_folds_report_mean_and_spread(tmp_path):
 
 @pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_backend_available("gloo"),
                     reason="no gloo")
+@pytest.mark.slow
 def test_two_gloo_processes_agree_with_one(tmp_path):
     # No batch norm or dropout: those legitimately differ per rank. Batch 64 = 2 processes x 32.
     spec = tmp_path / "tiny.yaml"

@@ -164,6 +164,7 @@ def test_a_spec_name_is_a_label_the_default_folder_stays_directly_under_runs(tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["work"] and not Path("/abs").exists()
 
 
+@pytest.mark.slow
 def test_a_second_train_on_a_folder_in_use_fails_at_once_and_leaves_the_first_run_whole(base, tmp_path):
     """Two real processes: the first trains (for ever, until kill -9); a second train and a --resume
     on the same --out are refused while it holds the lock; the first is then killed, the kernel drops
@@ -212,6 +213,7 @@ def test_an_edited_run_spec_is_refused_naming_the_layer(run_dir):
     assert "was trained on another network" in line
 
 
+@pytest.mark.slow
 def test_a_spec_argument_that_differs_from_the_run_is_refused(run_dir, tmp_path):
     other = tmp_path / "other.yaml"
     other.write_text(TINY.replace("linear: 16", "linear: 32"))
@@ -255,6 +257,7 @@ def test_a_bad_value_in_the_runs_own_config_is_located_there(run_dir):
                    where=f"{config}:{number + 1}:104", contains="nested more than 100 deep")
 
 
+@pytest.mark.slow
 def test_a_cross_validation_run_checks_every_fold(base, tmp_path):
     out = tmp_path / "cv"
     train(base[1], TrainConfig(epochs=1, folds=2, device="cpu", out=str(out), batch_size=256),
@@ -415,6 +418,7 @@ def test_out_in_a_read_only_folder(base, tmp_path):
             ro.chmod(0o755)
 
 
+@pytest.mark.slow
 def test_a_file_size_limit_fails_the_first_checkpoint_write_in_one_line(base, tmp_path):
     """RLIMIT_FSIZE makes a write past 8 KiB fail with EFBIG, as a full disk fails with ENOSPC: the
     small files fit, the first checkpoint does not; no temporary file is left behind."""
@@ -426,6 +430,7 @@ def test_a_file_size_limit_fails_the_first_checkpoint_write_in_one_line(base, tm
     assert sorted(p.name for p in out.iterdir()) == [".lock", "config.yaml", "data.json", "metrics.jsonl", "spec.yaml"]
 
 
+@pytest.mark.slow
 def test_a_full_disk_mid_run_keeps_the_last_good_checkpoint(tmp_path):
     """A tmpfs that holds the run up to epoch 1 (last.pt, best.pt and one temporary copy) but not the
     third copy that epoch 2 needs. Skipped where tmpfs cannot be mounted (not root)."""
@@ -474,6 +479,7 @@ def test_out_and_resume_naming_two_folders_is_refused(run_dir, tmp_path):
     assert not (tmp_path / "elsewhere").exists()
 
 
+@pytest.mark.slow
 def test_a_writer_killed_mid_write_leaves_a_temporary_that_the_next_run_removes(run_dir):
     """kill -9 between creating the temporary file and renaming it: the old file is whole, and the
     next train on the folder (holding the lock, so no writer is at work) deletes the leftover."""
@@ -487,6 +493,7 @@ def test_a_writer_killed_mid_write_leaves_a_temporary_that_the_next_run_removes(
     assert checkpoint.load(run_dir / "last.pt")["epoch"] == 2
 
 
+@pytest.mark.slow
 def test_flags_given_on_resume_win_over_the_saved_optimizer_settings(base, tmp_path):
     out = tmp_path / "sgd"
     train(base[1], TrainConfig(epochs=1, device="cpu", out=str(out), optimizer="sgd", momentum=0.9, lr=0.01),

@@ -86,6 +86,7 @@ def npz_with_header(path: Path, shape, descr="<f4", data: bytes = b"", y=None) -
 
 
 # --- 3. bounded by size first ---------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_decompression_bomb_png_is_refused_from_its_header(spec, tmp_path):
     folder = image_folder(tmp_path / "imgs")
     (folder / "a" / "bomb.png").write_bytes(png_header(20000, 20000))
@@ -124,6 +125,7 @@ def test_a_damaged_image_and_a_fifo_image_are_one_line(tmp_path):
                    contains="is a FIFO")
 
 
+@pytest.mark.slow
 def test_an_npz_bomb_is_refused_from_its_npy_header(spec, tmp_path):
     bomb = npz_with_header(tmp_path / "bomb.npz", (10**9, 1, 8, 8))
     assert bomb.stat().st_size < 1000
@@ -139,6 +141,7 @@ def test_an_npz_that_holds_less_than_it_declares_is_refused(spec, tmp_path):
 
 
 @pytest.mark.parametrize("make", ["fifo", "dev_zero"])
+@pytest.mark.slow
 def test_data_that_is_not_a_regular_file_is_refused_without_reading(spec, tmp_path, make):
     if make == "fifo":
         source = tmp_path / "data.npz"
@@ -150,6 +153,7 @@ def test_data_that_is_not_a_regular_file_is_refused_without_reading(spec, tmp_pa
     assert_refused(res, located=False, contains=f"data '{source}' is {kind}, not a file")
 
 
+@pytest.mark.slow
 def test_a_config_that_is_a_fifo_or_dev_zero_is_refused_without_reading(spec, tmp_path):
     fifo = tmp_path / "run.yaml"
     os.mkfifo(fifo)
@@ -309,6 +313,7 @@ def test_a_network_too_big_for_memory_is_refused_before_it_is_built(tmp_path):
 
 
 @pytest.mark.skipif(torch.version.cuda is not None, reason="a CUDA build of torch maps gigabytes at import")
+@pytest.mark.slow
 def test_running_out_of_memory_while_training_is_one_line(tmp_path):
     """150 M parameters under a 3.5 GB address-space cap: the estimate (2.4 GB) passes, the real
     allocations (torch's own, the batch, the evaluation) do not."""

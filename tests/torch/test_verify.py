@@ -20,6 +20,7 @@ runner = CliRunner()
 
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: str(p.relative_to(ROOT / "specs")))
+@pytest.mark.slow
 def test_every_bundled_spec_verifies_clean(path):
     graph = numeric_graph(path)
     result = verify(graph, device=torch_device(graph))

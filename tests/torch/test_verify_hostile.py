@@ -77,6 +77,7 @@ def test_softmax_on_the_input_then_a_residual_add(tmp_path):
     assert conv["figures"]["rf"]["measured"]["size"] == [3, 3]
 
 
+@pytest.mark.slow
 def test_a_huge_input_on_meta_checks_what_it_can_without_allocating(tmp_path):
     # [3, 1e5, 1e5]: 120 GB of float32 input; the probe alone would plan 240 GB+ in float64.
     path = _spec(tmp_path, "input: [3, 100000, 100000]\nlayers:\n  - conv: {out: 4, kernel: 3}\n  - relu\n")
@@ -88,12 +89,14 @@ def test_a_huge_input_on_meta_checks_what_it_can_without_allocating(tmp_path):
     assert conv["rf"]["ok"] is None and "not probed" in conv["rf"]["note"]
 
 
+@pytest.mark.slow
 def test_a_huge_input_on_cpu_is_refused_at_the_input(tmp_path):
     path = _spec(tmp_path, "input: [3, 100000, 100000]\nlayers:\n  - conv: {out: 4, kernel: 3}\n")
     run = run_cli(["verify", path], timeout=240, memory_mb=TORCH_MEMORY_MB)
     assert_refused(run, where=f"{path}:1:8", contains="--device meta")
 
 
+@pytest.mark.slow
 def test_huge_weights_on_cpu_are_refused_at_the_layer(tmp_path):
     # 200000 x 200000 float32 weights: 149 GiB.
     path = _spec(tmp_path, "input: [200000]\nlayers:\n  - relu\n  - {name: big, linear: 200000}\n")

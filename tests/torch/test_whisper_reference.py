@@ -58,6 +58,7 @@ def test_parameters_trainable_and_frozen_equal_hugging_face():
     assert not ours.get_submodule("encoder.embed_positions").weight.requires_grad
 
 
+@pytest.mark.slow
 def test_macs_and_output_shapes_equal_hugging_face_at_full_width():
     torch.manual_seed(0)
     depth = 1  # one layer per stack at full width and length (two layers: the logits test)
@@ -102,6 +103,7 @@ def _hf_name(ours: str) -> str:
     return "model." + ".".join(parts)
 
 
+@pytest.mark.slow
 def test_same_logits_with_hugging_face_weights():
     torch.manual_seed(0)
     hf = _model(**SMALL).eval()
@@ -126,6 +128,7 @@ def test_same_logits_with_hugging_face_weights():
         torch.testing.assert_close(short(features, ids[:, :5]), expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_encoder_position_table_is_whispers_sinusoids():
     # The frozen table holds what Hugging Face puts there (modeling_whisper.sinusoids, copied in
     # _init_weights), not random values: a model built from the spec computes Whisper's encoder.

@@ -83,6 +83,7 @@ def test_keys_and_shapes_are_torchvisions(name):
 
 
 @pytest.mark.parametrize("name", sorted(TORCHVISION))
+@pytest.mark.slow
 def test_torchvision_weights_load_and_give_torchvisions_outputs(name):
     models = _models()
     torch.manual_seed(0)
@@ -103,6 +104,7 @@ REFERENCES = {"convnext_tiny": ("test_convnext_reference", "ConvNeXtTiny"),
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCES))
+@pytest.mark.slow
 def test_the_reference_modules_weights_load_and_give_their_outputs(name):
     if torchvision_models() is not None:
         pytest.skip("torchvision itself is checked (test_torchvision_weights_load_and_give_torchvisions_outputs)")
