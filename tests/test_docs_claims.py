@@ -28,3 +28,26 @@ def test_peers_figures_are_archcalcs():
     vit = archcalc.analyze(ROOT / "specs" / "transformers" / "vit_b16.yaml").totals
     assert (vit.macs, vit.params) == (17_563_828_224, 86_567_656)
     assert "MACs 17,563,828,224, params 86,567,656" in " ".join(PEERS.split())
+
+
+def test_readme_training_speed_names_its_machine_and_adds_up():
+    readme = (ROOT / "README.md").read_text()
+    line = re.search(r"^epoch   5/5 .*? ([\d.]+) ex/s  ([\d.]+) MFLOP/s$", readme, re.M)
+    assert line, "the README's training example"
+    after = " ".join(readme[line.end():line.end() + 600].split())
+    assert re.search(r"\d cores of an? [A-Z][\w ]+", after) and "torch 2.13.0+cpu" in after and "GPU" in after
+    # achieved FLOP/s = 3 x 2 x MACs per example x examples/s (docs/train.md); digits_cnn: 309,248 MACs
+    macs = archcalc.analyze(ROOT / "specs" / "lecture" / "digits_cnn.yaml").totals.macs
+    assert macs == 309_248
+    rate, flops = float(line.group(1)), float(line.group(2)) * 1e6
+    assert abs(6 * macs * rate - flops) <= 0.005 * flops
+
+
+def test_readme_setup_makes_a_venv_and_keeps_two_commands():
+    setup = (ROOT / "README.md").read_text().split("\n## Set-up\n", 1)[1].split("\n## ", 1)[0]
+    assert "`python -m venv .venv && . .venv/bin/activate`" in setup
+    assert ".venv/" in (ROOT / ".gitignore").read_text().split()  # "(`.venv/` is git-ignored)"
+    blocks = re.findall(r"```sh\n(.*?)```", setup, flags=re.S)
+    assert len(blocks) == 2 and "archcalc analyze" in blocks[0] and "pytest" in blocks[1]
+    # the install sizes are given, with how they were measured
+    assert "du -sh" in setup and re.search(r"\d+ MiB after the first command", " ".join(setup.split()))
