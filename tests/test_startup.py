@@ -36,8 +36,9 @@ def _under(modules: set, *roots) -> list:
     return sorted(m for m in modules if m.split(".")[0] in roots or m in roots)
 
 
-def test_analyze_json_imports_no_typer_rich_sympy_or_torch(tmp_path):
-    modules = _modules_after(["analyze", RESNET50, "--json"], tmp_path)
+@pytest.mark.parametrize("output", [["--json"], ["-f", "csv"], ["-f", "markdown"]], ids=["json", "csv", "markdown"])
+def test_analyze_json_imports_no_typer_rich_sympy_or_torch(output, tmp_path):
+    modules = _modules_after(["analyze", RESNET50, *output], tmp_path)
     assert _under(modules, "typer", "click", "rich", "sympy", "torch", "numpy") == []
     kinds = {m.rsplit(".", 1)[1] for m in modules if m.startswith("archcalc.layers.")}
     assert kinds == {"base", "conv", "norm", "activation", "maxpool", "merge", "global_pool", "flatten", "linear"}
@@ -88,6 +89,7 @@ SAME = [
 
 
 @pytest.mark.parametrize("args", SAME, ids=lambda a: " ".join(Path(x).name for x in a))
+@pytest.mark.slow
 def test_the_fast_path_prints_what_typer_prints(args):
     fast, typer_path = _run(ENTRY, args), _run(TYPER_PATH, args)
     assert (fast.returncode, fast.stderr) == (typer_path.returncode, typer_path.stderr)
@@ -154,6 +156,7 @@ BUNDLED = sorted(p for p in (ROOT / "specs").glob("*/*.yaml") if not p.name.ends
 
 
 @pytest.mark.parametrize("spec", BUNDLED, ids=lambda p: f"{p.parent.name}/{p.stem}")
+@pytest.mark.slow
 def test_the_plain_table_is_what_rich_prints(spec):
     from archcalc import api
     from archcalc import render

@@ -597,14 +597,17 @@ class _SpecBuilder:
         """`bare: true`: the layer's one learned tensor is held by the enclosing block's module under
         the layer's name (torchvision's `features.1.0.layer_scale`), so only a kind holding exactly
         one tensor may say it."""
-        takes = sorted(k for k, layer_kind in KINDS.items() if type(layer_kind).bare_tensor is not Layer.bare_tensor)
+        def takes() -> str:  # for the message only: it imports every kind's module
+            return ", ".join(sorted(k for k, layer_kind in KINDS.items()
+                                    if type(layer_kind).bare_tensor is not Layer.bare_tensor))
+
         if kind in self.blocks:
             raise SpecError(f"'bare: true' holds a layer's one learned tensor in the enclosing block; '{kind}' is "
-                            f"a block, which holds layers (kinds that take it: {', '.join(takes)})", loc, layer)
+                            f"a block, which holds layers (kinds that take it: {takes()})", loc, layer)
         for node in nodes:
             if KINDS[node.kind].bare_tensor(node.args) is None:
                 raise SpecError(f"'bare: true' holds a layer's one learned tensor in the enclosing block; this "
-                                f"{node.kind} does not hold exactly one (kinds that take it: {', '.join(takes)})", loc, layer)
+                                f"{node.kind} does not hold exactly one (kinds that take it: {takes()})", loc, layer)
             node.bare = True
 
     def _inputs(self, meta, scope, previous, later, layer) -> tuple:
