@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from archcalc.analysis.report import DTYPE_BYTES, Report
 from archcalc.errors import SpecError
 from archcalc.layers import KINDS
-from archcalc.layers.base import prod
+from archcalc.layers.base import (channels_last_strides, contiguous_strides, is_dense, prod,
+                                  suggests_channels_last, view_of)
 from archcalc.reader.graph import INPUT, Graph
 
 #: Optimizer states per trainable parameter (SGD none; momentum one buffer; Adam/AdamW two moments).
@@ -263,16 +264,39 @@ def saved_bytes(graph: Graph, shapes: dict, batch: int, itemsize: int, details: 
     Autograd records nothing for an operation none of whose inputs needs a gradient: the network
     input does not (training data), a layer's output does when an input does or the layer has
     trainable parameters. A layer without either (a ReLU or a pooling straight on the input, a
-    reshape of it) saves nothing."""
+    reshape of it) saves nothing.
+
+    Memory order is followed as PyTorch lays tensors out (strides, batch first): a permute is a
+    view in another order, an elementwise kind's output keeps a dense input's order, other outputs
+    are contiguous; a flatten or reshape that no view can express (of a permuted tensor) is a copy,
+    new memory; a linear keeps its input as a [positions, in] matrix, a copy of its own where the
+    input cannot be viewed so."""
     base: dict = {name: name for name in graph.input_shapes}  # tensor -> the tensor whose memory it is
     grad: dict = {name: False for name in graph.input_shapes}  # tensor -> requires a gradient
+    strides: dict = {name: contiguous_strides((batch,) + tuple(s)) for name, s in graph.input_shapes.items()}
     seen: set = set()
     out: dict = {}
     for node in graph.nodes:
         layer, ins, shape = KINDS[node.kind], [shapes[i] for i in node.inputs], shapes[node.name]
         where = layer.output_storage(node.args, ins)
-        base[node.name] = (None if where == "weights" else node.name if where is None
-                           else base[node.inputs[where]])
+        full = (batch,) + tuple(shape)
+        view = None
+        if isinstance(where, int):
+            view = layer.view_strides(node.args, ins, strides[node.inputs[where]], batch)
+        if where == "weights":
+            base[node.name], strides[node.name] = None, (0,) + contiguous_strides(tuple(shape))
+        elif view is not None:
+            base[node.name], strides[node.name] = base[node.inputs[where]], tuple(view)
+        else:  # new memory (or a view PyTorch cannot make: a copy)
+            base[node.name], strides[node.name] = node.name, contiguous_strides(full)
+            first = node.inputs[0] if node.inputs else None
+            if (where is None and layer.keeps_layout and first is not None and tuple(shapes[first]) == tuple(shape)
+                    and is_dense(full, strides[first])):
+                strides[node.name] = strides[first]
+            elif (where is None and layer.keeps_memory_format and first is not None and len(full) in (4, 5)
+                  and len(shapes[first]) + 1 == len(full)
+                  and suggests_channels_last((batch,) + tuple(shapes[first]), strides[first])):
+                strides[node.name] = channels_last_strides(full)
         grad[node.name] = any(grad[i] for i in node.inputs) or (
             node.trainable and bool(layer.params(node.args, ins)[0]))
         total, rows = 0, []
@@ -281,6 +305,9 @@ def saved_bytes(graph: Graph, shapes: dict, batch: int, itemsize: int, details: 
             size = s.itemsize or itemsize
             if s.of == "input" and frozen_weights:
                 n = 0  # kept only for the weights' gradient, which a frozen layer does not compute
+            elif s.of == "input" and layer.saves_input_as_matrix and not _matrix_view(
+                    shapes[node.inputs[s.index]], strides[node.inputs[s.index]], batch):
+                n = prod(ins[s.index]) * size * batch  # the matrix is a contiguous copy, its own
             elif s.of == "own":
                 n = s.elements * size * (1 if s.per_batch else batch)
             else:
@@ -296,6 +323,15 @@ def saved_bytes(graph: Graph, shapes: dict, batch: int, itemsize: int, details: 
         if details is not None:
             details[node.name] = rows
     return out
+
+
+def _matrix_view(shape: tuple, strides: tuple, batch: int) -> bool:
+    """Whether a [batch, *shape] tensor of these strides can be viewed as the [positions, in]
+    matrix a linear multiplies (always for [batch, in]: addmm takes it as it is)."""
+    if len(shape) < 2:
+        return True
+    full = (batch,) + tuple(shape)
+    return view_of(full, strides, (prod(full[:-1]), full[-1])) is not None
 
 
 def _checkpointed(graph: Graph, shapes: dict, saved: dict, value_bytes: int) -> tuple:

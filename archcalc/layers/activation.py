@@ -30,6 +30,7 @@ class Elementwise(Layer):
     formulas = {"output": "same as input", "params": "0", "macs": "0 (not a multiply-accumulate)",
                 "rf": "unchanged", "saved": "its input"}
     saves: tuple = ("input",)  # see SAVED_WORDS
+    keeps_layout = True
     temp: str = ""
 
     def saved_tensors(self, a, shapes, out):
@@ -152,6 +153,7 @@ class SoftmaxLike(Elementwise):
                       "not tracked over one of several (each output sees that whole axis, a window along "
                       "the others)", "saved": "its output (_softmax: result)"}
     saves = ("output",)
+    keeps_layout = False  # _softmax writes a contiguous result whatever the input's order (measured)
 
     def output_shape(self, a, shapes):
         dim_index(a["dim"], len(shapes[0]))

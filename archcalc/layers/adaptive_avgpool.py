@@ -10,6 +10,7 @@ from archcalc.layers.base import Arg, Layer, Saved, register
 @register
 class AdaptiveAvgPool(Layer):
     kind = "adaptive_avgpool"
+    keeps_memory_format = True
     probe_linear = True
     primary = "size"
     summary = "Average pooling to a given output size (nn.AdaptiveAvgPool1d/2d/3d)"

@@ -159,6 +159,24 @@ class Layer:
     # (A convolution keeps its input whether or not its weights learn.)
     saves_input_for_weights: ClassVar[bool] = False
 
+    # True for elementwise kinds: PyTorch's output takes the input's memory order when the input
+    # is dense (a ReLU of a permuted tensor is laid out as the permuted tensor); else it is new and
+    # contiguous, as every other kind's output here.
+    keeps_layout: ClassVar[bool] = False
+    # True for kinds on [C, H, W] / [C, D, H, W] whose output follows the input's memory format
+    # (conv, pooling, padding, resizing, batch and group norm): a channels-last input (a permute
+    # back from [H, W, C]) gives a channels-last output.
+    keeps_memory_format: ClassVar[bool] = False
+    # True where the kind keeps its input as the [positions, in] matrix of a matrix product (linear):
+    # a view of the input where one exists, else a contiguous copy (a permuted input), kept by it alone.
+    saves_input_as_matrix: ClassVar[bool] = False
+
+    def view_strides(self, a: dict, shapes: list[tuple], strides: tuple, batch: int):
+        """For a view kind (output_storage an input's index): the output's strides, batch first, in
+        elements, from input 0's (`strides`, batch first); None where PyTorch copies instead (a
+        flatten or reshape of a permuted tensor): the output is then new memory."""
+        return view_of((batch,) + tuple(shapes[0]), strides, (batch,) + tuple(self.output_shape(a, shapes)))
+
     def output_storage(self, a: dict, shapes: list[tuple]):
         """Where this layer's output lives: None, new memory (most kinds); an input's index, a view
         sharing that input's storage (flatten of a contiguous tensor, permute, select, split: a
@@ -251,6 +269,79 @@ class Layer:
             want = " or ".join(f"[C{', L' if r == 1 else ', H, W' if r == 2 else ', D, H, W'}]" for r in ranks)
             raise LayerError(f"{kind} needs an input shaped {want}, got {list(shape)}")
         return axes
+
+
+def contiguous_strides(shape: tuple) -> tuple:
+    """Row-major strides (in elements) of a tensor of `shape`."""
+    strides, step = [], 1
+    for n in reversed(shape):
+        strides.append(step)
+        step *= n
+    return tuple(reversed(strides))
+
+
+def is_dense(shape: tuple, strides: tuple) -> bool:
+    """Whether a tensor covers its memory without gaps or overlaps in some order of its dims
+    (PyTorch's is_non_overlapping_and_dense): then elementwise results keep its strides."""
+    step = 1
+    for n, s in sorted(((n, s) for n, s in zip(shape, strides) if n != 1), key=lambda d: d[1]):
+        if s != step:
+            return False
+        step *= n
+    return True
+
+
+_CHANNELS_LAST_ORDER = {4: (1, 3, 2, 0), 5: (1, 4, 3, 2, 0)}  # fastest dim first: C, W, (H,) ..., N
+
+
+def channels_last_strides(shape: tuple) -> tuple:
+    """Strides of a [N, C, H, W] (or [N, C, D, H, W]) tensor in channels-last order."""
+    strides, step = [0] * len(shape), 1
+    for d in _CHANNELS_LAST_ORDER[len(shape)]:
+        strides[d] = step
+        step *= shape[d]
+    return tuple(strides)
+
+
+def suggests_channels_last(shape: tuple, strides: tuple) -> bool:
+    """PyTorch's suggest_memory_format() == channels_last(_3d) for these sizes and strides
+    (c10's is_channels_last_strides_2d/3d)."""
+    if len(shape) not in _CHANNELS_LAST_ORDER or strides[1] == 0:
+        return False
+    least = 0
+    for d in _CHANNELS_LAST_ORDER[len(shape)]:
+        if shape[d] == 0 or strides[d] < least:
+            return False
+        if d == 0 and least == strides[1]:
+            return False
+        least = strides[d] * (shape[d] if shape[d] > 1 else 1)
+    return True
+
+
+def view_of(shape: tuple, strides: tuple, new_shape: tuple):
+    """The strides of `new_shape` as a view of a tensor of `shape` and `strides` (all batch first),
+    or None where no view exists and reshape copies: PyTorch's at::detail::computeStride."""
+    if not shape:
+        return (1,) * len(new_shape)
+    if prod(shape) == 0:
+        return None
+    new = [0] * len(new_shape)
+    view_d = len(new_shape) - 1
+    base = strides[-1]
+    tensor_numel = view_numel = 1
+    for tensor_d in range(len(shape) - 1, -1, -1):
+        tensor_numel *= shape[tensor_d]
+        if tensor_d == 0 or (shape[tensor_d - 1] != 1 and strides[tensor_d - 1] != tensor_numel * base):
+            while view_d >= 0 and (view_numel < tensor_numel or new_shape[view_d] == 1):
+                new[view_d] = view_numel * base
+                view_numel *= new_shape[view_d]
+                view_d -= 1
+            if view_numel != tensor_numel:
+                return None
+            if tensor_d > 0:
+                base = strides[tensor_d - 1]
+                tensor_numel = view_numel = 1
+    return tuple(new) if view_d == -1 else None
 
 
 def arity_bounds(arity) -> tuple[int, int | None]:

@@ -17,6 +17,7 @@ from archcalc.layers.base import Arg, Layer, register
 @register
 class ChannelShuffle(Layer):
     kind = "channel_shuffle"
+    keeps_memory_format = True
     primary = "groups"
     args = (Arg("groups", "int", min=1, doc="channel groups; they divide the channels"),)
     summary = "Interleave channel groups (ShuffleNet): output channel j*g + i is input channel i*(C/g) + j"

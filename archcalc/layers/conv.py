@@ -9,6 +9,7 @@ from archcalc.layers.base import Arg, Layer, Saved, Step, check_groups, prod, re
 @register
 class Conv(Layer):
     kind = "conv"
+    keeps_memory_format = True
     probe_linear = True
     primary = "out"
     summary = "Convolution over 1, 2 or 3 spatial axes (nn.Conv1d/2d/3d)"

@@ -12,6 +12,7 @@ from archcalc.layers.base import Arg, Layer, Saved, Step, check_groups, prod, re
 @register
 class ConvTranspose(Layer):
     kind = "conv_transpose"
+    keeps_memory_format = True
     probe_linear = True
     primary = "out"
     summary = "Transposed convolution over 1, 2 or 3 spatial axes (nn.ConvTranspose1d/2d/3d)"

@@ -8,6 +8,7 @@ from archcalc.layers.base import Layer, Saved, prod, register
 
 class GlobalPool(Layer):
     torch_name = ""
+    keeps_memory_format = True
     probe_linear = True
     formulas = {"output": "[C, 1, 1, ...]", "params": "0", "macs": "0", "rf": "global"}
 

@@ -21,6 +21,7 @@ class Linear(Layer):
                  "nothing with trainable: false (mat1 is kept only for the weight's gradient)",
     }
     saves_input_for_weights = True
+    saves_input_as_matrix = True
 
     def saved_tensors(self, a, shapes, out):
         return [Saved("input", "input")]

@@ -11,6 +11,7 @@ class WindowPool(Layer):
 
     primary = "kernel"
     has_dilation = False
+    keeps_memory_format = True
     formulas = {
         "output": "M = floor((N + 2P - D(K-1) - 1) / S) + 1 per axis (ceil with ceil_mode)",
         "params": "0",

@@ -26,6 +26,7 @@ def broadcast(shapes, kind):
 class Elementwise2(Layer):
     arity = None
     probe_linear = True
+    keeps_layout = True
     formulas = {"output": "broadcast of the input shapes", "params": "0",
                 "macs": "0 (elementwise)", "rf": "union of the inputs' fields"}
 

@@ -24,6 +24,7 @@ class MultiplyBy(nn.Module):
 @register
 class MultiplyBy(Layer):
     kind = "multiply_by"
+    keeps_layout = True
     primary = "value"
     summary = "Multiply by a constant number, no parameters (T5: the decoder output times d_model ** -0.5)"
     args = (Arg("value", "float", doc="the constant (an expression: \"512 ** -0.5\")"),)

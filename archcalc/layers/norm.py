@@ -11,6 +11,7 @@ from archcalc.layers.base import Arg, Layer, Saved, prod, register
 @register
 class BatchNorm(Layer):
     kind = "batchnorm"
+    keeps_memory_format = True
     summary = "Batch normalisation over the channel dimension (nn.BatchNorm1d/2d/3d)"
     args = (
         Arg("eps", "float", 1e-5, min=0),
@@ -122,6 +123,7 @@ class LayerNorm(Layer):
 @register
 class GroupNorm(Layer):
     kind = "groupnorm"
+    keeps_memory_format = True
     primary = "groups"
     summary = "Group normalisation: channels split into groups (nn.GroupNorm)"
     args = (Arg("groups", "int", min=1), Arg("eps", "float", 1e-5, min=0), Arg("affine", "bool", True))

@@ -22,6 +22,9 @@ class Permute(Layer):
     def output_storage(self, a, shapes):
         return 0
 
+    def view_strides(self, a, shapes, strides, batch):
+        return (strides[0],) + tuple(strides[d + 1] for d in self._dims(a, shapes[0]))
+
     def _dims(self, a, shape):
         rank = len(shape)
         dims = [d % rank if -rank <= d < rank else None for d in a["dims"]]

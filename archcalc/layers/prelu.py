@@ -8,6 +8,7 @@ from archcalc.layers.base import Arg, Layer, Saved, register
 @register
 class PReLU(Layer):
     kind = "prelu"
+    keeps_layout = True
     primary = "num_parameters"
     summary = "x if x > 0 else a * x with learned a: one shared, or one per channel (nn.PReLU)"
     args = (Arg("num_parameters", "int", 1, min=1, doc="1, or the number of channels"),

@@ -40,6 +40,7 @@ class Scale(Layer):
                 "rf": "unchanged", "saved": "its input (mul: self, for gamma's gradient; gamma is a parameter); "
                                             "nothing with trainable: false"}
     saves_input_for_weights = True
+    keeps_layout = True
 
     def saved_tensors(self, a, shapes, out):
         return [Saved("input", "input")]

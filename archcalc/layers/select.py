@@ -31,6 +31,10 @@ class Select(Layer):
     def output_storage(self, a, shapes):
         return 0
 
+    def view_strides(self, a, shapes, strides, batch):
+        dim = dim_index(a["dim"], len(shapes[0])) + 1
+        return strides[:dim] + strides[dim + 1:]
+
     def output_shape(self, a, shapes):
         shape = shapes[0]
         if len(shape) < 2:

@@ -39,6 +39,7 @@ class StochasticDepth(nn.Module):
 @register
 class StochasticDepth(Layer):
     kind = "stochastic_depth"
+    keeps_layout = True
     primary = "p"
     summary = ("Drop whole examples (mode row) or the whole batch (mode batch) with probability p during "
                "training, scale the rest by 1/(1-p); identity in eval (torchvision.ops.StochasticDepth)")

@@ -15,6 +15,7 @@ _TAPS = {"nearest": 1, "linear": 2, "bilinear": 2, "bicubic": 4, "trilinear": 2}
 @register
 class Upsample(Layer):
     kind = "upsample"
+    keeps_memory_format = True
     probe_linear = True
     primary = "scale"
     summary = "Upsampling by a scale factor or to a size (nn.Upsample)"

@@ -9,6 +9,7 @@ from archcalc.layers.base import Arg, Layer, register
 @register
 class ZeroPad(Layer):
     kind = "zeropad"
+    keeps_memory_format = True
     probe_linear = True
     primary = "padding"
     summary = "Zero padding of the spatial axes; a list follows F.pad: last axis first, (left, right) pairs"

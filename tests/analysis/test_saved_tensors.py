@@ -76,6 +76,25 @@ def test_views_are_their_base(tmp_path):
     assert out["permute1"] == 0 and out["linear2"] == 3 * 5 * 4  # linear1's output, seen through the view
 
 
+def test_a_view_pytorch_cannot_make_is_a_copy(tmp_path):
+    # [N, 4, 3, 3] permuted to [N, 3, 3, 4] cannot be flattened in place: flatten copies, and the
+    # linear keeps the copy although relu keeps the same values. Without the permute, the
+    # flatten is a view of relu's output, kept once.
+    text = """\
+        input: [4, 3, 3]
+        layers:
+          - conv: {out: 4, kernel: 1}
+          - relu
+          %s
+          - flatten
+          - linear: 2
+        """
+    out, _ = per_layer(tmp_path, text % "- {permute: [1, 2, 0]}", batch=2)
+    assert out["relu1"] == out["linear1"] == 2 * 36 * 4
+    out, _ = per_layer(tmp_path, text % "- {permute: [0, 1, 2]}", batch=2)  # the identity: still a view
+    assert out["relu1"] == 2 * 36 * 4 and out["linear1"] == 0
+
+
 def test_batch_norm_statistics_are_per_batch_and_dtypes_keep_their_size(tmp_path):
     text = """\
         input: [3, 4, 4]

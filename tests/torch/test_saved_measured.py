@@ -74,6 +74,7 @@ def _load(name):
 
 
 @pytest.mark.parametrize("name", bundled_specs())
+@pytest.mark.slow
 def test_saved_bytes_match_pytorch(name):
     result = check_saved(_load(name))
     wrong = {(row.name, row.kind, row.analytic, row.measured) for row in result.mismatches()}
@@ -189,6 +190,54 @@ def test_a_layer_without_gradients_saves_nothing(tmp_path):
     result = check_saved(api.load_graph(path))
     assert result.ok
     assert [r.measured for r in result.rows] == [0, 0, 2 * 2 * 4 * 4 * 4]
+
+
+# Memory order: a view PyTorch cannot make is a copy, which is new memory a later layer keeps.
+# After relu (which keeps its output) a permuted tensor flattened, or a split piece of the last
+# dim, is copied, and the linear keeps the copy; a channels-last tensor (the permute back from a
+# channels-last linear) stays channels-last through conv, pooling, padding, resizing and norms,
+# elementwise kinds keep a permuted tensor's order, softmax writes a contiguous result.
+LAYOUTS = [
+    ["relu", "{permute: [1, 2, 0]}", "flatten", "linear: 3"],
+    ["relu", "{permute: [1, 2, 0]}", "linear: 3"],
+    ["relu", "{permute: [1, 2, 0]}", "{reshape: [36, 4]}", "linear: 3"],
+    ["relu", "{permute: [1, 2, 0]}", "{split: {sizes: 2, dim: -1, index: 0}}", "linear: 3"],
+    ["relu", "{split: {sizes: 2, dim: 0, index: 1}}", "linear: 3"],
+    ["relu", "{split: {sizes: 2, dim: 0, index: 1}}", "flatten", "linear: 3"],
+    ["relu", "{select: {dim: 0, index: 1}}", "linear: 3"],
+    ["relu", "{select: {dim: -1, index: 1}}", "linear: 3"],
+    ["relu", "{permute: [1, 2, 0]}", "{permute: [2, 0, 1]}", "flatten", "linear: 3"],
+    *[["{permute: [1, 2, 0]}", kind, "relu", "{reshape: [144]}", "linear: 3"]
+      for kind in ("prelu", "multiply_by: 2", "{stochastic_depth: {p: 0.5}}", "{scale: {dim: -1}}", "gelu",
+                   "dropout", "softmax", "sigmoid", "layernorm", "{roll: {shifts: [1], dims: [0]}}")],
+    *[["{permute: [1, 2, 0]}", "linear: 4", "{permute: [2, 0, 1]}", kind, "relu", "flatten", "linear: 3"]
+      for kind in ("{zeropad: 1}", "upsample: 2", "{upsample: {scale: 2, mode: bilinear}}", "maxpool: 2",
+                   "avgpool: 2", "{conv: {out: 6, kernel: 1}}",
+                   "{conv: {out: 6, kernel: 3, padding: 1, padding_mode: reflect}}",
+                   "{conv_transpose: {out: 6, kernel: 2, stride: 2}}", "batchnorm", "gelu", "groupnorm: 2",
+                   "adaptive_avgpool: 2", "channel_shuffle: 2", "instancenorm", "{layernorm: {dims: 3}}",
+                   "dropout2d: 0.5", "softmax", "global_maxpool")],
+]
+
+
+@pytest.mark.parametrize("layers", LAYOUTS, ids=[" ".join(ls) for ls in LAYOUTS])
+def test_memory_order_matches_pytorch(tmp_path, layers):
+    path = tmp_path / "spec.yaml"
+    path.write_text(_spec("[4, 6, 6]", layers))
+    result = check_saved(api.load_graph(path))
+    assert result.ok, [(r.name, r.analytic, r.measured, r.tensors) for r in result.mismatches()]
+
+
+def test_a_copy_is_kept_where_no_view_exists(tmp_path):
+    # conv -> relu (keeps its output [4, 6, 6]) -> permute -> flatten (a copy) -> linear keeps the
+    # copy: the same values twice, as PyTorch holds them.
+    path = tmp_path / "spec.yaml"
+    path.write_text(_spec("[4, 6, 6]", ["relu", "{permute: [1, 2, 0]}", "flatten", "linear: 3"]))
+    rows = {r.name: r.measured for r in check_saved(api.load_graph(path)).rows}
+    assert rows["relu1"] == rows["linear1"] == 2 * 144 * 4
+    path.write_text(_spec("[4, 6, 6]", ["relu", "flatten", "linear: 3"]))
+    rows = {r.name: r.measured for r in check_saved(api.load_graph(path)).rows}
+    assert rows["relu1"] == 2 * 144 * 4 and rows["linear1"] == 0  # a view of relu's output
 
 
 FROZEN = """\
