@@ -186,7 +186,7 @@ def plan_memory(graph: Graph, report: Report, *, optimizer: str = "adam", checkp
     full = sum(saved.values())
     tr.append(Item("activations", "activations saved", full, "bytes",
                    f"the tensors {len(saved)} layers save for backward, each once (batch {B}, {b} B "
-                   "values; masks 1 B, indices 8 B)"))
+                   "values, int64 indices 8 B)"))
     ck, ck_text = _checkpointed(graph, shapes, saved, B * b)
     tr.append(Item("activations_checkpointed", "activations saved, checkpointing", ck, "bytes",
                    f"{ck_text} (batch {B})"))

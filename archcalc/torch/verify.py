@@ -8,6 +8,9 @@
   parameters: they are not counted, only reported, by name;
 - MACs: `torch.utils.flop_counter.FlopCounterMode` per module, FLOPs / 2;
 - receptive fields: the gradient probe of `archcalc.torch.probe`.
+
+`verify --memory` checks the saved activations instead (archcalc.torch.saved: what autograd keeps
+for backward, measured with saved_tensors_hooks, against each kind's `saved_tensors`).
 """
 from __future__ import annotations
 
