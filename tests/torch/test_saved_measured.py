@@ -98,6 +98,8 @@ def test_resnet18_at_224_figures():
     assert rows["layer1.0.conv1"].measured == 2 * 64 * 56 * 56 * 4  # the max pool's output
     assert rows["layer1.0.conv2"].measured == 0  # relu's output, counted there
     assert rows["fc"].measured == 2 * 512 * 4  # flatten's view of the pooled [512, 1, 1]
+    one = check_saved(_load("zoo/resnet18"), batch=1)
+    assert one.ok and one.measured == 22_179_840 + 38_400 == 22_218_240
 
 
 # Each variant of the CNN kinds, behind a 1x1 conv (so that gradients flow: a layer on the
