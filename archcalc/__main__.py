@@ -26,8 +26,10 @@ def main():
         if len(presses) == 1:  # later presses while it stops: stopping already
             raise KeyboardInterrupt
 
+    previous = None
     try:
-        previous = signal.signal(signal.SIGINT, on_ctrl_c)
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # ignored (nohup, cmd &): left so
+            previous = signal.signal(signal.SIGINT, on_ctrl_c)
     except ValueError:  # not the main thread: no handler can be set there
         previous = None
     try:

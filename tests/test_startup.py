@@ -216,6 +216,14 @@ def test_ctrl_c_while_the_package_imports_is_one_line(target, args):
     assert (done.returncode, done.stderr, done.stdout) == (130, "error: interrupted\n", "")
 
 
+def test_an_ignored_ctrl_c_stays_ignored():
+    # a command started with SIGINT ignored (nohup, `cmd &` in a script) is not stopped by one
+    ignored = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+    done = _ctrl_c_when_imported("yaml", ignored + ENTRY, ["analyze", RESNET50, "--json"])
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert json.loads(done.stdout)["totals"]["params"] == 25_610_152
+
+
 def test_ctrl_c_while_the_package_imports_was_a_traceback_before():
     # the same moment under the entry point of before (archcalc.cli:main): what the test above guards
     done = _ctrl_c_when_imported("typer", TYPER_PATH, ["analyze", RESNET50, "--json"])
