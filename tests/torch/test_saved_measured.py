@@ -85,6 +85,7 @@ def test_saved_bytes_match_pytorch(name):
         assert result.ok and result.analytic == result.measured > 0
 
 
+@pytest.mark.slow
 def test_resnet18_at_224_figures():
     # The figures docs/memory.md quotes: batch 2, float32. By hand (tests/analysis/test_memory.py):
     # 2 x 22,179,840 per example + 38,400 of batch-norm statistics.
