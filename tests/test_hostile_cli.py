@@ -248,6 +248,7 @@ def test_an_output_file_is_replaced_whole_and_a_link_is_followed(tmp_path):
     ("(H*W + W**53)//(W - W**53)", "// of a formula of degree above 8"),
     ("max(" + ",".join(f"H//{i}" for i in range(2, 12)) + ")", "at most 8"),
 ])
+@pytest.mark.slow
 def test_symbolic_min_max_and_floors_in_a_spec_are_bounded(tmp_path, value, contains):
     spec = tmp_path / "spec.yaml"
     spec.write_text(f"input: [1, H, W]\nlayers:\n  - conv: {{out: '{value}', kernel: 1}}\n")

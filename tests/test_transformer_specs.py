@@ -101,6 +101,7 @@ def test_same_parameters_as_hugging_face(name):
 
 @pytest.mark.parametrize("name, tokens", [("gpt2_small", 1024), ("bert_base", 512), ("llama2_70b", 4096),
                                           ("qwen2_0_5b", 2048)])
+@pytest.mark.slow
 def test_same_macs_as_hugging_face(name, tokens):
     """FlopCounterMode on Hugging Face's forward pass (meta device) counts what the analysis does."""
     import torch

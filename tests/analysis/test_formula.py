@@ -184,6 +184,7 @@ def test_every_printed_figure_reads_back_as_itself(text, divisible):
     assert seen  # the specs are symbolic
 
 
+@pytest.mark.slow
 def test_random_formulas_print_as_themselves():
     rng = random.Random(13)
 

@@ -204,6 +204,7 @@ def test_figures_past_1e308_are_refused_at_their_layer(text, where, message, tmp
     assert len(line) < 12_000
 
 
+@pytest.mark.slow
 def test_listing_windows_has_a_budget_per_analysis(tmp_path):
     # period 1,001 after the upsampling; each 49-tap convolution lists 1,001 windows of up to 49
     # look-ups at both ends: 98,098 a layer, so about 100 of them fit the 10,000,000 of one analysis

@@ -80,6 +80,7 @@ def test_a_student_whose_variant_breaks_the_spec_is_not_told_to_fix_their_file(t
     assert "Fix the file and hand it in again" in grade_class(key, [broken], seed=1).feedback()["broken.md"]
 
 
+@pytest.mark.slow
 def test_csv_and_feedback_are_written_as_utf8_whatever_the_locale(tmp_path):
     # Windows' cp1252 or a C locale without UTF-8 mode could not write a student named 李雷: a traceback
     answers = write(tmp_path / "li.yaml", 'student: "李雷"\nanswers:\n  conv1.params: 416\n')

@@ -50,12 +50,14 @@ def test_the_identity_really_is_one():
     assert sympy.expand((H + W + 1) * (H - W + 2) - (H * H - W * W + 3 * H + W + 2)) == 0
 
 
+@pytest.mark.slow
 def test_a_former_simplify_hang_is_proved_right_quickly(tmp_path):
     run, data = _check_json(tmp_path, f'answers:\n  fc.params: "{IDENTITY}"\n')
     assert run.rc == 0, run.stderr
     assert data["answers"][0]["verdict"] == "right"
 
 
+@pytest.mark.slow
 def test_a_near_miss_of_the_identity_is_wrong(tmp_path):
     near = IDENTITY.replace("+W+2)**60", "+W+3)**60")
     run, data = _check_json(tmp_path, f'answers:\n  fc.params: "{near}"\n')
@@ -63,6 +65,7 @@ def test_a_near_miss_of_the_identity_is_wrong(tmp_path):
     assert data["answers"][0]["verdict"] == "wrong"
 
 
+@pytest.mark.slow
 def test_too_large_to_prove_is_undecided_not_a_hang(tmp_path):
     # (H+1)^8 (W+2)^8 = (HW + 2H + W + 2)^8: equal, but degree 480 in each of H and W; the exact
     # grid would need 481 x 481 points, past the budget, so the honest verdict is "undecided".
@@ -74,6 +77,7 @@ def test_too_large_to_prove_is_undecided_not_a_hang(tmp_path):
     assert "cannot decide" in answer["hint"]
 
 
+@pytest.mark.slow
 def test_a_wrong_answer_too_long_to_evaluate_exactly_is_still_wrong(tmp_path):
     # At H = W = 1 the exact value has about 2**18 * 64 bits; modulo a prime it is found nonzero.
     text = "((((H+1)**64+W)**64+1)**64+H)**64"
@@ -90,6 +94,7 @@ def test_nonzero_mod_prime_is_sound():
     assert decide.nonzero_mod_prime(shifted, [(decide.PRIME,)]) is False  # 0 is 0 modulo the prime too
 
 
+@pytest.mark.slow
 def test_a_floor_identity_is_right_and_a_floor_slip_is_wrong(tmp_path):
     # For even H = 2k: floor(k/2) + floor((k+1)/2) = k, so the bracket is 0; H//3 breaks that.
     poly = "+".join(f"(H+{i})*(W+{i})" for i in range(1, 15))
@@ -100,6 +105,7 @@ def test_a_floor_identity_is_right_and_a_floor_slip_is_wrong(tmp_path):
     assert run.rc == 1
 
 
+@pytest.mark.slow
 def test_compare_stops_at_the_node_limit():
     H = sympy.Symbol("H", integer=True, positive=True)
     huge = sympy.Add(*[(H + i) ** 2 for i in range(1, decide.MAX_NODES // 3)])  # squares kept as written
@@ -115,6 +121,7 @@ def test_a_rational_identity_with_a_denominator_is_right():
 
 @pytest.mark.parametrize("text", ["(1/2)**(10**29)", "(2*H)**(10**29)", "(H/2)**(10**29)",
                                   "(H+1)**(10**29)", "H**(-(10**29))"])
+@pytest.mark.slow
 def test_giant_powers_are_refused_at_the_answer(tmp_path, text):
     path = _answers(tmp_path, f'answers:\n  fc.params: "{text}"\n')
     assert_refused(run_cli(["check", SPEC, path], timeout=30), where=f"{path}:2:14")
@@ -214,6 +221,7 @@ def test_one_budget_bounds_all_the_answers_of_a_file():
         assert all(compare(hard, H) is True for _ in range(3))
 
 
+@pytest.mark.slow
 def test_min_max_of_many_values_is_refused_and_of_a_few_is_checked(tmp_path):
     # sympy compares Min/Max arguments pairwise: 38 floors took seconds (and again per substitution).
     many = "max(" + ",".join(f"H//{i}+W//{i + 1}" for i in range(2, 40)) + ")"
@@ -244,6 +252,7 @@ def test_set_sizes_that_break_a_valid_spec_are_the_mistake(tmp_path):
     ("max(W**5, H)", "degree above 4"),
     ("1/(H-H)", "divides by zero"),
 ])
+@pytest.mark.slow
 def test_fuzzed_formulas_are_refused_at_the_answer(tmp_path, text, contains):
     path = _answers(tmp_path, f'answers:\n  fc.params: "{text}"\n')
     assert_refused(run_cli(["check", SPEC, path], timeout=60), where=f"{path}:2:14", contains=contains)

@@ -145,6 +145,7 @@ def _spec(name, seq_len=None):
 
 
 @pytest.mark.parametrize("name", BIG)
+@pytest.mark.slow
 def test_real_size_parameters_keys_and_shapes_on_meta(hf, name):
     from archcalc.torch import build
 
@@ -194,6 +195,7 @@ def _hf_out(name, out):
 
 
 @pytest.mark.parametrize("name", TINY)
+@pytest.mark.slow
 def test_small_config_macs_output_shape_and_outputs_with_hf_weights(hf, name):
     _same_as_hf(hf, name)
 
@@ -267,6 +269,7 @@ def _same_as_hf(hf, name, family=None):
     ("tiny_t5", {"feed_forward_proj": "gated-silu", "dense_act_fn": "silu", "is_gated_act": True}),
     ("tiny_clip_vision", {"architectures": ["CLIPVisionModel"], "hidden_act": "gelu", "layer_norm_eps": 1e-6}),
 ])
+@pytest.mark.slow
 def test_config_variants_are_the_same_function(hf, tmp_path, base, changes):
     folder = _write(tmp_path, base, **changes).parent
     _same_as_hf(hf, folder, family=base)
@@ -430,6 +433,7 @@ def test_state_dict_keys_are_hugging_faces_apart_from_the_documented_renames(hf,
 
 
 @pytest.mark.parametrize("name", TINY)
+@pytest.mark.slow
 def test_archcalc_verify_is_clean_on_the_imported_spec(hf, name):
     """Every layer's shape, parameters and MACs, measured on the built module (archcalc verify)."""
     from archcalc.torch.verify import verify
@@ -455,6 +459,7 @@ def test_any_wrong_value_of_any_field_is_a_spec_error_never_a_traceback(tmp_path
 
 
 @pytest.mark.parametrize("name", [n for n in BIG if n != "mixtral_8x7b"])  # HF's experts call nonzero()
+@pytest.mark.slow
 def test_real_size_macs_on_meta_equal_flop_counter(hf, name):
     """FlopCounterMode on Hugging Face's forward pass of the full model on the meta device, at the
     import's default input, counts the analysis's MACs (Mixtral: on the small config above)."""

@@ -106,6 +106,7 @@ def test_repeated_blocks_become_one_block_with_arguments_and_repeat():
     assert len(text.splitlines()) <= 50
 
 
+@pytest.mark.slow
 def test_symbolic_input_gives_a_symbolic_spec():
     text = from_module(ResNetLike(), (3, "H", "W"))
     assert "input: [3, H, W]" in text
@@ -396,6 +397,7 @@ def test_torchvision_round_trip(tv, name):
     assert result["spec"] == result["module"] and result["equal"], result
 
 
+@pytest.mark.slow
 def test_torchvision_resnet50_in_at_most_80_lines_with_torchvision_names(tv):
     torch.manual_seed(0)
     module = tv.resnet50()
@@ -460,11 +462,13 @@ def test_regnets_hyphenated_names_are_kept(tv):
     assert "trunk_output.block1.block1-0.proj.0.weight" in build(archcalc.parse_spec(text)).state_dict()
 
 
+@pytest.mark.slow
 def test_torchvision_refusals_name_the_construct(tv):
     with pytest.raises(SpecError, match=r"'aux1\..*never calls it"):
         from_module(tv.googlenet(init_weights=False), (3, 64, 64))
 
 
+@pytest.mark.slow
 def test_timm_round_trip_where_timm_imports(tv):
     from archcalc.importers.module import _timm
 

@@ -253,6 +253,7 @@ def tv():
     return models
 
 
+@pytest.mark.slow
 def test_torchvision_convnext_tiny(tv):
     torch.manual_seed(0)
     module = tv.convnext_tiny()

@@ -29,6 +29,7 @@ _LLAMA3 = {"rope_type": "llama3", "rope_theta": 5e5, "factor": 8.0, "low_freq_fa
     ("tiny_mixtral", {"rope_parameters": _DROP, "rope_scaling": {"type": "linear", "factor": 2.0}}),  # base 1e6
     ("tiny_llama", {"rope_parameters": _DROP, "rope_scaling": {"type": "default", "rope_type": "linear", "factor": 2.5}}),
 ])
+@pytest.mark.slow
 def test_rope_layouts_are_the_same_function_as_transformers(hf, tmp_path, base, changes):  # noqa: F811
     folder = _write(tmp_path, base, **changes).parent
     _same_as_hf(hf, folder, family=base)

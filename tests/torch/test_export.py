@@ -475,6 +475,7 @@ ONNX_SPEC = _spec([3, 8, 8], "{name: a, conv: {out: 4, kernel: 3, padding: 1}}",
                   "flatten", "linear: 5")
 
 
+@pytest.mark.slow
 def test_cli_onnx(tmp_path):
     onnx = pytest.importorskip("onnx")
     pytest.importorskip("onnxscript")
@@ -505,6 +506,7 @@ def test_cli_onnx(tmp_path):
     torch.testing.assert_close(torch.from_numpy(y), model_t(x).detach(), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_onnx_keeps_a_fixed_batch_where_it_cannot_be_dynamic(tmp_path):
     onnx = pytest.importorskip("onnx")
     pytest.importorskip("onnxscript")
@@ -533,6 +535,7 @@ def test_export_doc_shows_the_real_source():
     assert excerpt in pytorch_source(archcalc.load_spec(ROOT / "specs" / "zoo" / "resnet18.yaml"))
 
 
+@pytest.mark.slow
 def test_onnx_of_a_token_decoder_runs_in_onnxruntime(tmp_path):
     """Token ids (int64) in, tied weights, causal, grouped-query and rotary attention: the ONNX file
     computes what archcalc's module computes."""

@@ -123,6 +123,7 @@ REDUCED = {"d": 512, "ffn": 1792}  # head_dim 16; everything else as Mixtral-8x7
 
 
 @pytest.mark.parametrize("depth", [1, 2])
+@pytest.mark.slow
 def test_macs_equal_hugging_face_at_reduced_width(depth):
     sizes = {**REDUCED, "depth": depth}
     tokens = 12
@@ -147,6 +148,7 @@ def test_macs_equal_hugging_face_at_full_width(depth):
     assert archcalc.analyze(_spec({"depth": depth}, tokens)).totals.macs == _macs(model, tokens)
 
 
+@pytest.mark.slow
 def test_same_outputs_as_hugging_face_with_copied_weights():
     sizes = {"vocab": 100, "d": 64, "heads": 4, "kv_heads": 2, "ffn": 96, "experts": 4, "depth": 2}
     torch.manual_seed(0)

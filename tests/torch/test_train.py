@@ -132,7 +132,6 @@ def test_ctrl_c_mid_epoch_saves_and_resumes_exactly(digits):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
 
 
-@pytest.mark.slow
 def test_the_figures_line_prints_user_text_as_written(tmp_path):
     # rich markup is archcalc's own: a shape in the spec's words ([d]) and a name with brackets
     # print as written (rich read [d] as a tag and dropped it; [/] is a traceback)
@@ -151,6 +150,7 @@ def test_the_figures_line_prints_user_text_as_written(tmp_path):
     assert console.file.getvalue().startswith("net[bold]x[/]  input [d] -> output [d]  params 0 ")
 
 
+@pytest.mark.slow
 def test_denoising_lowers_validation_mse(tmp_path):
     result = train(DENOISE, TrainConfig(data="sample-images", task="denoise", epochs=3, lr=3e-3, batch_size=64,
                                         device="cpu", out=str(tmp_path / "dn")), console=quiet())
