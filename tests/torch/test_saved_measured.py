@@ -278,6 +278,25 @@ def test_frozen_layers_match_pytorch(tmp_path):
     assert rows["conv4"] == one + 2 * 4 * 64 * 4  # the reflection pad's input + the padded [4, 8, 8]
 
 
+@pytest.mark.slow
+def test_random_specs_save_what_pytorch_saves():
+    # The random networks of test_random_specs.py (convs, pools, norms, activations, dropout,
+    # residual adds, concats, gates, blocks, 1-3 axes); 1,100 drawn in a longer hunt were all exact.
+    from hypothesis import HealthCheck, given, settings
+
+    import archcalc
+    from test_random_specs import random_specs
+
+    @settings(max_examples=100, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(random_specs())
+    def check(text):
+        result = check_saved(archcalc.parse_spec(text, "random.yaml"))
+        assert result.ok, ([(r.name, r.analytic, r.measured) for r in result.mismatches()], text)
+
+    check()
+
+
 def test_verify_memory_cli(tmp_path, monkeypatch):
     path = tmp_path / "spec.yaml"
     path.write_text(_spec("[3, 8, 8]", ["relu", "{conv: {out: 4, kernel: 3}}"]))
