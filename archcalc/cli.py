@@ -240,6 +240,10 @@ def analyze(
 Optimizer = Enum("Optimizer", {name: name for name in ("sgd", "momentum", "adam", "adamw")}, type=str)
 Gpu = Enum("Gpu", {name: name for name in ("h100-sxm", "h100-pcie", "h200", "a100", "v100", "l4", "rtx4090")},
            type=str)
+Recompute = Enum("Recompute", {name: name for name in ("none", "selective", "full")}, type=str)
+#: memory's parallel-plan options when none is given (then it is the one-GPU plan)
+PARALLEL_DEFAULTS = dict(tp=1, pp=1, zero=0, sequence_parallel=False, recompute="none", micro_batch=1,
+                         global_batch=None, interleave=1, fit=False, gpu_memory=None)
 
 
 def _plan(spec, shape, bindings, batch, dtype, **options):
@@ -272,11 +276,39 @@ def memory_cmd(
                                                 f"({MIN_PEAK_TFLOPS:g} to {MAX_PEAK_TFLOPS:g})."),
     utilization: float = typer.Option(DEFAULT_UTILIZATION, "--utilization", help="Fraction of peak achieved "
                                       f"(MFU), {MIN_UTILIZATION:g} to 1."),
+    gpus: Optional[int] = typer.Option(None, "--gpus", min=1, help="Plan training on N GPUs: data x tensor x "
+                                       "pipeline parallel with ZeRO, per-GPU figures (docs/memory.md, Parallel "
+                                       "plans).", show_default=False),
+    tp: int = typer.Option(1, "--tp", min=1, help="Tensor-parallel degree t (divides the heads)."),
+    pp: int = typer.Option(1, "--pp", min=1, help="Pipeline-parallel degree p (divides the layers)."),
+    zero: int = typer.Option(0, "--zero", min=0, max=3, help="ZeRO stage: 1 partitions optimizer states, 2 "
+                             "gradients too, 3 weights too, over the data-parallel ranks."),
+    sequence_parallel: bool = typer.Option(False, "--sequence-parallel", help="Split the layer-width "
+                                           "activations over the tensor-parallel ranks too."),
+    recompute: Recompute = typer.Option("none", "--recompute", help="Activation recomputation: none, "
+                                        "selective (attention scores), full (each layer's input kept)."),
+    micro_batch: int = typer.Option(1, "--micro-batch", min=1, max=MAX_BATCH, help="Sequences per micro-batch."),
+    global_batch: Optional[int] = typer.Option(None, "--global-batch", min=1, max=MAX_BATCH, help="Sequences "
+                                               "per optimizer step (needed with --gpus).", show_default=False),
+    interleave: int = typer.Option(1, "--interleave", min=1, help="Interleaved pipeline chunks v per GPU."),
+    fit_plans: bool = typer.Option(False, "--fit", help="List the configurations (tp, pp, zero, recompute, "
+                                   "micro-batch) that fit --gpu-memory on --gpus GPUs, best first."),
+    gpu_memory: Optional[str] = typer.Option(None, "--gpu-memory", help="Memory per GPU, e.g. 80GiB (needed "
+                                             "with --fit).", show_default=False),
     as_json: bool = typer.Option(False, "--json", help="Exact bytes and FLOPs as JSON."),
     bindings: Optional[list[str]] = SET,
 ) -> None:
     """Memory and cost plan of SPEC: inference and training memory (weights, gradients, optimizer
     states, activations, KV cache), FLOPs and an estimated training time. Formulas: docs/memory.md."""
+    parallel = dict(tp=tp, pp=pp, zero=zero, sequence_parallel=sequence_parallel, recompute=Recompute(recompute).value,
+                    micro_batch=micro_batch, global_batch=global_batch, interleave=interleave, fit=fit_plans,
+                    gpu_memory=gpu_memory)
+    if gpus is not None or parallel != PARALLEL_DEFAULTS:
+        _parallel_memory(spec, input_shape, bindings, gpus, parallel, batch=batch, checkpointing=checkpointing,
+                         dtype=Dtype(dtype).value, optimizer=Optimizer(optimizer).value, master_weights=master_weights,
+                         tokens=tokens, examples=examples, gpu=gpu and Gpu(gpu).value, peak_tflops=peak_tflops,
+                         utilization=utilization, as_json=as_json)
+        return
     try:
         shape = parse_input(input_shape) if input_shape is not None else None
         _, plan = _plan(spec, shape, bindings, batch, dtype, optimizer=Optimizer(optimizer).value,
@@ -332,6 +364,124 @@ def _print_memory(plan) -> None:
     print_whole(console, tab)  # every amount whole (render.print_whole), wider than the terminal if need be
     for note in plan.notes:
         console.print(Text(one_line("note: " + note)), soft_wrap=True)
+
+
+def _parallel_memory(spec, input_shape, bindings, gpus, parallel, *, batch, checkpointing, as_json, **options):
+    """`memory --gpus N ...`: the parallel plan (archcalc.analysis.parallel), or --fit's list."""
+    from archcalc import api
+    from archcalc.analysis import parallel as par
+
+    try:
+        if gpus is None:
+            given = [k for k, v in parallel.items() if v != PARALLEL_DEFAULTS[k]]
+            raise SpecError(f"--{given[0].replace('_', '-')} plans training on several GPUs: give --gpus N")
+        if batch != 1:
+            raise SpecError("with --gpus the batch is --micro-batch and --global-batch, not --batch-size")
+        if checkpointing:
+            raise SpecError("with --gpus, activation checkpointing is --recompute full (or selective)")
+        if parallel["global_batch"] is None:
+            raise SpecError("--gpus needs --global-batch B: the sequences per optimizer step")
+        fit, memory = parallel.pop("fit"), parallel.pop("gpu_memory")
+        gpu_memory = par.parse_size(memory) if memory is not None else None
+        if fit and gpu_memory is None:
+            raise SpecError("--fit needs --gpu-memory, e.g. 80GiB")
+        shape = parse_input(input_shape) if input_shape is not None else None
+        graph = api.load_graph(spec, input_shape=shape, bindings=parse_bindings(bindings))
+        model = par.describe(graph, api.analyze(graph, batch=1, dtype=options["dtype"]))
+        if fit:
+            fixed = {k: v for k, v in parallel.items() if v != PARALLEL_DEFAULTS[k] and k not in
+                     ("global_batch", "interleave")}  # given: held fixed; the others enumerated
+            plans = par.fit(model, gpus, parallel["global_batch"], gpu_memory, interleave=parallel["interleave"],
+                            fixed=fixed, **options)
+        else:
+            plan = par.plan_parallel(model, par.Config(gpus, **parallel), gpu_memory=gpu_memory, **options)
+    except SpecError as exc:
+        _fail(exc)
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(par.fit_json(plans, gpu_memory) if fit else plan.to_json(), indent=1))
+    elif fit:
+        _print_fit(model, gpus, parallel["global_batch"], gpu_memory, plans)
+    else:
+        _print_parallel(plan)
+
+
+def _bytes_text(n) -> str:
+    from archcalc.analysis.memory import Item
+
+    return _amount(Item("", "", n, "bytes"))
+
+
+def _parallel_amount(item) -> str:
+    if item.unit == "bytes/s":
+        return _bytes_text(round(item.value)) + "/s"
+    if item.unit == "count" and isinstance(item.value, float):
+        return f"{item.value:,.0f}" if item.value >= 100 else f"{item.value:.3g}"
+    if item.unit == "ratio" and item.key == "bubble":
+        return f"{item.value:.1%}"
+    return _amount(item)
+
+
+def _print_parallel(plan) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from archcalc.render import make_console, print_whole
+
+    c = plan.config
+    console = make_console()
+    title = (f"{one_line(plan.name)}  parallel plan: {c.gpus} GPUs = tp {c.tp} x pp {c.pp} x dp {c.dp}, ZeRO-{c.zero}"
+             + (", sequence parallel" if c.sequence_parallel else "") + f", recompute {c.recompute}, micro-batch "
+             f"{c.micro_batch}, global batch {c.global_batch}" + (f", interleave {c.interleave}" if c.interleave > 1
+                                                                  else "") + f", {plan.dtype}, {plan.optimizer}")
+    tab = Table(title=Text(title), title_justify="left", header_style="bold")
+    for head, justify in (("", "left"), ("amount", "right"), ("formula", "left")):
+        tab.add_column(head, justify=justify, overflow="fold", no_wrap=head != "formula")
+    for section, items in plan.sections():
+        tab.add_row(Text(section, style="bold"), "", "")
+        for item in items:
+            style = "bold" if item.key == "total" else ""
+            tab.add_row(Text("  " + item.label, style=style), Text(_parallel_amount(item), style=style),
+                        Text(item.formula))
+        tab.add_section()
+    print_whole(console, tab)
+    for note in plan.notes:
+        console.print(Text(one_line("note: " + note)), soft_wrap=True)
+
+
+def _print_fit(model, gpus, global_batch, gpu_memory, plans) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from archcalc.analysis.parallel import MAX_FIT_ROWS
+    from archcalc.render import make_console, print_whole
+
+    human_bytes = _bytes_text
+    console = make_console()
+    title = (f"{one_line(model.name)}  configurations that fit {human_bytes(gpu_memory)} per GPU on {gpus} GPUs, "
+             f"global batch {global_batch}: {len(plans):,}, best first")
+    tab = Table(title=Text(title), title_justify="left", header_style="bold")
+    heads = ("tp", "pp", "dp", "zero", "sp", "recompute", "micro-batch", "m", "bubble", "memory / GPU", "step",
+             "sent / GPU / step")
+    for head in heads:
+        tab.add_column(head, justify="left" if head in ("sp", "recompute") else "right", no_wrap=True)
+    for plan in plans[:MAX_FIT_ROWS]:
+        c = plan.config
+        step = next((i for i in plan.cost if i.key == "step_time"), None)
+        tab.add_row(str(c.tp), str(c.pp), str(c.dp), str(c.zero), "yes" if c.sequence_parallel else "no", c.recompute,
+                    str(c.micro_batch), str(c.micro_batches), f"{plan.get('bubble'):.1%}",
+                    human_bytes(plan.get("total")), _amount(step) if step else "-",
+                    human_bytes(next(i.value for i in plan.communication if i.key == "total")))
+    print_whole(console, tab)
+    if len(plans) > MAX_FIT_ROWS:
+        console.print(Text(f"note: {len(plans) - MAX_FIT_ROWS:,} more fit (--json lists them all)"), soft_wrap=True)
+    if not plans:
+        console.print(Text("note: none fits: more GPUs, a smaller micro-batch or a larger --gpu-memory"),
+                      soft_wrap=True)
+    console.print(Text("note: step time: executed FLOPs at --utilization of the peak, stretched by the pipeline "
+                       "bubble; ties go to fewer bytes sent, then less memory (docs/memory.md, Parallel plans)"),
+                  soft_wrap=True)
 
 
 class TextFormat(str, Enum):
