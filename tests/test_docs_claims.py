@@ -51,3 +51,5 @@ def test_readme_setup_makes_a_venv_and_keeps_two_commands():
     assert len(blocks) == 2 and "archcalc analyze" in blocks[0] and "pytest" in blocks[1]
     # the install sizes are given, with how they were measured
     assert "du -sh" in setup and re.search(r"\d+ MiB after the first command", " ".join(setup.split()))
+    # and how long the tests take, with the machine and how many tests that was
+    assert re.search(r"quick run took \d+ min \d+ s on \d{4}-\d\d-\d\d .*?\([\d,]+ tests", " ".join(setup.split()))
