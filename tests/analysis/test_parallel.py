@@ -133,6 +133,38 @@ def test_llama2_70b_layer_by_hand():
     assert m.logits == 32000  # fp32 logits per token for the loss
 
 
+DENSE = ["bert_base", "gpt2_small", "gpt3_175b", "llama2_70b", "llama_7b", "qwen2_0_5b", "t5_small_encoder",
+         "vit_b16"]
+
+
+@pytest.mark.parametrize("name", DENSE)
+def test_every_dense_bundled_spec_plans_and_its_ranks_hold_every_parameter(name):
+    """On one GPU the plan holds archcalc's own parameter count; over t tensor-parallel ranks the
+    split parameters are dealt out once and the whole ones (norms, row-parallel biases) t times."""
+    m = _model(name, "float32")
+    total = archcalc.analyze(SPECS / f"{name}.yaml").totals.trainable_params
+    assert par.plan_parallel(m, par.Config(1, global_batch=1), dtype="float32").get("params") == total
+    t = 2
+    assert m.heads % t == 0 and m.kv_heads % t == 0
+    for part in (m.layer_params, m.first, m.last):
+        if part.vocab_rows % t == 0 and part.split % t == 0:
+            assert t * part.at(t) - (t - 1) * part.whole == part.at(1)
+    c = par.Config(8, tp=t, pp=1, zero=1, sequence_parallel=True, recompute="selective", global_batch=8)
+    plan = par.plan_parallel(m, c, dtype="bfloat16")
+    assert 0 < plan.get("total") < par.plan_parallel(m, par.Config(4, global_batch=4), dtype="bfloat16").get("total")
+
+
+@pytest.mark.parametrize("name, message", [
+    ("mamba_130m", "parallel plans need transformer layers"),
+    ("mixtral_8x7b", "has moe"),
+    ("t5_small", "one kind of transformer layer repeated"),
+    ("whisper_tiny", "one kind of transformer layer repeated"),
+])
+def test_other_bundled_specs_are_refused_by_name(name, message):
+    with pytest.raises(archcalc.SpecError, match=message):
+        _model(name)
+
+
 def test_a_classifier_keeps_one_row_of_logits_per_sequence():
     """ViT-B/16 classifies its class token: 1,000 logits per image of 197 tokens, not per token."""
     m = _model("vit_b16", "float32")
