@@ -124,8 +124,16 @@ INT64_MAX = 2**63 - 1  # PyTorch keeps sizes, strides and element counts in 64-b
 def require_numbers(graph: Graph) -> None:
     """A PyTorch model (and every check of its sizes) needs numeric sizes. The message says where
     the symbols are: the input's sizes (`input: [1, H, W]`), or only a layer's (`linear: N_H`)."""
-    if not graph.symbols:
-        return
+    if graph.symbols:
+        where, loc = symbolic_sizes(graph)
+        raise SpecError(f"{where}; a PyTorch model needs numbers: give them with --set (e.g. --set "
+                        f"{graph.symbols[0]}=28)", loc)
+
+
+def symbolic_sizes(graph: Graph) -> tuple:
+    """(words, place) for a graph with free size symbols: "the input has symbolic sizes (H, W)" at
+    the input, or "the spec has symbolic sizes (N_H in its layer sizes)" at the first layer that
+    uses one, where a symbol is no input size."""
     from archcalc.reader.symbols import is_symbolic, shown
 
     seen = {str(s) for shape in graph.input_shapes.values() for n in shape if is_symbolic(n)
@@ -140,8 +148,7 @@ def require_numbers(graph: Graph) -> None:
                    graph.input_loc)
         sized = "layer sizes" if not in_input else f"layer sizes; {', '.join(in_input)} in the input"
         where = f"the spec has symbolic sizes ({', '.join(others)} in its {sized})"
-    raise SpecError(f"{where}; a PyTorch model needs numbers: give them with --set (e.g. --set "
-                    f"{graph.symbols[0]}=28)", loc)
+    return where, loc
 
 
 def _uses(value, names: set, back: dict) -> bool:
@@ -226,4 +233,4 @@ def build(spec, input_shape=None, device=None) -> SpecModule:
 
 
 __all__ = ["INT64_MAX", "SpecModule", "build", "layer_module", "check_torch_limits", "example_input", "example_inputs", "require_numbers",
-           "torch"]
+           "symbolic_sizes", "torch"]

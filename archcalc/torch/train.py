@@ -431,9 +431,12 @@ def _load_graph(spec, cfg: TrainConfig):
         graph = spec
     else:
         graph = api.load_graph(spec, input_shape=tuple(cfg.input) if cfg.input else None, bindings=cfg.sizes or None)
-    if graph.symbols:
-        raise SpecError(f"{graph.name} has symbolic sizes ({', '.join(graph.symbols)}); training needs numbers: "
-                        f"give them with --set (e.g. --set {graph.symbols[0]}=32)", graph.input_loc)
+    if graph.symbols:  # said as build says it: the input's sizes, or a layer's (linear: N_H), at that place
+        from archcalc.torch.build import symbolic_sizes
+
+        where, loc = symbolic_sizes(graph)
+        raise SpecError(f"{where}; training needs numbers: give them with --set (e.g. --set {graph.symbols[0]}=32)",
+                        loc)
     if len(graph.inputs) > 1:  # the data sources give one tensor of examples (and one of targets)
         raise SpecError(f"{graph.name} takes {len(graph.inputs)} inputs ({', '.join(graph.input_names)}), but "
                         "archcalc train feeds a network one input; train it from your own loop (archcalc.torch."
