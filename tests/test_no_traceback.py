@@ -58,7 +58,7 @@ def test_a_symbolic_width_is_not_called_the_inputs(tmp_path):
         line = _refused(*command[:1], spec, *command[1:])
         assert line == (f"{spec}:4:5: error: the spec has symbolic sizes (N_H in its layer sizes); a PyTorch "
                         "model needs numbers: give them with --set (e.g. --set N_H=28)")
-    line = _refused("train", spec, "--data", "synthetic", "--output", tmp_path / "run")
+    line = _refused("train", spec, "--data", "synthetic", "-o", tmp_path / "run")
     assert line == (f"{spec}:4:5: error: the spec has symbolic sizes (N_H in its layer sizes); training needs "
                     "numbers: give them with --set (e.g. --set N_H=32)")
     assert not (tmp_path / "run").exists()
