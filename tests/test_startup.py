@@ -88,8 +88,11 @@ SAME = [
 ]
 
 
-@pytest.mark.parametrize("args", SAME, ids=lambda a: " ".join(Path(x).name for x in a))
-@pytest.mark.slow
+QUICK_FORMS = (0, 1, 10)  # --json, the table, a missing file in the quick run; all with --all
+
+
+@pytest.mark.parametrize("args", [pytest.param(a, marks=() if i in QUICK_FORMS else pytest.mark.slow)
+                                  for i, a in enumerate(SAME)], ids=lambda a: " ".join(Path(x).name for x in a))
 def test_the_fast_path_prints_what_typer_prints(args):
     fast, typer_path = _run(ENTRY, args), _run(TYPER_PATH, args)
     assert (fast.returncode, fast.stderr) == (typer_path.returncode, typer_path.stderr)
@@ -153,10 +156,11 @@ def _table(report, width, depth, rich_only, color=False):
 
 
 BUNDLED = sorted(p for p in (ROOT / "specs").glob("*/*.yaml") if not p.name.endswith((".answers.yaml", ".key.yaml")))
+QUICK = ("resnet50", "lenet_first_layer")  # in the quick run; every bundled spec with --all (slow: rich)
 
 
-@pytest.mark.parametrize("spec", BUNDLED, ids=lambda p: f"{p.parent.name}/{p.stem}")
-@pytest.mark.slow
+@pytest.mark.parametrize("spec", [pytest.param(p, marks=() if p.stem in QUICK else pytest.mark.slow) for p in BUNDLED],
+                         ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_the_plain_table_is_what_rich_prints(spec):
     from archcalc import api
     from archcalc import render
