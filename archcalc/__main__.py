@@ -60,9 +60,10 @@ def main():
 
 
 # --- `archcalc analyze SPEC [--json]` without typer ------------------------------------------------
-# Importing typer (and click inside it) and building its commands costs about as much as Python's
-# own start (bench/startup.py measures it), twice the whole budget of `analyze --json` (2x
-# `python -c pass`, issue 14 point 8). So the one most common form of the command, a spec file
+# Importing typer (and click inside it) costs 0.7x Python's own start, and with building its
+# commands typer's path takes 1.5x Python's start longer than this one (bench/startup.py): more
+# than the whole budget of `analyze --json` above Python's start (2x `python -c pass`, issue 14
+# point 8). So the one most common form of the command, a spec file
 # analysed with its own settings, written as a table, JSON, CSV or Markdown, is run here without
 # them. Only an argv that typer would read without complaint, as exactly these settings, is taken:
 # `analyze`, one SPEC (a file or a bundled name; not `-`, not an import source), and at most once
