@@ -28,7 +28,7 @@ def test_the_index_names_every_kind_of_every_module_with_its_module():
     missing = {name: module for name, module in registered.items() if MODULES.get(name) != module}
     assert not missing, f"add to archcalc/layers/__init__.py MODULES: {missing}"
     assert set(MODULES) == set(registered), f"names no module registers: {set(MODULES) - set(registered)}"
-    assert len(KINDS) == len(registered) == 81  # as many as before the registry was lazy
+    assert len(KINDS) == len(registered) >= 81  # 81 when the registry became lazy; new kinds add to it
     assert list(KINDS) == list(MODULES)
 
 
