@@ -144,7 +144,7 @@ def test_the_sdist_holds_what_its_tests_need_and_they_pass_from_it(tmp_path):
               for p in (ROOT / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts
               and ".pytest_cache" not in p.parts and p.suffix != ".pyc"}
     assert wanted - names == set()
-    assert {"LICENSE", "README.md", "pyproject.toml", ".ci/run", "archcalc/py.typed"} <= names
+    assert {"LICENSE", "README.md", "pyproject.toml", ".ci/run", ".gitignore", "archcalc/py.typed"} <= names
     tree = tmp_path / top
     pkg_info = (tree / "PKG-INFO").read_text()
     assert "Project-URL: Homepage, https://archcalc.invalid/" in pkg_info and "License-Expression: MIT" in pkg_info
