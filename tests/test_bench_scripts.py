@@ -2,6 +2,8 @@
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -23,6 +25,7 @@ def test_large_models_helpers():
     assert "| archcalc | whole process | 0.500 | 20 | — | 10 | 1.0000 | 1.0x | 1.0x |" in text
 
 
+@pytest.mark.slow
 def test_startup_bench_runs_one_round(capsys):
     bench = load("startup")
     assert bench.entry_point() == "archcalc.__main__:main"  # what pip's console script runs

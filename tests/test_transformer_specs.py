@@ -86,6 +86,7 @@ def _hf(name):
 
 
 @pytest.mark.parametrize("name", ["gpt2_small", "gpt3_175b", "bert_base", "llama_7b", "llama2_70b", "qwen2_0_5b"])
+@pytest.mark.slow
 def test_same_parameters_as_hugging_face(name):
     """Same total; for LLaMA, whose projections Hugging Face keeps apart as archcalc does, also the
     same multiset of parameter shapes (a transposed or misplaced matrix would show). GPT-2 fuses

@@ -275,6 +275,7 @@ def test_config_variants_are_the_same_function(hf, tmp_path, base, changes):
     _same_as_hf(hf, folder, family=base)
 
 
+@pytest.mark.slow
 def test_the_sliding_window_changes_mistrals_outputs(hf):
     """Without the window the outputs differ: the test above would catch a missing window."""
     torch, _ = hf

@@ -43,6 +43,7 @@ def test_buckets_by_hand():
 @pytest.mark.parametrize("bidirectional, buckets, distance", [
     (True, 32, 128), (True, 8, 20), (True, 5, 7), (True, 4, 2),  # odd: HF floors the halves
     (False, 32, 128), (False, 8, 20), (False, 5, 7), (False, 2, 3)])
+@pytest.mark.slow
 def test_buckets_equal_hugging_face(bidirectional, buckets, distance):
     t5 = pytest.importorskip("transformers.models.t5.modeling_t5")
     m = _module(f"{{heads: 2, num_buckets: {buckets}, max_distance: {distance}, "

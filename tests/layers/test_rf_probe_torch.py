@@ -40,6 +40,7 @@ def _model(shape, entries):
 
 
 @pytest.mark.parametrize("shape, entries", CHAINS)
+@pytest.mark.slow
 def test_analytic_rf_is_the_gradient_extent(shape, entries):
     report, model = _model(shape, entries)
     rf, out, spatial = report.layers[-1].rf, report.output_shape[1:], shape[1:]
@@ -60,6 +61,7 @@ def test_analytic_rf_is_the_gradient_extent(shape, entries):
     "{out: 1, kernel: 3, stride: 2, padding: 1, dilation: 2}",
     "{out: 1, kernel: 3, stride: 1, padding: 1}",
 ])
+@pytest.mark.slow
 def test_conv_transpose_rf_is_the_largest_gradient_extent(args):
     shape = [1, 16]
     report, model = _model(shape, [f"conv_transpose: {args}"])

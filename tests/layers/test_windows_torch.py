@@ -138,6 +138,7 @@ def naive_window_attention(x, module, window, shift):
     ((4, 6, 4), (2, 3), (0, 0), False),   # no shift, no biases
     ((6, 6, 4), (4, 4), (2, 2), True),    # padded to 8 x 8: two windows an axis, wrap and mask
 ])
+@pytest.mark.slow
 def test_window_attention_by_definition(shape, window, shift, bias):
     h, w, c = shape
     heads = 2

@@ -57,6 +57,7 @@ def test_meta_device_allocates_nothing():
     assert out.shape == (4, 10) and out.is_meta
 
 
+@pytest.mark.slow
 def test_torch_compile_traces_the_whole_graph():
     model = build(graph()).eval()
     compiled = torch.compile(model, backend="aot_eager", fullgraph=True)  # no graph breaks

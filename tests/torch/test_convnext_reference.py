@@ -57,6 +57,7 @@ class ConvNeXtTiny(nn.Module):
         return self.classifier(nn.functional.adaptive_avg_pool2d(self.features(x), 1))
 
 
+@pytest.mark.slow
 def test_the_spec_counts_what_the_reference_computes():
     report = assert_counts_equal(SPEC, ConvNeXtTiny(), trainable=28_589_128, gmacs=4.46)  # torchvision's figures
     assert report.totals.non_trainable_params == 0 and report.output_shape == (1000,)

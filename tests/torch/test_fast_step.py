@@ -29,6 +29,7 @@ def flat(model):
 
 
 @pytest.mark.parametrize("opt_name", ["sgd", "adamw"])
+@pytest.mark.slow
 def test_eager_equals_a_hand_written_loop(opt_name):
     make = {"sgd": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=1e-4),
             "adamw": lambda p: torch.optim.AdamW(p, lr=1e-2)}[opt_name]

@@ -108,6 +108,7 @@ SMALL = [  # (MambaConfig arguments, the spec's mixer)
 
 
 @pytest.mark.parametrize("overrides, mixer", SMALL, ids=["mamba-130m-layout", "biases-rank5"])
+@pytest.mark.slow
 def test_same_logits_with_copied_weights(overrides, mixer):
     """A small model (vocabulary 97, width 64, two blocks): Hugging Face's weights copied in the
     order both register them (names checked), the same logits. The trained-like initialisation of

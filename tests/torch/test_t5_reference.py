@@ -196,6 +196,7 @@ def test_computes_what_hugging_face_computes():
                                    rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_verifies_clean():
     from archcalc.torch.verify import verify
 
