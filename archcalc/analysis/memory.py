@@ -308,6 +308,9 @@ def saved_bytes(graph: Graph, shapes: dict, batch: int, itemsize: int, details: 
             elif s.of == "input" and layer.saves_input_as_matrix and not _matrix_view(
                     shapes[node.inputs[s.index]], strides[node.inputs[s.index]], batch):
                 n = prod(ins[s.index]) * size * batch  # the matrix is a contiguous copy, its own
+            elif s.of == "input" and layer.saves_contiguous_input and not _laid_out(
+                    layer.saves_contiguous_input, shapes[node.inputs[s.index]], strides[node.inputs[s.index]], batch):
+                n = prod(ins[s.index]) * size * batch  # kept as a contiguous copy, its own
             elif s.of == "own":
                 n = s.elements * size * (1 if s.per_batch else batch)
             else:
@@ -323,6 +326,14 @@ def saved_bytes(graph: Graph, shapes: dict, batch: int, itemsize: int, details: 
         if details is not None:
             details[node.name] = rows
     return out
+
+
+def _laid_out(rule: str, shape: tuple, strides: tuple, batch: int) -> bool:
+    """Whether a [batch, *shape] tensor of these strides is kept as it is by a kind whose
+    `saves_contiguous_input` is `rule` (else the kind keeps a contiguous copy)."""
+    full = (batch,) + tuple(shape)
+    contiguous = all(s == c for s, c, n in zip(strides, contiguous_strides(full), full) if n != 1)
+    return contiguous or rule == "memory_format" and suggests_channels_last(full, strides)
 
 
 def _matrix_view(shape: tuple, strides: tuple, batch: int) -> bool:

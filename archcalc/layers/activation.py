@@ -102,7 +102,8 @@ _elementwise("sigmoid", "Sigmoid", "1 / (1 + exp(-x))", saves=_OUT)
 _elementwise("tanh", "Tanh", "hyperbolic tangent", saves=_OUT)
 _elementwise("hardswish", "Hardswish", "x * relu6(x + 3) / 6")
 _elementwise("hardsigmoid", "Hardsigmoid", "relu6(x + 3) / 6")
-_elementwise("identity", "Identity", "x (passes its input through)", saves=_NONE)
+_IDENTITY = _elementwise("identity", "Identity", "x (passes its input through)", saves=_NONE)
+_IDENTITY.output_storage = lambda self, a, shapes: 0  # nn.Identity returns its input itself
 _elementwise("selu", "SELU", "1.0507 * (x if x > 0 else 1.67326 (exp(x) - 1))")
 _elementwise("celu", "CELU", "max(0, x) + min(0, alpha (exp(x / alpha) - 1))",
              (Arg("alpha", "float", 1.0),), "alpha", _nonzero("alpha", "CELU divides by it"))

@@ -167,6 +167,10 @@ class Layer:
     # (conv, pooling, padding, resizing, batch and group norm): a channels-last input (a permute
     # back from [H, W, C]) gives a channels-last output.
     keeps_memory_format: ClassVar[bool] = False
+    # Where the kind keeps its input made contiguous first, a copy of its own when the input is
+    # not laid out so (measured): "contiguous" (instance norm: .contiguous().view(1, N*C, ...)),
+    # "memory_format" (group norm: contiguous or channels-last are kept as they are); None: as given.
+    saves_contiguous_input: ClassVar[str | None] = None
     # True where the kind keeps its input as the [positions, in] matrix of a matrix product (linear):
     # a view of the input where one exists, else a contiguous copy (a permuted input), kept by it alone.
     saves_input_as_matrix: ClassVar[bool] = False

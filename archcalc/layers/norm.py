@@ -124,13 +124,15 @@ class LayerNorm(Layer):
 class GroupNorm(Layer):
     kind = "groupnorm"
     keeps_memory_format = True
+    saves_contiguous_input = "memory_format"  # a split piece or permuted view: a contiguous copy
     primary = "groups"
     summary = "Group normalisation: channels split into groups (nn.GroupNorm)"
     args = (Arg("groups", "int", min=1), Arg("eps", "float", 1e-5, min=0), Arg("affine", "bool", True))
     formulas = {"output": "same as input", "params": "2C (scale and shift per channel)", "macs": "0",
                 "rf": "unchanged (statistics ignored)",
                 "saved": "its input + mean and rstd, `groups` values each per example (native_group_norm: "
-                         "input, weight, result1, result2)"}
+                         "input, weight, result1, result2); an input neither contiguous nor channels-last "
+                         "(a split piece) is kept as a contiguous copy"}
 
     def saved_tensors(self, a, shapes, out):
         g = a["groups"]
@@ -167,6 +169,7 @@ class GroupNorm(Layer):
 @register
 class InstanceNorm(Layer):
     kind = "instancenorm"
+    saves_contiguous_input = "contiguous"  # F.instance_norm: input.contiguous().view(1, N*C, ...)
     summary = "Instance normalisation per channel and example (nn.InstanceNorm1d/2d/3d)"
     args = (
         Arg("eps", "float", 1e-5, min=0),
@@ -179,7 +182,8 @@ class InstanceNorm(Layer):
                 "macs": "0", "rf": "unchanged (statistics ignored)",
                 "saved": "its input + mean and invstd, C each per example (F.instance_norm is batch_norm on "
                          "[1, N*C, ...]) + the weight repeated per example (affine, C) + the running mean and "
-                         "variance repeated (track_running_stats, C each)"}
+                         "variance repeated (track_running_stats, C each); an input not contiguous is kept "
+                         "as a contiguous copy"}
 
     def saved_tensors(self, a, shapes, out):
         c = shapes[0][0]

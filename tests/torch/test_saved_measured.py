@@ -220,6 +220,13 @@ LAYOUTS = [
                    "{conv_transpose: {out: 6, kernel: 2, stride: 2}}", "batchnorm", "gelu", "groupnorm: 2",
                    "adaptive_avgpool: 2", "channel_shuffle: 2", "instancenorm", "{layernorm: {dims: 3}}",
                    "dropout2d: 0.5", "softmax", "global_maxpool")],
+    # group norm keeps a contiguous copy of a split piece or a permuted view (a channels-last one as
+    # it is), instance norm of anything not contiguous; identity is its input itself
+    *[[*before, kind] for before in (["relu", "{split: {sizes: 2, dim: 0, index: 1}}"], ["relu", "{permute: [0, 2, 1]}"],
+                                     ["{permute: [1, 2, 0]}", "linear: 4", "relu", "{permute: [2, 0, 1]}"])
+      for kind in ("instancenorm", "{instancenorm: {affine: true}}", "groupnorm: 1", "groupnorm: 2", "batchnorm")],
+    ["tanh", "{split: {sizes: 1, dim: 0, index: 2}}", "identity", "maxpool: 1"],
+    ["{name: same, identity}", "{multiply, from: [same, conv1]}"],
 ]
 
 
