@@ -304,6 +304,70 @@ def test_random_specs_save_what_pytorch_saves():
     check()
 
 
+CHAIN_KINDS = ["relu", "gelu", "softmax", "sigmoid", "tanh", "silu", "identity", "layernorm", "batchnorm",
+               "groupnorm: 1", "dropout: 0.3", "{scale: {dim: -1}}", "multiply_by: 2", "flatten", "maxpool: 1",
+               "avgpool: 1", "upsample: 2", "zeropad: 1", "{conv: {out: 2, kernel: 1}}", "prelu"]
+
+
+def _random_chain(rng):
+    """A chain of views (permute, select, split, reshape, flatten), elementwise kinds, norms,
+    convs, linears and merges with earlier tensors, on [C, H, W] after a 1x1 conv."""
+    import archcalc
+
+    shape = [rng.choice([2, 3, 4]), rng.choice([3, 4, 5]), rng.choice([4, 6])]
+    lines, shapes = [f"{{name: n0, conv: {{out: {shape[0]}, kernel: 1}}}}"], [tuple(shape)]
+    for i in range(1, rng.randint(4, 12)):
+        s, r = shapes[-1], len(shapes[-1])
+        pick = rng.randrange(len(CHAIN_KINDS) + 8)
+        if pick < len(CHAIN_KINDS):
+            entry = CHAIN_KINDS[pick]
+        elif pick == len(CHAIN_KINDS):
+            entry = f"{{linear: {rng.randint(2, 5)}}}"
+        elif pick == len(CHAIN_KINDS) + 1:
+            dims = list(range(r))
+            rng.shuffle(dims)
+            entry = f"{{permute: {dims}}}"
+        elif pick == len(CHAIN_KINDS) + 2 and r > 1:
+            entry = f"{{select: {{dim: {rng.randrange(r)}, index: 0}}}}"
+        elif pick == len(CHAIN_KINDS) + 3:
+            d = rng.randrange(r)
+            entry = f"{{split: {{sizes: 1, dim: {d}, index: {rng.randrange(s[d])}}}}}"
+        elif pick == len(CHAIN_KINDS) + 4:
+            entry = f"{{roll: {{shifts: [1], dims: [{rng.randrange(r)}]}}}}"
+        elif pick == len(CHAIN_KINDS) + 5:
+            entry = f"{{reshape: [{s[0]}, -1]}}" if r > 1 and rng.random() < 0.5 else "{reshape: [-1]}"
+        else:
+            same = [j for j, t in enumerate(shapes) if t == s]
+            kind = rng.choice(["add", "multiply", "concat: 0"])
+            entry = f"{{{kind}, from: [n{len(shapes) - 1}, n{rng.choice(same)}]}}"
+        body = entry[1:-1] if entry.startswith("{") else entry if ":" in entry else entry + ": {}"
+        lines.append(f"{{name: n{i}, {body}}}")
+        text = f"input: {shape}\nlayers:\n" + "".join(f"  - {line}\n" for line in lines)
+        try:
+            report = archcalc.analyze_text(text)
+        except archcalc.SpecError:
+            lines.pop()
+            continue
+        if max(max(row.output_shape) for row in report.layers) > 64:
+            lines.pop()
+            continue
+        shapes.append(tuple(report.layers[-1].output_shape))
+    return f"input: {shape}\nlayers:\n" + "".join(f"  - {line}\n" for line in lines)
+
+
+@pytest.mark.slow
+def test_random_chains_of_views_and_norms_save_what_pytorch_saves():
+    import random
+
+    import archcalc
+
+    rng = random.Random(15)
+    for _ in range(300):
+        text = _random_chain(rng)
+        result = check_saved(archcalc.parse_spec(text, "chain.yaml"))
+        assert result.ok, ([(r.name, r.kind, r.analytic, r.measured, r.tensors) for r in result.mismatches()], text)
+
+
 def test_verify_memory_cli(tmp_path, monkeypatch):
     path = tmp_path / "spec.yaml"
     path.write_text(_spec("[3, 8, 8]", ["relu", "{conv: {out: 4, kernel: 3}}"]))
