@@ -26,6 +26,14 @@ class _OneLineErrors(TyperGroup):
     one line `error: --option: ...` with exit code 2, like every other mistake; typer's default is
     a framed box of several lines."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for command in (self, *self.commands.values()):  # help: paragraphs that rich wraps to the terminal
+            command.help = _paragraphs(command.help)
+            for param in command.params:
+                if getattr(param, "help", None):
+                    param.help = _paragraphs(param.help)
+
     def main(self, *args, standalone_mode: bool = True, **kwargs):
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)
@@ -87,6 +95,15 @@ def _usage_line(exc) -> str:
     if isinstance(exc, _usage.BadParameter) and not isinstance(exc, _usage.MissingParameter) and param is not None:
         opts = [o for o in getattr(param, "opts", ()) if o.startswith("--")]
         message = f"{opts[0] if opts else param.human_readable_name}: {exc.message}"
+        import re
+
+        choices = [str(getattr(c, "value", c)) for c in getattr(param.type, "choices", ())]
+        given = re.match(r"^'([^'\\]*)' is not one of ", str(exc.message))
+        if choices and given and opts:  # a typed choice, worded as train's settings are (with a did-you-mean)
+            from archcalc.errors import did_you_mean
+
+            value = given.group(1)
+            message = f"{opts[0]} '{value}' is not one of {', '.join(choices)}{did_you_mean(value, choices)}"
     elif isinstance(exc, _usage.MissingParameter):
         message = " ".join(message.split())  # click lays the choices out on lines of their own
     if len(message) > MAX_MESSAGE:  # a 5000-digit value is quoted in click's message
@@ -96,12 +113,35 @@ def _usage_line(exc) -> str:
 
 MAX_MESSAGE = 300
 
+
+def _paragraphs(text):
+    """A docstring's paragraphs, each on one line: rich wraps them to the terminal's width (a line
+    break of the source, kept, shows as a line cut mid-sentence). Blank lines still part paragraphs;
+    a paragraph that begins with click's \\b marker keeps its lines."""
+    if not text:
+        return text
+    import inspect
+
+    parts = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(p if p.startswith("\b") else " ".join(p.split()) for p in parts)
+
+
+#: The value spellings PyTorch users write for the same element type: `--dtype fp16` is
+#: `--dtype float16` (every choice option reads its value through this, so completion offers the
+#: torch names and the short ones are accepted too).
+DTYPE_SPELLINGS = {"fp64": "float64", "fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "fp8": "float8"}
+
+
+def _same_value(token: str) -> str:
+    return DTYPE_SPELLINGS.get(token, token)
+
+
 app = typer.Typer(
     help="Exact shapes, parameters, MACs and receptive fields of neural networks written as YAML specs.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_show_locals=False,
     cls=_OneLineErrors,
+    context_settings={"token_normalize_func": _same_value},
 )
 
 CONVENTIONS = (
@@ -127,14 +167,58 @@ ASSUME = typer.Option(None, "--assume", help="divisible: take every size symbol 
                       "network's total stride along its axis, so floors simplify: `archcalc analyze "
                       "homework:written_assignment_1 --assume divisible` gives params 40*(H - 4)*(W - 4) + 426, "
                       "not 160*floor((H - 4)/2)*floor((W - 4)/2) + 426.", show_default=False)
-SPEC = typer.Argument(..., help="The YAML spec file, or a bundled one by name (zoo:resnet18; archcalc "
-                                 "examples lists them).", show_default=False)
+SPEC = typer.Argument(..., help="The YAML spec file ('-' reads it from stdin), or a bundled one by name "
+                                 "(zoo:resnet18; archcalc examples lists them).", show_default=False)
 INPUT = typer.Option(None, "--input", "-i",
                      help="Override the spec's input shape, e.g. 3,64,64 (batch excluded); inputs by "
                           "name: 'features=80,3000;ids=448' (a shape alone is the first input).")
 
 
 MAX_BATCH = 10**18  # keeps every figure times the batch within a float's range for time estimates
+
+
+# One name per concept across commands, the one PyTorch users write (DataLoader's batch_size,
+# torch.float16, an output file -o/--output). An earlier spelling stays, hidden from --help, and
+# says on stderr what it is now called (_renamed): nothing a user wrote breaks.
+def _batch_size(help: str):
+    return typer.Option(1, "--batch-size", "-b", min=1, max=MAX_BATCH, help=help)
+
+
+OLD_BATCH = typer.Option(None, "--batch", hidden=True, min=1, max=MAX_BATCH, show_default=False)
+
+
+def _renamed(value, old_value, old: str, new: str, default=None, note: bool = True):
+    """The value of a setting given by its old, hidden spelling `old` (now `new`), with a note
+    (`note=False`: an alias kept silently, train's `--out` for `--output`, written in every run script)."""
+    if old_value is None:
+        return value
+    if note:
+        typer.echo(f"note: {old} is now called {new} ({old} still works)", err=True)
+    if value != default and value != old_value:
+        _fail(SpecError(f"{old} and {new} are one setting, given two values: give {new} only"))
+    return old_value
+
+
+def _json(data) -> str:
+    """Every JSON document archcalc prints: each top-level object (each item of a list) begins with
+    "version", the archcalc that wrote it (the layout changes only with the version)."""
+    import json
+
+    return json.dumps(_versioned(data), indent=1, default=str)  # a YAML date a student wrote: text
+
+
+def _versioned(data):
+    from archcalc import __version__
+
+    if isinstance(data, list):
+        return [_versioned(item) for item in data]
+    if isinstance(data, dict):
+        return {"version": __version__, **{k: v for k, v in data.items() if k != "version"}}
+    return data
+
+
+QUIET = typer.Option(False, "--quiet", "-q", help="Print only errors and the final figures (or the JSON): no "
+                     "per-layer table, no progress, no notes.")
 
 
 class Format(str, Enum):
@@ -149,8 +233,8 @@ def _fail(exc: SpecError) -> None:
     raise typer.Exit(2)
 
 
-SPEC_OR_SOURCE = typer.Argument(..., help="The YAML spec file, a bundled one by name (zoo:resnet18), or a model "
-                                "to import: " + IMPORT_SOURCES + ".",
+SPEC_OR_SOURCE = typer.Argument(..., help="The YAML spec file ('-' reads it from stdin), a bundled one by name "
+                                "(zoo:resnet18), or a model to import: " + IMPORT_SOURCES + ".",
                                 show_default=False)
 
 
@@ -170,6 +254,10 @@ def import_cmd(
     from archcalc.importers import import_source
 
     try:
+        if source == "-":  # a module, a config folder, an ONNX file with its weights: files, never a stream
+            raise SpecError("import -: a model to import is read from its file, not stdin; give FILE.onnx, a "
+                            "config.json (or its folder), FILE.py:NAME or torchvision:NAME ('-' as a spec: "
+                            "archcalc analyze -)")
         if output is not None:
             _output_mode(output, "--output")
         text = import_source(source, input_shape)
@@ -191,8 +279,8 @@ def analyze(
     spec: Path = SPEC_OR_SOURCE,
     format: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
     as_json: bool = typer.Option(False, "--json", help="Shorthand for --format json."),
-    batch: int = typer.Option(1, "--batch", "-b", min=1, max=MAX_BATCH,
-                              help="Batch size (scales MACs and activations)."),
+    batch: int = _batch_size("Batch size (scales MACs and activations)."),
+    old_batch: Optional[int] = OLD_BATCH,
     input_shape: Optional[str] = INPUT,
     depth: Optional[int] = typer.Option(
         None, "--depth", "-d", min=1, help="Fold layers deeper than this many dotted name parts into one row."),
@@ -208,6 +296,7 @@ def analyze(
     from archcalc import api, render
 
     fmt = Format.json if as_json else format
+    batch = _renamed(batch, old_batch, "--batch", "--batch-size", 1)
     plan = None
     try:
         shape = parse_input(input_shape) if input_shape is not None else None
@@ -225,11 +314,12 @@ def analyze(
         if plan is not None:
             _print_memory(plan)
     elif fmt is Format.json:
-        text = render.json_text(report, depth)
+        text = render.json_text(report, depth)  # "version" first (Report.to_json)
         if plan is not None:
             import json
 
-            text = text[:-2] + ',\n  "memory": ' + json.dumps(plan.to_json()) + "\n}"
+            memory_json = {k: v for k, v in plan.to_json().items() if k != "version"}  # the document's is enough
+            text = text[:-2] + ',\n  "memory": ' + json.dumps(memory_json) + "\n}"
         typer.echo(text)
     elif fmt is Format.csv:
         typer.echo(render.csv_text(report, depth), nl=False)
@@ -258,7 +348,8 @@ def _plan(spec, shape, bindings, batch, dtype, **options):
 @app.command(name="memory")
 def memory_cmd(
     spec: Path = SPEC_OR_SOURCE,
-    batch: int = typer.Option(1, "--batch", "-b", min=1, max=MAX_BATCH, help="Batch size."),
+    batch: int = _batch_size("Batch size."),
+    old_batch: Optional[int] = OLD_BATCH,
     input_shape: Optional[str] = INPUT,
     dtype: Dtype = typer.Option("float32", "--dtype", help="Element type of weights and activations; "
                                 "under 4 bytes means mixed precision (fp32 master weights and states)."),
@@ -271,8 +362,10 @@ def memory_cmd(
                                                   "half-precision dtypes.", show_default=False),
     tokens: Optional[int] = typer.Option(None, "--tokens", min=1, help="Training tokens (sequence specs)."),
     examples: Optional[int] = typer.Option(None, "--examples", min=1, help="Training examples."),
-    gpu: Optional[Gpu] = typer.Option(None, "--gpu", help="GPU whose dense peak (for --dtype) sets the time."),
-    peak_tflops: Optional[float] = typer.Option(None, "--peak-tflops", help=f"Peak TFLOP/s, instead of --gpu "
+    gpu: Optional[Gpu] = typer.Option(None, "--gpu-model", help="GPU model whose dense peak (for --dtype) sets the "
+                                      "time (a count of GPUs is --gpus, as in train).", show_default=False),
+    old_gpu: Optional[Gpu] = typer.Option(None, "--gpu", hidden=True, show_default=False),
+    peak_tflops: Optional[float] = typer.Option(None, "--peak-tflops", help=f"Peak TFLOP/s, instead of --gpu-model "
                                                 f"({MIN_PEAK_TFLOPS:g} to {MAX_PEAK_TFLOPS:g})."),
     utilization: float = typer.Option(DEFAULT_UTILIZATION, "--utilization", help="Fraction of peak achieved "
                                       f"(MFU), {MIN_UTILIZATION:g} to 1."),
@@ -300,6 +393,8 @@ def memory_cmd(
 ) -> None:
     """Memory and cost plan of SPEC: inference and training memory (weights, gradients, optimizer
     states, activations, KV cache), FLOPs and an estimated training time. Formulas: docs/memory.md."""
+    batch = _renamed(batch, old_batch, "--batch", "--batch-size", 1)
+    gpu = _renamed(gpu, old_gpu, "--gpu", "--gpu-model")
     parallel = dict(tp=tp, pp=pp, zero=zero, sequence_parallel=sequence_parallel, recompute=Recompute(recompute).value,
                     micro_batch=micro_batch, global_batch=global_batch, interleave=interleave, fit=fit_plans,
                     gpu_memory=gpu_memory)
@@ -318,9 +413,7 @@ def memory_cmd(
     except SpecError as exc:
         _fail(exc)
     if as_json:
-        import json
-
-        typer.echo(json.dumps(plan.to_json(), indent=1))
+        typer.echo(_json(plan.to_json()))
     else:
         _print_memory(plan)
 
@@ -398,9 +491,7 @@ def _parallel_memory(spec, input_shape, bindings, gpus, parallel, *, batch, chec
     except SpecError as exc:
         _fail(exc)
     if as_json:
-        import json
-
-        typer.echo(json.dumps(par.fit_json(plans, gpu_memory) if fit else plan.to_json(), indent=1))
+        typer.echo(_json(par.fit_json(plans, gpu_memory) if fit else plan.to_json()))
     elif fit:
         _print_fit(model, gpus, parallel["global_batch"], gpu_memory, plans)
     else:
@@ -498,8 +589,10 @@ def explain(
                                                  show_default=False),
     format: TextFormat = typer.Option(TextFormat.text, "--format", "-f", help="text, markdown for a report, or "
                                       "latex: a LaTeX document, one align* environment per layer."),
+    as_json: bool = typer.Option(False, "--json", help="Every step as JSON: figure, formula, values put in, result."),
     as_latex: bool = typer.Option(False, "--latex", help="Shorthand for --format latex."),
-    batch: int = typer.Option(1, "--batch", "-b", min=1, max=MAX_BATCH, help="Batch size (scales MACs)."),
+    batch: int = _batch_size("Batch size (scales MACs)."),
+    old_batch: Optional[int] = OLD_BATCH,
     input_shape: Optional[str] = INPUT,
     bindings: Optional[list[str]] = SET,
     assume: Optional[Assume] = ASSUME,
@@ -507,8 +600,9 @@ def explain(
     """Show the working: for each layer, each figure's formula (the lecture's notation), the values
     put in, and the result. Works with symbolic sizes too."""
     from archcalc import api
-    from archcalc.explain import explain as explain_steps, markdown, text
+    from archcalc.explain import explain as explain_steps, markdown, text, to_json
 
+    batch = _renamed(batch, old_batch, "--batch", "--batch-size", 1)
     try:
         shape = parse_input(input_shape) if input_shape is not None else None
         graph = api.load_graph(spec, input_shape=shape, bindings=parse_bindings(bindings),
@@ -516,6 +610,9 @@ def explain(
         steps = explain_steps(graph, layers or None, batch=batch)
     except SpecError as exc:
         _fail(exc)
+    if as_json:
+        typer.echo(_json({"name": graph.name, "batch": batch, "layers": to_json(steps)}))
+        return
     if as_latex or format is TextFormat.latex:
         from archcalc.explain import latex as latex_document
 
@@ -540,7 +637,6 @@ def check(
     the others are judged. Exit 0 when all are right, 1 when any is wrong, 2 for an invalid file
     or answer."""
     import csv
-    import json
 
     from archcalc.homework.check import GRADE_HEADER
     from archcalc.homework.grade import grade
@@ -553,15 +649,16 @@ def check(
                                 f"{_shown(str(gradebook.parent))} does not exist")
         except SpecError as exc:
             _fail(exc)
+    if [str(spec), *map(str, answers)].count("-") > 1:
+        _fail(SpecError("'-' (stdin) is given twice: the standard input holds one file; give the others by name"))
     results = []
     for path in answers:
         try:
             results.append((path, grade(spec, path, assume_divisible=assume is Assume.divisible, strict=False)))
         except SpecError as exc:
             _fail(exc)
-    if as_json:
-        data = [dict(r.to_json(), answers_file=str(p)) for p, r in results]
-        typer.echo(json.dumps(data[0] if len(data) == 1 else data, indent=1))
+    if as_json:  # always a list, one object per answers file (one file too): a grader reads one shape
+        typer.echo(_json([dict(r.to_json(), answers_file=str(p)) for p, r in results]))
     else:
         _print_check(results)
     if gradebook is not None:
@@ -697,8 +794,6 @@ def grade_cmd(
     key's questions with the key's points and tolerances. Exit 0 when every row is plainly graded,
     1 when some row needs the TA (invalid file, duplicate student, undecided or unreadable answer,
     ignored set:/tolerance:), 2 when nothing could be graded (an invalid key, spec or option)."""
-    import json
-
     from archcalc.homework import classroom
     from archcalc.homework.key import load_key
 
@@ -728,7 +823,7 @@ def grade_cmd(
             _write_text(feedback / name, text, "--feedback")
         typer.echo(one_line(f"wrote {len(texts)} feedback files to {feedback}"), err=True)
     if as_json:
-        typer.echo(json.dumps(grades.to_json(), indent=1, default=str))  # a YAML date a student wrote: text
+        typer.echo(_json(grades.to_json()))
     else:
         _print_grades(grades)
     raise typer.Exit(1 if grades.needs_review else 0)
@@ -779,6 +874,7 @@ def _need_torch() -> None:
 
 
 class Device(str, Enum):
+    auto = "auto"
     cpu = "cpu"
     cuda = "cuda"
     meta = "meta"
@@ -787,9 +883,11 @@ class Device(str, Enum):
 @app.command()
 def verify(
     spec: Path = SPEC_OR_SOURCE,
-    device: Device = typer.Option(Device.cpu, "--device", help="Where to build and run the model; "
-                                  "meta measures shapes, parameters and MACs without memory."),
+    device: Device = typer.Option(Device.cpu, "--device", help="Where to build and run the model: auto is cuda "
+                                  "where PyTorch sees a GPU, else cpu (as in train); meta measures shapes, "
+                                  "parameters and MACs without memory."),
     as_json: bool = typer.Option(False, "--json", help="Both figures per layer, as JSON."),
+    quiet: bool = QUIET,
     input_shape: Optional[str] = INPUT,
     bindings: Optional[list[str]] = SET,
 ) -> None:
@@ -799,14 +897,26 @@ def verify(
     from archcalc import api
     from archcalc.torch import verify as verify_mod
 
+    where = device.value
+    if device is Device.auto:
+        import torch
+
+        where = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         shape = parse_input(input_shape) if input_shape is not None else None
         graph = api.load_source(spec, input_shape=shape, bindings=parse_bindings(bindings))
-        result = verify_mod.verify(graph, device=device.value)
+        result = verify_mod.verify(graph, device=where)
     except SpecError as exc:
         _fail(exc)
     if as_json:
-        typer.echo(verify_mod.json_text(result))
+        typer.echo(_json(result.to_json()))
+    elif quiet:  # the verdict, the totals and every mismatch: what a script or CI log needs
+        verdict = "all figures match PyTorch" if result.ok else f"{len(result.mismatches())} mismatch(es)"
+        typer.echo(one_line(f"{result.name}  verify on {result.device}: {verdict}"))
+        typer.echo("total: " + "; ".join(f"{head} {verify_mod._cell(result.totals[key], fmt)}"
+                                          for head, key, fmt in verify_mod.COLUMNS if key in result.totals))
+        for name, fig in result.mismatches():
+            typer.echo(one_line(f"MISMATCH {name}.{fig}"))
     else:
         verify_mod.print_table(result)
     raise typer.Exit(0 if result.ok else 1)
@@ -825,6 +935,7 @@ def export(
     to: ExportFormat = typer.Option(..., "--to", help="pytorch: a standalone nn.Module file; onnx: an ONNX "
                                     "graph (needs -o); dot: Graphviz; mermaid: a Markdown diagram."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here instead of stdout."),
+    input_shape: Optional[str] = INPUT,
     bindings: Optional[list[str]] = SET,
 ) -> None:
     """Write SPEC as PyTorch source, ONNX, or a graph drawing (Graphviz dot, Mermaid)."""
@@ -833,7 +944,8 @@ def export(
     if to in (ExportFormat.pytorch, ExportFormat.onnx):
         _need_torch()
     try:
-        graph = api.load_source(spec, bindings=parse_bindings(bindings))
+        shape = parse_input(input_shape) if input_shape is not None else None
+        graph = api.load_source(spec, input_shape=shape, bindings=parse_bindings(bindings))
         if to is ExportFormat.onnx:
             if output is None:
                 raise SpecError("--to onnx writes a binary file: give it with -o FILE.onnx")
@@ -890,6 +1002,7 @@ def kinds(
     kind: Optional[str] = typer.Argument(None, help="Show one kind's arguments and formulas."),
     markdown: bool = typer.Option(False, "--markdown", help="Print the full reference as Markdown "
                                   "(docs/layers.md)."),
+    as_json: bool = typer.Option(False, "--json", help="The kinds (or one kind's arguments and formulas) as JSON."),
 ) -> None:
     """List the layer kinds a spec may use, or describe one."""
     from archcalc.errors import did_you_mean
@@ -897,11 +1010,16 @@ def kinds(
     from archcalc.layers.base import REQUIRED
 
     if markdown:
+        if as_json:
+            _fail(SpecError("--markdown and --json are two formats: give one"))
         from archcalc.layers._reference import markdown_reference
 
         typer.echo(markdown_reference(), nl=False)
         return
     if kind is None:
+        if as_json:
+            typer.echo(_json({"kinds": [{"name": name, "summary": KINDS[name].summary} for name in sorted(KINDS)]}))
+            return
         width = max(map(len, KINDS))
         for name in sorted(KINDS):
             typer.echo(f"{name:<{width}}  {KINDS[name].summary}")
@@ -910,9 +1028,16 @@ def kinds(
         typer.echo(one_line(f"error: unknown layer kind {_shown(kind)}{did_you_mean(kind, KINDS)}"), err=True)
         raise typer.Exit(2)
     layer = KINDS[kind]
-    typer.echo(f"{kind}: {layer.summary}")
     from archcalc.layers.base import inputs_text
 
+    if as_json:
+        args = [{"name": a.name, "type": a.type, "required": a.default is REQUIRED,
+                 "default": None if a.default is REQUIRED else a.default, "choices": list(a.choices or ()),
+                 "doc": a.doc or ""} for a in layer.args]
+        typer.echo(_json({"name": kind, "summary": layer.summary, "inputs": inputs_text(layer),
+                          "primary": layer.primary or None, "arguments": args, "formulas": dict(layer.formulas)}))
+        return
+    typer.echo(f"{kind}: {layer.summary}")
     typer.echo(f"inputs: {inputs_text(layer)}")
     if layer.primary:
         typer.echo(f"primary argument: {layer.primary} (`{kind}: VALUE`)")
@@ -930,8 +1055,29 @@ def kinds(
 
 # `archcalc train`: every option defaults to None, meaning "not given", so that a --config file (and,
 # with --resume, the run's own config.yaml) supplies it; archcalc.torch.train.TrainConfig has the defaults.
-def _opt(*names, help):
-    return typer.Option(None, *names, help=help, show_default=False)
+def _opt(*names, help, **kwargs):
+    return typer.Option(None, *names, help=help, show_default=False, **kwargs)
+
+
+def _choices(name: str, values) -> type:
+    return Enum(name, {value: value for value in values}, type=str)
+
+
+# train's choices, typed so that shell completion offers them (archcalc.torch.train.CHOICES checks
+# them again, for --config files; tests/test_cli_conventions.py keeps the two lists equal).
+Task = _choices("Task", ("classify", "binary", "regress", "denoise"))
+TrainOptimizer = _choices("TrainOptimizer", ("sgd", "adam", "adamw"))
+Schedule = _choices("Schedule", ("none", "step", "cosine"))
+CudaGraph = _choices("CudaGraph", ("auto", "on", "off"))
+TrainDtype = _choices("TrainDtype", ("float32", "bfloat16", "float16"))  # fp32, bf16 and fp16 too
+TRAIN_PRECISION = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}  # train's config.yaml names
+TRAIN_DEVICES = ("auto", "cpu", "cuda", "mps")
+Split = _choices("Split", ("test", "val"))
+
+
+def _complete_device(incomplete: str) -> list[str]:
+    """--device of train and evaluate: a word (or cuda:N, so not a closed choice); completion offers the words."""
+    return [d for d in TRAIN_DEVICES if d.startswith(incomplete)]
 
 
 @app.command(name="train")
@@ -940,23 +1086,24 @@ def train_cmd(
                                           "--config).", show_default=False),
     data: Optional[str] = _opt("--data", help="digits, synthetic, sample-images, FILE.npz, an image folder, or "
                                "torchvision:NAME[:ROOT] (on disk; never downloaded). Default digits."),
-    task: Optional[str] = _opt("--task", help="classify (cross-entropy), binary (BCE), regress (MSE), denoise "
-                               "(MSE to the clean input). Default classify."),
-    out: Optional[Path] = _opt("--out", "-o", help="Run folder. Default runs/SPEC-NAME."),
+    task: Optional[Task] = _opt("--task", help="classify (cross-entropy), binary (BCE), regress (MSE), denoise "
+                                "(MSE to the clean input). Default classify."),
+    out: Optional[Path] = _opt("--output", "-o", help="Run folder. Default runs/SPEC-NAME."),
+    old_out: Optional[Path] = _opt("--out", help="", hidden=True),
     config: Optional[Path] = _opt("--config", help="A YAML file of these settings (flags win)."),
     resume: Optional[Path] = _opt("--resume", help="Continue the run in this folder exactly where it stopped."),
     epochs: Optional[int] = _opt("--epochs", help="Epochs (default 10)."),
-    batch_size: Optional[int] = _opt("--batch-size", help="Global batch size (default 64)."),
+    batch_size: Optional[int] = _opt("--batch-size", "-b", help="Global batch size (default 64)."),
     eval_batch_size: Optional[int] = _opt("--eval-batch-size", help="Batch for evaluation (default 4 x batch)."),
     lr: Optional[float] = _opt("--lr", help="Learning rate (default 0.001)."),
-    optimizer: Optional[str] = _opt("--optimizer", help="sgd, adam or adamw (default adam)."),
+    optimizer: Optional[TrainOptimizer] = _opt("--optimizer", help="sgd, adam or adamw (default adam)."),
     momentum: Optional[float] = _opt("--momentum", help="SGD momentum (default 0.9)."),
     nesterov: Optional[bool] = _opt("--nesterov/--no-nesterov", help="Nesterov momentum (SGD)."),
     weight_decay: Optional[float] = _opt("--weight-decay", help="L2 penalty on weights (optimizer weight decay)."),
     l2_from: Optional[int] = _opt("--l2-from", help="Turn weight decay on after this many epochs."),
     l1: Optional[float] = _opt("--l1", help="L1 penalty on weights, added to the loss."),
     l1_from: Optional[int] = _opt("--l1-from", help="Turn L1 on after this many epochs."),
-    schedule: Optional[str] = _opt("--schedule", help="none, step or cosine (default none)."),
+    schedule: Optional[Schedule] = _opt("--schedule", help="none, step or cosine (default none)."),
     step_size: Optional[int] = _opt("--step-size", help="step: multiply lr by --gamma every this many epochs."),
     gamma: Optional[float] = _opt("--gamma", help="step: the factor (default 0.9)."),
     warmup: Optional[int] = _opt("--warmup", help="Epochs of linear learning-rate warm-up."),
@@ -974,37 +1121,60 @@ def train_cmd(
     seed: Optional[int] = _opt("--seed", help="Seed of weights, splits, batch order, noise (default 0)."),
     synthetic_size: Optional[int] = _opt("--synthetic-size", help="Examples of --data synthetic (default 1024)."),
     num_classes: Optional[int] = _opt("--num-classes", help="Classes of --data synthetic (default: the output size)."),
-    device: Optional[str] = _opt("--device", help="auto, cpu, cuda or mps (default auto)."),
-    precision: Optional[str] = _opt("--precision", help="fp32, bf16 or fp16 (autocast; default fp32)."),
+    device: Optional[str] = _opt("--device", help="auto, cpu, cuda (or cuda:N) or mps (default auto).",
+                                 autocompletion=_complete_device),
+    precision: Optional[TrainDtype] = _opt("--dtype", help="float32, bfloat16 or float16 (also written fp32, bf16, "
+                                           "fp16): autocast mixed precision, as memory's --dtype; default float32."),
+    old_precision: Optional[TrainDtype] = _opt("--precision", help="", hidden=True),
     channels_last: Optional[bool] = _opt("--channels-last/--no-channels-last", help="NHWC memory layout."),
     compile: Optional[bool] = _opt("--compile/--no-compile", help="torch.compile the model."),
-    cuda_graph: Optional[str] = _opt("--cuda-graph", help="auto, on or off: capture the step as a CUDA graph."),
+    cuda_graph: Optional[CudaGraph] = _opt("--cuda-graph", help="auto, on or off: capture the step as a CUDA graph."),
     gpus: Optional[int] = _opt("--gpus", help="Processes (DDP), one per GPU; with --device cpu, gloo processes."),
     input_shape: Optional[str] = INPUT,
     bindings: Optional[list[str]] = SET,
+    quiet: bool = QUIET,
+    as_json: bool = typer.Option(False, "--json", help="Print only the run's final figures, as JSON (summary.json, "
+                                 "with the run folder)."),
 ) -> None:
     """Train SPEC with the lecture's recipe; writes a run folder (docs/train.md). Exit 0 when done,
     1 when the loss became NaN/inf, 2 for a mistake in the settings, 130 after Ctrl-C."""
     _need_torch()
     from archcalc.torch import train as tr
 
+    out = _renamed(out, old_out, "--out", "--output", note=False)
+    precision = _renamed(precision, old_precision, "--precision", "--dtype")
     given = dict(locals())
-    overrides = {k: v for k, v in given.items() if k not in ("spec", "config", "resume", "input_shape", "bindings", "tr")}
+    cli_only = ("spec", "config", "resume", "input_shape", "bindings", "tr", "old_out", "old_precision", "quiet",
+                "as_json")
+    overrides = {k: v.value if isinstance(v, Enum) else v for k, v in given.items() if k not in cli_only}
+    if overrides["precision"] is not None:
+        overrides["precision"] = TRAIN_PRECISION[overrides["precision"]]
     overrides.update(spec=spec, out=resume if resume is not None else out, input=input_shape, sizes=bindings or None)
+    console = None
+    if quiet or as_json:  # the figures of each epoch go nowhere; the final ones are printed below
+        from rich.console import Console
+
+        console = Console(quiet=True)
     try:
         if resume is not None:  # the run's own config.yaml, then --config, then flags; SPEC must be its network
             if out is not None and out != resume:
-                raise SpecError(f"--out {out} and --resume {resume} name two run folders: a resumed run stays in "
-                                "its own folder (give --resume only)")
+                raise SpecError(f"--output {out} and --resume {resume} name two run folders: a resumed run stays "
+                                "in its own folder (give --resume only)")
             settings, given_spec = tr.resume_config(resume, config, overrides)
-            tr.train(given_spec, settings, resume=True)
+            result = tr.train(given_spec, settings, resume=True, console=console)
         else:
-            tr.train(None, tr.TrainConfig.from_sources(config, overrides))
+            result = tr.train(None, tr.TrainConfig.from_sources(config, overrides), console=console)
     except SpecError as exc:
         _fail(exc)
     except (tr.Diverged, tr.Interrupted) as exc:
         typer.echo(one_line(f"error: {exc}" if isinstance(exc, tr.Diverged) else str(exc)), err=True)
         raise typer.Exit(1 if isinstance(exc, tr.Diverged) else 130) from None
+    if as_json:  # the run's final figures: summary.json as written, with the run folder
+        typer.echo(_json({"run_dir": str(result.run_dir), **result.summary}))
+    elif quiet:
+        from archcalc.render import make_console
+
+        tr.print_summary(make_console(), result.summary, result.run_dir)
 
 
 @app.command(name="evaluate")
@@ -1013,8 +1183,9 @@ def evaluate_cmd(
     data: Optional[str] = typer.Option(None, "--data", help="Another data source with the same input shape "
                                        "(normalised with the run's statistics). Default: the run's.",
                                        show_default=False),
-    split: str = typer.Option("test", "--split", help="test or val."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
+    split: Split = typer.Option(Split.test, "--split", help="test or val."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda (or cuda:N) or mps.",
+                               autocompletion=_complete_device),
     as_json: bool = typer.Option(False, "--json", help="The figures as JSON."),
 ) -> None:
     """Loss, accuracy and confusion matrix of a saved run (its best.pt) on its test or val split."""
@@ -1022,13 +1193,11 @@ def evaluate_cmd(
     from archcalc.torch import train as tr
 
     try:
-        result = tr.evaluate(run, data, split=split, device=device)
+        result = tr.evaluate(run, data, split=Split(split).value, device=device)
     except SpecError as exc:
         _fail(exc)
     if as_json:
-        import json
-
-        typer.echo(json.dumps(result, indent=1))
+        typer.echo(_json(result))
         return
     from archcalc.render import make_console
 

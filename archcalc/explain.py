@@ -408,4 +408,24 @@ def latex(explanations: list[Explanation], title: str = "") -> str:
     return "\n".join(out) + "\n"
 
 
-__all__ = ["Explanation", "Step", "explain", "latex", "latex_math", "markdown", "text"]
+def _json_value(value):
+    """A step's result in JSON: a whole number as a number, a shape as a list of them, anything
+    else (a formula, a fraction, a receptive field in words) as the text `text` shows."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, tuple) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return list(value)
+    return number(value)
+
+
+def to_json(explanations: list[Explanation]) -> list[dict]:
+    """`archcalc explain --json`'s "layers": per layer its name, kind, inputs (the layers or spec
+    inputs it reads) and steps, each step's figure, axes (where), formula, substituted values,
+    result and note."""
+    return [{"name": e.name, "kind": e.kind, "inputs": [str(i) for i in e.inputs],
+             "steps": [{"figure": s.figure, "where": s.where, "formula": s.formula, "substituted": s.substituted,
+                        "result": _json_value(s.result), "note": s.note} for s in e.steps]}
+            for e in explanations]
+
+
+__all__ = ["Explanation", "Step", "explain", "latex", "latex_math", "markdown", "text", "to_json"]

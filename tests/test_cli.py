@@ -92,7 +92,7 @@ def test_format_json_equals_json_flag(spec):
 
 
 def test_batch_scales_macs_and_activations_not_params(spec):
-    data = json.loads(runner.invoke(app, ["analyze", str(spec), "--json", "--batch", "8"]).stdout)
+    data = json.loads(runner.invoke(app, ["analyze", str(spec), "--json", "--batch-size", "8"]).stdout)
     assert data["batch"] == 8
     assert data["totals"]["macs"] == 8 * MACS
     assert data["totals"]["trainable_params"] == TRAINABLE

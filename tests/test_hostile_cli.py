@@ -43,7 +43,7 @@ def test_peak_tflops(value):
 
 @pytest.mark.parametrize("value", ["inf", "nan", "-1", "0", "1.5", "1e-300", "abc"])
 def test_utilization(value):
-    _option_error(_invoke("memory", STACK, "--gpu", "h100-sxm", "--utilization", value), "--utilization")
+    _option_error(_invoke("memory", STACK, "--gpu-model", "h100-sxm", "--utilization", value), "--utilization")
 
 
 @pytest.mark.parametrize("option, value", [("--tokens", "0"), ("--examples", "-3"), ("--examples", str(10**40)),

@@ -7,7 +7,15 @@ from archcalc.geometry.receptive_field import GLOBAL, RF
 
 #: Bytes per element of the dtypes memory figures can be given for.
 DTYPE_BYTES = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "float8": 1, "int8": 1}
-JSON_VERSION = 1
+JSON_VERSION = 1  # the layout's first version; every JSON document now carries archcalc's own version
+
+
+def _package_version() -> str:
+    """archcalc.__version__: every JSON document archcalc writes says which archcalc wrote it
+    (read when a report is written out: the package is initialised by then)."""
+    from archcalc import __version__
+
+    return __version__
 
 
 def _prod(shape):
@@ -253,7 +261,7 @@ class Report:
     def to_json(self, depth: int | None = None) -> dict:
         t = self.totals
         out = {
-            "version": JSON_VERSION,
+            "version": _package_version(),
             "name": self.name,
             "input": _j(self.input_shape),
             "batch": self.batch,

@@ -57,15 +57,15 @@ def _err(path, exc: OSError, doing: str) -> SpecError:
 def _open_dir(folder: Path) -> int:
     if _FOLD.fullmatch(folder.name) and os.path.islink(folder.parent):  # a fold folder's run folder, too
         raise SpecError(f"{folder.parent}: the run folder is a symbolic link; archcalc writes only into a real "
-                        "folder (give its target as --out, or another --out)")
+                        "folder (give its target as --output, or another --output)")
     try:
         return os.open(folder, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW | _CLOEXEC)
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.islink(folder):  # Linux says ENOTDIR here
             raise SpecError(f"{folder}: the run folder is a symbolic link; archcalc writes only into a real "
-                            "folder (give its target as --out, or another --out)") from None
+                            "folder (give its target as --output, or another --output)") from None
         if exc.errno == errno.ENOTDIR:
-            raise SpecError(f"{folder}: exists and is not a folder; give --out a folder (new or a run)") from None
+            raise SpecError(f"{folder}: exists and is not a folder; give --output a folder (new or a run)") from None
         if exc.errno == errno.ENOENT:
             raise SpecError(f"{folder}: no such run folder") from None
         raise _err(folder, exc, "open the run folder") from None
@@ -272,7 +272,7 @@ class Lock:
             os.close(fd)
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise SpecError(f"{self.folder}: another archcalc train is using this run folder; wait for it "
-                                "to finish (then --resume it), or choose another --out") from None
+                                "to finish (then --resume it), or choose another --output") from None
             raise _err(self.folder / LOCK_NAME, exc, "lock the run folder") from None
         self.fd = fd
         return self

@@ -196,8 +196,13 @@ FLOAT_FIELDS = tuple(n for n, t in _TYPES.items() if t.startswith("float"))
 INT_FIELDS = tuple(n for n, t in _TYPES.items() if t.startswith("int"))
 
 
+#: Settings whose flag is not their name (the names PyTorch users write on every command: --dtype,
+#: -o/--output; config.yaml keeps the settings' names).
+FLAGS = {"sizes": "--set", "precision": "--dtype", "out": "--output"}
+
+
 def _flag(name: str) -> str:
-    return "--" + ("set" if name == "sizes" else name.replace("_", "-"))
+    return FLAGS.get(name) or "--" + name.replace("_", "-")
 
 
 def _label(name: str, where: dict) -> str:
@@ -276,7 +281,7 @@ def resume_config(run_dir, config_yaml_path=None, cli_overrides: dict | None = N
                 why = ("its checkpoints hold that optimizer's state" if name == "optimizer"
                        else "it defines the network, the data or the split")
                 raise SpecError(f"{_label(name, {name: loc})} {_show(new)}: the run {run_dir} was trained {was}, "
-                                f"and a resumed run keeps it ({why}); train a new run with another --out to change it",
+                                f"and a resumed run keeps it ({why}); train a new run with another --output to change it",
                                 loc)
     spec = (cli_overrides or {}).get("spec")
     if spec is None and "spec" in later:
@@ -333,6 +338,8 @@ def _coerce(name: str, value, loc):
     if kind == "str":
         if not isinstance(value, (str, Path)) or not str(value).strip():
             raise bad("text" if not isinstance(value, (str, Path)) else "a value, not empty text")
+        if name == "precision":  # torch's names are the same setting: float16 is fp16 (as --dtype reads them)
+            value = {dtype: short for short, dtype in PRECISION_DTYPE.items()}.get(str(value), value)
         return _text_ok(str(value), where, loc)
     if kind == "list":  # the input shape: [3, 32, 32] or "3,32,32" (read as --input reads it)
         parts = parse_sizes(value, digits=17) if isinstance(value, str) else value
@@ -1075,7 +1082,7 @@ def train(spec=None, config: TrainConfig | None = None, *, resume: bool = False,
                 theirs, _ = _load_graph(given, cfg)
                 _same_network(network_of(graph), theirs, f"{out} trained another network (its spec.yaml)",
                               "--resume trains the run's own network: leave out SPEC, or train a new run with "
-                              "another --out")
+                              "another --output")
             _check_resume(out, cfg, graph)
             spec = own if isinstance(own, Graph) else Path(own)
         else:
@@ -1083,12 +1090,14 @@ def train(spec=None, config: TrainConfig | None = None, *, resume: bool = False,
             if not isinstance(spec, Graph):
                 spec = Path(spec)
         if cfg.gpus > 1 and int(os.environ.get("WORLD_SIZE", 1)) == 1:
+            if str(spec) == "-":  # each process reads the spec; only this one has the stdin
+                raise SpecError("--gpus starts processes that each read the spec: give it as a file, not '-'")
             _launch_device(cfg)  # before the folder is made
             if lock is not None:
                 lock.acquire()
                 if not resume:
                     _refuse_a_run_there(out)
-            return _launch(spec, cfg, resume)
+            return _launch(spec, cfg, resume, quiet=bool(getattr(console, "quiet", False)))
         return _train_here(spec, cfg, resume, on_step, console, graph, report, lock)
     finally:
         if lock is not None:
@@ -1112,7 +1121,7 @@ def check_device(device: str) -> None:
 
 def _refuse_a_run_there(out: Path) -> None:
     if any(runfolder.exists(out / name) for name in ("last.pt", "summary.json", "fold1")):
-        raise SpecError(f"{out} already holds a run: continue it with --resume {out}, or choose another --out")
+        raise SpecError(f"{out} already holds a run: continue it with --resume {out}, or choose another --output")
 
 
 def _train_here(spec, cfg, resume, on_step, console, graph=None, report=None, lock=None) -> RunResult:
@@ -1210,7 +1219,10 @@ def _check_memory(graph, report, cfg, ds, dev) -> None:
 
 
 def _spec_bytes(spec: Path) -> bytes:
-    """The spec file as it was read (it parsed just now, so it is a regular, readable file)."""
+    """The spec file as it was read (it parsed just now, so it is a regular, readable file); for
+    `-`, the text read from stdin (read once: the same text)."""
+    if str(spec) == "-":
+        return read_source(spec, "spec").encode("utf-8")
     try:
         with open(spec, "rb") as handle:
             return handle.read()
@@ -1261,12 +1273,18 @@ def _fold_summary(path: Path) -> dict:
 _STATUS = ".launch-status.json"
 
 
-def _worker(spec, cfg_dict: dict, resume: bool) -> None:
+def _worker(spec, cfg_dict: dict, resume: bool, quiet: bool = False) -> None:
     """One of the `--gpus N` processes (spawned by distributed.launch, torchrun's environment set). The
-    expected outcomes reach the parent through a status file; anything else as a traceback."""
+    expected outcomes reach the parent through a status file; anything else as a traceback. `quiet`:
+    the parent prints nothing of the epochs (train -q, --json), nor do its children."""
     cfg = TrainConfig(**cfg_dict)
+    console = None
+    if quiet:
+        from rich.console import Console
+
+        console = Console(quiet=True)
     try:
-        _train_here(spec, cfg, resume, None, None)
+        _train_here(spec, cfg, resume, None, console)
     except (SpecError, Diverged, Interrupted) as exc:
         if os.environ.get("RANK") == "0":
             runfolder.make(cfg.out)
@@ -1287,12 +1305,12 @@ def _launch_device(cfg: TrainConfig) -> str:
     return dev
 
 
-def _launch(spec, cfg: TrainConfig, resume: bool) -> RunResult:
+def _launch(spec, cfg: TrainConfig, resume: bool, quiet: bool = False) -> RunResult:
     dev = _launch_device(cfg)
     status = Path(cfg.out) / _STATUS
     status.unlink(missing_ok=True)  # unlink removes a link itself, never its target
     with _CtrlC():  # the children handle Ctrl-C (they get it too); the parent waits for their checkpoint
-        distributed.launch(_worker, cfg.gpus, spec, replace(cfg, device=dev).settings(), resume,
+        distributed.launch(_worker, cfg.gpus, spec, replace(cfg, device=dev).settings(), resume, quiet,
                            backend="nccl" if dev == "cuda" else "gloo")
     if runfolder.exists(status):
         outcome = runfolder.read_json(status)

@@ -65,7 +65,7 @@ def _check(tmp_path, answers, spec=WA1, *options):
     answers_path = _write(tmp_path, "answers.yaml", answers)
     result = runner.invoke(app, ["check", "--json", str(spec_path), str(answers_path), *options])
     assert "Traceback" not in result.output
-    data = json.loads(result.stdout)
+    [data] = json.loads(result.stdout)  # check --json: a list, one object per answers file
     return result, {a["quantity"]: a for a in data["answers"]}
 
 

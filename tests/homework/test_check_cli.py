@@ -33,7 +33,7 @@ def test_a_students_sheet(tmp_path):
     sheet.write_text(STUDENT)
     result = runner.invoke(app, ["check", str(HOMEWORK / "conv_pool_fc.yaml"), str(sheet), "--json"])
     assert result.exit_code == 1
-    data = json.loads(result.stdout)
+    [data] = json.loads(result.stdout)  # check --json: a list, one object per answers file
     verdicts = {a["quantity"]: a["verdict"] for a in data["answers"]}
     assert verdicts == {"conv1.params": "wrong", "fc.params": "right", "conv1.macs": "wrong",
                         "pool1.output_shape": "right", "total.macs": "wrong"}

@@ -36,7 +36,7 @@ def _check_json(tmp_path, body, timeout=60):
     path = _answers(tmp_path, body)
     run = run_cli(["check", "--json", SPEC, path], timeout=timeout)
     assert "Traceback" not in run.stderr, run.stderr
-    return run, (json.loads(run.stdout) if run.stdout.strip() else None)
+    return run, (json.loads(run.stdout)[0] if run.stdout.strip() else None)  # a list: one object per file
 
 
 def _invoke(*args) -> Run:
@@ -273,7 +273,7 @@ def test_thousands_of_invalid_answers_are_each_one_line_and_the_rest_graded(tmp_
     path = _answers(tmp_path, body)
     run = run_cli(["check", "--json", SPEC, path], timeout=60)
     assert "Traceback" not in run.stderr and run.rc == 2
-    data = json.loads(run.stdout)
+    [data] = json.loads(run.stdout)
     assert data["answers"][0]["verdict"] == "right" and data["right"] == 1
     assert {a["verdict"] for a in data["answers"][1:]} == {"invalid"}
     errors = run.lines

@@ -24,7 +24,7 @@ def test_check_json_expected_is_a_plain_number(tmp_path):
     answers = tmp_path / "a.yaml"
     answers.write_text("answers:\n  total.params: 1\n")
     result = CliRunner().invoke(app, ["check", str(ROOT / "specs" / "zoo" / "resnet18.yaml"), str(answers), "--json"])
-    data = json.loads(result.stdout)
+    [data] = json.loads(result.stdout)  # check --json: a list, one object per answers file
     assert data["answers"][0]["expected"] == "11699112"  # 11,689,512 trainable + 9,600 batch-norm statistics
 
 
@@ -34,6 +34,6 @@ def test_a_field_per_axis_is_written_without_grouping(tmp_path):
     answers = tmp_path / "a.yaml"
     answers.write_text("answers:\n  c.rf: [1201, 1]\n")
     result = CliRunner().invoke(app, ["check", str(spec), str(answers), "--json"])
-    data = json.loads(result.stdout)
+    [data] = json.loads(result.stdout)
     assert data["answers"][0]["verdict"] == "right"
     assert data["answers"][0]["expected"].startswith("size [1201, 1]")
