@@ -997,9 +997,17 @@ def examples() -> None:
     make_console().print(table)
 
 
+def _complete_kind(incomplete: str) -> list[str]:
+    """`archcalc kinds <TAB>`: the kinds' names (from the registry's index: no kind is imported)."""
+    from archcalc.layers import KINDS
+
+    return sorted(name for name in KINDS if name.startswith(incomplete))
+
+
 @app.command()
 def kinds(
-    kind: Optional[str] = typer.Argument(None, help="Show one kind's arguments and formulas."),
+    kind: Optional[str] = typer.Argument(None, help="Show one kind's arguments and formulas.",
+                                         autocompletion=_complete_kind),
     markdown: bool = typer.Option(False, "--markdown", help="Print the full reference as Markdown "
                                   "(docs/layers.md)."),
     as_json: bool = typer.Option(False, "--json", help="The kinds (or one kind's arguments and formulas) as JSON."),

@@ -273,6 +273,7 @@ def test_completion_is_installed_and_offers_choices():
     assert _complete("archcalc train x.yaml --dtype ") == ["float32", "bfloat16", "float16"]
     assert _complete("archcalc train x.yaml --task ") == ["classify", "binary", "regress", "denoise"]
     assert _complete("archcalc evaluate run --split ") == ["test", "val"]
+    assert _complete("archcalc kinds con") == ["concat", "conv", "conv_transpose"]
     assert "--batch-size" in _complete("archcalc analyze x.yaml --ba")
     assert "--batch" not in _complete("archcalc analyze x.yaml --ba")  # the old spelling stays hidden
 
