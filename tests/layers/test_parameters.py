@@ -256,10 +256,14 @@ def test_a_frozen_parameter_is_non_trainable():
 
 
 def test_parameter_output_is_a_view_kept_by_nobody_for_backward():
-    text = spec([4, 5], "{name: p, parameter: [4, 5]}", "{add: {}, from: [input, p]}")
+    text = spec([4, 5], "{name: p, parameter: [4, 5]}", "{add: {}, from: [input, p]}", "relu")
     plan = plan_memory(archcalc.parse_spec(text), archcalc.analyze_text(text))
-    # Only the add's output (20 values) is kept; the parameter's output is its weight.
+    # Only relu's output (20 values) is kept: the add keeps nothing, and the parameter's output is
+    # its weight (archcalc verify --memory measures the same).
     assert plan.get("training", "activations") == 20 * 4
+    text = spec([4, 5], "{name: p, parameter: [4, 5]}", "{multiply: {}, from: [input, p]}")
+    plan = plan_memory(archcalc.parse_spec(text), archcalc.analyze_text(text))
+    assert plan.get("training", "activations") == 20 * 4  # the input; p is a view of the weight
 
 
 def test_explain_parameter_and_scale():
