@@ -229,7 +229,7 @@ def plan_memory(graph: Graph, report: Report, *, optimizer: str = "adam", checkp
                       else "achieved / peak (--utilization)"))
         if max(TRAIN_FACTOR * fwd * B, total or 0) > MAX_FLOPS:
             raise SpecError("the FLOP counts are too large (over 1e300) for a time estimate; leave out "
-                            "--gpu and --peak-tflops")
+                            "--gpu-model and --peak-tflops")
         c.append(Item("step_time", f"training step (batch {B})", TRAIN_FACTOR * fwd * B / (peak_flops * utilization),
                       "seconds", f"3 x forward x batch {B} / (peak x {utilization:g})"))
         if total is not None:
