@@ -24,7 +24,7 @@ from archcalc.analysis.memory import saved_bytes
 from archcalc.analysis.walk import analyze_graph
 from archcalc.errors import one_line
 from archcalc.reader.graph import Graph
-from archcalc.torch.build import build, example_inputs, layer_module
+from archcalc.torch.build import build, check_torch_limits, example_inputs, layer_module, require_numbers
 
 OUTSIDE = "(outside)"
 
@@ -130,10 +130,13 @@ def measure_saved(model, inputs) -> tuple[dict, dict]:
 def check_saved(graph: Graph, batch: int = 2, seed: int = 0) -> SavedCheck:
     """Measure what each layer of `graph` saves for backward (CPU, float32, training mode, batch
     `batch`) and compare with the analysis (archcalc.analysis.memory.saved_bytes)."""
-    report = analyze_graph(graph)
+    require_numbers(graph)  # a symbolic spec: one error line naming --set, before any work
+    report = analyze_graph(graph, batch=batch)
+    check_torch_limits(graph, report, batch)
     shapes = dict(graph.input_shapes)
     shapes.update((row.name, tuple(row.output_shape)) for row in report.layers)
     analytic = saved_bytes(graph, shapes, batch, 4)
+    _check_fits(graph, report, sum(analytic.values()))
     torch.manual_seed(seed)
     model = build(graph)
     inputs = example_inputs(graph, batch=batch, generator=torch.Generator().manual_seed(seed))
@@ -141,6 +144,23 @@ def check_saved(graph: Graph, batch: int = 2, seed: int = 0) -> SavedCheck:
     rows = [SavedRow(node.name, node.kind, analytic[node.name], per.get(node.name, 0), tensors.get(node.name, []))
             for node in graph.nodes]
     return SavedCheck(graph.name, batch, rows, per.get(OUTSIDE, 0))
+
+
+def _check_fits(graph: Graph, report, saved: int) -> None:
+    """Refuse, before allocating, a measurement that would not fit in free memory: the weights,
+    the batch's input and outputs (an upper bound) and what autograd keeps."""
+    from archcalc.torch.verify import _free_cpu_bytes
+
+    free = _free_cpu_bytes()
+    t = report.totals
+    need = t.param_bytes + t.input_bytes + t.activation_bytes + saved
+    if free is not None and need > free // 2:
+        from archcalc.errors import SpecError
+        from archcalc.units import binary_bytes
+
+        raise SpecError(f"verify --memory would need about {binary_bytes(need)} (weights, a batch of {report.batch} "
+                        f"and what it keeps for backward) but the CPU has {binary_bytes(free)} free; measure a "
+                        "smaller size (--input, --set)", graph.input_loc)
 
 
 def print_saved_table(result: SavedCheck, console=None) -> None:

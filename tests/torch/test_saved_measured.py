@@ -393,6 +393,17 @@ def test_verify_memory_cli(tmp_path, monkeypatch):
     assert "Traceback" not in wrong.output
 
 
+def test_verify_memory_refuses_what_it_cannot_measure(tmp_path):
+    # A symbolic spec, a model too large for the CPU: one error line each, exit 2, nothing allocated.
+    symbolic = runner.invoke(app, ["verify", "--memory", str(SPECS / "homework" / "conv_pool_fc.yaml")])
+    assert symbolic.exit_code == 2 and "--set" in symbolic.stderr and "Traceback" not in symbolic.output
+    huge = tmp_path / "huge.yaml"
+    huge.write_text("input: [3, 100000, 100000]\nlayers:\n  - conv: {out: 4, kernel: 3}\n")
+    result = runner.invoke(app, ["verify", "--memory", str(huge)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "huge.yaml:1:8: error: verify --memory would need about" in result.stderr
+
+
 def api_json(text):
     import json
 
