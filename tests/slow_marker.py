@@ -11,6 +11,11 @@ group, a Hugging Face or torchvision reference, a wheel build, a fuzzer. Where i
 - ``-m EXPR`` is obeyed as written (``-m slow`` runs only the slow ones).
 
 The slow tests are deselected, not skipped: the quick run's summary says ``N deselected``.
+
+When to mark a test slow: it costs more than about half a second of CPU on the project's 2-core
+machine, or it builds, trains or exports a full-size network, starts processes, or compares with
+a Hugging Face or torchvision reference. Keep a quick case of each behaviour in the quick run:
+``pytest.param(..., marks=pytest.mark.slow)`` marks single cases of a parametrized test.
 """
 
 from pathlib import Path
