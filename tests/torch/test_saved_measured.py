@@ -186,6 +186,37 @@ def test_merges_views_and_learned_tensors_match_pytorch(tmp_path):
     assert sum(rows[n].measured for n in ("sum", "cat", "piece", "pick", "tok", "pos", "w")) == 0
 
 
+WINDOWS = """\
+input: [4, 7, 7]
+layers:
+  - conv: {out: 4, kernel: 1}
+  - {name: cl, permute: [1, 2, 0]}
+  - relu
+  - {name: w, window_partition: 4}
+  - linear: 4
+  - {window_merge: 4, from: [linear1, cl]}
+  - relu
+  - patch_merging
+  - linear: 3
+  - {patch_merging: {}}
+  - {mean: {dim: [0, 1]}}
+  - {chunk: {chunks: 2, dim: 0, index: 1}}
+  - linear: 2
+"""
+
+
+def test_windows_patch_merging_mean_and_chunk_match_pytorch(tmp_path):
+    # 7 x 7 padded to whole 4 x 4 windows, and odd sizes padded by patch merging (torchvision's Swin).
+    path = tmp_path / "spec.yaml"
+    path.write_text(WINDOWS)
+    result = check_saved(api.load_graph(path))
+    assert result.ok, [(r.name, r.analytic, r.measured, r.tensors) for r in result.mismatches()]
+    rows = {r.name: r.measured for r in result.rows}
+    assert rows["w"] == rows["window_merge1"] == rows["mean1"] == 0
+    # [4, 4, 16] patches and normalised patches + mean and rstd per position, batch 2
+    assert rows["patch_merging1"] == 2 * 4 * (2 * 4 * 4 * 16 + 2 * 4 * 4)
+
+
 def test_a_layer_without_gradients_saves_nothing(tmp_path):
     # relu and max pooling straight on the input: nothing needs a gradient there.
     path = tmp_path / "spec.yaml"
