@@ -350,7 +350,7 @@ def _coerce(name: str, value, loc):
         try:
             value = parse_bindings(str(v) for v in value)
         except SpecError:
-            raise bad("NAME=SIZE items, e.g. H=32") from None
+            raise bad("NAME: positive size" if all("=" in str(v) for v in value) else "NAME=SIZE items") from None
     if not isinstance(value, dict):
         raise bad("a mapping of size names to numbers, like {H: 32}")
     out = {}
