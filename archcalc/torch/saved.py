@@ -36,6 +36,7 @@ class SavedRow:
     analytic: int
     measured: int
     tensors: list = field(default_factory=list)  # measured: (shape, dtype, nbytes) of each storage counted
+    declared: list = field(default_factory=list)  # analytic: (what, of, bytes counted here) per Saved
 
     @property
     def ok(self) -> bool:
@@ -44,7 +45,14 @@ class SavedRow:
     def to_json(self) -> dict:
         return {"name": self.name, "kind": self.kind, "analytic_bytes": self.analytic,
                 "measured_bytes": self.measured, "ok": self.ok,
+                "analytic_tensors": [{"what": w, "of": o, "bytes": n} for w, o, n in self.declared],
                 "measured_tensors": [{"shape": list(s), "dtype": d, "bytes": n} for s, d, n in self.tensors]}
+
+    def why(self) -> str:
+        """Both sides in words, for a mismatch: what the kind declares and what autograd kept."""
+        declared = ", ".join(f"{w} ({o}) {n:,} B" for w, o, n in self.declared if n) or "nothing"
+        measured = ", ".join(f"[{', '.join(map(str, s))}] {d} {n:,} B" for s, d, n in self.tensors) or "nothing"
+        return f"declared {declared}; autograd kept {measured}"
 
 
 @dataclass
@@ -135,13 +143,15 @@ def check_saved(graph: Graph, batch: int = 2, seed: int = 0) -> SavedCheck:
     check_torch_limits(graph, report, batch)
     shapes = dict(graph.input_shapes)
     shapes.update((row.name, tuple(row.output_shape)) for row in report.layers)
-    analytic = saved_bytes(graph, shapes, batch, 4)
+    details: dict = {}
+    analytic = saved_bytes(graph, shapes, batch, 4, details)
     _check_fits(graph, report, sum(analytic.values()))
     torch.manual_seed(seed)
     model = build(graph)
     inputs = example_inputs(graph, batch=batch, generator=torch.Generator().manual_seed(seed))
     per, tensors = measure_saved(model, inputs)
-    rows = [SavedRow(node.name, node.kind, analytic[node.name], per.get(node.name, 0), tensors.get(node.name, []))
+    rows = [SavedRow(node.name, node.kind, analytic[node.name], per.get(node.name, 0), tensors.get(node.name, []),
+                     [(s.what, s.of if s.of != "input" else f"input {s.index}", n) for s, n in details[node.name]])
             for node in graph.nodes]
     return SavedCheck(graph.name, batch, rows, per.get(OUTSIDE, 0))
 
@@ -192,7 +202,7 @@ def print_saved_table(result: SavedCheck, console=None) -> None:
                   "(saved_tensors_hooks, storages once, parameters and buffers apart)", highlight=False)
     for r in result.mismatches():
         console.print(Text(one_line(f"MISMATCH {r.name}.saved_bytes: analytic {r.analytic:,}, measured "
-                                    f"{r.measured:,}")), highlight=False)
+                                    f"{r.measured:,}: {r.why()}")), highlight=False, soft_wrap=True)
 
 
 def json_text(result: SavedCheck) -> str:
