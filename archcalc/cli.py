@@ -905,7 +905,10 @@ def verify(
     try:
         shape = parse_input(input_shape) if input_shape is not None else None
         graph = api.load_source(spec, input_shape=shape, bindings=parse_bindings(bindings))
-        result = verify_mod.verify(graph, device=where)
+        from archcalc.torch.progress import status
+
+        with status(not (as_json or quiet)) as progress:  # on stderr, and only in a terminal
+            result = verify_mod.verify(graph, device=where, progress=progress)
     except SpecError as exc:
         _fail(exc)
     if as_json:
@@ -927,20 +930,32 @@ class ExportFormat(str, Enum):
     onnx = "onnx"
     dot = "dot"
     mermaid = "mermaid"
+    svg = "svg"
+    png = "png"
 
 
 @app.command()
 def export(
     spec: Path = SPEC_OR_SOURCE,
     to: ExportFormat = typer.Option(..., "--to", help="pytorch: a standalone nn.Module file; onnx: an ONNX "
-                                    "graph (needs -o); dot: Graphviz; mermaid: a Markdown diagram."),
+                                    "graph (needs -o); dot: Graphviz; mermaid: a Markdown diagram; svg, png (png needs -o): the "
+                                    "dot drawing rendered by Graphviz's dot, which must be on PATH."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here instead of stdout."),
+    depth: Optional[int] = typer.Option(
+        None, "--depth", "-d", min=0, help="Drawings: fold blocks deeper than this many dotted name parts into "
+        "one box each (with its params and MACs), as analyze --depth folds rows; 0: every layer."),
+    force: bool = typer.Option(False, "--force", help="Mermaid: write the diagram even when it is past "
+                               "Mermaid's default text limit (50,000 characters)."),
     input_shape: Optional[str] = INPUT,
     bindings: Optional[list[str]] = SET,
 ) -> None:
-    """Write SPEC as PyTorch source, ONNX, or a graph drawing (Graphviz dot, Mermaid)."""
+    """Write SPEC as PyTorch source, ONNX, or a graph drawing (Graphviz dot, Mermaid, or SVG/PNG
+    rendered by Graphviz); --depth N folds blocks so that a large network's drawing fits a screen."""
     from archcalc import api
 
+    if depth and to in (ExportFormat.pytorch, ExportFormat.onnx):
+        _fail(SpecError(f"--depth folds a drawing (--to dot, mermaid, svg or png); --to {to.value} writes "
+                        "every layer"))
     if to in (ExportFormat.pytorch, ExportFormat.onnx):
         _need_torch()
     try:
@@ -950,10 +965,12 @@ def export(
             if output is None:
                 raise SpecError("--to onnx writes a binary file: give it with -o FILE.onnx")
             _output_mode(output, "--output")
+            from archcalc.torch.progress import status
             from archcalc.torch.source import export_onnx
 
             try:
-                export_onnx(graph, output)
+                with status() as progress:  # on stderr, and only in a terminal
+                    export_onnx(graph, output, progress=progress)
             except OSError as exc:  # no permission, a full disk: the exporter's own open() failed
                 raise SpecError(f"--output {_shown(str(output))}: cannot write it: {exc.strerror or exc}") from None
             typer.echo(one_line(f"wrote {output}"), err=True)
@@ -965,7 +982,18 @@ def export(
         else:
             from archcalc import graph_export
 
-            text = graph_export.to_dot(graph) if to is ExportFormat.dot else graph_export.to_mermaid(graph)
+            if to is ExportFormat.mermaid:
+                text = graph_export.to_mermaid(graph, depth)
+                if not force:
+                    graph_export.check_mermaid_size(graph, text, depth)
+            elif to is ExportFormat.dot:
+                text = graph_export.to_dot(graph, depth)
+            else:  # svg, png: Graphviz's dot renders the drawing
+                if to is ExportFormat.png and output is None:
+                    raise SpecError("--to png writes a binary file: give it with -o FILE.png")
+                if output is not None:
+                    _output_mode(output, "--output")
+                text = graph_export.graphviz_render(graph_export.to_dot(graph, depth), to.value)
     except SpecError as exc:
         _fail(exc)
     if output is None:
@@ -1234,8 +1262,9 @@ def _output_mode(path: Path, option: str):
     return mode
 
 
-def _write_text(path: Path, text: str, option: str) -> None:
-    """Write an output file the user named. A file is replaced whole (written beside it, then
+def _write_text(path: Path, text: str | bytes, option: str) -> None:
+    """Write an output file the user named (text as UTF-8, or bytes as they are: a PNG). A file is
+    replaced whole (written beside it, then
     renamed: a full disk leaves the old one, never half a new one); a device such as /dev/null
     is written to; a named pipe (which would wait for a reader forever), a socket or a folder is
     refused. Every failure is one line, exit 2."""
@@ -1243,6 +1272,7 @@ def _write_text(path: Path, text: str, option: str) -> None:
     import stat
     import tempfile
 
+    how = {"mode": "wb"} if isinstance(text, bytes) else {"mode": "w", "encoding": "utf-8", "newline": ""}
     where = f"{option} {_shown(str(path))}"
     try:
         mode = _output_mode(path, option)
@@ -1250,13 +1280,13 @@ def _write_text(path: Path, text: str, option: str) -> None:
         _fail(exc)
     try:
         if mode is not None and not stat.S_ISREG(mode):  # a character device: /dev/null, /dev/stdout
-            with open(path, "w", encoding="utf-8", newline="") as handle:  # not the locale's (cp1252, ASCII)
+            with open(path, **how) as handle:  # UTF-8, not the locale's (cp1252, ASCII)
                 handle.write(text)
             return
         target = Path(os.path.realpath(path))  # a link the user named: replace what it points to
         fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            with os.fdopen(fd, **how) as handle:
                 handle.write(text)
             if mode is not None:
                 os.chmod(temporary, stat.S_IMODE(mode))
