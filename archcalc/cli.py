@@ -880,6 +880,26 @@ class Device(str, Enum):
     meta = "meta"
 
 
+def _verify_memory(graph, as_json: bool, quiet: bool) -> None:
+    """verify --memory: archcalc.torch.saved's table (or JSON, or the verdict and mismatches), exit 1
+    on a mismatch."""
+    from archcalc.torch import saved
+
+    result = saved.check_saved(graph)
+    if as_json:
+        typer.echo(_json(result.to_json()))  # "version" first, as every document
+    elif quiet:
+        verdict = "saved tensors match PyTorch" if result.ok else f"{len(result.mismatches())} mismatch(es)"
+        typer.echo(one_line(f"{result.name}  verify --memory: {verdict}"))
+        typer.echo(f"total: analytic {result.analytic:,} B; measured {result.measured:,} B")
+        for row in result.mismatches():
+            typer.echo(one_line(f"MISMATCH {row.name}.saved_bytes: analytic {row.analytic:,}, measured "
+                                f"{row.measured:,}"))
+    else:
+        saved.print_saved_table(result)
+    raise typer.Exit(0 if result.ok else 1)
+
+
 @app.command()
 def verify(
     spec: Path = SPEC_OR_SOURCE,
@@ -888,15 +908,21 @@ def verify(
                                   "parameters and MACs without memory."),
     as_json: bool = typer.Option(False, "--json", help="Both figures per layer, as JSON."),
     quiet: bool = QUIET,
+    memory: bool = typer.Option(False, "--memory", help="Instead: the bytes each layer saves for backward "
+                                "(archcalc memory's activations) against what autograd keeps, measured with "
+                                "saved_tensors_hooks in one training-mode forward (CPU, float32, batch 2)."),
     input_shape: Optional[str] = INPUT,
     bindings: Optional[list[str]] = SET,
 ) -> None:
     """Check every analytic figure of SPEC against PyTorch: shapes, parameters, MACs (FlopCounterMode)
-    and receptive fields (gradient probe). Exit 0 when all match, 1 otherwise."""
+    and receptive fields (gradient probe); with --memory, the saved activations. Exit 0 when all
+    match, 1 otherwise."""
     _need_torch()
     from archcalc import api
     from archcalc.torch import verify as verify_mod
 
+    if memory and device is not Device.cpu:
+        _fail(SpecError(f"verify --memory measures on the CPU in float32; leave out --device {device.value}"))
     where = device.value
     if device is Device.auto:
         import torch
@@ -905,6 +931,8 @@ def verify(
     try:
         shape = parse_input(input_shape) if input_shape is not None else None
         graph = api.load_source(spec, input_shape=shape, bindings=parse_bindings(bindings))
+        if memory:
+            _verify_memory(graph, as_json, quiet)  # exits
         from archcalc.torch.progress import status
 
         with status(not (as_json or quiet)) as progress:  # on stderr, and only in a terminal
