@@ -303,7 +303,7 @@ def saved_bytes(graph: Graph, shapes: dict, batch: int, itemsize: int, details: 
         frozen_weights = not node.trainable and layer.saves_input_for_weights
         for s in layer.saved_tensors(node.args, ins, shape) if grad[node.name] else ():
             size = s.itemsize or itemsize
-            if s.of == "input" and frozen_weights:
+            if (s.of == "input" and frozen_weights) or (s.weights_only and not node.trainable):
                 n = 0  # kept only for the weights' gradient, which a frozen layer does not compute
             elif s.of == "input" and layer.saves_input_as_matrix and not _matrix_view(
                     shapes[node.inputs[s.index]], strides[node.inputs[s.index]], batch):
@@ -313,6 +313,8 @@ def saved_bytes(graph: Graph, shapes: dict, batch: int, itemsize: int, details: 
                 n = prod(ins[s.index]) * size * batch  # kept as a contiguous copy, its own
             elif s.of == "own":
                 n = s.elements * size * (1 if s.per_batch else batch)
+                if s.align:  # a region that starts on a page (oneDNN's workspace): the batch's bytes rounded up
+                    n = -(-n // s.align) * s.align
             else:
                 tensor = base[node.inputs[s.index]] if s.of == "input" else base[node.name]
                 if tensor is None or tensor in seen:

@@ -405,7 +405,7 @@ class Attention(Layer):
         sin, then what scaled_dot_product_attention's kernel keeps (sdpa_saved): the CPU flash
         kernel where it runs (no dropout, no score bias input), else the math kernel."""
         t, _, h, kv, hd = self._sizes(a, shapes)
-        saved = [Saved("input", of="input")]
+        saved = [Saved("input", of="input", weights_only=True)]  # the projections keep it for their weights
         saved += self._qk_norm_saved(a, t, h, kv, hd)
         if a["rotary"]:  # cos and sin [T, d/2] of one rotary call, computed for q and again for k
             saved.append(Saved("rotary cos, sin (for q and for k)", elements=2 * t * hd, per_batch=True))
@@ -437,7 +437,7 @@ class Attention(Layer):
             saved.append(Saved(f"{name} before its norm", elements=t * heads * hd))
             if a["qk_norm"] == "rmsnorm":
                 saved += [Saved(f"{name} norm's rsqrt", elements=rows),
-                          Saved(f"{name} normalised, before the weight", elements=t * heads * hd)]
+                          Saved(f"{name} normalised, before the weight", elements=t * heads * hd, weights_only=True)]
             else:
                 saved += [Saved(f"{name} norm's mean", elements=rows), Saved(f"{name} norm's rstd", elements=rows)]
         return saved
@@ -567,7 +567,8 @@ def sdpa_saved(h, tq, tk, hd, *, math: bool, dropout: bool, copy_out: bool = Fal
         saved = [Saved("q", elements=h * tq * hd), Saved("k", elements=h * tk * hd), Saved("v", elements=h * tk * hd),
                  Saved("attention output", elements=h * tq * hd), Saved("logsumexp (float32)", elements=h * tq, itemsize=4)]
         if copy_out and several:
-            saved.append(Saved("attention output as [T, H*d] (a copy, for the output projection)", elements=tq * h * hd))
+            saved.append(Saved("attention output as [T, H*d] (a copy, for the output projection)", elements=tq * h * hd,
+                               weights_only=True))
         return saved
     saved = [Saved("q * sqrt(scale)", elements=h * tq * hd), Saved("k^T * sqrt(scale)", elements=h * tk * hd),
              Saved("attention weights (softmax)", elements=h * tq * tk)]
@@ -576,7 +577,8 @@ def sdpa_saved(h, tq, tk, hd, *, math: bool, dropout: bool, copy_out: bool = Fal
     one_head_view = qkv_one_storage and is_num(h) and h == 1
     saved.append(Saved("v (the qkv projection's output, a view)" if one_head_view else "v",
                        elements=(3 if one_head_view else 1) * h * tk * hd))
-    saved.append(Saved("attention output as [T, H*d] (a copy, for the output projection)", elements=tq * h * hd))
+    saved.append(Saved("attention output as [T, H*d] (a copy, for the output projection)", elements=tq * h * hd,
+                               weights_only=True))
     return saved
 
 

@@ -74,6 +74,10 @@ class Saved:
     elements: object = None   # elements for of="own" (int or sympy expr); per example unless per_batch
     itemsize: int | None = None  # bytes per element; None = the activation dtype's size
     per_batch: bool = False   # True: independent of the batch size (batch norm's per-channel stats)
+    align: int | None = None  # the batch's bytes rounded up to a multiple of this (oneDNN's LSTM workspace
+                              # regions each start on a 4096-byte page); None: not rounded
+    weights_only: bool = False  # kept only for a weight's gradient (a Linear's input, RMSNorm's x * rsqrt):
+                                # a frozen layer (trainable: false) does not keep it
 
 
 def saved_elements(saved: Saved, shapes: list[tuple], out: tuple):

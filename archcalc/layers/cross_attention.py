@@ -119,7 +119,8 @@ class CrossAttention(Layer):
         without dropout (q is a transposed view, so the output needs no copy), math with it."""
         tq, _, tk, _, h, _, hd = self._sizes(a, shapes)
         math = a["dropout"] > 0
-        return [Saved("queries", of="input", index=0), Saved("memory", of="input", index=1)] + sdpa_saved(
+        return [Saved("queries", of="input", index=0, weights_only=True),
+                Saved("memory", of="input", index=1, weights_only=True)] + sdpa_saved(
             h, tq, tk, hd, math=math, dropout=math)
 
     def cross_kv_cache(self, a, shapes, out):

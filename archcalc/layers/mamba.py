@@ -169,22 +169,23 @@ class Mamba(Layer):
         # (for one token, or a batch of 1, it is a view: one [T, E] less)
         copied = 0 if is_num(t) and t == 1 else t * e
         return [
-            Saved("input (in_proj's)", of="input"),
+            Saved("input (in_proj's)", of="input", weights_only=True),
             Saved("in_proj's output x, z (the conv reads x, SiLU z)", elements=2 * t * e),
             Saved("conv's output, T + K - 1 positions (SiLU's input)", elements=e * (t + k - 1)),
             Saved("SiLU(conv) (u: the drive and the skip)", elements=t * e),
-            Saved("x_proj's input, a copy [T, E]", elements=copied),
+            Saved("x_proj's input, a copy [T, E]", elements=copied, weights_only=True),
             Saved("x_proj's output dt, B, C", elements=t * (r + 2 * n)),
             Saved("dt_proj(dt) + bias (softplus's input)", elements=t * e),
             Saved("dt = softplus(...)", elements=t * e),
-            Saved("exp(A_log) and A = -exp(A_log)", elements=2 * e * n, per_batch=True),
+            Saved("exp(A_log) (for A_log's gradient)", elements=e * n, per_batch=True, weights_only=True),
+            Saved("A = -exp(A_log)", elements=e * n, per_batch=True),
             Saved("decay exp(A dt) (exp's result, addcmul's factor)", elements=t * e * n),
             Saved("dt * B (times u)", elements=t * e * n),
             Saved("the state before each step (s_0 = 0 .. s_(T-1), addcmul's other factor)", elements=t * e * n),
             Saved("the stacked states (the read-out's matmul)", elements=t * e * n),
             Saved("SiLU(z)", elements=t * e),
             Saved("y + D u (times SiLU(z))", elements=t * e),
-            Saved("the gated y (out_proj's input)", elements=t * e),
+            Saved("the gated y (out_proj's input)", elements=t * e, weights_only=True),
         ]
 
     cache_is_state = True  # `archcalc memory` says "recurrent state", not K/V

@@ -254,24 +254,29 @@ class Moe(Layer):
         t, d, e, k, h, gated, hs = self._plan(a, shapes)
         act = a["activation"] or ("silu" if gated else "relu")
         slots = t * k
-        saved = [Saved("input (the router's and the experts' gathers' source)", of="input"),
+        saved = [Saved("input (the router's and the shared experts' projections')", of="input", weights_only=True),
                  Saved("router softmax (float32)", elements=t * e, itemsize=4),
                  Saved("top-k indices (int64)", elements=t * k, itemsize=8)]
         if a["renormalize"]:
             saved += [Saved("top-k probabilities (float32)", elements=t * k, itemsize=4),
                       Saved("their sum (float32)", elements=t, itemsize=4)]
         saved += [Saved("token indices per expert (int64, nonzero's [n, 2])", elements=2 * slots, itemsize=8),
-                  Saved("gathered tokens", elements=slots * d)]
+                  Saved("gathered tokens (the first projection's input)", elements=slots * d, weights_only=True)]
         if gated:
-            saved.append(Saved("experts' gate and up projections, activation, product", elements=slots * 4 * h))
+            saved += [Saved("experts' gate and up projections, activation", elements=slots * 3 * h),
+                      Saved("experts' product (the down projection's input)", elements=slots * h, weights_only=True)]
+        elif act == "relu":
+            saved.append(Saved("experts' relu result", elements=slots * h))
         else:
-            saved.append(Saved("experts' activation" + (" input and output" if act != "relu" else ""),
-                               elements=slots * (1 if act == "relu" else 2) * h))
+            saved += [Saved("experts' activation input", elements=slots * h),
+                      Saved("experts' activation (the down projection's input)", elements=slots * h, weights_only=True)]
         saved += [Saved("routing weights (float32)", elements=slots, itemsize=4),
                   Saved("experts' outputs and weighted outputs", elements=slots * 2 * d)]
         if hs:
-            per = (3 if act == "relu" else 4) if gated else (1 if act == "relu" else 2)
-            saved.append(Saved("shared experts' projections and activation", elements=t * per * hs))
+            kept = (2 if act == "relu" else 3) if gated else 1  # the down projection's input apart
+            saved.append(Saved("shared experts' projections and activation", elements=t * kept * hs))
+            if gated or act != "relu":
+                saved.append(Saved("shared experts' down projection's input", elements=t * hs, weights_only=True))
             if a["shared_gate"]:
                 saved.append(Saved("shared gate's sigmoid and the shared output it scales", elements=t + t * d))
         return saved

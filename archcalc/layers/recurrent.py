@@ -109,7 +109,8 @@ class Recurrent(Layer):
     def _step_elements(self, t, hid, p):
         """Elements one layer and direction keeps over T steps on PyTorch's own cell path
         (aten/src/ATen/native/RNN.cpp: the input-to-hidden products of all steps are one matmul,
-        then a cell per step). Kinds override."""
+        then a cell per step), as (kept for the input's gradient, kept only for the weights': the
+        hidden-to-hidden matmuls' h_(t-1), the projection's input). Kinds override."""
         raise NotImplementedError
 
     def saved_tensors(self, a, shapes, out):
@@ -125,13 +126,17 @@ class Recurrent(Layer):
         dropout = a["dropout"] > 0 and layers > 1
         if self.kind == "lstm" and not p:
             return self._onednn_saved(t, f, hid, dirs, layers, dropout, a["bias"])
-        saved = [Saved("h0 (zeros, all layers and directions)", elements=layers * dirs * w)]
+        # h0 and every input (layer 1's, the later layers') are kept by matmuls, for the weights only
+        saved = [Saved("h0 (zeros, all layers and directions)", elements=layers * dirs * w, weights_only=True)]
         if self.kind == "lstm":
             saved.append(Saved("c0 (zeros, all layers and directions)", elements=layers * dirs * hid))
         saved.append(_first_input(t, f, dirs))
-        saved.append(Saved("each step's gates, states and activations", elements=layers * dirs * self._step_elements(t, hid, p)))
+        kept, for_weights = self._step_elements(t, hid, p)
+        saved += [Saved("each step's gates, states and activations", elements=layers * dirs * kept),
+                  Saved("each step's h for the next step's and the projection's matmuls",
+                        elements=layers * dirs * for_weights, weights_only=True)]
         if layers > 1:
-            saved.append(Saved("later layers' inputs [T, D*h]", elements=(layers - 1) * t * dirs * w))
+            saved.append(Saved("later layers' inputs [T, D*h]", elements=(layers - 1) * t * dirs * w, weights_only=True))
             if dropout:
                 saved.append(Saved("dropout masks between layers (float)", elements=(layers - 1) * t * dirs * w))
         return saved
@@ -149,13 +154,15 @@ class Recurrent(Layer):
         per call, slc the layer's input width): gates T*ld(4H), h T*ld(H), the layer and iteration
         states and the layer's diff states 3 * 2*(T+1)*ld(max(slc, H)), the cell state and its
         diff 2 * 2*(T+1)*H floats per example, ld(n) = n rounded up to 16 (plus 16 where that is a
-        multiple of 256). oneDNN rounds each of these seven regions up to a 4096-byte page; that
-        rounding, under 7 pages per layer and direction, is not per example and not counted here."""
+        multiple of 256); each of these seven regions starts on a 4096-byte page (`align`: the
+        batch's bytes rounded up)."""
         saved = [Saved("h0, c0 (zeros, all layers and directions)", elements=2 * layers * dirs * hid),
-                 _first_input(t, f, 1),
-                 Saved("each layer's output [T, H], h_n, c_n", elements=layers * dirs * (t + 2) * hid),
-                 Saved("oneDNN workspace (uint8)", itemsize=1,
-                       elements=dirs * sum(_onednn_workspace(t, f if i == 0 else dirs * hid, hid) for i in range(layers)))]
+                 _first_input(t, f, 1, weights_only=False),  # oneDNN keeps it, frozen or not
+                 Saved("each layer's output [T, H], h_n, c_n", elements=layers * dirs * (t + 2) * hid)]
+        for i in range(layers):
+            for region, floats in _onednn_regions(t, f if i == 0 else dirs * hid, hid):
+                saved += [Saved(f"oneDNN workspace (uint8), layer {i + 1}: {region}", elements=4 * floats, itemsize=1,
+                                align=4096)] * dirs
         if layers > 1 and (dropout or dirs == 2):
             saved.append(Saved("later layers' inputs [T, D*H]" + (" (dropped) and their dropout masks" if dropout else ""),
                                elements=(layers - 1) * t * dirs * hid * (2 if dropout else 1)))
@@ -230,14 +237,14 @@ class Recurrent(Layer):
                               extra_pass=f", {name}={name}" if name else "")
 
 
-def _first_input(t, f, copies):
+def _first_input(t, f, copies, weights_only=True):
     """Layer 1's input: batch_first [N, T, F] made time-major is no view of [T*N, F], so each
     direction's matmul (oneDNN: one .contiguous()) copies it; with one step it is a view of the
     input itself (also with a batch of 1, outside this convention)."""
     if is_num(t) and t == 1:
-        return Saved("input (time-major, a view)", of="input")
+        return Saved("input (time-major, a view)", of="input", weights_only=weights_only)
     return Saved("layer 1's input, time-major (a copy" + (" per direction)" if copies > 1 else ")"),
-                 elements=copies * t * f)
+                 elements=copies * t * f, weights_only=weights_only)
 
 
 def _good_ld(n):
@@ -247,12 +254,14 @@ def _good_ld(n):
     return ld + 16 if ld % 256 == 0 else ld
 
 
-def _onednn_workspace(t, slc, hid) -> int:
-    """Bytes per example of oneDNN's LSTM training workspace for one layer and direction (f32),
-    page rounding aside (see Recurrent._onednn_saved)."""
+def _onednn_regions(t, slc, hid) -> list:
+    """The seven regions of oneDNN's LSTM training workspace for one layer and direction, (name,
+    floats per example) (rnn_utils set_conf / set_offsets, f32; see Recurrent._onednn_saved)."""
     states = 2 * (t + 1) * _good_ld(max(slc, hid))
     cells = 2 * (t + 1) * hid
-    return 4 * (t * _good_ld(4 * hid) + t * _good_ld(hid) + 3 * states + 2 * cells)
+    return ([("gates", t * _good_ld(4 * hid)), ("h", t * _good_ld(hid))]
+            + [(name, states) for name in ("layer states", "iteration states", "layer diff states")]
+            + [(name, cells) for name in ("cell states", "cell diff states")])
 
 
 _COUNTS = {"output": "[T, D*H] (D = 2 if bidirectional else 1)",
@@ -277,7 +286,7 @@ class RNN(Recurrent):
                          "with dropout: the mask)"}
 
     def _step_elements(self, t, hid, p):
-        return t * hid  # tanh/relu keep their result h_t, which the next step's matmul keeps too
+        return t * hid, 0  # tanh/relu keep their result h_t, which the next step's matmul keeps too
 
 
 @register
@@ -296,7 +305,7 @@ class LSTM(Recurrent):
                 "saved": "oneDNN (no proj_size): 2*L*D*H (h0, c0) + T*F (layer 1's input, time-major copy) + "
                          "L*D*(T + 2)*H (outputs, h_n, c_n) + oneDNN's workspace per layer and direction, "
                          "4*(T*ld(4H) + T*ld(H) + 6*(T+1)*ld(max(in, H)) + 4*(T+1)*H) bytes (ld: rounded up to 16; "
-                         "oneDNN's page rounding of its 7 regions not counted) + (L - 1)*T*2H with two directions "
+                         "each of the 7 regions page-aligned, 4096 B) + (L - 1)*T*2H with two directions "
                          "(the concatenated input; with dropout 2*(L - 1)*T*D*H); with proj_size P (PyTorch's cell): "
                          "L*D*(P + H) (h0, c0) + D*T*F + per layer and direction 6*T*H + (T - 1)*(H + P) (gates 4H, "
                          "tanh(c), h, each c and h) + (L - 1)*T*D*P (twice with dropout)"}
@@ -305,7 +314,7 @@ class LSTM(Recurrent):
         # LSTMCell: the gates [4H] (sigmoid_/tanh_ in place: one storage), tanh(c_t), h_t = o *
         # tanh(c_t) (the projection's input), and c_t, P-wide h_t for the next step (none after
         # the last); only with proj_size (without it the layer runs as oneDNN's LSTM)
-        return 6 * t * hid + (t - 1) * (hid + p)
+        return 4 * t * hid + t * hid + (t - 1) * hid, t * hid + (t - 1) * p
 
 
 @register
@@ -324,4 +333,4 @@ class GRU(Recurrent):
         # GRUCell: the hidden gates [3H] (r and z sigmoid_ in place: one storage), the new gate's
         # hidden part and h - n (kept as copies before in-place mul_), n = tanh(...), and h_t for
         # the next step's matmul (none after the last)
-        return 6 * t * hid + (t - 1) * hid
+        return 6 * t * hid, (t - 1) * hid

@@ -59,7 +59,7 @@ class RMSNorm(Layer):
         groups = prod(shape[:len(shape) - len(norm)])
         saved = [Saved("input", of="input"), Saved("rsqrt(mean(x^2) + eps)", elements=groups)]
         if a["affine"]:
-            saved.append(Saved("x * rsqrt (before the weight)", elements=prod(shape)))
+            saved.append(Saved("x * rsqrt (before the weight)", elements=prod(shape), weights_only=True))
         return saved
 
     def explain(self, a, shapes, out, rf_in, rf_out, row):

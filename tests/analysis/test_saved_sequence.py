@@ -53,6 +53,15 @@ def test_attention_math_kernel_with_dropout():
     assert one([T, D], "attention: {heads: 2, dropout: 0.1}") == F32 * (T * D + 2 * T * D + 3 * h * T * T + 2 * T * D)
 
 
+def test_a_frozen_attention_keeps_nothing_for_its_weights():
+    # trainable: false: neither x (the projections' input) nor the output copy (the output
+    # projection's) is kept; the kernel's tensors are, for x's gradient
+    h = 2
+    text = (f"input: [{T}, {D}]\nlayers:\n  - {{name: pre, linear: {D}}}\n"
+            "  - {name: a, attention: {heads: 2, dropout: 0.1}, trainable: false}\n")
+    assert saved(text)["a"] == F32 * (2 * T * D + 3 * h * T * T + T * D)
+
+
 def test_attention_rotary_and_window():
     # Rotary: cos and sin [T, d/2] for q and again for k, 2*T*d for the whole batch; q is then
     # head-major, so the flash output is copied for the projection (T*D more per example).
@@ -186,14 +195,15 @@ def _ld(n):  # oneDNN's get_good_ld for f32
 
 def test_lstm_runs_as_onednn():
     # h0, c0 2*3; the input made time-major 20; the output, h_n, c_n (5 + 2)*3; the workspace:
-    # gates 5*ld(12), h 5*ld(3), 3 state regions 2*6*ld(4), 2 cell regions 2*6*3 floats
-    ws = 4 * (5 * _ld(12) + 5 * _ld(3) + 3 * 2 * 6 * _ld(4) + 2 * 2 * 6 * 3)
-    assert ws == 4 * 808
-    assert one([5, 4], "lstm: {hidden: 3}") == F32 * (6 + 20 + 21) + ws
-    # Zaremba's medium LSTM layer: T = 35, F = H = 650 (ld(2600) = 2608, ld(650) = 656)
-    ws = 4 * (35 * 2608 + 35 * 656 + 3 * 2 * 36 * 656 + 2 * 2 * 36 * 650)
-    assert ws == 1_398_144
-    assert one([35, 650], "lstm: {hidden: 650}") == F32 * (2 * 650 + 35 * 650 + 37 * 650) + ws
+    # gates 5*ld(12), h 5*ld(3), 3 state regions 2*6*ld(4), 2 cell regions 2*6*3 floats, each
+    # region on pages of 4096 B: at a batch of 2, 640, 640, 3 x 1536 and 2 x 288 B, a page each
+    assert one([5, 4], "lstm: {hidden: 3}", batch=2) == 2 * F32 * (6 + 20 + 21) + 7 * 4096
+    # Zaremba's medium LSTM layer: T = 35, F = H = 650 (ld(2600) = 2608, ld(650) = 656), batch 2:
+    # gates 730,240 B (179 pages), h 183,680 (45), 3 x 377,856 (93 each), 2 x 374,400 (92 each)
+    pages = 179 + 45 + 3 * 93 + 2 * 92
+    assert 4 * 2 * (35 * 2608 + 35 * 656 + 3 * 2 * 36 * 656 + 2 * 2 * 36 * 650) == 2_796_288
+    assert pages * 4096 == 2_813_952
+    assert one([35, 650], "lstm: {hidden: 650}", batch=2) == 2 * F32 * (2 * 650 + 35 * 650 + 37 * 650) + pages * 4096
 
 
 @pytest.mark.parametrize("kind", ["attention", "cross_attention", "window_attention", "relative_position_bias",
