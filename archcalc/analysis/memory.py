@@ -305,6 +305,8 @@ def saved_bytes(graph: Graph, shapes: dict, batch: int, itemsize: int, details: 
             size = s.itemsize or itemsize
             if (s.of == "input" and frozen_weights) or (s.weights_only and not node.trainable):
                 n = 0  # kept only for the weights' gradient, which a frozen layer does not compute
+            elif s.for_grad_of and not any(grad[node.inputs[j]] for j in s.for_grad_of):
+                n = 0  # kept only for other inputs' gradients, and none of them needs one
             elif s.of == "input" and layer.saves_input_as_matrix and not _matrix_view(
                     shapes[node.inputs[s.index]], strides[node.inputs[s.index]], batch):
                 n = prod(ins[s.index]) * size * batch  # the matrix is a contiguous copy, its own

@@ -78,6 +78,8 @@ class Saved:
                               # regions each start on a 4096-byte page); None: not rounded
     weights_only: bool = False  # kept only for a weight's gradient (a Linear's input, RMSNorm's x * rsqrt):
                                 # a frozen layer (trainable: false) does not keep it
+    for_grad_of: tuple = ()     # kept only for the gradient of these inputs (mul keeps `other` for self's
+                                # gradient): not kept where none of them needs a gradient (a network input)
 
 
 def saved_elements(saved: Saved, shapes: list[tuple], out: tuple):

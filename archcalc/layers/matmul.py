@@ -61,10 +61,12 @@ class Matmul(Layer):
         _, _, _, lead = self._parts(a, shapes)
         saved = []
         for i, (shape, name) in enumerate(zip(shapes, ("first input", "second input"))):
+            other = (1 - i,)  # kept for the other operand's gradient only: not where it needs none
             if tuple(shape[:-2]) == tuple(lead):
-                saved.append(Saved(name, of="input", index=i))
+                saved.append(Saved(name, of="input", index=i, for_grad_of=other))
             else:
-                saved.append(Saved(f"{name} expanded to the leading dims (a copy)", elements=prod(lead) * prod(shape[-2:])))
+                saved.append(Saved(f"{name} expanded to the leading dims (a copy)", elements=prod(lead) * prod(shape[-2:]),
+                                   for_grad_of=other))
         return saved
 
     def rf(self, a, rfs, shapes, out):

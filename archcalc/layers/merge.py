@@ -87,12 +87,16 @@ class Multiply(Elementwise2):
     summary = "Elementwise product of the inputs (broadcasting), as in squeeze-and-excitation"
     formulas = {**Elementwise2.formulas,
                 "saved": "both inputs as given, before broadcasting (mul: self, other); with more than two, "
-                         "each running product a * b * ... too (one tensor of their broadcast shape)"}
+                         "each running product a * b * ... too (one tensor of their broadcast shape); each "
+                         "operand only where the other one needs a gradient (not a network input's)"}
 
     def saved_tensors(self, a, shapes, out):
-        saved = [Saved("input", "input", 0), Saved("input", "input", 1)]
+        # mul keeps each operand for the other's gradient only (derivatives.yaml: self's gradient
+        # needs other): an operand is not kept where the other needs no gradient (a network input).
+        saved = [Saved("input", "input", 0, for_grad_of=(1,)), Saved("input", "input", 1, for_grad_of=(0,))]
         for i in range(2, len(shapes)):  # ((a * b) * c) ...: the product so far is kept too
-            saved += [Saved("product", elements=prod(broadcast(shapes[:i], self.kind))), Saved("input", "input", i)]
+            saved += [Saved("product", elements=prod(broadcast(shapes[:i], self.kind)), for_grad_of=(i,)),
+                      Saved("input", "input", i, for_grad_of=tuple(range(i)))]
         return saved
 
     def torch_module(self, a, shapes):

@@ -313,6 +313,45 @@ def test_frozen_layers_match_pytorch(tmp_path):
     assert rows["conv4"] == one + 2 * 4 * 64 * 4  # the reflection pad's input + the padded [4, 8, 8]
 
 
+GRADLESS_OPERANDS = """\
+inputs:
+  x: [4, 6]
+  y: [4, 6]
+  z: [6, 5]
+layers:
+  - {name: k, linear: 6, from: x}
+  - {name: m3, multiply, from: [x, y, k]}
+  - {name: m3b, multiply, from: [k, x, y]}
+  - {name: mm, matmul, from: [k, z]}
+  - {name: mm2, matmul, from: [x, z]}
+  - {name: w, parameter: {shape: [4, 6]}, trainable: false, from: x}
+  - {name: mw, multiply, from: [k, w]}
+  - {name: g, global_avgpool, from: y}
+  - {name: mg, multiply, from: [mw, g]}
+  - {name: o, linear: 2, from: mg}
+  - {name: o2, linear: 2, from: m3}
+  - {name: o3, linear: 2, from: m3b}
+  - {name: o4, linear: 2, from: mm}
+"""
+
+
+def test_an_operand_is_kept_only_for_the_other_operands_gradient(tmp_path):
+    # mul and bmm keep each operand for the other's gradient: beside a network input (or a frozen
+    # parameter, or anything computed from inputs alone) only that operand is kept, not the one
+    # that needs a gradient (archcalc counted both).
+    path = tmp_path / "spec.yaml"
+    path.write_text(GRADLESS_OPERANDS)
+    for batch in (1, 2):
+        result = check_saved(api.load_graph(path), batch=batch)
+        assert result.ok, [(r.name, r.analytic, r.measured, r.tensors) for r in result.mismatches()]
+    rows = {r.name: r.measured for r in result.rows}  # batch 2, float32
+    assert rows["m3"] == 2 * 4 * 6 * 4  # x * y (needs no gradient) kept for k's; k not kept
+    assert rows["m3b"] == 2 * 4 * 6 * 4  # y, for (k * x)'s gradient; x is linear k's input, counted there
+    assert rows["mm"] == 2 * 6 * 5 * 4  # z, for k's gradient; k not kept
+    assert rows["mm2"] == rows["mw"] == 0  # no gradient at all; k beside a frozen weight
+    assert rows["mg"] == 2 * 4 * 1 * 4  # the pooled y [4, 1], for mw's gradient
+
+
 @pytest.mark.slow
 def test_random_specs_save_what_pytorch_saves():
     # The random networks of test_random_specs.py (convs, pools, norms, activations, dropout,
