@@ -1,7 +1,9 @@
 """The specs that ship with archcalc, by name: `zoo:resnet18` is specs/zoo/resnet18.yaml wherever
 archcalc runs. In the source tree they are its specs/ folder; an installed wheel carries them as
-data files under `<prefix>/share/archcalc/specs` (pyproject.toml's data-files). A name whose file
-exists where the user is (a folder called `zoo:resnet18`) is theirs, not a bundled spec."""
+data files under `<prefix>/share/archcalc/specs` (pyproject.toml's data-files), <prefix> being the
+data folder of the install scheme that holds the package (a venv's, the system's, or ~/.local for
+`pip install --user`). A name whose file exists where the user is (a folder called `zoo:resnet18`)
+is theirs, not a bundled spec."""
 from __future__ import annotations
 
 import re
@@ -13,11 +15,29 @@ CATEGORIES = ("zoo", "transformers", "lecture", "homework", "sequence")
 _BUNDLED = re.compile(rf"({'|'.join(CATEGORIES)}):([A-Za-z0-9_][A-Za-z0-9_.-]*)\Z")
 
 
+def _own_data_dirs(site: Path) -> list[str]:
+    """The `data` folder of each install scheme whose library folder is `site`, the one holding this
+    archcalc: `pip install --user` puts the package under ~/.local/lib/... and the data files
+    under ~/.local/share (the user scheme), which neither the default scheme nor sys.prefix is."""
+    found = []
+    for scheme in sysconfig.get_scheme_names():
+        try:
+            paths = sysconfig.get_paths(scheme)
+        except (KeyError, ValueError, TypeError):  # a scheme this platform cannot expand
+            continue
+        libs = [paths.get(key) for key in ("purelib", "platlib")]
+        if paths.get("data") and any(lib and Path(lib).resolve() == site for lib in libs):
+            found.append(paths["data"])
+    return found
+
+
 def root() -> Path | None:
     """The folder holding the bundled specs (one folder per category), or None."""
-    source_tree = Path(__file__).resolve().parents[2] / "specs"
-    candidates = [source_tree] + [Path(base) / "share" / "archcalc" / "specs"
-                                  for base in (sysconfig.get_paths().get("data"), sys.prefix) if base]
+    site = Path(__file__).resolve().parents[2]  # the source tree, or the site-packages holding archcalc
+    bases = [sysconfig.get_paths().get("data"), sys.prefix]
+    candidates = [site / "specs"] + [Path(base) / "share" / "archcalc" / "specs" for base in bases if base]
+    if not any((c / "zoo").is_dir() for c in candidates):
+        candidates = [Path(base) / "share" / "archcalc" / "specs" for base in _own_data_dirs(site)]
     return next((c for c in candidates if (c / "zoo").is_dir()), None)
 
 
@@ -36,24 +56,50 @@ def resolve(text) -> Path | None:
     return path if path.is_file() else None
 
 
+_SENTENCE_END = re.compile(r"(?<!\bal)(?<!\be\.g)(?<!\bi\.e)\.\s+(?=[A-Z])")
+
+
+def summary(text: str) -> str:
+    """What a spec file says it is, in one sentence: the first sentence of its leading comment's
+    first paragraph (lines joined, so a sentence is not cut at a line break; an indented `#   `
+    line, a formula or a command, ends the paragraph), else of its top-level `description:` (the
+    transformer and sequence specs have no leading comment), else ''."""
+    words: list[str] = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            if line.strip() or words:
+                break  # the spec begins, or the comment ended
+            continue
+        body = line[1:]
+        if not body.strip() or (words and body.startswith("  ")):
+            if words:
+                break
+            continue
+        words.append(body.strip())
+    said = " ".join(words)
+    if not said:
+        from archcalc.reader.yaml_source import load_yaml
+
+        try:
+            doc = load_yaml(text, "spec")
+        except ValueError:
+            return ""
+        described = doc.get("description") if isinstance(doc, dict) else None
+        said = described if isinstance(described, str) else ""
+    said = " ".join(said.split())
+    end = _SENTENCE_END.search(said)
+    return (said[:end.start() + 1] if end else said).rstrip(":")
+
+
 def listing() -> dict[str, list[tuple[str, str]]]:
-    """Category -> [(name, the spec's first comment line)], for `archcalc examples`."""
+    """Category -> [(name, what the spec says it is: summary())], for `archcalc examples`."""
     base = root()
     out: dict[str, list[tuple[str, str]]] = {}
     if base is None:
         return out
     for category in CATEGORIES:
-        rows = []
-        for path in sorted((base / category).glob("*.yaml")):
-            first = ""
-            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-                if line.startswith("#"):
-                    first = line.lstrip("# ").strip()
-                    break
-                if line.strip():
-                    break
-            rows.append((path.stem, first))
-        out[category] = rows
+        out[category] = [(path.stem, summary(path.read_text(encoding="utf-8", errors="replace")))
+                         for path in sorted((base / category).glob("*.yaml"))]
     return out
 
 
