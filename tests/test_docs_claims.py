@@ -53,3 +53,24 @@ def test_readme_setup_makes_a_venv_and_keeps_two_commands():
     assert "du -sh" in setup and re.search(r"\d+ MiB after the first command", " ".join(setup.split()))
     # and how long the tests take, with the machine and how many tests that was
     assert re.search(r"quick run took \d+ min \d+ s on \d{4}-\d\d-\d\d .*?\([\d,]+ tests", " ".join(setup.split()))
+
+
+def test_readme_counts_the_kinds_there_are():
+    # "lists the 70 layer kinds" stayed while kinds were added (81 on 2026-12-01)
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    said = re.findall(r"lists the (\d+) layer kinds", readme)
+    assert said == [str(len(KINDS))], (said, len(KINDS))
+    assert len(re.findall(r"^## ", (ROOT / "docs" / "layers.md").read_text(), re.M)) == len(KINDS)
+
+
+def test_readme_layout_names_every_package_folder_where_it_is():
+    # the layout still said analysis/ held the receptive-field algebra after it moved to geometry/
+    layout = (ROOT / "README.md").read_text().split("\n## Layout\n", 1)[1].split("```")[1]
+    named = set(re.findall(r"^(archcalc/[\w./]+)", layout, re.M))
+    folders = {f"archcalc/{p.name}/" for p in (ROOT / "archcalc").iterdir()
+               if p.is_dir() and (p / "__init__.py").exists()}
+    assert folders <= named, folders - named
+    assert all((ROOT / name).exists() for name in named), [n for n in named if not (ROOT / n).exists()]
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^(archcalc/\S+)\s+(.*)$", layout, re.M)}
+    assert "receptive-field" not in rows["archcalc/analysis/"] and "receptive-field" in rows["archcalc/geometry/"]
+    import archcalc.geometry.receptive_field  # noqa: F401  (where the layout says it is)
