@@ -74,3 +74,43 @@ def test_readme_layout_names_every_package_folder_where_it_is():
     rows = {m.group(1): m.group(2) for m in re.finditer(r"^(archcalc/\S+)\s+(.*)$", layout, re.M)}
     assert "receptive-field" not in rows["archcalc/analysis/"] and "receptive-field" in rows["archcalc/geometry/"]
     import archcalc.geometry.receptive_field  # noqa: F401  (where the layout says it is)
+
+
+def _documented_keys(doc: str, lead: str) -> list[str]:
+    """The top-level keys docs/json.md gives for the document introduced by `lead` (nested {...} dropped)."""
+    body = " ".join(doc.split(lead, 1)[1].split("`{", 1)[1].split())
+    depth, top = 0, []
+    for ch in body:
+        if ch == "}" and depth == 0:
+            break
+        depth += {"{": 1, "}": -1, "[": 1, "]": -1}.get(ch, 0)
+        top.append(ch if depth == 0 else " ")
+    return re.findall(r'"(\w+)"', "".join(top))
+
+
+def test_json_doc_gives_the_parallel_and_saved_memory_documents_keys():
+    import json
+
+    import pytest
+    from typer.testing import CliRunner
+
+    from archcalc.cli import app
+
+    doc = (ROOT / "docs" / "json.md").read_text()
+    runner = CliRunner()
+    plan = ["memory", "transformers:llama2_70b", "--gpus", "64", "--tp", "8", "--global-batch", "1024",
+            "--dtype", "bfloat16", "--json"]
+    got = json.loads(runner.invoke(app, plan).stdout)
+    assert _documented_keys(doc, "`archcalc memory SPEC --gpus N ... --json`:") == list(got)
+    assert got["version"] == archcalc.__version__ and got["config"]["dp"] == 64 // 8
+    fit = json.loads(runner.invoke(app, plan[:-3] + ["--dtype", "bfloat16", "--fit", "--gpu-memory", "80GiB",
+                                                     "--json"]).stdout)
+    assert list(fit) == ["version", "gpu_memory_bytes", "fits", "configurations"]
+    assert fit["gpu_memory_bytes"] == 80 * 2**30 and fit["fits"] == len(fit["configurations"]) > 0
+    assert list(fit["configurations"][0]) == list(got)
+    pytest.importorskip("torch")
+    saved = json.loads(runner.invoke(app, ["verify", "--memory", "lecture:rf_stack_stride1", "--json"]).stdout)
+    assert _documented_keys(doc, "`archcalc verify SPEC --memory --json`:") == list(saved)
+    layer_keys = re.search(r'"layers": \[\{(.*?)\}\]', " ".join(doc.split("`archcalc verify SPEC --memory --json`:")[1]
+                                                             .split()[:40]))
+    assert re.findall(r'"(\w+)"', layer_keys.group(1)) == list(saved["layers"][0])
