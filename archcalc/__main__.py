@@ -119,6 +119,8 @@ def fast_analyze(args):
 
     if any(k.startswith("_") and k.endswith("_COMPLETE") for k in os.environ):  # shell completion asks
         return None
+    if sys.stdout is None:  # started with standard output closed (`>&-`): typer's command writes nowhere
+        return None
     read = _read_analyze(args)
     if read is None:
         return None

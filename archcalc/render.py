@@ -151,6 +151,8 @@ def table(report: Report, depth=None, console=None, latex: bool = False) -> None
     cells = [_cells(row, fmt) for row in rows]
     lines = plain_table(title, HEADERS, cells, RIGHT_COLUMNS) if len(rows) > RICH_ROWS else _as_rich(console, title, cells)
     if lines is not None:
+        if not console.encoding.startswith("utf"):  # as rich draws it there (its ASCII box): no encoding error
+            lines = [line.translate(ASCII_BOX) for line in lines]
         console.print(Text("\n".join(lines)), highlight=False, soft_wrap=True, no_wrap=True)
     else:
         from rich.table import Table
@@ -232,6 +234,9 @@ def print_whole(console, tab) -> None:
 #: measures every cell several times: 100,000 rows took rich 32 s and 590 MB, this 1 s. Same box.
 RICH_ROWS = 2000
 RIGHT_COLUMNS = (3, 4)  # params and MACs
+#: plain_table's box in rich's box.ASCII, which rich draws instead of the heavy head where the output's
+#: encoding is not UTF (PYTHONIOENCODING=ascii, a latin-1 terminal): the other box is an encoding error.
+ASCII_BOX = str.maketrans("┏┳┓━┃┡╇┩│└┴┘─", "+-+-||+||+-+-")
 
 
 def plain_table(title: str, headers, rows, right=()) -> list[str]:
@@ -259,7 +264,10 @@ def make_console(width: int = 200):
     printed alone goes through print_whole (so verify's, check's and every command's do)."""
     import sys
 
-    return whole_console_class()(width=None if sys.stdout.isatty() else width)
+    # sys.stdout is None when the process starts with standard output closed (`archcalc ... >&-`):
+    # rich then writes nowhere, as print() and click.echo do (it was an AttributeError traceback).
+    terminal = sys.stdout is not None and sys.stdout.isatty()
+    return whole_console_class()(width=None if terminal else width)
 
 
 def whole_console_class():

@@ -2,17 +2,22 @@
 rate or a duration into a short string. Exact figures are printed elsewhere in full (grouped by
 thousands); these are the readable companions ("11.7 M", "44.6 MiB", "3.2 TFLOP/s", "4.5 h").
 
-Conventions: three significant digits; decimal prefixes (k = 10^3 ... Z = 10^21) for counts, FLOPs
-and rates; binary prefixes (KiB = 2^10 ... EiB = 2^60) for bytes, as PyTorch's memory tools print
-them; a value that rounds up to the next prefix takes it (999,999 is "1 M", never "1e+03 k").
+Conventions: three significant digits; decimal prefixes (k = 10^3 ... Q = 10^30) for counts, FLOPs
+and rates; binary prefixes (KiB = 2^10 ... YiB = 2^80) for bytes, as PyTorch's memory tools print
+them; a value that rounds up to the next prefix or unit takes it (999,999 is "1 M", never "1e+03 k";
+0.9996 s is "1 s", never "1e+03 ms"); past the largest prefix the mantissa is whole ("2,000 Q").
 Anything that is not a number (a sympy formula) is returned as str().
 """
 from __future__ import annotations
 
 import numbers
 
-DECIMAL = ((10**21, "Z"), (10**18, "E"), (10**15, "P"), (10**12, "T"), (10**9, "G"), (10**6, "M"), (10**3, "k"))
-BINARY = ((2**60, "EiB"), (2**50, "PiB"), (2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB"))
+# Up to Q (SI, 2022): a frontier model's training compute is past 10^24 FLOP (Llama 3 405B: 3.8e25),
+# which Z alone printed as "3.8e+04 ZFLOP"; past the largest prefix the mantissa is whole ("1,500 Q").
+DECIMAL = ((10**30, "Q"), (10**27, "R"), (10**24, "Y"), (10**21, "Z"), (10**18, "E"), (10**15, "P"),
+           (10**12, "T"), (10**9, "G"), (10**6, "M"), (10**3, "k"))
+BINARY = ((2**80, "YiB"), (2**70, "ZiB"), (2**60, "EiB"), (2**50, "PiB"), (2**40, "TiB"), (2**30, "GiB"),
+          (2**20, "MiB"), (2**10, "KiB"))
 
 
 def _is_number(v) -> bool:
@@ -23,9 +28,13 @@ def _prefixed(v, steps):
     """(mantissa text, prefix) of v at the largest step (steps largest first) whose mantissa, rounded
     to 3 significant digits, is at least 1 (so a value rounding up takes the larger prefix), or None
     below the smallest step."""
+    top, top_prefix = steps[0]
+    if isinstance(v, numbers.Integral) and abs(v) >= 1000 * top:  # whole, in ints: v / top may overflow a float
+        return ("-" if v < 0 else "") + f"{(abs(int(v)) + top // 2) // top:,}", top_prefix
     for size, prefix in steps:
         if float(f"{abs(v) / size:.3g}") >= 1:
-            return f"{v / size:.3g}", prefix
+            mantissa = v / size
+            return (f"{mantissa:.3g}" if float(f"{abs(mantissa):.3g}") < 1000 else f"{mantissa:,.0f}"), prefix
     return None
 
 
@@ -64,4 +73,5 @@ def duration(seconds) -> str:
     for size, unit in ((86400, "days"), (3600, "h"), (60, "min")):
         if v >= 2 * size:
             return f"{v / size:,.0f} {unit}" if v >= 100 * size else f"{v / size:.3g} {unit}"
-    return f"{v:.3g} s" if v >= 1 else f"{v * 1000:.3g} ms"
+    ms = f"{v * 1000:.3g}"
+    return f"{v:.3g} s" if v >= 1 or float(ms) >= 1000 else f"{ms} ms"  # 0.9996 s rounds to 1 s

@@ -135,6 +135,46 @@ def test_the_fast_path_leaves_shell_completion_to_typer(tmp_path):
     assert "typer.main" in json.loads(out.read_text())
 
 
+@pytest.mark.parametrize("args", [["analyze", RESNET50, "--json"], ["analyze", RESNET50]], ids=["json", "table"])
+def test_a_closed_stdout_ends_both_quietly(args):
+    # `archcalc analyze SPEC >&-`: Python starts with sys.stdout None; the table was an AttributeError
+    # traceback on both paths (render.make_console, the fast path's flush). Now as click.echo: nothing, exit 0.
+    def closed_stdout():
+        os.close(1)
+
+    results = [subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, stdin=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True, timeout=120, preexec_fn=closed_stdout)
+               for code in (ENTRY, TYPER_PATH)]
+    assert [(r.returncode, r.stderr) for r in results] == [(0, "")] * 2, results[0].stderr + results[1].stderr
+
+
+def test_an_ascii_stdout_gets_the_ascii_box_rich_draws():
+    # PYTHONIOENCODING=ascii (or a latin-1 terminal): the plain layout drew the heavy-head box, a
+    # UnicodeEncodeError traceback on both paths. rich itself draws box.ASCII there: the same lines.
+    import io
+
+    from archcalc import api
+
+    report = api.analyze(RESNET50)
+    buf = io.TextIOWrapper(io.BytesIO(), encoding="ascii", newline="\n")
+    from archcalc import render
+
+    console = render.whole_console_class()(file=buf, width=200, color_system=None)
+    plain = render._as_rich
+    render._as_rich = lambda *a: None  # rich's own layout: the oracle
+    try:
+        render.table(report, None, console=console)
+    finally:
+        render._as_rich = plain
+    buf.flush()
+    by_rich = buf.buffer.getvalue().decode("ascii")
+    assert "| conv1 " in by_rich and "+-" in by_rich
+    for code in (ENTRY, TYPER_PATH):
+        done = _run(code, ["analyze", RESNET50], env={"PYTHONIOENCODING": "ascii"})
+        assert (done.returncode, done.stderr) == (0, ""), done.stderr
+        assert done.stdout == by_rich
+
+
 # --- the table laid out without rich where that is what rich prints ---------------------------------------
 
 def _table(report, width, depth, rich_only, color=False):

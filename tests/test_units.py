@@ -53,3 +53,40 @@ def test_the_cli_and_the_footer_use_it():
     assert cli._amount(Item("x", "x", 46_827_520, "bytes", "")) == "44.7 MiB"
     assert cli._amount(Item("x", "x", 3.5e18, "flops", "")) == "3.5 EFLOP"
     assert render.count is units.count
+
+
+@pytest.mark.parametrize("value, text", [
+    (10**24, "1 Y"), (38 * 10**24, "38 Y"), (10**27, "1 R"), (10**30, "1 Q"),
+    (999_500 * 10**24, "1 Q"),          # rounds up to the next prefix, as 999,999 does
+    (2 * 10**33, "2,000 Q"),            # past the largest prefix: whole, never "2e+03 Q"
+    (-2 * 10**33, "-2,000 Q"), (3e33, "3,000 Q"),
+])
+def test_counts_past_zetta(value, text):
+    # a frontier model's training compute (Llama 3 405B: 3.8e25 FLOP) printed "3.8e+04 ZFLOP"
+    assert units.count(value) == text
+
+
+def test_a_count_too_large_for_a_float_is_whole():
+    # 10**400 / 10**30 overflows a float: an OverflowError traceback before
+    assert units.count(10**400) == f"{10**370:,} Q"
+
+
+def test_bytes_past_exbi():
+    assert units.binary_bytes(2**70) == "1 ZiB"
+    assert units.binary_bytes(2**80) == "1 YiB"
+    assert units.binary_bytes(3 * 2**90) == "3,072 YiB"  # 3 x 1024 YiB
+
+
+@pytest.mark.parametrize("seconds, text", [
+    (0.9996, "1 s"),      # 999.6 ms to three digits is 1,000 ms: the next unit (was "1e+03 ms")
+    (0.99949, "999 ms"), (0.9995, "1 s"), (1.0, "1 s"), (0.0, "0 ms"),
+])
+def test_durations_round_up_to_the_next_unit(seconds, text):
+    assert units.duration(seconds) == text
+
+
+def test_the_memory_table_gives_training_compute_past_zetta():
+    from archcalc import cli
+    from archcalc.analysis.memory import Item
+
+    assert cli._amount(Item("x", "x", 3.8e25, "flops", "")) == "38 YFLOP"
