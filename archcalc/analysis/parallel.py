@@ -179,6 +179,10 @@ class Model:
     non_trainable: int  # buffers, kept whole on every GPU
     block: str
     notes: list = field(default_factory=list)
+    #: frozen parameters (`trainable: false`), split as the trainable ones are: weights only, no
+    #: gradients or optimizer states; keys layer, first, last, tied (as the fields above)
+    frozen: dict = field(default_factory=dict)
+    layer_macs: int = 0  # per sequence, the transformer layers' MACs (what full recomputation runs again)
 
 
 def describe(graph: Graph, report: Report) -> Model:
@@ -223,12 +227,15 @@ def describe(graph: Graph, report: Report) -> Model:
     layer = _layer_tensors(nodes, shapes, s, h, a, kv, hd)
     for other in names[1:]:  # every layer alike (a repeat; a block's arguments could differ)
         ns = layers[other]
-        if [(n.kind, n.args, shapes[n.name]) for n in ns] != [(n.kind, n.args, shapes[n.name]) for n in nodes]:
-            raise SpecError(f"parallel plans need every transformer layer alike; {other} differs from {names[0]}",
-                            ns[0].loc)
-    layer_params = _Part()
+        if [(n.kind, n.args, shapes[n.name], n.trainable) for n in ns] != \
+                [(n.kind, n.args, shapes[n.name], n.trainable) for n in nodes]:  # frozen alike too
+            raise SpecError(f"parallel plans need every transformer layer alike (frozen or trainable alike too); "
+                            f"{other} differs from {names[0]}", ns[0].loc)
+    layer_params, layer_frozen = _Part(), _Part()
     for n in nodes:
-        _add_params(layer_params, n, rows[n.name], h)
+        tr, fr = _own_params(rows[n.name])
+        _add_params(layer_params, n, tr, h)
+        _add_params(layer_frozen, n, fr, h)
     # every instance alike (a repeat: the same figures)
     before, after = [], []
     last_index = max(i for i, n in enumerate(graph.nodes) if n.blocks)
@@ -236,15 +243,20 @@ def describe(graph: Graph, report: Report) -> Model:
         if not n.blocks:
             (after if i > last_index else before).append(n)
     first, last, tied = _Part(), _Part(), _Part()
+    frozen = {"layer": layer_frozen, "first": _Part(), "last": _Part(), "tied": _Part()}
     pre_rep = pre_mask = head_rep = head_mask = logits = 0
     vocab = None
-    nontrain = sum(r.non_trainable_params for r in report.layers)
+    # buffers: the non-trainable parameters of layers not frozen (a frozen layer's are its weights)
+    nontrain = sum(r.non_trainable_params for r in report.layers if not r.frozen)
     for n in before:
         r = rows[n.name]
+        tr, fr = _own_params(r)
         if n.kind == "embedding":
-            first.vocab_rows, first.vocab_cols = first.vocab_rows + n.args["num"], n.args["dim"]
+            part = frozen["first"] if r.frozen else first
+            part.vocab_rows, part.vocab_cols = part.vocab_rows + n.args["num"], n.args["dim"]
         else:
-            first.whole += r.trainable_params - r.shared_params
+            first.whole += tr
+            frozen["first"].whole += fr
         pre_rep += _pre_saved(n, shapes, s)
         if n.kind == "dropout" and n.args.get("p"):
             pre_mask += _per_token(shapes[n.name], s)
@@ -253,12 +265,15 @@ def describe(graph: Graph, report: Report) -> Model:
         out = shapes[n.name]
         if n.kind == "linear" and out[-1] != h:  # the output layer: column (vocabulary) parallel
             vocab, logits = out[-1], _per_token(out, s)
-            part = tied if r.shared_with else last
-            part.vocab_rows, part.vocab_cols = vocab, r.trainable_params // vocab
-            if r.shared_params and r.shared_params != r.trainable_params:
+            held = r.non_trainable_params if r.frozen else r.trainable_params
+            part = (frozen["tied"] if r.frozen else tied) if r.shared_with else (frozen["last"] if r.frozen else last)
+            part.vocab_rows, part.vocab_cols = vocab, held // vocab
+            if r.shared_params and r.shared_params != held:
                 raise SpecError(f"parallel plans need the output layer {n.name} tied whole or not at all", n.loc)
         else:
-            last.whole += r.trainable_params - r.shared_params
+            tr, fr = _own_params(r)
+            last.whole += tr
+            frozen["last"].whole += fr
         if n.kind in _KEEP_INPUT:
             head_rep += sum(_per_token(shapes[i], s) for i in n.inputs)
         elif n.kind == "dropout":
@@ -269,8 +284,17 @@ def describe(graph: Graph, report: Report) -> Model:
     seq_attn = [rows[n.name] for n in graph.nodes if n.kind == "attention"]
     score = 2 * s * s * a * hd * len(seq_attn)
     model = Model(graph.name, s, h, a, kv, hd, len(names), vocab, layer, layer_params, first, last, tied,
-                  pre_rep, pre_mask, head_rep, head_mask, logits, report.totals.macs // report.batch, score, nontrain, block)
+                  pre_rep, pre_mask, head_rep, head_mask, logits, report.totals.macs // report.batch, score, nontrain, block,
+                  frozen=frozen, layer_macs=sum(rows[n.name].macs for v in layers.values() for n in v) // report.batch)
     return model
+
+
+def _own_params(row) -> tuple:
+    """(trainable, frozen) parameters a row holds itself (a weight shared with an earlier layer counts
+    there, once)."""
+    if row.frozen:
+        return 0, row.non_trainable_params - row.shared_params
+    return row.trainable_params - row.shared_params, 0
 
 
 def _per_token(shape: tuple, s: int) -> int:
@@ -315,8 +339,10 @@ def _layer_tensors(nodes, shapes, s, h, a, kv, hd) -> LayerTensors:
     return LayerTensors(h, int(rep), int(masks_rep), int(split), int(masks_split), score, score_mask)
 
 
-def _add_params(part: _Part, n, row, h: int) -> None:
-    p = row.trainable_params - row.shared_params
+def _add_params(part: _Part, n, p: int, h: int) -> None:
+    """Deal a node's `p` parameters into `part`: split over t or whole on every rank (Megatron-LM)."""
+    if not p:
+        return
     if n.kind == "attention":
         a = n.args
         o_bias = a.get("o_bias") if a.get("o_bias") is not None else a.get("bias")
@@ -487,14 +513,37 @@ def plan_parallel(model: Model, c: Config, *, dtype: str = "bfloat16", optimizer
     def states(params):
         return zero_model_states(params, d, c.zero, weight_bytes=b, grad_bytes=b, optimizer_bytes=opt_bytes)
 
-    gather = b * per_layer if c.zero == 3 else 0  # ZeRO-3 gathers one layer's weights at a time
+    # frozen parameters (trainable: false): split as the trainable ones, weights only (ZeRO-3 shards them too)
+    def frz(key):
+        return model.frozen[key].at(t) if key in model.frozen else 0
+
+    frozen_layer = frz("layer")
+    if p == 1:
+        frozen_stage = {"first": L * frozen_layer + frz("first") + frz("last")}
+        frozen_stage["last"] = frozen_stage["first"]
+    else:
+        frozen_stage = {"first": Lp * frozen_layer + frz("first"), "last": Lp * frozen_layer + frz("last") + frz("tied")}
+
+    def frozen_bytes(n):
+        return b * (-(-n // d) if c.zero == 3 else n)
+
+    # ZeRO-3 gathers one module's weights whole at a time: a layer's, or the embedding's or output layer's
+    # where they are larger (a large vocabulary beside narrow layers)
+    units = {"first": [model.first.at(t) + frz("first")],
+             "last": [model.last.at(t) + model.tied.at(t) * (p > 1) + frz("last") + frz("tied") * (p > 1)]}
+    if p == 1:
+        units["first"] = units["last"] = [model.first.at(t) + frz("first"), model.last.at(t) + frz("last")]
+    gathered = {k: b * max([per_layer + frozen_layer] + u) if c.zero == 3 else 0 for k, u in units.items()}
     buffers = b * model.non_trainable
     totals = {}
     for stage, params, act in (("first", first, act_first), ("last", last, act_last)):
-        totals[stage] = states(params)["total"] + _up(act) + _up(work) + gather + buffers
+        totals[stage] = (states(params)["total"] + frozen_bytes(frozen_stage[stage]) + _up(act) + _up(work)
+                         + gathered[stage] + buffers)
     stage = "only" if p == 1 else max(totals, key=totals.get)
     params = first if stage in ("only", "first") else last
     act = act_first if stage in ("only", "first") else act_last
+    frozen_here = frozen_stage["last" if stage == "last" else "first"]
+    gather = gathered["last" if stage == "last" else "first"]
     ms = states(params)
     plan = ParallelPlan(model.name, c, dtype, optimizer, stage)
     plan.stages = {"only": totals["first"]} if p == 1 else dict(totals)
@@ -515,11 +564,16 @@ def plan_parallel(model: Model, c: Config, *, dtype: str = "bfloat16", optimizer
     mem.append(Item("optimizer_states", "optimizer states", ms["optimizer_states"], "bytes",
                     f"{opt_bytes} B ({optdesc}) x " + (shard if c.zero >= 1 else _n(params))
                     + (f" (ZeRO-{c.zero})" if c.zero >= 1 else "")))
+    if frozen_here:
+        mem.append(Item("frozen_weights", f"frozen weights ({dtype})", frozen_bytes(frozen_here), "bytes",
+                        f"{b} B x " + (f"ceil({_n(frozen_here)} / {d}){zero}" if c.zero >= 3 else _n(frozen_here))
+                        + " trainable: false parameters (no gradients, no optimizer states)"))
     if buffers:
         mem.append(Item("buffers", "buffers", buffers, "bytes", f"{b} B x {_n(model.non_trainable)} non-trainable"))
     if gather:
         mem.append(Item("zero3_gathered", "ZeRO-3 gathered layer", gather, "bytes",
-                        f"{b} B x {_n(per_layer)}: one layer's weights gathered whole at a time"))
+                        f"{b} B x {_n(gather // b)}: one module's weights gathered whole at a time (a layer's, or "
+                        "the embedding's or output layer's where larger)"))
     lay = f"s x b x ({_form(model.layer, b, t, sp, rc, model.heads, s)})"
     held_text = (f"{L} layers ({p} micro-batches of {Lp} layers in flight, 1F1B)" if stage == "first" and v == 1
                  else f"{L} x (1 + {p - 1}/({p} x {v})) = {held} layers (interleaved)" if stage == "first"
@@ -550,13 +604,15 @@ def plan_parallel(model: Model, c: Config, *, dtype: str = "bfloat16", optimizer
 
     cost = plan.cost
     model_flops = 6 * model.macs * c.global_batch
-    extra = {"none": 0, "selective": 2 * model.score_macs, "full": 2 * model.macs}[rc] * c.global_batch
+    # full recomputation runs the transformer layers' forward again, not the embeddings' or the head's
+    extra = {"none": 0, "selective": 2 * model.score_macs, "full": 2 * (model.layer_macs or model.macs)}[rc] \
+        * c.global_batch
     cost.append(Item("model_flops", "model FLOPs / step", model_flops, "flops",
                      f"6 x {_n(model.macs)} MACs / sequence x B {c.global_batch}"))
     if extra:
         cost.append(Item("recompute_flops", "recomputation FLOPs / step", extra, "flops",
                          "2 x attention-core MACs (q k^T, x V) x B" if rc == "selective"
-                         else "a second forward: 2 x MACs x B"))
+                         else f"the layers' forward again: 2 x {_n(model.layer_macs or model.macs)} MACs x B"))
     peak, source = _peak(gpu, peak_tflops, dtype)
     executed = model_flops + extra
     plan._rank = (executed * (1 + bub),)
@@ -584,12 +640,15 @@ def plan_parallel(model: Model, c: Config, *, dtype: str = "bfloat16", optimizer
     comm = plan.communication
     grad = b * params
     dp_factor = Fraction(3 if c.zero == 3 else 2) * Fraction(d - 1, d)
-    dp_bytes = _up(dp_factor * grad)
+    # ZeRO-3 all-gathers the frozen weights too, for the forward and again for the backward
+    frozen_gathers = 2 * Fraction(d - 1, d) * b * frozen_here if c.zero == 3 else 0
+    dp_bytes = _up(dp_factor * grad + frozen_gathers)
     comm.append(Item("dp", "data parallel", dp_bytes, "bytes",
                      ("3 (d - 1)/d x gradient bytes: reduce-scatter + all-gather forward and backward (ZeRO-3)"
                       if c.zero == 3 else "2 (d - 1)/d x gradient bytes (all-reduce"
                       + ("; reduce-scatter + all-gather with ZeRO" if c.zero else "") + ")")
-                     + f", {b} B x {_n(params)}"))
+                     + f", {b} B x {_n(params)}"
+                     + (f" + 2 (d - 1)/d x {b} B x {_n(frozen_here)} frozen weights gathered" if frozen_gathers else "")))
     ar = 6 if rc == "full" else 4
     layers_here = Lp if p > 1 else L
     tp_bytes = _up(ar * 2 * Fraction(t - 1, t) * s * mb * h * b * layers_here * m) if t > 1 else 0

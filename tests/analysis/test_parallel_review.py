@@ -1,0 +1,113 @@
+"""Parallel plans (archcalc.analysis.parallel): frozen parameters, full recomputation's FLOPs and
+ZeRO-3's gathered module, each checked against a hand computation or the one-GPU memory plan
+(archcalc.analysis.memory), an independent implementation of the same model states."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import archcalc
+from archcalc import api
+from archcalc.analysis import parallel as par
+from archcalc.analysis.memory import plan_memory
+
+ROOT = Path(__file__).resolve().parents[2]
+SPECS = ROOT / "specs" / "transformers"
+LLAMA_7B = (SPECS / "llama_7b.yaml").read_text()
+H, F, V, S, LAYERS = 4096, 11008, 32000, 2048, 32
+LAYER = 4 * H * H + 3 * H * F + 2 * H  # q, k, v, o; gate, up, down; two RMSNorm weights
+
+
+def _spec(tmp_path, text, name="spec.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _model(path, dtype="bfloat16"):
+    graph = api.load_graph(path)
+    return par.describe(graph, api.analyze(graph, batch=1, dtype=dtype))
+
+
+def _frozen_embedding(tmp_path):
+    text = LLAMA_7B.replace("embedding: {num: vocab, dim: d}}", "embedding: {num: vocab, dim: d}, trainable: false}")
+    assert text != LLAMA_7B
+    return _spec(tmp_path, text)
+
+
+def test_a_frozen_embedding_holds_weights_only_once(tmp_path):
+    """A frozen token embedding is 2 B x 32000 x 4096 of weights and nothing else; it was counted as
+    trainable (gradients, Adam) and again as a buffer. On one GPU the model states equal the one-GPU
+    memory plan's (weights for every parameter, gradients and states for the trainable ones)."""
+    path = _frozen_embedding(tmp_path)
+    plan = par.plan_parallel(_model(path), par.Config(1, global_batch=1), dtype="bfloat16")
+    trainable = LAYERS * LAYER + H + V * H  # the layers, the final norm, the output layer
+    assert plan.get("params") == trainable
+    assert plan.get("frozen_weights") == 2 * V * H
+    assert "buffers" not in [i.key for i in plan.memory]
+    states = sum(plan.get(k) for k in ("weights", "gradients", "optimizer_states", "frozen_weights"))
+    assert states == 16 * trainable + 2 * V * H
+    graph = api.load_graph(path)
+    one_gpu = plan_memory(graph, api.analyze(graph, batch=1, dtype="bfloat16"))
+    assert states == one_gpu.get("training", "model_states")
+
+
+def test_a_frozen_embedding_is_split_over_the_vocabulary_on_the_first_stage(tmp_path):
+    model = _model(_frozen_embedding(tmp_path))
+    plan = par.plan_parallel(model, par.Config(16, tp=4, pp=2, global_batch=16), dtype="bfloat16")
+    assert plan.stage == "first"
+    assert plan.get("frozen_weights") == 2 * (V // 4) * H
+    assert plan.get("params") == 16 * ((LAYER - 2 * H) // 4 + 2 * H)
+    # the last stage holds no frozen weight: its total is the trainable states and activations alone
+    last = par.plan_parallel(model, par.Config(16, tp=4, pp=2, global_batch=16), dtype="bfloat16").stages["last"]
+    untouched = par.plan_parallel(_model(SPECS / "llama_7b.yaml"), par.Config(16, tp=4, pp=2, global_batch=16),
+                                  dtype="bfloat16").stages["last"]
+    assert last == untouched
+
+
+def test_frozen_layers_split_over_tensor_and_pipeline_ranks_and_zero3_shards_them(tmp_path):
+    """Every layer frozen (a fine-tuned head only): per GPU L/p layers of (projections / t + norms),
+    2 B each, sharded over d by ZeRO-3, gathered for the forward and the backward (2 (d - 1)/d each)."""
+    text = LLAMA_7B.replace("llama_block: {}, repeat: depth}", "llama_block: {}, repeat: depth, trainable: false}")
+    assert text != LLAMA_7B
+    model = _model(_spec(tmp_path, text))
+    t, p, d = 4, 2, 2
+    plan = par.plan_parallel(model, par.Config(16, tp=t, pp=p, zero=3, global_batch=16), dtype="bfloat16")
+    per_rank = (LAYER - 2 * H) // t + 2 * H
+    frozen = LAYERS // p * per_rank
+    assert plan.stage == "first"
+    assert plan.get("params") == V // t * H  # the embedding is all the first stage trains
+    assert plan.get("frozen_weights") == 2 * frozen // d
+    assert plan.get("zero3_gathered") == 2 * per_rank
+    dp = next(i.value for i in plan.communication if i.key == "dp")
+    assert dp == 3 * 2 * (V // t * H) * (d - 1) // d + 2 * 2 * frozen * (d - 1) // d
+
+
+def test_layers_frozen_in_some_instances_only_are_refused(tmp_path):
+    text = LLAMA_7B.replace("  - {name: layers, llama_block: {}, repeat: depth}",
+                            "  - {name: frozen, llama_block: {}, repeat: 2, trainable: false}\n"
+                            "  - {name: layers, llama_block: {}, repeat: 30}")
+    assert text != LLAMA_7B
+    with pytest.raises(archcalc.SpecError, match="frozen or trainable alike"):
+        _model(_spec(tmp_path, text))
+
+
+def test_full_recomputation_runs_the_layers_again_not_the_head():
+    """Narayanan et al. 2021's count: the layers' forward twice, the output layer's once. By hand per
+    layer and sequence: 4 h^2 s projections + 3 h f s MLP + 2 s^2 h attention core MACs."""
+    model = _model(SPECS / "llama_7b.yaml")
+    plan = par.plan_parallel(model, par.Config(8, tp=8, recompute="full", global_batch=8), dtype="bfloat16")
+    layer_macs = 4 * H * H * S + 3 * H * F * S + 2 * S * S * H
+    assert plan.get("recompute_flops") == 2 * LAYERS * layer_macs * 8
+    assert plan.get("model_flops") == 6 * (LAYERS * layer_macs + S * H * V) * 8
+
+
+def test_zero3_gathers_the_embedding_where_it_is_larger_than_a_layer():
+    """Qwen2-0.5B: a tied 151,936 x 896 embedding beside layers of 14.9M parameters; ZeRO-3 must hold
+    ceil(V / t) x h of it whole while it runs."""
+    model = _model(SPECS / "qwen2_0_5b.yaml")
+    plan = par.plan_parallel(model, par.Config(16, tp=2, zero=3, global_batch=16), dtype="bfloat16")
+    emb = -(-151936 // 2) * 896
+    assert model.layer_params.at(2) < emb
+    assert plan.get("zero3_gathered") == 2 * emb
