@@ -39,7 +39,9 @@ def main():
         import gc
 
         gc.enable()  # fast_analyze may have paused it before it handed the command on
-        from archcalc.cli import main as cli_main
+        from archcalc import cli
+        cli._CONSOLE = True  # after reporting a Ctrl-C, later presses are ignored down to the exit
+        cli_main = cli.main
     except SystemExit:
         raise
     except BaseException:

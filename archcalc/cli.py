@@ -34,6 +34,16 @@ class _OneLineErrors(TyperGroup):
                 if getattr(param, "help", None):
                     param.help = _paragraphs(param.help)
 
+    def invoke(self, ctx):
+        # typer turns a KeyboardInterrupt into a silent exit 130; a Ctrl-C that reaches here (a second
+        # press while train saves, or where no command watches) is said in one line instead.
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            ignore_ctrl_c()
+            typer.echo("error: interrupted", err=True)
+            raise typer.Exit(130) from None
+
     def main(self, *args, standalone_mode: bool = True, **kwargs):
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)
@@ -51,17 +61,26 @@ class _OneLineErrors(TyperGroup):
             sys.exit(130 if _INTERRUPTED else 1)
         except SystemExit:
             raise
+        except KeyboardInterrupt:
+            # Ctrl-C pressed again while train saved after the first (train's own handler raised it),
+            # or anywhere a command does not watch: one line, and later presses change nothing.
+            ignore_ctrl_c()
+            typer.echo("error: interrupted", err=True)
+            sys.exit(130)
         except BaseException:
             # Ctrl-C in the middle of an import (numpy, torch) leaves a half-made module: what fails next
             # (a RecursionError, an ImportError) is the interruption, not a bug to show as a traceback.
             if not _INTERRUPTED:
                 raise
+            ignore_ctrl_c()
             typer.echo("error: interrupted", err=True)
             sys.exit(130)
         finally:
-            if previous is not None:
+            if previous is not None and not (_CTRL_C_IGNORED and _CONSOLE):
                 import signal
 
+                # put back for a caller in this process (tests, a notebook); the console program
+                # keeps ignoring presses after reporting one, down to its exit
                 signal.signal(signal.SIGINT, previous)
         sys.exit(code or 0)
 
@@ -76,6 +95,7 @@ def _watch_ctrl_c():
     import threading
 
     _INTERRUPTED.clear()  # a command of its own (app() called again in one process: tests, notebooks)
+    _CTRL_C_IGNORED.clear()
     if threading.current_thread() is not threading.main_thread():
         return None
 
@@ -85,6 +105,21 @@ def _watch_ctrl_c():
 
     return signal.signal(signal.SIGINT, on_ctrl_c)
 
+
+def ignore_ctrl_c() -> None:
+    """Once an interruption is being reported, further Ctrl-C presses are ignored until the command
+    returns (main puts the handler back): a third press must not turn the one line into a traceback
+    or kill the process while it writes its checkpoint and message."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _CTRL_C_IGNORED.append(True)
+
+
+_CTRL_C_IGNORED: list = []  # ignore_ctrl_c() ran in this command
+_CONSOLE = False  # the `archcalc` program itself (archcalc/__main__.py sets it), not a caller in-process
 
 _NO_ARGS = getattr(_usage, "NoArgsIsHelpError", ())
 
@@ -1231,6 +1266,8 @@ def train_cmd(
     except SpecError as exc:
         _fail(exc)
     except (tr.Diverged, tr.Interrupted) as exc:
+        if isinstance(exc, tr.Interrupted):
+            ignore_ctrl_c()  # saved at a step boundary: more presses do not cut the message short
         typer.echo(one_line(f"error: {exc}" if isinstance(exc, tr.Diverged) else str(exc)), err=True)
         raise typer.Exit(1 if isinstance(exc, tr.Diverged) else 130) from None
     if as_json:  # the run's final figures: summary.json as written, with the run folder

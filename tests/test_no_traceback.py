@@ -213,3 +213,56 @@ def test_the_ctrl_c_handler_is_put_back():
     before = signal.getsignal(signal.SIGINT)
     runner.invoke(app, ["analyze", str(HOMEWORK)])
     assert signal.getsignal(signal.SIGINT) is before
+
+
+# --- Ctrl-C pressed several times while train runs: the real program, the real signal ----------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("presses, gap", [(1, 0), (2, 0.01), (3, 0.05), (3, 0.3), (5, 0.1)])
+def test_ctrl_c_pressed_again_and_again_while_training_is_one_line_exit_130(tmp_path, presses, gap):
+    """The first press saves a checkpoint at the next step boundary and says where; a second one
+    stops at once; presses after that (while the checkpoint or the message is written, or Python
+    shuts down) change nothing: one line on stderr, exit 130, never a traceback or death by SIGINT."""
+    pytest.importorskip("torch")
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "archcalc", "train", str(DIGITS), "--data", "digits",
+                             "--epochs", "200", "-o", str(tmp_path / "run")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:  # training has begun once an epoch is reported
+            if line.startswith("epoch"):
+                break
+        for _ in range(presses):
+            proc.send_signal(signal.SIGINT)
+            time.sleep(gap)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, (proc.returncode, err)
+    lines = err.splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0] == "error: interrupted" or (lines[0].startswith("interrupted at epoch")
+                                                  and "continue with --resume" in lines[0]), err
+    if presses == 1:  # one press: a checkpoint to resume from
+        assert lines[0].startswith("interrupted at epoch") and (tmp_path / "run" / "last.pt").exists()
+
+
+def test_a_ctrl_c_typer_would_swallow_is_said(monkeypatch):
+    # typer turns a KeyboardInterrupt into a silent exit 130 (a second press while train saves)
+    pytest.importorskip("torch")
+    import signal
+
+    from archcalc.torch import train as tr
+
+    def second_press(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tr, "train", second_press)
+    before = signal.getsignal(signal.SIGINT)
+    result = runner.invoke(app, ["train", str(DIGITS), "--data", "digits"])
+    assert result.exit_code == 130 and result.stderr.splitlines() == ["error: interrupted"], result.stderr
+    assert signal.getsignal(signal.SIGINT) is before  # in-process callers get their handler back
