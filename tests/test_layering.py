@@ -40,11 +40,24 @@ def _part(path: Path) -> str:
     return ".".join(p for p in rel.parts if p != "__init__") or "__init__"
 
 
-def _imports(path: Path):
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+def _package_of(path: Path) -> list:
+    """The dotted parts of the package a module's relative imports start from (`from . import x`)."""
+    parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+    return parts[:-1]  # a package's __init__ and a module alike: the folder they are in
+
+
+def _imports(path: Path, source: str | None = None):
+    tree = ast.parse(path.read_text(encoding="utf-8") if source is None else source)
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        if isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:  # `from . import errors`, `from ..analysis import walk`: resolved as Python does
+                base = _package_of(path)
+                base = base[:len(base) - (node.level - 1)]
+                module = ".".join(base + ([module] if module else []))
+            # `from archcalc import analyze`: a name archcalc/__init__.py imports lazily is its module
+            names = [module] + [archcalc._LAZY[a.name] if module == "archcalc" and a.name in archcalc._LAZY
+                                else f"{module}.{a.name}" for a in node.names]
         elif isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         else:
@@ -76,3 +89,21 @@ def test_the_geometry_floor_needs_nothing_but_errors():
     # the receptive-field algebra and window arithmetic stand alone: no kinds, no reader.
     for path in (ROOT / "geometry").rglob("*.py"):
         assert {_floor_of(name)[0] for _, name in _imports(path)} <= {"errors", "geometry"}, path
+
+
+def _upward(path: Path, source: str) -> list:
+    here, floor = _floor_of(_part(path))
+    return [name for _, name in _imports(path, source) if _floor_of(name)[1] > floor]
+
+
+def test_the_checker_sees_every_way_of_importing_up():
+    # so that the test above can fail: each of these, written in a kind's module, is an arrow up
+    conv = ROOT / "layers" / "conv.py"
+    assert _upward(conv, "from archcalc.analysis import walk\n") == ["analysis", "analysis.walk"]
+    assert _upward(conv, "import archcalc.reader.parse\n") == ["reader.parse"]
+    assert _upward(conv, "def f():\n    from archcalc.render import table\n") == ["render", "render.table"]
+    assert _upward(conv, "from ..analysis import walk\n") == ["analysis", "analysis.walk"]  # relative
+    assert _upward(conv, "from .. import api\n") == ["api"]
+    assert _upward(conv, "from archcalc import analyze\n") == ["api"]  # archcalc/__init__.py's lazy name
+    # and what is allowed stays allowed
+    assert _upward(conv, "from . import base\nfrom ..geometry import window\nfrom archcalc import SpecError\n") == []
