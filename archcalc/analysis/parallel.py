@@ -347,6 +347,9 @@ def _add_params(part: _Part, n, p: int, h: int) -> None:
         a = n.args
         o_bias = a.get("o_bias") if a.get("o_bias") is not None else a.get("bias")
         whole = h if o_bias else 0  # the row-parallel output projection's bias stays whole
+        if a.get("qk_norm") and (a.get("qk_norm_over") or "head") == "head":  # Qwen3: one q and one k norm of
+            hd = a.get("head_dim") or h // a["heads"]  # head_dim shared by every head, whole on each rank
+            whole += 2 * hd * (1 if a["qk_norm"] == "rmsnorm" else 2)
         part.split += p - whole
         part.whole += whole
     elif n.kind == "linear":

@@ -103,6 +103,19 @@ def test_full_recomputation_runs_the_layers_again_not_the_head():
     assert plan.get("model_flops") == 6 * (LAYERS * layer_macs + S * H * V) * 8
 
 
+@pytest.mark.parametrize("over, whole, split", [("head", 2 * 128, 0), ("all", 0, 2 * H)])
+def test_per_head_qk_norm_weights_stay_whole(tmp_path, over, whole, split):
+    """Qwen3's q/k RMSNorm over each head: one weight of head_dim (128) for q and one for k, shared by
+    every head, so whole on each tensor-parallel rank; OLMo-2's over the whole projection is split."""
+    text = LLAMA_7B.replace("rotary: true, bias: false}", f"rotary: true, bias: false, qk_norm: rmsnorm, "
+                                                          f"qk_norm_over: {over}}}")
+    assert text != LLAMA_7B
+    model = _model(_spec(tmp_path, text))
+    t = 4
+    assert model.layer_params.at(1) == LAYER + whole + split
+    assert model.layer_params.at(t) == (LAYER - 2 * H + split) // t + 2 * H + whole
+
+
 def test_zero3_gathers_the_embedding_where_it_is_larger_than_a_layer():
     """Qwen2-0.5B: a tied 151,936 x 896 embedding beside layers of 14.9M parameters; ZeRO-3 must hold
     ceil(V / t) x h of it whole while it runs."""
