@@ -290,7 +290,10 @@ def saved_bytes(graph: Graph, shapes: dict, batch: int, itemsize: int, details: 
         else:  # new memory (or a view PyTorch cannot make: a copy)
             base[node.name], strides[node.name] = node.name, contiguous_strides(full)
             first = node.inputs[0] if node.inputs else None
-            if (where is None and layer.keeps_layout and first is not None and tuple(shapes[first]) == tuple(shape)
+            own = layer.output_strides(node.args, ins, batch) if where is None else None
+            if own is not None:  # laid out its own way (a recurrent layer's time-major result)
+                strides[node.name] = tuple(own)
+            elif (where is None and layer.keeps_layout and first is not None and tuple(shapes[first]) == tuple(shape)
                     and is_dense(full, strides[first])):
                 strides[node.name] = strides[first]
             elif (where is None and layer.keeps_memory_format and first is not None and len(full) in (4, 5)
@@ -307,6 +310,12 @@ def saved_bytes(graph: Graph, shapes: dict, batch: int, itemsize: int, details: 
                 n = 0  # kept only for the weights' gradient, which a frozen layer does not compute
             elif s.for_grad_of and not any(grad[node.inputs[j]] for j in s.for_grad_of):
                 n = 0  # kept only for other inputs' gradients, and none of them needs one
+            elif s.batch1 == "view" and batch == 1:
+                n = 0  # a view, at a batch of 1, of a tensor this layer keeps already
+            elif s.batch1 == "input" and batch == 1:
+                tensor = base[node.inputs[s.index]]  # the input itself, at a batch of 1
+                n = 0 if tensor is None or tensor in seen else prod(shapes[tensor]) * size * batch
+                seen.add(tensor)
             elif s.of == "input" and layer.saves_input_as_matrix and not _matrix_view(
                     shapes[node.inputs[s.index]], strides[node.inputs[s.index]], batch):
                 n = prod(ins[s.index]) * size * batch  # the matrix is a contiguous copy, its own

@@ -80,6 +80,9 @@ class Saved:
                                 # a frozen layer (trainable: false) does not keep it
     for_grad_of: tuple = ()     # kept only for the gradient of these inputs (mul keeps `other` for self's
                                 # gradient): not kept where none of them needs a gradient (a network input)
+    batch1: str | None = None   # a copy made only because the batch dim sits between others: with a batch
+                                # of 1 a view: "input" (input `index` itself, counted once), "view" (of a
+                                # tensor this layer keeps already: nothing more)
 
 
 def saved_elements(saved: Saved, shapes: list[tuple], out: tuple):
@@ -186,6 +189,12 @@ class Layer:
         elements, from input 0's (`strides`, batch first); None where PyTorch copies instead (a
         flatten or reshape of a permuted tensor): the output is then new memory."""
         return view_of((batch,) + tuple(shapes[0]), strides, (batch,) + tuple(self.output_shape(a, shapes)))
+
+    def output_strides(self, a: dict, shapes: list[tuple], batch: int):
+        """For a kind whose new output PyTorch does not lay out contiguously: its strides, batch
+        first, in elements (a recurrent layer's batch-first view of its time-major result); None:
+        contiguous (or as keeps_layout / keeps_memory_format say)."""
+        return None
 
     def output_storage(self, a: dict, shapes: list[tuple]):
         """Where this layer's output lives: None, new memory (most kinds); an input's index, a view

@@ -38,9 +38,11 @@ class Conv(Layer):
         axes, kernel, stride, dilation, left, right = self.geometry(a, shape)
         if a["padding_mode"] != "zeros":
             # nn.ConvNd pads with F.pad(mode) first, then convolves without padding: the conv keeps
-            # the padded copy; reflection and replication pads keep their input too.
+            # the padded copy; reflection and replication pads keep their input too, for its own
+            # gradient (none on the network input).
             padded = (shape[0],) + tuple(n + pl + pr for n, pl, pr in zip(shape[1:], left, right))
-            first = [Saved("input", "input")] if a["padding_mode"] in ("reflect", "replicate") else []
+            first = ([Saved("input", "input", for_grad_of=(0,))] if a["padding_mode"] in ("reflect", "replicate")
+                     else [])
             return first + [Saved("padded input", elements=prod(padded))]
         if tuple(left) != tuple(right):
             # 'same' with an odd total padding: aten pads the input by the extra amount (a copy the

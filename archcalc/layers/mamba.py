@@ -173,7 +173,7 @@ class Mamba(Layer):
             Saved("in_proj's output x, z (the conv reads x, SiLU z)", elements=2 * t * e),
             Saved("conv's output, T + K - 1 positions (SiLU's input)", elements=e * (t + k - 1)),
             Saved("SiLU(conv) (u: the drive and the skip)", elements=t * e),
-            Saved("x_proj's input, a copy [T, E]", elements=copied, weights_only=True),
+            Saved("x_proj's input, a copy [T, E]", elements=copied, weights_only=True, batch1="view"),
             Saved("x_proj's output dt, B, C", elements=t * (r + 2 * n)),
             Saved("dt_proj(dt) + bias (softplus's input)", elements=t * e),
             Saved("dt = softplus(...)", elements=t * e),

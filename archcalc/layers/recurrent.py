@@ -105,6 +105,13 @@ class Recurrent(Layer):
     def rf(self, a, rfs, shapes, out):
         return None  # output t sees steps 0..t (all, bidirectional): no single window per axis
 
+    def output_strides(self, a, shapes, batch):
+        # batch_first: the result is computed time-major [T, N, D*h] and returned transposed, so
+        # [N, T, D*h] has strides (D*h, N*D*h, 1) (measured; contiguous for a batch of 1): a later
+        # relu keeps that order and a linear after it keeps a copy.
+        t, w = self.output_shape(a, shapes)
+        return (w, batch * w, 1)
+
     # --- what autograd keeps (eager PyTorch, CPU, float32, training, a batch of 2 or more) -----
     def _step_elements(self, t, hid, p):
         """Elements one layer and direction keeps over T steps on PyTorch's own cell path
@@ -156,9 +163,13 @@ class Recurrent(Layer):
         diff 2 * 2*(T+1)*H floats per example, ld(n) = n rounded up to 16 (plus 16 where that is a
         multiple of 256); each of these seven regions starts on a 4096-byte page (`align`: the
         batch's bytes rounded up)."""
+        # With one direction the last layer's saved output is the storage the layer returns (a
+        # transposed view of it): the layer's output, which a later layer keeping it shares.
+        last = [Saved("the last layer's output (the layer's output)", of="output")] if dirs == 1 else []
         saved = [Saved("h0, c0 (zeros, all layers and directions)", elements=2 * layers * dirs * hid),
                  _first_input(t, f, 1, weights_only=False),  # oneDNN keeps it, frozen or not
-                 Saved("each layer's output [T, H], h_n, c_n", elements=layers * dirs * (t + 2) * hid)]
+                 *last, Saved("each layer's output [T, H], h_n, c_n" + (" (but the last output)" if last else ""),
+                              elements=layers * dirs * (t + 2) * hid - (t * hid if last else 0))]
         for i in range(layers):
             for region, floats in _onednn_regions(t, f if i == 0 else dirs * hid, hid):
                 saved += [Saved(f"oneDNN workspace (uint8), layer {i + 1}: {region}", elements=4 * floats, itemsize=1,
@@ -240,11 +251,11 @@ class Recurrent(Layer):
 def _first_input(t, f, copies, weights_only=True):
     """Layer 1's input: batch_first [N, T, F] made time-major is no view of [T*N, F], so each
     direction's matmul (oneDNN: one .contiguous()) copies it; with one step it is a view of the
-    input itself (also with a batch of 1, outside this convention)."""
+    input itself (also with a batch of 1: `batch1`)."""
     if is_num(t) and t == 1:
         return Saved("input (time-major, a view)", of="input", weights_only=weights_only)
     return Saved("layer 1's input, time-major (a copy" + (" per direction)" if copies > 1 else ")"),
-                 elements=copies * t * f, weights_only=weights_only)
+                 elements=copies * t * f, weights_only=weights_only, batch1="input")
 
 
 def _good_ld(n):

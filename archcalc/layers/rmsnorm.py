@@ -54,10 +54,12 @@ class RMSNorm(Layer):
     def saved_tensors(self, a, shapes, out):
         # x.pow(2) and x * r keep x; rsqrt keeps its result r (a [..., 1, ...] per normalised
         # group); (x * r) * weight keeps x * r for the weight's gradient (without affine, none).
+        # x and r are kept for x's gradient only: on the network input, only x * r.
         shape = shapes[0]
         norm = self._normalized(a, shape)
         groups = prod(shape[:len(shape) - len(norm)])
-        saved = [Saved("input", of="input"), Saved("rsqrt(mean(x^2) + eps)", elements=groups)]
+        saved = [Saved("input", of="input", for_grad_of=(0,)),
+                 Saved("rsqrt(mean(x^2) + eps)", elements=groups, for_grad_of=(0,))]
         if a["affine"]:
             saved.append(Saved("x * rsqrt (before the weight)", elements=prod(shape), weights_only=True))
         return saved

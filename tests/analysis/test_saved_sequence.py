@@ -174,18 +174,21 @@ def test_mamba():
 
 def test_recurrent_cells():
     # [5, 4] -> hidden 3 (pre keeps the network input; the layer's input is pre's output, which
-    # the layer copies time-major, T*F = 20 per direction)
+    # the layer copies time-major, T*F = 20 per direction, at a batch of 2 or more)
     # rnn: h0 3, each step's tanh 5*3
-    assert one([5, 4], "rnn: {hidden: 3}") == F32 * (3 + 20 + 15)
+    assert one([5, 4], "rnn: {hidden: 3}", batch=2) == 2 * F32 * (3 + 20 + 15)
     # gru: h0 3, per step the hidden gates 3H, n's hidden part, h - n and n (6H), each h but the last
-    assert one([5, 4], "gru: {hidden: 3}") == F32 * (3 + 20 + 6 * 5 * 3 + 4 * 3)
+    assert one([5, 4], "gru: {hidden: 3}", batch=2) == 2 * F32 * (3 + 20 + 6 * 5 * 3 + 4 * 3)
     # two layers, two directions: h0 2*2*3, two copies of the input, 4 cells, layer 2's input [5, 6]
-    assert one([5, 4], "gru: {hidden: 3, layers: 2, bidirectional: true}") == F32 * (12 + 2 * 20 + 4 * 102 + 30)
+    bi = "gru: {hidden: 3, layers: 2, bidirectional: true}"
+    assert one([5, 4], bi, batch=2) == 2 * F32 * (12 + 2 * 20 + 4 * 102 + 30)
+    # a batch of 1: time-major is a view, both directions keep pre's output itself, once
+    assert one([5, 4], bi) == F32 * (12 + 20 + 4 * 102 + 30)
     # with dropout between the layers, layer 2's input is the dropped output plus its float mask
-    assert one([5, 4], "rnn: {hidden: 3, layers: 2, dropout: 0.5}") == F32 * (6 + 20 + 2 * 15 + 2 * 15)
+    assert one([5, 4], "rnn: {hidden: 3, layers: 2, dropout: 0.5}", batch=2) == 2 * F32 * (6 + 20 + 2 * 15 + 2 * 15)
     # lstm with a projection (PyTorch's own cell): h0 2, c0 3, per step the gates 4H, tanh(c), h,
     # each c and projected h but the last
-    assert one([5, 4], "lstm: {hidden: 3, proj_size: 2}") == F32 * (2 + 3 + 20 + 6 * 5 * 3 + 4 * (3 + 2))
+    assert one([5, 4], "lstm: {hidden: 3, proj_size: 2}", batch=2) == 2 * F32 * (2 + 3 + 20 + 6 * 5 * 3 + 4 * (3 + 2))
 
 
 def _ld(n):  # oneDNN's get_good_ld for f32

@@ -352,6 +352,62 @@ def test_an_operand_is_kept_only_for_the_other_operands_gradient(tmp_path):
     assert rows["mg"] == 2 * 4 * 1 * 4  # the pooled y [4, 1], for mw's gradient
 
 
+def test_pads_and_rmsnorm_on_the_network_input_keep_it_only_for_its_gradient(tmp_path):
+    # A reflection pad and RMSNorm's x, rsqrt keep them for the input's gradient: on the network
+    # input only the padded copy (conv) and x * rsqrt (the weight's gradient) are kept.
+    path = tmp_path / "spec.yaml"
+    path.write_text("input: [3, 8, 8]\nlayers:\n"
+                    "  - {conv: {out: 4, kernel: 3, padding: 1, padding_mode: reflect}}\n"
+                    "  - {conv_transpose: {out: 4, kernel: 3, stride: 2}, from: input}\n"
+                    "  - {name: seq, reshape: [3, 64], from: input}\n  - {name: r, rmsnorm: {dims: 1}}\n")
+    result = check_saved(api.load_graph(path))
+    assert result.ok, [(r.name, r.analytic, r.measured, r.tensors) for r in result.mismatches()]
+    rows = {r.name: r.measured for r in result.rows}
+    assert rows["conv1"] == 2 * 3 * 10 * 10 * 4  # the padded [3, 10, 10] alone
+    assert rows["conv_transpose1"] == 2 * 3 * 8 * 8 * 4  # the input, which the pad did not keep
+    assert rows["r"] == 2 * 3 * 64 * 4  # x * rsqrt; x is the input (kept above), rsqrt not kept
+
+
+# The recurrent kinds' output is their time-major result transposed (strides (W, N*W, 1) for a batch
+# of N > 1): a relu keeps that order and a linear after it keeps a contiguous copy. oneDNN's LSTM
+# (one direction) returns a view of the last layer's output it saves: whoever keeps the layer's
+# output shares it. With a batch of 1 the time-major input (mamba: x_proj's input) is a view.
+RECURRENT = ["{rnn: {hidden: 8}}", "{gru: {hidden: 8, layers: 2}}", "{gru: {hidden: 8, bidirectional: true}}",
+             "{lstm: {hidden: 8}}", "{lstm: {hidden: 8, bidirectional: true, layers: 2}}",
+             "{lstm: {hidden: 8, proj_size: 4}}", "{rnn: {hidden: 8, layers: 3, dropout: 0.2}}", "{mamba: {}}"]
+AFTER = [["linear: 2"], ["gelu", "linear: 2"], ["relu", "linear: 2"], ["layernorm"],
+         ["{permute: [1, 0]}", "{conv: {out: 3, kernel: 3}}"], ["{select: {dim: 0, index: -1}}", "linear: 2"]]
+
+
+@pytest.mark.parametrize("kind", RECURRENT)
+def test_recurrent_outputs_and_inputs_are_laid_out_as_pytorch_does(tmp_path, kind):
+    path = tmp_path / "spec.yaml"
+    for before in (["linear: 16", "relu"], []):
+        for after in AFTER:
+            lines = [*before, kind, *after]
+            path.write_text("input: [6, 16]\nlayers:\n" + "".join(f"  - {line}\n" for line in lines))
+            for batch in (1, 2, 3):
+                result = check_saved(api.load_graph(path), batch=batch)
+                assert result.ok, (lines, batch, [(r.name, r.analytic, r.measured) for r in result.mismatches()])
+
+
+def test_recurrent_figures_by_hand(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text("input: [6, 16]\nlayers:\n  - {rnn: {hidden: 8}}\n  - relu\n  - linear: 2\n")
+    rows = {r.name: r.measured for r in check_saved(api.load_graph(path), batch=2).rows}
+    assert rows["relu1"] == rows["linear1"] == 2 * 6 * 8 * 4  # relu's output, and the linear's copy of it
+    path.write_text("input: [6, 16]\nlayers:\n  - linear: 16\n  - {lstm: {hidden: 8}}\n  - gelu\n")
+    rows = {r.name: r.measured for r in check_saved(api.load_graph(path), batch=2).rows}
+    assert rows["gelu1"] == 0  # the LSTM's output: oneDNN's saved last-layer output, counted there
+    path.write_text("input: [6, 16]\nlayers:\n  - linear: 16\n  - relu\n  - {gru: {hidden: 8, bidirectional: true}}\n")
+    one = check_saved(api.load_graph(path), batch=1)
+    two = check_saved(api.load_graph(path), batch=2)
+    assert one.ok and two.ok
+    # at a batch of 2 each direction copies relu's [6, 16] time-major; at a batch of 1 both view it
+    gru1, gru2 = ({r.name: r.measured for r in c.rows}["gru1"] for c in (one, two))
+    assert gru2 - 2 * gru1 == 2 * 2 * 6 * 16 * 4
+
+
 @pytest.mark.slow
 def test_random_specs_save_what_pytorch_saves():
     # The random networks of test_random_specs.py (convs, pools, norms, activations, dropout,
