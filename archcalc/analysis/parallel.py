@@ -765,7 +765,9 @@ _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
 
 def parse_size(text: str) -> int:
     """'80GiB', '80 GB', '141e9' -> bytes."""
-    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?(?:e[0-9]+)?)\s*([a-zA-Z]*)\s*", text)
+    # At most two exponent digits: Fraction('1e99999999') builds 10**99999999 first (1e9999999 took
+    # 5 s here, one more digit minutes), and anything past 1e18 B is refused below anyway.
+    m = re.fullmatch(r"\s*([0-9]{1,30}(?:\.[0-9]{1,30})?(?:e[0-9]{1,2})?)\s*([a-zA-Z]*)\s*", text)
     if not m or m.group(2).lower() not in _UNITS:
         raise SpecError(f"--gpu-memory: expected a size such as 80GiB or 141GB, got '{text}'")
     value = Fraction(m.group(1)) * _UNITS[m.group(2).lower()]

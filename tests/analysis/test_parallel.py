@@ -298,3 +298,18 @@ def test_parse_size():
     assert par.parse_size("141 GB") == 141 * 10**9
     assert par.parse_size("1.5TiB") == 3 * 2**39
 
+
+
+@pytest.mark.parametrize("text", ["1e99999999", "1e999GiB", "1" * 5000, "1." + "5" * 5000 + "GiB"])
+def test_parse_size_refuses_a_huge_text_at_once(text):
+    # Fraction('1e99999999') builds 10**99999999 before the 1e18 check (1e9999999 took 5 s); 5,000
+    # digits were int()'s ValueError (Python's 4,300-digit limit), a traceback from --gpu-memory
+    with pytest.raises(archcalc.SpecError, match="--gpu-memory"):
+        par.parse_size(text)
+
+
+def test_parse_size_keeps_exponents_and_its_range():
+    assert par.parse_size("141e9") == 141 * 10**9
+    assert par.parse_size("1e18") == 10**18
+    with pytest.raises(archcalc.SpecError, match="from 1 B to 1e18 B"):
+        par.parse_size("2e18")
