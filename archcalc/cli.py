@@ -382,6 +382,7 @@ def _plan(spec, shape, bindings, batch, dtype, **options):
 
 @app.command(name="memory")
 def memory_cmd(
+    ctx: typer.Context,
     spec: Path = SPEC_OR_SOURCE,
     batch: int = _batch_size("Batch size."),
     old_batch: Optional[int] = OLD_BATCH,
@@ -433,8 +434,12 @@ def memory_cmd(
     parallel = dict(tp=tp, pp=pp, zero=zero, sequence_parallel=sequence_parallel, recompute=Recompute(recompute).value,
                     micro_batch=micro_batch, global_batch=global_batch, interleave=interleave, fit=fit_plans,
                     gpu_memory=gpu_memory)
-    if gpus is not None or parallel != PARALLEL_DEFAULTS:
-        _parallel_memory(spec, input_shape, bindings, gpus, parallel, batch=batch, checkpointing=checkpointing,
+    # the parallel options written out, a default value too (--fit holds --tp 1 fixed as it holds --tp 8)
+    # (by name: typer 0.28 carries its own copy of click, whose ParameterSource is not click's)
+    given = [k for k in parallel if getattr(ctx.get_parameter_source(k), "name", "DEFAULT") != "DEFAULT"]
+    if gpus is not None or parallel != PARALLEL_DEFAULTS or given:
+        _parallel_memory(spec, input_shape, bindings, gpus, parallel, given=given, batch=batch,
+                         checkpointing=checkpointing,
                          dtype=Dtype(dtype).value, optimizer=Optimizer(optimizer).value, master_weights=master_weights,
                          tokens=tokens, examples=examples, gpu=gpu and Gpu(gpu).value, peak_tflops=peak_tflops,
                          utilization=utilization, as_json=as_json)
@@ -494,14 +499,16 @@ def _print_memory(plan) -> None:
         console.print(Text(one_line("note: " + note)), soft_wrap=True)
 
 
-def _parallel_memory(spec, input_shape, bindings, gpus, parallel, *, batch, checkpointing, as_json, **options):
-    """`memory --gpus N ...`: the parallel plan (archcalc.analysis.parallel), or --fit's list."""
+def _parallel_memory(spec, input_shape, bindings, gpus, parallel, *, given=(), batch, checkpointing, as_json,
+                     **options):
+    """`memory --gpus N ...`: the parallel plan (archcalc.analysis.parallel), or --fit's list. `given`:
+    the parallel options written on the command line (--fit holds them fixed, a default value too)."""
     from archcalc import api
     from archcalc.analysis import parallel as par
 
+    given = [k for k in parallel if k in given or parallel[k] != PARALLEL_DEFAULTS[k]]
     try:
         if gpus is None:
-            given = [k for k, v in parallel.items() if v != PARALLEL_DEFAULTS[k]]
             raise SpecError(f"--{given[0].replace('_', '-')} plans training on several GPUs: give --gpus N")
         if batch != 1:
             raise SpecError("with --gpus the batch is --micro-batch and --global-batch, not --batch-size")
@@ -517,7 +524,7 @@ def _parallel_memory(spec, input_shape, bindings, gpus, parallel, *, batch, chec
         graph = api.load_graph(spec, input_shape=shape, bindings=parse_bindings(bindings))
         model = par.describe(graph, api.analyze(graph, batch=1, dtype=options["dtype"]))
         if fit:
-            fixed = {k: v for k, v in parallel.items() if v != PARALLEL_DEFAULTS[k] and k not in
+            fixed = {k: v for k, v in parallel.items() if k in given and k not in
                      ("global_batch", "interleave")}  # given: held fixed; the others enumerated
             plans = par.fit(model, gpus, parallel["global_batch"], gpu_memory, interleave=parallel["interleave"],
                             fixed=fixed, **options)
