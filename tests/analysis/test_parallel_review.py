@@ -103,6 +103,20 @@ def test_full_recomputation_runs_the_layers_again_not_the_head():
     assert plan.get("model_flops") == 6 * (LAYERS * layer_macs + S * H * V) * 8
 
 
+def test_the_worked_examples_tensor_parallel_claims():
+    """docs/memory.md (Llama-2-70B on 64 H100s, 80 GiB): keeping the scores fits only with t = 8;
+    t = 1, 2, 4 recompute; t = 1 recomputes fully and needs ZeRO except with a 16-stage pipeline."""
+    model = _model(SPECS / "llama2_70b.yaml")
+    plans = par.fit(model, 64, 1024, 80 * 2**30, dtype="bfloat16", peak_tflops=989.5)
+    configs = [pl.config for pl in plans]
+    assert {c.tp for c in configs if c.recompute == "none"} == {8}
+    assert {c.recompute for c in configs if c.tp == 1} == {"full"}
+    assert {c.pp for c in configs if c.tp == 1 and c.zero == 0} == {16}
+    assert 16 * model.layer_params.at(1) * 80 > 10**12  # 1.1 TB of model states on one stage
+    text = " ".join((ROOT / "docs" / "memory.md").read_text().split())
+    assert "t = 1 needs full recomputation, and ZeRO unless a 16-stage pipeline" in text
+
+
 @pytest.mark.parametrize("over, whole, split", [("head", 2 * 128, 0), ("all", 0, 2 * H)])
 def test_per_head_qk_norm_weights_stay_whole(tmp_path, over, whole, split):
     """Qwen3's q/k RMSNorm over each head: one weight of head_dim (128) for q and one for k, shared by
