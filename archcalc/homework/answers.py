@@ -294,7 +294,11 @@ class AnswerSheet:
 # --- loading ----------------------------------------------------------------------------------
 def load_answers(path, strict: bool = True) -> AnswerSheet:
     """Read and validate an answers file; raises SpecError (with FILE:LINE:COL) on any mistake
-    (with strict=False, on a mistake in the file's layout only: see `parse_answers`)."""
+    (with strict=False, on a mistake in the file's layout only: see `parse_answers`). A bundled
+    one is read by name (`homework:conv_pool_fc.answers`)."""
+    from archcalc.reader import bundled
+
+    path = bundled.locate(path)
     return parse_answers(read_source(path, "answers"), source_name(path), strict=strict)
 
 

@@ -112,8 +112,11 @@ class Key:
 
 
 def load_key(path) -> Key:
-    """Read and validate an answer key (see the module docstring); SpecError on any mistake."""
-    path = Path(path)
+    """Read and validate an answer key (see the module docstring); SpecError on any mistake. A
+    bundled one is read by name (`homework:written_assignment_1.key`, as `archcalc examples` lists it)."""
+    from archcalc.reader import bundled
+
+    path = Path(bundled.locate(path))
     return parse_key(read_source(path, "answer key"), str(path), base=path.parent)
 
 

@@ -103,6 +103,18 @@ def listing() -> dict[str, list[tuple[str, str]]]:
     return out
 
 
+def locate(path):
+    """`path` itself, or the bundled file a name such as `zoo:resnet18` or
+    `homework:written_assignment_1.key` stands for (specs, answer keys and answers files alike);
+    a SpecError saying what there is for a bundled-looking name that names none."""
+    found = resolve(path)
+    if found is None and (hint := unknown_hint(path)) is not None and not Path(str(path)).exists():
+        from archcalc.errors import SpecError
+
+        raise SpecError(hint)
+    return found or path
+
+
 def unknown_hint(text) -> str | None:
     """For a `zoo:NAME` that names no bundled spec: what there is (a did-you-mean)."""
     from archcalc.errors import did_you_mean

@@ -56,10 +56,7 @@ def load_spec(path, input_shape=None, bindings=None, multiples=None) -> Graph:
     gives numbers to symbols or vars (`--set H=28`); `multiples` adds `multiple_of` constraints."""
     from archcalc.reader import bundled
 
-    found = bundled.resolve(path)  # `zoo:resnet18`: a spec that ships with archcalc
-    if found is None and (hint := bundled.unknown_hint(path)) is not None and not Path(str(path)).exists():
-        raise SpecError(hint)
-    path = found or path
+    path = bundled.locate(path)  # `zoo:resnet18`: a spec that ships with archcalc
     text = read_source(path, "spec")
     return parse_spec(text, source_name(path), input_shape=input_shape, bindings=bindings, multiples=multiples)
 

@@ -115,3 +115,23 @@ def test_a_user_install_finds_its_data_files(tmp_path, monkeypatch):
     # a package in no scheme's library folder finds nothing (and says so), never another install's specs
     monkeypatch.setattr(bundled, "__file__", str(tmp_path / "elsewhere" / "archcalc" / "reader" / "bundled.py"))
     assert bundled.root() is None
+
+
+def test_keys_and_answers_listed_by_examples_are_read_by_name(tmp_path, monkeypatch):
+    # `archcalc examples` lists homework:written_assignment_1.key and homework:conv_pool_fc.answers;
+    # key, grade and check said "no such file" for them
+    from archcalc.homework.answers import load_answers
+    from archcalc.homework.key import load_key
+
+    monkeypatch.chdir(tmp_path)
+    key = load_key("homework:written_assignment_1.key")
+    assert key.max_points == 2 + 2 + 3 + 1 + 2  # the key's questions: conv1, fc, total, pool1 shape and rf
+    assert len(load_answers("homework:conv_pool_fc.answers").answers) == 7
+    runner = CliRunner(env={"COLUMNS": "200"})
+    checked = runner.invoke(app, ["check", "homework:conv_pool_fc", "homework:conv_pool_fc.answers"])
+    assert checked.exit_code == 0 and "7/7 right" in checked.output, checked.output
+    sheet = runner.invoke(app, ["key", "homework:written_assignment_1.key"])
+    assert sheet.exit_code == 0 and "5 questions, 10 points" in sheet.output
+    wrong = runner.invoke(app, ["check", "homework:conv_pool_fc", "homework:conv_pool_fc.answerz"])
+    assert wrong.exit_code == 2 and "did you mean 'conv_pool_fc.answers'?" in wrong.output
+    assert "Traceback" not in wrong.output
