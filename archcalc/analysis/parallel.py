@@ -570,7 +570,7 @@ def plan_parallel(model: Model, c: Config, *, dtype: str = "bfloat16", optimizer
     if frozen_here:
         mem.append(Item("frozen_weights", f"frozen weights ({dtype})", frozen_bytes(frozen_here), "bytes",
                         f"{b} B x " + (f"ceil({_n(frozen_here)} / {d}){zero}" if c.zero >= 3 else _n(frozen_here))
-                        + " trainable: false parameters (no gradients, no optimizer states)"))
+                        + ": parameters of trainable: false layers, no gradients or optimizer states"))
     if buffers:
         mem.append(Item("buffers", "buffers", buffers, "bytes", f"{b} B x {_n(model.non_trainable)} non-trainable"))
     if gather:
