@@ -24,10 +24,18 @@ _LAZY = {
 
 
 def __getattr__(name):
+    import importlib
+
     module = _LAZY.get(name)
     if module is None:
+        # A subpackage by its name (`import archcalc; archcalc.analysis.memory`, `archcalc.errors`),
+        # as when this file imported the API up front, which imported them all: imported on use.
+        if not name.startswith("_") and name.isidentifier():
+            import importlib.util
+
+            if importlib.util.find_spec(f"{__name__}.{name}") is not None:
+                return importlib.import_module(f"{__name__}.{name}")
         raise AttributeError(f"module 'archcalc' has no attribute {name!r}")
-    import importlib
 
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value

@@ -193,3 +193,25 @@ def test_import_archcalc_is_torch_free_and_fast():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert "torch" not in out[0] and "pandas" not in out[0] and "rich" not in out[0]
     assert float(out[-1]) < 1.0
+
+
+def test_subpackages_are_attributes_again():
+    # `import archcalc; archcalc.errors.SpecError` worked while __init__ imported the API up front
+    # (which imported errors, render, reader, analysis...); the lazy package raised AttributeError.
+    code = ("import sys, archcalc\n"
+            "before = sorted(m for m in sys.modules if m.startswith('archcalc.'))\n"
+            "assert archcalc.errors.SpecError is archcalc.SpecError\n"
+            "assert archcalc.render.table and archcalc.graph_export.to_dot and archcalc.reader.parse\n"
+            "from archcalc.explain import explain\n"
+            "assert archcalc.explain is explain  # still the function, not the module of its name\n"
+            "for bad in ('nosuch', '_private', '__wrapped__'):\n"
+            "    try:\n"
+            "        getattr(archcalc, bad)\n"
+            "    except AttributeError as exc:\n"
+            "        assert repr(bad) in str(exc)\n"
+            "    else:\n"
+            "        raise SystemExit(f'{bad} found')\n"
+            "print(before, 'torch' in sys.modules, 'archcalc.cli' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["[]", "False", "False"]  # `import archcalc` alone imports none of them
