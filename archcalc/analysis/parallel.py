@@ -17,9 +17,11 @@ Conventions and every formula: docs/memory.md, "Parallel plans". In short:
   large transformer models", section 4): each layer keeps, in b-byte elements, the input of every
   norm, linear and activation function and both inputs of a product; attention keeps its input,
   Q, K, V, the softmax output (a x s per token) and the input of its output projection; dropout
-  keeps a 1-byte mask (attention dropout: its mask and its output). Tensors of the layer's width h
-  lie outside the tensor-parallel regions (whole on each of the t ranks unless sequence parallel
-  splits them), all others are split over t. For their GPT layer (two dropouts, attention dropout)
+  keeps a 1-byte mask (attention dropout: its mask and its output). The tensor-parallel regions
+  follow Megatron's structure (_tp_split): a linear reading a whole tensor is column parallel, its
+  output and what follows it split over t until a row-parallel linear (one reading a split tensor)
+  or the attention's output projection makes it whole again; whole tensors are on each of the t
+  ranks unless sequence parallel splits them. For their GPT layer (two dropouts, attention dropout)
   this is exactly sbh(34 + 5as/h) bytes, sbh(10 + 24/t + 5as/(ht)) with tensor parallelism and
   sbh(34/t + 5as/(ht)) with sequence parallelism too. Selective recomputation keeps no a x s
   tensor (34sbh/t); full recomputation keeps each layer's input (2sbh, /t with sequence parallel)
@@ -232,10 +234,12 @@ def describe(graph: Graph, report: Report) -> Model:
             raise SpecError(f"parallel plans need every transformer layer alike (frozen or trainable alike too); "
                             f"{other} differs from {names[0]}", ns[0].loc)
     layer_params, layer_frozen = _Part(), _Part()
+    inside = _tp_split(nodes)
     for n in nodes:
         tr, fr = _own_params(rows[n.name])
-        _add_params(layer_params, n, tr, h)
-        _add_params(layer_frozen, n, fr, h)
+        row = any(inside.get(i, False) for i in n.inputs)
+        _add_params(layer_params, n, tr, h, row)
+        _add_params(layer_frozen, n, fr, h, row)
     # every instance alike (a repeat: the same figures)
     before, after = [], []
     last_index = max(i for i, n in enumerate(graph.nodes) if n.blocks)
@@ -309,9 +313,23 @@ def _pre_saved(n, shapes, s) -> int:
     return sum(_per_token(shapes[i], s) for i in n.inputs)
 
 
+def _tp_split(nodes) -> dict:
+    """Which of a layer's tensors lie inside a tensor-parallel region (split over t), by Megatron-LM's
+    structure rather than by width: a linear reading a whole tensor is column parallel (its output
+    split), one reading a split tensor is row parallel (its output all-reduced, whole); attention
+    splits by heads inside and returns whole; the other kinds keep their inputs' split. The block's
+    inputs are whole. (So an MLP as wide as the layer, f = h, is split as any other.)"""
+    split: dict[str, bool] = {}
+    for n in nodes:
+        into = any(split.get(i, False) for i in n.inputs)
+        split[n.name] = False if n.kind == "attention" else (not into) if n.kind == "linear" else into
+    return split
+
+
 def _layer_tensors(nodes, shapes, s, h, a, kv, hd) -> LayerTensors:
     kept: dict[str, int] = {}  # tensor -> elements per token (each counted once)
     masks_rep = masks_split = score = score_mask = split_extra = 0
+    inside = _tp_split(nodes)
     for n in nodes:
         ins = list(n.inputs)
         if n.kind in _KEEP_INPUT:
@@ -322,10 +340,10 @@ def _layer_tensors(nodes, shapes, s, h, a, kv, hd) -> LayerTensors:
             if not n.args.get("p"):  # p = 0 draws no mask
                 continue
             width = _per_token(shapes[n.name], s)
-            if width == h:
-                masks_rep += width
-            else:
+            if inside[n.name]:
                 masks_split += width
+            else:
+                masks_rep += width
         elif n.kind == "attention":
             kept[ins[0]] = _per_token(shapes[ins[0]], s)
             # Q, K, V and the output projection's input: split over the heads' ranks
@@ -334,13 +352,14 @@ def _layer_tensors(nodes, shapes, s, h, a, kv, hd) -> LayerTensors:
             if n.args.get("dropout"):
                 score += a * s  # the dropout's output, read by attention x V
                 score_mask += a * s
-    rep = sum(v for v in kept.values() if v == h)
-    split = sum(v for v in kept.values() if v != h) + split_extra
+    rep = sum(v for i, v in kept.items() if not inside.get(i, False))
+    split = sum(v for i, v in kept.items() if inside.get(i, False)) + split_extra
     return LayerTensors(h, int(rep), int(masks_rep), int(split), int(masks_split), score, score_mask)
 
 
-def _add_params(part: _Part, n, p: int, h: int) -> None:
-    """Deal a node's `p` parameters into `part`: split over t or whole on every rank (Megatron-LM)."""
+def _add_params(part: _Part, n, p: int, h: int, row: bool = False) -> None:
+    """Deal a node's `p` parameters into `part`: split over t or whole on every rank (Megatron-LM).
+    `row`: a linear reading a split tensor, row parallel (_tp_split)."""
     if not p:
         return
     if n.kind == "attention":
@@ -354,7 +373,7 @@ def _add_params(part: _Part, n, p: int, h: int) -> None:
         part.whole += whole
     elif n.kind == "linear":
         out = n.args["out"]
-        if out == h and n.args.get("bias"):  # row parallel (the MLP's down projection): bias whole
+        if row and n.args.get("bias"):  # row parallel (the MLP's down projection): bias whole
             part.split += p - out
             part.whole += out
         else:

@@ -130,6 +130,45 @@ def test_per_head_qk_norm_weights_stay_whole(tmp_path, over, whole, split):
     assert model.layer_params.at(t) == (LAYER - 2 * H + split) // t + 2 * H + whole
 
 
+NARROW_MLP = """
+name: narrow_mlp
+input: {tokens: [128]}
+vars: {d: 256}
+blocks:
+  layer:
+    layers:
+      - {name: ln_1, layernorm: {}}
+      - {name: attn, attention: {heads: 4}}
+      - {name: res_1, add: {}, from: [input, attn]}
+      - {name: ln_2, layernorm: {}}
+      - {name: fc, linear: d}
+      - {name: act, gelu: {}}
+      - {name: drop, dropout: 0.1}
+      - {name: proj, linear: d}
+      - {name: res_2, add: {}, from: [res_1, proj]}
+layers:
+  - {name: wte, embedding: {num: 1000, dim: d}}
+  - {name: h, layer: {}, repeat: 2}
+  - {name: head, linear: {out: 1000, bias: false}}
+"""
+
+
+def test_an_mlp_as_wide_as_the_layer_is_still_tensor_parallel(tmp_path):
+    """f = h: fc is column parallel (its output, GeLU's input and the dropout's mask split over t,
+    its bias too), proj row parallel (bias whole); the width alone (h) had put them outside the
+    tensor-parallel region and fc's bias whole. Whole per token: 2 norm inputs, the attention's and
+    fc's inputs (4h); split: Q, K, V, the output projection's input (4h), GeLU's input and proj's (2h)."""
+    h = 256
+    model = _model(_spec(tmp_path, NARROW_MLP))
+    assert model.layer == par.LayerTensors(h, 4 * h, 0, 6 * h, h, 4 * 128, 0)  # a s softmax outputs
+    attention = 4 * h * h + 4 * h  # q, k, v, out and their biases
+    mlp = 2 * (h * h + h)
+    norms = 2 * 2 * h
+    t = 4
+    assert model.layer_params.at(1) == attention + mlp + norms
+    assert model.layer_params.at(t) == (attention - h + mlp - h) // t + h + h + norms
+
+
 def test_zero3_gathers_the_embedding_where_it_is_larger_than_a_layer():
     """Qwen2-0.5B: a tied 151,936 x 896 embedding beside layers of 14.9M parameters; ZeRO-3 must hold
     ceil(V / t) x h of it whole while it runs."""
