@@ -32,15 +32,19 @@ def test_peers_figures_are_archcalcs():
 
 def test_readme_training_speed_names_its_machine_and_adds_up():
     readme = (ROOT / "README.md").read_text()
-    line = re.search(r"^epoch   5/5 .*? ([\d.]+) ex/s  ([\d.]+) MFLOP/s$", readme, re.M)
+    unit = {"": 1, "k": 1e3, "M": 1e6, "G": 1e9}
+    line = re.search(r"^epoch   5/5 .*? ([\d.]+) (k?)ex/s  ([\d.]+) ([MG]?)FLOP/s$", readme, re.M)
     assert line, "the README's training example"
     after = " ".join(readme[line.end():line.end() + 600].split())
     assert re.search(r"\d cores of an? [A-Z][\w ]+", after) and "torch 2.13.0+cpu" in after and "GPU" in after
     # achieved FLOP/s = 3 x 2 x MACs per example x examples/s (docs/train.md); digits_cnn: 309,248 MACs
     macs = archcalc.analyze(ROOT / "specs" / "lecture" / "digits_cnn.yaml").totals.macs
     assert macs == 309_248
-    rate, flops = float(line.group(1)), float(line.group(2)) * 1e6
+    rate = float(line.group(1)) * unit[line.group(2)]
+    flops = float(line.group(3)) * unit[line.group(4)]
     assert abs(6 * macs * rate - flops) <= 0.005 * flops
+    # docs/train.md shows the same epoch line
+    assert line.group(0) in (ROOT / "docs" / "train.md").read_text()
 
 
 def test_readme_setup_makes_a_venv_and_keeps_two_commands():

@@ -54,3 +54,20 @@ def test_a_readme_transcript_is_the_current_output(command, shown, monkeypatch):
         assert line.rstrip() in printed, (command, line)
     if keep is not None:
         assert [line.rstrip() for line in shown] == printed, command
+
+
+@pytest.mark.slow
+def test_the_readme_training_run_gives_its_losses(tmp_path):
+    # the seed fixes every loss and accuracy of the README's digits run; only the speed is the machine's
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    (command, shown), = [(c, s) for c, s in TRANSCRIPTS if c.startswith("archcalc train")]
+    words = shlex.split(command)
+    words[words.index("--output") + 1] = str(tmp_path / "digits")
+    words[2] = str(ROOT / words[2])
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(app, words[1:])
+    assert result.exit_code == 0, result.output[-2000:]
+    speed = re.compile(r"  [\d.]+ k?ex/s  [\d.]+ [MG]?FLOP/s$")
+    printed = [speed.sub("", line.rstrip()) for line in result.stdout.splitlines()]
+    for line in shown:
+        assert speed.sub("", line) in printed, line
