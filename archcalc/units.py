@@ -24,6 +24,13 @@ def _is_number(v) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
+def _plain(v):
+    """A Python int or float of a number: sympy's Integer and Float and a Fraction are numbers.Real
+    too, but format(Integer(5), '.3g') and format(Fraction(7, 2), '.3g') raise TypeError on Python
+    3.11, and sympy's Float prints '1.50' where a float prints '1.5'."""
+    return int(v) if isinstance(v, numbers.Integral) else float(v)
+
+
 def _prefixed(v, steps):
     """(mantissa text, prefix) of v at the largest step (steps largest first) whose mantissa, rounded
     to 3 significant digits, is at least 1 (so a value rounding up takes the larger prefix), or None
@@ -42,6 +49,7 @@ def count(n, unit: str = "") -> str:
     """11689512 -> '11.7 M'; 4.1e9 FLOP with unit 'FLOP' -> '4.1 GFLOP'; below 1000 as it is."""
     if not _is_number(n):
         return str(n)
+    n = _plain(n)
     hit = _prefixed(n, DECIMAL)
     if hit is not None:
         return f"{hit[0]} {hit[1]}{unit}"
@@ -58,6 +66,7 @@ def binary_bytes(n) -> str:
     """46_827_520 -> '44.7 MiB'; below 1 KiB in bytes ('512 B')."""
     if not _is_number(n):
         return str(n)
+    n = _plain(n)
     hit = _prefixed(n, BINARY)
     if hit is not None:
         return f"{hit[0]} {hit[1]}"
@@ -69,7 +78,7 @@ def duration(seconds) -> str:
     so 90 s stays '90 s'); whole numbers from 100 of a unit ('1,234 days')."""
     if not _is_number(seconds):
         return str(seconds)
-    v = seconds
+    v = _plain(seconds)
     for size, unit in ((86400, "days"), (3600, "h"), (60, "min")):
         if v >= 2 * size:
             return f"{v / size:,.0f} {unit}" if v >= 100 * size else f"{v / size:.3g} {unit}"

@@ -90,3 +90,16 @@ def test_the_memory_table_gives_training_compute_past_zetta():
     from archcalc.analysis.memory import Item
 
     assert cli._amount(Item("x", "x", 3.8e25, "flops", "")) == "38 YFLOP"
+
+
+def test_sympy_numbers_and_fractions_are_numbers():
+    # numbers.Real, but format(sympy.Integer(5), ".3g") and format(Fraction(7, 2), ".3g") are a
+    # TypeError on Python 3.11, and sympy's Float printed "1.50 G"
+    from fractions import Fraction
+
+    assert units.count(sympy.Integer(12_345_678)) == "12.3 M"
+    assert units.binary_bytes(sympy.Integer(12_345_678)) == "11.8 MiB"   # 12,345,678 / 2^20 = 11.77
+    assert units.count(sympy.Float(1.5e9), "FLOP") == "1.5 GFLOP"
+    assert units.count(Fraction(7, 2)) == "3.5"
+    assert units.duration(Fraction(7000, 3)) == "38.9 min"             # 2,333.3 s / 60
+    assert units.duration(sympy.Rational(17, 20)) == "850 ms"
