@@ -37,6 +37,20 @@ def test_fit_holds_an_option_given_at_its_default_value_fixed():
                      p.config.micro_batch) for p in plans}
 
 
+def test_fit_with_an_interleave_no_pipeline_divides_is_refused_not_none_fits():
+    """GPT-2 small has 12 layers: on 4 GPUs p is 2 or 4, and neither p x 5 divides 12; the answer was
+    an empty table and 'none fits: ... a larger --gpu-memory', which no memory would change."""
+    gpt2 = ROOT / "specs" / "transformers" / "gpt2_small.yaml"
+    result = CliRunner().invoke(app, ["memory", str(gpt2), "--gpus", "4", "--global-batch", "8", "--fit",
+                                      "--gpu-memory", "80GiB", "--interleave", "5"])
+    assert result.exit_code == 2
+    assert result.output.strip() == ("error: --interleave 5 fits no pipeline: no --pp p of 2 or more dividing "
+                                     "--gpus 4 has p x 5 dividing the 12 layers")
+    ok = CliRunner().invoke(app, ["memory", str(gpt2), "--gpus", "4", "--global-batch", "8", "--fit",
+                                  "--gpu-memory", "80GiB", "--interleave", "3", "--json"])  # p = 2 or 4: 12 % 6, 12 % 12
+    assert ok.exit_code == 0 and {c["config"]["pp"] for c in json.loads(ok.stdout)["configurations"]} == {2, 4}
+
+
 def test_a_parallel_option_at_its_default_value_without_gpus_is_refused():
     result = CliRunner().invoke(app, ["memory", str(SPEC), "--tp", "1"])
     assert result.exit_code == 2

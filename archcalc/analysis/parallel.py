@@ -744,6 +744,10 @@ def fit(model: Model, gpus: int, global_batch: int, gpu_memory: int, *, interlea
     # a dimension given that can never divide: the error a plan of it gives, not an empty list
     check_config(model, Config(gpus, fixed.get("tp", 1), fixed.get("pp", 1), global_batch=gpus * 10**6,
                                micro_batch=1, interleave=interleave if fixed.get("pp", 1) > 1 else 1))
+    if interleave > 1 and "pp" not in fixed and not any(model.layers % (pp * interleave) == 0
+                                                        for pp in _divisors(gpus) if pp > 1):
+        raise SpecError(f"--interleave {interleave} fits no pipeline: no --pp p of 2 or more dividing --gpus {gpus} "
+                        f"has p x {interleave} dividing the {model.layers} layers")
 
     found = []
     for tp in choices("tp", _divisors(gpus)):
