@@ -645,6 +645,12 @@ def explain(
     from archcalc.explain import explain as explain_steps, markdown, text, to_json
 
     batch = _renamed(batch, old_batch, "--batch", "--batch-size", 1)
+    # two formats asked for at once (--latex --format markdown, --json --latex) once printed one of
+    # them silently; as `kinds --markdown --json` says, give one
+    formats = ([f"--format {format.value}"] if format is not TextFormat.text else []) + \
+        (["--latex"] if as_latex else []) + (["--json"] if as_json else [])
+    if len(formats) > 1 and formats != ["--format latex", "--latex"]:
+        _fail(SpecError(f"{' and '.join(formats)} are two formats: give one"))
     try:
         shape = parse_input(input_shape) if input_shape is not None else None
         graph = api.load_graph(spec, input_shape=shape, bindings=parse_bindings(bindings),

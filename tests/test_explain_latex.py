@@ -136,3 +136,19 @@ def test_pdflatex_compiles_it(tmp_path):
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stdout[-3000:]
         assert (tmp_path / f"{path.stem}.pdf").stat().st_size > 0
+
+
+@pytest.mark.parametrize("options,said", [
+    (["--latex", "--format", "markdown"], "--format markdown and --latex"),
+    (["--json", "--latex"], "--latex and --json"),
+    (["--json", "--format", "latex"], "--format latex and --json"),
+    (["--json", "--format", "markdown"], "--format markdown and --json"),
+])
+def test_two_formats_at_once_are_one_error(options, said):
+    # each once printed one of the two silently (--latex won over --format, --json over both)
+    spec = str(SPECS / "homework" / "conv_pool_fc.yaml")
+    result = CliRunner().invoke(app, ["explain", spec, *options])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.strip() == f"error: {said} are two formats: give one"
+    both = CliRunner().invoke(app, ["explain", spec, "--latex", "--format", "latex"])  # one format, twice
+    assert both.exit_code == 0 and both.stdout.startswith(r"\documentclass")
