@@ -131,7 +131,8 @@ def plan_memory(graph: Graph, report: Report, *, optimizer: str = "adam", checkp
     # Per-node figures, per example, from each kind's own rules.
     shapes = dict(graph.input_shapes)
     shapes.update((row.name, tuple(row.output_shape)) for row in report.layers)
-    saved = saved_bytes(graph, shapes, B, b)
+    tensors, bases = {}, {}
+    saved = saved_bytes(graph, shapes, B, b, tensors=tensors, bases=bases)
     kv, peak, peak_at = 0, 0, None
     kv_layers, state_layers = 0, 0  # state: a fixed-size recurrent state (Mamba), not keys and values
     cross, cross_layers = 0, 0  # cross-attention K/V: the encoder output's keys and values
@@ -187,7 +188,7 @@ def plan_memory(graph: Graph, report: Report, *, optimizer: str = "adam", checkp
     tr.append(Item("activations", "activations saved", full, "bytes",
                    f"the tensors {len(saved)} layers save for backward, each once (batch {B}, {b} B "
                    "values, int64 indices 8 B)"))
-    ck, ck_text = _checkpointed(graph, shapes, saved, B * b)
+    ck, ck_text = _checkpointed(graph, shapes, saved, B, b, tensors, bases)
     tr.append(Item("activations_checkpointed", "activations saved, checkpointing", ck, "bytes",
                    f"{ck_text} (batch {B})"))
     act = ck if checkpointing else full
@@ -242,7 +243,8 @@ def plan_memory(graph: Graph, report: Report, *, optimizer: str = "adam", checkp
                           "Rajbhandari et al. 2020)")
     plan.notes.append("activations saved: what eager PyTorch's autograd keeps for backward (each kind's saved_tensors; "
                       "a tensor two layers save counts once; archcalc verify --memory measures it); checkpointing "
-                      "keeps the tensors crossing top-level block boundaries and recomputes one block at a time")
+                      "(torch.utils.checkpoint per top-level block) keeps each block's inputs and recomputes one "
+                      "block at a time: its figure is the peak of the two")
     if not any(n.blocks for n in graph.nodes):
         plan.notes.append("no blocks in this spec: checkpointing has nothing to recompute")
     if t.active_params is not None:
@@ -251,7 +253,8 @@ def plan_memory(graph: Graph, report: Report, *, optimizer: str = "adam", checkp
     return plan
 
 
-def saved_bytes(graph: Graph, shapes: dict, batch: int, itemsize: int, details: dict | None = None) -> dict:
+def saved_bytes(graph: Graph, shapes: dict, batch: int, itemsize: int, details: dict | None = None,
+                tensors: dict | None = None, bases: dict | None = None) -> dict:
     """Bytes each layer keeps for its backward pass at this batch size, activations of `itemsize`
     bytes: its kind's `saved_tensors`, each input or output tensor counted ONCE, for the first
     layer in forward order that saves it (ReLU's output saved by ReLU and by the next conv as its
@@ -259,7 +262,10 @@ def saved_bytes(graph: Graph, shapes: dict, batch: int, itemsize: int, details: 
     (`Layer.output_storage`: flatten, permute, select, split) is its base, whole, as autograd keeps
     the base's storage; a view of a layer's weights is none (model state). "own" tensors (masks,
     indices, statistics) always count. `details`, when given, receives per layer the list of
-    (Saved, bytes counted here). `shapes` holds every input's and layer's shape.
+    (Saved, bytes counted here). `tensors`, when given, receives per layer every tensor it keeps
+    as (key, bytes), whoever else keeps it: key the name of the input or layer whose memory it
+    is, or (layer, position) for one of its own; `bases` receives each tensor's key (None: a view
+    of weights). `shapes` holds every input's and layer's shape.
 
     Autograd records nothing for an operation none of whose inputs needs a gradient: the network
     input does not (training data), a layer's output does when an input does or the layer has
@@ -306,6 +312,7 @@ def saved_bytes(graph: Graph, shapes: dict, batch: int, itemsize: int, details: 
         frozen_weights = not node.trainable and layer.saves_input_for_weights
         for s in layer.saved_tensors(node.args, ins, shape) if grad[node.name] else ():
             size = s.itemsize or itemsize
+            key, full = None, 0  # the tensor (a node whose memory it is) and its bytes, where others may share it
             if (s.of == "input" and frozen_weights) or (s.weights_only and not node.trainable):
                 n = 0  # kept only for the weights' gradient, which a frozen layer does not compute
             elif s.for_grad_of and not any(grad[node.inputs[j]] for j in s.for_grad_of):
@@ -313,9 +320,10 @@ def saved_bytes(graph: Graph, shapes: dict, batch: int, itemsize: int, details: 
             elif s.batch1 == "view" and batch == 1:
                 n = 0  # a view, at a batch of 1, of a tensor this layer keeps already
             elif s.batch1 == "input" and batch == 1:
-                tensor = base[node.inputs[s.index]]  # the input itself, at a batch of 1
-                n = 0 if tensor is None or tensor in seen else prod(shapes[tensor]) * size * batch
-                seen.add(tensor)
+                key = base[node.inputs[s.index]]  # the input itself, at a batch of 1
+                full = 0 if key is None else prod(shapes[key]) * size * batch
+                n = 0 if key in seen else full
+                seen.add(key)
             elif s.of == "input" and layer.saves_input_as_matrix and not _matrix_view(
                     shapes[node.inputs[s.index]], strides[node.inputs[s.index]], batch):
                 n = prod(ins[s.index]) * size * batch  # the matrix is a contiguous copy, its own
@@ -327,17 +335,19 @@ def saved_bytes(graph: Graph, shapes: dict, batch: int, itemsize: int, details: 
                 if s.align:  # a region that starts on a page (oneDNN's workspace): the batch's bytes rounded up
                     n = -(-n // s.align) * s.align
             else:
-                tensor = base[node.inputs[s.index]] if s.of == "input" else base[node.name]
-                if tensor is None or tensor in seen:
-                    n = 0
-                else:
-                    seen.add(tensor)
-                    n = prod(shapes[tensor]) * size * batch
+                key = base[node.inputs[s.index]] if s.of == "input" else base[node.name]
+                full = 0 if key is None else prod(shapes[key]) * size * batch
+                n = 0 if key in seen else full
+                seen.add(key)
+            if tensors is not None and (full if key is not None else n):
+                tensors.setdefault(node.name, []).append((key, full) if key is not None else ((node.name, len(rows)), n))
             total += n
             rows.append((s, n))
         out[node.name] = total
         if details is not None:
             details[node.name] = rows
+    if bases is not None:
+        bases.update(base)
     return out
 
 
@@ -358,10 +368,25 @@ def _matrix_view(shape: tuple, strides: tuple, batch: int) -> bool:
     return view_of(full, strides, (prod(full[:-1]), full[-1])) is not None
 
 
-def _checkpointed(graph: Graph, shapes: dict, saved: dict, value_bytes: int) -> tuple:
-    """Bytes kept with activation checkpointing per block instance (the top level's, or inside
-    a single wrapping instance the first level with several): layers outside them as usual, every tensor a block passes out (to another block or an outside layer) once,
-    plus the largest block's own activations (recomputed during its backward, one at a time)."""
+def _checkpointed(graph: Graph, shapes: dict, saved: dict, batch: int, itemsize: int, tensors: dict,
+                  bases: dict) -> tuple:
+    """Peak bytes autograd holds with activation checkpointing per block instance (the top
+    level's, or inside a single wrapping instance the first level with several), as
+    torch.utils.checkpoint keeps them: in the forward pass, layers outside the blocks keep what
+    they keep, and each block only its inputs (the network input too); in the backward pass, when
+    block j is recomputed, what the layers outside blocks before j and the inputs of blocks 1..j
+    still hold plus everything block j's layers keep (its inputs shared, the rest recomputed).
+    The peak is the larger of the forward pass's end and the largest such moment. `tensors` and
+    `bases` are saved_bytes's (each layer's tensors, whoever else keeps them; each tensor's key)."""
+    owner = checkpoint_segments(graph, saved)
+    if not owner:
+        return sum(saved.values()), "no blocks: as without checkpointing"
+    return _checkpoint_peak(graph, shapes, owner, batch, itemsize, tensors, bases)
+
+
+def checkpoint_segments(graph: Graph, saved: dict) -> dict:
+    """The checkpointed segment (block instance) of each layer inside one; layers outside all
+    are absent. `saved` is saved_bytes's per-layer figure."""
     # Segments are block instances, the top level's first. One that would keep more than half of
     # all saved activations and holds instances of its own (torchvision's `features` Sequential
     # wrapping the whole network) is split into them, again as needed: checkpointing it whole
@@ -384,20 +409,43 @@ def _checkpointed(graph: Graph, shapes: dict, saved: dict, value_bytes: int) -> 
         if not big:
             break
         split.update(big)
-    outside = sum(saved[n.name] for n in graph.nodes if n.name not in owner)
-    per_block: dict[str, int] = {}
-    for name, inst in owner.items():
-        per_block[inst] = per_block.get(inst, 0) + saved[name]
-    if not per_block:
-        return outside, "no blocks: as without checkpointing"
-    # Outside layers' outputs are counted already; the network input is the data batch (in
-    # neither mode).
-    crossing = {i for n in graph.nodes for i in n.inputs if i in owner and owner[i] != owner.get(n.name)}
-    kept = sum(prod(shapes[i]) for i in crossing) * value_bytes
-    largest = max(per_block, key=per_block.get)
-    return (outside + kept + per_block[largest],
-            f"{_n(outside)} B outside blocks + {_n(kept)} B block boundaries ({len(per_block)} blocks) + "
-            f"{_n(per_block[largest])} B largest block ({largest})")
+    return owner
+
+
+def _checkpoint_peak(graph: Graph, shapes: dict, owner: dict, batch: int, itemsize: int, tensors: dict,
+                     bases: dict) -> tuple:
+    # Runs of layers in forward order: one block instance's, or one outside layer.
+    runs: list = []
+    for n in graph.nodes:
+        inst = owner.get(n.name)
+        if inst is not None and runs and runs[-1][0] == inst:
+            runs[-1][1].append(n)
+        else:
+            runs.append((inst, [n]))
+    ids = {i.name for i in graph.inputs if i.tokens}  # token ids: int64, 8 B each
+    live: dict = {}  # tensor key -> bytes, held at this point of the forward pass
+    peak, peak_at = 0, None
+    for inst, nodes in runs:
+        if inst is None:
+            live.update(tensors.get(nodes[0].name, ()))
+            continue
+        names = {n.name for n in nodes}
+        for n in nodes:
+            for i in n.inputs:
+                key = bases[i]
+                if i not in names and key is not None:  # a block input (not a view of weights)
+                    live[key] = prod(shapes[key]) * batch * (8 if key in ids else itemsize)
+        recomputed = dict(live)  # this block's backward: everything its layers keep, once more
+        for n in nodes:
+            recomputed.update(tensors.get(n.name, ()))
+        if sum(recomputed.values()) > peak:
+            peak, peak_at = sum(recomputed.values()), inst
+    end = sum(live.values())
+    blocks = len({inst for inst, _ in runs if inst is not None})
+    text = (f"the peak: recomputing {peak_at} in the backward pass" if peak > end
+            else "the peak: the forward pass's end")
+    return max(peak, end), (f"{_n(end)} B after the forward pass (outside layers' tensors and the {blocks} blocks' "
+                            f"inputs), {_n(peak)} B at most while a block is recomputed; {text}")
 
 
 def _short_int(value: int) -> str:

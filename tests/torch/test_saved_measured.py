@@ -408,6 +408,127 @@ def test_recurrent_figures_by_hand(tmp_path):
     assert gru2 - 2 * gru1 == 2 * 2 * 6 * 16 * 4
 
 
+def _checkpointed_peak(graph, batch):
+    """The most bytes autograd holds at once for one training step with torch.utils.checkpoint
+    (reentrant: a block's inputs kept, its layers recomputed whole in its backward) around each
+    segment archcalc checkpoints: every saved storage (parameters and buffers apart) counted
+    from its pack to the release of the last holder, measured with saved_tensors_hooks through
+    the forward and the backward pass. A scalar that needs a gradient goes into each checkpoint
+    so that a block on the network input still records its weights' gradients (not counted)."""
+    from torch.utils.checkpoint import checkpoint
+
+    from archcalc.analysis.memory import checkpoint_segments, saved_bytes
+    from archcalc.analysis.walk import analyze_graph
+    from archcalc.torch.build import build, example_inputs, layer_module
+
+    report = analyze_graph(graph, batch=batch)
+    shapes = dict(graph.input_shapes)
+    shapes.update((row.name, tuple(row.output_shape)) for row in report.layers)
+    owner = checkpoint_segments(graph, saved_bytes(graph, shapes, batch, 4))
+    torch.manual_seed(0)
+    model = build(graph).train()
+    xs = example_inputs(graph, batch=batch, generator=torch.Generator().manual_seed(0))
+    dummy = torch.zeros((), requires_grad=True)
+    state = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers(), dummy]}
+    live, now = {}, [0, 0]  # storage -> [holders, bytes]; bytes now, the peak
+
+    class Held:
+        def __init__(self, t, key):
+            self.t, self.key = t, key
+            if key is not None:
+                if key not in live:
+                    live[key] = [0, key[1]]
+                    now[0] += key[1]
+                    now[1] = max(now)
+                live[key][0] += 1
+
+        def __del__(self):
+            if self.key is not None:
+                live[self.key][0] -= 1
+                if not live[self.key][0]:
+                    now[0] -= live.pop(self.key)[1]
+
+    def pack(t):
+        s = t.untyped_storage() if t.layout == torch.strided else None
+        counted = s is not None and s.nbytes() and s.data_ptr() not in state
+        return Held(t, (s.data_ptr(), s.nbytes()) if counted else None)
+
+    users = {}
+    for n in graph.nodes:
+        for i in n.inputs:
+            users.setdefault(i, set()).add(n.name)
+    values = dict(zip(model.input_names, xs))
+    nodes, last = graph.nodes, graph.nodes[-1].name
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda held: held.t):
+        i = 0
+        while i < len(nodes):
+            inst = owner.get(nodes[i].name)
+            j = i + 1
+            while inst is not None and j < len(nodes) and owner.get(nodes[j].name) == inst:
+                j += 1
+            group = nodes[i:j]
+            names = {n.name for n in group}
+            ext = list(dict.fromkeys(x for n in group for x in n.inputs if x not in names))
+            outs = [n.name for n in group if users.get(n.name, set()) - names or n.name == last]
+
+            def run(_, *args, group=group, ext=ext, outs=outs):
+                v = dict(zip(ext, args))
+                for n in group:
+                    v[n.name] = layer_module(model, n.name)(*(v[x] for x in n.inputs))
+                return tuple(v[o] for o in outs)
+
+            got = (checkpoint(run, dummy, *(values[x] for x in ext), use_reentrant=True) if inst is not None
+                   else run(None, *(values[x] for x in ext)))
+            values.update(zip(outs, got))
+            i = j
+        values[last].float().sum().backward()
+    return now[1]
+
+
+CHECKPOINTED = """\
+input: [4, 6, 6]
+blocks:
+  res:
+    args: {c: 4}
+    layers:
+      - {name: conv1, conv: {out: c, kernel: 3, padding: 1}}
+      - {name: bn, batchnorm: {}}
+      - gelu
+      - {add: {}, from: [gelu1, input]}
+layers:
+  - {name: b0, res: {c: 4}}
+  - {name: b1, res: {c: 4}}
+  - {name: mid, conv: {out: 4, kernel: 1}}
+  - {name: b2, res: {c: 4}, repeat: 2}
+  - {name: fz, res: {c: 4}, trainable: false}
+  - {name: skip, add, from: [fz, b1]}
+  - flatten
+  - linear: 2
+"""
+
+
+@pytest.mark.parametrize("name", ["CHECKPOINTED", "zoo/resnet18", "zoo/mobilenet_v2", "zoo/densenet121"])
+def test_checkpointing_peak_matches_torch_utils_checkpoint(tmp_path, name):
+    # A block on the network input, an outside conv between blocks, a frozen block, a residual
+    # across blocks, a head on a block's output; torchvision's networks at 64 x 64 (MobileNetV2's
+    # and DenseNet's `features` split into their blocks). The old formula (block outputs instead of
+    # inputs, the largest block's first-saved bytes on top) was off by 6 to 25 %.
+    from archcalc.analysis.memory import plan_memory
+    from archcalc.analysis.walk import analyze_graph
+
+    if name == "CHECKPOINTED":
+        path = tmp_path / "spec.yaml"
+        path.write_text(CHECKPOINTED)
+        graph = api.load_graph(path)
+    else:
+        graph = api.load_graph(SPECS / f"{name}.yaml", input_shape=(3, 64, 64))
+    for batch in (1, 2):
+        plan = plan_memory(graph, analyze_graph(graph, batch=batch), checkpointing=True)
+        assert plan.get("training", "activations_checkpointed") == _checkpointed_peak(graph, batch)
+    if name == "zoo/resnet18":
+        assert _checkpointed_peak(graph, 2) == 2_397_696  # measured (the old formula: 2,446,848)
+
+
 @pytest.mark.slow
 def test_random_specs_save_what_pytorch_saves():
     # The random networks of test_random_specs.py (convs, pools, norms, activations, dropout,
