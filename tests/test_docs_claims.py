@@ -112,6 +112,14 @@ def test_json_doc_gives_the_parallel_and_saved_memory_documents_keys():
     assert list(fit) == ["version", "gpu_memory_bytes", "fits", "configurations"]
     assert fit["gpu_memory_bytes"] == 80 * 2**30 and fit["fits"] == len(fit["configurations"]) > 0
     assert list(fit["configurations"][0]) == list(got)
+    # every object says archcalc's version (each configuration said 1), and a key carries its unit once
+    assert {c["version"] for c in fit["configurations"]} == {archcalc.__version__}
+    timed = json.loads(runner.invoke(app, plan + ["--gpu-model", "h100-sxm", "--tokens", "2000000000000"]).stdout)
+    keys = [k for section in ("memory", "schedule", "cost", "communication") for k in timed[section]]
+    assert "model_flops" in timed["cost"] and not [k for k in keys if re.search(r"(_flops|_bytes|_s)\1", k)], keys
+    # 6 x MACs x tokens per step: llama2_70b at 4,096 tokens, global batch 1024 (archcalc's own MACs)
+    macs = archcalc.analyze(ROOT / "specs" / "transformers" / "llama2_70b.yaml").totals.macs
+    assert timed["cost"]["model_flops"] == 6 * macs * 1024
     pytest.importorskip("torch")
     saved = json.loads(runner.invoke(app, ["verify", "--memory", "lecture:rf_stack_stride1", "--json"]).stdout)
     assert _documented_keys(doc, "`archcalc verify SPEC --memory --json`:") == list(saved)

@@ -45,7 +45,7 @@ from math import ceil
 
 from archcalc.analysis.memory import (DEFAULT_UTILIZATION, MASTER_BYTES, MIN_UTILIZATION, OPTIMIZER_NAMES,
                                       OPTIMIZER_STATES, Item, _peak)
-from archcalc.analysis.report import DTYPE_BYTES, Report
+from archcalc.analysis.report import DTYPE_BYTES, Report, _package_version
 from archcalc.errors import SpecError
 from archcalc.layers.base import prod
 from archcalc.reader.graph import Graph
@@ -431,7 +431,9 @@ class ParallelPlan:
         suffix = {"bytes": "_bytes", "flops": "_flops", "flop/s": "_flops_per_s", "seconds": "_s",
                   "bytes/s": "_bytes_per_s"}
         c = self.config
-        out = {"version": 1, "name": self.name, "dtype": self.dtype, "optimizer": self.optimizer,
+        # "version" is archcalc's, as in every JSON document (docs/json.md; a configuration of
+        # --fit's list is one too); a key already named for its unit keeps one suffix (model_flops)
+        out = {"version": _package_version(), "name": self.name, "dtype": self.dtype, "optimizer": self.optimizer,
                "config": {"gpus": c.gpus, "tp": c.tp, "pp": c.pp, "dp": c.dp, "zero": c.zero,
                           "sequence_parallel": c.sequence_parallel, "recompute": c.recompute,
                           "micro_batch": c.micro_batch, "global_batch": c.global_batch,
@@ -439,7 +441,8 @@ class ParallelPlan:
                "stage": self.stage, "stage_totals_bytes": dict(self.stages)}
         for key, items in (("memory", self.memory), ("schedule", self.schedule), ("cost", self.cost),
                            ("communication", self.communication)):
-            out[key] = {i.key + suffix.get(i.unit, ""): i.value for i in items}
+            out[key] = {i.key + ("" if i.key.endswith(suffix.get(i.unit, "")) else suffix.get(i.unit, "")): i.value
+                        for i in items}
         out["formulas"] = {key: {i.key: i.formula for i in items} for key, items in
                            (("memory", self.memory), ("schedule", self.schedule), ("cost", self.cost),
                             ("communication", self.communication))}
@@ -800,7 +803,7 @@ def parse_size(text: str) -> int:
 
 
 def fit_json(plans: list, gpu_memory: int) -> dict:
-    return {"version": 1, "gpu_memory_bytes": gpu_memory, "fits": len(plans),
+    return {"version": _package_version(), "gpu_memory_bytes": gpu_memory, "fits": len(plans),
             "configurations": [pl.to_json() for pl in plans]}
 
 
