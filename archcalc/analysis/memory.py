@@ -317,8 +317,10 @@ def saved_bytes(graph: Graph, shapes: dict, batch: int, itemsize: int, details: 
                 n = 0  # kept only for the weights' gradient, which a frozen layer does not compute
             elif s.for_grad_of and not any(grad[node.inputs[j]] for j in s.for_grad_of):
                 n = 0  # kept only for other inputs' gradients, and none of them needs one
-            elif s.batch1 == "view" and batch == 1:
-                n = 0  # a view, at a batch of 1, of a tensor this layer keeps already
+            elif s.batch1 is not None and s.batch1 != "input" and batch == 1:
+                # a view, at a batch of 1, of a tensor this layer keeps already, or of one it would
+                # not keep otherwise (its elements)
+                n = 0 if s.batch1 == "view" else s.batch1 * size
             elif s.batch1 == "input" and batch == 1:
                 key = base[node.inputs[s.index]]  # the input itself, at a batch of 1
                 full = 0 if key is None else prod(shapes[key]) * size * batch

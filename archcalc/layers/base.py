@@ -80,9 +80,10 @@ class Saved:
                                 # a frozen layer (trainable: false) does not keep it
     for_grad_of: tuple = ()     # kept only for the gradient of these inputs (mul keeps `other` for self's
                                 # gradient): not kept where none of them needs a gradient (a network input)
-    batch1: str | None = None   # a copy made only because the batch dim sits between others: with a batch
+    batch1: object = None       # a copy made only because the batch dim sits between others: with a batch
                                 # of 1 a view: "input" (input `index` itself, counted once), "view" (of a
-                                # tensor this layer keeps already: nothing more)
+                                # tensor this layer keeps already: nothing more), or an int: the elements
+                                # kept then instead (a view of a larger tensor of its own)
 
 
 def saved_elements(saved: Saved, shapes: list[tuple], out: tuple):

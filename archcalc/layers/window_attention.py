@@ -258,16 +258,19 @@ class WindowAttention(Layer):
         # With one head, k^T and v fold into the batched matmul as views of qkv's whole output
         # [N, 3C] (kept whole, 3*Hp*Wp*C), not as copies.
         one_head = heads == 1
+        # So too with one window in all (a batch of 1, tokens == n): k^T is a view of qkv's output,
+        # kept whole, and v a view of the same (measured).
+        one = {"batch1": 3 * tokens * c} if is_num(tokens) and tokens == n else {}
         saved = [Saved("windows [N, C] (qkv's input, a copy)", elements=tokens * c, weights_only=True),
                  Saved("q * d^-1/2 (a copy)", elements=tokens * c),
                  Saved("qkv's output (k^T and v are views of it)", elements=3 * tokens * c) if one_head
-                 else Saved("k^T (a copy)", elements=tokens * c),
+                 else Saved("k^T (a copy)", elements=tokens * c, **one),
                  Saved("attention weights (softmax)", elements=heads * tokens * n)]
         if a["attention_dropout"] > 0:
             saved += [Saved("attention dropout's mask (float)", elements=heads * tokens * n),
                       Saved("dropped weights", elements=heads * tokens * n)]
         if not one_head:
-            saved.append(Saved("v (a copy)", elements=tokens * c))
+            saved.append(Saved("v (a copy)", elements=tokens * c, **({"batch1": "view"} if one else {})))
         saved.append(Saved("heads' output [N, C] (proj's input, a copy)", elements=tokens * c, weights_only=True))
         if a["dropout"] > 0:
             saved.append(Saved("dropout's mask (float)", elements=tokens * c))
