@@ -354,6 +354,7 @@ def test_verify_quiet_json_and_device_auto(tmp_path):
     assert doc["totals"]["macs"] == {"analytic": TINY_MACS, "measured": TINY_MACS, "ok": True}
     from_stdin = data_of(invoke("verify", "-", "--json", "--device", "meta", input=TINY))
     assert from_stdin["totals"]["macs"]["measured"] == TINY_MACS
+    _versioned(data_of(invoke("verify", spec, "--memory", "--json")))
 
 
 DIGITS = ROOT / "specs" / "lecture" / "digits_cnn.yaml"
