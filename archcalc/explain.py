@@ -307,7 +307,10 @@ def _latex_name(name: str) -> str:
         return f"{m[1]}_{{\\mathrm{{{m[2]}}}}}"
     base, _, sub = name.rpartition("_")
     if base and sub and len(sub) <= 3 and not base.endswith("_"):
-        return f"{_latex_name(base)}_{{{_latex_name(sub)}}}"
+        head = _latex_name(base)
+        if "_" in head.replace(r"\_", ""):  # H_in_2, Cin_2: the head has a subscript of its own; a group
+            head = "{" + head + "}"  # takes the next one (H_{in}_{2} is a LaTeX "Double subscript" error)
+        return f"{head}_{{{_latex_name(sub)}}}"
     return r"\mathrm{" + formula.latex_escape(name) + "}"
 
 

@@ -152,3 +152,36 @@ def test_two_formats_at_once_are_one_error(options, said):
     assert result.stderr.strip() == f"error: {said} are two formats: give one"
     both = CliRunner().invoke(app, ["explain", spec, "--latex", "--format", "latex"])  # one format, twice
     assert both.exit_code == 0 and both.stdout.startswith(r"\documentclass")
+
+
+def _double_subscripts(math: str) -> list[str]:
+    """Where a subscript follows a subscript with no group around the first (x_{a}_{b}: TeX's
+    "Double subscript" error, which stops pdflatex)."""
+    found, i = [], 0
+    while (i := math.find("_{", i)) >= 0:
+        depth, j = 0, i + 1
+        while j < len(math):
+            depth += {"{": 1, "}": -1}.get(math[j], 0)
+            j += 1
+            if depth == 0:
+                break
+        if math.startswith("_", j):
+            found.append(math[max(0, i - 12):j + 4])
+        i += 2
+    return found
+
+
+def test_symbols_with_several_underscores_are_one_subscript_each(tmp_path):
+    # input: [3, H_in_2, W] wrote H_{\mathrm{in}}_{\mathrm{2}}: pdflatex stopped at "Double subscript"
+    spec = tmp_path / "s.yaml"
+    spec.write_text("input: [Cin_2, H_in_2, a_b_c]\nlayers:\n  - conv: {out: 4, kernel: 3}\n")
+    doc = _doc(spec)
+    _well_formed(doc)
+    assert _double_subscripts(doc) == []
+    assert r"{H_{\mathrm{in}}}_{\mathrm{2}}" in doc and r"{a_{b}}_{c}" in doc and r"{C_{\mathrm{in}}}_{\mathrm{2}}" in doc
+    assert _double_subscripts(r"H_{\mathrm{in}}_{2} + {x_{1}}_{y}") == [r"H_{\mathrm{in}}_{2}"]  # the check sees it
+    if shutil.which("pdflatex"):
+        (tmp_path / "s.tex").write_text(doc)
+        done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "s.tex"], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout[-3000:]
