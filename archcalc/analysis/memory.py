@@ -444,10 +444,9 @@ def _checkpoint_peak(graph: Graph, shapes: dict, owner: dict, batch: int, itemsi
             peak, peak_at = sum(recomputed.values()), inst
     end = sum(live.values())
     blocks = len({inst for inst, _ in runs if inst is not None})
-    text = (f"the peak: recomputing {peak_at} in the backward pass" if peak > end
-            else "the peak: the forward pass's end")
-    return max(peak, end), (f"{_n(end)} B after the forward pass (outside layers' tensors and the {blocks} blocks' "
-                            f"inputs), {_n(peak)} B at most while a block is recomputed; {text}")
+    first, then = (f"{_n(end)} B after the forward pass (outside layers' tensors, {blocks} blocks' inputs)",
+                   f"{_n(peak)} B while recomputing {peak_at}")
+    return max(peak, end), (f"the peak: {then}; {first}" if peak > end else f"the peak: {first}; {then}")
 
 
 def _short_int(value: int) -> str:
