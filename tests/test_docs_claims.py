@@ -126,3 +126,12 @@ def test_json_doc_gives_the_parallel_and_saved_memory_documents_keys():
     layer_keys = re.search(r'"layers": \[\{(.*?)\}\]', " ".join(doc.split("`archcalc verify SPEC --memory --json`:")[1]
                                                              .split()[:40]))
     assert re.findall(r'"(\w+)"', layer_keys.group(1)) == list(saved["layers"][0])
+
+
+def test_the_python_apis_json_says_archcalcs_version_too():
+    # docs/json.md: every document begins with archcalc's version; the memory plan's to_json() said 1
+    # (the command line put the right one over it, a notebook saw 1)
+    graph = archcalc.load_graph(ROOT / "specs" / "zoo" / "resnet18.yaml")
+    plan = archcalc.plan_memory(graph, archcalc.analyze(graph)).to_json()
+    assert list(plan)[0] == "version" and plan["version"] == archcalc.__version__
+    assert archcalc.analyze(graph).to_json()["version"] == archcalc.__version__

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from archcalc.analysis.report import DTYPE_BYTES, Report
+from archcalc.analysis.report import DTYPE_BYTES, Report, _package_version  # JSON "version": archcalc's
 from archcalc.errors import SpecError
 from archcalc.layers import KINDS
 from archcalc.layers.base import (channels_last_strides, contiguous_strides, is_dense, prod,
@@ -81,7 +81,7 @@ class MemoryPlan:
     def to_json(self) -> dict:
         suffix = {"bytes": "_bytes", "flops": "_flops", "flop/s": "_flops_per_s", "seconds": "_s"}
         listed = {"inputs": {n: {"tokens": list(s)} if t else list(s) for n, s, t in self.inputs}} if self.inputs else {}
-        out = {"version": 1, "name": self.name, "input": list(self.input_shape), **listed, "batch": self.batch,
+        out = {"version": _package_version(), "name": self.name, "input": list(self.input_shape), **listed, "batch": self.batch,
                "dtype": self.dtype, "optimizer": self.optimizer, "checkpointing": self.checkpointing,
                "master_weights": self.master_weights, "params": self.params,
                "trainable_params": self.trainable_params}
