@@ -528,7 +528,8 @@ layers:
 """
 
 
-@pytest.mark.parametrize("name", ["CHECKPOINTED", "zoo/resnet18", "zoo/mobilenet_v2", "zoo/densenet121"])
+@pytest.mark.parametrize("name", ["CHECKPOINTED", "zoo/resnet18", "zoo/mobilenet_v2", "zoo/densenet121",
+                                  "transformers/gpt2_small", "transformers/whisper_tiny"])
 def test_checkpointing_peak_matches_torch_utils_checkpoint(tmp_path, name):
     # A block on the network input, an outside conv between blocks, a frozen block, a residual
     # across blocks, a head on a block's output; torchvision's networks at 64 x 64 (MobileNetV2's
@@ -541,8 +542,10 @@ def test_checkpointing_peak_matches_torch_utils_checkpoint(tmp_path, name):
         path = tmp_path / "spec.yaml"
         path.write_text(CHECKPOINTED)
         graph = api.load_graph(path)
-    else:
+    elif name.startswith("zoo/"):
         graph = api.load_graph(SPECS / f"{name}.yaml", input_shape=(3, 64, 64))
+    else:  # token ids into the first block (8 B each); an encoder-decoder's two inputs
+        graph = _load(name)
     for batch in (1, 2):
         plan = plan_memory(graph, analyze_graph(graph, batch=batch), checkpointing=True)
         assert plan.get("training", "activations_checkpointed") == _checkpointed_peak(graph, batch)
