@@ -135,3 +135,16 @@ def test_the_python_apis_json_says_archcalcs_version_too():
     plan = archcalc.plan_memory(graph, archcalc.analyze(graph)).to_json()
     assert list(plan)[0] == "version" and plan["version"] == archcalc.__version__
     assert archcalc.analyze(graph).to_json()["version"] == archcalc.__version__
+
+
+def test_nothing_names_the_folders_as_they_were_before_the_renames():
+    # archcalc/spec/ is archcalc/reader/, analysis/rf.py is geometry/receptive_field.py (issue 14
+    # point 10); comments and docs that still said spec/parse.py sent readers to no file
+    old = re.compile(r"(?<![\w/])(?:archcalc/)?spec/(?:parse|graph|expr|yaml_source|cli_text|bundled)\.py"
+                     r"|archcalc/spec/|analysis/rf\.py|archcalc\.spec\.|archcalc\.analysis\.rf\b")
+    files = [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "archcalc").rglob("*.py"),
+             *(ROOT / "tests").rglob("*.py"), *(ROOT / "bench").glob("*")]
+    here = Path(__file__).resolve()
+    found = [f"{p.relative_to(ROOT)}: {m.group()}" for p in files if p.is_file() and p.resolve() != here
+             for m in old.finditer(p.read_text(errors="replace"))]
+    assert found == []

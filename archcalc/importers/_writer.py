@@ -271,7 +271,7 @@ class _Writer:
                 if row.entry is not None and row.entry.name is None:
                     continue  # renamed below
                 where = row.entry.where if row.entry else row.node.scope.key
-                if local == INPUT:  # spec/parse.py: `input` names the network's (or a block's) input
+                if local == INPUT:  # reader/parse.py: `input` names the network's (or a block's) input
                     raise SpecError(f"{where}: the name '{INPUT}' cannot be a spec layer's ('{INPUT}' names "
                                     "the input in a spec), so its state_dict keys cannot be kept")
                 raise SpecError(f"{where}: two layers of one module are named '{local}'")

@@ -1245,7 +1245,7 @@ def _reads_tensor(node, value) -> bool:
     return bool(found)
 
 
-_NAME_OK = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(-[A-Za-z0-9_]+)*|0|[1-9][0-9]*")  # spec/parse.py's layer names
+_NAME_OK = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(-[A-Za-z0-9_]+)*|0|[1-9][0-9]*")  # reader/parse.py's layer names
 
 
 def _check_local(local: str, path: str, cls: str):

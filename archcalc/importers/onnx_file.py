@@ -1385,7 +1385,7 @@ def _import(path, input_spec):
     return imp, text
 
 
-# a spec layer name (spec/parse.py): a word, words joined by '-' (RegNet's block1-0), or an index
+# a spec layer name (reader/parse.py): a word, words joined by '-' (RegNet's block1-0), or an index
 _PART = re.compile(r"(?=.{1,100}\Z)[A-Za-z_][A-Za-z0-9_]*(-[A-Za-z0-9_]+)*|0|[1-9][0-9]{0,8}")
 
 

@@ -1,4 +1,4 @@
-"""Review of `bare: true` (spec/parse.py, torch/build.py): a kind holding several tensors is not
+"""Review of `bare: true` (reader/parse.py, torch/build.py): a kind holding several tensors is not
 said to hold none; a bare layer under repeat keeps one parameter per copy, under the copies' names."""
 from __future__ import annotations
 
