@@ -1092,7 +1092,9 @@ def examples() -> None:
     if not any(found.values()):
         typer.echo("error: no bundled specs are installed with this archcalc", err=True)
         raise typer.Exit(2)
-    table = Table(title=Text("bundled specs: archcalc analyze NAME"), title_justify="left")
+    # the answer keys and answers files are listed too: they are read by name, but not by analyze
+    table = Table(title=Text("bundled specs: archcalc analyze NAME (NAME.key: archcalc key or grade; "
+                             "NAME.answers: archcalc check SPEC NAME.answers)"), title_justify="left")
     table.add_column("name", no_wrap=True)
     table.add_column("what it is", overflow="fold")
     for category, rows in found.items():

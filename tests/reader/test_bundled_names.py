@@ -135,3 +135,6 @@ def test_keys_and_answers_listed_by_examples_are_read_by_name(tmp_path, monkeypa
     wrong = runner.invoke(app, ["check", "homework:conv_pool_fc", "homework:conv_pool_fc.answerz"])
     assert wrong.exit_code == 2 and "did you mean 'conv_pool_fc.answers'?" in wrong.output
     assert "Traceback" not in wrong.output
+    # and examples says which command reads them (its title said only `archcalc analyze NAME`)
+    listed = " ".join(runner.invoke(app, ["examples"]).output.split())
+    assert "NAME.key: archcalc key or grade; NAME.answers: archcalc check SPEC NAME.answers" in listed
