@@ -71,3 +71,15 @@ def test_the_readme_training_run_gives_its_losses(tmp_path):
     printed = [speed.sub("", line.rstrip()) for line in result.stdout.splitlines()]
     for line in shown:
         assert speed.sub("", line) in printed, line
+    # and evaluate's JSON on that run has the keys docs/json.md gives, the figures under the split's name
+    import json
+
+    doc = " ".join((ROOT / "docs" / "json.md").read_text().split())
+    documented = doc.split("`archcalc evaluate RUN --json`: `{", 1)[1].split("}`", 1)[0]
+    for split in ("test", "val"):
+        got = json.loads(CliRunner().invoke(app, ["evaluate", str(tmp_path / "digits"), "--split", split,
+                                                  "--json"]).stdout)
+        top = re.findall(r'"(\w+)"', re.sub(r"\{[^}]*\}", "", documented))
+        assert top[:-1] + [split] == list(got)
+        assert re.findall(r'"(\w+)"', documented.split('"test": {')[1]) == list(got[split])
+    assert got["val"]["examples"] == 270 and got["split"] == "val"  # 15% of digits' 1,797, as train's val line
