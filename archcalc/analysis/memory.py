@@ -310,7 +310,8 @@ def saved_bytes(graph: Graph, shapes: dict, batch: int, itemsize: int, details: 
             node.trainable and bool(layer.params(node.args, ins)[0]))
         total, rows = 0, []
         frozen_weights = not node.trainable and layer.saves_input_for_weights
-        for s in layer.saved_tensors(node.args, ins, shape) if grad[node.name] else ():
+        needs = tuple(grad[i] for i in node.inputs)
+        for s in layer.saved_tensors_for(node.args, ins, shape, needs) if grad[node.name] else ():
             size = s.itemsize or itemsize
             key, full = None, 0  # the tensor (a node whose memory it is) and its bytes, where others may share it
             if (s.of == "input" and frozen_weights) or (s.weights_only and not node.trainable):

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from archcalc.errors import LayerError
 from archcalc.geometry.window import is_num
-from archcalc.layers.base import Arg, Layer, Saved, Step, custom_module, register
+from archcalc.layers.base import Arg, Layer, Saved, Step, custom_module, prod, register
 from archcalc.layers.rotary import SOURCE as ROTARY_SOURCE
 
 SOURCE = ROTARY_SOURCE + '''
@@ -404,16 +404,27 @@ class Attention(Layer):
         (the q, k and v projections' nn.Linear saves it), the q/k norm's tensors, rotary's cos and
         sin, then what scaled_dot_product_attention's kernel keeps (sdpa_saved): the CPU flash
         kernel where it runs (no dropout, no score bias input), else the math kernel."""
+        return self._saved(a, shapes, out, bias_grad=True)
+
+    def saved_tensors_for(self, a, shapes, out, needs_grad):
+        # A score bias input that needs no gradient (a network input: a padding mask) is no reason
+        # for the math kernel: the flash kernel runs and keeps it as its attn_mask (measured).
+        return self._saved(a, shapes, out, bias_grad=len(shapes) < 2 or needs_grad[1])
+
+    def _saved(self, a, shapes, out, bias_grad):
         t, _, h, kv, hd = self._sizes(a, shapes)
         saved = [Saved("input", of="input", weights_only=True)]  # the projections keep it for their weights
         saved += self._qk_norm_saved(a, t, h, kv, hd)
         if a["rotary"]:  # cos and sin [T, d/2] of one rotary call, computed for q and again for k
             saved.append(Saved("rotary cos, sin (for q and for k)", elements=2 * t * hd, per_batch=True))
         bias_input = len(shapes) == 2
-        math = a["dropout"] > 0 or bias_input
+        math = a["dropout"] > 0 or (bias_input and bias_grad)
         masked = a["causal"] or a["window"] is not None
-        if bias_input and masked:  # bias.masked_fill(~mask, -inf) keeps the bool mask
+        if bias_input and masked and bias_grad:  # bias.masked_fill(~mask, -inf) keeps the bool mask
             saved.append(Saved("mask (bool)", elements=t * t, itemsize=1, per_batch=True))
+        elif bias_input and not math:  # the flash kernel keeps its attn_mask: the bias (masked: a new one)
+            saved.append(Saved("score bias, masked (the kernel's attn_mask)", elements=prod(shapes[1])) if masked
+                         else Saved("score bias (the kernel's attn_mask)", of="input", index=1))
         elif a["window"] is not None and not math:  # the flash kernel keeps the float mask it made
             saved.append(Saved("mask (float, from the bool window mask)", elements=t * t, per_batch=True))
         # q is laid out head-major ([H, T, d], not a transposed view of [T, H*d]) after rotary or a

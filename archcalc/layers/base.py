@@ -158,6 +158,11 @@ class Layer:
             return [Saved("saved", elements=self.saved_for_backward(a, shapes, out))]
         return [Saved("output", of="output")]
 
+    def saved_tensors_for(self, a: dict, shapes: list[tuple], out: tuple, needs_grad: tuple):
+        """`saved_tensors` for inputs of which `needs_grad` says which need a gradient, for a kind
+        whose ops change with that beyond Saved.for_grad_of (SDPA picks another kernel)."""
+        return self.saved_tensors(a, shapes, out)
+
     def saved_for_backward(self, a: dict, shapes: list[tuple], out: tuple):
         """Elements (one example) this layer keeps for backward, from `saved_tensors`: every tensor
         it saves, counted here even where another layer saves it too (memory counts it once), and

@@ -429,6 +429,37 @@ def test_window_attention_with_one_window_in_all(tmp_path, size, window, extra):
         assert (qkv, "float32") in {(n, d) for _, d, n in one.tensors}
 
 
+BIAS_INPUT = """\
+inputs:
+  x: [8, 16]
+  bias: [2, 8, 8]
+layers:
+  - {name: l, linear: 16, from: x}
+  - {name: a, attention: {heads: 2}, from: [l, bias]}
+  - {name: a1, attention: {heads: 2, causal: true}, from: [a, bias]}
+  - {name: a2, attention: {heads: 2, window: 3, causal: true}, from: [a1, bias]}
+  - {name: a3, attention: {heads: 2, dropout: 0.1}, from: [a2, bias]}
+  - {name: a4, attention: {heads: 2, rotary: true}, from: [a3, bias]}
+  - {name: s, scale: {}, from: bias}
+  - {name: a5, attention: {heads: 2, causal: true}, from: [a4, s]}
+  - {name: o, linear: 2, from: a5}
+"""
+
+
+def test_a_score_bias_that_needs_no_gradient_keeps_the_flash_kernel(tmp_path):
+    # A score bias given as a network input (a padding mask) needs no gradient: SDPA runs the CPU
+    # flash kernel with it as attn_mask and keeps it; only a learned bias (scale) takes the math
+    # kernel (and masked_fill's bool mask).
+    path = tmp_path / "spec.yaml"
+    path.write_text(BIAS_INPUT)
+    for batch in (1, 2):
+        result = check_saved(api.load_graph(path), batch=batch)
+        assert result.ok, [(r.name, r.analytic, r.measured, r.why()) for r in result.mismatches()]
+    a = {r.name: r.measured for r in result.rows}["a"]  # batch 2, float32, H = 2, T = 8, d = 8
+    # l's output [8, 16]; q, k, v, the output [2, 8, 8] each; logsumexp [2, 8]; the bias [2, 8, 8]
+    assert a == 2 * 4 * (8 * 16 + 4 * 2 * 8 * 8 + 2 * 8 + 2 * 8 * 8) == 6272
+
+
 def _checkpointed_peak(graph, batch):
     """The most bytes autograd holds at once for one training step with torch.utils.checkpoint
     (reentrant: a block's inputs kept, its layers recomputed whole in its backward) around each
