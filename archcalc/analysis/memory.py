@@ -318,6 +318,12 @@ def saved_bytes(graph: Graph, shapes: dict, batch: int, itemsize: int, details: 
                 n = 0  # kept only for the weights' gradient, which a frozen layer does not compute
             elif s.for_grad_of and not any(grad[node.inputs[j]] for j in s.for_grad_of):
                 n = 0  # kept only for other inputs' gradients, and none of them needs one
+            elif s.expand is not None and _expanded_view(shapes[node.inputs[s.index]], strides[node.inputs[s.index]],
+                                                         s.expand, batch):
+                key = base[node.inputs[s.index]]  # the expansion is a view: the input itself (None: weights)
+                full = 0 if key is None else prod(shapes[key]) * size * batch
+                n = 0 if key in seen else full
+                seen.add(key)
             elif s.batch1 is not None and s.batch1 != "input" and batch == 1:
                 # a view, at a batch of 1, of a tensor this layer keeps already, or of one it would
                 # not keep otherwise (its elements)
@@ -360,6 +366,16 @@ def _laid_out(rule: str, shape: tuple, strides: tuple, batch: int) -> bool:
     full = (batch,) + tuple(shape)
     contiguous = all(s == c for s, c, n in zip(strides, contiguous_strides(full), full) if n != 1)
     return contiguous or rule == "memory_format" and suggests_channels_last(full, strides)
+
+
+def _expanded_view(shape: tuple, strides: tuple, lead: tuple, batch: int) -> bool:
+    """Whether a [batch, *shape] tensor of these strides, expanded to [batch, *lead, M, K]
+    (broadcast dims stride 0), folds into [batch * prod(lead), M, K] as a view (at::matmul's
+    reshape before bmm): else it copies."""
+    full = (batch,) + tuple(lead) + tuple(shape[-2:])
+    grown = tuple(0 if n == 1 and want != 1 else st
+                  for n, want, st in zip((batch,) + tuple(shape), full, strides))
+    return view_of(full, grown, (prod(full[:-2]),) + full[-2:]) is not None
 
 
 def _matrix_view(shape: tuple, strides: tuple, batch: int) -> bool:

@@ -80,6 +80,9 @@ class Saved:
                                 # a frozen layer (trainable: false) does not keep it
     for_grad_of: tuple = ()     # kept only for the gradient of these inputs (mul keeps `other` for self's
                                 # gradient): not kept where none of them needs a gradient (a network input)
+    expand: tuple | None = None  # an own copy of input `index` expanded to these leading dims (batch excluded)
+                                 # and folded into one, as matmul's bmm takes it: none where that is a
+                                 # view (a stride-0 weights view; a batch of 1): then the input itself
     batch1: object = None       # a copy made only because the batch dim sits between others: with a batch
                                 # of 1 a view: "input" (input `index` itself, counted once), "view" (of a
                                 # tensor this layer keeps already: nothing more), or an int: the elements

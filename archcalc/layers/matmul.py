@@ -57,16 +57,18 @@ class Matmul(Layer):
     def saved_tensors(self, a, shapes, out):
         # torch.matmul folds the leading dims into bmm, which keeps both operands (each for the
         # other's gradient; a transpose is a view). An operand broadcast along a leading dim is
-        # expanded and copied by that fold, so the copy is what is kept.
+        # expanded and copied by that fold, so the copy is what is kept; where the expansion and
+        # fold are a view (a batch of 1; a parameter's stride-0 batch), the operand itself
+        # (Saved.expand; a parameter without a batch dim copies where its leading dims are not 1).
         _, _, _, lead = self._parts(a, shapes)
         saved = []
         for i, (shape, name) in enumerate(zip(shapes, ("first input", "second input"))):
             other = (1 - i,)  # kept for the other operand's gradient only: not where it needs none
-            if tuple(shape[:-2]) == tuple(lead):
+            if not lead:
                 saved.append(Saved(name, of="input", index=i, for_grad_of=other))
             else:
                 saved.append(Saved(f"{name} expanded to the leading dims (a copy)", elements=prod(lead) * prod(shape[-2:]),
-                                   for_grad_of=other))
+                                   for_grad_of=other, index=i, expand=tuple(lead)))
         return saved
 
     def rf(self, a, rfs, shapes, out):

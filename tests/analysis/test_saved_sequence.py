@@ -141,12 +141,14 @@ def test_rotary_glu_matmul_causal_mask():
     assert one([T, D], "glu: {}") == F32 * T * D
     # causal_mask keeps masked_fill's bool mask [T, T], once
     assert one([2, T, T], "causal_mask: {window: 2}", batch=3) == T * T
-    # matmul keeps both inputs; one broadcast along a leading dim is kept expanded (a copy)
+    # matmul keeps both inputs; one broadcast along a leading dim is kept expanded (a copy) at a
+    # batch of 2; at a batch of 1 the expansion folds as a view: p2's output itself (2 x 16 x 16)
     text = ("input: [2, 16, 16]\nlayers:\n  - {name: pre, linear: 16}\n  - {name: p2, linear: 16, from: input}\n"
             "  - {name: p3, reshape: [1, 32, 16], from: p2}\n  - {name: a, matmul: {}, from: [p3, pre]}\n")
-    got = saved(text)
-    assert got["a"] == F32 * (2 * 32 * 16 + 2 * 16 * 16)
+    got = saved(text, 2)
+    assert got["a"] == 2 * F32 * (2 * 32 * 16 + 2 * 16 * 16)
     assert got["p2"] == 0  # its input, the network input, is pre's already
+    assert saved(text)["a"] == F32 * (2 * 16 * 16 + 2 * 16 * 16)
 
 
 def test_moe():

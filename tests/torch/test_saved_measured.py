@@ -429,6 +429,32 @@ def test_window_attention_with_one_window_in_all(tmp_path, size, window, extra):
         assert (qkv, "float32") in {(n, d) for _, d, n in one.tensors}
 
 
+MATMUL_CASES = [("[3, 4, 6]", "[1, 6, 5]"), ("[1, 4, 6]", "[3, 6, 5]"), ("[2, 1, 4, 6]", "[1, 3, 6, 5]"),
+                ("[2, 3, 4, 6]", "[1, 1, 6, 5]"), ("[1, 1, 4, 6]", "[2, 3, 6, 5]")]
+
+
+@pytest.mark.parametrize("first, second", MATMUL_CASES)
+@pytest.mark.parametrize("param", [False, True], ids=["activation", "parameter"])
+def test_matmul_broadcast_copies_only_where_the_fold_is_no_view(tmp_path, first, second, param):
+    # at::matmul expands broadcast leading dims and folds them into bmm's batch: a copy where that
+    # is no view (an activation at a batch of 2 or more), none where it is (a batch of 1; a
+    # parameter's stride-0 batch when its own leading dims are all 1) - then a parameter with
+    # leading dims > 1 is copied at a batch of 2 (it has no batch dim of its own).
+    second_layer = (f"{{name: y, parameter: {{shape: {second}}}, from: x}}" if param
+                    else "{name: y, linear: 5, from: z}")
+    path = tmp_path / "spec.yaml"
+    path.write_text(f"inputs:\n  x: {first}\n  z: {second}\nlayers:\n  - {{name: k, linear: 6, from: x}}\n"
+                    f"  - {second_layer}\n  - {{name: mm, matmul, from: [k, y]}}\n"
+                    "  - {name: mm2, matmul, from: [x, y]}\n  - {name: o, add, from: [mm, mm2]}\n"
+                    "  - {name: o2, linear: 2, from: o}\n")
+    for batch in (1, 2, 3):
+        result = check_saved(api.load_graph(path), batch=batch)
+        assert result.ok, (batch, [(r.name, r.analytic, r.measured, r.why()) for r in result.mismatches()])
+    if (first, second, param) == ("[1, 4, 6]", "[3, 6, 5]", True):  # by hand, batch 3
+        mm = {r.name: r.measured for r in result.rows}["mm"]
+        assert mm == 3 * 3 * (4 * 6 + 6 * 5) * 4  # k expanded [9, 4, 6] and the parameter's [9, 6, 5]
+
+
 BIAS_INPUT = """\
 inputs:
   x: [8, 16]
