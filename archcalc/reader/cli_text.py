@@ -14,6 +14,9 @@ from archcalc.errors import SpecError
 MAX_SIZE_DIGITS = 30
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 _LEFT_OUT = re.compile(r"^,|,\s*,|,$")
+# Sizes joined by x or × and nothing else (`3x224x224`, `[3 × 64 × 64]`): where names are allowed an
+# x is read as a separator only so, between digits (`3,x,W` and `x1` stay names).
+_BY_X = re.compile(r"[\s\[(]*[0-9]+(?:\s*[x×]\s*[0-9]+)+[\s\])]*")
 
 
 def size_left_out(text: str) -> bool:
@@ -22,12 +25,15 @@ def size_left_out(text: str) -> bool:
 
 
 def parse_sizes(text: str, *, names: bool = False, digits: int = MAX_SIZE_DIGITS) -> tuple | None:
-    """One shape as typed (`3,224,224`, `[3, 224, 224]`, `3 224 224`, and without names `3x224x224`):
+    """One shape as typed (`3,224,224`, `[3, 224, 224]`, `3 224 224`, `3x224x224`; with names an x
+    separates only where sizes alone are joined by it, so `3,x,W` holds the name x):
     a tuple of positive ints of at most `digits` digits, or with `names=True` also of names (`3,H,W`,
     the names kept as str); () when the text holds no size at all; None when it is not a shape (a
     part that is neither, or a size left out between commas). Callers word their own errors."""
     if size_left_out(text):
         return None
+    if names and _BY_X.fullmatch(text):  # 3x224x224 means the same with names allowed (`import --input`)
+        names = False
     parts = [p for p in re.split(r"[\s,\[\]()]+" if names else r"[\s,x×\[\]()]+", text.strip()) if p]
     number = re.compile(rf"[0-9]{{1,{digits}}}")
     out = []

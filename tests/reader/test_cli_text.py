@@ -12,8 +12,14 @@ from archcalc.reader.cli_text import parse_sizes, shown, size_left_out
     ("3,224,224", (3, 224, 224), (3, 224, 224)),
     ("[3, 224, 224]", (3, 224, 224), (3, 224, 224)),
     ("(3 224 224)", (3, 224, 224), (3, 224, 224)),
-    ("3x224x224", (3, 224, 224), None),  # x separates numbers only: `x` may be a name
-    ("3×8", (3, 8), None),
+    # x separates sizes, with names allowed too, where only digits stand around it (`import --input
+    # 3x224x224` was refused while analyze, train and the ONNX importer read it)
+    ("3x224x224", (3, 224, 224), (3, 224, 224)),
+    ("3×8", (3, 8), (3, 8)),
+    ("[3 x 8]", (3, 8), (3, 8)),
+    ("3xHxW", None, None),   # not a name either: no guess
+    ("x1", (1,), ("x1",)),   # a name where names are allowed
+    ("3,x,W", None, (3, "x", "W")),
     ("3,H,W", None, (3, "H", "W")),
     ("", (), ()),
     ("[]", (), ()),
@@ -62,6 +68,7 @@ def test_input_and_set_read_the_same_everywhere():
         assert parse_input(text) == (3, 32, 32)
         assert _parse_input(text, ["x"]) == (3, 32, 32)
         assert _coerce("input", text, None) == [3, 32, 32], text
+        assert _shape(text) == [3, 32, 32], text  # the module importer's (torchvision:, timm:) --input
     assert parse_input("features=80,3000;ids=448") == {"features": (80, 3000), "ids": (448,)}
     assert parse_input("3,H,W", names=True) == (3, "H", "W")
     assert parse_binding(" H = 28 ") == ("H", 28)
