@@ -18,6 +18,7 @@ round trip (the spec is parsed before it is returned).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -217,7 +218,7 @@ class _Writer:
         # one kind compare argument by argument, defaults included (a stride 1 and a stride 2 conv
         # have one structure), and only values other than the default are written
         self.defaults = {}
-        for kind, layer in (kinds.items() if isinstance(kinds, dict) else ()):
+        for kind, layer in (kinds.items() if isinstance(kinds, Mapping) else ()):
             self.defaults[kind] = {a.name: (_REQUIRED if a.required else a.default) for a in layer.args}
         self.readers: dict = {}
         for entry in entries:

@@ -514,3 +514,30 @@ def test_a_spec_whose_output_differs_from_the_modules_is_refused(monkeypatch):
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.MaxPool2d(2))
     with pytest.raises(SpecError, match=r"gives an output of \[4, 6, 6\], the module one of \[4, 3, 3\]"):
         from_module(net, (3, 8, 8))
+
+
+def test_blocks_that_differ_by_an_argument_left_at_its_default_are_one_block():
+    # the writer compares entries argument by argument with each kind's defaults (stride 1 is the
+    # default, 2 is not): two instances of one module class are one block with a stride argument.
+    # The lazy kind registry is a Mapping, not a dict; the writer once found no defaults in it.
+    from torch import nn
+
+    class Stage(nn.Module):
+        def __init__(self, stride):
+            super().__init__()
+            self.conv, self.relu = nn.Conv2d(4, 4, 3, stride=stride, padding=1), nn.ReLU()
+
+        def forward(self, x):
+            return self.relu(self.conv(x))
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = Stage(1), Stage(2)
+
+        def forward(self, x):
+            return self.b(self.a(x))
+
+    text = from_module(Net(), (4, 16, 16), source="test")
+    assert "stride: stride" in text and "- {name: b, stage: {stride: 2}}" in text, text
+    assert text.count("conv: {") == 1, text
