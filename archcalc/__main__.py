@@ -144,14 +144,7 @@ def fast_analyze(args):
 
     try:
         report = api.analyze(Path(spec), **ANALYZE_DEFAULTS)
-        if fmt == "table":
-            text = None
-        elif fmt == "json":
-            text = render.json_text(report, depth) + "\n"
-        elif fmt == "csv":
-            text = render.csv_text(report, depth)
-        else:
-            text = render.markdown_text(report, depth, latex=False)
+        text = None if fmt == "table" else render.report_text(report, fmt, depth)
     except Exception:
         return None
     # click.echo (archcalc.cli's output) removes escape sequences outside a terminal and replaces

@@ -356,10 +356,8 @@ def analyze(
             memory_json = {k: v for k, v in plan.to_json().items() if k != "version"}  # the document's is enough
             text = text[:-2] + ',\n  "memory": ' + json.dumps(memory_json) + "\n}"
         typer.echo(text)
-    elif fmt is Format.csv:
-        typer.echo(render.csv_text(report, depth), nl=False)
     else:
-        typer.echo(render.markdown_text(report, depth, latex=latex), nl=False)
+        typer.echo(render.report_text(report, fmt.value, depth, latex=latex), nl=False)
 
 
 Optimizer = Enum("Optimizer", {name: name for name in ("sgd", "momentum", "adam", "adamw")}, type=str)

@@ -323,6 +323,18 @@ def markdown_escape(text) -> str:
     return one_line(str(text)).translate(_MARKDOWN).replace("](", "]\\(")
 
 
+def report_text(report: Report, fmt: str, depth=None, latex: bool = False) -> str:
+    """The report as `archcalc analyze --format FMT` prints it (json, csv or markdown), ending in a
+    newline: the CLI and its fast path (archcalc/__main__.py) write this text."""
+    if fmt == "json":
+        return json_text(report, depth) + "\n"
+    if fmt == "csv":
+        return csv_text(report, depth)
+    if fmt == "markdown":
+        return markdown_text(report, depth, latex=latex)
+    raise ValueError(f"no text format {fmt!r}")
+
+
 def markdown_code(text) -> str:
     """A Markdown code span holding `text` as one line, whatever backticks it holds (CommonMark:
     a fence one backtick longer than the longest run inside, padded by spaces where needed)."""

@@ -45,16 +45,22 @@ def _prefixed(v, steps):
     return None
 
 
-def count(n, unit: str = "") -> str:
-    """11689512 -> '11.7 M'; 4.1e9 FLOP with unit 'FLOP' -> '4.1 GFLOP'; below 1000 as it is."""
+def _short(n, steps, unit: str, small_unit: str) -> str:
+    """n at its prefix from `steps` with `unit` after it, or below the smallest step as it is (a
+    whole number whole, else 3 significant digits) with `small_unit`; a formula as str()."""
     if not _is_number(n):
         return str(n)
     n = _plain(n)
-    hit = _prefixed(n, DECIMAL)
+    hit = _prefixed(n, steps)
     if hit is not None:
         return f"{hit[0]} {hit[1]}{unit}"
     body = str(n) if isinstance(n, numbers.Integral) else f"{n:.3g}"
-    return f"{body} {unit}" if unit else body
+    return f"{body} {small_unit}" if small_unit else body
+
+
+def count(n, unit: str = "") -> str:
+    """11689512 -> '11.7 M'; 4.1e9 FLOP with unit 'FLOP' -> '4.1 GFLOP'; below 1000 as it is."""
+    return _short(n, DECIMAL, unit, unit)
 
 
 def rate(v, unit: str) -> str:
@@ -64,13 +70,7 @@ def rate(v, unit: str) -> str:
 
 def binary_bytes(n) -> str:
     """46_827_520 -> '44.7 MiB'; below 1 KiB in bytes ('512 B')."""
-    if not _is_number(n):
-        return str(n)
-    n = _plain(n)
-    hit = _prefixed(n, BINARY)
-    if hit is not None:
-        return f"{hit[0]} {hit[1]}"
-    return f"{n} B" if isinstance(n, numbers.Integral) else f"{n:.3g} B"
+    return _short(n, BINARY, "", "B")
 
 
 def duration(seconds) -> str:

@@ -20,32 +20,13 @@ import pytest
 
 import archcalc
 from archcalc import graph_export as ge
+from test_graph_export import SPEC
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
 
-# The small DAG of tests/test_graph_export.py: a block instance `res1` with a 1x1 shortcut (both
+# SPEC: the small DAG of tests/test_graph_export.py: a block instance `res1` with a 1x1 shortcut (both
 # of its branches read `stem`), a pooled side branch, a concat of the two.
-SPEC = """\
-name: small-dag
-input: [3, 16, 16]
-blocks:
-  res:
-    args: {c: 8}
-    layers:
-      - conv: {out: c, kernel: 3, padding: 1}
-      - {name: main, relu: {}}
-      - {name: short, from: input, conv: {out: c, kernel: 1}}
-      - {add: {}, from: [main, short]}
-layers:
-  - {name: stem, conv: {out: 8, kernel: 3, padding: 1}}
-  - res: {c: 8}
-  - {name: side, from: stem, maxpool: {kernel: 3, stride: 1, padding: 1}}
-  - {name: end, concat: 0, from: [res1, side]}
-  - global_avgpool
-  - flatten
-  - linear: 10
-"""
 # By hand: res1.conv1 3*3*8*8 + 8 = 584 params, 16*16*576 = 147,456 MACs; res1.short 8*8 + 8 = 72
 # params, 16*16*64 = 16,384 MACs; relu and add nothing. res1: 656 params, 163,840 MACs.
 RES1 = ("res1", "res", "[8, 16, 16]", 656, 163_840)

@@ -380,11 +380,7 @@ class _SpecBuilder:
 
     def _number(self, value, scope, loc, what, positive_int=False, layer=None):
         if isinstance(value, str):
-            _not_a_yaml11_number(value, what, loc, layer)
-            try:
-                value = evaluate(value, scope)
-            except ExprError as exc:
-                raise SpecError(f"{what}: {exc}", loc, layer) from None
+            value = _evaluated(value, scope, what, loc, layer)
         if is_symbolic(value):
             return value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -833,11 +829,7 @@ class _SpecBuilder:
     def _scalar(self, arg, value, scope, loc, what, layer):
         integer = arg.type in ("int", "ints", "padding", "intlist")
         if isinstance(value, str):
-            _not_a_yaml11_number(value, what, loc, layer)
-            try:
-                value = evaluate(value, scope)
-            except ExprError as exc:
-                raise SpecError(f"{what}: {exc}{_symbol_hint(exc) if integer else ''}", loc, layer) from None
+            value = _evaluated(value, scope, what, loc, layer, hint=integer)
         if is_symbolic(value) and integer:
             return value  # a size written in terms of the input's symbols
         if isinstance(value, bool) or not isinstance(value, (int, float)) or integer and not isinstance(value, int):
@@ -860,6 +852,16 @@ def _shown(value, quote: bool = True) -> str:
 def _word(key) -> str:
     """A name for a message: as written when it is a word, else quoted (control characters escaped)."""
     return key if isinstance(key, str) and _NAME.match(key) else repr(key)
+
+
+def _evaluated(text: str, scope, what, loc, layer, hint: bool = False):
+    """An expression written as text (`c * 2`, `H // 2`), evaluated in `scope`; SpecError at the
+    value otherwise (with `hint`, a size name that is not declared suggests its declaration)."""
+    _not_a_yaml11_number(text, what, loc, layer)
+    try:
+        return evaluate(text, scope)
+    except ExprError as exc:
+        raise SpecError(f"{what}: {exc}{_symbol_hint(exc) if hint else ''}", loc, layer) from None
 
 
 def _symbol_hint(exc: ExprError) -> str:
